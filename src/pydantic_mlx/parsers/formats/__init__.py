@@ -1,0 +1,65 @@
+"""The tool-call formats. The folder is the registry: every public module here is a format.
+
+Each format module exposes the same few names:
+
+- `NAME: str` — the format's name (`parse(text, format=NAME)`), equal to the module name.
+- `REASONING: tuple[tuple[str, str], ...]` — (opener, closer) pairs of reasoning blocks.
+- `DROP: tuple[str, ...]` — special-token text that is markup only (end-of-turn tokens, channel
+  headers); removed wherever it appears outside calls, never returned as content.
+- `CALLS: tuple[CallSyntax, ...]` — how call regions open and end (see `_syntax.py`).
+- `UNTAGGED: frozenset[str]` — small-model habits this format also accepts without markers:
+  `"json"` (fenced or bare call objects) and/or `"pythonic"` (`[f(a=1)]`).
+- `TEMPLATE_HINTS: tuple[str, ...]` — substrings of a chat template that mean this format.
+- `parse_region(syntax, body, tools) -> list[ToolCall]` — the calls in one region's body
+  (opener and closer removed); raises `CallSyntaxError` when the body is not a valid call.
+- `render(calls) -> str` — the text a model of this family writes for `calls`, markers included
+  (tests round-trip it through `parse`).
+
+Keep a format's knowledge in its own module; shared helpers live in `parsers/_json.py`,
+`parsers/_calls.py` and `parsers/_schema.py`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Sequence
+from functools import cache
+from types import ModuleType
+from typing import Any, Protocol, cast
+
+from .._tools import ToolSet
+from .._types import ToolCall
+from ._syntax import CallSyntax
+
+__all__ = ["Format", "format_names", "get_format"]
+
+
+class Format(Protocol):
+    """The interface every format module satisfies (checked structurally)."""
+
+    NAME: str
+    REASONING: tuple[tuple[str, str], ...]
+    DROP: tuple[str, ...]
+    CALLS: tuple[CallSyntax, ...]
+    UNTAGGED: frozenset[str]
+    TEMPLATE_HINTS: tuple[str, ...]
+
+    def parse_region(self, syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]: ...
+
+    def render(self, calls: Sequence[ToolCall]) -> str: ...
+
+
+@cache
+def format_names() -> tuple[str, ...]:
+    """Names of every format module in this folder, sorted."""
+    return tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")))
+
+
+@cache
+def get_format(name: str) -> Format:
+    """The format module called `name`. Raises `ValueError` listing the known names otherwise."""
+    if name not in format_names():
+        raise ValueError(f"unknown tool-call format {name!r}; known formats: auto, {', '.join(format_names())}")
+    module: ModuleType = importlib.import_module(f"{__name__}.{name}")
+    return cast(Any, module)
