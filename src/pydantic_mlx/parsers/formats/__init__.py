@@ -60,6 +60,8 @@ def format_names() -> tuple[str, ...]:
 def get_format(name: str) -> Format:
     """The format module called `name`. Raises `ValueError` listing the known names otherwise."""
     if name not in format_names():
-        raise ValueError(f"unknown tool-call format {name!r}; known formats: auto, {', '.join(format_names())}")
+        raise ValueError(
+            f"unknown tool-call format {name!r}; known formats: auto, {', '.join(format_names())}"
+        )
     module: ModuleType = importlib.import_module(f"{__name__}.{name}")
     return cast(Any, module)

@@ -1,0 +1,605 @@
+"""The streaming engine: a sans-I/O state machine that turns model text into events.
+
+Feed it text in pieces of any size; it returns `TextDelta`, `ThinkingDelta` and `ToolCallDelta`
+events. Formats only declare their markers (`formats/_syntax.py`); the engine finds them.
+
+States (one at a time):
+
+- `_Text`: answer text. Looks for the earliest trigger: a call opener, a reasoning opener, a
+  drop marker, or (when the format accepts untagged calls) a ``` fence, `{` or `[`.
+- `_Reasoning`: reasoning text until one of the closers.
+- `_Region`: inside a marked call region until its end rule is met; then the body goes to the
+  format's `parse_region`.
+- `_Untagged`: a possible untagged call (bare or fenced JSON, bare pythonic) until its value
+  closes; then it is a call, or it is emitted as text.
+- `_FenceTail`: after calls inside a ``` fence: drops the closing fence.
+- `_Separator`: after a bare JSON call: drops a `;` that separates it from the next one.
+
+Two rules make streaming equal `parse` for every chunking: a decision is taken only when the
+text seen so far settles it (otherwise the engine waits, holding back only the undecided
+suffix), and `close()` settles whatever is left. Each character is scanned a bounded number of
+times (search positions are kept between feeds), so total work is linear in the text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import regex
+
+from . import _untagged
+from ._calls import calls_from_value
+from ._json import ValueScanner, loads_lenient
+from ._tools import ToolSet
+from ._types import (
+    CallSyntaxError,
+    Event,
+    MalformedCall,
+    ParseProblem,
+    ParseResult,
+    TextDelta,
+    ThinkingDelta,
+    ToolCall,
+    ToolCallDelta,
+    TruncatedCall,
+    UnknownTool,
+)
+from ._untagged import Decision
+from .formats import Format, get_format
+from .formats._syntax import CallSyntax, Closers, JsonValue
+
+__all__ = ["Dialect", "Engine"]
+
+_FENCE = "```"
+
+
+def _skip_space(buf: str, j: int) -> int:
+    while j < len(buf) and buf[j] in " \t\r\n":
+        j += 1
+    return j
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """The merged markers of one format (or, for `auto`, of all of them)."""
+
+    name: str
+    formats: tuple[Format, ...]
+    reasoning: dict[str, tuple[str, ...]]
+    drop: frozenset[str]
+    openers: dict[str, tuple[tuple[Format, CallSyntax], ...]]
+    untagged_json: bool
+    untagged_pythonic: bool
+    tagged_pattern: regex.Pattern[str]
+    full_pattern: regex.Pattern[str]
+    proper_prefixes: frozenset[str]
+    max_marker: int
+
+    @classmethod
+    def of(cls, name: str, format_names: Sequence[str]) -> Dialect:
+        formats = tuple(get_format(n) for n in format_names)
+        reasoning: dict[str, tuple[str, ...]] = {}
+        openers: dict[str, list[tuple[Format, CallSyntax]]] = {}
+        drop: set[str] = set()
+        for fmt in formats:
+            for opener, closer in fmt.REASONING:
+                closers = reasoning.setdefault(opener, ())
+                if closer not in closers:
+                    reasoning[opener] = (*closers, closer)
+            for syntax in fmt.CALLS:
+                openers.setdefault(syntax.opener, []).append((fmt, syntax))
+            drop.update(fmt.DROP)
+        untagged_json = any("json" in f.UNTAGGED for f in formats)
+        untagged_pythonic = any("pythonic" in f.UNTAGGED for f in formats)
+        # A marker that is also a call opener or reasoning opener is not dropped.
+        drop -= set(openers) | set(reasoning)
+        tagged = set(openers) | set(reasoning) | drop
+        untagged: set[str] = set()
+        if untagged_json or untagged_pythonic:
+            untagged = {_FENCE, "["}
+            if untagged_json:
+                untagged.add("{")
+        markers = tagged | untagged
+        prefixes = {m[:k] for m in markers for k in range(1, len(m))}
+        return cls(
+            name=name,
+            formats=formats,
+            reasoning=reasoning,
+            drop=frozenset(drop),
+            openers={k: tuple(v) for k, v in openers.items()},
+            untagged_json=untagged_json,
+            untagged_pythonic=untagged_pythonic,
+            tagged_pattern=_alternation(tagged | ({_FENCE} if untagged else set())),
+            full_pattern=_alternation(markers),
+            proper_prefixes=frozenset(prefixes),
+            max_marker=max((len(m) for m in markers), default=1),
+        )
+
+
+def _alternation(markers: set[str]) -> regex.Pattern[str]:
+    if not markers:
+        return regex.compile(r"(?!)")
+    # Longest first, so that at one position the longest marker wins.
+    ordered = sorted(markers, key=lambda m: (-len(m), m))
+    return regex.compile("|".join(regex.escape(m) for m in ordered))
+
+
+@dataclass
+class _Text:
+    pass
+
+
+@dataclass
+class _Reasoning:
+    closers: tuple[str, ...]
+    pattern: regex.Pattern[str]
+    prefixes: frozenset[str]
+
+
+@dataclass
+class _Region:
+    start: int  # where the opener (or the fence around it) begins: raw text starts here
+    body_start: int
+    opener: str
+    candidates: tuple[tuple[Format, CallSyntax], ...]
+    fenced: bool
+    scan: int = 0
+    scanner: ValueScanner | None = None
+    value_end: int | None = None
+
+
+@dataclass
+class _Untagged:
+    start: int  # raw text start (the fence opener when fenced)
+    value_start: int
+    kind: str  # "json" | "pythonic"
+    fenced: bool
+    name: str | None
+    scanner: ValueScanner = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scanner = ValueScanner(self.value_start)
+
+
+@dataclass
+class _FenceTail:
+    pass
+
+
+@dataclass
+class _Separator:
+    pass
+
+
+_State = _Text | _Reasoning | _Region | _Untagged | _FenceTail | _Separator
+
+
+class Engine:
+    """Incremental parser state for one model output. See `StreamParser` for the public face."""
+
+    def __init__(self, dialect: Dialect, tools: ToolSet, *, in_reasoning: bool) -> None:
+        self._d = dialect
+        self._tools = tools
+        self._buf = ""
+        self._pos = 0  # everything before this has been decided
+        self._scan = 0  # the trigger search resumes here (>= _pos)
+        self._code_fence = False  # inside a ``` block that is not a call: no untagged calls
+        self._events: list[Event] = []
+        self._content: list[str] = []
+        self._reasoning: list[str] = []
+        self.calls: list[ToolCall] = []
+        self.errors: list[ParseProblem] = []
+        self._closed = False
+        self._truncated = False
+        all_closers = tuple(dict.fromkeys(c for cs in dialect.reasoning.values() for c in cs))
+        self._state: _State = self._reasoning_state(all_closers) if in_reasoning else _Text()
+
+    # -- public -----------------------------------------------------------------------------
+
+    def feed(self, text: str) -> list[Event]:
+        if self._closed:
+            raise RuntimeError("feed() after close(): make a new StreamParser for a new output")
+        if text:
+            self._buf += text
+            self._run(final=False)
+        return self._take_events()
+
+    def close(self, *, truncated: bool) -> list[Event]:
+        if not self._closed:
+            self._closed = True
+            self._truncated = truncated
+            self._run(final=True)
+        return self._take_events()
+
+    def result(self) -> ParseResult:
+        content = "".join(self._content)
+        reasoning = "".join(self._reasoning)
+        return ParseResult(
+            content=content if content.strip() else None,
+            reasoning=reasoning if reasoning.strip() else None,
+            calls=list(self.calls),
+            errors=list(self.errors),
+        )
+
+    # -- machinery --------------------------------------------------------------------------
+
+    def _take_events(self) -> list[Event]:
+        events, self._events = self._events, []
+        return events
+
+    def _run(self, *, final: bool) -> None:
+        while self._step(final):
+            pass
+
+    def _step(self, final: bool) -> bool:
+        state = self._state
+        if isinstance(state, _Text):
+            return self._step_text(final)
+        if isinstance(state, _Reasoning):
+            return self._step_reasoning(state, final)
+        if isinstance(state, _Region):
+            return self._step_region(state, final)
+        if isinstance(state, _Untagged):
+            return self._step_untagged(state, final)
+        if isinstance(state, _FenceTail):
+            return self._step_fence_tail(final)
+        return self._step_separator(final)
+
+    def _emit_text(self, end: int) -> None:
+        if end > self._pos:
+            piece = self._buf[self._pos : end]
+            self._content.append(piece)
+            self._events.append(TextDelta(piece))
+            self._pos = end
+        self._scan = max(self._scan, self._pos)
+
+    def _emit_thinking(self, end: int) -> None:
+        if end > self._pos:
+            piece = self._buf[self._pos : end]
+            self._reasoning.append(piece)
+            self._events.append(ThinkingDelta(piece))
+            self._pos = end
+        self._scan = max(self._scan, self._pos)
+
+    def _emit_calls(self, calls: list[ToolCall], raw: str, fmt: str, *, tagged: bool) -> None:
+        for call in calls:
+            if tagged and self._tools.known and call.name not in self._tools.schemas:
+                self.errors.append(
+                    UnknownTool(f"{call.name!r} is not one of the declared tools", raw, fmt, call.name)
+                )
+            self._events.append(ToolCallDelta(len(self.calls), call.name, call.arguments_json(), call.id))
+            self.calls.append(call)
+
+    def _pending_prefix(self, start: int, stop: int, prefixes: frozenset[str], max_len: int) -> int | None:
+        """The first index in [start, stop] where the buffer's tail could still grow into a marker."""
+        buf = self._buf
+        for k in range(max(start, len(buf) - max_len + 1), stop + 1):
+            if buf[k:] in prefixes:
+                return k
+        return None
+
+    def _goto(self, state: _State, pos: int) -> bool:
+        self._state = state
+        self._pos = pos
+        self._scan = pos
+        return True
+
+    # -- text -------------------------------------------------------------------------------
+
+    def _step_text(self, final: bool) -> bool:
+        d, buf = self._d, self._buf
+        pattern = d.tagged_pattern if self._code_fence else d.full_pattern
+        match = pattern.search(buf, self._scan)
+        stop = match.start() if match else len(buf) - 1
+        if not final:
+            pending = self._pending_prefix(self._scan, stop, d.proper_prefixes, d.max_marker)
+            if pending is not None:
+                self._emit_text(pending)
+                self._scan = pending
+                return False
+        if match is None:
+            self._emit_text(len(buf))
+            return False
+        i, marker = match.start(), match.group()
+        if marker == _FENCE:
+            return self._on_fence(i, final)
+        if marker in ("{", "["):
+            return self._on_bracket(i, final, fence_start=None)
+        self._emit_text(i)
+        end = i + len(marker)
+        if marker in d.drop:
+            return self._goto(_Text(), end)
+        if marker in d.reasoning:
+            return self._goto(self._reasoning_state(d.reasoning[marker]), end)
+        return self._goto(_Region(i, end, marker, d.openers[marker], fenced=False, scan=end), i)
+
+    def _on_fence(self, i: int, final: bool) -> bool:
+        if self._code_fence:
+            self._code_fence = False
+            self._emit_text(i + len(_FENCE))
+            return True
+        decision, opener_end = _untagged.fence_opener_end(self._buf, i, final=final)
+        if decision is Decision.WAIT:
+            self._emit_text(i)
+            return False
+        if decision is Decision.REJECT:
+            self._emit_text(opener_end)
+            return True
+        return self._fenced_content(opener_end, i, final, on_other="code")
+
+    def _fenced_content(self, j: int, fence_start: int, final: bool, *, on_other: str) -> bool:
+        """Decide what the fence opened at `fence_start` holds, looking from `j` on: a call
+        (untagged or marked) or something else. `on_other` says what "something else" means:
+        "code" (a fresh fence: its text is code, no untagged calls inside) or "text" (the text
+        after calls in a fence: the fence ended without its closer)."""
+        buf = self._buf
+        while j < len(buf) and buf[j] in " \t\r\n":
+            j += 1
+        if j >= len(buf):
+            if final:
+                return self._goto(_Text(), self._pos) if on_other == "text" else self._emit_all_text()
+            self._emit_text(fence_start)
+            return False
+        if buf[j] in "{[":
+            self._state = _Text()
+            return self._on_bracket(j, final, fence_start=fence_start)
+        for opener in self._d.openers:
+            if buf.startswith(opener, j):
+                self._emit_text(fence_start)
+                end = j + len(opener)
+                region = _Region(fence_start, end, opener, self._d.openers[opener], fenced=True, scan=end)
+                return self._goto(region, fence_start)
+            if not final and opener.startswith(buf[j:]):
+                self._emit_text(fence_start)
+                return False
+        if on_other == "text":
+            return self._goto(_Text(), self._pos)
+        self._code_fence = True  # a fence that holds something else: code, prose, a JSON example
+        self._emit_text(j)
+        return True
+
+    def _emit_all_text(self) -> bool:
+        self._emit_text(len(self._buf))
+        return False
+
+    def _on_bracket(self, i: int, final: bool, *, fence_start: int | None) -> bool:
+        """A `{` or `[` at `i` in text (or first inside a fence opened at `fence_start`)."""
+        d, buf = self._d, self._buf
+        start = i if fence_start is None else fence_start
+        decision, kind, name = Decision.REJECT, "json", None
+        if d.untagged_json:
+            decision, name = _untagged.json_call_start(buf, i, self._tools, final=final)
+        if decision is Decision.REJECT and d.untagged_pythonic and buf[i] == "[":
+            decision, name = _untagged.pythonic_call_start(buf, i, self._tools, final=final)
+            kind = "pythonic"
+        if decision is Decision.WAIT:
+            self._emit_text(start)
+            return False
+        if decision is Decision.REJECT:
+            if fence_start is not None:
+                self._code_fence = True
+            self._emit_text(i + 1)
+            return True
+        self._emit_text(start)
+        return self._goto(_Untagged(start, i, kind, fence_start is not None, name), start)
+
+    # -- reasoning --------------------------------------------------------------------------
+
+    def _reasoning_state(self, closers: tuple[str, ...]) -> _Reasoning:
+        prefixes = frozenset(c[:k] for c in closers for k in range(1, len(c)))
+        return _Reasoning(closers, _alternation(set(closers)), prefixes)
+
+    def _step_reasoning(self, state: _Reasoning, final: bool) -> bool:
+        buf = self._buf
+        match = state.pattern.search(buf, self._scan)
+        if match is None:
+            end = len(buf)
+            if not final:
+                longest = max((len(c) for c in state.closers), default=1)
+                pending = self._pending_prefix(self._scan, len(buf) - 1, state.prefixes, longest)
+                end = pending if pending is not None else end
+            self._emit_thinking(end)
+            self._scan = end
+            return False
+        self._emit_thinking(match.start())
+        return self._goto(_Text(), match.end())
+
+    # -- marked call regions ----------------------------------------------------------------
+
+    def _step_region(self, state: _Region, final: bool) -> bool:
+        rule = state.candidates[0][1].end
+        closers = tuple(
+            dict.fromkeys(c for _, s in state.candidates if isinstance(s.end, Closers) for c in s.end.markers)
+        )
+        if closers:
+            return self._region_closers(state, closers, final)
+        assert isinstance(rule, JsonValue)
+        return self._region_json(state, rule, final)
+
+    def _region_closers(self, state: _Region, closers: tuple[str, ...], final: bool) -> bool:
+        buf = self._buf
+        best: tuple[int, str] | None = None
+        for closer in closers:
+            j = buf.find(closer, state.scan)
+            if j >= 0 and (best is None or j < best[0]):
+                best = (j, closer)
+        if best is not None:
+            j, closer = best
+            return self._resolve_region(state, buf[state.body_start : j], j + len(closer), closed=True)
+        if final:
+            return self._resolve_region(state, buf[state.body_start :], len(buf), closed=False)
+        longest = max(len(c) for c in closers)
+        state.scan = max(state.body_start, len(buf) - longest + 1)
+        return False
+
+    def _region_json(self, state: _Region, rule: JsonValue, final: bool) -> bool:
+        buf = self._buf
+        while True:
+            if state.scanner is None:
+                start = self._json_value_start(state, rule)
+                if start is None:
+                    return self._region_unfinished(state, final)
+                if buf[start] not in "{[":  # the body holds no JSON value where one must be
+                    return self._resolve_region(state, buf[state.body_start : start], start, closed=True)
+                state.scanner = ValueScanner(start)
+            end = state.scanner.scan(buf)
+            if state.scanner.broken:
+                stop = state.scanner.end or len(buf)
+                return self._resolve_region(state, buf[state.body_start : stop], stop, closed=True)
+            if end is None:
+                return self._region_unfinished(state, final)
+            state.value_end = end
+            if rule.separator is None:
+                return self._resolve_region(state, buf[state.body_start : end], end, closed=True)
+            nxt = self._after_separator(end, rule.separator)
+            if nxt is None and not final:
+                return False
+            if nxt is None or nxt >= len(buf) or buf[nxt] not in "{[":
+                return self._resolve_region(state, buf[state.body_start : end], end, closed=True)
+            state.scanner = ValueScanner(nxt)
+
+    def _json_value_start(self, state: _Region, rule: JsonValue) -> int | None:
+        """Index of the first character of the region's JSON value (which the caller checks is
+        `{` or `[`), or None while the buffer ends before that is known."""
+        buf = self._buf
+        j = _skip_space(buf, state.body_start)
+        if j >= len(buf):
+            return None
+        if buf[j] in "{[":
+            starts_marker = any(buf.startswith(a, j) or a.startswith(buf[j:]) for a in rule.after)
+            if not starts_marker:
+                return j
+        if not rule.after:
+            return j
+        found = [(k, a) for a in rule.after if (k := buf.find(a, state.scan)) >= 0]
+        if not found:
+            longest = max(len(a) for a in rule.after)
+            state.scan = max(state.body_start, len(buf) - longest + 1)
+            return None
+        k, marker = min(found)
+        k = _skip_space(buf, k + len(marker))
+        return k if k < len(buf) else None
+
+    def _after_separator(self, end: int, separator: str) -> int | None:
+        """Index of the value after `separator` (spaces allowed), `len(buf)` when there is none,
+        or None when the buffer ends before that is known."""
+        buf = self._buf
+        j = end
+        while j < len(buf) and buf[j] in " \t\r\n":
+            j += 1
+        if j >= len(buf):
+            return None
+        if not buf.startswith(separator, j):
+            return None if separator.startswith(buf[j:]) else len(buf)
+        j += len(separator)
+        while j < len(buf) and buf[j] in " \t\r\n":
+            j += 1
+        return None if j >= len(buf) else j
+
+    def _region_unfinished(self, state: _Region, final: bool) -> bool:
+        if not final:
+            return False
+        if state.value_end is not None:
+            return self._resolve_region(
+                state, self._buf[state.body_start : state.value_end], state.value_end, closed=True
+            )
+        return self._resolve_region(state, self._buf[state.body_start :], len(self._buf), closed=False)
+
+    def _resolve_region(self, state: _Region, body: str, end: int, *, closed: bool) -> bool:
+        raw = self._buf[state.start : end]
+        fmt_name = state.candidates[0][0].NAME
+        if not closed and (self._truncated or not all(s.closer_optional for _, s in state.candidates)):
+            self.errors.append(TruncatedCall("the call was cut off before its end marker", raw, fmt_name))
+            return self._region_as_text(state, end)
+        problem = ""
+        for fmt, syntax in state.candidates:
+            try:
+                calls = fmt.parse_region(syntax, body, self._tools)
+            except CallSyntaxError as exc:
+                problem = problem or f"{fmt.NAME}: {exc}"
+                continue
+            except Exception as exc:  # a format bug must not take the caller down; report it
+                problem = problem or f"{fmt.NAME}: internal error {type(exc).__name__}: {exc}"
+                continue
+            if calls:
+                self._emit_calls(calls, raw, fmt.NAME, tagged=True)
+                if state.fenced:
+                    return self._goto(_FenceTail(), end)
+                return self._goto(_Text(), end)
+        error_type = MalformedCall if closed else TruncatedCall
+        self.errors.append(error_type(problem or "empty call region", raw, fmt_name))
+        return self._region_as_text(state, end)
+
+    def _region_as_text(self, state: _Region, end: int) -> bool:
+        self._state = _Text()
+        if state.fenced:
+            self._code_fence = True
+        self._emit_text(end)
+        return True
+
+    # -- untagged calls ---------------------------------------------------------------------
+
+    def _step_untagged(self, state: _Untagged, final: bool) -> bool:
+        buf = self._buf
+        end = state.scanner.scan(buf)
+        if state.scanner.broken:
+            if state.fenced:
+                self._code_fence = True
+            return self._untagged_as_text(state.scanner.end or len(buf))
+        if end is None:
+            if not final:
+                return False
+            self.errors.append(
+                TruncatedCall("an untagged call was cut off", buf[state.start :], self._d.name, state.name)
+            )
+            return self._untagged_as_text(len(buf))
+        text = buf[state.value_start : end]
+        try:
+            if state.kind == "pythonic":
+                calls = self._pythonic_calls(text)
+            else:
+                calls = calls_from_value(loads_lenient(text), self._tools, untagged=True)
+        except (CallSyntaxError, ValueError):
+            if state.fenced:
+                self._code_fence = True
+            return self._untagged_as_text(end)
+        self._emit_calls(calls, buf[state.start : end], self._d.name, tagged=False)
+        if state.fenced:
+            return self._goto(_FenceTail(), end)
+        if state.kind == "json":
+            return self._goto(_Separator(), end)
+        return self._goto(_Text(), end)
+
+    def _pythonic_calls(self, text: str) -> list[ToolCall]:
+        from ._pythonic import parse_pythonic_calls
+
+        calls = [ToolCall(name, args) for name, args in parse_pythonic_calls(text)]
+        for call in calls:
+            if not self._tools.allows(call.name):
+                raise CallSyntaxError(f"{call.name!r} is not a declared tool")
+        return calls
+
+    def _untagged_as_text(self, end: int) -> bool:
+        self._state = _Text()
+        self._emit_text(end)
+        return True
+
+    def _step_fence_tail(self, final: bool) -> bool:
+        buf = self._buf
+        j = self._pos
+        while j < len(buf) and buf[j] in " \t\r\n":
+            j += 1
+        if not final and j < len(buf) and len(buf) - j < len(_FENCE) and _FENCE.startswith(buf[j:]):
+            return False
+        if buf.startswith(_FENCE, j):
+            return self._goto(_Text(), j + len(_FENCE))
+        return self._fenced_content(self._pos, self._pos, final, on_other="text")
+
+    def _step_separator(self, final: bool) -> bool:
+        nxt = self._after_separator(self._pos, ";")
+        if nxt is None and not final:
+            return False
+        if nxt is not None and nxt < len(self._buf) and self._buf[nxt] == "{":
+            return self._goto(_Text(), nxt)
+        return self._goto(_Text(), self._pos)

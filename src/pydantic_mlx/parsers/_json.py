@@ -1,0 +1,262 @@
+"""Lenient JSON reading and a resumable scanner that finds where a JSON value ends.
+
+Small models write "JSON" with single quotes, Python's `True`/`False`/`None` and trailing commas.
+`loads_lenient` reads those too, but never invents structure: a value that is cut off, has
+unbalanced brackets or trailing garbage is an error, so a truncated call can't be "repaired".
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+__all__ = ["ValueScanner", "loads_lenient"]
+
+_MAX_DEPTH = 512
+_LITERALS: dict[str, Any] = {
+    "true": True,
+    "false": False,
+    "null": None,
+    "True": True,
+    "False": False,
+    "None": None,
+}
+_ESCAPES = {'"': '"', "'": "'", "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+_WS = " \t\r\n"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def loads_lenient(text: str) -> Any:
+    """Read one JSON value, accepting single quotes, Python literals and trailing commas.
+
+    Raises `ValueError` (never anything else) when `text` is not exactly one such value.
+    """
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
+    except ValueError:
+        pass
+    reader = _LenientReader(text)
+    value = reader.value(0)
+    reader.skip_ws()
+    if reader.i != len(text):
+        raise ValueError(f"unexpected text after the JSON value at offset {reader.i}")
+    return value
+
+
+class _LenientReader:
+    """Recursive-descent reader over `text`; depth-limited so it never overflows the stack."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.i = 0
+
+    def skip_ws(self) -> None:
+        text, i = self.text, self.i
+        while i < len(text) and text[i] in _WS:
+            i += 1
+        self.i = i
+
+    def value(self, depth: int) -> Any:
+        if depth > _MAX_DEPTH:
+            raise ValueError("JSON nested too deeply")
+        self.skip_ws()
+        if self.i >= len(self.text):
+            raise ValueError("JSON value expected, got end of text")
+        ch = self.text[self.i]
+        if ch == "{":
+            return self._object(depth)
+        if ch == "[":
+            return self._array(depth)
+        if ch in "\"'":
+            return self._string()
+        if ch == "-" or ch.isdigit():
+            return self._number()
+        return self._literal()
+
+    def _object(self, depth: int) -> dict[str, Any]:
+        self.i += 1
+        result: dict[str, Any] = {}
+        while True:
+            self.skip_ws()
+            if self._peek() == "}":
+                self.i += 1
+                return result
+            if self._peek() not in ("'", '"'):
+                raise ValueError(f"object key expected at offset {self.i}")
+            key = self._string()
+            self.skip_ws()
+            if self._peek() != ":":
+                raise ValueError(f"':' expected at offset {self.i}")
+            self.i += 1
+            result[key] = self.value(depth + 1)
+            self.skip_ws()
+            nxt = self._peek()
+            self.i += 1
+            if nxt == "}":
+                return result
+            if nxt != ",":
+                raise ValueError(f"',' or '}}' expected at offset {self.i - 1}")
+
+    def _array(self, depth: int) -> list[Any]:
+        self.i += 1
+        result: list[Any] = []
+        while True:
+            self.skip_ws()
+            if self._peek() == "]":
+                self.i += 1
+                return result
+            result.append(self.value(depth + 1))
+            self.skip_ws()
+            nxt = self._peek()
+            self.i += 1
+            if nxt == "]":
+                return result
+            if nxt != ",":
+                raise ValueError(f"',' or ']' expected at offset {self.i - 1}")
+
+    def _string(self) -> str:
+        text = self.text
+        quote = text[self.i]
+        i = self.i + 1
+        parts: list[str] = []
+        start = i
+        while True:
+            if i >= len(text):
+                raise ValueError("unterminated string")
+            ch = text[i]
+            if ch == quote:
+                parts.append(text[start:i])
+                self.i = i + 1
+                return "".join(parts)
+            if ch == "\\":
+                parts.append(text[start:i])
+                if i + 1 >= len(text):
+                    raise ValueError("unterminated string")
+                esc = text[i + 1]
+                if esc == "u":
+                    hex_digits = text[i + 2 : i + 6]
+                    if len(hex_digits) != 4 or any(c not in "0123456789abcdefABCDEF" for c in hex_digits):
+                        raise ValueError(f"bad \\u escape at offset {i}")
+                    code = int(hex_digits, 16)
+                    i += 6
+                    # Join a UTF-16 surrogate pair the way json.loads does.
+                    if 0xD800 <= code < 0xDC00 and text[i : i + 2] == "\\u":
+                        low_digits = text[i + 2 : i + 6]
+                        if len(low_digits) == 4 and all(c in "0123456789abcdefABCDEF" for c in low_digits):
+                            low = int(low_digits, 16)
+                            if 0xDC00 <= low < 0xE000:
+                                code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                                i += 6
+                    parts.append(chr(code))
+                elif esc in _ESCAPES:
+                    parts.append(_ESCAPES[esc])
+                    i += 2
+                else:
+                    raise ValueError(f"bad escape \\{esc} at offset {i}")
+                start = i
+                continue
+            i += 1
+
+    def _number(self) -> int | float:
+        text = self.text
+        i = self.i
+        if text[i] == "-":
+            i += 1
+        digits_start = i
+        while i < len(text) and text[i].isdigit():
+            i += 1
+        if i == digits_start:
+            raise ValueError(f"number expected at offset {self.i}")
+        is_float = False
+        if i < len(text) and text[i] == ".":
+            i += 1
+            frac_start = i
+            while i < len(text) and text[i].isdigit():
+                i += 1
+            if i == frac_start:
+                raise ValueError(f"digits expected after '.' at offset {i}")
+            is_float = True
+        if i < len(text) and text[i] in "eE":
+            i += 1
+            if i < len(text) and text[i] in "+-":
+                i += 1
+            exp_start = i
+            while i < len(text) and text[i].isdigit():
+                i += 1
+            if i == exp_start:
+                raise ValueError(f"exponent digits expected at offset {i}")
+            is_float = True
+        literal = text[self.i : i]
+        self.i = i
+        return float(literal) if is_float else int(literal)
+
+    def _literal(self) -> Any:
+        text = self.text
+        i = self.i
+        while i < len(text) and (text[i].isalpha()):
+            i += 1
+        word = text[self.i : i]
+        if word not in _LITERALS:
+            raise ValueError(f"unexpected {text[self.i : self.i + 10]!r} at offset {self.i}")
+        self.i = i
+        return _LITERALS[word]
+
+    def _peek(self) -> str:
+        return self.text[self.i] if self.i < len(self.text) else ""
+
+
+class ValueScanner:
+    """Finds where a bracketed value that starts at `start` ends, across growing buffers.
+
+    Tracks `{}`, `[]`, `()` nesting and single- or double-quoted strings with escapes. Call
+    `scan(buf)` after each feed: each character is looked at once in total (linear time).
+    `end` is set (exclusive index) once the value closes; `broken` once a closing bracket does
+    not match, with `end` at the offending character.
+    """
+
+    _CLOSER: ClassVar[dict[str, str]] = {"{": "}", "[": "]", "(": ")"}
+
+    def __init__(self, start: int) -> None:
+        self._i = start
+        self._stack: list[str] = []
+        self._quote = ""
+        self._escaped = False
+        self.end: int | None = None
+        self.broken = False
+
+    def scan(self, buf: str) -> int | None:
+        """Advance over `buf`; return the end index once the value is complete, else None."""
+        if self.end is not None:
+            return self.end
+        i, stack, quote, escaped = self._i, self._stack, self._quote, self._escaped
+        n = len(buf)
+        closers = self._CLOSER
+        while i < n:
+            ch = buf[i]
+            if quote:
+                if escaped:
+                    escaped = False
+                elif ch == "\\":
+                    escaped = True
+                elif ch == quote:
+                    quote = ""
+            elif ch in closers:
+                stack.append(closers[ch])
+            elif ch in "}])":
+                if not stack or stack.pop() != ch:
+                    self.broken = True
+                    self.end = i
+                    break
+                if not stack:
+                    self.end = i + 1
+                    break
+            elif ch in "\"'":
+                quote = ch
+            i += 1
+        self._i, self._quote, self._escaped = i, quote, escaped
+        return None if self.broken else self.end

@@ -1,0 +1,125 @@
+"""Look-ahead for calls written without markers: ```json fences, bare JSON and bare `[f(a=1)]`.
+
+Each check looks at a bounded window after a trigger character and answers ACCEPT (this may
+be a call: hold it until it completes), REJECT (plain text: emit it now) or WAIT (need more
+text). Only objects whose first key is a call key, naming a tool that may be called, are held,
+so prose with braces streams out at once.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from ._calls import UNTAGGED_FIRST_KEYS
+from ._tools import ToolSet
+
+__all__ = ["Decision", "fence_opener_end", "json_call_start", "pythonic_call_start"]
+
+_NAME_VALUE_KEYS = frozenset({"name", "function", "tool", "tool_name"})
+_MAX_KEY = 16
+_MAX_WS = 256
+_MAX_UNKNOWN_NAME = 128
+_MAX_FENCE_INFO = 40
+
+
+class Decision(Enum):
+    ACCEPT = "accept"
+    REJECT = "reject"
+    WAIT = "wait"
+
+
+def _skip_ws(buf: str, j: int) -> int:
+    end = min(len(buf), j + _MAX_WS)
+    while j < end and buf[j] in " \t\r\n":
+        j += 1
+    return j
+
+
+def _name_limit(tools: ToolSet) -> int:
+    return tools.longest_name if tools.known else _MAX_UNKNOWN_NAME
+
+
+def json_call_start(buf: str, i: int, tools: ToolSet, *, final: bool) -> tuple[Decision, str | None]:
+    """Whether the `{` or `[` at `buf[i]` may open an untagged JSON call; also the name, if read."""
+    undecided = (Decision.REJECT if final else Decision.WAIT), None
+    j = _skip_ws(buf, i + 1) if buf[i] == "[" else i
+    if buf[i] == "[":
+        if j >= len(buf):
+            return undecided
+        if buf[j] != "{":
+            return Decision.REJECT, None
+    j = _skip_ws(buf, j + 1)
+    if j >= len(buf):
+        return undecided
+    quote = buf[j]
+    if quote not in "\"'":
+        return Decision.REJECT, None
+    close = buf.find(quote, j + 1, j + 2 + _MAX_KEY)
+    if close < 0:
+        return undecided if len(buf) - j <= _MAX_KEY + 1 else (Decision.REJECT, None)
+    key = buf[j + 1 : close]
+    if key not in UNTAGGED_FIRST_KEYS:
+        return Decision.REJECT, None
+    if key not in _NAME_VALUE_KEYS:
+        return Decision.ACCEPT, None  # an envelope key (`id`, `type`); the whole object is checked later
+    j = _skip_ws(buf, close + 1)
+    if j >= len(buf):
+        return undecided
+    if buf[j] != ":":
+        return Decision.REJECT, None
+    j = _skip_ws(buf, j + 1)
+    if j >= len(buf):
+        return undecided
+    if key == "function" and buf[j] == "{":
+        return Decision.ACCEPT, None  # OpenAI shape; the inner name is checked when complete
+    quote = buf[j]
+    if quote not in "\"'":
+        return Decision.REJECT, None
+    limit = _name_limit(tools)
+    close = buf.find(quote, j + 1, j + 2 + limit)
+    if close < 0:
+        return undecided if len(buf) - j <= limit + 1 else (Decision.REJECT, None)
+    name = buf[j + 1 : close]
+    if not name or not tools.allows(name):
+        return Decision.REJECT, None
+    return Decision.ACCEPT, name
+
+
+def pythonic_call_start(buf: str, i: int, tools: ToolSet, *, final: bool) -> tuple[Decision, str | None]:
+    """Whether the `[` at `buf[i]` may open a bare pythonic call list like `[f(a=1), g()]`."""
+    undecided = (Decision.REJECT if final else Decision.WAIT), None
+    j = _skip_ws(buf, i + 1)
+    if j >= len(buf):
+        return undecided
+    if not (buf[j].isalpha() or buf[j] == "_"):
+        return Decision.REJECT, None
+    limit = _name_limit(tools)
+    k = j
+    while k < len(buf) and (buf[k].isalnum() or buf[k] in "_.-"):
+        k += 1
+        if k - j > limit:
+            return Decision.REJECT, None
+    if k >= len(buf):
+        return undecided
+    name = buf[j:k]
+    k = _skip_ws(buf, k)
+    if k >= len(buf):
+        return undecided
+    if buf[k] != "(" or not tools.allows(name):
+        return Decision.REJECT, None
+    return Decision.ACCEPT, name
+
+
+def fence_opener_end(buf: str, i: int, *, final: bool) -> tuple[Decision, int]:
+    """For ``` at `buf[i]`: ACCEPT with the index after the fence's info line (language tag and
+    newline), REJECT when it is not a fence opener (e.g. inline ```code```), or WAIT."""
+    j = i + 3
+    newline = buf.find("\n", j, j + _MAX_FENCE_INFO + 1)
+    if newline < 0:
+        if len(buf) - j > _MAX_FENCE_INFO:
+            return Decision.REJECT, j
+        return (Decision.REJECT if final else Decision.WAIT), j
+    info = buf[j:newline]
+    if "`" in info:
+        return Decision.REJECT, j
+    return Decision.ACCEPT, newline + 1
