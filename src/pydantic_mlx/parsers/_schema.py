@@ -1,0 +1,185 @@
+"""Typing the string values of XML-style formats by the tool's JSON schema.
+
+Formats such as Qwen3-Coder (`<parameter=k>v</parameter>`), GLM (`<arg_value>`) and DeepSeek
+DSML write every argument value as bare text: `5`, `true`, `hello`, `[1, 2]`. The text alone
+cannot say whether `5` was the number or the string "5"; the tool's schema can.
+
+The rule, for one value's text:
+
+- The schema allows `string` only: the text, untouched.
+- The schema allows other types: the text read as JSON (strict, then lenient: single quotes,
+  Python `True`/`None`, trailing commas). When `string` is also allowed, the JSON reading is
+  kept only if its type is one of the allowed ones (`null` for `string | null`), otherwise
+  the text stays a string. A text that is not JSON at all stays a string: the call is what the
+  model wrote, and validating it against the schema is the agent's job, not the parser's.
+  An integral number where only `integer` is allowed becomes an `int` (`3.0` -> `3`).
+- No schema (tools unknown, tool or property not declared, or a property without types):
+  only *obviously* typed text is converted: `true`, `false`, `null`, a JSON object or array,
+  and a number whose JSON spelling is exactly the text (`5`, `-2`, `3.5`; not `007`, `1.10` or
+  `1e3`, which could be version strings or codes). Everything else stays a string.
+
+Local `$ref`s (`#/$defs/...`, as pydantic writes them), `anyOf`/`oneOf`/`allOf`, type lists,
+`enum` and `const` are followed to find the allowed types.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from ._json import loads_lenient
+from ._tools import ToolSet
+
+__all__ = ["coerce_argument", "coerce_arguments", "coerce_value"]
+
+_MAX_SCHEMA_DEPTH = 32
+_JSON_TYPES = frozenset({"string", "integer", "number", "boolean", "null", "object", "array"})
+
+
+def coerce_value(
+    text: str, schema: Mapping[str, Any] | None, *, root: Mapping[str, Any] | None = None
+) -> Any:
+    """The value `text` stands for, typed by `schema` (one property's JSON schema).
+
+    `root` is the whole parameters schema, used to resolve `$ref`s (defaults to `schema`).
+    Never raises: text that does not fit the schema comes back as the string it is.
+    """
+    allowed = _allowed_types(schema, root if root is not None else schema, 0) if schema else frozenset()
+    if not allowed:
+        return _obvious_value(text)
+    if allowed == frozenset({"string"}):
+        return text
+    value = _read_json(text)
+    if value is _NOT_JSON:
+        return text
+    kind = _json_type(value)
+    if kind == "number" and not math.isfinite(value):
+        return text
+    if kind == "number" and "integer" in allowed and "number" not in allowed and float(value).is_integer():
+        value, kind = int(value), "integer"
+    if kind == "integer" and "number" in allowed:
+        kind = "number"
+    if "string" in allowed and kind not in allowed:
+        return text
+    return value
+
+
+def coerce_arguments(name: str, raw: Mapping[str, str], tools: ToolSet) -> dict[str, Any]:
+    """The arguments of a call to `name`, each raw text value typed by the declared schema."""
+    return {key: coerce_argument(name, key, text, tools) for key, text in raw.items()}
+
+
+def coerce_argument(name: str, key: str, text: str, tools: ToolSet) -> Any:
+    """One argument's raw text, typed by the schema of property `key` of tool `name`."""
+    root = tools.schema(name)
+    if not isinstance(root, Mapping):
+        return _obvious_value(text)
+    prop: Any = None
+    properties = root.get("properties")
+    if isinstance(properties, Mapping):
+        prop = properties.get(key)  # type: ignore[union-attr]
+    if prop is None and isinstance(root.get("additionalProperties"), Mapping):
+        prop = root["additionalProperties"]
+    return coerce_value(text, prop if isinstance(prop, Mapping) else None, root=root)
+
+
+class _NotJson:
+    pass
+
+
+_NOT_JSON: Any = _NotJson()
+
+
+def _read_json(text: str) -> Any:
+    try:
+        return loads_lenient(text)
+    except ValueError:
+        return _NOT_JSON
+
+
+def _obvious_value(text: str) -> Any:
+    stripped = text.strip()
+    if stripped in ("true", "false", "null"):
+        return {"true": True, "false": False, "null": None}[stripped]
+    if stripped[:1] in ("{", "["):
+        try:
+            return json.loads(stripped, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            return text
+    if stripped[:1] == "-" or stripped[:1].isdigit():
+        try:
+            number = json.loads(stripped, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            return text
+        # Only a number that spells itself back exactly: "1.10" or "1e3" may be strings.
+        if isinstance(number, int | float) and math.isfinite(number) and json.dumps(number) == stripped:
+            return number
+    return text
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "object"
+    return "array"
+
+
+def _allowed_types(schema: Any, root: Any, depth: int) -> frozenset[str]:
+    """The JSON types `schema` admits (empty when it says nothing about types)."""
+    if depth > _MAX_SCHEMA_DEPTH or not isinstance(schema, Mapping):
+        return frozenset()
+    node: Mapping[str, Any] = schema
+    found: set[str] = set()
+    ref = node.get("$ref")
+    if isinstance(ref, str):
+        found |= _allowed_types(_resolve(ref, root), root, depth + 1)
+    declared = node.get("type")
+    if isinstance(declared, str):
+        found.add(declared)
+    elif isinstance(declared, list):
+        found.update(t for t in declared if isinstance(t, str))
+    for combinator in ("anyOf", "oneOf", "allOf"):
+        branches = node.get(combinator)
+        if isinstance(branches, list):
+            for branch in branches:
+                found |= _allowed_types(branch, root, depth + 1)
+    if not found:
+        choices = node.get("enum")
+        if isinstance(choices, list):
+            found.update(_json_type(v) for v in choices)
+        elif "const" in node:
+            found.add(_json_type(node["const"]))
+        elif "properties" in node:
+            found.add("object")
+        elif "items" in node:
+            found.add("array")
+    return frozenset(found & _JSON_TYPES)
+
+
+def _resolve(ref: str, root: Any) -> Any:
+    """The schema a local `#/...` reference points at, or None."""
+    if not ref.startswith("#"):
+        return None
+    node = root
+    for part in ref[1:].split("/"):
+        if not part:
+            continue
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(part.replace("~1", "/").replace("~0", "~"))
+    return node

@@ -1,0 +1,227 @@
+"""DeepSeek calls: V3 / R1, V3.1, and the DSML of V3.2 and V4.
+
+The markers are special tokens spelled with full-width bars `｜` (U+FF5C) and `▁` (U+2581):
+
+- V3 and R1 (`function` is the call type, arguments in a fenced JSON block)::
+
+    <｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather
+    ```json
+    {"city": "Paris"}
+    ```<｜tool▁call▁end｜><｜tool▁calls▁end｜>
+
+- V3.1 (and later non-DSML releases: V3.1-Terminus, V3.2-Exp's chat mode)::
+
+    <｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{"city": "Paris"}<｜tool▁call▁end｜>
+    <｜tool▁calls▁end｜>
+
+  (one line in reality).
+
+- DSML, V3.2 (`function_calls`) and V4 (`tool_calls`), several invokes in one block::
+
+    <｜DSML｜function_calls>
+    <｜DSML｜invoke name="get_weather">
+    <｜DSML｜parameter name="city" string="true">Paris</｜DSML｜parameter>
+    <｜DSML｜parameter name="days" string="false">3</｜DSML｜parameter>
+    </｜DSML｜invoke>
+    </｜DSML｜function_calls>
+
+  `string="true"` values are text, kept byte for byte; `string="false"` values are JSON (when
+  they are not, they are typed by the tool's schema like a parameter without the attribute).
+
+JSON arguments keep their types. Reasoning is `<think>...</think>`; `<｜end▁of▁sentence｜>` ends
+the turn and is dropped. Each call's own end marker must be there: a body whose last call lacks
+`<｜tool▁call▁end｜>` or `</｜DSML｜invoke>` may have been cut off and is not read as a call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import regex
+
+from .._json import loads_lenient
+from .._schema import coerce_argument
+from .._tools import ToolSet
+from .._types import CallSyntaxError, ToolCall
+from ._syntax import CallSyntax, Closers
+
+__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
+
+NAME = "deepseek"
+
+_CALLS_BEGIN, _CALLS_END = "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>"
+_CALL_BEGIN, _CALL_END = "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>"
+_SEP = "<｜tool▁sep｜>"
+_DSML = "｜DSML｜"
+_INVOKE_OPEN, _INVOKE_CLOSE = f"<{_DSML}invoke", f"</{_DSML}invoke>"
+_PARAMETER_OPEN, _PARAMETER_CLOSE = f"<{_DSML}parameter", f"</{_DSML}parameter>"
+
+_SECTION = CallSyntax(_CALLS_BEGIN, Closers((_CALLS_END,)))
+# A lone call without the section markers around it (the section end then is stray markup).
+_LONE_CALL = CallSyntax(_CALL_BEGIN, Closers((_CALL_END,)))
+_DSML_V32 = CallSyntax(f"<{_DSML}function_calls>", Closers((f"</{_DSML}function_calls>",)))
+_DSML_V4 = CallSyntax(f"<{_DSML}tool_calls>", Closers((f"</{_DSML}tool_calls>",)))
+
+REASONING = (("<think>", "</think>"),)
+DROP = ("<｜end▁of▁sentence｜>", _CALLS_END)
+CALLS = (_SECTION, _DSML_V32, _DSML_V4, _LONE_CALL)
+UNTAGGED: frozenset[str] = frozenset()
+TEMPLATE_HINTS = (_CALLS_BEGIN, _CALL_BEGIN, _DSML)
+
+_ATTRIBUTE = regex.compile(r'\s*([A-Za-z_][\w-]*)\s*=\s*"([^"]*)"')
+
+
+def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
+    """The calls in one region: a `<｜tool▁calls▁begin｜>` section, a lone call, or a DSML block."""
+    if syntax.opener == _CALL_BEGIN:
+        return [_call(body)]
+    if syntax.opener == _CALLS_BEGIN:
+        return _section(body)
+    return _dsml(body, tools)
+
+
+def render(calls: Sequence[ToolCall]) -> str:
+    """The text DeepSeek-V3.1's chat template writes for `calls`."""
+    parts = [
+        f"{_CALL_BEGIN}{call.name}{_SEP}{json.dumps(call.arguments, ensure_ascii=False)}{_CALL_END}"
+        for call in calls
+    ]
+    return _CALLS_BEGIN + "".join(parts) + _CALLS_END
+
+
+def _section(body: str) -> list[ToolCall]:
+    calls: list[ToolCall] = []
+    pos = _skip_space(body, 0)
+    while pos < len(body):
+        if not body.startswith(_CALL_BEGIN, pos):
+            raise CallSyntaxError(f"expected {_CALL_BEGIN} in a tool-calls section")
+        start = pos + len(_CALL_BEGIN)
+        end = body.find(_CALL_END, start)
+        if end < 0:
+            raise CallSyntaxError(f"a call without its {_CALL_END}")
+        calls.append(_call(body[start:end]))
+        pos = _skip_space(body, end + len(_CALL_END))
+    if not calls:
+        raise CallSyntaxError("an empty tool-calls section")
+    return calls
+
+
+def _call(text: str) -> ToolCall:
+    """One call between `<｜tool▁call▁begin｜>` and `<｜tool▁call▁end｜>`, V3 or V3.1 style."""
+    if _CALL_BEGIN in text:
+        raise CallSyntaxError(f"{_CALL_BEGIN} opened twice")
+    head, sep, tail = text.partition(_SEP)
+    if not sep:
+        raise CallSyntaxError(f"a call without {_SEP}")
+    head = head.strip()
+    if head == "function" and "```" in tail:
+        # V3 / R1: the type before the separator, then NAME, a newline and a ```json fence.
+        name, newline, arguments_text = tail.partition("\n")
+        if not newline:
+            raise CallSyntaxError("a V3 call needs its arguments on the line after the name")
+        name = name.strip()
+    else:
+        name, arguments_text = head, tail
+    _check_name(name)
+    return ToolCall(name=name, arguments=_json_arguments(_unfence(arguments_text.strip())))
+
+
+def _unfence(text: str) -> str:
+    if not text.startswith("```"):
+        return text
+    if len(text) < 6 or not text.endswith("```"):
+        raise CallSyntaxError("an unclosed ``` fence around the arguments")
+    inner = text[3:-3]
+    if inner.startswith("json"):
+        inner = inner[4:]
+    return inner
+
+
+def _json_arguments(text: str) -> dict[str, Any]:
+    try:
+        arguments = loads_lenient(text)
+    except ValueError as exc:
+        raise CallSyntaxError(f"arguments are not JSON: {exc}") from None
+    if not isinstance(arguments, dict):
+        raise CallSyntaxError("arguments must be a JSON object")
+    return arguments
+
+
+def _dsml(body: str, tools: ToolSet) -> list[ToolCall]:
+    calls: list[ToolCall] = []
+    pos = _skip_space(body, 0)
+    while pos < len(body):
+        attributes, pos = _tag(body, pos, _INVOKE_OPEN)
+        name = attributes.get("name", "")
+        _check_name(name)
+        end = body.find(_INVOKE_CLOSE, pos)
+        if end < 0:
+            raise CallSyntaxError(f"an invoke without its {_INVOKE_CLOSE}")
+        calls.append(ToolCall(name=name, arguments=_dsml_parameters(body[pos:end], name, tools)))
+        pos = _skip_space(body, end + len(_INVOKE_CLOSE))
+    if not calls:
+        raise CallSyntaxError("an empty DSML block")
+    return calls
+
+
+def _dsml_parameters(text: str, name: str, tools: ToolSet) -> dict[str, Any]:
+    arguments: dict[str, Any] = {}
+    pos = _skip_space(text, 0)
+    while pos < len(text):
+        attributes, pos = _tag(text, pos, _PARAMETER_OPEN)
+        key = attributes.get("name", "")
+        if not key:
+            raise CallSyntaxError("a DSML parameter without a name")
+        end = text.find(_PARAMETER_CLOSE, pos)
+        if end < 0:
+            raise CallSyntaxError(f"a parameter without its {_PARAMETER_CLOSE}")
+        value = text[pos:end]
+        if _PARAMETER_OPEN in value:
+            raise CallSyntaxError("a DSML parameter opened inside another")
+        is_string = attributes.get("string")
+        if is_string == "true":
+            arguments[key] = value
+        elif is_string == "false":
+            try:
+                arguments[key] = loads_lenient(value)
+            except ValueError:
+                arguments[key] = coerce_argument(name, key, value, tools)
+        else:
+            arguments[key] = coerce_argument(name, key, value, tools)
+        pos = _skip_space(text, end + len(_PARAMETER_CLOSE))
+    return arguments
+
+
+def _tag(text: str, pos: int, opener: str) -> tuple[dict[str, str], int]:
+    """Read `<｜DSML｜invoke name="...">`-style tag at `pos`: its attributes and the end offset."""
+    if not text.startswith(opener, pos):
+        raise CallSyntaxError(f"expected {opener} in a DSML block")
+    start = pos + len(opener)
+    gt = text.find(">", start)
+    if gt < 0:
+        raise CallSyntaxError(f"{opener} without its closing '>'")
+    inside = text[start:gt]
+    attributes: dict[str, str] = {}
+    at = 0
+    while at < len(inside):
+        match = _ATTRIBUTE.match(inside, at)
+        if match is None:
+            if inside[at:].strip():
+                raise CallSyntaxError(f"unreadable attributes in {opener}: {inside[:60]!r}")
+            break
+        attributes[match.group(1)] = match.group(2)
+        at = match.end()
+    return attributes, gt + 1
+
+
+def _check_name(name: str) -> None:
+    if not name or any(c.isspace() or c in "<>{}\"'`" for c in name):
+        raise CallSyntaxError(f"not a function name: {name[:40]!r}")
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    return pos

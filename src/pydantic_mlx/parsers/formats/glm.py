@@ -1,0 +1,108 @@
+"""GLM-4.5 / 4.6 / 4.7 (and GLM-5) calls: `<tool_call>NAME<arg_key>K</arg_key><arg_value>V</arg_value>`.
+
+GLM-4.5 and 4.6 put a newline after the name and between the tags::
+
+    <tool_call>get_weather
+    <arg_key>city</arg_key>
+    <arg_value>Paris</arg_value>
+    <arg_key>days</arg_key>
+    <arg_value>3</arg_value>
+    </tool_call>
+
+GLM-4.7 writes the same without newlines (`<tool_call>get_weather<arg_key>city</arg_key>...`),
+and a call without arguments is just `<tool_call>NAME</tool_call>`. The template writes a string
+value as is and anything else as JSON, so each value is typed by the tool's schema
+(`parsers/_schema.py`); string values are kept byte for byte. Reasoning is `<think>...</think>`;
+`<|user|>`, `<|observation|>` and `<|endoftext|>` end the turn and are dropped.
+
+`<tool_call>` is shared with hermes and qwen3_coder, so a body that is JSON, starts with
+`<function=` or is anything but a name followed by key/value pairs is rejected here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from .._schema import coerce_arguments
+from .._tools import ToolSet
+from .._types import CallSyntaxError, ToolCall
+from ._syntax import CallSyntax, Closers
+
+__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
+
+NAME = "glm"
+REASONING = (("<think>", "</think>"),)
+DROP = ("<|user|>", "<|observation|>", "<|endoftext|>")
+CALLS = (CallSyntax("<tool_call>", Closers(("</tool_call>",))),)
+UNTAGGED: frozenset[str] = frozenset()
+TEMPLATE_HINTS = ("<arg_key>",)
+
+_KEY_OPEN, _KEY_CLOSE = "<arg_key>", "</arg_key>"
+_VALUE_OPEN, _VALUE_CLOSE = "<arg_value>", "</arg_value>"
+# Characters no tool name contains: they mean the body is prose, JSON or another format's XML.
+_NOT_IN_NAME = frozenset("<>{}[]()\"'`,;=")
+
+
+def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
+    """The one call in a `<tool_call>` body: a name, then `<arg_key>`/`<arg_value>` pairs."""
+    first = body.find(_KEY_OPEN)
+    name = (body if first < 0 else body[:first]).strip()
+    if not name:
+        raise CallSyntaxError("a GLM call needs a function name")
+    if any(c.isspace() or c in _NOT_IN_NAME for c in name):
+        raise CallSyntaxError(f"not a GLM function name: {name[:40]!r}")
+    raw = {} if first < 0 else _pairs(body, first)
+    return [ToolCall(name=name, arguments=coerce_arguments(name, raw, tools))]
+
+
+def render(calls: Sequence[ToolCall]) -> str:
+    """The text GLM-4.5's chat template writes for `calls`."""
+    blocks: list[str] = []
+    for call in calls:
+        lines = [f"<tool_call>{call.name}"]
+        for key, value in call.arguments.items():
+            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            lines += [f"{_KEY_OPEN}{key}{_KEY_CLOSE}", f"{_VALUE_OPEN}{text}{_VALUE_CLOSE}"]
+        blocks.append("\n".join(lines) + "</tool_call>")
+    return "\n".join(blocks)
+
+
+def _pairs(body: str, pos: int) -> dict[str, str]:
+    """`<arg_key>K</arg_key><arg_value>V</arg_value>` pairs from `pos` to the end of `body`."""
+    raw: dict[str, str] = {}
+    while True:
+        pos = _skip_separator(body, pos)
+        if pos == len(body):
+            return raw
+        key, pos = _element(body, pos, _KEY_OPEN, _KEY_CLOSE)
+        key = key.strip()
+        if not key:
+            raise CallSyntaxError("an empty <arg_key>")
+        value, pos = _element(body, _skip_separator(body, pos), _VALUE_OPEN, _VALUE_CLOSE)
+        raw[key] = value
+
+
+def _element(body: str, pos: int, opener: str, closer: str) -> tuple[str, int]:
+    if not body.startswith(opener, pos):
+        raise CallSyntaxError(f"expected {opener} in a GLM call")
+    start = pos + len(opener)
+    end = body.find(closer, start)
+    if end < 0:
+        raise CallSyntaxError(f"{opener} without its {closer}")
+    text = body[start:end]
+    if opener in text:
+        raise CallSyntaxError(f"{opener} opened twice")
+    return text, end + len(closer)
+
+
+def _skip_separator(body: str, pos: int) -> int:
+    """Skip whitespace and the literal two characters `\\n` some GLM outputs put between tags."""
+    while pos < len(body):
+        if body[pos].isspace():
+            pos += 1
+        elif body.startswith("\\n", pos):
+            pos += 2
+        else:
+            break
+    return pos

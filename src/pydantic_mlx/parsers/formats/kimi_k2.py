@@ -1,0 +1,232 @@
+"""Moonshot Kimi calls: Kimi-K2 (K2-Instruct, K2-Thinking, K2.5) sections, and Kimi-K3's XTML.
+
+Kimi-K2 writes a section of calls, each with an id `functions.NAME:INDEX`::
+
+    <|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0<|tool_call_argument_begin|>
+    {"city": "Paris"}<|tool_call_end|><|tool_calls_section_end|>
+
+(one line in reality).
+The id is kept in `ToolCall.id` (agents send it back with the result); the name is the id
+without its `functions.` prefix and `:INDEX` suffix. Some checkpoints spell the section markers
+in the singular (`<|tool_call_section_begin|>`); both are read. Arguments are JSON, types kept.
+Reasoning is `<think>...</think>`; `<|im_end|>` ends the turn and is dropped.
+
+Kimi-K3 writes XTML channels out of `<|open|>`, `<|sep|>` and `<|close|>` tokens::
+
+    <|open|>think<|sep|>...<|close|>think<|sep|>
+    <|open|>response<|sep|>Let me look.<|close|>response<|sep|>
+    <|open|>tools<|sep|><|open|>call tool="get_weather" index="1"<|sep|>
+    <|open|>argument key="city" type="string"<|sep|>Paris<|close|>argument<|sep|>
+    <|close|>call<|sep|><|close|>tools<|sep|><|close|>message<|sep|>
+
+(all on one line in reality). `think` is reasoning, the `response` channel's markers and the message
+end are dropped, and a `tools` channel holds the calls. Each `argument` carries its JSON type:
+`string` values are raw text, the others JSON; a call may instead carry all its arguments as
+one `<|open|>json type="object"<|sep|>{...}<|close|>json<|sep|>` block. Attribute values
+escape `&` and `"` as `&amp;` and `&quot;`. K3 calls carry no id.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import regex
+
+from .._json import loads_lenient
+from .._schema import coerce_argument
+from .._tools import ToolSet
+from .._types import CallSyntaxError, ToolCall
+from ._syntax import CallSyntax, Closers
+
+__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
+
+NAME = "kimi_k2"
+
+_SECTION_BEGIN, _SECTION_END = "<|tool_calls_section_begin|>", "<|tool_calls_section_end|>"
+_SINGULAR_BEGIN, _SINGULAR_END = "<|tool_call_section_begin|>", "<|tool_call_section_end|>"
+_CALL_BEGIN, _CALL_END = "<|tool_call_begin|>", "<|tool_call_end|>"
+_ARGUMENT_BEGIN = "<|tool_call_argument_begin|>"
+_SECTION_ENDS = (_SECTION_END, _SINGULAR_END)
+
+_OPEN, _SEP, _CLOSE = "<|open|>", "<|sep|>", "<|close|>"
+
+
+def _xtml_close(tag: str) -> str:
+    return f"{_CLOSE}{tag}{_SEP}"
+
+
+_K3_TOOLS = CallSyntax(f"{_OPEN}tools{_SEP}", Closers((_xtml_close("tools"),)))
+
+REASONING = (("<think>", "</think>"), (f"{_OPEN}think{_SEP}", _xtml_close("think")))
+DROP = (
+    "<|im_end|>",
+    *_SECTION_ENDS,
+    f"{_OPEN}response{_SEP}",
+    _xtml_close("response"),
+    _xtml_close("message"),
+    "<|end_of_msg|>",
+)
+CALLS = (
+    CallSyntax(_SECTION_BEGIN, Closers(_SECTION_ENDS)),
+    CallSyntax(_SINGULAR_BEGIN, Closers(_SECTION_ENDS)),
+    _K3_TOOLS,
+    # A lone call without the section markers around it.
+    CallSyntax(_CALL_BEGIN, Closers((_CALL_END,))),
+)
+UNTAGGED: frozenset[str] = frozenset()
+TEMPLATE_HINTS = (_SECTION_BEGIN, _CALL_BEGIN, "tool_declare<|im_middle|>", _OPEN)
+
+_CALL_ID = regex.compile(r"(?:functions\.)?(.+?)(?::\d+)?")
+_ATTRIBUTE = regex.compile(r'\s*([A-Za-z_][\w-]*)="([^"]*)"')
+_ENTITY = regex.compile(r"&(quot|amp);")
+
+
+def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
+    """The calls in a K2 section, a lone K2 call, or a K3 `tools` channel."""
+    if syntax is _K3_TOOLS or syntax.opener == _K3_TOOLS.opener:
+        return _k3_tools(body, tools)
+    if syntax.opener == _CALL_BEGIN:
+        return [_k2_call(body)]
+    calls: list[ToolCall] = []
+    pos = _skip_space(body, 0)
+    while pos < len(body):
+        if not body.startswith(_CALL_BEGIN, pos):
+            raise CallSyntaxError(f"expected {_CALL_BEGIN} in a tool-calls section")
+        start = pos + len(_CALL_BEGIN)
+        end = body.find(_CALL_END, start)
+        if end < 0:
+            raise CallSyntaxError(f"a call without its {_CALL_END}")
+        calls.append(_k2_call(body[start:end]))
+        pos = _skip_space(body, end + len(_CALL_END))
+    if not calls:
+        raise CallSyntaxError("an empty tool-calls section")
+    return calls
+
+
+def render(calls: Sequence[ToolCall]) -> str:
+    """The text Kimi-K2's chat template writes for `calls` (ids default to `functions.NAME:i`)."""
+    parts = [
+        f"{_CALL_BEGIN}{call.id or f'functions.{call.name}:{index}'}{_ARGUMENT_BEGIN}"
+        f"{json.dumps(call.arguments, ensure_ascii=False)}{_CALL_END}"
+        for index, call in enumerate(calls)
+    ]
+    return _SECTION_BEGIN + "".join(parts) + _SECTION_END
+
+
+def _k2_call(text: str) -> ToolCall:
+    """`functions.NAME:INDEX<|tool_call_argument_begin|>{...}` (the text between the call markers)."""
+    if _CALL_BEGIN in text:
+        raise CallSyntaxError(f"{_CALL_BEGIN} opened twice")
+    call_id, found, arguments_text = text.partition(_ARGUMENT_BEGIN)
+    if not found:
+        raise CallSyntaxError(f"a call without {_ARGUMENT_BEGIN}")
+    call_id = call_id.strip()
+    match = _CALL_ID.fullmatch(call_id)
+    name = match.group(1) if match else ""
+    if not name or any(c.isspace() or c in "<>{}\"'`" for c in name):
+        raise CallSyntaxError(f"not a Kimi call id: {call_id[:60]!r}")
+    try:
+        arguments = loads_lenient(arguments_text)
+    except ValueError as exc:
+        raise CallSyntaxError(f"arguments of {name!r} are not JSON: {exc}") from None
+    if not isinstance(arguments, dict):
+        raise CallSyntaxError("arguments must be a JSON object")
+    return ToolCall(name=name, arguments=arguments, id=call_id)
+
+
+def _k3_tools(body: str, tools: ToolSet) -> list[ToolCall]:
+    calls: list[ToolCall] = []
+    call_close = _xtml_close("call")
+    pos = _skip_space(body, 0)
+    while pos < len(body):
+        attributes, pos = _xtml_open(body, pos, "call")
+        name = attributes.get("tool", "")
+        if not name:
+            raise CallSyntaxError("a Kimi-K3 call without its tool name")
+        end = body.find(call_close, pos)
+        if end < 0:
+            raise CallSyntaxError(f"a call without its {call_close}")
+        calls.append(ToolCall(name=name, arguments=_k3_arguments(body[pos:end], name, tools)))
+        pos = _skip_space(body, end + len(call_close))
+    if not calls:
+        raise CallSyntaxError("an empty Kimi-K3 tools channel")
+    return calls
+
+
+def _k3_arguments(text: str, name: str, tools: ToolSet) -> dict[str, Any]:
+    arguments: dict[str, Any] = {}
+    pos = _skip_space(text, 0)
+    if text.startswith(f"{_OPEN}json", pos):
+        _, pos = _xtml_open(text, pos, "json")
+        value, pos = _xtml_value(text, pos, "json")
+        if text[pos:].strip():
+            raise CallSyntaxError("text after a Kimi-K3 json block")
+        try:
+            whole = loads_lenient(value)
+        except ValueError as exc:
+            raise CallSyntaxError(f"arguments of {name!r} are not JSON: {exc}") from None
+        if not isinstance(whole, dict):
+            raise CallSyntaxError("arguments must be a JSON object")
+        return whole
+    while pos < len(text):
+        attributes, pos = _xtml_open(text, pos, "argument")
+        key = attributes.get("key")
+        if not key:
+            raise CallSyntaxError("a Kimi-K3 argument without its key")
+        value, pos = _xtml_value(text, pos, "argument")
+        if attributes.get("type", "string") == "string":
+            arguments[key] = value
+        else:
+            try:
+                arguments[key] = loads_lenient(value)
+            except ValueError:
+                arguments[key] = coerce_argument(name, key, value, tools)
+        pos = _skip_space(text, pos)
+    return arguments
+
+
+def _xtml_open(text: str, pos: int, tag: str) -> tuple[dict[str, str], int]:
+    """Read `<|open|>TAG a="1" b="2"<|sep|>` at `pos`: its attributes and the end offset."""
+    opener = _OPEN + tag
+    if not text.startswith(opener, pos):
+        raise CallSyntaxError(f"expected {opener} in a Kimi-K3 tools channel")
+    start = pos + len(opener)
+    sep = text.find(_SEP, start)
+    if sep < 0:
+        raise CallSyntaxError(f"{opener} without its {_SEP}")
+    inside = text[start:sep]
+    attributes: dict[str, str] = {}
+    at = 0
+    while at < len(inside):
+        match = _ATTRIBUTE.match(inside, at)
+        if match is None:
+            if inside[at:].strip():
+                raise CallSyntaxError(f"unreadable attributes in {opener}: {inside[:60]!r}")
+            break
+        attributes[match.group(1)] = _ENTITY.sub(_unescape, match.group(2))
+        at = match.end()
+    return attributes, sep + len(_SEP)
+
+
+def _unescape(entity: regex.Match[str]) -> str:
+    return '"' if entity.group(1) == "quot" else "&"
+
+
+def _xtml_value(text: str, pos: int, tag: str) -> tuple[str, int]:
+    """The raw text from `pos` to `<|close|>TAG<|sep|>`, and the offset after that marker."""
+    closer = _xtml_close(tag)
+    end = text.find(closer, pos)
+    if end < 0:
+        raise CallSyntaxError(f"{_OPEN}{tag} without its {closer}")
+    value = text[pos:end]
+    if _OPEN in value:
+        raise CallSyntaxError(f"{_OPEN} inside a Kimi-K3 {tag} value")
+    return value, end + len(closer)
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    return pos
