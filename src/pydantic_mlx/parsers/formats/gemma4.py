@@ -1,0 +1,244 @@
+"""Google Gemma 4 tool calls: `<|tool_call>call:get_weather{city:<|"|>Paris<|"|>,days:3}<tool_call|>`.
+
+Gemma 4's chat template writes the arguments in its own notation, not JSON: keys are bare,
+strings are wrapped in the `<|"|>` token, numbers and `true`/`false` are bare, and objects and
+lists nest with `{}`/`[]`. Because strings are always delimited, every value's type is known
+from the text: `3` is a number, `<|"|>3<|"|>` a string. Several calls are consecutive
+`<|tool_call>` blocks. Reasoning is `<|channel>thought\\n` … `<channel|>`; the turn ends with
+`<turn|>`, and after a call the model writes `<|tool_response>` to hand over to the tool.
+
+Lenient where it cannot be ambiguous: `"JSON strings"` and quoted keys are read too, and a bare
+word that is not a number, boolean or null (`unit:celsius`) is the string the model meant.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import regex
+
+from .._tools import ToolSet
+from .._types import CallSyntaxError, ToolCall
+from ._syntax import CallSyntax, Closers
+
+__all__ = [
+    "CALLS",
+    "DROP",
+    "NAME",
+    "REASONING",
+    "TEMPLATE_HINTS",
+    "UNTAGGED",
+    "parse_region",
+    "render",
+]
+
+NAME = "gemma4"
+REASONING = (
+    ("<|channel>thought\n", "<channel|>"),
+    ("<|channel>thought", "<channel|>"),
+    ("<|channel>", "<channel|>"),
+)
+DROP = ("<turn|>", "<|tool_response>", "<tool_response|>", "<eos>")
+CALLS = (CallSyntax("<|tool_call>", Closers(("<tool_call|>",))),)
+UNTAGGED: frozenset[str] = frozenset()
+TEMPLATE_HINTS = ("<|tool_call>call:", "<|tool_call>")
+
+STRING_DELIMITER = '<|"|>'
+_CALL_PREFIX = "call:"
+_NAME = regex.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+_BARE_KEY = regex.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NUMBER = regex.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_BARE_LITERALS: dict[str, Any] = {
+    "true": True,
+    "false": False,
+    "null": None,
+    "True": True,
+    "False": False,
+    "None": None,
+}
+_MAX_DEPTH = 128
+_WHITESPACE = " \t\r\n"
+
+
+def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
+    """The one call in a `<|tool_call>` block: `call:NAME{...}`. Raises `CallSyntaxError` when the
+    body is anything else, including an object that is cut off or followed by more text."""
+    text = body.strip(_WHITESPACE)
+    if not text.startswith(_CALL_PREFIX):
+        raise CallSyntaxError("expected call:NAME{...}")
+    name_match = _NAME.match(text, len(_CALL_PREFIX))
+    if name_match is None:
+        raise CallSyntaxError("expected a tool name after call:")
+    name = name_match.group()
+    reader = _ArgumentReader(text, name_match.end())
+    reader.skip_whitespace()
+    if reader.peek() != "{":
+        raise CallSyntaxError(f"{name}: expected '{{' after the name")
+    arguments = reader.object(0)
+    reader.skip_whitespace()
+    if reader.i != len(text):
+        raise CallSyntaxError(f"{name}: unexpected text after the arguments")
+    return [ToolCall(name=name, arguments=arguments)]
+
+
+class _ArgumentReader:
+    """Recursive descent over Gemma's argument notation; depth-limited, one pass over the text."""
+
+    def __init__(self, text: str, start: int) -> None:
+        self.text = text
+        self.i = start
+
+    def peek(self) -> str:
+        return self.text[self.i] if self.i < len(self.text) else ""
+
+    def skip_whitespace(self) -> None:
+        text, i = self.text, self.i
+        while i < len(text) and text[i] in _WHITESPACE:
+            i += 1
+        self.i = i
+
+    def object(self, depth: int) -> dict[str, Any]:
+        if depth > _MAX_DEPTH:
+            raise CallSyntaxError("arguments nested too deeply")
+        self.i += 1  # the "{"
+        result: dict[str, Any] = {}
+        while True:
+            self.skip_whitespace()
+            if self.peek() == "}":
+                self.i += 1
+                return result
+            key = self.key()
+            self.skip_whitespace()
+            if self.peek() != ":":
+                raise CallSyntaxError(f"expected ':' after key {key[:40]!r}")
+            self.i += 1
+            result[key] = self.value(depth + 1, "}")
+            if not self.separator("}"):
+                return result
+
+    def array(self, depth: int) -> list[Any]:
+        if depth > _MAX_DEPTH:
+            raise CallSyntaxError("arguments nested too deeply")
+        self.i += 1  # the "["
+        result: list[Any] = []
+        while True:
+            self.skip_whitespace()
+            if self.peek() == "]":
+                self.i += 1
+                return result
+            result.append(self.value(depth + 1, "]"))
+            if not self.separator("]"):
+                return result
+
+    def separator(self, closer: str) -> bool:
+        """After a member: True when a `,` follows (more may come), False once `closer` is read."""
+        self.skip_whitespace()
+        ch = self.peek()
+        if ch == ",":
+            self.i += 1
+            return True
+        if ch == closer:
+            self.i += 1
+            return False
+        if not ch:
+            raise CallSyntaxError("arguments cut off")
+        raise CallSyntaxError(f"expected ',' or {closer!r}, got {ch!r}")
+
+    def key(self) -> str:
+        if self.text.startswith(STRING_DELIMITER, self.i):
+            return self.delimited_string()
+        if self.peek() == '"':
+            return self.json_string()
+        # The template writes keys bare whatever they hold (`max-results`, `a.b`): read to the ':'.
+        text, start = self.text, self.i
+        i = start
+        while i < len(text) and text[i] not in ':,{}[]"' and not text.startswith(STRING_DELIMITER, i):
+            i += 1
+        key = text[start:i].strip(_WHITESPACE)
+        if not key:
+            raise CallSyntaxError(f"expected a key, got {text[start : start + 20]!r}")
+        self.i = i
+        return key
+
+    def value(self, depth: int, closer: str) -> Any:
+        self.skip_whitespace()
+        if self.text.startswith(STRING_DELIMITER, self.i):
+            return self.delimited_string()
+        ch = self.peek()
+        if ch == "{":
+            return self.object(depth)
+        if ch == "[":
+            return self.array(depth)
+        if ch == '"':
+            return self.json_string()
+        return self.bare(closer)
+
+    def delimited_string(self) -> str:
+        start = self.i + len(STRING_DELIMITER)
+        end = self.text.find(STRING_DELIMITER, start)
+        if end < 0:
+            raise CallSyntaxError("string cut off")
+        self.i = end + len(STRING_DELIMITER)
+        return self.text[start:end]
+
+    def json_string(self) -> str:
+        text, i = self.text, self.i + 1
+        while i < len(text) and text[i] != '"':
+            i += 2 if text[i] == "\\" else 1
+        if i >= len(text):
+            raise CallSyntaxError("string cut off")
+        try:
+            value = json.loads(text[self.i : i + 1])
+        except ValueError:
+            raise CallSyntaxError("bad escape in a string") from None
+        self.i = i + 1
+        return value
+
+    def bare(self, closer: str) -> Any:
+        text, start = self.text, self.i
+        i = start
+        while i < len(text) and text[i] not in ",{}[]" and not text.startswith(STRING_DELIMITER, i):
+            i += 1
+        word = text[start:i].strip(_WHITESPACE)
+        if not word:
+            raise CallSyntaxError("missing value")
+        self.i = i
+        if word in _BARE_LITERALS:
+            return _BARE_LITERALS[word]
+        if _NUMBER.fullmatch(word):
+            number = json.loads(word)
+            if isinstance(number, float) and not math.isfinite(number):
+                return word
+            return number
+        return word
+
+
+def render(calls: Sequence[ToolCall]) -> str:
+    """What Gemma 4's chat template writes for `calls`: one `<|tool_call>` block per call."""
+    return "".join(
+        f"<|tool_call>call:{call.name}{_render_value(call.arguments)}<tool_call|>" for call in calls
+    )
+
+
+def _render_value(value: Any) -> str:
+    if isinstance(value, str):
+        return f"{STRING_DELIMITER}{value}{STRING_DELIMITER}"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ",".join(_render_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        items = (f"{_render_key(key)}:{_render_value(item)}" for key, item in value.items())
+        return "{" + ",".join(items) + "}"
+    raise TypeError(f"not a JSON value: {value!r}")
+
+
+def _render_key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else f"{STRING_DELIMITER}{key}{STRING_DELIMITER}"

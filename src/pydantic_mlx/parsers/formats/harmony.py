@@ -1,0 +1,134 @@
+"""OpenAI harmony (gpt-oss): messages on channels.
+
+The model writes a sequence of messages, each `<|channel|>NAME<|message|>TEXT` ended by
+`<|end|>` (or the stop tokens `<|call|>` / `<|return|>`), later ones opened by
+`<|start|>assistant`:
+
+- `analysis` → reasoning;
+- `final`, and `commentary` without a recipient (a "preamble" to a call) → content;
+- a message addressed to `functions.NAME` → a call whose arguments are the JSON message. The
+  recipient sits in the channel header (`<|channel|>commentary to=functions.get_weather
+  <|constrain|>json<|message|>{...}<|call|>`) or before it (`<|start|>assistant
+  to=functions.get_weather<|channel|>commentary json<|message|>{...}`), on the commentary or
+  analysis channel. When the prompt ended with `<|start|>assistant`, the output may begin
+  directly with ` to=functions.NAME`.
+
+Header tokens are dropped, so no `<|...|>` marker reaches content or reasoning. Generation
+usually stops on `<|call|>` / `<|return|>` and the stop token may be missing from the text: a
+call whose JSON is complete still counts unless the output was truncated.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import regex
+
+from .._json import loads_lenient
+from .._tools import ToolSet
+from .._types import CallSyntaxError, ToolCall
+from ._syntax import CallSyntax, Closers
+
+__all__ = [
+    "CALLS",
+    "DROP",
+    "NAME",
+    "REASONING",
+    "TEMPLATE_HINTS",
+    "UNTAGGED",
+    "parse_region",
+    "render",
+]
+
+NAME = "harmony"
+_MESSAGE_ENDS = ("<|end|>", "<|return|>", "<|call|>")
+# A message normally ends with <|end|>; `<|start|>assistant` means the next message began
+# without one (consumed whole, so "assistant" never leaks).
+_ENDS = (*_MESSAGE_ENDS, "<|start|>assistant")
+REASONING = tuple(("<|channel|>analysis<|message|>", closer) for closer in _ENDS)
+DROP = (
+    "<|start|>assistant",
+    "<|channel|>final<|message|>",
+    "<|channel|>commentary<|message|>",
+    "<|channel|>final",
+    "<|channel|>commentary",
+    "<|channel|>analysis",
+    *_MESSAGE_ENDS,
+    "<|start|>",
+    "<|channel|>",
+    "<|message|>",
+    "<|constrain|>",
+)
+_CALL_END = Closers(_ENDS)
+_RECIPIENT_OPENERS = (
+    "<|channel|>commentary to=",
+    "<|channel|>analysis to=",
+    "<|start|>assistant to=",
+)
+# The output right after a `<|start|>assistant` prompt: only a function recipient is taken
+# there, since a bare " to=" could be prose.
+_BARE_FUNCTIONS_OPENER = " to=functions."
+CALLS = (
+    *(CallSyntax(opener, _CALL_END) for opener in _RECIPIENT_OPENERS),
+    CallSyntax(_BARE_FUNCTIONS_OPENER, _CALL_END),
+)
+UNTAGGED: frozenset[str] = frozenset()
+TEMPLATE_HINTS = ("<|channel|>", "<|constrain|>")
+
+_FUNCTIONS = "functions."
+_MESSAGE = "<|message|>"
+_RECIPIENT = regex.compile(r"[^\s<]+")
+# What may stand between the recipient and <|message|>: the channel, the content type.
+_HEADER = regex.compile(r"(?:\s+|<\|channel\|>\w+|<\|constrain\|>\s*[\w./+-]+|[\w./+-]+)*")
+
+
+def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
+    """The call in one recipient-addressed message: `RECIPIENT HEADER<|message|>JSON`.
+
+    Returns no calls for a well-formed message to another recipient (a built-in tool). Raises
+    `CallSyntaxError` when the header is not a harmony header or the message to a function is not
+    a JSON object."""
+    recipient = _RECIPIENT.match(body)
+    if recipient is None:
+        raise CallSyntaxError("expected a recipient after to=")
+    target = recipient.group()
+    if syntax.opener == _BARE_FUNCTIONS_OPENER:
+        target = _FUNCTIONS + target
+    header_end = body.find(_MESSAGE, recipient.end())
+    if header_end < 0:
+        raise CallSyntaxError(f"to={target[:80]}: no <|message|> after the header")
+    if _HEADER.fullmatch(body, recipient.end(), header_end) is None:
+        raise CallSyntaxError(f"to={target[:80]}: not a harmony message header")
+    if not target.startswith(_FUNCTIONS):
+        # A message to a built-in tool (`python`, `browser.search`) or a stray `to=assistant`:
+        # not a function call, and not meant for the user either.
+        return []
+    name = target[len(_FUNCTIONS) :]
+    if not name:
+        raise CallSyntaxError("to=functions. without a name")
+    payload = body[header_end + len(_MESSAGE) :].strip()
+    try:
+        arguments = loads_lenient(payload) if payload else {}
+    except ValueError as exc:
+        raise CallSyntaxError(f"{name}: arguments are not JSON: {exc}") from None
+    if isinstance(arguments, str):
+        # A JSON string holding the JSON object: the arguments were encoded twice.
+        try:
+            arguments = loads_lenient(arguments)
+        except ValueError:
+            raise CallSyntaxError(f"{name}: arguments must be a JSON object") from None
+    if not isinstance(arguments, dict):
+        raise CallSyntaxError(f"{name}: arguments must be a JSON object")
+    return [ToolCall(name=name, arguments=arguments)]
+
+
+def render(calls: Sequence[ToolCall]) -> str:
+    """Each call as its own commentary message, as gpt-oss writes them (`<|call|>`-terminated,
+    the next one opened with `<|start|>assistant`)."""
+    messages = (
+        f"<|channel|>commentary to=functions.{call.name} <|constrain|>json<|message|>"
+        f"{json.dumps(call.arguments, ensure_ascii=False)}<|call|>"
+        for call in calls
+    )
+    return "<|start|>assistant".join(messages)

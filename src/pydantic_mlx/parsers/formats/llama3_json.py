@@ -1,0 +1,93 @@
+"""Llama 3.1 / 3.2 / 3.3 JSON tool calls.
+
+The model writes `{"name": "get_weather", "parameters": {"city": "Paris"}}` (some write
+`"arguments"`), bare or after `<|python_tag|>`, several calls separated by `;`, and ends its turn
+with `<|eot_id|>` (or `<|eom_id|>` when it expects a tool result). The bare object is the
+engine's untagged-JSON habit (counted only for declared tools); this module reads what follows
+`<|python_tag|>`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from .._calls import calls_from_value
+from .._json import loads_lenient
+from .._tools import ToolSet
+from .._types import CallSyntaxError, ToolCall
+from ._syntax import CallSyntax, JsonValue
+
+__all__ = [
+    "CALLS",
+    "DROP",
+    "NAME",
+    "REASONING",
+    "TEMPLATE_HINTS",
+    "UNTAGGED",
+    "parse_region",
+    "render",
+]
+
+NAME = "llama3_json"
+REASONING: tuple[tuple[str, str], ...] = ()
+DROP = ("<|eot_id|>", "<|eom_id|>")
+CALLS = (CallSyntax("<|python_tag|>", JsonValue(separator=";")),)
+UNTAGGED = frozenset({"json"})
+TEMPLATE_HINTS = ("<|python_tag|>", "<|eom_id|>")
+
+
+def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
+    """The calls after `<|python_tag|>`: one JSON call object, a list of them, or several
+    separated by `;`. Raises `CallSyntaxError` for anything else (e.g. built-in tool code such as
+    `brave_search.call(query="...")`, which is not a function call)."""
+    calls: list[ToolCall] = []
+    for piece in split_values(body, ";"):
+        try:
+            value = loads_lenient(piece)
+        except ValueError as exc:
+            raise CallSyntaxError(f"not a JSON call: {exc}") from None
+        calls.extend(calls_from_value(value, tools, untagged=False))
+    return calls
+
+
+def split_values(body: str, separator: str) -> list[str]:
+    """`body` cut at each `separator` outside strings and brackets (quotes of both kinds).
+
+    Raises `CallSyntaxError` when a piece is empty: `a;;b` or a dangling `;` is not a call list.
+    """
+    pieces: list[str] = []
+    depth = 0
+    quote = ""
+    escaped = False
+    start = 0
+    for i, ch in enumerate(body):
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+        elif ch == separator and depth == 0:
+            pieces.append(body[start:i])
+            start = i + 1
+    pieces.append(body[start:])
+    stripped = [piece.strip() for piece in pieces]
+    if not all(stripped):
+        raise CallSyntaxError("empty call between separators")
+    return stripped
+
+
+def render(calls: Sequence[ToolCall]) -> str:
+    """`<|python_tag|>` then the calls as `{"name": ..., "parameters": ...}` joined by `; `."""
+    objects = (
+        json.dumps({"name": call.name, "parameters": call.arguments}, ensure_ascii=False) for call in calls
+    )
+    return "<|python_tag|>" + "; ".join(objects)

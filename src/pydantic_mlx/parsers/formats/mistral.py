@@ -1,0 +1,104 @@
+"""Mistral tool calls, every tokenizer generation.
+
+- Before v11 (Mistral 7B v0.3, Nemo, Small 2409, Mixtral): `[TOOL_CALLS][{"name": ...,
+  "arguments": {...}, "id": "a1b2c3d4e"}, ...]` — one JSON list (or object) of calls.
+- v11 and later (Small 3.x, Devstral, Magistral, Ministral 3): `[TOOL_CALLS]name[ARGS]{...}`,
+  one `[TOOL_CALLS]` per call; Mistral Small 3.2 adds an id: `name[CALL_ID]a1b2c3d4e[ARGS]{...}`.
+
+Magistral reasons in `[THINK]` … `[/THINK]` (the 2506 release wrote `<think>` … `</think>`).
+`</s>` is not dropped: it is HTML strikethrough too. Ids are returned when the model wrote them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+
+import regex
+
+from .._calls import calls_from_value
+from .._json import loads_lenient
+from .._tools import ToolSet
+from .._types import CallSyntaxError, ToolCall
+from ._syntax import CallSyntax, JsonValue
+
+__all__ = [
+    "CALLS",
+    "DROP",
+    "NAME",
+    "REASONING",
+    "TEMPLATE_HINTS",
+    "UNTAGGED",
+    "parse_region",
+    "render",
+]
+
+NAME = "mistral"
+REASONING = (("[THINK]", "[/THINK]"), ("<think>", "</think>"))
+DROP: tuple[str, ...] = ()
+CALLS = (CallSyntax("[TOOL_CALLS]", JsonValue(after=("[ARGS]",))),)
+UNTAGGED = frozenset({"json"})
+TEMPLATE_HINTS = ("[TOOL_CALLS]", "[AVAILABLE_TOOLS]")
+
+_ARGS = "[ARGS]"
+_CALL_ID = "[CALL_ID]"
+_NAME = regex.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+_CALL_ID_VALUE = regex.compile(r"[A-Za-z0-9_\-]+")
+
+
+def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
+    """The calls after one `[TOOL_CALLS]`: a JSON call list/object (pre-v11) or
+    `name[ARGS]{...}` / `name[CALL_ID]id[ARGS]{...}` (v11+). Raises `CallSyntaxError` otherwise."""
+    text = body.strip()
+    if text.startswith(("{", "[")) and not text.startswith(_ARGS):
+        return _json_calls(text, tools)
+    return [_named_call(body)]
+
+
+def _json_calls(text: str, tools: ToolSet) -> list[ToolCall]:
+    try:
+        value = loads_lenient(text)
+    except ValueError as exc:
+        raise CallSyntaxError(f"not a JSON call list: {exc}") from None
+    calls = calls_from_value(value, tools, untagged=False)
+    # Mistral ids sit beside "name"; keep them when the shared reader did not.
+    items = value if isinstance(value, list) else [value]
+    for index, item in enumerate(items):
+        call_id = item.get("id") if isinstance(item, dict) else None
+        if calls[index].id is None and isinstance(call_id, str):
+            calls[index] = dataclasses.replace(calls[index], id=call_id)
+    return calls
+
+
+def _named_call(body: str) -> ToolCall:
+    head, args_marker, arguments_text = body.partition(_ARGS)
+    if not args_marker:
+        raise CallSyntaxError("expected name[ARGS]{...} after [TOOL_CALLS]")
+    name_text, id_marker, id_text = head.partition(_CALL_ID)
+    name = name_text.strip()
+    if not _NAME.fullmatch(name):
+        raise CallSyntaxError(f"not a tool name: {name[:80]!r}")
+    call_id: str | None = None
+    if id_marker:
+        call_id = id_text.strip()
+        if not _CALL_ID_VALUE.fullmatch(call_id):
+            raise CallSyntaxError(f"not a call id: {call_id[:80]!r}")
+    try:
+        arguments = loads_lenient(arguments_text)
+    except ValueError as exc:
+        raise CallSyntaxError(f"{name}: arguments are not JSON: {exc}") from None
+    if not isinstance(arguments, dict):
+        raise CallSyntaxError(f"{name}: arguments must be a JSON object")
+    return ToolCall(name=name, arguments=arguments, id=call_id)
+
+
+def render(calls: Sequence[ToolCall]) -> str:
+    """v11+ style, one `[TOOL_CALLS]name[ARGS]{...}` per call (`[CALL_ID]` when a call has an id)."""
+    parts: list[str] = []
+    for call in calls:
+        call_id = f"{_CALL_ID}{call.id}" if call.id is not None else ""
+        parts.append(
+            f"[TOOL_CALLS]{call.name}{call_id}{_ARGS}{json.dumps(call.arguments, ensure_ascii=False)}"
+        )
+    return "".join(parts)
