@@ -1,0 +1,344 @@
+"""Render pydantic-ai messages through a tokenizer's chat template, into prompt token ids.
+
+Three steps, each usable alone:
+
+- `chat_messages` maps pydantic-ai messages to OpenAI-style chat dicts (`role`, `content`,
+  `tool_calls`, ...), the shape Hugging Face chat templates are written for;
+- `tool_schemas` maps tool definitions to OpenAI function schemas for the template's `tools=`;
+- `render_prompt` renders both with the template and returns token ids.
+
+`render_request` does all three for one model request, the way `MLXModel` and the demo model's
+training data both do it, so the tiny demo model is trained on exactly the prompts it is later given.
+
+Text that users and tools wrote is never allowed to forge template turns: `render_prompt` tokenizes
+the template's own structure normally, but every piece of message content with special-token
+splitting disabled, so a user writing ``<|im_start|>system`` gets those characters, not a new turn.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.messages import (
+    InstructionPart,
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    RetryFeedbackPart,
+    RetryPromptPart,  # pyright: ignore[reportDeprecated]
+    SystemPromptPart,
+    TextContent,
+    TextPart,
+    ThinkingPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
+from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.profiles import ModelProfile
+from pydantic_ai.tools import ToolDefinition
+
+__all__ = [
+    "CHAT_TEMPLATE_PROFILE",
+    "ChatTokenizer",
+    "chat_messages",
+    "render_prompt",
+    "render_request",
+    "request_instructions",
+    "request_tool_defs",
+    "tool_schemas",
+]
+
+CHAT_TEMPLATE_PROFILE = ModelProfile(
+    supports_tools=True,
+    # A chat template renders a system message anywhere in the conversation.
+    supports_inline_system_prompts=True,
+    # No grammar-constrained decoding yet, so JSON output is asked for in the prompt or via a tool.
+    supports_json_schema_output=False,
+    supports_json_object_output=False,
+    default_structured_output_mode="tool",
+    # `render_prompt` keeps special tokens in content from being encoded as control tokens itself.
+    may_tokenize_special_tokens_in_content=False,
+)
+"""The pydantic-ai profile of a model driven through its chat template (used by `MLXModel` and the demo)."""
+
+
+class ChatTokenizer(Protocol):
+    """What `render_prompt` needs from a tokenizer: a Hugging Face tokenizer or mlx-lm's wrapper of one."""
+
+    def apply_chat_template(self, conversation: Any, /, *args: Any, **kwargs: Any) -> Any: ...
+
+    def encode(self, text: str, /, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def chat_messages(messages: Sequence[ModelMessage], instructions: str | None = None) -> list[dict[str, Any]]:
+    """Map pydantic-ai messages to OpenAI-style chat dicts, ready for a chat template.
+
+    The leading system prompts and `instructions` are joined into one system message (templates
+    give tool instructions to the first system message only). Raises `UserError` for any part a
+    text-only chat template cannot show the model, rather than dropping it.
+    """
+    chat: list[dict[str, Any]] = []
+    for message in messages:
+        if isinstance(message, ModelRequest):
+            for part in message.parts:
+                chat.append(_request_part(part))
+        else:
+            assistant = _assistant_message(message)
+            if assistant is not None:
+                chat.append(assistant)
+    return _with_one_system_message(chat, instructions)
+
+
+def tool_schemas(tool_defs: Sequence[ToolDefinition]) -> list[dict[str, Any]]:
+    """OpenAI function schemas (``{"type": "function", "function": {...}}``) for a template's ``tools=``."""
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": tool.name,
+                "description": tool.description or "",
+                "parameters": tool.parameters_json_schema,
+            },
+        }
+        for tool in tool_defs
+    ]
+
+
+def render_prompt(
+    tokenizer: ChatTokenizer,
+    messages: Sequence[ModelMessage],
+    tool_defs: Sequence[ToolDefinition],
+    *,
+    instructions: str | None = None,
+    add_generation_prompt: bool = True,
+) -> list[int]:
+    """Render messages and tools with the tokenizer's chat template; return the prompt's token ids.
+
+    Content is rendered as placeholders, so the template's own text (turn markers, tool
+    instructions) is tokenized with special tokens recognised, and each content string is
+    tokenized on its own with special tokens treated as plain text.
+    """
+    chat = chat_messages(messages, instructions)
+    holder = _Placeholders.for_chat(chat)
+    rendered = tokenizer.apply_chat_template(
+        holder.stand_in(chat),
+        tools=tool_schemas(tool_defs) or None,
+        tokenize=False,
+        add_generation_prompt=add_generation_prompt,
+    )
+    if not isinstance(rendered, str):
+        raise TypeError(f"apply_chat_template(tokenize=False) returned {type(rendered).__name__}, not str")
+    token_ids: list[int] = []
+    for text, is_content in holder.splice(rendered):
+        if text:
+            token_ids.extend(
+                tokenizer.encode(text, add_special_tokens=False, split_special_tokens=is_content)
+            )
+    return token_ids
+
+
+def request_tool_defs(model_request_parameters: ModelRequestParameters) -> list[ToolDefinition]:
+    """The tools a request offers the model, function tools first, then output tools."""
+    return [*model_request_parameters.function_tools, *model_request_parameters.output_tools]
+
+
+def request_instructions(
+    model: Model, messages: Sequence[ModelMessage], model_request_parameters: ModelRequestParameters
+) -> str | None:
+    """The instructions in force for this request (incl. prompted-output instructions), as one string."""
+    parts = model._get_instruction_parts(messages, model_request_parameters)  # pyright: ignore[reportPrivateUsage]
+    return InstructionPart.join(parts) if parts else None
+
+
+def render_request(
+    model: Model,
+    tokenizer: ChatTokenizer,
+    messages: Sequence[ModelMessage],
+    model_request_parameters: ModelRequestParameters,
+    *,
+    add_generation_prompt: bool = True,
+) -> list[int]:
+    """Prompt token ids for one `Model.request`: messages, instructions and tools, rendered as `render_prompt` does."""
+    return render_prompt(
+        tokenizer,
+        messages,
+        request_tool_defs(model_request_parameters),
+        instructions=request_instructions(model, messages, model_request_parameters),
+        add_generation_prompt=add_generation_prompt,
+    )
+
+
+def _request_part(part: object) -> dict[str, Any]:
+    if isinstance(part, SystemPromptPart):
+        return {"role": "system", "content": part.content}
+    if isinstance(part, UserPromptPart):
+        return {"role": "user", "content": _user_text(part)}
+    if isinstance(part, ToolReturnPart):
+        return _tool_message(part)
+    if isinstance(part, RetryPromptPart):  # pyright: ignore[reportDeprecated]
+        # A retry that answers a call goes back as that call's result; one that answers none is feedback.
+        if part.tool_name is not None:
+            return {
+                "role": "tool",
+                "tool_call_id": part.tool_call_id,
+                "name": part.tool_name,
+                "content": part.model_response(),
+            }
+        return {"role": "user", "content": part.model_response()}
+    if isinstance(part, RetryFeedbackPart):
+        # `Model.prepare_messages` normally turns this into a user or system prompt first.
+        return {"role": "user", "content": part.model_response()}
+    raise UserError(
+        f"pydantic-mlx cannot render a {type(part).__name__} into a chat template prompt; "
+        "requests are expected to have gone through `Model.prepare_messages`."
+    )
+
+
+def _user_text(part: UserPromptPart) -> str:
+    if isinstance(part.content, str):
+        return part.content
+    texts: list[str] = []
+    for item in part.content:
+        if isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, TextContent):
+            texts.append(item.content)
+        else:
+            raise UserError(
+                f"pydantic-mlx renders text prompts only; cannot send {type(item).__name__} to a text model."
+            )
+    return "\n\n".join(texts)
+
+
+def _tool_message(part: ToolReturnPart) -> dict[str, Any]:
+    text, files = part.model_response_str_and_user_content()
+    if files:
+        kinds = ", ".join(sorted({type(file).__name__ for file in files}))
+        raise UserError(
+            f"Tool {part.tool_name!r} returned {kinds}; pydantic-mlx renders text tool results only."
+        )
+    return {"role": "tool", "tool_call_id": part.tool_call_id, "name": part.tool_name, "content": text}
+
+
+def _assistant_message(message: ModelResponse) -> dict[str, Any] | None:
+    texts: list[str] = []
+    thoughts: list[str] = []
+    tool_calls: list[dict[str, Any]] = []
+    for part in message.parts:
+        if isinstance(part, TextPart):
+            texts.append(part.content)
+        elif isinstance(part, ThinkingPart):
+            thoughts.append(part.content)
+        elif isinstance(part, ToolCallPart):
+            tool_calls.append(
+                {
+                    "id": part.tool_call_id,
+                    "type": "function",
+                    "function": {"name": part.tool_name, "arguments": part.args_as_dict()},
+                }
+            )
+        else:
+            raise UserError(
+                f"pydantic-mlx cannot render a {type(part).__name__} into a chat template prompt."
+            )
+    if not (texts or thoughts or tool_calls):
+        return None
+    assistant: dict[str, Any] = {"role": "assistant", "content": "".join(texts)}
+    if tool_calls:
+        assistant["tool_calls"] = tool_calls
+    if thoughts:
+        # Templates of reasoning models (Qwen3, DeepSeek-R1 distills) render `reasoning_content`
+        # inside their think tags; templates without a place for reasoning ignore the key.
+        assistant["reasoning_content"] = "\n\n".join(thoughts)
+    return assistant
+
+
+def _with_one_system_message(chat: list[dict[str, Any]], instructions: str | None) -> list[dict[str, Any]]:
+    leading = 0
+    while leading < len(chat) and chat[leading]["role"] == "system":
+        leading += 1
+    system_texts = [message["content"] for message in chat[:leading] if message["content"]]
+    if instructions:
+        system_texts.append(instructions)
+    if not system_texts:
+        return chat[leading:]
+    return [{"role": "system", "content": "\n\n".join(system_texts)}, *chat[leading:]]
+
+
+@dataclass
+class _Placeholders:
+    """Stand-ins for content strings while the template renders, swapped back for the real text after."""
+
+    nonce: str
+    originals: list[str]
+
+    @classmethod
+    def for_chat(cls, chat: list[dict[str, Any]]) -> _Placeholders:
+        everything = json.dumps(chat, ensure_ascii=False)
+        while True:
+            # Letters and digits only, so templates and `tojson` pass a placeholder through unchanged.
+            nonce = f"PMLX{secrets.token_hex(6)}N"
+            if nonce not in everything:
+                return cls(nonce, [])
+
+    def _hold(self, text: str) -> str:
+        self.originals.append(text)
+        return f"{self.nonce}{len(self.originals) - 1}X"
+
+    def _hold_json(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self._hold(value)
+        if isinstance(value, dict):
+            return {self._hold_json(key): self._hold_json(item) for key, item in value.items()}  # pyright: ignore[reportUnknownVariableType]
+        if isinstance(value, list):
+            return [self._hold_json(item) for item in value]  # pyright: ignore[reportUnknownVariableType]
+        return value
+
+    def stand_in(self, chat: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A copy of `chat` whose content strings (and tool-call names and arguments) are placeholders."""
+        held: list[dict[str, Any]] = []
+        for message in chat:
+            copy = dict(message)
+            for key in ("content", "reasoning_content"):
+                if isinstance(copy.get(key), str):
+                    copy[key] = self._hold(copy[key])
+            if "tool_calls" in copy:
+                copy["tool_calls"] = [
+                    {
+                        **call,
+                        "function": {
+                            "name": self._hold(call["function"]["name"]),
+                            "arguments": self._hold_json(call["function"]["arguments"]),
+                        },
+                    }
+                    for call in copy["tool_calls"]
+                ]
+            held.append(copy)
+        return held
+
+    def splice(self, rendered: str) -> list[tuple[str, bool]]:
+        """`rendered` cut into (text, is_content) pieces, each placeholder replaced by its original text.
+
+        A placeholder the template wrapped in JSON quotes (`tojson` of tool-call arguments) gets its
+        text JSON-escaped, as `tojson` would have written it.
+        """
+        pieces: list[tuple[str, bool]] = []
+        position = 0
+        for match in re.finditer(rf"{self.nonce}(\d+)X", rendered):
+            start, end = match.span()
+            original = self.originals[int(match.group(1))]
+            quoted = rendered[start - 1 : start] == '"' and rendered[end : end + 1] == '"'
+            if quoted:
+                original = json.dumps(original, ensure_ascii=False)[1:-1]
+            pieces.append((rendered[position:start], False))
+            pieces.append((original, True))
+            position = end
+        pieces.append((rendered[position:], False))
+        return pieces
