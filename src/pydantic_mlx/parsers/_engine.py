@@ -524,9 +524,14 @@ class Engine:
                 continue
             if calls:
                 self._emit_calls(calls, raw, fmt.NAME, tagged=True)
-                if state.fenced:
-                    return self._goto(_FenceTail(), end)
-                return self._goto(_Text(), end)
+            else:
+                # The format read the region as addressed to something that is not a function
+                # (e.g. gpt-oss's built-in `python` tool): not a call, not text, but reported.
+                message = "the region addresses a built-in tool, not a function"
+                self.errors.append(UnknownTool(message, raw, fmt.NAME))
+            if state.fenced:
+                return self._goto(_FenceTail(), end)
+            return self._goto(_Text(), end)
         error_type = MalformedCall if closed else TruncatedCall
         self.errors.append(error_type(problem or "empty call region", raw, fmt_name))
         return self._region_as_text(state, end)

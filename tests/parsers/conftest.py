@@ -1,0 +1,49 @@
+"""Shared helpers for parser tests: feed a text in chunks and compare with `parse`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic_mlx.parsers import Event, ParseResult, StreamParser, TextDelta, ThinkingDelta, ToolCallDelta
+
+
+def stream(
+    text: str,
+    cuts: Sequence[int],
+    *,
+    format: str = "auto",
+    tools: object = None,
+    in_reasoning: bool = False,
+    truncated: bool = False,
+) -> tuple[ParseResult, list[Event]]:
+    """Feed `text` cut at the given offsets; return the final result and every event."""
+    parser = StreamParser(format, tools, in_reasoning)  # type: ignore[arg-type]
+    events: list[Event] = []
+    last = 0
+    for cut in sorted({c for c in cuts if 0 < c < len(text)}):
+        events += parser.feed(text[last:cut])
+        last = cut
+    events += parser.feed(text[last:])
+    events += parser.close(truncated)
+    return parser.result(), events
+
+
+def events_agree(result: ParseResult, events: list[Event]) -> bool:
+    """Events rebuild exactly the result's content, reasoning and calls."""
+    text = "".join(e.content for e in events if isinstance(e, TextDelta))
+    thinking = "".join(e.content for e in events if isinstance(e, ThinkingDelta))
+    calls: dict[int, list[str]] = {}
+    names: dict[int, str | None] = {}
+    for e in events:
+        if isinstance(e, ToolCallDelta):
+            if e.index not in calls:
+                names[e.index] = e.name
+            calls.setdefault(e.index, []).append(e.args_delta)
+    import json
+
+    rebuilt = [(names[i], json.loads("".join(calls[i]))) for i in sorted(calls)]
+    return (
+        (text if text.strip() else None) == result.content
+        and (thinking if thinking.strip() else None) == result.reasoning
+        and rebuilt == [(c.name, c.arguments) for c in result.calls]
+    )
