@@ -98,6 +98,8 @@ def _call(node: ast.expr) -> tuple[str, dict[str, Any]]:
         if kw.arg is None:
             raise CallSyntaxError(f"{name}: **kwargs are not tool arguments")
         key = kw.arg.removeprefix(_KEYWORD_ALIAS)
+        if key in arguments:  # `ast` leaves repeated keywords to the compiler
+            raise CallSyntaxError(f"{name}: argument {key!r} given twice")
         arguments[key] = _literal(kw.value)
     return name, arguments
 
