@@ -115,15 +115,11 @@ def _call(text: str) -> ToolCall:
     head, sep, tail = text.partition(_SEP)
     if not sep:
         raise CallSyntaxError(f"a call without {_SEP}")
-    head = head.strip()
-    if head == "function" and "```" in tail:
-        # V3 / R1: the type before the separator, then NAME, a newline and a ```json fence.
-        name, newline, arguments_text = tail.partition("\n")
-        if not newline:
-            raise CallSyntaxError("a V3 call needs its arguments on the line after the name")
-        name = name.strip()
-    else:
-        name, arguments_text = head, tail
+    name, arguments_text = head.strip(), tail
+    first_line, newline, rest = tail.partition("\n")
+    if name == "function" and newline and rest.lstrip().startswith("```"):
+        # V3 / R1: the call type before the separator, then NAME and a ```json fence below it.
+        name, arguments_text = first_line.strip(), rest
     _check_name(name)
     return ToolCall(name=name, arguments=_json_arguments(_unfence(arguments_text.strip())))
 

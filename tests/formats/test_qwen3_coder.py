@@ -1,0 +1,326 @@
+"""Qwen3-Coder XML calls: `<function=NAME><parameter=KEY>VALUE</parameter></function>`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from parsers.conftest import events_agree, stream
+from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, parse
+from pydantic_mlx.parsers.formats import qwen3_coder
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string"},
+                "days": {"type": "integer"},
+                "metric": {"type": "boolean"},
+                "hours": {"type": "array", "items": {"type": "integer"}},
+            },
+        },
+    },
+}
+WRITE = {
+    "type": "function",
+    "function": {
+        "name": "write_file",
+        "parameters": {
+            "type": "object",
+            "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
+        },
+    },
+}
+TOOLS = [WEATHER, WRITE]
+
+# As the Qwen3-Coder chat template writes a call.
+TEMPLATE_CALL = (
+    "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n"
+    "<parameter=days>\n3\n</parameter>\n</function>\n</tool_call>"
+)
+PARIS = ToolCall("get_weather", {"city": "Paris", "days": 3})
+
+
+@pytest.mark.parametrize("format", ["qwen3_coder", "auto"])
+@pytest.mark.parametrize(
+    ("text", "content", "calls"),
+    [
+        (TEMPLATE_CALL, None, [PARIS]),
+        ("Let me check.\n" + TEMPLATE_CALL + "<|im_end|>", "Let me check.\n", [PARIS]),
+        (  # opening <tool_call> dropped; the stray </tool_call> is markup
+            "Checking.\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n"
+            "<parameter=days>\n3\n</parameter>\n</function>\n</tool_call>",
+            "Checking.\n\n",
+            [PARIS],
+        ),
+        (  # bare function, no stray closer
+            "<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n<parameter=days>\n3\n"
+            "</parameter>\n</function>",
+            None,
+            [PARIS],
+        ),
+        (  # two functions in one block
+            "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</function>\n"
+            "<function=get_weather>\n<parameter=city>\nRome\n</parameter>\n</function>\n</tool_call>",
+            None,
+            [ToolCall("get_weather", {"city": "Paris"}), ToolCall("get_weather", {"city": "Rome"})],
+        ),
+        (  # two blocks, text between
+            TEMPLATE_CALL + "\nand\n" + TEMPLATE_CALL,
+            "\nand\n",
+            [PARIS, PARIS],
+        ),
+        (  # a multi-line value: only the template's own newline on each side is removed
+            "<tool_call>\n<function=write_file>\n<parameter=path>\nsrc/a.py\n</parameter>\n"
+            "<parameter=content>\n\ndef f():\n    return 1\n\n</parameter>\n</function>\n</tool_call>",
+            None,
+            [ToolCall("write_file", {"path": "src/a.py", "content": "\ndef f():\n    return 1\n"})],
+        ),
+        (  # values typed by the schema; a string-typed "007" stays a string
+            "<tool_call>\n<function=get_weather>\n<parameter=city>\n007\n</parameter>\n"
+            "<parameter=metric>\ntrue\n</parameter>\n<parameter=hours>\n[1, 2]\n</parameter>\n"
+            "</function>\n</tool_call>",
+            None,
+            [ToolCall("get_weather", {"city": "007", "metric": True, "hours": [1, 2]})],
+        ),
+        (  # a value with markup-looking text in it
+            "<tool_call>\n<function=write_file>\n<parameter=content>\n<b>a < b</b>\n</parameter>\n"
+            "</function>\n</tool_call>",
+            None,
+            [ToolCall("write_file", {"content": "<b>a < b</b>"})],
+        ),
+        (  # no parameters at all
+            "<tool_call>\n<function=get_weather>\n</function>\n</tool_call>",
+            None,
+            [ToolCall("get_weather", {})],
+        ),
+        (  # </parameter> left out before the next parameter and before </function>
+            "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n<parameter=days>\n3\n"
+            "</function>\n</tool_call>",
+            None,
+            [PARIS],
+        ),
+        (  # the template's newlines left out
+            "<tool_call><function=get_weather><parameter=city>Paris</parameter><parameter=days>3"
+            "</parameter></function></tool_call>",
+            None,
+            [PARIS],
+        ),
+        (  # JSON arguments inside <function=...> (Llama 3.1's custom format): JSON types kept
+            '<function=get_weather>{"city": "Paris", "days": 3}</function>',
+            None,
+            [PARIS],
+        ),
+        (  # model stopped by itself before </tool_call>: the body is complete
+            "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n"
+            "<parameter=days>\n3\n</parameter>\n</function>\n",
+            None,
+            [PARIS],
+        ),
+        (  # reasoning (Qwen3.5 thinks before calling)
+            "<think>\nThe user wants weather.\n</think>\n\n" + TEMPLATE_CALL,
+            None,
+            [PARIS],
+        ),
+    ],
+)
+def test_calls(format: str, text: str, content: str | None, calls: list[ToolCall]) -> None:
+    result = parse(text, format=format, tools=TOOLS)
+    assert result.content == content
+    assert result.calls == calls
+    assert result.errors == []
+    streamed, events = stream(text, range(len(text)), format=format, tools=TOOLS)
+    assert streamed == result
+    assert events_agree(result, events)
+
+
+def test_reasoning_is_separated() -> None:
+    result = parse("<think>\nweather?\n</think>\n\n" + TEMPLATE_CALL, format="qwen3_coder", tools=TOOLS)
+    assert result.reasoning == "\nweather?\n"
+    assert result.calls == [PARIS]
+
+
+def test_values_without_tools_are_typed_only_when_obvious() -> None:
+    text = (
+        "<tool_call>\n<function=f>\n<parameter=n>\n5\n</parameter>\n<parameter=v>\n1.10\n</parameter>\n"
+        "<parameter=s>\nhello\n</parameter>\n<parameter=b>\nfalse\n</parameter>\n</function>\n</tool_call>"
+    )
+    assert parse(text, format="qwen3_coder").calls == [
+        ToolCall("f", {"n": 5, "v": "1.10", "s": "hello", "b": False})
+    ]
+
+
+def test_undeclared_tool_is_a_call_and_a_problem() -> None:
+    text = "<tool_call>\n<function=launch>\n<parameter=n>\n1\n</parameter>\n</function>\n</tool_call>"
+    result = parse(text, format="qwen3_coder", tools=TOOLS)
+    assert result.calls == [ToolCall("launch", {"n": 1})]
+    assert [e.kind for e in result.errors] == ["unknown_tool"]
+
+
+@pytest.mark.parametrize("format", ["qwen3_coder", "auto"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</tool_call>",  # no </function>
+        "<tool_call>\n<function=get weather>\n</function>\n</tool_call>",  # not a name
+        "<tool_call>\n<function=get_weather>\nParis\n</function>\n</tool_call>",  # text, not parameters
+        "<tool_call>\nI will call get_weather.\n</tool_call>",
+        "<tool_call>\n<function=get_weather>\n<parameter=days>\n3\n</parameter>\nextra\n</function>\n</tool_call>",
+        '<function=get_weather>{"city": "Paris"</function>',  # cut-off JSON
+        "<function=get_weather>\n<parameter=city>\nParis\n</function>",  # bare, last parameter unclosed
+    ],
+)
+def test_malformed_stays_content(format: str, text: str) -> None:
+    result = parse(text, format=format, tools=TOOLS)
+    assert result.calls == []
+    assert result.content is not None
+    for marker in ("<function=", "<parameter="):
+        assert result.content.count(marker) == text.count(marker)
+    assert any(isinstance(e, MalformedCall) for e in result.errors)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</function>\n",
+        "<tool_call>\n<function=get_weather>\n<parameter=city>\nPar",
+        "Sure.\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n",
+    ],
+)
+def test_truncated_is_never_a_call(text: str) -> None:
+    result = parse(text, format="qwen3_coder", tools=TOOLS, truncated=True)
+    assert result.calls == []
+    assert result.content == text
+    assert any(isinstance(e, TruncatedCall) for e in result.errors)
+
+
+def test_cut_off_body_without_truncation_flag_is_not_a_call() -> None:
+    # The model "stopped" mid-value: the body lacks its inner closers, so it is incomplete.
+    text = "<tool_call>\n<function=get_weather>\n<parameter=city>\nPar"
+    result = parse(text, format="qwen3_coder", tools=TOOLS)
+    assert result.calls == []
+    assert result.content == text
+
+
+def test_text_without_markers_passes_through() -> None:
+    text = "Use `<b>` tags, a function f(x) = 2x, and the parameter p.\n"
+    assert parse(text, format="qwen3_coder").content == text
+
+
+# ---- properties -------------------------------------------------------------------------
+
+NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,15}", fullmatch=True)
+# Values never contain "<": a raw string value ending in a marker's prefix is ambiguous by design.
+SAFE_TEXT = st.text(st.characters(blacklist_characters="<", blacklist_categories=("Cs",)), max_size=20)
+SCALARS = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | SAFE_TEXT
+)
+JSON_VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(SAFE_TEXT, inner, max_size=3),
+    max_leaves=6,
+)
+ARGUMENTS = st.dictionaries(NAMES, JSON_VALUES, max_size=4)
+CALL_LISTS = st.lists(st.tuples(NAMES, ARGUMENTS), min_size=1, max_size=3, unique_by=lambda c: c[0])
+PROSE = st.text(st.sampled_from("abc xyz.,!?\n"), max_size=20)
+MARKERS = [
+    "<tool_call>",
+    "</tool_call>",
+    "<function=",
+    "</function>",
+    "<parameter=",
+    "</parameter>",
+    "<think>",
+    "</think>",
+    "<|im_end|>",
+    ">",
+    "\n",
+    "f",
+    "x",
+    "1",
+    '{"a": 1}',
+]
+SOUP = st.lists(st.sampled_from(MARKERS) | PROSE, max_size=25).map("".join)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return {type(None): "null", bool: "boolean", int: "integer", float: "number", str: "string"}[type(value)]
+
+
+def tools_typing(calls: list[ToolCall]) -> list[dict[str, Any]]:
+    """Tool definitions whose schemas give every argument the type it has in `calls`."""
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": call.name,
+                "parameters": {
+                    "type": "object",
+                    "properties": {k: {"type": _json_type(v)} for k, v in call.arguments.items()},
+                },
+            },
+        }
+        for call in calls
+    ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(CALL_LISTS, PROSE, PROSE, st.sampled_from(["qwen3_coder", "auto"]))
+def test_render_parse_round_trip(
+    specs: list[tuple[str, dict[str, Any]]], before: str, after: str, fmt: str
+) -> None:
+    calls = [ToolCall(name, arguments) for name, arguments in specs]
+    tools = tools_typing(calls)
+    text = before + qwen3_coder.render(calls) + after
+    result = parse(text, format=fmt, tools=tools)
+    assert result.calls == calls
+    outside = before + "\n" * (len(calls) - 1) + after  # render puts a newline between blocks
+    assert result.content == (outside if outside.strip() else None)
+    assert result.errors == []
+    assert json.loads(json.dumps([c.arguments for c in result.calls])) == [c.arguments for c in calls]
+
+
+@settings(max_examples=150, deadline=None)
+@given(SOUP, st.lists(st.integers(0, 400), max_size=12), st.booleans(), st.booleans())
+def test_marker_soup_never_raises_and_streams_like_parse(
+    text: str, cuts: list[int], truncated: bool, in_reasoning: bool
+) -> None:
+    result = parse(text, format="qwen3_coder", tools=TOOLS, truncated=truncated, in_reasoning=in_reasoning)
+    streamed, events = stream(
+        text, cuts, format="qwen3_coder", tools=TOOLS, truncated=truncated, in_reasoning=in_reasoning
+    )
+    assert streamed == result
+    assert events_agree(result, events)
+
+
+@settings(max_examples=100, deadline=None)
+@given(CALL_LISTS, PROSE, st.lists(st.integers(0, 2000), max_size=20))
+def test_streaming_rendered_calls_equals_parse(
+    specs: list[tuple[str, dict[str, Any]]], before: str, cuts: list[int]
+) -> None:
+    calls = [ToolCall(name, arguments) for name, arguments in specs]
+    tools = tools_typing(calls)
+    text = before + qwen3_coder.render(calls)
+    streamed, events = stream(text, cuts, format="qwen3_coder", tools=tools)
+    assert streamed == parse(text, format="qwen3_coder", tools=tools)
+    assert streamed.calls == calls
+    assert events_agree(streamed, events)
+
+
+@settings(max_examples=100, deadline=None)
+@given(PROSE)
+def test_text_without_markers_is_unchanged(text: str) -> None:
+    result = parse(text, format="qwen3_coder")
+    assert result.content == (text if text.strip() else None)
+    assert result.calls == []

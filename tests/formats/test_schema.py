@@ -1,0 +1,161 @@
+"""Typing the bare-text values of XML-style formats by the tool's JSON schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pydantic_mlx.parsers._schema import coerce_argument, coerce_arguments, coerce_value
+from pydantic_mlx.parsers._tools import tool_set
+
+STRING = {"type": "string"}
+INTEGER = {"type": "integer"}
+NUMBER = {"type": "number"}
+BOOLEAN = {"type": "boolean"}
+OBJECT = {"type": "object"}
+ARRAY = {"type": "array", "items": {"type": "integer"}}
+
+
+@pytest.mark.parametrize(
+    ("text", "schema", "expected"),
+    [
+        ("5", STRING, "5"),
+        ("true", STRING, "true"),
+        ("null", STRING, "null"),
+        (" padded \n", STRING, " padded \n"),
+        ('"quoted"', STRING, '"quoted"'),
+        ("5", INTEGER, 5),
+        ("-12", INTEGER, -12),
+        ("3.0", INTEGER, 3),
+        ("3.5", INTEGER, 3.5),  # kept as the model wrote it: validation is the agent's job
+        ("five", INTEGER, "five"),
+        ("5", NUMBER, 5),
+        ("2.5", NUMBER, 2.5),
+        ("1e3", NUMBER, 1000.0),
+        ("1e999", NUMBER, "1e999"),  # not a finite number: stays text
+        ("NaN", NUMBER, "NaN"),
+        ("true", BOOLEAN, True),
+        ("False", BOOLEAN, False),  # Python spelling
+        ("yes", BOOLEAN, "yes"),
+        ('{"a": [1, 2]}', OBJECT, {"a": [1, 2]}),
+        ("{'a': True,}", OBJECT, {"a": True}),  # lenient JSON
+        ("[1, 2]", ARRAY, [1, 2]),
+        ("[1, 2", ARRAY, "[1, 2"),  # cut-off JSON is never repaired
+        ("null", {"type": ["string", "null"]}, None),
+        ("hello", {"type": ["string", "null"]}, "hello"),
+        ("7", {"anyOf": [{"type": "integer"}, {"type": "null"}]}, 7),
+        ("null", {"anyOf": [{"type": "integer"}, {"type": "null"}]}, None),
+        ("7", {"anyOf": [{"type": "string"}, {"type": "integer"}]}, 7),
+        ("[1]", {"anyOf": [{"type": "string"}, {"type": "integer"}]}, "[1]"),
+        ("red", {"enum": ["red", "green"]}, "red"),
+        ("2", {"enum": [1, 2, 3]}, 2),
+        ("x", {"const": "x"}, "x"),
+        ('{"k": 1}', {"properties": {"k": INTEGER}}, {"k": 1}),
+        ("[3]", {"items": INTEGER}, [3]),
+    ],
+)
+def test_typed_by_schema(text: str, schema: dict[str, Any], expected: Any) -> None:
+    value = coerce_value(text, schema)
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("5", 5),
+        ("-2", -2),
+        ("3.5", 3.5),
+        ("true", True),
+        ("false", False),
+        ("null", None),
+        ('{"a": 1}', {"a": 1}),
+        ("[1, 2]", [1, 2]),
+        ("007", "007"),  # a code, not a number
+        ("1.10", "1.10"),  # a version
+        ("1e3", "1e3"),
+        ("Paris", "Paris"),
+        ("True", "True"),
+        ('"quoted"', '"quoted"'),
+        ("{not json}", "{not json}"),
+        ("", ""),
+    ],
+)
+def test_without_schema_only_obvious_types(text: str, expected: Any) -> None:
+    for schema in (None, {}, {"description": "no type"}):
+        value = coerce_value(text, schema)
+        assert value == expected
+        assert type(value) is type(expected)
+
+
+def test_refs_are_followed_to_the_root_defs() -> None:
+    root = {
+        "type": "object",
+        "properties": {
+            "point": {"$ref": "#/$defs/Point"},
+            "mode": {"anyOf": [{"$ref": "#/$defs/Mode"}, {"type": "null"}]},
+        },
+        "$defs": {
+            "Point": {"type": "object", "properties": {"x": INTEGER}},
+            "Mode": {"enum": ["fast", "slow"], "type": "string"},
+        },
+    }
+    tools = tool_set([{"type": "function", "function": {"name": "plot", "parameters": root}}])
+    args = coerce_arguments("plot", {"point": '{"x": 1}', "mode": "fast"}, tools)
+    assert args == {"point": {"x": 1}, "mode": "fast"}
+    assert coerce_argument("plot", "mode", "null", tools) is None
+    assert coerce_value("5", {"$ref": "#/$defs/Missing"}, root=root) == 5  # dangling ref: no schema
+    assert (
+        coerce_value("5", {"$ref": "#/$defs/Loop"}, root={"$defs": {"Loop": {"$ref": "#/$defs/Loop"}}}) == 5
+    )
+
+
+def test_arguments_use_the_declared_tool() -> None:
+    tools = tool_set(
+        [
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "parameters": {"type": "object", "properties": {"city": STRING, "days": INTEGER}},
+                },
+            }
+        ]
+    )
+    raw = {"city": "123", "days": "3", "extra": "4"}
+    assert coerce_arguments("get_weather", raw, tools) == {"city": "123", "days": 3, "extra": 4}
+    assert coerce_arguments("other_tool", raw, tools) == {"city": 123, "days": 3, "extra": 4}
+    assert coerce_arguments("get_weather", raw, tool_set(None)) == {"city": 123, "days": 3, "extra": 4}
+
+
+def test_additional_properties_schema_types_undeclared_keys() -> None:
+    schema = {"type": "object", "additionalProperties": STRING}
+    tools = tool_set([{"type": "function", "function": {"name": "tag", "parameters": schema}}])
+    assert coerce_arguments("tag", {"k": "5"}, tools) == {"k": "5"}
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40), st.sampled_from([None, STRING, INTEGER, NUMBER, BOOLEAN, OBJECT, ARRAY, {}]))
+def test_never_raises(text: str, schema: dict[str, Any] | None) -> None:
+    coerce_value(text, schema)
+
+
+@settings(max_examples=200, deadline=None)
+@given(JSON_VALUES)
+def test_rendered_values_come_back_with_their_type(value: Any) -> None:
+    import json
+
+    kind = {type(None): "null", bool: "boolean", int: "integer", float: "number", str: "string"}
+    schema = {"type": kind.get(type(value), "object" if isinstance(value, dict) else "array")}
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    assert coerce_value(text, schema) == value
