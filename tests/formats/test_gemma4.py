@@ -1,0 +1,280 @@
+"""Gemma 4 calls: `<|tool_call>call:NAME{key:<|"|>text<|"|>,n:3}<tool_call|>`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pydantic_mlx.parsers import (
+    Event,
+    MalformedCall,
+    ParseResult,
+    StreamParser,
+    ToolCall,
+    TruncatedCall,
+    parse,
+    render_calls,
+)
+
+FORMAT = "gemma4"
+Q = '<|"|>'
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def tool(name: str, **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {"name": name, "parameters": {"type": "object", "properties": properties}},
+    }
+
+
+TOOLS = [tool("get_weather", location={"type": "string"}), tool("get_time")]
+
+
+def stream(text: str, cuts: list[int], **kwargs: Any) -> tuple[ParseResult, list[Event]]:
+    truncated = kwargs.pop("truncated", False)
+    parser = StreamParser(**kwargs)
+    events: list[Event] = []
+    last = 0
+    for cut in sorted({c for c in cuts if 0 < c < len(text)}):
+        events += parser.feed(text[last:cut])
+        last = cut
+    events += parser.feed(text[last:])
+    events += parser.close(truncated)
+    return parser.result(), events
+
+
+def test_string_argument() -> None:
+    text = f"<|tool_call>call:get_weather{{location:{Q}Tokyo{Q}}}<tool_call|><|tool_response>"
+    result = parse(text, format=FORMAT, tools=TOOLS)
+    assert result.calls == [ToolCall("get_weather", {"location": "Tokyo"})]
+    assert result.content is None and result.errors == []
+
+
+def test_values_are_typed_as_written() -> None:
+    text = (
+        f"<|tool_call>call:search{{query:{Q}42{Q},limit:10,ratio:0.5,exp:1e-05,neg:-3,exact:true,"
+        f"fuzzy:false,cursor:null,legacy:None}}<tool_call|>"
+    )
+    assert parse(text, format=FORMAT).calls == [
+        ToolCall(
+            "search",
+            {
+                "query": "42",
+                "limit": 10,
+                "ratio": 0.5,
+                "exp": 1e-05,
+                "neg": -3,
+                "exact": True,
+                "fuzzy": False,
+                "cursor": None,
+                "legacy": None,
+            },
+        )
+    ]
+
+
+def test_nested_objects_and_lists() -> None:
+    text = (
+        f"<|tool_call>call:create_event{{attendees:[{Q}ann{Q},{Q}bob{Q}],where:{{room:{Q}4B{Q},floor:4}},"
+        f"slots:[[9,10],[14]],meta:{{}}}}<tool_call|>"
+    )
+    assert parse(text, format=FORMAT).calls == [
+        ToolCall(
+            "create_event",
+            {
+                "attendees": ["ann", "bob"],
+                "where": {"room": "4B", "floor": 4},
+                "slots": [[9, 10], [14]],
+                "meta": {},
+            },
+        )
+    ]
+
+
+def test_strings_hold_any_text_including_structure() -> None:
+    code = 'def f(x):\n    return {"a": [x, "}"]}, \'q\''
+    text = f"<|tool_call>call:write_file{{path:{Q}a.py{Q},content:{Q}{code}{Q}}}<tool_call|>"
+    assert parse(text, format=FORMAT).calls == [ToolCall("write_file", {"path": "a.py", "content": code})]
+
+
+def test_several_calls_no_arguments_and_odd_keys() -> None:
+    text = (
+        f"<|tool_call>call:get_time{{}}<tool_call|>"
+        f"<|tool_call>call:get_weather{{max-results:3,{Q}two words{Q}:1, spaced : {Q}x{Q} }}<tool_call|>"
+    )
+    assert parse(text, format=FORMAT).calls == [
+        ToolCall("get_time", {}),
+        ToolCall("get_weather", {"max-results": 3, "two words": 1, "spaced": "x"}),
+    ]
+
+
+def test_json_quoted_strings_and_bare_words_are_read_as_strings() -> None:
+    text = '<|tool_call>call:get_weather{"location":"Paris, FR",unit:celsius}<tool_call|>'
+    assert parse(text, format=FORMAT).calls == [
+        ToolCall("get_weather", {"location": "Paris, FR", "unit": "celsius"})
+    ]
+
+
+def test_thought_channel_is_reasoning() -> None:
+    text = (
+        "<|channel>thought\nThe user wants the weather in Tokyo.<channel|>"
+        f"<|tool_call>call:get_weather{{location:{Q}Tokyo{Q}}}<tool_call|>"
+    )
+    result = parse(text, format=FORMAT)
+    assert result.reasoning == "The user wants the weather in Tokyo."
+    assert result.content is None
+    assert result.calls == [ToolCall("get_weather", {"location": "Tokyo"})]
+
+
+def test_answer_after_empty_thought_and_turn_end() -> None:
+    result = parse("<|channel>thought\n<channel|>It is sunny in Tokyo.<turn|>", format=FORMAT)
+    assert result.content == "It is sunny in Tokyo."
+    assert result.reasoning is None
+
+
+def test_in_reasoning_output_starts_inside_the_thought() -> None:
+    result = parse("Let me think.<channel|>Answer.", format=FORMAT, in_reasoning=True)
+    assert result.reasoning == "Let me think."
+    assert result.content == "Answer."
+
+
+def test_text_around_calls_is_content_verbatim() -> None:
+    text = "Checking now.\n<|tool_call>call:get_time{}<tool_call|>\nDone?"
+    result = parse(text, format=FORMAT)
+    assert result.content == "Checking now.\n\nDone?"
+    assert result.calls == [ToolCall("get_time", {})]
+
+
+def test_a_complete_call_missing_its_end_token() -> None:
+    text = f"<|tool_call>call:get_weather{{location:{Q}Oslo{Q}}}"
+    assert parse(text, format=FORMAT).calls == [ToolCall("get_weather", {"location": "Oslo"})]
+    assert parse(text, format=FORMAT, truncated=True).calls == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        f"get_weather{{location:{Q}x{Q}}}",  # no "call:"
+        f"call:get_weather location:{Q}x{Q}",
+        f"call:get_weather{{location:{Q}x{Q}}} and more",
+        f"call:get_weather{{location {Q}x{Q}}}",
+        "call:get_weather{location:}",
+        f"call:get_weather{{location:{Q}x{Q}",  # unbalanced
+        f"call:{{location:{Q}x{Q}}}",
+        "call:get_weather{:1}",
+        '{"name": "get_weather", "arguments": {}}',
+        "call:f{a:" + "[" * 400 + "]" * 400 + "}",
+    ],
+)
+def test_malformed_calls_stay_content(body: str) -> None:
+    text = f"<|tool_call>{body}<tool_call|>"
+    result = parse(text, format=FORMAT)
+    assert result.calls == []
+    assert result.content == text
+    assert [type(e) for e in result.errors] == [MalformedCall]
+
+
+def test_truncated_call_is_never_a_call() -> None:
+    text = f"<|tool_call>call:get_weather{{location:{Q}Tok"
+    for truncated in (True, False):
+        result = parse(text, format=FORMAT, truncated=truncated)
+        assert result.calls == []
+        assert result.content == text
+        assert [type(e) for e in result.errors] == [TruncatedCall]
+
+
+def test_prose_with_braces_and_colons_stays_content() -> None:
+    text = "Use call:get_weather{location:Tokyo} in your notes; see {a: 1} and [b]."
+    result = parse(text, format=FORMAT, tools=TOOLS)
+    assert result.content == text
+    assert result.calls == [] and result.errors == []
+
+
+def test_auto_reads_gemma4_calls_and_thoughts() -> None:
+    text = f"<|channel>thought\nhm<channel|><|tool_call>call:get_weather{{location:{Q}Rome{Q}}}<tool_call|>"
+    result = parse(text, format="auto")
+    assert result.reasoning == "hm"
+    assert result.calls == [ToolCall("get_weather", {"location": "Rome"})]
+
+
+# -- properties ---------------------------------------------------------------------------------
+
+
+def _no_markers(text: str) -> bool:
+    # `<|"|>` and `<tool_call|>` are single special tokens: they never occur inside a value.
+    return Q not in text and "<tool_call|>" not in text
+
+
+names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-]{0,20}", fullmatch=True)
+texts = st.text(max_size=12).filter(_no_markers)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**15), 10**15)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | texts,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(texts, children, max_size=3),
+    max_leaves=8,
+)
+calls_strategy = st.lists(
+    st.builds(ToolCall, names, st.dictionaries(texts, json_values, max_size=4)), min_size=1, max_size=3
+)
+MARKERS = [
+    "<|tool_call>",
+    "<tool_call|>",
+    "call:",
+    Q,
+    "<|channel>thought\n",
+    "<|channel>",
+    "<channel|>",
+    "<turn|>",
+    "<|tool_response>",
+    "{",
+    "}",
+    "[",
+    "]",
+    ":",
+    ",",
+    " ",
+    "get_time",
+    "true",
+    "3",
+    "```",
+]
+marked_text = st.lists(st.one_of(st.sampled_from(MARKERS), st.text(max_size=8)), max_size=25).map("".join)
+
+
+@SETTINGS
+@given(calls=calls_strategy, data=st.data())
+def test_render_parse_round_trip(calls: list[ToolCall], data: st.DataObject) -> None:
+    text = render_calls(calls, FORMAT)
+    for format in (FORMAT, "auto"):
+        result = parse(text, format=format)
+        assert result.calls == calls
+        assert result.content is None and result.errors == []
+        cuts = data.draw(st.lists(st.integers(0, len(text)), max_size=10))
+        assert stream(text, cuts, format=format)[0] == result
+    assert [json.loads(c.arguments_json()) for c in result.calls] == [c.arguments for c in calls]
+
+
+@SETTINGS
+@given(
+    text=marked_text,
+    tools=st.sampled_from([None, [], TOOLS]),
+    truncated=st.booleans(),
+    in_reasoning=st.booleans(),
+    data=st.data(),
+)
+def test_never_raises_and_streaming_equals_parse(
+    text: str, tools: Any, truncated: bool, in_reasoning: bool, data: st.DataObject
+) -> None:
+    options: dict[str, Any] = {"format": FORMAT, "tools": tools, "in_reasoning": in_reasoning}
+    whole = parse(text, truncated=truncated, **options)
+    cuts = data.draw(st.lists(st.integers(0, max(len(text), 1)), max_size=12))
+    assert stream(text, cuts, truncated=truncated, **options)[0] == whole
+    assert stream(text, list(range(len(text))), truncated=truncated, **options)[0] == whole

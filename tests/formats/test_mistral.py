@@ -1,0 +1,245 @@
+"""Mistral calls: `[TOOL_CALLS][{...}]` (pre-v11) and `[TOOL_CALLS]name[ARGS]{...}` (v11+)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pydantic_mlx.parsers import (
+    Event,
+    MalformedCall,
+    ParseResult,
+    StreamParser,
+    ToolCall,
+    TruncatedCall,
+    parse,
+    render_calls,
+)
+
+FORMAT = "mistral"
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def tool(name: str, **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {"name": name, "parameters": {"type": "object", "properties": properties}},
+    }
+
+
+TOOLS = [tool("special_function", arg1={"type": "integer"}), tool("get_current_weather"), tool("get_time")]
+
+
+def stream(text: str, cuts: list[int], **kwargs: Any) -> tuple[ParseResult, list[Event]]:
+    truncated = kwargs.pop("truncated", False)
+    parser = StreamParser(**kwargs)
+    events: list[Event] = []
+    last = 0
+    for cut in sorted({c for c in cuts if 0 < c < len(text)}):
+        events += parser.feed(text[last:cut])
+        last = cut
+    events += parser.feed(text[last:])
+    events += parser.close(truncated)
+    return parser.result(), events
+
+
+def test_pre_v11_json_list_with_ids() -> None:
+    text = (
+        '[TOOL_CALLS] [{"name": "get_current_weather", "arguments": {"location": "Dallas, TX", "unit": "fahrenheit"}, '
+        '"id": "a1b2c3d4e"}, {"name": "get_time", "arguments": {}, "id": "f5g6h7i8j"}]'
+    )
+    result = parse(text, format=FORMAT, tools=TOOLS)
+    assert result.calls == [
+        ToolCall("get_current_weather", {"location": "Dallas, TX", "unit": "fahrenheit"}, id="a1b2c3d4e"),
+        ToolCall("get_time", {}, id="f5g6h7i8j"),
+    ]
+    assert result.content is None and result.errors == []
+
+
+def test_pre_v11_single_object_and_string_arguments() -> None:
+    text = '[TOOL_CALLS]{"name": "special_function", "arguments": "{\\"arg1\\": 1}"}'
+    assert parse(text, format=FORMAT).calls == [ToolCall("special_function", {"arg1": 1})]
+
+
+def test_v11_name_args() -> None:
+    # Devstral / Mistral Small 3.1 (llama.cpp test-chat.cpp).
+    text = '[TOOL_CALLS]special_function[ARGS]{"arg1": 1}'
+    result = parse(text, format=FORMAT, tools=TOOLS)
+    assert result.calls == [ToolCall("special_function", {"arg1": 1})]
+    assert result.content is None and result.errors == []
+
+
+def test_v11_call_id() -> None:
+    # Mistral Small 3.2 writes an id between the name and the arguments.
+    text = '[TOOL_CALLS]special_function[CALL_ID]123456789[ARGS]{"arg1": 1}'
+    assert parse(text, format=FORMAT).calls == [ToolCall("special_function", {"arg1": 1}, id="123456789")]
+
+
+def test_v11_several_calls_and_text_before() -> None:
+    text = (
+        'I\'ll check both.[TOOL_CALLS]get_current_weather[ARGS]{"location": "Paris"}'
+        "[TOOL_CALLS]get_time[ARGS]{}</s>"
+    )
+    result = parse(text, format=FORMAT)
+    assert result.calls == [ToolCall("get_current_weather", {"location": "Paris"}), ToolCall("get_time", {})]
+    # </s> is not dropped: in answers it is also HTML strikethrough.
+    assert result.content == "I'll check both.</s>"
+
+
+def test_magistral_think_block() -> None:
+    text = '[THINK]The user wants the weather.[/THINK]Checking.[TOOL_CALLS]get_current_weather[ARGS]{"location": "Lyon"}'
+    result = parse(text, format=FORMAT)
+    assert result.reasoning == "The user wants the weather."
+    assert result.content == "Checking."
+    assert result.calls == [ToolCall("get_current_weather", {"location": "Lyon"})]
+
+
+def test_magistral_2506_think_tags_and_in_reasoning() -> None:
+    assert parse("<think>hmm</think>Answer", format=FORMAT).reasoning == "hmm"
+    result = parse("still thinking[/THINK]Answer", format=FORMAT, in_reasoning=True)
+    assert result.reasoning == "still thinking"
+    assert result.content == "Answer"
+
+
+def test_argument_types_are_kept() -> None:
+    text = '[TOOL_CALLS]f[ARGS]{"n": 3, "s": "3", "x": -1.5e3, "b": false, "z": null, "o": {"l": [1, "a"]}}'
+    assert parse(text, format=FORMAT).calls == [
+        ToolCall("f", {"n": 3, "s": "3", "x": -1500.0, "b": False, "z": None, "o": {"l": [1, "a"]}})
+    ]
+
+
+def test_html_strikethrough_and_brackets_stay_content() -> None:
+    text = "Prices: <s>$20</s> $15 [sale] [ARGS] are [1, 2]."
+    result = parse(text, format=FORMAT, tools=TOOLS)
+    assert result.content == text
+    assert result.calls == [] and result.errors == []
+
+
+def test_json_example_in_prose_stays_content() -> None:
+    text = 'A response looks like {"name": "Alice", "arguments": "none"}.'
+    result = parse(text, format=FORMAT, tools=TOOLS)
+    assert result.content == text and result.calls == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[TOOL_CALLS]get_time[ARGS]not json",
+        "[TOOL_CALLS]get time[ARGS]{}",
+        '[TOOL_CALLS][{"nom": "get_time"}]',
+        "[TOOL_CALLS]get_time[ARGS][1, 2]",
+        '[TOOL_CALLS]get_time[CALL_ID]bad id![ARGS]{"a": 1}',
+    ],
+)
+def test_malformed_calls_stay_content(text: str) -> None:
+    result = parse(text, format=FORMAT)
+    assert result.calls == []
+    assert result.content == text
+    assert len(result.errors) == 1 and isinstance(result.errors[0], MalformedCall | TruncatedCall)
+
+
+def test_truncated_arguments_are_never_a_call() -> None:
+    text = '[TOOL_CALLS]get_current_weather[ARGS]{"location": "Par'
+    for truncated in (True, False):
+        result = parse(text, format=FORMAT, truncated=truncated)
+        assert result.calls == []
+        assert result.content == text
+        assert [type(e) for e in result.errors] == [TruncatedCall]
+
+
+def test_auto_reads_both_generations() -> None:
+    assert parse('[TOOL_CALLS]get_time[ARGS]{"tz": "UTC"}', format="auto").calls == [
+        ToolCall("get_time", {"tz": "UTC"})
+    ]
+    assert parse('[TOOL_CALLS][{"name": "get_time", "arguments": {}}]', format="auto").calls == [
+        ToolCall("get_time", {})
+    ]
+
+
+# -- properties ---------------------------------------------------------------------------------
+
+names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-]{0,20}", fullmatch=True)
+ids = st.none() | st.from_regex(r"[A-Za-z0-9]{9}", fullmatch=True)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**15), 10**15)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+calls_strategy = st.lists(
+    st.builds(ToolCall, names, st.dictionaries(st.text(max_size=8), json_values, max_size=4), ids),
+    min_size=1,
+    max_size=3,
+)
+MARKERS = [
+    "[TOOL_CALLS]",
+    "[ARGS]",
+    "[CALL_ID]",
+    "[THINK]",
+    "[/THINK]",
+    "<think>",
+    "</think>",
+    "</s>",
+    "{",
+    "}",
+    "[",
+    "]",
+    '"name"',
+    '"arguments"',
+    ":",
+    ",",
+    '"',
+    " ",
+    "get_time",
+    "```json\n",
+    "```",
+]
+marked_text = st.lists(st.one_of(st.sampled_from(MARKERS), st.text(max_size=8)), max_size=25).map("".join)
+
+
+@SETTINGS
+@given(calls=calls_strategy, data=st.data())
+def test_render_parse_round_trip(calls: list[ToolCall], data: st.DataObject) -> None:
+    text = render_calls(calls, FORMAT)
+    for format in (FORMAT, "auto"):
+        result = parse(text, format=format)
+        assert result.calls == calls
+        assert result.content is None and result.errors == []
+        cuts = data.draw(st.lists(st.integers(0, len(text)), max_size=10))
+        assert stream(text, cuts, format=format)[0] == result
+    assert [json.loads(c.arguments_json()) for c in result.calls] == [c.arguments for c in calls]
+
+
+@SETTINGS
+@given(calls=calls_strategy)
+def test_pre_v11_list_round_trips(calls: list[ToolCall]) -> None:
+    items = [{"name": c.name, "arguments": c.arguments} | ({"id": c.id} if c.id else {}) for c in calls]
+    text = "[TOOL_CALLS]" + json.dumps(items)
+    assert parse(text, format=FORMAT).calls == calls
+
+
+@SETTINGS
+@given(
+    text=marked_text,
+    tools=st.sampled_from([None, [], TOOLS]),
+    truncated=st.booleans(),
+    in_reasoning=st.booleans(),
+    data=st.data(),
+)
+def test_never_raises_and_streaming_equals_parse(
+    text: str, tools: Any, truncated: bool, in_reasoning: bool, data: st.DataObject
+) -> None:
+    options: dict[str, Any] = {"format": FORMAT, "tools": tools, "in_reasoning": in_reasoning}
+    whole = parse(text, truncated=truncated, **options)
+    cuts = data.draw(st.lists(st.integers(0, max(len(text), 1)), max_size=12))
+    assert stream(text, cuts, truncated=truncated, **options)[0] == whole
+    assert stream(text, list(range(len(text))), truncated=truncated, **options)[0] == whole
