@@ -13,6 +13,8 @@ from parsers.conftest import events_agree, stream
 from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, parse
 from pydantic_mlx.parsers.formats import qwen3_coder
 
+from . import CALL_SPECS, CUTS, PROSE, soup, tools_typing
+
 WEATHER = {
     "type": "function",
     "function": {
@@ -216,67 +218,23 @@ def test_text_without_markers_passes_through() -> None:
 
 # ---- properties -------------------------------------------------------------------------
 
-NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,15}", fullmatch=True)
-# Values never contain "<": a raw string value ending in a marker's prefix is ambiguous by design.
-SAFE_TEXT = st.text(st.characters(blacklist_characters="<", blacklist_categories=("Cs",)), max_size=20)
-SCALARS = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | SAFE_TEXT
-)
-JSON_VALUES = st.recursive(
-    SCALARS,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(SAFE_TEXT, inner, max_size=3),
-    max_leaves=6,
-)
-ARGUMENTS = st.dictionaries(NAMES, JSON_VALUES, max_size=4)
-CALL_LISTS = st.lists(st.tuples(NAMES, ARGUMENTS), min_size=1, max_size=3, unique_by=lambda c: c[0])
-PROSE = st.text(st.sampled_from("abc xyz.,!?\n"), max_size=20)
-MARKERS = [
-    "<tool_call>",
-    "</tool_call>",
-    "<function=",
-    "</function>",
-    "<parameter=",
-    "</parameter>",
-    "<think>",
-    "</think>",
-    "<|im_end|>",
-    ">",
-    "\n",
-    "f",
-    "x",
-    "1",
-    '{"a": 1}',
-]
-SOUP = st.lists(st.sampled_from(MARKERS) | PROSE, max_size=25).map("".join)
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    return {type(None): "null", bool: "boolean", int: "integer", float: "number", str: "string"}[type(value)]
-
-
-def tools_typing(calls: list[ToolCall]) -> list[dict[str, Any]]:
-    """Tool definitions whose schemas give every argument the type it has in `calls`."""
-    return [
-        {
-            "type": "function",
-            "function": {
-                "name": call.name,
-                "parameters": {
-                    "type": "object",
-                    "properties": {k: {"type": _json_type(v)} for k, v in call.arguments.items()},
-                },
-            },
-        }
-        for call in calls
+SOUP = soup(
+    [
+        "<tool_call>",
+        "</tool_call>",
+        "<function=",
+        "</function>",
+        "<parameter=",
+        "</parameter>",
+        "<think>",
+        "</think>",
+        "<|im_end|>",
     ]
+)
 
 
 @settings(max_examples=150, deadline=None)
-@given(CALL_LISTS, PROSE, PROSE, st.sampled_from(["qwen3_coder", "auto"]))
+@given(CALL_SPECS, PROSE, PROSE, st.sampled_from(["qwen3_coder", "auto"]))
 def test_render_parse_round_trip(
     specs: list[tuple[str, dict[str, Any]]], before: str, after: str, fmt: str
 ) -> None:
@@ -305,7 +263,7 @@ def test_marker_soup_never_raises_and_streams_like_parse(
 
 
 @settings(max_examples=100, deadline=None)
-@given(CALL_LISTS, PROSE, st.lists(st.integers(0, 2000), max_size=20))
+@given(CALL_SPECS, PROSE, CUTS)
 def test_streaming_rendered_calls_equals_parse(
     specs: list[tuple[str, dict[str, Any]]], before: str, cuts: list[int]
 ) -> None:

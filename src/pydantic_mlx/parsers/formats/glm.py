@@ -41,13 +41,15 @@ TEMPLATE_HINTS = ("<arg_key>",)
 _KEY_OPEN, _KEY_CLOSE = "<arg_key>", "</arg_key>"
 _VALUE_OPEN, _VALUE_CLOSE = "<arg_value>", "</arg_value>"
 # Characters no tool name contains: they mean the body is prose, JSON or another format's XML.
-_NOT_IN_NAME = frozenset("<>{}[]()\"'`,;=")
+_NOT_IN_NAME = frozenset("<>{}[]()\"'`,;=\\")
 
 
 def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
     """The one call in a `<tool_call>` body: a name, then `<arg_key>`/`<arg_value>` pairs."""
     first = body.find(_KEY_OPEN)
     name = (body if first < 0 else body[:first]).strip()
+    while name.endswith("\\n"):  # the literal `\n` some outputs write after the name
+        name = name[:-2].rstrip()
     if not name:
         raise CallSyntaxError("a GLM call needs a function name")
     if any(c.isspace() or c in _NOT_IN_NAME for c in name):

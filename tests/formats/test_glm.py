@@ -1,0 +1,236 @@
+"""GLM-4.5 / 4.6 / 4.7 calls: `<tool_call>NAME<arg_key>K</arg_key><arg_value>V</arg_value></tool_call>`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from parsers.conftest import events_agree, stream
+from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, parse
+from pydantic_mlx.parsers._tools import tool_set
+from pydantic_mlx.parsers._types import CallSyntaxError
+from pydantic_mlx.parsers.formats import glm
+
+from . import CALL_SPECS, CUTS, PROSE, soup, tools_typing
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string"},
+                "days": {"type": "integer"},
+                "options": {"type": "object"},
+            },
+        },
+    },
+}
+NOW = {
+    "type": "function",
+    "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}},
+}
+TOOLS = [WEATHER, NOW]
+PARIS = ToolCall("get_weather", {"city": "Paris", "days": 3})
+
+# GLM-4.5 / 4.6 template: a newline after the name and between tags.
+GLM45 = (
+    "<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>Paris</arg_value>\n"
+    "<arg_key>days</arg_key>\n<arg_value>3</arg_value>\n</tool_call>"
+)
+# GLM-4.7 template: no newlines at all.
+GLM47 = (
+    "<tool_call>get_weather<arg_key>city</arg_key><arg_value>Paris</arg_value>"
+    "<arg_key>days</arg_key><arg_value>3</arg_value></tool_call>"
+)
+
+
+@pytest.mark.parametrize("format", ["glm", "auto"])
+@pytest.mark.parametrize(
+    ("text", "content", "reasoning", "calls"),
+    [
+        (GLM45, None, None, [PARIS]),
+        (GLM47, None, None, [PARIS]),
+        ("\n<think>The user wants weather.</think>\n" + GLM45, None, "The user wants weather.", [PARIS]),
+        ("<think></think>\nI'll check.\n" + GLM47 + "<|user|>", "\nI'll check.\n", None, [PARIS]),
+        (GLM45 + "\n" + GLM47 + "<|observation|>", None, None, [PARIS, PARIS]),
+        ("<tool_call>get_time</tool_call>", None, None, [ToolCall("get_time", {})]),  # no arguments
+        ("<tool_call>get_time\n</tool_call>", None, None, [ToolCall("get_time", {})]),
+        (  # values typed by the schema: a string-typed "123" stays a string; objects are JSON
+            "<tool_call>get_weather<arg_key>city</arg_key><arg_value>123</arg_value>"
+            '<arg_key>options</arg_key><arg_value>{"units": "metric"}</arg_value></tool_call>',
+            None,
+            None,
+            [ToolCall("get_weather", {"city": "123", "options": {"units": "metric"}})],
+        ),
+        (  # string values are kept byte for byte, newlines and markup included
+            "<tool_call>get_weather<arg_key>city</arg_key><arg_value> New York\n</arg_value></tool_call>",
+            None,
+            None,
+            [ToolCall("get_weather", {"city": " New York\n"})],
+        ),
+        (  # the literal two characters \n between tags, as some GLM outputs write them
+            "<tool_call>get_weather\\n<arg_key>city</arg_key>\\n<arg_value>Paris</arg_value>\\n</tool_call>",
+            None,
+            None,
+            [ToolCall("get_weather", {"city": "Paris"})],
+        ),
+        (  # model stopped by itself before </tool_call>, body complete
+            "Sure.\n<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>Paris</arg_value>\n",
+            "Sure.\n",
+            None,
+            [ToolCall("get_weather", {"city": "Paris"})],
+        ),
+    ],
+)
+def test_calls(
+    format: str, text: str, content: str | None, reasoning: str | None, calls: list[ToolCall]
+) -> None:
+    result = parse(text, format=format, tools=TOOLS)
+    assert (result.content, result.reasoning, result.calls, result.errors) == (content, reasoning, calls, [])
+    streamed, events = stream(text, range(len(text)), format=format, tools=TOOLS)
+    assert streamed == result
+    assert events_agree(result, events)
+
+
+def test_output_starting_inside_reasoning() -> None:
+    # GLM-4.7's generation prompt ends with `<think>`: the output opens inside the reasoning.
+    text = "The user wants weather.</think>" + GLM47
+    result = parse(text, format="glm", tools=TOOLS, in_reasoning=True)
+    assert (result.reasoning, result.content, result.calls) == ("The user wants weather.", None, [PARIS])
+
+
+def test_values_without_tools() -> None:
+    text = (
+        "<tool_call>f<arg_key>n</arg_key><arg_value>5</arg_value><arg_key>s</arg_key><arg_value>Paris"
+        "</arg_value><arg_key>l</arg_key><arg_value>[1, 2]</arg_value></tool_call>"
+    )
+    assert parse(text, format="glm").calls == [ToolCall("f", {"n": 5, "s": "Paris", "l": [1, 2]})]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"name": "get_weather", "arguments": {"city": "Paris"}}',  # hermes JSON, not GLM
+        "\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</function>\n",  # qwen3_coder
+        "I will call get_weather now",
+        "get_weather\n<arg_key>city</arg_key>\n",  # a key without its value
+        "get_weather\n<arg_key>city</arg_key>\n<arg_value>Paris",  # value never closed
+        "get_weather\n<arg_value>Paris</arg_value>",  # value without a key
+        "get_weather\n<arg_key>city</arg_key>junk<arg_value>Paris</arg_value>",
+        "get_weather\n<arg_key>city</arg_key><arg_value>Paris</arg_value>trailing words",
+        "",
+        "get weather",
+    ],
+)
+def test_glm_rejects_bodies_that_are_not_its_own(body: str) -> None:
+    with pytest.raises(CallSyntaxError):
+        glm.parse_region(glm.CALLS[0], body, tool_set(TOOLS))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<tool_call>get_weather\n<arg_key>city</arg_key>\n</tool_call>",
+        "<tool_call>get_weather <arg_key>city</arg_key><arg_value>Paris</arg_value>garbage</tool_call>",
+        "<tool_call>call get_weather please</tool_call>",
+    ],
+)
+def test_malformed_stays_content(text: str) -> None:
+    result = parse(text, format="glm", tools=TOOLS)
+    assert result.calls == []
+    assert result.content == text
+    assert any(isinstance(e, MalformedCall) for e in result.errors)
+
+
+def test_auto_still_reads_hermes_and_qwen3_coder_bodies() -> None:
+    hermes = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    qwen = "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</function>\n</tool_call>"
+    for text in (hermes, qwen):
+        assert parse(text, tools=TOOLS).calls == [ToolCall("get_weather", {"city": "Paris"})]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>Paris</arg_value>\n",
+        "<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>Par",
+        "<tool_call>get_ti",
+    ],
+)
+def test_truncated_is_never_a_call(text: str) -> None:
+    result = parse(text, format="glm", tools=TOOLS, truncated=True)
+    assert result.calls == []
+    assert result.content == text
+    assert any(isinstance(e, TruncatedCall) for e in result.errors)
+
+
+# ---- properties -------------------------------------------------------------------------
+
+SOUP = soup(
+    [
+        "<tool_call>",
+        "</tool_call>",
+        "<arg_key>",
+        "</arg_key>",
+        "<arg_value>",
+        "</arg_value>",
+        "<think>",
+        "</think>",
+        "<|user|>",
+        "<|observation|>",
+        "get_weather",
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(CALL_SPECS, PROSE, PROSE, st.sampled_from(["glm", "auto"]))
+def test_render_parse_round_trip(
+    specs: list[tuple[str, dict[str, Any]]], before: str, after: str, fmt: str
+) -> None:
+    calls = [ToolCall(name, arguments) for name, arguments in specs]
+    text = before + glm.render(calls) + after
+    result = parse(text, format=fmt, tools=tools_typing(calls))
+    assert result.calls == calls
+    outside = before + "\n" * (len(calls) - 1) + after  # render puts a newline between calls
+    assert result.content == (outside if outside.strip() else None)
+    assert result.errors == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(SOUP, CUTS, st.booleans(), st.booleans())
+def test_marker_soup_never_raises_and_streams_like_parse(
+    text: str, cuts: list[int], truncated: bool, in_reasoning: bool
+) -> None:
+    result = parse(text, format="glm", tools=TOOLS, truncated=truncated, in_reasoning=in_reasoning)
+    streamed, events = stream(
+        text, cuts, format="glm", tools=TOOLS, truncated=truncated, in_reasoning=in_reasoning
+    )
+    assert streamed == result
+    assert events_agree(result, events)
+
+
+@settings(max_examples=100, deadline=None)
+@given(CALL_SPECS, PROSE, CUTS)
+def test_streaming_rendered_calls_equals_parse(
+    specs: list[tuple[str, dict[str, Any]]], before: str, cuts: list[int]
+) -> None:
+    calls = [ToolCall(name, arguments) for name, arguments in specs]
+    tools = tools_typing(calls)
+    text = before + glm.render(calls)
+    streamed, events = stream(text, cuts, format="glm", tools=tools)
+    assert streamed == parse(text, format="glm", tools=tools)
+    assert streamed.calls == calls
+    assert events_agree(streamed, events)
+
+
+@settings(max_examples=100, deadline=None)
+@given(PROSE)
+def test_text_without_markers_is_unchanged(text: str) -> None:
+    result = parse(text, format="glm")
+    assert result.content == (text if text.strip() else None)
