@@ -1,0 +1,332 @@
+"""Token generation on a loaded model's own thread, streamed to the event loop.
+
+`start_generation` queues one generation on the model's thread and returns a `GenerationStream`:
+an async iterator of decoded text that the consumer may stop at any time (`aclose`), after which
+the thread stops within one token and releases the model. Special tokens are decoded into the
+text (the parsers need markers such as `<tool_call>`); only the end-of-sequence tokens and the
+caller's stop sequences end the text without appearing in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import mlx.core as mx
+from mlx_lm.generate import generate_step, generation_stream
+from mlx_lm.sample_utils import apply_top_k, apply_top_p, make_logits_processors
+
+from ._loading import LoadedModel
+
+__all__ = [
+    "GenerationOptions",
+    "GenerationStats",
+    "GenerationStream",
+    "StopSequenceFilter",
+    "start_generation",
+]
+
+FinishReason = Literal["stop", "stop_sequence", "length", "cancelled"]
+
+PREFILL_CHUNK = 256
+"""Prompt tokens computed per model call while prefilling; a cancel is noticed between chunks."""
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """How to sample. `temperature=0` (the default) is greedy decoding."""
+
+    max_tokens: int = 2048
+    temperature: float = 0.0
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: Mapping[int, float] | None = None
+    stop_sequences: Sequence[str] = ()
+
+
+@dataclass
+class GenerationStats:
+    """What one generation cost, filled in by the generation thread."""
+
+    prompt_tokens: int = 0
+    """Tokens in the prompt."""
+    cached_tokens: int = 0
+    """Prompt tokens whose KV came from the prompt cache (not computed again)."""
+    output_tokens: int = 0
+    """Tokens sampled (including the end-of-sequence token, if one came)."""
+    finish_reason: FinishReason = "stop"
+    prefill_seconds: float = 0.0
+    decode_seconds: float = 0.0
+    output_token_ids: list[int] = field(default_factory=lambda: list[int]())
+
+    @property
+    def prefilled_tokens(self) -> int:
+        """Prompt tokens actually computed for this request."""
+        return self.prompt_tokens - self.cached_tokens
+
+
+@dataclass(frozen=True)
+class _Finished:
+    error: BaseException | None = None
+
+
+class GenerationStream:
+    """Decoded text of one generation, as it arrives. Iterate with `async for`; stop with `aclose()`.
+
+    Each item is all the text decoded since the previous one (several tokens if the consumer was
+    slower than the model). `stats` is complete once iteration has ended.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.stats = GenerationStats()
+        self._loop = loop
+        self._queue: asyncio.Queue[str | _Finished] = asyncio.Queue()
+        self._stop = threading.Event()
+        self._done = asyncio.Event()
+        self._finished = False
+
+    def __aiter__(self) -> GenerationStream:
+        return self
+
+    async def __anext__(self) -> str:
+        if self._finished:
+            raise StopAsyncIteration
+        item = await self._queue.get()
+        text: list[str] = []
+        while True:
+            if isinstance(item, _Finished):
+                self._finished = True
+                if item.error is not None:
+                    raise item.error
+                break
+            text.append(item)
+            if self._queue.empty():
+                break
+            item = self._queue.get_nowait()
+        if not text:
+            raise StopAsyncIteration
+        return "".join(text)
+
+    def stop(self) -> None:
+        """Ask the generation thread to stop after the token it is computing (non-blocking)."""
+        self._stop.set()
+
+    async def aclose(self) -> None:
+        """Stop generating and wait until the model is released."""
+        self._stop.set()
+        await self._done.wait()
+        while not self._finished:
+            item = await self._queue.get()
+            if isinstance(item, _Finished):
+                self._finished = True
+
+    # Called from the generation thread.
+    def _emit(self, item: str | _Finished) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        except RuntimeError:  # the event loop is gone: nobody will read the rest
+            self._stop.set()
+
+    def _finish(self, error: BaseException | None = None) -> None:
+        self._emit(_Finished(error))
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._done.set)
+
+
+def start_generation(loaded: LoadedModel, prompt: list[int], options: GenerationOptions) -> GenerationStream:
+    """Queue generation of a completion of `prompt` on `loaded`'s thread; returns at once."""
+    stream = GenerationStream(asyncio.get_running_loop())
+    loaded.submit(lambda: _run(loaded, prompt, options, stream))
+    return stream
+
+
+def _run(
+    loaded: LoadedModel, prompt: list[int], options: GenerationOptions, stream: GenerationStream
+) -> None:
+    try:
+        with loaded.busy:
+            if not stream._stop.is_set():  # pyright: ignore[reportPrivateUsage]
+                _generate(loaded, prompt, options, stream)
+            else:
+                stream.stats.finish_reason = "cancelled"
+    except BaseException as error:
+        stream._finish(error)  # pyright: ignore[reportPrivateUsage]
+    else:
+        stream._finish()  # pyright: ignore[reportPrivateUsage]
+
+
+def _generate(
+    loaded: LoadedModel, prompt: list[int], options: GenerationOptions, out: GenerationStream
+) -> None:
+    stop = out._stop  # pyright: ignore[reportPrivateUsage]
+    stats = out.stats
+    model, tokenizer = loaded.model, loaded.tokenizer
+    lease = loaded.prompt_cache.lease(prompt)
+    cache = lease.cache
+    stats.prompt_tokens = len(prompt)
+    stats.cached_tokens = lease.reused
+    generated = stats.output_token_ids
+    started = time.perf_counter()
+    try:
+        # Prefill all but the last prompt token here, in chunks, so a cancel is noticed between
+        # chunks; generate_step then starts from exactly one token.
+        remaining = prompt[lease.reused :]
+        with mx.stream(generation_stream):
+            while len(remaining) > 1 and not stop.is_set():
+                chunk = min(PREFILL_CHUNK, len(remaining) - 1)
+                model(mx.array(remaining[:chunk])[None], cache=cache)
+                mx.eval([c.state for c in cache])
+                remaining = remaining[chunk:]
+        if stop.is_set():
+            stats.finish_reason = "cancelled"
+            return
+        stats.finish_reason = _decode(loaded, remaining, options, cache, out, started)
+    finally:
+        if stats.output_tokens == 0:
+            stats.prefill_seconds = time.perf_counter() - started
+        computed = _cache_length(cache)
+        if computed is not None:
+            mx.eval([c.state for c in cache])
+            loaded.prompt_cache.store((prompt + generated)[:computed], cache)
+        del model, tokenizer
+
+
+def _decode(
+    loaded: LoadedModel,
+    remaining: list[int],
+    options: GenerationOptions,
+    cache: list[Any],
+    out: GenerationStream,
+    started: float,
+) -> FinishReason:
+    stop = out._stop  # pyright: ignore[reportPrivateUsage]
+    stats = out.stats
+    tokenizer = loaded.tokenizer
+    eos = set(tokenizer.eos_token_ids)
+    detokenizer = tokenizer.detokenizer
+    stops = StopSequenceFilter(options.stop_sequences)
+    steps = generate_step(
+        mx.array(remaining),
+        loaded.model,
+        max_tokens=options.max_tokens,
+        sampler=_make_sampler(options),
+        logits_processors=_make_logits_processors(options),
+        prompt_cache=cache,
+        prefill_step_size=PREFILL_CHUNK,
+    )
+    reason: FinishReason = "length"
+    decode_started = started
+    try:
+        for step_token, _ in steps:
+            token = int(step_token)
+            if not stats.output_token_ids:
+                decode_started = time.perf_counter()
+                stats.prefill_seconds = decode_started - started
+            stats.output_token_ids.append(token)
+            stats.output_tokens += 1
+            if token in eos:
+                reason = "stop"
+                break
+            detokenizer.add_token(token)
+            text, stopped = stops.feed(detokenizer.last_segment)
+            if text:
+                out._emit(text)  # pyright: ignore[reportPrivateUsage]
+            if stopped:
+                return "stop_sequence"
+            if stop.is_set():
+                return "cancelled"
+    finally:
+        steps.close()
+        stats.decode_seconds = time.perf_counter() - decode_started
+    detokenizer.finalize()
+    text, stopped = stops.feed(detokenizer.last_segment)
+    text += "" if stopped else stops.flush()
+    if text:
+        out._emit(text)  # pyright: ignore[reportPrivateUsage]
+    return "stop_sequence" if stopped else reason
+
+
+def _cache_length(cache: list[Any]) -> int | None:
+    """Tokens held by the KV cache, or None for caches that cannot say (then it is not kept)."""
+    offsets = {getattr(c, "offset", None) for c in cache}
+    if len(offsets) != 1:
+        return None
+    offset = offsets.pop()
+    return offset if isinstance(offset, int) else None
+
+
+def _make_sampler(options: GenerationOptions) -> Callable[[mx.array], mx.array]:
+    if options.temperature <= 0:
+        return lambda logprobs: mx.argmax(logprobs, axis=-1)
+    key = mx.random.key(options.seed) if options.seed is not None else None
+    inverse_temperature = 1 / options.temperature
+    top_p, top_k = options.top_p, options.top_k
+
+    def sample(logprobs: mx.array) -> mx.array:
+        nonlocal key
+        if top_p is not None and 0 < top_p < 1:
+            logprobs = apply_top_p(logprobs, top_p)
+        if top_k is not None and top_k > 0:
+            logprobs = apply_top_k(logprobs, top_k)
+        if key is None:
+            return mx.random.categorical(logprobs * inverse_temperature)
+        # A private key chain: a seeded request is reproducible whatever else runs meanwhile.
+        key, subkey = mx.random.split(key)
+        return mx.random.categorical(logprobs * inverse_temperature, key=subkey)
+
+    return sample
+
+
+def _make_logits_processors(options: GenerationOptions) -> list[Callable[[mx.array, mx.array], mx.array]]:
+    processors = make_logits_processors(
+        logit_bias=dict(options.logit_bias) if options.logit_bias else None,
+        presence_penalty=options.presence_penalty,
+        presence_context_size=options.max_tokens,
+        frequency_penalty=options.frequency_penalty,
+        frequency_context_size=options.max_tokens,
+    )
+    # generate_step shows the processors the token it was started with (the last prompt token)
+    # before the sampled ones; penalties are about the completion only, as in the OpenAI API.
+    return [lambda tokens, logits, p=p: p(tokens[1:], logits) for p in processors]
+
+
+class StopSequenceFilter:
+    """Cuts text at the first stop sequence, holding back only what could still start one."""
+
+    def __init__(self, stop_sequences: Sequence[str]) -> None:
+        self._stops = [s for s in stop_sequences if s]
+        self._pending = ""
+
+    def feed(self, text: str) -> tuple[str, bool]:
+        """Text safe to emit, and whether a stop sequence was reached (then nothing more comes)."""
+        if not self._stops:
+            return text, False
+        pending = self._pending + text
+        hits = [i for i in (pending.find(s) for s in self._stops) if i >= 0]
+        if hits:
+            self._pending = ""
+            return pending[: min(hits)], True
+        hold = max((_overlap(pending, s) for s in self._stops), default=0)
+        self._pending = pending[len(pending) - hold :]
+        return pending[: len(pending) - hold], False
+
+    def flush(self) -> str:
+        """The held-back text, once no more text will come."""
+        pending, self._pending = self._pending, ""
+        return pending
+
+
+def _overlap(text: str, stop: str) -> int:
+    """Length of the longest end of `text` that is a proper start of `stop`."""
+    for n in range(min(len(text), len(stop) - 1), 0, -1):
+        if stop.startswith(text[-n:]):
+            return n
+    return 0

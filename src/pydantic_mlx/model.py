@@ -1,0 +1,436 @@
+"""`MLXModel`: a PydanticAI model that runs an MLX language model in this process.
+
+    from pydantic_ai import Agent
+    from pydantic_mlx import MLXModel
+
+    agent = Agent(MLXModel("mlx-community/Qwen2.5-Coder-1.5B-Instruct-4bit"), tools=[read_file])
+
+The conversation is rendered with the tokenizer's own chat template (tools included), generated
+on the model's own thread, and the output is read by `pydantic_mlx.parsers`, which turns tool
+calls written as text (tagged, fenced JSON, bare JSON, XML, ...) into `ToolCallPart`s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
+
+import anyio
+from pydantic_ai import _utils
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.messages import (
+    FinishReason,
+    ModelMessage,
+    ModelResponse,
+    ModelResponseStreamEvent,
+)
+from pydantic_ai.models import (
+    Model,
+    ModelRequestParameters,
+    StreamedResponse,
+    check_allow_model_requests,
+)
+from pydantic_ai.models._tool_choice import resolve_tool_choice  # pyright: ignore[reportPrivateUsage]
+from pydantic_ai.profiles import ModelProfile, ModelProfileSpec
+from pydantic_ai.settings import ModelSettings
+from pydantic_ai.tools import RunContext, ToolDefinition
+from pydantic_ai.usage import RequestUsage
+
+from ._chat import CHAT_TEMPLATE_PROFILE, ChatTokenizer, render_prompt, request_instructions
+from ._generation import GenerationOptions, GenerationStats, GenerationStream, start_generation
+from ._loading import LoadedModel, ModelSource, loaded_model
+from .parsers import (
+    Event,
+    MalformedCall,
+    ParseProblem,
+    StreamParser,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    detect_format,
+)
+
+__all__ = ["DEFAULT_MAX_TOKENS", "MLXModel", "MLXStreamedResponse"]
+
+DEFAULT_MAX_TOKENS = 2048
+"""Completion length limit when `max_tokens` is not set."""
+
+_REASONING_OPENERS = ("<think>",)
+"""Prompt endings that mean the template already opened the model's reasoning block."""
+
+
+class MLXModel(Model):
+    """A local MLX model, loaded in-process with `mlx_lm`, as a PydanticAI model.
+
+    Args:
+        model: A Hugging Face id (`"mlx-community/Qwen2.5-Coder-1.5B-Instruct-4bit"`), a local
+            model folder, or an already loaded `(model, tokenizer)` pair from `mlx_lm.load`.
+            Weights load on the first request and are shared by every `MLXModel` naming the same
+            model and adapter.
+        adapter_path: A LoRA adapter folder (as written by `mlx_lm.lora`) to apply on load.
+        tool_format: How the model writes tool calls (a name from
+            `pydantic_mlx.parsers.available_formats()`). `"auto"` detects it from the chat template,
+            falling back to recognising every format in the text.
+        model_name: Name reported in responses; defaults to the id or folder name.
+        settings: Default model settings for every request. Greedy decoding (`temperature=0`)
+            unless a temperature is set; at most `DEFAULT_MAX_TOKENS` tokens unless `max_tokens` is.
+        profile: Overrides of the model profile.
+        prompt_cache_entries: How many conversations' KV caches to keep for reuse (per loaded model).
+        prompt_cache_bytes: Memory bound of those caches (per loaded model).
+
+    Settings honoured: `max_tokens`, `temperature`, `top_p`, `top_k`, `seed`, `stop_sequences`,
+    `presence_penalty`, `frequency_penalty`, `logit_bias` (token ids as keys), `tool_choice`
+    (`'none'` renders no tools; `'required'` or a list of names keeps text out of the answer, so
+    the agent asks again for a call) and `parallel_tool_calls=False` (generation stops after the
+    first complete call). The ones in `unsupported_settings` are ignored.
+    """
+
+    unsupported_settings = frozenset(
+        {"timeout", "max_retries", "extra_headers", "extra_body", "citations", "service_tier"}
+    )
+    # Chat templates carry text only: files are replaced by a note before they reach the renderer.
+    _unsupported_file_inputs = frozenset({"image", "document", "audio", "video"})
+
+    def __init__(
+        self,
+        model: ModelSource,
+        *,
+        adapter_path: str | Path | None = None,
+        tool_format: str = "auto",
+        model_name: str | None = None,
+        settings: ModelSettings | None = None,
+        profile: ModelProfileSpec | None = None,
+        prompt_cache_entries: int = 4,
+        prompt_cache_bytes: int = 2 << 30,
+    ) -> None:
+        if isinstance(model, tuple) and adapter_path is not None:
+            raise UserError(
+                "adapter_path applies when MLXModel loads the model; apply it before passing a pair"
+            )
+        self._loaded = loaded_model(
+            model,
+            adapter_path=adapter_path,
+            prompt_cache_entries=prompt_cache_entries,
+            prompt_cache_bytes=prompt_cache_bytes,
+        )
+        self._model_name = model_name or _default_name(model)
+        self._tool_format = tool_format
+        self._detected_format: str | None = None
+        super().__init__(settings=settings, profile=profile)
+
+    @property
+    def model_name(self) -> str:
+        """The model's name (Hugging Face id, folder name, or the `model_name` given)."""
+        return self._model_name
+
+    @property
+    def system(self) -> str:
+        """The provider name reported in responses: `"mlx"`."""
+        return "mlx"
+
+    @property
+    def provider(self) -> None:
+        return None
+
+    @property
+    def loaded(self) -> LoadedModel:
+        """The shared weights, tokenizer, prompt cache and generation thread behind this model."""
+        return self._loaded
+
+    @property
+    def tool_format(self) -> str:
+        """The tool-call format used to read the output (detected from the chat template once loaded)."""
+        if self._tool_format != "auto":
+            return self._tool_format
+        if self._detected_format is None:
+            if not self._loaded.is_loaded:
+                return "auto"
+            template = getattr(self._loaded.tokenizer, "chat_template", None)
+            self._detected_format = detect_format(template if isinstance(template, str) else None)
+        return self._detected_format
+
+    async def load(self) -> None:
+        """Load the weights now instead of on the first request."""
+        await self._loaded.load()
+
+    def _provider_model_profile(self) -> ModelProfile:
+        return CHAT_TEMPLATE_PROFILE
+
+    def prepare_request(
+        self,
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> tuple[ModelSettings | None, ModelRequestParameters]:
+        if model_request_parameters.output_mode == "native":
+            raise UserError(
+                "MLXModel does not support NativeOutput yet (it needs constrained decoding); "
+                "use ToolOutput (the default) or PromptedOutput."
+            )
+        return super().prepare_request(model_settings, model_request_parameters)
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        """Generate a whole response (the same code as `request_stream`, consumed to the end)."""
+        async with self.request_stream(messages, model_settings, model_request_parameters) as stream:
+            async for _ in stream:
+                pass
+        return stream.get()
+
+    @asynccontextmanager
+    async def request_stream(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        run_context: RunContext[Any] | None = None,
+    ) -> AsyncGenerator[StreamedResponse]:
+        """Generate a response, streamed as the tokens arrive. Leaving early stops generation."""
+        check_allow_model_requests()
+        model_settings, model_request_parameters = self.prepare_request(
+            model_settings, model_request_parameters
+        )
+        await self._loaded.load()
+        plan = self._plan(messages, model_settings or {}, model_request_parameters)
+        generation = start_generation(self._loaded, plan.prompt, plan.options)
+        try:
+            yield MLXStreamedResponse(
+                model_request_parameters=model_request_parameters,
+                _model_name=self._model_name,
+                _plan=plan,
+                _generation=generation,
+            )
+        finally:
+            with anyio.CancelScope(shield=True):
+                await generation.aclose()
+
+    def _plan(
+        self, messages: list[ModelMessage], settings: ModelSettings, params: ModelRequestParameters
+    ) -> _RequestPlan:
+        tokenizer = self._loaded.tokenizer
+        tools, text_is_answer = _offered_tools(settings, params)
+        prompt = render_prompt(
+            cast(ChatTokenizer, tokenizer),
+            messages,
+            tools,
+            instructions=request_instructions(self, messages, params),
+        )
+        tail = tokenizer.decode(prompt[-8:]) if prompt else ""
+        return _RequestPlan(
+            prompt=prompt,
+            options=_generation_options(settings),
+            tool_format=self.tool_format,
+            tools=tools,
+            in_reasoning=tail.rstrip().endswith(_REASONING_OPENERS),
+            text_is_answer=text_is_answer,
+            one_call_only=settings.get("parallel_tool_calls") is False,
+        )
+
+
+@dataclass(frozen=True)
+class _RequestPlan:
+    """Everything decided before generation starts."""
+
+    prompt: list[int]
+    options: GenerationOptions
+    tool_format: str
+    tools: list[ToolDefinition]
+    in_reasoning: bool
+    text_is_answer: bool
+    """False when `tool_choice` demands a call: text is then kept as thinking, not offered as output."""
+    one_call_only: bool
+
+
+@dataclass
+class MLXStreamedResponse(StreamedResponse):
+    """The streamed response of `MLXModel`: parser events mapped to parts as tokens arrive."""
+
+    _model_name: str
+    _plan: _RequestPlan
+    _generation: GenerationStream
+    _timestamp: datetime = field(default_factory=_utils.now_utc)
+
+    async def _get_event_iterator(self) -> AsyncIterator[ModelResponseStreamEvent]:
+        plan = self._plan
+        parser = StreamParser(plan.tool_format, plan.tools, in_reasoning=plan.in_reasoning)
+        mapper = _PartsMapper(self, text_is_answer=plan.text_is_answer)
+        async for text in self._generation:
+            for event in mapper.map_events(parser.feed(text)):
+                yield event
+            if mapper.done:
+                self._generation.stop()
+                break
+        stats = self._generation.stats
+        if mapper.done:
+            await self._generation.aclose()
+        truncated = stats.finish_reason == "length"
+        for event in mapper.map_events(parser.close(truncated=truncated)):
+            yield event
+        problems = [] if mapper.done else parser.result().errors
+        for event in mapper.map_problems(problems):
+            yield event
+        self._finish(stats, mapper, problems)
+
+    def _finish(self, stats: GenerationStats, mapper: _PartsMapper, problems: Sequence[ParseProblem]) -> None:
+        self._usage = RequestUsage(
+            input_tokens=stats.prompt_tokens,
+            output_tokens=stats.output_tokens,
+            cache_read_tokens=stats.cached_tokens,
+        )
+        finish_reason: FinishReason | None
+        if mapper.calls:
+            finish_reason = "tool_call"
+        elif stats.finish_reason == "length":
+            finish_reason = "length"
+        elif stats.finish_reason == "cancelled":
+            finish_reason = None
+        else:
+            finish_reason = "stop"
+        self.finish_reason = finish_reason
+        self.provider_details = {
+            "finish_reason": stats.finish_reason,
+            "tool_format": self._plan.tool_format,
+            "prefilled_tokens": stats.prefilled_tokens,
+            "prefill_seconds": stats.prefill_seconds,
+            "decode_seconds": stats.decode_seconds,
+            "parse_problems": [
+                {"kind": p.kind, "message": p.message, "name": p.name, "text": p.text} for p in problems
+            ],
+        }
+
+    async def close_stream(self) -> None:
+        await self._generation.aclose()
+
+    @property
+    def model_name(self) -> str:
+        return self._model_name
+
+    @property
+    def provider_name(self) -> str:
+        return "mlx"
+
+    @property
+    def provider_url(self) -> None:
+        return None
+
+    @property
+    def timestamp(self) -> datetime:
+        return self._timestamp
+
+
+class _PartsMapper:
+    """The one mapping from parser output to response parts, used by `request` and the stream alike.
+
+    Text that is only whitespace is held back until more text follows, so a call with blank
+    lines around it is answered by its `ToolCallPart` alone (as a parse result's `content` is
+    `None` then).
+    """
+
+    def __init__(self, response: MLXStreamedResponse, *, text_is_answer: bool) -> None:
+        self._parts = response._parts_manager  # pyright: ignore[reportPrivateUsage]
+        self._text_is_answer = text_is_answer
+        self._one_call_only = response._plan.one_call_only  # pyright: ignore[reportPrivateUsage]
+        self._held_text = ""
+        self.calls = 0
+        self.done = False
+        """Set once `parallel_tool_calls=False` has its one call: nothing after it is mapped."""
+
+    def map_events(self, events: list[Event]) -> Iterator[ModelResponseStreamEvent]:
+        for event in events:
+            if self.done:
+                return
+            match event:
+                case TextDelta(content=content):
+                    yield from self._text(content)
+                case ThinkingDelta(content=content):
+                    yield from self._parts.handle_thinking_delta(vendor_part_id=None, content=content)
+                case ToolCallDelta():
+                    yield from self._call(event)
+
+    def map_problems(self, problems: Sequence[ParseProblem]) -> Iterator[ModelResponseStreamEvent]:
+        """A malformed call to a named tool becomes a call whose arguments are the raw text, so the
+        agent's argument validation sends the model a retry prompt. Truncated calls never become
+        calls, and unknown tools are already calls (the agent answers those with a retry)."""
+        for problem in problems:
+            if isinstance(problem, MalformedCall) and problem.name:
+                self.calls += 1
+                yield self._parts.handle_tool_call_part(
+                    vendor_part_id=("malformed", self.calls),
+                    tool_name=problem.name,
+                    args=problem.text,
+                    tool_call_id=_utils.generate_tool_call_id(),
+                )
+
+    def _text(self, content: str) -> Iterator[ModelResponseStreamEvent]:
+        if not (self._held_text + content).strip():
+            self._held_text += content
+            return
+        content, self._held_text = self._held_text + content, ""
+        if self._text_is_answer:
+            yield from self._parts.handle_text_delta(vendor_part_id=None, content=content)
+        else:
+            yield from self._parts.handle_thinking_delta(vendor_part_id=None, content=content)
+
+    def _call(self, delta: ToolCallDelta) -> Iterator[ModelResponseStreamEvent]:
+        self._held_text = ""
+        first = delta.name is not None
+        if first:
+            self.calls += 1
+        yield from self._parts.handle_tool_call_delta_events(
+            vendor_part_id=("call", delta.index),
+            tool_name=delta.name,
+            args=delta.args_delta,
+            tool_call_id=(delta.id or _utils.generate_tool_call_id()) if first else None,
+        )
+        if self._one_call_only and self.calls:
+            self.done = True
+
+
+def _offered_tools(
+    settings: ModelSettings, params: ModelRequestParameters
+) -> tuple[list[ToolDefinition], bool]:
+    """The tools to render for this request, and whether text counts as an answer (per `tool_choice`)."""
+    all_tools = [*params.function_tools, *params.output_tools]
+    if not all_tools:
+        return [], True
+    choice = resolve_tool_choice(settings, params)
+    explicit = settings.get("tool_choice") not in (None, "auto")
+    if choice == "none":
+        return [], True
+    if choice == "auto":
+        return all_tools, True
+    if choice == "required":
+        return all_tools, not explicit
+    mode, names = choice
+    return [t for t in all_tools if t.name in names], mode == "auto" or not explicit
+
+
+def _generation_options(settings: ModelSettings) -> GenerationOptions:
+    logit_bias = settings.get("logit_bias")
+    return GenerationOptions(
+        max_tokens=settings.get("max_tokens", DEFAULT_MAX_TOKENS),
+        temperature=settings.get("temperature", 0.0),
+        top_p=settings.get("top_p"),
+        top_k=settings.get("top_k"),
+        seed=settings.get("seed"),
+        presence_penalty=settings.get("presence_penalty"),
+        frequency_penalty=settings.get("frequency_penalty"),
+        logit_bias={int(k): float(v) for k, v in logit_bias.items()} if logit_bias else None,
+        stop_sequences=tuple(settings.get("stop_sequences", ())),
+    )
+
+
+def _default_name(model: ModelSource) -> str:
+    if isinstance(model, tuple):
+        return str(getattr(model[0], "model_type", None) or "mlx-model")
+    path = Path(model).expanduser()
+    if isinstance(model, Path) or path.exists():
+        return path.resolve().name
+    return str(model)
