@@ -1,0 +1,280 @@
+"""DeepSeek calls: V3 / R1 (fenced JSON), V3.1, and DSML (V3.2 `function_calls`, V4 `tool_calls`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from parsers.conftest import events_agree, stream
+from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, parse
+from pydantic_mlx.parsers.formats import deepseek
+
+from . import CALL_SPECS, CUTS, PROSE, soup, tools_typing
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string"},
+                "days": {"type": "integer"},
+                "hours": {"type": "array", "items": {"type": "integer"}},
+            },
+        },
+    },
+}
+TOOLS = [WEATHER]
+PARIS = ToolCall("get_weather", {"city": "Paris", "days": 3})
+ROME = ToolCall("get_weather", {"city": "Rome"})
+
+BEGIN, END = "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>"
+CALL, CALL_END, SEP = "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>", "<｜tool▁sep｜>"
+EOS = "<｜end▁of▁sentence｜>"
+
+V3 = (
+    f"{BEGIN}{CALL}function{SEP}get_weather\n```json\n"
+    + '{"city": "Paris", "days": 3}'
+    + f"\n```{CALL_END}\n{CALL}function{SEP}get_weather\n```json\n"
+    + '{"city": "Rome"}'
+    + f"\n```{CALL_END}{END}{EOS}"
+)
+V31 = f'{BEGIN}{CALL}get_weather{SEP}{{"city": "Paris", "days": 3}}{CALL_END}{CALL}get_weather{SEP}{{"city": "Rome"}}{CALL_END}{END}{EOS}'
+
+
+def render_dsml(calls: Sequence[ToolCall], block: str = "function_calls") -> str:
+    """DSML as DeepSeek-V3.2's template writes it (V4 names the block `tool_calls`)."""
+    lines = [f"<｜DSML｜{block}>"]
+    for call in calls:
+        lines.append(f'<｜DSML｜invoke name="{call.name}">')
+        for key, value in call.arguments.items():
+            is_string = isinstance(value, str)
+            text = value if is_string else json.dumps(value, ensure_ascii=False)
+            lines.append(
+                f'<｜DSML｜parameter name="{key}" string="{str(is_string).lower()}">{text}</｜DSML｜parameter>'
+            )
+        lines.append("</｜DSML｜invoke>")
+    lines.append(f"</｜DSML｜{block}>")
+    return "\n".join(lines)
+
+
+def render_v3(calls: Sequence[ToolCall]) -> str:
+    """The V3 / R1 shape: call type `function`, arguments in a ```json fence."""
+    parts = [
+        f"{CALL}function{SEP}{c.name}\n```json\n{json.dumps(c.arguments, ensure_ascii=False)}\n```{CALL_END}"
+        for c in calls
+    ]
+    return BEGIN + "\n".join(parts) + END
+
+
+DSML = render_dsml([PARIS, ROME])
+DSML_V4 = render_dsml([PARIS, ROME], "tool_calls")
+
+
+@pytest.mark.parametrize("format", ["deepseek", "auto"])
+@pytest.mark.parametrize(
+    ("text", "content", "reasoning", "calls"),
+    [
+        (V3, None, None, [PARIS, ROME]),
+        ("Let me check." + V3, "Let me check.", None, [PARIS, ROME]),
+        (V31, None, None, [PARIS, ROME]),
+        ("<think>weather in two cities</think>" + V31, None, "weather in two cities", [PARIS, ROME]),
+        (DSML, None, None, [PARIS, ROME]),
+        (DSML_V4, None, None, [PARIS, ROME]),
+        ("I'll look.\n\n" + DSML_V4 + EOS, "I'll look.\n\n", None, [PARIS, ROME]),
+        (  # DSML string="false" values are JSON, string="true" values are text even when numeric
+            '<｜DSML｜function_calls>\n<｜DSML｜invoke name="get_weather">\n'
+            '<｜DSML｜parameter name="city" string="true">123</｜DSML｜parameter>\n'
+            '<｜DSML｜parameter name="hours" string="false">[1, 2]</｜DSML｜parameter>\n'
+            "</｜DSML｜invoke>\n</｜DSML｜function_calls>",
+            None,
+            None,
+            [ToolCall("get_weather", {"city": "123", "hours": [1, 2]})],
+        ),
+        (  # a parameter without the string attribute is typed by the schema
+            '<｜DSML｜tool_calls>\n<｜DSML｜invoke name="get_weather">\n'
+            '<｜DSML｜parameter name="days">4</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>',
+            None,
+            None,
+            [ToolCall("get_weather", {"days": 4})],
+        ),
+        (  # string="false" that is not JSON falls back to the schema
+            '<｜DSML｜tool_calls>\n<｜DSML｜invoke name="get_weather">\n'
+            '<｜DSML｜parameter name="city" string="false">Paris</｜DSML｜parameter>\n'
+            "</｜DSML｜invoke>\n</｜DSML｜tool_calls>",
+            None,
+            None,
+            [ToolCall("get_weather", {"city": "Paris"})],
+        ),
+        (  # an invoke with no parameters
+            '<｜DSML｜tool_calls>\n<｜DSML｜invoke name="get_weather">\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>',
+            None,
+            None,
+            [ToolCall("get_weather", {})],
+        ),
+        (  # a lone call without the section markers
+            f'{CALL}get_weather{SEP}{{"city": "Rome"}}{CALL_END}',
+            None,
+            None,
+            [ROME],
+        ),
+        (  # the section end never came; the model stopped by itself with complete calls
+            f'{BEGIN}{CALL}get_weather{SEP}{{"city": "Rome"}}{CALL_END}',
+            None,
+            None,
+            [ROME],
+        ),
+        (  # lenient JSON in the arguments
+            f"{BEGIN}{CALL}get_weather{SEP}{{'city': 'Rome',}}{CALL_END}{END}",
+            None,
+            None,
+            [ROME],
+        ),
+    ],
+)
+def test_calls(
+    format: str, text: str, content: str | None, reasoning: str | None, calls: list[ToolCall]
+) -> None:
+    result = parse(text, format=format, tools=TOOLS)
+    assert (result.content, result.reasoning, result.calls, result.errors) == (content, reasoning, calls, [])
+    streamed, events = stream(text, range(len(text)), format=format, tools=TOOLS)
+    assert streamed == result
+    assert events_agree(result, events)
+
+
+def test_json_arguments_keep_their_types() -> None:
+    text = f'{BEGIN}{CALL}get_weather{SEP}{{"city": 7, "days": "3"}}{CALL_END}{END}'
+    assert parse(text, format="deepseek", tools=TOOLS).calls == [
+        ToolCall("get_weather", {"city": 7, "days": "3"})
+    ]
+
+
+def test_output_starting_inside_reasoning() -> None:
+    result = parse("thinking...</think>" + V31, format="deepseek", tools=TOOLS, in_reasoning=True)
+    assert (result.reasoning, result.content, result.calls) == ("thinking...", None, [PARIS, ROME])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f'{BEGIN}{CALL}get_weather{SEP}{{"city": "Paris"}}{END}',  # call end missing
+        f"{BEGIN}{CALL}get_weather{SEP}not json{CALL_END}{END}",
+        f'{BEGIN}{CALL}get_weather {{"city": "Paris"}}{CALL_END}{END}',  # no separator
+        f'{BEGIN}junk{CALL}get_weather{SEP}{{"city": "Paris"}}{CALL_END}{END}',
+        f'{BEGIN}{CALL}function{SEP}get_weather\n```json\n{{"city": "Paris"}}\n{CALL_END}{END}',  # open fence
+        f'{BEGIN}{CALL}get_weather{SEP}["Paris"]{CALL_END}{END}',  # not an object
+        f"{BEGIN}{END}",  # empty section
+        '<｜DSML｜function_calls>\n<｜DSML｜invoke name="get_weather">\n'
+        '<｜DSML｜parameter name="city" string="true">Paris</｜DSML｜parameter>\n</｜DSML｜function_calls>',
+        '<｜DSML｜function_calls>\n<｜DSML｜invoke name="get_weather">\n'
+        '<｜DSML｜parameter name="city" string="true">Paris\n</｜DSML｜invoke>\n</｜DSML｜function_calls>',
+        "<｜DSML｜function_calls>\nI will call a tool.\n</｜DSML｜function_calls>",
+        '<｜DSML｜function_calls>\n<｜DSML｜invoke nam="get_weather">\n</｜DSML｜invoke>\n</｜DSML｜function_calls>',
+    ],
+)
+def test_malformed_stays_content(text: str) -> None:
+    result = parse(text, format="deepseek", tools=TOOLS)
+    assert result.calls == []
+    assert result.content == text
+    assert any(isinstance(e, MalformedCall) for e in result.errors)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f'{BEGIN}{CALL}get_weather{SEP}{{"city": "Paris"}}{CALL_END}',
+        f'{BEGIN}{CALL}get_weather{SEP}{{"city": "Par',
+        render_dsml([PARIS]).removesuffix("</｜DSML｜function_calls>"),
+    ],
+)
+def test_truncated_is_never_a_call(text: str) -> None:
+    result = parse(text, format="deepseek", tools=TOOLS, truncated=True)
+    assert result.calls == []
+    assert result.content == text
+    assert any(isinstance(e, TruncatedCall) for e in result.errors)
+
+
+def test_cut_off_call_without_truncation_flag_is_not_a_call() -> None:
+    text = f'{BEGIN}{CALL}get_weather{SEP}{{"city": "Paris"}}'
+    result = parse(text, format="deepseek", tools=TOOLS)
+    assert result.calls == []
+    assert result.content == text
+
+
+# ---- properties -------------------------------------------------------------------------
+
+SOUP = soup([BEGIN, END, CALL, CALL_END, SEP, EOS, "<think>", "</think>", "function", "```json", "```"])
+DSML_SOUP = soup(
+    [
+        "<｜DSML｜function_calls>",
+        "</｜DSML｜function_calls>",
+        "<｜DSML｜tool_calls>",
+        "</｜DSML｜tool_calls>",
+        '<｜DSML｜invoke name="f">',
+        "</｜DSML｜invoke>",
+        '<｜DSML｜parameter name="a" string="true">',
+        '<｜DSML｜parameter name="b" string="false">',
+        "</｜DSML｜parameter>",
+        EOS,
+    ]
+)
+RENDERERS = {
+    "v3.1": deepseek.render,
+    "v3": render_v3,
+    "dsml": render_dsml,
+    "dsml_v4": lambda calls: render_dsml(calls, "tool_calls"),
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(CALL_SPECS, PROSE, PROSE, st.sampled_from(sorted(RENDERERS)), st.sampled_from(["deepseek", "auto"]))
+def test_render_parse_round_trip(
+    specs: list[tuple[str, dict[str, Any]]], before: str, after: str, shape: str, fmt: str
+) -> None:
+    calls = [ToolCall(name, arguments) for name, arguments in specs]
+    text = before + RENDERERS[shape](calls) + after
+    # JSON shapes need no schema; DSML string="false" values are JSON, so none needed either.
+    result = parse(text, format=fmt, tools=None)
+    assert result.calls == calls
+    assert result.content == ((before + after) if (before + after).strip() else None)
+    assert result.errors == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(SOUP | DSML_SOUP, CUTS, st.booleans(), st.booleans())
+def test_marker_soup_never_raises_and_streams_like_parse(
+    text: str, cuts: list[int], truncated: bool, in_reasoning: bool
+) -> None:
+    result = parse(text, format="deepseek", tools=TOOLS, truncated=truncated, in_reasoning=in_reasoning)
+    streamed, events = stream(
+        text, cuts, format="deepseek", tools=TOOLS, truncated=truncated, in_reasoning=in_reasoning
+    )
+    assert streamed == result
+    assert events_agree(result, events)
+
+
+@settings(max_examples=100, deadline=None)
+@given(CALL_SPECS, PROSE, CUTS, st.sampled_from(sorted(RENDERERS)))
+def test_streaming_rendered_calls_equals_parse(
+    specs: list[tuple[str, dict[str, Any]]], before: str, cuts: list[int], shape: str
+) -> None:
+    calls = [ToolCall(name, arguments) for name, arguments in specs]
+    tools = tools_typing(calls)
+    text = before + RENDERERS[shape](calls)
+    streamed, events = stream(text, cuts, format="deepseek", tools=tools)
+    assert streamed == parse(text, format="deepseek", tools=tools)
+    assert streamed.calls == calls
+    assert events_agree(streamed, events)
+
+
+@settings(max_examples=100, deadline=None)
+@given(PROSE)
+def test_text_without_markers_is_unchanged(text: str) -> None:
+    result = parse(text, format="deepseek")
+    assert result.content == (text if text.strip() else None)
