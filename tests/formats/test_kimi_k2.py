@@ -1,0 +1,301 @@
+"""Kimi calls: K2 sections with `functions.NAME:IDX` ids, and Kimi-K3's XTML channels."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from parsers.conftest import events_agree, stream
+from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, parse
+from pydantic_mlx.parsers.formats import kimi_k2
+
+from . import CALL_SPECS, CUTS, PROSE, soup, tools_typing
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+        },
+    },
+}
+TOOLS = [
+    WEATHER,
+    {"type": "function", "function": {"name": "fs.read_file", "parameters": {"type": "object"}}},
+]
+
+SECTION, SECTION_END = "<|tool_calls_section_begin|>", "<|tool_calls_section_end|>"
+CALL, ARGS, CALL_END = "<|tool_call_begin|>", "<|tool_call_argument_begin|>", "<|tool_call_end|>"
+
+K2 = (
+    f'{SECTION}{CALL}functions.get_weather:0{ARGS}{{"city": "Paris", "days": 3}}{CALL_END}'
+    f'{CALL}functions.get_weather:1{ARGS}{{"city": "Rome"}}{CALL_END}{SECTION_END}<|im_end|>'
+)
+PARIS = ToolCall("get_weather", {"city": "Paris", "days": 3}, id="functions.get_weather:0")
+ROME = ToolCall("get_weather", {"city": "Rome"}, id="functions.get_weather:1")
+
+
+def xtml_escape(value: str) -> str:
+    return value.replace("&", "&amp;").replace('"', "&quot;")
+
+
+def render_k3(calls: Sequence[ToolCall], *, json_block: bool = False) -> str:
+    """A Kimi-K3 `tools` channel, as its chat template writes one."""
+    kinds = {
+        bool: "boolean",
+        type(None): "null",
+        int: "number",
+        float: "number",
+        str: "string",
+        dict: "object",
+    }
+    out = ["<|open|>tools<|sep|>"]
+    for index, call in enumerate(calls, 1):
+        out.append(f'<|open|>call tool="{xtml_escape(call.name)}" index="{index}"<|sep|>')
+        if json_block:
+            out.append(f'<|open|>json type="object"<|sep|>{json.dumps(call.arguments)}<|close|>json<|sep|>')
+        for key, value in ({} if json_block else call.arguments).items():
+            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            kind = kinds.get(type(value), "array")
+            out.append(
+                f'<|open|>argument key="{xtml_escape(key)}" type="{kind}"<|sep|>{text}<|close|>argument<|sep|>'
+            )
+        out.append("<|close|>call<|sep|>")
+    out.append("<|close|>tools<|sep|>")
+    return "".join(out)
+
+
+K3_PARIS = ToolCall("get_weather", {"city": "Paris", "days": 3})
+K3 = (
+    "<|open|>think<|sep|>The user wants weather.<|close|>think<|sep|>"
+    "<|open|>response<|sep|>Let me look.<|close|>response<|sep|>"
+    + render_k3([K3_PARIS])
+    + "<|close|>message<|sep|><|end_of_msg|>"
+)
+
+
+@pytest.mark.parametrize("format", ["kimi_k2", "auto"])
+@pytest.mark.parametrize(
+    ("text", "content", "reasoning", "calls"),
+    [
+        (K2, None, None, [PARIS, ROME]),
+        ("I'll check both." + K2, "I'll check both.", None, [PARIS, ROME]),
+        ("<think>two cities</think>" + K2, None, "two cities", [PARIS, ROME]),
+        (  # singular section markers, spaces and newlines between the pieces
+            f"<|tool_call_section_begin|>\n{CALL} functions.get_weather:0 {ARGS} "
+            f'{{"city": "Paris", "days": 3}} {CALL_END}\n<|tool_call_section_end|>',
+            None,
+            None,
+            [PARIS],
+        ),
+        (  # an id without the functions. prefix
+            f'{SECTION}{CALL}get_weather:7{ARGS}{{"city": "Rome"}}{CALL_END}{SECTION_END}',
+            None,
+            None,
+            [ToolCall("get_weather", {"city": "Rome"}, id="get_weather:7")],
+        ),
+        (  # dotted tool names keep their dots
+            f"{SECTION}{CALL}functions.fs.read_file:0{ARGS}{{}}{CALL_END}{SECTION_END}",
+            None,
+            None,
+            [ToolCall("fs.read_file", {}, id="functions.fs.read_file:0")],
+        ),
+        (  # a lone call without the section markers
+            f'{CALL}functions.get_weather:1{ARGS}{{"city": "Rome"}}{CALL_END}',
+            None,
+            None,
+            [ROME],
+        ),
+        (  # the section end never came; the model stopped by itself with complete calls
+            f'{SECTION}{CALL}functions.get_weather:1{ARGS}{{"city": "Rome"}}{CALL_END}',
+            None,
+            None,
+            [ROME],
+        ),
+        (K3, "Let me look.", "The user wants weather.", [K3_PARIS]),
+        (  # K3 without thinking: the response channel was opened by the prompt
+            "Let me look.<|close|>response<|sep|>" + render_k3([K3_PARIS]) + "<|close|>message<|sep|>",
+            "Let me look.",
+            None,
+            [K3_PARIS],
+        ),
+        (  # K3 arguments carried as one json block
+            render_k3([K3_PARIS], json_block=True),
+            None,
+            None,
+            [K3_PARIS],
+        ),
+        (  # K3 attribute escapes, and a number typed "number" that is an integer
+            '<|open|>tools<|sep|><|open|>call tool="get_weather" index="1"<|sep|>'
+            '<|open|>argument key="city" type="string"<|sep|>Say "hi" & go<|close|>argument<|sep|>'
+            '<|open|>argument key="a&amp;b" type="number"<|sep|>2<|close|>argument<|sep|>'
+            "<|close|>call<|sep|><|close|>tools<|sep|>",
+            None,
+            None,
+            [ToolCall("get_weather", {"city": 'Say "hi" & go', "a&b": 2})],
+        ),
+    ],
+)
+def test_calls(
+    format: str, text: str, content: str | None, reasoning: str | None, calls: list[ToolCall]
+) -> None:
+    result = parse(text, format=format, tools=TOOLS)
+    assert (result.content, result.reasoning, result.calls, result.errors) == (content, reasoning, calls, [])
+    streamed, events = stream(text, range(len(text)), format=format, tools=TOOLS)
+    assert streamed == result
+    assert events_agree(result, events)
+
+
+def test_call_ids_reach_the_stream() -> None:
+    _, events = stream(K2, [], format="kimi_k2", tools=TOOLS)
+    firsts = [e for e in events if getattr(e, "name", None)]
+    assert [getattr(e, "id", None) for e in firsts] == ["functions.get_weather:0", "functions.get_weather:1"]
+
+
+def test_k3_output_starting_inside_reasoning() -> None:
+    # K3's thinking prompt ends with <|open|>think<|sep|>: the output opens inside the reasoning.
+    text = K3.removeprefix("<|open|>think<|sep|>")
+    result = parse(text, format="kimi_k2", tools=TOOLS, in_reasoning=True)
+    assert (result.reasoning, result.content, result.calls) == (
+        "The user wants weather.",
+        "Let me look.",
+        [K3_PARIS],
+    )
+
+
+def test_k2_output_starting_inside_reasoning() -> None:
+    result = parse("two cities</think>" + K2, format="kimi_k2", tools=TOOLS, in_reasoning=True)
+    assert (result.reasoning, result.content, result.calls) == ("two cities", None, [PARIS, ROME])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f'{SECTION}{CALL}functions.get_weather:0{ARGS}{{"city": "Paris"}}{SECTION_END}',  # call end missing
+        f"{SECTION}{CALL}functions.get_weather:0{ARGS}not json{CALL_END}{SECTION_END}",
+        f'{SECTION}{CALL}functions.get_weather:0 {{"city": "Paris"}}{CALL_END}{SECTION_END}',  # no ARGS
+        f'{SECTION}{CALL}{ARGS}{{"city": "Paris"}}{CALL_END}{SECTION_END}',  # no id
+        f'{SECTION}text{CALL}functions.get_weather:0{ARGS}{{"city": "Paris"}}{CALL_END}{SECTION_END}',
+        f"{SECTION}{CALL}functions.get_weather:0{ARGS}[1]{CALL_END}{SECTION_END}",
+        f"{SECTION}{SECTION_END}",
+        '<|open|>tools<|sep|><|open|>call index="1"<|sep|><|close|>call<|sep|><|close|>tools<|sep|>',  # no tool
+        '<|open|>tools<|sep|><|open|>call tool="get_weather" index="1"<|sep|>'
+        '<|open|>argument key="city" type="string"<|sep|>Paris<|close|>call<|sep|><|close|>tools<|sep|>',
+        '<|open|>tools<|sep|><|open|>call tool="get_weather" index="1"<|sep|><|close|>tools<|sep|>',
+        "<|open|>tools<|sep|>I will call a tool<|close|>tools<|sep|>",
+    ],
+)
+def test_malformed_stays_content(text: str) -> None:
+    result = parse(text, format="kimi_k2", tools=TOOLS)
+    assert result.calls == []
+    assert result.content == text
+    assert any(isinstance(e, MalformedCall) for e in result.errors)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f'{SECTION}{CALL}functions.get_weather:0{ARGS}{{"city": "Paris"}}{CALL_END}',
+        f'{SECTION}{CALL}functions.get_weather:0{ARGS}{{"city": "Pa',
+        render_k3([K3_PARIS]).removesuffix("<|close|>tools<|sep|>"),
+    ],
+)
+def test_truncated_is_never_a_call(text: str) -> None:
+    result = parse(text, format="kimi_k2", tools=TOOLS, truncated=True)
+    assert result.calls == []
+    assert result.content == text
+    assert any(isinstance(e, TruncatedCall) for e in result.errors)
+
+
+# ---- properties -------------------------------------------------------------------------
+
+SOUP = soup(
+    [
+        SECTION,
+        SECTION_END,
+        "<|tool_call_section_begin|>",
+        CALL,
+        ARGS,
+        CALL_END,
+        "functions.f:0",
+        "<think>",
+        "</think>",
+        "<|im_end|>",
+        "<|open|>",
+        "<|close|>",
+        "<|sep|>",
+        "tools",
+        "think",
+        "response",
+        'call tool="f"',
+        'argument key="a" type="number"',
+    ]
+)
+
+
+def expected_k2(calls: list[ToolCall]) -> list[ToolCall]:
+    return [ToolCall(c.name, c.arguments, id=f"functions.{c.name}:{i}") for i, c in enumerate(calls)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    CALL_SPECS, PROSE, PROSE, st.sampled_from(["k2", "k3", "k3_json"]), st.sampled_from(["kimi_k2", "auto"])
+)
+def test_render_parse_round_trip(
+    specs: list[tuple[str, dict[str, Any]]], before: str, after: str, shape: str, fmt: str
+) -> None:
+    calls = [ToolCall(name, arguments) for name, arguments in specs]
+    if shape == "k2":
+        text, expected = kimi_k2.render(calls), expected_k2(calls)
+    else:
+        text, expected = render_k3(calls, json_block=shape == "k3_json"), calls
+    result = parse(before + text + after, format=fmt, tools=tools_typing(calls))
+    assert result.calls == expected
+    assert result.content == ((before + after) if (before + after).strip() else None)
+    assert result.errors == []
+
+
+def test_render_keeps_given_ids() -> None:
+    call = ToolCall("get_weather", {"city": "Rome"}, id="functions.get_weather:5")
+    assert parse(kimi_k2.render([call]), format="kimi_k2").calls == [call]
+
+
+@settings(max_examples=150, deadline=None)
+@given(SOUP, CUTS, st.booleans(), st.booleans())
+def test_marker_soup_never_raises_and_streams_like_parse(
+    text: str, cuts: list[int], truncated: bool, in_reasoning: bool
+) -> None:
+    result = parse(text, format="kimi_k2", tools=TOOLS, truncated=truncated, in_reasoning=in_reasoning)
+    streamed, events = stream(
+        text, cuts, format="kimi_k2", tools=TOOLS, truncated=truncated, in_reasoning=in_reasoning
+    )
+    assert streamed == result
+    assert events_agree(result, events)
+
+
+@settings(max_examples=100, deadline=None)
+@given(CALL_SPECS, PROSE, CUTS, st.booleans())
+def test_streaming_rendered_calls_equals_parse(
+    specs: list[tuple[str, dict[str, Any]]], before: str, cuts: list[int], k3: bool
+) -> None:
+    calls = [ToolCall(name, arguments) for name, arguments in specs]
+    tools = tools_typing(calls)
+    text = before + (render_k3(calls) if k3 else kimi_k2.render(calls))
+    streamed, events = stream(text, cuts, format="kimi_k2", tools=tools)
+    assert streamed == parse(text, format="kimi_k2", tools=tools)
+    assert streamed.calls == (calls if k3 else expected_k2(calls))
+    assert events_agree(streamed, events)
+
+
+@settings(max_examples=100, deadline=None)
+@given(PROSE)
+def test_text_without_markers_is_unchanged(text: str) -> None:
+    result = parse(text, format="kimi_k2")
+    assert result.content == (text if text.strip() else None)
