@@ -46,11 +46,16 @@ _MESSAGE_ENDS = ("<|end|>", "<|return|>", "<|call|>")
 # A message normally ends with <|end|>; `<|start|>assistant` means the next message began
 # without one (consumed whole, so "assistant" never leaks).
 _ENDS = (*_MESSAGE_ENDS, "<|start|>assistant")
-REASONING = tuple(("<|channel|>analysis<|message|>", closer) for closer in _ENDS)
+# The bare forms (`analysis<|message|>`) start an output whose prompt already ended with
+# `<|channel|>`; they hold a special token, so they are never prose.
+_ANALYSIS = ("<|channel|>analysis<|message|>", "analysis<|message|>")
+REASONING = tuple((opener, closer) for opener in _ANALYSIS for closer in _ENDS)
 DROP = (
     "<|start|>assistant",
     "<|channel|>final<|message|>",
     "<|channel|>commentary<|message|>",
+    "final<|message|>",
+    "commentary<|message|>",
     "<|channel|>final",
     "<|channel|>commentary",
     "<|channel|>analysis",

@@ -1,0 +1,339 @@
+"""gpt-oss harmony output: analysis → reasoning, final/preamble → content, to=functions.X → call.
+
+Examples follow the harmony spec (openai/harmony docs/format.md), vLLM's harmony tests and
+llama.cpp's test-chat.cpp gpt-oss cases; expected values are ours.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pydantic_mlx.parsers import (
+    Event,
+    MalformedCall,
+    ParseResult,
+    StreamParser,
+    ToolCall,
+    TruncatedCall,
+    UnknownTool,
+    parse,
+    render_calls,
+)
+
+FORMAT = "harmony"
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def tool(name: str, **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {"name": name, "parameters": {"type": "object", "properties": properties}},
+    }
+
+
+TOOLS = [tool("get_weather", location={"type": "string"}), tool("get_time"), tool("special_function")]
+
+
+def stream(text: str, cuts: list[int], **kwargs: Any) -> tuple[ParseResult, list[Event]]:
+    truncated = kwargs.pop("truncated", False)
+    parser = StreamParser(**kwargs)
+    events: list[Event] = []
+    last = 0
+    for cut in sorted({c for c in cuts if 0 < c < len(text)}):
+        events += parser.feed(text[last:cut])
+        last = cut
+    events += parser.feed(text[last:])
+    events += parser.close(truncated)
+    return parser.result(), events
+
+
+def check(
+    text: str, content: str | None, reasoning: str | None, calls: list[ToolCall], **kwargs: Any
+) -> None:
+    for format in (FORMAT, "auto"):
+        result = parse(text, format=format, tools=TOOLS, **kwargs)
+        assert (result.content, result.reasoning, result.calls) == (content, reasoning, calls), format
+        assert stream(text, list(range(len(text))), format=format, tools=TOOLS, **kwargs)[0] == result
+        for leaked in (result.content or "", result.reasoning or ""):
+            assert "<|" not in leaked and "|>" not in leaked
+
+
+WEATHER_SF = ToolCall("get_weather", {"location": "San Francisco"})
+
+
+def test_spec_example_of_a_tool_call() -> None:
+    text = (
+        "<|channel|>analysis<|message|>Need to use function get_weather.<|end|><|start|>assistant"
+        '<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"location":"San Francisco"}<|call|>'
+    )
+    check(text, None, "Need to use function get_weather.", [WEATHER_SF])
+
+
+def test_stop_token_missing_from_the_text() -> None:
+    # Generation stops on <|call|>; many servers leave it out of the text.
+    text = '<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"location":"San Francisco"}'
+    check(text, None, None, [WEATHER_SF])
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>",
+        "<|channel|>commentary to=functions.get_weather<|constrain|>json<|message|>",
+        "<|channel|>commentary to=functions.get_weather json<|message|>",
+        "<|channel|>commentary to=functions.get_weather<|message|>",
+        "<|start|>assistant to=functions.get_weather<|channel|>commentary<|constrain|>json<|message|>",
+        "<|start|>assistant to=functions.get_weather<|channel|>commentary json<|message|>",
+        # A function recipient on the analysis channel is still a call (vLLM, llama.cpp).
+        "<|channel|>analysis to=functions.get_weather<|message|>",
+        "<|start|>assistant to=functions.get_weather<|channel|>analysis<|constrain|>json<|message|>",
+        # The prompt ended with <|start|>assistant: the output starts at the recipient.
+        " to=functions.get_weather<|channel|>commentary <|constrain|>json<|message|>",
+    ],
+)
+def test_every_header_shape(header: str) -> None:
+    for end in ("<|call|>", "<|end|>", ""):
+        check(header + '{"location": "San Francisco"}' + end, None, None, [WEATHER_SF])
+
+
+def test_preamble_is_content() -> None:
+    text = (
+        "<|channel|>analysis<|message|>{long chain of thought}<|end|><|start|>assistant<|channel|>commentary"
+        "<|message|>**Action plan**:\n1. Generate an HTML file\n---\nWill start executing<|end|><|start|>assistant"
+        '<|channel|>commentary to=functions.generate_file<|constrain|>json<|message|>{"template": "basic_html", '
+        '"path": "index.html"}<|call|>'
+    )
+    check(
+        text,
+        "**Action plan**:\n1. Generate an HTML file\n---\nWill start executing",
+        "{long chain of thought}",
+        [ToolCall("generate_file", {"template": "basic_html", "path": "index.html"})],
+    )
+
+
+def test_final_answer() -> None:
+    text = (
+        '<|channel|>analysis<|message|>User asks: "sum 1 to 100". That\'s 5050.<|end|>'
+        "<|start|>assistant<|channel|>final<|message|>The sum is **5050**.<|return|>"
+    )
+    check(text, "The sum is **5050**.", 'User asks: "sum 1 to 100". That\'s 5050.', [])
+
+
+def test_sequential_calls_then_final() -> None:
+    text = (
+        "<|channel|>analysis<|message|>Thinking<|end|>"
+        '<|start|>assistant to=functions.get_weather<|channel|>commentary<|constrain|>json<|message|>{"location": "Paris"}<|call|>'
+        '<|start|>assistant to=functions.get_time<|channel|>commentary<|constrain|>json<|message|>{"timezone": "UTC"}<|call|>'
+        "<|start|>assistant<|channel|>final<|message|>Done"
+    )
+    check(
+        text,
+        "Done",
+        "Thinking",
+        [ToolCall("get_weather", {"location": "Paris"}), ToolCall("get_time", {"timezone": "UTC"})],
+    )
+
+
+def test_code_in_arguments() -> None:
+    text = (
+        "<|channel|>analysis<|message|>Thinking about edit...<|end|><|start|>assistant<|channel|>commentary "
+        'to=functions.edit <|constrain|>json<|message|>{"oldString": "if (part < railCount - 1) {", '
+        '"newString": "if (part < 4) {", "replaceAll": false}'
+    )
+    check(
+        text,
+        None,
+        "Thinking about edit...",
+        [
+            ToolCall(
+                "edit",
+                {
+                    "oldString": "if (part < railCount - 1) {",
+                    "newString": "if (part < 4) {",
+                    "replaceAll": False,
+                },
+            )
+        ],
+    )
+
+
+def test_output_starting_after_a_channel_prompt() -> None:
+    check("analysis<|message|>hmm<|end|><|start|>assistant<|channel|>final<|message|>Hi", "Hi", "hmm", [])
+    check("final<|message|>Hi<|return|>", "Hi", None, [])
+
+
+def test_in_reasoning_starts_inside_the_analysis_message() -> None:
+    check(
+        "thinking on<|end|><|start|>assistant<|channel|>final<|message|>Yes",
+        "Yes",
+        "thinking on",
+        [],
+        in_reasoning=True,
+    )
+
+
+def test_truncated_final_answer_is_content() -> None:
+    text = "<|channel|>analysis<|message|>I'm thinking.<|end|><|start|>assistant<|channel|>final<|message|>I'm in the mid"
+    check(text, "I'm in the mid", "I'm thinking.", [], truncated=True)
+
+
+def test_builtin_tool_message_is_neither_call_nor_content() -> None:
+    text = (
+        "<|channel|>analysis<|message|>I will execute python to say hello<|end|>"
+        '<|start|>assistant<|channel|>commentary to=python <|constrain|>code<|message|>print("hello")'
+    )
+    check(text, None, "I will execute python to say hello", [])
+    errors = parse(text, format=FORMAT).errors
+    assert [type(e) for e in errors] == [UnknownTool]
+
+
+def test_call_to_an_undeclared_function_is_a_call_and_a_problem() -> None:
+    result = parse(
+        "<|channel|>commentary to=functions.launch json<|message|>{}<|call|>", format=FORMAT, tools=TOOLS
+    )
+    assert result.calls == [ToolCall("launch", {})]
+    assert [e.kind for e in result.errors] == ["unknown_tool"]
+
+
+def test_argument_types_are_kept_and_double_encoded_json_is_read() -> None:
+    head = "<|channel|>commentary to=functions.f <|constrain|>json<|message|>"
+    args = {"n": 3, "s": "3", "x": 48.8566, "b": True, "z": None, "l": [1, {"k": "v"}]}
+    assert parse(head + json.dumps(args), format=FORMAT).calls == [ToolCall("f", args)]
+    assert parse(head + json.dumps(json.dumps(args)), format=FORMAT).calls == [ToolCall("f", args)]
+
+
+def test_truncated_arguments_are_never_a_call() -> None:
+    text = '<|channel|>commentary to=functions.special_function <|constrain|>json<|message|>{"arg1"'
+    for truncated in (True, False):
+        result = parse(text, format=FORMAT, truncated=truncated)
+        assert result.calls == []
+        assert [type(e) for e in result.errors] == [TruncatedCall]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<|channel|>commentary to=functions.f <|constrain|>json<|message|>not json<|call|>",
+        "<|channel|>commentary to=functions.f <|constrain|>json<|message|>[1, 2]<|call|>",
+        "<|channel|>commentary to=functions. json<|message|>{}<|call|>",
+        "<|channel|>commentary to=functions.f <|end|> stray<|message|>{}<|call|>",
+    ],
+)
+def test_malformed_calls_are_not_calls(text: str) -> None:
+    result = parse(text, format=FORMAT)
+    assert result.calls == []
+    assert len(result.errors) == 1 and isinstance(result.errors[0], MalformedCall | TruncatedCall)
+
+
+def test_malformed_header_never_crashes() -> None:
+    text = (
+        "<|channel|>analysis<|message|>thinking<|end|><|start|>assistant<|channel|>commentary<|message|>thinking<|end|>"
+        '<|start|>assistant<|channel|>final {"answer": "hi"}<|return|>'
+    )
+    result = parse(text, format=FORMAT, tools=TOOLS)
+    assert result.calls == []
+    assert result.reasoning == "thinking"
+
+
+def test_plain_text_passes_through() -> None:
+    text = "No channels here, just an answer with <b>html</b> and [brackets] {braces}."
+    assert parse(text, format=FORMAT, tools=TOOLS).content == text
+
+
+# -- properties ---------------------------------------------------------------------------------
+
+_SPECIAL = ("<|call|>", "<|end|>", "<|return|>", "<|start|>assistant")
+
+
+def _no_special_tokens(text: str) -> bool:
+    # Harmony's special tokens never occur inside a JSON message.
+    return not any(token in text for token in _SPECIAL)
+
+
+names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-]{0,20}", fullmatch=True)
+texts = st.text(max_size=12).filter(_no_special_tokens)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**15), 10**15)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | texts,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(texts, children, max_size=3),
+    max_leaves=8,
+)
+calls_strategy = st.lists(
+    st.builds(ToolCall, names, st.dictionaries(texts, json_values, max_size=4)), min_size=1, max_size=3
+)
+MARKERS = [
+    "<|channel|>",
+    "<|message|>",
+    "<|start|>",
+    "assistant",
+    "<|end|>",
+    "<|call|>",
+    "<|return|>",
+    "<|constrain|>",
+    "analysis",
+    "commentary",
+    "final",
+    " to=",
+    "functions.",
+    "json",
+    "{",
+    "}",
+    '"a"',
+    ":",
+    " ",
+    "\n",
+    "<|channel|>analysis<|message|>",
+    "<|channel|>final<|message|>",
+    " to=functions.f",
+]
+marked_text = st.lists(st.one_of(st.sampled_from(MARKERS), st.text(max_size=8)), max_size=25).map("".join)
+
+
+@SETTINGS
+@given(calls=calls_strategy, data=st.data())
+def test_render_parse_round_trip(calls: list[ToolCall], data: st.DataObject) -> None:
+    text = render_calls(calls, FORMAT)
+    for format in (FORMAT, "auto"):
+        result = parse(text, format=format)
+        assert result.calls == calls
+        assert result.content is None and result.reasoning is None and result.errors == []
+        cuts = data.draw(st.lists(st.integers(0, len(text)), max_size=10))
+        assert stream(text, cuts, format=format)[0] == result
+    assert [json.loads(c.arguments_json()) for c in result.calls] == [c.arguments for c in calls]
+
+
+@SETTINGS
+@given(
+    text=marked_text,
+    tools=st.sampled_from([None, [], TOOLS]),
+    truncated=st.booleans(),
+    in_reasoning=st.booleans(),
+    data=st.data(),
+)
+def test_never_raises_and_streaming_equals_parse(
+    text: str, tools: Any, truncated: bool, in_reasoning: bool, data: st.DataObject
+) -> None:
+    options: dict[str, Any] = {"format": FORMAT, "tools": tools, "in_reasoning": in_reasoning}
+    whole = parse(text, truncated=truncated, **options)
+    cuts = data.draw(st.lists(st.integers(0, max(len(text), 1)), max_size=12))
+    assert stream(text, cuts, truncated=truncated, **options)[0] == whole
+    assert stream(text, list(range(len(text))), truncated=truncated, **options)[0] == whole
+
+
+@SETTINGS
+@given(
+    reasoning=texts.filter(lambda t: "<|" not in t and t.strip() == t and t != ""),
+    answer=texts.filter(lambda t: "<|" not in t and t.strip() == t and t != ""),
+)
+def test_channels_never_leak_markers(reasoning: str, answer: str) -> None:
+    text = f"<|channel|>analysis<|message|>{reasoning}<|end|><|start|>assistant<|channel|>final<|message|>{answer}<|return|>"
+    result = parse(text, format=FORMAT)
+    assert (result.reasoning, result.content) == (reasoning, answer)
