@@ -54,6 +54,12 @@ __all__ = ["Dialect", "Engine"]
 _FENCE = "```"
 
 
+def _could_become(buf: str, j: int, marker: str) -> bool:
+    """Whether the buffer ends inside `marker` starting at `j` (more text may complete it)."""
+    rest = buf[j : j + len(marker)]
+    return len(rest) < len(marker) and marker.startswith(rest)
+
+
 def _skip_space(buf: str, j: int) -> int:
     while j < len(buf) and buf[j] in " \t\r\n":
         j += 1
@@ -317,14 +323,14 @@ class Engine:
     def _on_fence(self, i: int, final: bool) -> bool:
         if self._code_fence:
             self._code_fence = False
-            self._emit_text(i + len(_FENCE))
+            self._scan = i + len(_FENCE)
             return True
         decision, opener_end = _untagged.fence_opener_end(self._buf, i, final=final)
         if decision is Decision.WAIT:
             self._emit_text(i)
             return False
         if decision is Decision.REJECT:
-            self._emit_text(opener_end)
+            self._scan = opener_end
             return True
         return self._fenced_content(opener_end, i, final, on_other="code")
 
@@ -350,13 +356,13 @@ class Engine:
                 end = j + len(opener)
                 region = _Region(fence_start, end, opener, self._d.openers[opener], fenced=True, scan=end)
                 return self._goto(region, fence_start)
-            if not final and opener.startswith(buf[j:]):
+            if not final and _could_become(buf, j, opener):
                 self._emit_text(fence_start)
                 return False
         if on_other == "text":
             return self._goto(_Text(), self._pos)
         self._code_fence = True  # a fence that holds something else: code, prose, a JSON example
-        self._emit_text(j)
+        self._scan = j
         return True
 
     def _emit_all_text(self) -> bool:
@@ -379,7 +385,9 @@ class Engine:
         if decision is Decision.REJECT:
             if fence_start is not None:
                 self._code_fence = True
-            self._emit_text(i + 1)
+            # Plain text: keep searching; the text is emitted in one piece when something else
+            # settles (coalescing keeps brace-heavy prose to a few events).
+            self._scan = i + 1
             return True
         self._emit_text(start)
         return self._goto(_Untagged(start, i, kind, fence_start is not None, name), start)
@@ -467,7 +475,7 @@ class Engine:
         if j >= len(buf):
             return None
         if buf[j] in "{[":
-            starts_marker = any(buf.startswith(a, j) or a.startswith(buf[j:]) for a in rule.after)
+            starts_marker = any(buf.startswith(a, j) or _could_become(buf, j, a) for a in rule.after)
             if not starts_marker:
                 return j
         if not rule.after:
@@ -491,7 +499,7 @@ class Engine:
         if j >= len(buf):
             return None
         if not buf.startswith(separator, j):
-            return None if separator.startswith(buf[j:]) else len(buf)
+            return None if _could_become(buf, j, separator) else len(buf)
         j += len(separator)
         while j < len(buf) and buf[j] in " \t\r\n":
             j += 1
@@ -595,7 +603,7 @@ class Engine:
         j = self._pos
         while j < len(buf) and buf[j] in " \t\r\n":
             j += 1
-        if not final and j < len(buf) and len(buf) - j < len(_FENCE) and _FENCE.startswith(buf[j:]):
+        if not final and j < len(buf) and _could_become(buf, j, _FENCE):
             return False
         if buf.startswith(_FENCE, j):
             return self._goto(_Text(), j + len(_FENCE))
