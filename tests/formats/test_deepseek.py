@@ -97,6 +97,15 @@ DSML_V4 = render_dsml([PARIS, ROME], "tool_calls")
             None,
             [ToolCall("get_weather", {"city": "123", "hours": [1, 2]})],
         ),
+        (  # a value the model marked as a string is still typed when the schema allows no string
+            '<｜DSML｜tool_calls>\n<｜DSML｜invoke name="get_weather">\n'
+            '<｜DSML｜parameter name="days" string="true">4</｜DSML｜parameter>\n'
+            '<｜DSML｜parameter name="city" string="false">"Paris"</｜DSML｜parameter>\n'
+            "</｜DSML｜invoke>\n</｜DSML｜tool_calls>",
+            None,
+            None,
+            [ToolCall("get_weather", {"days": 4, "city": "Paris"})],
+        ),
         (  # a parameter without the string attribute is typed by the schema
             '<｜DSML｜tool_calls>\n<｜DSML｜invoke name="get_weather">\n'
             '<｜DSML｜parameter name="days">4</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>',

@@ -141,6 +141,15 @@ K3 = (
             None,
             [ToolCall("get_weather", {"city": 'Say "hi" & go', "a&b": 2})],
         ),
+        (  # the schema has the last word over a mislabelled type
+            '<|open|>tools<|sep|><|open|>call tool="get_weather" index="1"<|sep|>'
+            '<|open|>argument key="days" type="string"<|sep|>5<|close|>argument<|sep|>'
+            '<|open|>argument key="city" type="number"<|sep|>10<|close|>argument<|sep|>'
+            "<|close|>call<|sep|><|close|>tools<|sep|>",
+            None,
+            None,
+            [ToolCall("get_weather", {"days": 5, "city": "10"})],
+        ),
     ],
 )
 def test_calls(

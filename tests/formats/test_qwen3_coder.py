@@ -98,6 +98,12 @@ PARIS = ToolCall("get_weather", {"city": "Paris", "days": 3})
             None,
             [ToolCall("write_file", {"content": "<b>a < b</b>"})],
         ),
+        (  # code in a value that itself writes `<parameter=` text
+            "<tool_call>\n<function=write_file>\n<parameter=content>\ns = '<parameter=x>'\nprint(s)\n"
+            "</parameter>\n</function>\n</tool_call>",
+            None,
+            [ToolCall("write_file", {"content": "s = '<parameter=x>'\nprint(s)"})],
+        ),
         (  # no parameters at all
             "<tool_call>\n<function=get_weather>\n</function>\n</tool_call>",
             None,

@@ -131,6 +131,30 @@ def test_arguments_use_the_declared_tool() -> None:
     assert coerce_arguments("get_weather", raw, tool_set(None)) == {"city": 123, "days": 3, "extra": 4}
 
 
+@pytest.mark.parametrize(
+    ("key", "text", "written_as", "expected"),
+    [
+        ("days", "4", "string", 4),  # the schema allows no string: typed anyway
+        ("city", "4", "string", "4"),
+        ("city", "null", "string", "null"),
+        ("city", '"Paris"', "json", "Paris"),
+        ("city", "Paris", "json", "Paris"),  # not JSON: the schema decides
+        ("days", "4", "json", 4),
+        ("days", "four", "json", "four"),
+        ("undeclared", "4", "string", "4"),  # no schema: the mark decides
+        ("undeclared", "4", "json", 4),
+        ("undeclared", "[1", "json", "[1"),
+        ("undeclared", '"x"', "json", "x"),
+    ],
+)
+def test_the_formats_own_type_mark(key: str, text: str, written_as: Any, expected: Any) -> None:
+    schema = {"type": "object", "properties": {"city": STRING, "days": INTEGER}}
+    tools = tool_set([{"type": "function", "function": {"name": "get_weather", "parameters": schema}}])
+    value = coerce_argument("get_weather", key, text, tools, written_as=written_as)
+    assert value == expected
+    assert type(value) is type(expected)
+
+
 def test_additional_properties_schema_types_undeclared_keys() -> None:
     schema = {"type": "object", "additionalProperties": STRING}
     tools = tool_set([{"type": "function", "function": {"name": "tag", "parameters": schema}}])

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from ._json import loads_lenient
 from ._tools import ToolSet
@@ -71,18 +71,46 @@ def coerce_arguments(name: str, raw: Mapping[str, str], tools: ToolSet) -> dict[
     return {key: coerce_argument(name, key, text, tools) for key, text in raw.items()}
 
 
-def coerce_argument(name: str, key: str, text: str, tools: ToolSet) -> Any:
-    """One argument's raw text, typed by the schema of property `key` of tool `name`."""
+def coerce_argument(
+    name: str, key: str, text: str, tools: ToolSet, *, written_as: Literal["string", "json"] | None = None
+) -> Any:
+    """One argument's raw text, typed by the schema of property `key` of tool `name`.
+
+    `written_as` is the type the format itself marked the value with, when it marks one (DSML's
+    `string="true|false"`, Kimi-K3's `type=`). The schema, when it has types, still decides:
+    a value marked as a string stays text when the schema allows strings, and is typed by the
+    schema when it does not (the model mislabelled it); a value marked as JSON is read as JSON
+    when that fits the schema. Without schema types the mark decides.
+    """
+    schema, root = _property_schema(name, key, tools)
+    allowed = _allowed_types(schema, root, 0)
+    if written_as == "json":
+        value = _read_json(text)
+        if value is not _NOT_JSON and (not allowed or _fits(value, allowed)):
+            return value
+        return coerce_value(text, schema, root=root) if allowed else text
+    if written_as == "string" and (not allowed or "string" in allowed):
+        return text
+    return coerce_value(text, schema, root=root)
+
+
+def _property_schema(name: str, key: str, tools: ToolSet) -> tuple[Mapping[str, Any] | None, Any]:
+    """The schema of property `key` of tool `name` (or None), and the root it resolves against."""
     root = tools.schema(name)
     if not isinstance(root, Mapping):
-        return _obvious_value(text)
+        return None, None
     prop: Any = None
     properties = root.get("properties")
     if isinstance(properties, Mapping):
         prop = properties.get(key)  # type: ignore[union-attr]
     if prop is None and isinstance(root.get("additionalProperties"), Mapping):
         prop = root["additionalProperties"]
-    return coerce_value(text, prop if isinstance(prop, Mapping) else None, root=root)
+    return (prop if isinstance(prop, Mapping) else None), root
+
+
+def _fits(value: Any, allowed: frozenset[str]) -> bool:
+    kind = _json_type(value)
+    return kind in allowed or (kind == "integer" and "number" in allowed)
 
 
 class _NotJson:

@@ -25,8 +25,10 @@ The markers are special tokens spelled with full-width bars `｜` (U+FF5C) and `
     </｜DSML｜invoke>
     </｜DSML｜function_calls>
 
-  `string="true"` values are text, kept byte for byte; `string="false"` values are JSON (when
-  they are not, they are typed by the tool's schema like a parameter without the attribute).
+  `string="true"` values are text, kept byte for byte, and `string="false"` values are JSON,
+  unless the tool's schema says otherwise (a number the model marked as a string is still a
+  number when the schema allows no string); a parameter without the attribute is typed by
+  the schema (`parsers/_schema.py`).
 
 JSON arguments keep their types. Reasoning is `<think>...</think>`; `<｜end▁of▁sentence｜>` ends
 the turn and is dropped. Each call's own end marker must be there: a body whose last call lacks
@@ -37,7 +39,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import regex
 
@@ -70,6 +72,7 @@ CALLS = (_SECTION, _DSML_V32, _DSML_V4, _LONE_CALL)
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = (_CALLS_BEGIN, _CALL_BEGIN, _DSML)
 
+_WRITTEN_AS: dict[str, Literal["string", "json"]] = {"true": "string", "false": "json"}
 _ATTRIBUTE = regex.compile(r'\s*([A-Za-z_][\w-]*)\s*=\s*"([^"]*)"')
 
 
@@ -176,16 +179,8 @@ def _dsml_parameters(text: str, name: str, tools: ToolSet) -> dict[str, Any]:
         value = text[pos:end]
         if _PARAMETER_OPEN in value:
             raise CallSyntaxError("a DSML parameter opened inside another")
-        is_string = attributes.get("string")
-        if is_string == "true":
-            arguments[key] = value
-        elif is_string == "false":
-            try:
-                arguments[key] = loads_lenient(value)
-            except ValueError:
-                arguments[key] = coerce_argument(name, key, value, tools)
-        else:
-            arguments[key] = coerce_argument(name, key, value, tools)
+        written_as = _WRITTEN_AS.get(attributes.get("string", ""))
+        arguments[key] = coerce_argument(name, key, value, tools, written_as=written_as)
         pos = _skip_space(text, end + len(_PARAMETER_CLOSE))
     return arguments
 

@@ -21,7 +21,8 @@ Kimi-K3 writes XTML channels out of `<|open|>`, `<|sep|>` and `<|close|>` tokens
 
 (all on one line in reality). `think` is reasoning, the `response` channel's markers and the message
 end are dropped, and a `tools` channel holds the calls. Each `argument` carries its JSON type:
-`string` values are raw text, the others JSON; a call may instead carry all its arguments as
+`string` values are raw text, the others JSON (the tool's schema, when it has types, has the
+last word, as for DeepSeek's DSML); a call may instead carry all its arguments as
 one `<|open|>json type="object"<|sep|>{...}<|close|>json<|sep|>` block. Attribute values
 escape `&` and `"` as `&amp;` and `&quot;`. K3 calls carry no id.
 """
@@ -176,13 +177,8 @@ def _k3_arguments(text: str, name: str, tools: ToolSet) -> dict[str, Any]:
         if not key:
             raise CallSyntaxError("a Kimi-K3 argument without its key")
         value, pos = _xtml_value(text, pos, "argument")
-        if attributes.get("type", "string") == "string":
-            arguments[key] = value
-        else:
-            try:
-                arguments[key] = loads_lenient(value)
-            except ValueError:
-                arguments[key] = coerce_argument(name, key, value, tools)
+        written_as = "string" if attributes.get("type", "string") == "string" else "json"
+        arguments[key] = coerce_argument(name, key, value, tools, written_as=written_as)
         pos = _skip_space(text, pos)
     return arguments
 

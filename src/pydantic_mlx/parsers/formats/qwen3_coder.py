@@ -17,9 +17,11 @@ Values are bare text, one newline after `<parameter=KEY>` and one before `</para
 those two newlines are removed and the rest is typed by the tool's schema (`parsers/_schema.py`).
 Models also drop the opening `<tool_call>` (then the call opens at `<function=` and a stray
 `</tool_call>` after it is markup), put several functions in one block, and now and then leave
-out a `</parameter>` right before the next `<parameter=` or `</function>`: the next marker
-still ends the value, as in vLLM's parser. `<function=NAME>{"k": 1}</function>` (JSON inside,
-Llama 3.1's custom-tool format) is read too, with the JSON types kept.
+out the `</parameter>` of the last parameters: a value ends at its `</parameter>`, and only when
+none is left in the function does the next `<parameter=` or the `</function>` end it (so a
+value may itself contain `<parameter=x>` text, e.g. code that writes this format).
+`<function=NAME>{"k": 1}</function>` (JSON inside, Llama 3.1's custom-tool format) is read too,
+with the JSON types kept.
 """
 
 from __future__ import annotations
@@ -128,10 +130,10 @@ def _parameters(content: str, *, closed: bool) -> dict[str, str]:
         if not key or "\n" in key or "<" in key:
             raise CallSyntaxError(f"not a parameter name: {key[:40]!r}")
         value_start = gt + 1
-        close, following = closes.next(value_start), opens.next(value_start)
-        if close >= 0 and (following < 0 or close < following):
+        close = closes.next(value_start)
+        if close >= 0:
             value_end, pos = close, close + len(_PARAMETER_CLOSE)
-        elif following >= 0:
+        elif (following := opens.next(value_start)) >= 0:
             value_end = pos = following  # `</parameter>` left out before the next parameter
         elif closed:
             value_end = pos = len(content)  # `</parameter>` left out before `</function>`
