@@ -253,3 +253,31 @@ def test_streaming_never_leaks_markup() -> None:
     streamed = "".join(e.content for e in events if isinstance(e, TextDelta))
     assert streamed == "ok  done"
     assert result.calls == [READ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'x = {"name": "read_file", "arguments": {"path": "a.txt"}}',
+        'Use `{"name": "read_file", "arguments": {}}` as the shape.',
+        'print({"name": "read_file", "arguments": {}})',
+        'calls.append({"name": "read_file", "arguments": {}}, x)',
+        '{"name": "read_file", "arguments": {}}.get("name")',
+    ],
+)
+def test_call_shaped_json_inside_code_or_a_sentence_stays_content(text: str) -> None:
+    result = parse(text, tools=TOOLS)
+    assert (result.content, result.calls) == (text, [])
+
+
+@pytest.mark.parametrize(
+    ("text", "content"),
+    [
+        ('Sure! {"name": "read_file", "arguments": {"path": "a.txt"}}', "Sure! "),
+        ('Here it is:\n  {"name": "read_file", "arguments": {"path": "a.txt"}}\n', "Here it is:\n  \n"),
+        ('Calling: {"name": "read_file", "arguments": {"path": "a.txt"}}.', "Calling: ."),
+    ],
+)
+def test_standalone_bare_call_after_prose(text: str, content: str) -> None:
+    result = parse(text, tools=TOOLS)
+    assert (result.content, result.calls) == (content, [READ])

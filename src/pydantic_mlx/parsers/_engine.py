@@ -374,9 +374,11 @@ class Engine:
         d, buf = self._d, self._buf
         start = i if fence_start is None else fence_start
         decision, kind, name = Decision.REJECT, "json", None
-        if d.untagged_json:
+        # Inside code or a sentence (`x = {...}`, `print([f()])`, `` `{...}` ``) it is text.
+        alone = fence_start is not None or _untagged.stands_alone_after(buf, i)
+        if alone and d.untagged_json:
             decision, name = _untagged.json_call_start(buf, i, self._tools, final=final)
-        if decision is Decision.REJECT and d.untagged_pythonic and buf[i] == "[":
+        if alone and decision is Decision.REJECT and d.untagged_pythonic and buf[i] == "[":
             decision, name = _untagged.pythonic_call_start(buf, i, self._tools, final=final)
             kind = "pythonic"
         if decision is Decision.WAIT:
@@ -567,6 +569,12 @@ class Engine:
                 TruncatedCall("an untagged call was cut off", buf[state.start :], self._d.name, state.name)
             )
             return self._untagged_as_text(len(buf))
+        if not state.fenced:
+            after = _untagged.stands_alone_before(buf, end, final=final)
+            if after is Decision.WAIT:
+                return False
+            if after is Decision.REJECT:  # followed by code: `[f(x)](link)`, `{...}.get`, `` ` ``
+                return self._untagged_as_text(end)
         text = buf[state.value_start : end]
         try:
             if state.kind == "pythonic":

@@ -13,7 +13,14 @@ from enum import Enum
 from ._calls import UNTAGGED_FIRST_KEYS
 from ._tools import ToolSet
 
-__all__ = ["Decision", "fence_opener_end", "json_call_start", "pythonic_call_start"]
+__all__ = [
+    "Decision",
+    "fence_opener_end",
+    "json_call_start",
+    "pythonic_call_start",
+    "stands_alone_after",
+    "stands_alone_before",
+]
 
 _NAME_VALUE_KEYS = frozenset({"name", "function", "tool", "tool_name"})
 _MAX_KEY = 16
@@ -26,6 +33,30 @@ class Decision(Enum):
     ACCEPT = "accept"
     REJECT = "reject"
     WAIT = "wait"
+
+
+# What may come right before an untagged call on its line (besides spaces): nothing (line or
+# output start), sentence punctuation, a marker's `>` or Llama's `;` separator. Anything else
+# (an identifier, `=`, `(`, `,`, a backtick) means the brackets are part of code or a sentence.
+_ALONE_AFTER = frozenset(".:!?>;")
+# What may come right after one: end, space, a separator, a marker, sentence punctuation.
+_ALONE_BEFORE = frozenset(" \t\r\n;<.!?")
+
+
+def stands_alone_after(buf: str, i: int) -> bool:
+    """Whether the bracket at `buf[i]` starts a standalone value rather than part of code."""
+    j = i - 1
+    limit = max(-1, i - _MAX_WS)
+    while j > limit and buf[j] in " \t":
+        j -= 1
+    return j < 0 or buf[j] in "\r\n" or buf[j] in _ALONE_AFTER
+
+
+def stands_alone_before(buf: str, end: int, *, final: bool) -> Decision:
+    """Whether the value that ends at `end` is followed by nothing that makes it code."""
+    if end >= len(buf):
+        return Decision.ACCEPT if final else Decision.WAIT
+    return Decision.ACCEPT if buf[end] in _ALONE_BEFORE else Decision.REJECT
 
 
 def _skip_ws(buf: str, j: int) -> int:
