@@ -39,8 +39,8 @@ class Decision(Enum):
 # output start), sentence punctuation, a marker's `>` or Llama's `;` separator. Anything else
 # (an identifier, `=`, `(`, `,`, a backtick) means the brackets are part of code or a sentence.
 _ALONE_AFTER = frozenset(".:!?>;")
-# What may come right after one: end, space, a separator, a marker, sentence punctuation.
-_ALONE_BEFORE = frozenset(" \t\r\n;<.!?")
+# What may come right after one: end, space, a separator, a marker (or sentence punctuation).
+_ALONE_BEFORE = frozenset(" \t\r\n;<")
 
 
 def stands_alone_after(buf: str, i: int) -> bool:
@@ -56,6 +56,12 @@ def stands_alone_before(buf: str, end: int, *, final: bool) -> Decision:
     """Whether the value that ends at `end` is followed by nothing that makes it code."""
     if end >= len(buf):
         return Decision.ACCEPT if final else Decision.WAIT
+    if buf[end] in ".!?":  # ends a sentence only when space or the end follows: not `{...}.get`
+        return (
+            stands_alone_before(buf, end + 1, final=final)
+            if end + 1 >= len(buf) or buf[end + 1] in " \t\r\n"
+            else Decision.REJECT
+        )
     return Decision.ACCEPT if buf[end] in _ALONE_BEFORE else Decision.REJECT
 
 
