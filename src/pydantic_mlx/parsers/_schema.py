@@ -133,12 +133,12 @@ def _obvious_value(text: str) -> Any:
         return {"true": True, "false": False, "null": None}[stripped]
     if stripped[:1] in ("{", "["):
         try:
-            return json.loads(stripped, parse_constant=_reject_constant)
+            return _STRICT_JSON.decode(stripped)
         except (ValueError, RecursionError):
             return text
     if stripped[:1] == "-" or stripped[:1].isdigit():
         try:
-            number = json.loads(stripped, parse_constant=_reject_constant)
+            number = _STRICT_JSON.decode(stripped)
         except (ValueError, RecursionError):
             return text
         # Only a number that spells itself back exactly: "1.10" or "1e3" may be strings.
@@ -149,6 +149,9 @@ def _obvious_value(text: str) -> Any:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
+
+
+_STRICT_JSON = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _json_type(value: Any) -> str:
