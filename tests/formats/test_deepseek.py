@@ -30,7 +30,7 @@ WEATHER = {
         },
     },
 }
-TOOLS = [WEATHER]
+TOOLS = [WEATHER, {"type": "function", "function": {"name": "function", "parameters": {"type": "object"}}}]
 PARIS = ToolCall("get_weather", {"city": "Paris", "days": 3})
 ROME = ToolCall("get_weather", {"city": "Rome"})
 
@@ -138,6 +138,18 @@ DSML_V4 = render_dsml([PARIS, ROME], "tool_calls")
             None,
             None,
             [ROME],
+        ),
+        (  # V3 shape without the fence
+            f'{BEGIN}{CALL}function{SEP}get_weather\n{{"city": "Rome"}}{CALL_END}{END}',
+            None,
+            None,
+            [ROME],
+        ),
+        (  # a V3.1 tool that happens to be called "function", pretty-printed arguments
+            f'{BEGIN}{CALL}function{SEP}{{\n  "city": "Rome"\n}}{CALL_END}{END}',
+            None,
+            None,
+            [ToolCall("function", {"city": "Rome"})],
         ),
         (  # lenient JSON in the arguments
             f"{BEGIN}{CALL}get_weather{SEP}{{'city': 'Rome',}}{CALL_END}{END}",

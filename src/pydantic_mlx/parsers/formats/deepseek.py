@@ -120,8 +120,9 @@ def _call(text: str) -> ToolCall:
         raise CallSyntaxError(f"a call without {_SEP}")
     name, arguments_text = head.strip(), tail
     first_line, newline, rest = tail.partition("\n")
-    if name == "function" and newline and rest.lstrip().startswith("```"):
-        # V3 / R1: the call type before the separator, then NAME and a ```json fence below it.
+    if name == "function" and newline and _is_name(first_line.strip()):
+        # V3 / R1: the call type before the separator, then NAME, and the arguments on the next
+        # line (in a ```json fence, as the template writes them, or bare).
         name, arguments_text = first_line.strip(), rest
     _check_name(name)
     return ToolCall(name=name, arguments=_json_arguments(_unfence(arguments_text.strip())))
@@ -207,8 +208,12 @@ def _tag(text: str, pos: int, opener: str) -> tuple[dict[str, str], int]:
     return attributes, gt + 1
 
 
+def _is_name(text: str) -> bool:
+    return bool(text) and not any(c.isspace() or c in "<>{}[]\"'`" for c in text)
+
+
 def _check_name(name: str) -> None:
-    if not name or any(c.isspace() or c in "<>{}\"'`" for c in name):
+    if not _is_name(name):
         raise CallSyntaxError(f"not a function name: {name[:40]!r}")
 
 
