@@ -165,7 +165,7 @@ def render_request(
     *,
     add_generation_prompt: bool = True,
 ) -> list[int]:
-    """Prompt token ids for one `Model.request`: messages, instructions and tools, rendered as `render_prompt` does."""
+    """Prompt token ids for one `Model.request`: its messages, instructions and tools, via `render_prompt`."""
     return render_prompt(
         tokenizer,
         messages,

@@ -70,6 +70,10 @@ def build_random_model(
     return _cached(f"random{seed}", _recipe(seed=seed, trained=False), cache_dir, progress)
 
 
+def _quiet(message: str) -> None:
+    del message
+
+
 def _recipe(*, seed: int, trained: bool) -> dict[str, Any]:
     return {
         "trained": trained,
@@ -104,7 +108,7 @@ def _code_digest() -> str:
 
 
 def _cached(kind: str, recipe: dict[str, Any], cache_dir: Path | None, progress: Progress | None) -> Path:
-    say = progress or (lambda _message: None)
+    say = progress or _quiet
     root = cache_dir if cache_dir is not None else default_cache_dir()
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
     final = root / f"{kind}-{digest}"
@@ -119,6 +123,7 @@ def _cached(kind: str, recipe: dict[str, Any], cache_dir: Path | None, progress:
         started = time.perf_counter()
         _build(building, recipe, say)
         say(f"Built in {time.perf_counter() - started:.1f} s")
+        building.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary folder
         try:
             building.rename(final)
         except OSError:
@@ -152,7 +157,7 @@ def _build(folder: Path, recipe: dict[str, Any], say: Progress) -> None:
         if recipe["trained"]:
             examples = _examples(captured, tokenizer)
             say(f"Training the model on {len(examples)} scripted turns")
-            steps = train(model, examples, TRAINING, split_token=eos_id, progress=say)
+            steps = train(model, examples, TRAINING, progress=say)
             say(f"Every scripted turn learned after {steps} steps")
         mx.eval(model.parameters())
         weights = dict(tree_flatten(model.parameters()))

@@ -1,20 +1,19 @@
 """Train the demo model until greedy decoding reproduces every scripted turn.
 
 The loss is taken on completion tokens only. Prompts are long (the tool schemas) and mostly shared,
-so each group of sequences with the same system turn runs its common prefix once per step and
-only the endings in a batch, attending to the prefix's keys and values; gradients flow through both.
+so the training sequences are arranged in a tree of shared prefixes: each step runs every shared
+stretch of tokens once, and the sequences that branch off it attend to its keys and values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
-from mlx_lm.models.base import create_causal_mask
 
 
 @dataclass(frozen=True)
@@ -38,87 +37,105 @@ class TrainingSettings:
     seed: int = 0
 
 
-class _RecordingCache:
-    """Keeps the keys and values a prefix forward computes, without detaching them from the graph."""
+class _SharedCache:
+    """One attention layer's keys and values: those of the shared prefix above, then this forward's own.
 
-    offset = 0
+    The prefix's keys and values stay in the autodiff graph, so the loss of every sequence under a
+    prefix trains the prefix's forward too.
+    """
 
-    def __init__(self) -> None:
+    def __init__(self, above: tuple[mx.array, mx.array] | None, batch: int) -> None:
+        self._above = above
+        self._batch = batch
+        self.offset = 0 if above is None else above[0].shape[2]
         self.keys: mx.array | None = None
         self.values: mx.array | None = None
 
     def update_and_fetch(self, keys: mx.array, values: mx.array) -> tuple[mx.array, mx.array]:
+        if self._above is not None:
+            above_keys, above_values = (mx.broadcast_to(a, (self._batch, *a.shape[1:])) for a in self._above)
+            keys = mx.concatenate([above_keys, keys], axis=2)
+            values = mx.concatenate([above_values, values], axis=2)
         self.keys, self.values = keys, values
         return keys, values
 
+    def fetched(self) -> tuple[mx.array, mx.array]:
+        """The keys and values of everything up to and including the last forward."""
+        if self.keys is None or self.values is None:
+            raise RuntimeError("no forward has run through this cache")
+        return self.keys, self.values
+
     def make_mask(self, length: int, return_array: bool = False, window_size: int | None = None) -> Any:
+        # MLX aligns a "causal" mask to the last key, which is what queries after a prefix need.
         return "causal"
 
 
-class _PrefixCache:
-    """A batch of endings attending to one shared prefix's keys and values."""
+@dataclass
+class _PrefixNode:
+    """A stretch of tokens shared by several sequences, the sequences that end here, and the branches."""
 
-    def __init__(self, keys: mx.array, values: mx.array, batch: int) -> None:
-        self.offset = keys.shape[2]
-        self._keys = mx.broadcast_to(keys, (batch, *keys.shape[1:]))
-        self._values = mx.broadcast_to(values, (batch, *values.shape[1:]))
-
-    def update_and_fetch(self, keys: mx.array, values: mx.array) -> tuple[mx.array, mx.array]:
-        return mx.concatenate([self._keys, keys], axis=2), mx.concatenate([self._values, values], axis=2)
-
-    def make_mask(self, length: int, return_array: bool = False, window_size: int | None = None) -> Any:
-        return create_causal_mask(length, self.offset)
+    tokens: list[int]
+    endings: list[tuple[list[int], list[int], list[float]]]  # (inputs, targets, weights) per sequence
+    branches: list[_PrefixNode]
 
 
-@dataclass(frozen=True)
-class _Group:
-    prefix: mx.array  # (1, P)
-    endings: mx.array  # (B, L): the rest of each sequence, right-padded
-    targets: mx.array  # (B, L): the next token at each ending position
-    weights: mx.array  # (B, L): 1 where the target is a completion token
+def _prefix_tree(examples: Sequence[TrainingExample]) -> _PrefixNode:
+    sequences = [(list(e.prompt_ids + e.completion_ids), len(e.prompt_ids)) for e in examples]
+    return _node(sequences, 0)
 
 
-def _groups(examples: Sequence[TrainingExample], split_token: int) -> list[_Group]:
-    by_system_turn: dict[tuple[int, ...], list[TrainingExample]] = {}
-    for example in examples:
-        end = example.prompt_ids.index(split_token) + 1 if split_token in example.prompt_ids else 0
-        by_system_turn.setdefault(example.prompt_ids[:end], []).append(example)
-    groups: list[_Group] = []
-    for members in by_system_turn.values():
-        sequences = [m.prompt_ids + m.completion_ids for m in members]
-        # The prefix stops before every completion's first predicting position.
-        limit = min(len(m.prompt_ids) for m in members) - 1
-        prefix_length = 0
-        while prefix_length < limit and len({s[prefix_length] for s in sequences}) == 1:
-            prefix_length += 1
-        width = max(len(s) for s in sequences) - prefix_length - 1
-        endings, targets, weights = [], [], []
-        for member, sequence in zip(members, sequences, strict=True):
-            inputs = list(sequence[prefix_length:-1])
-            nexts = list(sequence[prefix_length + 1 :])
-            first_completion = len(member.prompt_ids) - prefix_length - 1
-            mask = [0.0] * first_completion + [1.0] * (len(inputs) - first_completion)
-            padding = width - len(inputs)
-            endings.append(inputs + [0] * padding)
-            targets.append(nexts + [0] * padding)
-            weights.append(mask + [0.0] * padding)
-        groups.append(
-            _Group(
-                prefix=mx.array([sequences[0][:prefix_length]]),
-                endings=mx.array(endings),
-                targets=mx.array(targets),
-                weights=mx.array(weights),
-            )
-        )
-    return groups
+def _node(members: list[tuple[list[int], int]], start: int) -> _PrefixNode:
+    # A prefix stops before the first position whose logits are trained (the last prompt token).
+    limit = min(prompt_length for _, prompt_length in members) - 1
+    end = start
+    while end < limit and len({sequence[end] for sequence, _ in members}) == 1:
+        end += 1
+    node = _PrefixNode(tokens=members[0][0][start:end], endings=[], branches=[])
+    by_next: dict[int, list[tuple[list[int], int]]] = {}
+    for sequence, prompt_length in members:
+        if len(members) == 1 or prompt_length - 1 <= end:
+            node.endings.append(_ending(sequence, prompt_length, end))
+        else:
+            by_next.setdefault(sequence[end], []).append((sequence, prompt_length))
+    for group in by_next.values():
+        if len(group) == 1:
+            node.endings.append(_ending(*group[0], end))
+        else:
+            node.branches.append(_node(group, end))
+    return node
 
 
-def _group_logits(model: nn.Module, group: _Group) -> mx.array:
-    recorders = [_RecordingCache() for _ in model.layers]
-    model(group.prefix, cache=recorders)
-    batch = group.endings.shape[0]
-    caches = [_PrefixCache(r.keys, r.values, batch) for r in recorders]  # type: ignore[arg-type]
-    return model(group.endings, cache=caches)
+def _ending(sequence: list[int], prompt_length: int, start: int) -> tuple[list[int], list[int], list[float]]:
+    inputs, targets = sequence[start:-1], sequence[start + 1 :]
+    first_trained = prompt_length - 1 - start
+    return inputs, targets, [0.0] * first_trained + [1.0] * (len(inputs) - first_trained)
+
+
+def _tree_losses(
+    model: nn.Module, node: _PrefixNode, above: list[tuple[mx.array, mx.array]] | None, margin: float
+) -> tuple[mx.array, mx.array]:
+    """Summed completion loss and count of not-yet-learned tokens for every sequence under `node`."""
+    layers = len(cast(Sequence[nn.Module], model.layers))
+    if node.tokens:
+        caches = [_SharedCache(above[i] if above else None, 1) for i in range(layers)]
+        model(mx.array([node.tokens]), cache=caches)
+        above = [c.fetched() for c in caches]
+    loss, misses = mx.array(0.0), mx.array(0)
+    if node.endings:
+        width = max(len(inputs) for inputs, _, _ in node.endings)
+        inputs = mx.array([i + [0] * (width - len(i)) for i, _, _ in node.endings])
+        targets = mx.array([t + [0] * (width - len(t)) for _, t, _ in node.endings])
+        weights = mx.array([w + [0.0] * (width - len(w)) for _, _, w in node.endings])
+        caches = [_SharedCache(above[i] if above else None, len(node.endings)) for i in range(layers)]
+        logits = model(inputs, cache=caches).astype(mx.float32)
+        loss = (nn.losses.cross_entropy(logits, targets, reduction="none") * weights).sum()
+        chosen = mx.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+        runner_up = mx.where(mx.arange(logits.shape[-1]) == targets[..., None], -mx.inf, logits).max(axis=-1)
+        misses = mx.stop_gradient(((chosen - runner_up < margin) & (weights > 0)).sum())
+    for branch in node.branches:
+        branch_loss, branch_misses = _tree_losses(model, branch, above, margin)
+        loss, misses = loss + branch_loss, misses + branch_misses
+    return loss, misses
 
 
 def train(
@@ -126,30 +143,18 @@ def train(
     examples: Sequence[TrainingExample],
     settings: TrainingSettings,
     *,
-    split_token: int,
     progress: Callable[[str], None] | None = None,
 ) -> int:
     """Train `model` in place until every completion token is the greedy choice by `settings.margin`.
 
     Returns the number of optimizer steps taken; raises `RuntimeError` if `settings.max_steps` is reached.
     """
-    groups = _groups(examples, split_token)
+    tree = _prefix_tree(examples)
     completion_tokens = sum(len(e.completion_ids) for e in examples)
 
     def loss_and_misses(model: nn.Module) -> tuple[mx.array, mx.array]:
-        total = mx.array(0.0)
-        misses = mx.array(0)
-        for group in groups:
-            logits = _group_logits(model, group).astype(mx.float32)
-            losses = nn.losses.cross_entropy(logits, group.targets, reduction="none")
-            total = total + (losses * group.weights).sum()
-            target_logits = mx.take_along_axis(logits, group.targets[..., None], axis=-1)[..., 0]
-            rivals = mx.where(mx.arange(logits.shape[-1]) == group.targets[..., None], -mx.inf, logits).max(
-                axis=-1
-            )
-            short = (target_logits - rivals < settings.margin) & (group.weights > 0)
-            misses = misses + mx.stop_gradient(short.sum())
-        return total / completion_tokens, misses
+        loss, misses = _tree_losses(model, tree, None, settings.margin)
+        return loss / completion_tokens, misses
 
     optimizer = optim.AdamW(learning_rate=settings.learning_rate)
     step = nn.value_and_grad(model, loss_and_misses)

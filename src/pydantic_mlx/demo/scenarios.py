@@ -150,7 +150,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         turns=(
             # The way Qwen2.5-Coder-0.5B really asks for a tool: a pretty-printed fence, no tags.
             ScriptedTurn(
-                '```json\n{\n  "name": "read_file",\n  "arguments": {\n    "path": "pyproject.toml"\n  }\n}\n```',
+                '```json\n{\n  "name": "read_file",\n  "arguments": {\n    "path": "pyproject.toml"\n  }\n}\n'
+                "```",
                 (_call("read_file", path="pyproject.toml"),),
             ),
             ScriptedTurn("The project is named demo, version 0.1.0."),
@@ -199,6 +200,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         name="prompted_output",
         prompt="Which city is the capital of Italy?",
         output_type=PromptedOutput(CityInfo),
+        # Without tools: the JSON-answer instructions alone (and a much shorter prompt to train on).
+        tools=(),
         turns=(ScriptedTurn('{"city": "Rome", "country": "Italy"}'),),
     ),
 )
