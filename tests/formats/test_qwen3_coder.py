@@ -56,10 +56,10 @@ PARIS = ToolCall("get_weather", {"city": "Paris", "days": 3})
     [
         (TEMPLATE_CALL, None, [PARIS]),
         ("Let me check.\n" + TEMPLATE_CALL + "<|im_end|>", "Let me check.\n", [PARIS]),
-        (  # opening <tool_call> dropped; the stray </tool_call> is markup
+        (  # opening <tool_call> dropped; the closing </tool_call> still belongs to the call
             "Checking.\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n"
             "<parameter=days>\n3\n</parameter>\n</function>\n</tool_call>",
-            "Checking.\n\n",
+            "Checking.\n",
             [PARIS],
         ),
         (  # bare function, no stray closer
@@ -103,6 +103,17 @@ PARIS = ToolCall("get_weather", {"city": "Paris", "days": 3})
             "</parameter>\n</function>\n</tool_call>",
             None,
             [ToolCall("write_file", {"content": "s = '<parameter=x>'\nprint(s)"})],
+        ),
+        (  # </function> left out, every parameter closed
+            "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</tool_call>",
+            None,
+            [ToolCall("get_weather", {"city": "Paris"})],
+        ),
+        (  # </function> left out between two functions
+            "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n"
+            "<function=get_weather>\n<parameter=city>\nRome\n</parameter>\n</function>\n</tool_call>",
+            None,
+            [ToolCall("get_weather", {"city": "Paris"}), ToolCall("get_weather", {"city": "Rome"})],
         ),
         (  # no parameters at all
             "<tool_call>\n<function=get_weather>\n</function>\n</tool_call>",
@@ -176,7 +187,7 @@ def test_undeclared_tool_is_a_call_and_a_problem() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</tool_call>",  # no </function>
+        "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</tool_call>",  # nothing closed
         "<tool_call>\n<function=get weather>\n</function>\n</tool_call>",  # not a name
         "<tool_call>\n<function=get_weather>\nParis\n</function>\n</tool_call>",  # text, not parameters
         "<tool_call>\nI will call get_weather.\n</tool_call>",

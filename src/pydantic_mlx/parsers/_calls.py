@@ -70,8 +70,8 @@ def call_from_object(obj: Any, tools: ToolSet, *, untagged: bool) -> ToolCall:
         if not tools.allows(name):
             raise CallSyntaxError(f"{name!r} is not a declared tool")
     if arg_keys:
-        if rest:
-            raise CallSyntaxError(f"unexpected keys {sorted(rest)} beside {arg_keys[0]!r}")
+        # Keys beside the arguments (a copied "required" list, a "reasoning" note) are not
+        # arguments; in a tagged call they don't stop the call either.
         arguments = _arguments(fields[arg_keys[0]])
     else:
         # A tagged call with its arguments written at the top level: {"name": "f", "path": "a"}.

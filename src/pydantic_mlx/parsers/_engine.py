@@ -47,7 +47,7 @@ from ._types import (
 )
 from ._untagged import Decision
 from .formats import Format, get_format
-from .formats._syntax import CallSyntax, Closers, JsonValue
+from .formats._syntax import CallSyntax, Closers, JsonValue, Quote
 
 __all__ = ["Dialect", "Engine"]
 
@@ -58,6 +58,13 @@ def _could_become(buf: str, j: int, marker: str) -> bool:
     """Whether the buffer ends inside `marker` starting at `j` (more text may complete it)."""
     rest = buf[j : j + len(marker)]
     return len(rest) < len(marker) and marker.startswith(rest)
+
+
+def _fence_run_end(buf: str, i: int) -> int:
+    """The end of the run of backticks at `i` (fences may use more than three)."""
+    while i < len(buf) and buf[i] == "`":
+        i += 1
+    return i
 
 
 def _skip_space(buf: str, j: int) -> int:
@@ -153,6 +160,7 @@ class _Region:
     scan: int = 0
     scanner: ValueScanner | None = None
     value_end: int | None = None
+    quote: Quote | None = None  # inside a quoted span of the body, where closers don't count
 
 
 @dataclass
@@ -178,7 +186,37 @@ class _Separator:
     pass
 
 
-_State = _Text | _Reasoning | _Region | _Untagged | _FenceTail | _Separator
+@dataclass
+class _Trailer:
+    marker: str
+
+
+@dataclass(frozen=True)
+class _RegionEnd:
+    """How regions opened by one opener end: closers, and quoted spans that hide them."""
+
+    closers: frozenset[str]
+    outer: regex.Pattern[str]  # closers and quote openers
+    quotes: dict[str, Quote]
+    inner: dict[str, regex.Pattern[str]]  # per quote opener: its closers (and escapes)
+    longest: int
+
+    @classmethod
+    def of(cls, rules: Sequence[Closers]) -> _RegionEnd:
+        closers = frozenset(m for r in rules for m in r.markers)
+        quotes = {q.opener: q for r in rules for q in r.quotes}
+        inner: dict[str, regex.Pattern[str]] = {}
+        for q in quotes.values():
+            alternatives = [regex.escape(c) for c in sorted(q.closers, key=len, reverse=True)]
+            if q.backslash:
+                alternatives.insert(0, r"\\.")
+            inner[q.opener] = regex.compile("|".join(alternatives), regex.DOTALL)
+        markers = closers | set(quotes)
+        longest = max(len(m) for m in (*markers, *(c for q in quotes.values() for c in q.closers)))
+        return cls(closers, _alternation(set(markers)), quotes, inner, longest + 1)
+
+
+_State = _Text | _Reasoning | _Region | _Untagged | _FenceTail | _Separator | _Trailer
 
 
 class Engine:
@@ -198,6 +236,9 @@ class Engine:
         self.errors: list[ParseProblem] = []
         self._closed = False
         self._truncated = False
+        self._region_ends: dict[str, _RegionEnd] = {}
+        # With `in_reasoning`, some models still write the opener the prompt already wrote.
+        self._opener_may_repeat = in_reasoning
         all_closers = tuple(dict.fromkeys(c for cs in dialect.reasoning.values() for c in cs))
         self._state: _State = self._reasoning_state(all_closers) if in_reasoning else _Text()
 
@@ -250,6 +291,8 @@ class Engine:
             return self._step_untagged(state, final)
         if isinstance(state, _FenceTail):
             return self._step_fence_tail(final)
+        if isinstance(state, _Trailer):
+            return self._step_trailer(state, final)
         return self._step_separator(final)
 
     def _emit_text(self, end: int) -> None:
@@ -323,7 +366,7 @@ class Engine:
     def _on_fence(self, i: int, final: bool) -> bool:
         if self._code_fence:
             self._code_fence = False
-            self._scan = i + len(_FENCE)
+            self._scan = _fence_run_end(self._buf, i)
             return True
         decision, opener_end = _untagged.fence_opener_end(self._buf, i, final=final)
         if decision is Decision.WAIT:
@@ -348,7 +391,6 @@ class Engine:
             self._emit_text(fence_start)
             return False
         if buf[j] in "{[":
-            self._state = _Text()
             return self._on_bracket(j, final, fence_start=fence_start)
         for opener in self._d.openers:
             if buf.startswith(opener, j):
@@ -385,6 +427,7 @@ class Engine:
             self._emit_text(start)
             return False
         if decision is Decision.REJECT:
+            self._state = _Text()
             if fence_start is not None:
                 self._code_fence = True
             # Plain text: keep searching; the text is emitted in one piece when something else
@@ -402,6 +445,14 @@ class Engine:
 
     def _step_reasoning(self, state: _Reasoning, final: bool) -> bool:
         buf = self._buf
+        if self._opener_may_repeat:
+            for opener in self._d.reasoning:
+                if buf.startswith(opener):
+                    self._opener_may_repeat = False
+                    return self._goto(state, len(opener))
+                if not final and _could_become(buf, 0, opener):
+                    return False
+            self._opener_may_repeat = False
         match = state.pattern.search(buf, self._scan)
         if match is None:
             end = len(buf)
@@ -418,29 +469,50 @@ class Engine:
     # -- marked call regions ----------------------------------------------------------------
 
     def _step_region(self, state: _Region, final: bool) -> bool:
+        rules = [s.end for _, s in state.candidates if isinstance(s.end, Closers)]
+        if rules:
+            return self._region_closers(state, self._region_end(state.opener, rules), final)
         rule = state.candidates[0][1].end
-        closers = tuple(
-            dict.fromkeys(c for _, s in state.candidates if isinstance(s.end, Closers) for c in s.end.markers)
-        )
-        if closers:
-            return self._region_closers(state, closers, final)
         assert isinstance(rule, JsonValue)
         return self._region_json(state, rule, final)
 
-    def _region_closers(self, state: _Region, closers: tuple[str, ...], final: bool) -> bool:
+    def _region_end(self, opener: str, rules: list[Closers]) -> _RegionEnd:
+        end = self._region_ends.get(opener)
+        if end is None:
+            end = self._region_ends[opener] = _RegionEnd.of(rules)
+        return end
+
+    def _region_closers(self, state: _Region, ends: _RegionEnd, final: bool) -> bool:
         buf = self._buf
-        best: tuple[int, str] | None = None
-        for closer in closers:
-            j = buf.find(closer, state.scan)
-            if j >= 0 and (best is None or j < best[0]):
-                best = (j, closer)
-        if best is not None:
-            j, closer = best
-            return self._resolve_region(state, buf[state.body_start : j], j + len(closer), closed=True)
+        while True:
+            if state.quote is None:
+                match = ends.outer.search(buf, state.scan)
+                if match is None:
+                    break
+                if match.group() in ends.closers:
+                    body = buf[state.body_start : match.start()]
+                    return self._resolve_region(state, body, match.end(), closed=True)
+                state.quote = ends.quotes[match.group()]
+                state.scan = match.end()
+            else:
+                match = ends.inner[state.quote.opener].search(buf, state.scan)
+                if match is None:
+                    break
+                if not match.group().startswith("\\") or not state.quote.backslash:
+                    state.quote = None
+                state.scan = match.end()
+        if final and state.quote is not None:
+            # A quote that never closed was not a quote (prose with a stray `"`): fall back to
+            # the first closer, quoted or not.
+            first = min(
+                ((j, c) for c in ends.closers if (j := buf.find(c, state.body_start)) >= 0), default=None
+            )
+            if first is not None:
+                j, closer = first
+                return self._resolve_region(state, buf[state.body_start : j], j + len(closer), closed=True)
         if final:
             return self._resolve_region(state, buf[state.body_start :], len(buf), closed=False)
-        longest = max(len(c) for c in closers)
-        state.scan = max(state.body_start, len(buf) - longest + 1)
+        state.scan = max(state.scan, len(buf) - ends.longest + 1)
         return False
 
     def _region_json(self, state: _Region, rule: JsonValue, final: bool) -> bool:
@@ -541,6 +613,8 @@ class Engine:
                 self.errors.append(UnknownTool(message, raw, fmt.NAME))
             if state.fenced:
                 return self._goto(_FenceTail(), end)
+            if syntax.trailer:
+                return self._goto(_Trailer(syntax.trailer), end)
             return self._goto(_Text(), end)
         error_type = MalformedCall if closed else TruncatedCall
         self.errors.append(error_type(problem or "empty call region", raw, fmt_name))
@@ -614,8 +688,20 @@ class Engine:
         if not final and j < len(buf) and _could_become(buf, j, _FENCE):
             return False
         if buf.startswith(_FENCE, j):
-            return self._goto(_Text(), j + len(_FENCE))
+            end = _fence_run_end(buf, j)
+            if end >= len(buf) and not final:
+                return False
+            return self._goto(_Text(), end)
         return self._fenced_content(self._pos, self._pos, final, on_other="text")
+
+    def _step_trailer(self, state: _Trailer, final: bool) -> bool:
+        buf = self._buf
+        j = _skip_space(buf, self._pos)
+        if buf.startswith(state.marker, j):
+            return self._goto(_Text(), j + len(state.marker))
+        if not final and (j >= len(buf) or _could_become(buf, j, state.marker)):
+            return False
+        return self._goto(_Text(), self._pos)
 
     def _step_separator(self, final: bool) -> bool:
         nxt = self._after_separator(self._pos, ";")

@@ -151,6 +151,10 @@ def fence_opener_end(buf: str, i: int, *, final: bool) -> tuple[Decision, int]:
     """For ``` at `buf[i]`: ACCEPT with the index after the fence's info line (language tag and
     newline), REJECT when it is not a fence opener (e.g. inline ```code```), or WAIT."""
     j = i + 3
+    while j < len(buf) and buf[j] == "`":  # ```` fences: the info line starts after the run
+        j += 1
+    if j >= len(buf) and not final:
+        return Decision.WAIT, j
     newline = buf.find("\n", j, j + _MAX_FENCE_INFO + 1)
     if newline < 0:
         if len(buf) - j > _MAX_FENCE_INFO:

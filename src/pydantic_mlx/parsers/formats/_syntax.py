@@ -9,14 +9,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CallSyntax", "Closers", "EndRule", "JsonValue"]
+__all__ = ["CallSyntax", "Closers", "EndRule", "JsonValue", "Quote"]
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A span inside a region body where closers don't count: a JSON string, an XML value.
+
+    The span opens at `opener` and ends at the first of `closers`; with `backslash`, a
+    backslash escapes the next character (JSON strings).
+    """
+
+    opener: str
+    closers: tuple[str, ...]
+    backslash: bool = False
 
 
 @dataclass(frozen=True)
 class Closers:
-    """The region ends at the first of these literal markers (which is consumed)."""
+    """The region ends at the first of these literal markers (which is consumed) that is not
+    inside one of `quotes` — so `</tool_call>` written inside an argument value is not an end."""
 
     markers: tuple[str, ...]
+    quotes: tuple[Quote, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -47,3 +62,6 @@ class CallSyntax:
     opener: str
     end: EndRule
     closer_optional: bool = True
+    trailer: str | None = None
+    """A marker that may follow the region after spaces and belongs to it (Qwen3-Coder's
+    `</tool_call>` after a `<function=...>` region whose `<tool_call>` opener was left out)."""

@@ -22,7 +22,7 @@ import regex
 
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
-from ._syntax import CallSyntax, Closers
+from ._syntax import CallSyntax, Closers, Quote
 
 __all__ = [
     "CALLS",
@@ -42,7 +42,7 @@ REASONING = (
     ("<|channel>", "<channel|>"),
 )
 DROP = ("<turn|>", "<|tool_response>", "<tool_response|>", "<eos>")
-CALLS = (CallSyntax("<|tool_call>", Closers(("<tool_call|>",))),)
+CALLS = (CallSyntax("<|tool_call>", Closers(("<tool_call|>",), quotes=(Quote('<|"|>', ('<|"|>',)),))),)
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = ("<|tool_call>call:", "<|tool_call>")
 

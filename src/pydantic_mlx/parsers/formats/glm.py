@@ -27,14 +27,16 @@ from collections.abc import Sequence
 from .._schema import coerce_arguments
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
-from ._syntax import CallSyntax, Closers
+from ._syntax import CallSyntax, Closers, Quote
 
 __all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
 
 NAME = "glm"
 REASONING = (("<think>", "</think>"),)
 DROP = ("<|user|>", "<|observation|>", "<|endoftext|>")
-CALLS = (CallSyntax("<tool_call>", Closers(("</tool_call>",))),)
+CALLS = (
+    CallSyntax("<tool_call>", Closers(("</tool_call>",), quotes=(Quote("<arg_value>", ("</arg_value>",)),))),
+)
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = ("<arg_key>",)
 

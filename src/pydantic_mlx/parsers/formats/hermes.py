@@ -15,12 +15,13 @@ from .._calls import calls_from_value
 from .._json import ValueScanner, loads_lenient
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
-from ._syntax import CallSyntax, Closers
+from ._syntax import CallSyntax, Closers, Quote
 
 NAME = "hermes"
 REASONING = (("<think>", "</think>"),)
 DROP = ("<|im_end|>", "<|endoftext|>")
-CALLS = (CallSyntax("<tool_call>", Closers(("</tool_call>",))),)
+# `</tool_call>` inside a JSON string (a file about tool calls) does not end the block.
+CALLS = (CallSyntax("<tool_call>", Closers(("</tool_call>",), quotes=(Quote('"', ('"',), backslash=True),))),)
 UNTAGGED = frozenset({"json"})
 TEMPLATE_HINTS = ("<tool_call>",)
 
@@ -30,6 +31,14 @@ _OPEN, _CLOSE = "<tool_call>", "</tool_call>"
 def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
     """The calls in one `<tool_call>` body. A body that repeats the opener (the model forgot a
     closer between two calls) holds several calls."""
+    try:
+        values = _json_values(_unfence(body.strip()))
+    except CallSyntaxError:
+        if _OPEN not in body and _CLOSE not in body:
+            raise
+        values = None
+    if values:
+        return [call for value in values for call in calls_from_value(value, tools, untagged=False)]
     calls: list[ToolCall] = []
     for piece in body.replace(_CLOSE, _OPEN).split(_OPEN):
         if piece.strip():
@@ -53,9 +62,11 @@ def _unfence(text: str) -> str:
     if not text.startswith("```"):
         return text
     newline = text.find("\n")
-    if newline < 0 or not text.endswith("```") or len(text) < newline + 4:
-        raise CallSyntaxError("unterminated ``` fence inside <tool_call>")
-    return text[newline + 1 : -3].strip()
+    if newline < 0:
+        raise CallSyntaxError("a ``` fence inside <tool_call> holds nothing")
+    inner = text[newline + 1 :]
+    # The closing fence may be missing, like the closing tag; the JSON must still be complete.
+    return (inner[:-3] if inner.endswith("```") else inner).strip()
 
 
 def _json_values(text: str) -> list[object]:

@@ -33,15 +33,19 @@ from .._json import loads_lenient
 from .._schema import coerce_arguments
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
-from ._syntax import CallSyntax, Closers
+from ._syntax import CallSyntax, Closers, Quote
 
 __all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
 
 NAME = "qwen3_coder"
 REASONING = (("<think>", "</think>"),)
-DROP = ("</tool_call>", "<|im_end|>", "<|endoftext|>")
-_TOOL_CALL = CallSyntax("<tool_call>", Closers(("</tool_call>",)))
-_BARE_FUNCTION = CallSyntax("<function=", Closers(("</function>",)))
+DROP = ("<|im_end|>", "<|endoftext|>")
+# A value may mention the closers (a file about tool calls). A value missing its own closer
+# hides them until the output ends; then the first closer counts after all.
+_VALUE = Quote("<parameter=", ("</parameter>",))
+_TOOL_CALL = CallSyntax("<tool_call>", Closers(("</tool_call>",), quotes=(_VALUE,)))
+# Without the opening <tool_call>, the template's closing </tool_call> still follows.
+_BARE_FUNCTION = CallSyntax("<function=", Closers(("</function>",), quotes=(_VALUE,)), trailer="</tool_call>")
 CALLS = (_TOOL_CALL, _BARE_FUNCTION)
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = ("<parameter=",)
@@ -53,31 +57,39 @@ _PARAMETER_CLOSE = "</parameter>"
 
 
 def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
-    """The calls in a `<tool_call>` block (one or more `<function=...>`), or in one bare
-    `<function=...>` region (body starts right after `<function=`)."""
+    """The calls in a `<tool_call>` block (one or more `<function=...>`), or in a bare
+    `<function=...>` region (whose body starts right after that `<function=`)."""
     if syntax.opener == _FUNCTION_OPEN:
-        if _FUNCTION_OPEN in body:
-            raise CallSyntaxError("a <function= opened inside another function")
-        # The body ends where `</function>` was (or where the text ended): a last parameter
-        # without its `</parameter>` may have been cut off, so it is not accepted here.
-        return [_function(body, tools, closed=False)]
-    calls: list[ToolCall] = []
+        return _functions(body, 0, tools)
     pos = _skip_space(body, 0)
-    while pos < len(body):
+    if not body.startswith(_FUNCTION_OPEN, pos):
+        raise CallSyntaxError("expected <function=NAME> in a <tool_call> block")
+    return _functions(body, pos + len(_FUNCTION_OPEN), tools)
+
+
+def _functions(body: str, start: int, tools: ToolSet) -> list[ToolCall]:
+    """The functions from `start` (just after a `<function=`) to the end of `body`.
+
+    A function ends at its `</function>`. One that lacks it ends at the next `<function=` or at
+    the end of the body, and then its last parameter must have its `</parameter>`: without
+    either closing marker, a value may have been cut off.
+    """
+    calls: list[ToolCall] = []
+    closes, opens = _Finder(body, _FUNCTION_CLOSE), _Finder(body, _FUNCTION_OPEN)
+    while True:
+        close, following = closes.next(start), opens.next(start)
+        if close >= 0 and (following < 0 or close < following):
+            calls.append(_function(body[start:close], tools, closed=True))
+            pos = _skip_space(body, close + len(_FUNCTION_CLOSE))
+        else:
+            end = following if following >= 0 else len(body)
+            calls.append(_function(body[start:end], tools, closed=False))
+            pos = end
+        if pos == len(body):
+            return calls
         if not body.startswith(_FUNCTION_OPEN, pos):
-            raise CallSyntaxError("expected <function=NAME> in a <tool_call> block")
+            raise CallSyntaxError("text after a function in a <tool_call> block")
         start = pos + len(_FUNCTION_OPEN)
-        end = body.find(_FUNCTION_CLOSE, start)
-        if end < 0:
-            raise CallSyntaxError("a <function= without its </function>")
-        inner = body[start:end]
-        if _FUNCTION_OPEN in inner:
-            raise CallSyntaxError("a <function= opened inside another function")
-        calls.append(_function(inner, tools, closed=True))
-        pos = _skip_space(body, end + len(_FUNCTION_CLOSE))
-    if not calls:
-        raise CallSyntaxError("an empty <tool_call> block")
-    return calls
 
 
 def render(calls: Sequence[ToolCall]) -> str:
