@@ -122,7 +122,16 @@ class GenerationStream:
     async def aclose(self) -> None:
         """Stop generating and wait until the model is released."""
         self._stop.set()
-        await self._done.wait()
+        cancelled: asyncio.CancelledError | None = None
+        while not self._done.is_set():
+            try:
+                await self._done.wait()
+            except asyncio.CancelledError as error:
+                # Keep waiting (one token at most): returning now would leave the model busy
+                # after the caller believes the request is gone.
+                cancelled = error
+        if cancelled is not None:
+            raise cancelled
         while not self._finished:
             item = await self._queue.get()
             if isinstance(item, _Finished):

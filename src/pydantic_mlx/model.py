@@ -51,6 +51,7 @@ from .parsers import (
     TextDelta,
     ThinkingDelta,
     ToolCallDelta,
+    available_formats,
     detect_format,
 )
 
@@ -72,9 +73,10 @@ class MLXModel(Model):
             Weights load on the first request and are shared by every `MLXModel` naming the same
             model and adapter.
         adapter_path: A LoRA adapter folder (as written by `mlx_lm.lora`) to apply on load.
-        tool_format: How the model writes tool calls (a name from
-            `pydantic_mlx.parsers.available_formats()`). `"auto"` detects it from the chat template,
-            falling back to recognising every format in the text.
+        tool_format: How the model writes tool calls: a name from
+            `pydantic_mlx.parsers.available_formats()`, or `None` (the default) to detect it from
+            the chat template (`"hermes"` for Qwen2.5, `"qwen3_coder"` for Qwen3-Coder, ...), which
+            falls back to `"auto"` (recognise every format in the text) for unknown templates.
         model_name: Name reported in responses; defaults to the id or folder name.
         settings: Default model settings for every request. Greedy decoding (`temperature=0`)
             unless a temperature is set; at most `DEFAULT_MAX_TOKENS` tokens unless `max_tokens` is.
@@ -100,13 +102,15 @@ class MLXModel(Model):
         model: ModelSource,
         *,
         adapter_path: str | Path | None = None,
-        tool_format: str = "auto",
+        tool_format: str | None = None,
         model_name: str | None = None,
         settings: ModelSettings | None = None,
         profile: ModelProfileSpec | None = None,
         prompt_cache_entries: int = 4,
         prompt_cache_bytes: int = 2 << 30,
     ) -> None:
+        if tool_format is not None and tool_format not in available_formats():
+            raise UserError(f"unknown tool_format {tool_format!r}; choose from {available_formats()}")
         if isinstance(model, tuple) and adapter_path is not None:
             raise UserError(
                 "adapter_path applies when MLXModel loads the model; apply it before passing a pair"
@@ -144,11 +148,11 @@ class MLXModel(Model):
     @property
     def tool_format(self) -> str:
         """The tool-call format used to read the output (detected from the chat template once loaded)."""
-        if self._tool_format != "auto":
+        if self._tool_format is not None:
             return self._tool_format
         if self._detected_format is None:
             if not self._loaded.is_loaded:
-                return "auto"
+                return "auto"  # not known before the tokenizer is loaded
             template = getattr(self._loaded.tokenizer, "chat_template", None)
             self._detected_format = detect_format(template if isinstance(template, str) else None)
         return self._detected_format
@@ -328,9 +332,9 @@ class MLXStreamedResponse(StreamedResponse):
 class _PartsMapper:
     """The one mapping from parser output to response parts, used by `request` and the stream alike.
 
-    Text that is only whitespace is held back until more text follows, so a call with blank
-    lines around it is answered by its `ToolCallPart` alone (as a parse result's `content` is
-    `None` then).
+    Whitespace that would open a new text part is held back until more text follows, so a call
+    with blank lines around it is answered by its `ToolCallPart` alone (as a parse result's
+    `content` is `None` then); inside a text part every character is kept.
     """
 
     def __init__(self, response: MLXStreamedResponse, *, text_is_answer: bool) -> None:
@@ -338,6 +342,7 @@ class _PartsMapper:
         self._text_is_answer = text_is_answer
         self._one_call_only = response._plan.one_call_only  # pyright: ignore[reportPrivateUsage]
         self._held_text = ""
+        self._in_text = False
         self.calls = 0
         self.done = False
         """Set once `parallel_tool_calls=False` has its one call: nothing after it is mapped."""
@@ -350,6 +355,7 @@ class _PartsMapper:
                 case TextDelta(content=content):
                     yield from self._text(content)
                 case ThinkingDelta(content=content):
+                    self._in_text = False
                     yield from self._parts.handle_thinking_delta(vendor_part_id=None, content=content)
                 case ToolCallDelta():
                     yield from self._call(event)
@@ -369,10 +375,11 @@ class _PartsMapper:
                 )
 
     def _text(self, content: str) -> Iterator[ModelResponseStreamEvent]:
-        if not (self._held_text + content).strip():
+        if not self._in_text and not (self._held_text + content).strip():
             self._held_text += content
             return
         content, self._held_text = self._held_text + content, ""
+        self._in_text = True
         if self._text_is_answer:
             yield from self._parts.handle_text_delta(vendor_part_id=None, content=content)
         else:
@@ -380,6 +387,7 @@ class _PartsMapper:
 
     def _call(self, delta: ToolCallDelta) -> Iterator[ModelResponseStreamEvent]:
         self._held_text = ""
+        self._in_text = False
         first = delta.name is not None
         if first:
             self.calls += 1

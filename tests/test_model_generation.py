@@ -1,0 +1,162 @@
+"""The generation side of MLXModel: stop sequences, the prompt cache and the generation thread, on the tiny model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlx.core as mx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pydantic_mlx._generation import GenerationOptions, StopSequenceFilter, start_generation
+from pydantic_mlx._loading import LoadedModel, loaded_model
+from pydantic_mlx._prompt_cache import PromptCache
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def loaded(request: pytest.FixtureRequest) -> LoadedModel:
+    try:
+        path = Path(request.getfixturevalue("demo_model_path"))
+    except pytest.FixtureLookupError:
+        from pydantic_mlx.demo import build_demo_model
+
+        path = build_demo_model()
+    # A private instance (a pair), so these tests own its prompt cache.
+    shared = loaded_model(path)
+    shared.load_sync()
+    return loaded_model((shared.model, shared.tokenizer))
+
+
+def prompt_of(loaded: LoadedModel, text: str) -> list[int]:
+    return list(loaded.tokenizer.encode(text, add_special_tokens=False))
+
+
+# --- stop sequences -----------------------------------------------------------------------------
+
+_alphabet = st.text(alphabet="abc", max_size=30)
+
+
+@given(
+    text=_alphabet,
+    stops=st.lists(st.text(alphabet="abc", min_size=1, max_size=4), max_size=3),
+    data=st.data(),
+)
+def test_stop_filter_cuts_at_the_first_stop_for_every_chunking(
+    text: str, stops: list[str], data: st.DataObject
+) -> None:
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=8)))
+    chunks = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+    stop_filter = StopSequenceFilter(stops)
+    emitted, stopped = "", False
+    for chunk in chunks:
+        out, stopped = stop_filter.feed(chunk)
+        emitted += out
+        if stopped:
+            break
+    if not stopped:
+        emitted += stop_filter.flush()
+    hits = [i for i in (text.find(s) for s in stops) if i >= 0]
+    assert stopped == bool(hits)
+    assert emitted == (text[: min(hits)] if hits else text)
+
+
+def test_stop_filter_holds_back_only_a_possible_start() -> None:
+    stop_filter = StopSequenceFilter(["</answer>"])
+    assert stop_filter.feed("Paris </an") == ("Paris ", False)
+    assert stop_filter.feed("d more") == ("</and more", False)
+    assert stop_filter.feed(" </answer> tail") == (" ", True)
+
+
+# --- prompt cache -------------------------------------------------------------------------------
+
+
+def _fill(loaded: LoadedModel, tokens: list[int]) -> list[object]:
+    cache = PromptCache(loaded.model).lease([*tokens, 0]).cache  # a fresh cache
+    loaded.model(mx.array(tokens)[None], cache=cache)
+    mx.eval([c.state for c in cache])
+    return cache
+
+
+def test_prompt_cache_hands_over_a_prefix_and_copies_a_divergent_entry(loaded: LoadedModel) -> None:
+    store = PromptCache(loaded.model)
+    a = prompt_of(loaded, "You are a coding assistant. Read the file README.md please.")
+    store.store(a, _fill(loaded, a))
+    # A continuation of `a`: the entry is handed over whole.
+    lease = store.lease([*a, 5, 6])
+    assert lease.reused == len(a)
+    assert len(store) == 0
+    store.store(a, lease.cache)
+    # A prompt that diverges half-way: a trimmed copy, the entry stays for its own conversation.
+    b = a[:10] + prompt_of(loaded, " something else entirely")
+    lease = store.lease(b)
+    assert lease.reused == 10
+    assert lease.cache[0].offset == 10
+    assert len(store) == 1 and store._entries[0].cache[0].offset == len(a)  # pyright: ignore[reportPrivateUsage]
+
+
+def test_prompt_cache_leaves_the_last_token_to_compute(loaded: LoadedModel) -> None:
+    store = PromptCache(loaded.model)
+    a = prompt_of(loaded, "Say hello to the user.")
+    store.store(a, _fill(loaded, a))
+    lease = store.lease(a)  # the same prompt again
+    assert lease.reused == len(a) - 1
+
+
+def test_prompt_cache_is_bounded(loaded: LoadedModel) -> None:
+    store = PromptCache(loaded.model, max_entries=2)
+    prompts = [prompt_of(loaded, f"conversation number {i} about files") for i in range(4)]
+    for p in prompts:
+        store.store(p, _fill(loaded, p))
+    assert len(store) == 2
+    assert [e.tokens for e in store._entries] == prompts[2:]  # pyright: ignore[reportPrivateUsage]
+    one = store._entries[0].nbytes  # pyright: ignore[reportPrivateUsage]
+    store.max_bytes = one
+    store.store(prompts[0], _fill(loaded, prompts[0]))
+    assert len(store) == 1 and store.nbytes <= one
+    store.max_bytes = one - 1
+    store.store(prompts[1], _fill(loaded, prompts[1]))  # too large to keep at all
+    assert [e.tokens for e in store._entries] == [prompts[0]]  # pyright: ignore[reportPrivateUsage]
+
+
+# --- the generation thread ----------------------------------------------------------------------
+
+
+async def test_generation_reuses_the_cache_and_reports_it(loaded: LoadedModel) -> None:
+    loaded.prompt_cache.clear()
+    prompt = prompt_of(loaded, "<|im_start|>user\nSay hello.<|im_end|>\n<|im_start|>assistant\n")
+    first = start_generation(loaded, prompt, GenerationOptions(max_tokens=8))
+    text1 = "".join([t async for t in first])
+    second = start_generation(loaded, prompt, GenerationOptions(max_tokens=8))
+    text2 = "".join([t async for t in second])
+    assert text1 == text2
+    assert (first.stats.cached_tokens, first.stats.prefilled_tokens) == (0, len(prompt))
+    assert (second.stats.cached_tokens, second.stats.prefilled_tokens) == (len(prompt) - 1, 1)
+    assert first.stats.output_tokens == len(first.stats.output_token_ids) <= 8
+
+
+async def test_generation_stops_within_a_token_when_closed(loaded: LoadedModel) -> None:
+    prompt = prompt_of(loaded, "<|im_start|>user\nSay hello.<|im_end|>\n<|im_start|>assistant\n")
+    eos = next(iter(loaded.tokenizer.eos_token_ids))
+    options = GenerationOptions(max_tokens=100_000, logit_bias={eos: -1000.0})
+    stream = start_generation(loaded, prompt, options)
+    async for _ in stream:
+        break
+    await stream.aclose()
+    assert not loaded.busy.locked()
+    assert stream.stats.finish_reason == "cancelled"
+    assert stream.stats.output_tokens < 1000
+
+
+async def test_generation_errors_reach_the_caller(loaded: LoadedModel) -> None:
+    stream = start_generation(loaded, [], GenerationOptions(max_tokens=4))  # nothing to continue
+    with pytest.raises(Exception):  # noqa: B017 - whatever mlx raises, it must surface here
+        _ = [t async for t in stream]
+    assert not loaded.busy.locked()
