@@ -106,6 +106,22 @@ DSML_V4 = render_dsml([PARIS, ROME], "tool_calls")
             None,
             [ToolCall("get_weather", {"days": 4, "city": "Paris"})],
         ),
+        (  # all arguments wrapped in one `arguments` parameter that the tool does not declare
+            '<｜DSML｜tool_calls>\n<｜DSML｜invoke name="get_weather">\n'
+            '<｜DSML｜parameter name="arguments" string="false">{"city": "Paris", "days": 3}</｜DSML｜parameter>\n'
+            "</｜DSML｜invoke>\n</｜DSML｜tool_calls>",
+            None,
+            None,
+            [PARIS],
+        ),
+        (  # single-quoted attributes
+            "<｜DSML｜tool_calls>\n<｜DSML｜invoke name='get_weather'>\n"
+            "<｜DSML｜parameter name='city' string='true'>Rome</｜DSML｜parameter>\n"
+            "</｜DSML｜invoke>\n</｜DSML｜tool_calls>",
+            None,
+            None,
+            [ROME],
+        ),
         (  # a parameter without the string attribute is typed by the schema
             '<｜DSML｜tool_calls>\n<｜DSML｜invoke name="get_weather">\n'
             '<｜DSML｜parameter name="days">4</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>',

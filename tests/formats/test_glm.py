@@ -79,6 +79,19 @@ GLM47 = (
             None,
             [ToolCall("get_weather", {"city": "Paris"})],
         ),
+        (  # a name, then the arguments as one JSON object (types kept)
+            '<tool_call>get_weather\n{"city": "Paris", "days": 3}</tool_call>',
+            None,
+            None,
+            [PARIS],
+        ),
+        (  # all arguments wrapped in one undeclared `arguments` key
+            '<tool_call>get_weather<arg_key>arguments</arg_key><arg_value>{"city": "Paris", "days": 3}'
+            "</arg_value></tool_call>",
+            None,
+            None,
+            [PARIS],
+        ),
         (  # model stopped by itself before </tool_call>, body complete
             "Sure.\n<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>Paris</arg_value>\n",
             "Sure.\n",
@@ -125,6 +138,8 @@ def test_values_without_tools() -> None:
         "get_weather\n<arg_key>city</arg_key><arg_value>Paris</arg_value>trailing words",
         "",
         "get weather",
+        'get weather {"city": "Paris"}',
+        'get_weather {"city": "Par',
     ],
 )
 def test_glm_rejects_bodies_that_are_not_its_own(body: str) -> None:

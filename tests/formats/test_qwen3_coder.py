@@ -115,6 +115,12 @@ PARIS = ToolCall("get_weather", {"city": "Paris", "days": 3})
             None,
             [ToolCall("get_weather", {"city": "Paris"}), ToolCall("get_weather", {"city": "Rome"})],
         ),
+        (  # all arguments wrapped in one undeclared `arguments` parameter
+            '<tool_call>\n<function=get_weather>\n<parameter=arguments>\n{"city": "Paris", "days": 3}\n'
+            "</parameter>\n</function>\n</tool_call>",
+            None,
+            [PARIS],
+        ),
         (  # no parameters at all
             "<tool_call>\n<function=get_weather>\n</function>\n</tool_call>",
             None,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pydantic_mlx.parsers._schema import coerce_argument, coerce_arguments, coerce_value
+from pydantic_mlx.parsers._schema import coerce_argument, coerce_arguments, coerce_value, unwrap_arguments
 from pydantic_mlx.parsers._tools import tool_set
 
 STRING = {"type": "string"}
@@ -153,6 +153,50 @@ def test_the_formats_own_type_mark(key: str, text: str, written_as: Any, expecte
     value = coerce_argument("get_weather", key, text, tools, written_as=written_as)
     assert value == expected
     assert type(value) is type(expected)
+
+
+WEATHER_TOOLS = tool_set(
+    [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {"type": "object", "properties": {"city": STRING, "days": INTEGER}},
+            },
+        },
+        {
+            "type": "function",
+            "function": {"name": "run", "parameters": {"type": "object", "properties": {"input": STRING}}},
+        },
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments", "expected"),
+    [
+        ("get_weather", {"arguments": {"city": "Paris"}}, {"city": "Paris"}),
+        ("get_weather", {"input": {"city": "Paris", "days": 2}}, {"city": "Paris", "days": 2}),
+        ("get_weather", {"arguments": '{"city": "Paris"}'}, {"city": "Paris"}),
+        # not certain, so left as the model wrote it:
+        ("get_weather", {"arguments": {"town": "Paris"}}, {"arguments": {"town": "Paris"}}),
+        ("get_weather", {"arguments": {}}, {"arguments": {}}),
+        ("get_weather", {"arguments": "Paris"}, {"arguments": "Paris"}),
+        ("get_weather", {"arguments": {"city": "P"}, "days": 1}, {"arguments": {"city": "P"}, "days": 1}),
+        ("run", {"input": {"input": "x"}}, {"input": {"input": "x"}}),  # `input` is a real parameter
+        ("undeclared", {"arguments": {"city": "Paris"}}, {"arguments": {"city": "Paris"}}),
+    ],
+)
+def test_wrapped_arguments_are_unwrapped_only_when_certain(
+    name: str, arguments: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    assert unwrap_arguments(name, arguments, WEATHER_TOOLS) == expected
+    assert unwrap_arguments(name, arguments, tool_set(None)) == arguments
+
+
+def test_coerce_arguments_unwraps() -> None:
+    raw = {"arguments": '{"city": "Paris", "days": 3}'}
+    assert coerce_arguments("get_weather", raw, WEATHER_TOOLS) == {"city": "Paris", "days": 3}
 
 
 def test_additional_properties_schema_types_undeclared_keys() -> None:

@@ -32,7 +32,7 @@ from typing import Any, Literal
 from ._json import loads_lenient
 from ._tools import ToolSet
 
-__all__ = ["coerce_argument", "coerce_arguments", "coerce_value"]
+__all__ = ["coerce_argument", "coerce_arguments", "coerce_value", "unwrap_arguments"]
 
 _MAX_SCHEMA_DEPTH = 32
 _JSON_TYPES = frozenset({"string", "integer", "number", "boolean", "null", "object", "array"})
@@ -67,8 +67,11 @@ def coerce_value(
 
 
 def coerce_arguments(name: str, raw: Mapping[str, str], tools: ToolSet) -> dict[str, Any]:
-    """The arguments of a call to `name`, each raw text value typed by the declared schema."""
-    return {key: coerce_argument(name, key, text, tools) for key, text in raw.items()}
+    """The arguments of a call to `name`, each raw text value typed by the declared schema
+    (and unwrapped when all of them came in one `arguments` parameter: `unwrap_arguments`)."""
+    return unwrap_arguments(
+        name, {key: coerce_argument(name, key, text, tools) for key, text in raw.items()}, tools
+    )
 
 
 def coerce_argument(
@@ -214,3 +217,27 @@ def _resolve(ref: str, root: Any) -> Any:
             return None
         node = node.get(part.replace("~1", "/").replace("~0", "~"))
     return node
+
+
+_WRAPPER_KEYS = ("arguments", "input")
+
+
+def unwrap_arguments(name: str, arguments: dict[str, Any], tools: ToolSet) -> dict[str, Any]:
+    """The arguments themselves when a model wrapped them all in one `arguments` (or `input`)
+    parameter, as XML-style formats invite: `<parameter=arguments>{"city": "Paris"}</parameter>`.
+
+    Only when that is certain: the tool is declared with properties, the wrapper is not one of
+    them, and the wrapped value is an object whose keys all are. Otherwise `arguments` as given.
+    """
+    if len(arguments) != 1:
+        return arguments
+    ((key, inner),) = arguments.items()
+    root = tools.schema(name)
+    properties = root.get("properties") if isinstance(root, Mapping) else None
+    if key not in _WRAPPER_KEYS or not isinstance(properties, Mapping) or key in properties:
+        return arguments
+    if isinstance(inner, str):
+        inner = _read_json(inner)
+    if isinstance(inner, dict) and inner and all(k in properties for k in inner):
+        return inner  # type: ignore[return-value]
+    return arguments

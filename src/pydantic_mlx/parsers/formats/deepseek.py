@@ -44,7 +44,7 @@ from typing import Any, Literal
 import regex
 
 from .._json import loads_lenient
-from .._schema import coerce_argument
+from .._schema import coerce_argument, unwrap_arguments
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
 from ._syntax import CallSyntax, Closers
@@ -73,7 +73,7 @@ UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = (_CALLS_BEGIN, _CALL_BEGIN, _DSML)
 
 _WRITTEN_AS: dict[str, Literal["string", "json"]] = {"true": "string", "false": "json"}
-_ATTRIBUTE = regex.compile(r'\s*([A-Za-z_][\w-]*)\s*=\s*"([^"]*)"')
+_ATTRIBUTE = regex.compile(r"""\s*([A-Za-z_][\w-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 
 
 def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
@@ -159,7 +159,8 @@ def _dsml(body: str, tools: ToolSet) -> list[ToolCall]:
         end = body.find(_INVOKE_CLOSE, pos)
         if end < 0:
             raise CallSyntaxError(f"an invoke without its {_INVOKE_CLOSE}")
-        calls.append(ToolCall(name=name, arguments=_dsml_parameters(body[pos:end], name, tools)))
+        arguments = unwrap_arguments(name, _dsml_parameters(body[pos:end], name, tools), tools)
+        calls.append(ToolCall(name=name, arguments=arguments))
         pos = _skip_space(body, end + len(_INVOKE_CLOSE))
     if not calls:
         raise CallSyntaxError("an empty DSML block")
@@ -203,7 +204,8 @@ def _tag(text: str, pos: int, opener: str) -> tuple[dict[str, str], int]:
             if inside[at:].strip():
                 raise CallSyntaxError(f"unreadable attributes in {opener}: {inside[:60]!r}")
             break
-        attributes[match.group(1)] = match.group(2)
+        value = match.group(2)
+        attributes[match.group(1)] = value if value is not None else match.group(3)
         at = match.end()
     return attributes, gt + 1
 

@@ -16,7 +16,8 @@ value as is and anything else as JSON, so each value is typed by the tool's sche
 `<|user|>`, `<|observation|>` and `<|endoftext|>` end the turn and are dropped.
 
 `<tool_call>` is shared with hermes and qwen3_coder, so a body that is JSON, starts with
-`<function=` or is anything but a name followed by key/value pairs is rejected here.
+`<function=` or is anything but a name followed by key/value pairs (or by one JSON object, a
+shape GLM also writes) is rejected here.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from .._json import loads_lenient
 from .._schema import coerce_arguments
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
@@ -47,8 +49,11 @@ _NOT_IN_NAME = frozenset("<>{}[]()\"'`,;=\\")
 
 
 def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
-    """The one call in a `<tool_call>` body: a name, then `<arg_key>`/`<arg_value>` pairs."""
+    """The one call in a `<tool_call>` body: a name, then `<arg_key>`/`<arg_value>` pairs
+    (or, as GLM sometimes writes, a name and then a JSON object of arguments)."""
     first = body.find(_KEY_OPEN)
+    if first < 0 and "{" in body:
+        return [_name_and_json(body)]
     name = (body if first < 0 else body[:first]).strip()
     while name.endswith("\\n"):  # the literal `\n` some outputs write after the name
         name = name[:-2].rstrip()
@@ -58,6 +63,21 @@ def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall
         raise CallSyntaxError(f"not a GLM function name: {name[:40]!r}")
     raw = {} if first < 0 else _pairs(body, first)
     return [ToolCall(name=name, arguments=coerce_arguments(name, raw, tools))]
+
+
+def _name_and_json(body: str) -> ToolCall:
+    """`NAME {"k": "v"}` / `NAME\\n{...}`: the name, then JSON arguments (types kept)."""
+    head, _, tail = body.partition("{")
+    name = head.strip()
+    if not name or any(c.isspace() or c in _NOT_IN_NAME for c in name):
+        raise CallSyntaxError("not a GLM call: a JSON body needs a function name before it")
+    try:
+        arguments = loads_lenient("{" + tail)
+    except ValueError as exc:
+        raise CallSyntaxError(f"arguments of {name!r} are not JSON: {exc}") from None
+    if not isinstance(arguments, dict):
+        raise CallSyntaxError("arguments must be a JSON object")
+    return ToolCall(name=name, arguments=arguments)
 
 
 def render(calls: Sequence[ToolCall]) -> str:

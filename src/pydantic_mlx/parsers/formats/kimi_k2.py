@@ -36,7 +36,7 @@ from typing import Any
 import regex
 
 from .._json import loads_lenient
-from .._schema import coerce_argument
+from .._schema import coerce_argument, unwrap_arguments
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
 from ._syntax import CallSyntax, Closers
@@ -149,7 +149,8 @@ def _k3_tools(body: str, tools: ToolSet) -> list[ToolCall]:
         end = body.find(call_close, pos)
         if end < 0:
             raise CallSyntaxError(f"a call without its {call_close}")
-        calls.append(ToolCall(name=name, arguments=_k3_arguments(body[pos:end], name, tools)))
+        arguments = unwrap_arguments(name, _k3_arguments(body[pos:end], name, tools), tools)
+        calls.append(ToolCall(name=name, arguments=arguments))
         pos = _skip_space(body, end + len(call_close))
     if not calls:
         raise CallSyntaxError("an empty Kimi-K3 tools channel")
