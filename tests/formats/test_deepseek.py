@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parsers.conftest import events_agree, stream
-from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, parse
+from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, detect_format, parse
 from pydantic_mlx.parsers.formats import deepseek
 
 from . import CALL_SPECS, CUTS, PROSE, soup, tools_typing
@@ -242,6 +242,20 @@ def test_cut_off_call_without_truncation_flag_is_not_a_call() -> None:
     result = parse(text, format="deepseek", tools=TOOLS)
     assert result.calls == []
     assert result.content == text
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        # DeepSeek-V3.1 (excerpt)
+        "{{'<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>'+ tool['function']['name'] + '<｜tool▁sep｜>' "
+        "+ tool['function']['arguments'] + '<｜tool▁call▁end｜>'}}",
+        # DeepSeek-V3.2 (excerpt)
+        '{%- set dsml_token = "｜DSML｜" -%}<{{ dsml_token }}function_calls>',
+    ],
+)
+def test_detected_from_the_chat_template(template: str) -> None:
+    assert detect_format(template) == "deepseek"
 
 
 # ---- properties -------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parsers.conftest import events_agree, stream
-from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, parse
+from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, detect_format, parse
 from pydantic_mlx.parsers._tools import tool_set
 from pydantic_mlx.parsers._types import CallSyntaxError
 from pydantic_mlx.parsers.formats import glm
@@ -182,6 +182,21 @@ def test_truncated_is_never_a_call(text: str) -> None:
     assert result.calls == []
     assert result.content == text
     assert any(isinstance(e, TruncatedCall) for e in result.errors)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        # GLM-4.5 (excerpt): the instructions and the assistant branch both name <arg_key>.
+        "For each function call, output the function name and arguments within the following XML format:\n"
+        "<tool_call>{function-name}\n<arg_key>{arg-key-1}</arg_key>\n<arg_value>{arg-value-1}</arg_value>",
+        # GLM-4.7 (excerpt)
+        "{{- '<tool_call>' + tc.name -}}{% for k, v in _args.items() %}<arg_key>{{ k }}</arg_key>"
+        "<arg_value>{{ v | tojson(ensure_ascii=False) if v is not string else v }}</arg_value>{% endfor %}",
+    ],
+)
+def test_detected_from_the_chat_template(template: str) -> None:
+    assert detect_format(template) == "glm"
 
 
 # ---- properties -------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parsers.conftest import events_agree, stream
-from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, parse
+from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, detect_format, parse
 from pydantic_mlx.parsers.formats import kimi_k2
 
 from . import CALL_SPECS, CUTS, PROSE, soup, tools_typing
@@ -221,6 +221,22 @@ def test_truncated_is_never_a_call(text: str) -> None:
     assert result.calls == []
     assert result.content == text
     assert any(isinstance(e, TruncatedCall) for e in result.errors)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        # Kimi-K2-Instruct (excerpt): tools are declared, calls are not spelled out.
+        "{% if tools -%}{{ '<|im_system|>tool_declare<|im_middle|>' -}}{{- tools | tojson -}}",
+        # Kimi-K2-Thinking (excerpt)
+        "<|tool_calls_section_begin|>{%- for tool_call in message['tool_calls'] -%}"
+        "<|tool_call_begin|>{{ formatted_id }}<|tool_call_argument_begin|>",
+        # Kimi-K3 (excerpt)
+        "{%- macro open_tag(tag, attrs=[]) -%}{{- '<|open|>' + tag -}}",
+    ],
+)
+def test_detected_from_the_chat_template(template: str) -> None:
+    assert detect_format(template) == "kimi_k2"
 
 
 # ---- properties -------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parsers.conftest import events_agree, stream
-from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, parse
+from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, detect_format, parse
 from pydantic_mlx.parsers.formats import qwen3_coder
 
 from . import CALL_SPECS, CUTS, PROSE, soup, tools_typing
@@ -237,6 +237,17 @@ def test_cut_off_body_without_truncation_flag_is_not_a_call() -> None:
 def test_text_without_markers_passes_through() -> None:
     text = "Use `<b>` tags, a function f(x) = 2x, and the parameter p.\n"
     assert parse(text, format="qwen3_coder").content == text
+
+
+def test_detected_from_the_chat_template() -> None:
+    # Qwen3-Coder's template (excerpt): it also writes <tool_call>, which hermes claims.
+    template = (
+        "{{- '\\n<tool_call>\\n<function=' + tool_call.name + '>\\n' }}"
+        "{%- for args_name, args_value in tool_call.arguments|items %}"
+        "{{- '<parameter=' + args_name + '>\\n' }}{{- args_value }}{{- '\\n</parameter>\\n' }}"
+        "{%- endfor %}{{- '</function>\\n</tool_call>' }}"
+    )
+    assert detect_format(template) == "qwen3_coder"
 
 
 # ---- properties -------------------------------------------------------------------------
