@@ -219,12 +219,15 @@ SOUP = soup(
 
 
 @settings(max_examples=150, deadline=None)
-@given(CALL_SPECS, PROSE, PROSE, st.sampled_from(["glm", "auto"]))
+@given(CALL_SPECS, PROSE, PROSE, st.sampled_from(["glm", "auto"]), st.booleans())
 def test_render_parse_round_trip(
-    specs: list[tuple[str, dict[str, Any]]], before: str, after: str, fmt: str
+    specs: list[tuple[str, dict[str, Any]]], before: str, after: str, fmt: str, compact: bool
 ) -> None:
     calls = [ToolCall(name, arguments) for name, arguments in specs]
-    text = before + glm.render(calls) + after
+    rendered = glm.render(calls)
+    if compact:  # GLM-4.7 writes the same without the newlines inside a call
+        rendered = rendered.replace("\n<arg_", "<arg_").replace("\n</tool_call>", "</tool_call>")
+    text = before + rendered + after
     result = parse(text, format=fmt, tools=tools_typing(calls))
     assert result.calls == calls
     outside = before + "\n" * (len(calls) - 1) + after  # render puts a newline between calls
