@@ -278,3 +278,10 @@ def test_never_raises_and_streaming_equals_parse(
     cuts = data.draw(st.lists(st.integers(0, max(len(text), 1)), max_size=12))
     assert stream(text, cuts, truncated=truncated, **options)[0] == whole
     assert stream(text, list(range(len(text))), truncated=truncated, **options)[0] == whole
+
+
+def test_large_and_deep_inputs_finish() -> None:
+    many = "<|tool_call>call:f{" + ",".join(f"k{i}:{i}" for i in range(50_000)) + "}<tool_call|>"
+    assert len(parse(many, format=FORMAT).calls[0].arguments) == 50_000
+    deep = "<|tool_call>call:f{a:" + "[" * 100_000 + "}<tool_call|>"
+    assert parse(deep, format=FORMAT).calls == []

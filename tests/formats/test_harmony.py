@@ -337,3 +337,11 @@ def test_channels_never_leak_markers(reasoning: str, answer: str) -> None:
     text = f"<|channel|>analysis<|message|>{reasoning}<|end|><|start|>assistant<|channel|>final<|message|>{answer}<|return|>"
     result = parse(text, format=FORMAT)
     assert (result.reasoning, result.content) == (reasoning, answer)
+
+
+def test_adversarial_headers_parse_in_linear_time() -> None:
+    # A backtracking header pattern would take 2**40 steps on the first of these.
+    for header in ("a." * 40 + "!", "a." * 100_000 + "!", " a" * 100_000 + "!"):
+        text = f"<|channel|>commentary to=functions.f {header}<|message|>{{}}<|call|>"
+        result = parse(text, format=FORMAT)
+        assert result.calls == [] and result.content == text

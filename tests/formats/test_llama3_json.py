@@ -125,7 +125,6 @@ def test_json_in_prose_stays_content(text: str) -> None:
     assert result.calls == [] and result.errors == []
 
 
-@pytest.mark.xfail(reason="engine: untagged call objects inside code (requests.md)", strict=False)
 def test_a_call_shaped_dict_in_code_stays_content() -> None:
     text = "def get_time():\n    return {'name': 'get_time'}\n"
     result = parse(text, format=FORMAT, tools=WEATHER)

@@ -50,7 +50,10 @@ STRING_DELIMITER = '<|"|>'
 _CALL_PREFIX = "call:"
 _NAME = regex.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _BARE_KEY = regex.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_NUMBER = regex.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+# Text up to the next structural character or `<|"|>` (a `<` that does not start one is text).
+_BARE_KEY_TEXT = regex.compile(r'[^:,{}\[\]"<]*+(?:<(?!\|"\|>)[^:,{}\[\]"<]*+)*+')
+_BARE_VALUE_TEXT = regex.compile(r'[^,{}\[\]<]*+(?:<(?!\|"\|>)[^,{}\[\]<]*+)*+')
+_NUMBER = regex.compile(r"-?(?:0|[1-9][0-9]*)(?P<fraction>\.[0-9]+)?(?P<exponent>[eE][+-]?[0-9]+)?")
 _BARE_LITERALS: dict[str, Any] = {
     "true": True,
     "false": False,
@@ -115,7 +118,7 @@ class _ArgumentReader:
             if self.peek() != ":":
                 raise CallSyntaxError(f"expected ':' after key {key[:40]!r}")
             self.i += 1
-            result[key] = self.value(depth + 1, "}")
+            result[key] = self.value(depth + 1)
             if not self.separator("}"):
                 return result
 
@@ -129,7 +132,7 @@ class _ArgumentReader:
             if self.peek() == "]":
                 self.i += 1
                 return result
-            result.append(self.value(depth + 1, "]"))
+            result.append(self.value(depth + 1))
             if not self.separator("]"):
                 return result
 
@@ -153,17 +156,16 @@ class _ArgumentReader:
         if self.peek() == '"':
             return self.json_string()
         # The template writes keys bare whatever they hold (`max-results`, `a.b`): read to the ':'.
-        text, start = self.text, self.i
-        i = start
-        while i < len(text) and text[i] not in ':,{}[]"' and not text.startswith(STRING_DELIMITER, i):
-            i += 1
-        key = text[start:i].strip(_WHITESPACE)
+        start = self.i
+        match = _BARE_KEY_TEXT.match(self.text, start)
+        assert match is not None  # the pattern matches the empty string
+        key = match.group().strip(_WHITESPACE)
         if not key:
-            raise CallSyntaxError(f"expected a key, got {text[start : start + 20]!r}")
-        self.i = i
+            raise CallSyntaxError(f"expected a key, got {self.text[start : start + 20]!r}")
+        self.i = match.end()
         return key
 
-    def value(self, depth: int, closer: str) -> Any:
+    def value(self, depth: int) -> Any:
         self.skip_whitespace()
         if self.text.startswith(STRING_DELIMITER, self.i):
             return self.delimited_string()
@@ -174,7 +176,7 @@ class _ArgumentReader:
             return self.array(depth)
         if ch == '"':
             return self.json_string()
-        return self.bare(closer)
+        return self.bare()
 
     def delimited_string(self) -> str:
         start = self.i + len(STRING_DELIMITER)
@@ -197,23 +199,22 @@ class _ArgumentReader:
         self.i = i + 1
         return value
 
-    def bare(self, closer: str) -> Any:
-        text, start = self.text, self.i
-        i = start
-        while i < len(text) and text[i] not in ",{}[]" and not text.startswith(STRING_DELIMITER, i):
-            i += 1
-        word = text[start:i].strip(_WHITESPACE)
+    def bare(self) -> Any:
+        match = _BARE_VALUE_TEXT.match(self.text, self.i)
+        assert match is not None  # the pattern matches the empty string
+        word = match.group().strip(_WHITESPACE)
         if not word:
             raise CallSyntaxError("missing value")
-        self.i = i
+        self.i = match.end()
         if word in _BARE_LITERALS:
             return _BARE_LITERALS[word]
-        if _NUMBER.fullmatch(word):
-            number = json.loads(word)
-            if isinstance(number, float) and not math.isfinite(number):
-                return word
-            return number
-        return word
+        number = _NUMBER.fullmatch(word)
+        if number is None:
+            return word
+        if number.group("fraction") is None and number.group("exponent") is None:
+            return int(word)
+        value = float(word)
+        return value if math.isfinite(value) else word
 
 
 def render(calls: Sequence[ToolCall]) -> str:
