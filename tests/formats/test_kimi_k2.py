@@ -162,6 +162,41 @@ def test_calls(
     assert events_agree(result, events)
 
 
+BARE_COUNTER = f'{SECTION}{CALL}0{ARGS}{{"city": "Tokyo"}}{CALL_END}{SECTION_END}'
+READ = {
+    "type": "function",
+    "function": {
+        "name": "read_file",
+        "parameters": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]},
+    },
+}
+BOOK = {
+    "type": "function",
+    "function": {
+        "name": "book",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("tools", "calls"),
+    [
+        ([WEATHER, READ], [ToolCall("get_weather", {"city": "Tokyo"}, id="0")]),  # only one tool fits
+        ([WEATHER], [ToolCall("get_weather", {"city": "Tokyo"}, id="0")]),
+        ([WEATHER, BOOK], []),  # two tools fit: no guess
+        ([READ], []),  # none fits
+        (None, []),  # tools unknown
+    ],
+)
+def test_bare_counter_ids_name_a_tool_only_when_one_fits(tools: Any, calls: list[ToolCall]) -> None:
+    result = parse(BARE_COUNTER, format="kimi_k2", tools=tools)
+    assert result.calls == calls
+    if not calls:
+        assert result.content == BARE_COUNTER
+        assert [e.kind for e in result.errors] == ["malformed_call"]
+
+
 def test_call_ids_reach_the_stream() -> None:
     _, events = stream(K2, [], format="kimi_k2", tools=TOOLS)
     firsts = [e for e in events if getattr(e, "name", None)]

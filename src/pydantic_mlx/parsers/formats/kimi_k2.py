@@ -7,8 +7,11 @@ Kimi-K2 writes a section of calls, each with an id `functions.NAME:INDEX`::
 
 (one line in reality).
 The id is kept in `ToolCall.id` (agents send it back with the result); the name is the id
-without its `functions.` prefix and `:INDEX` suffix. Some checkpoints spell the section markers
-in the singular (`<|tool_call_section_begin|>`); both are read. Arguments are JSON, types kept.
+without its `functions.` prefix and `:INDEX` suffix. An id that is a bare counter (`0`, when a
+client's history used such ids) names no tool: the call is read only when exactly one declared
+tool takes these arguments (as vLLM does), and is malformed otherwise. Some checkpoints spell
+the section markers in the singular (`<|tool_call_section_begin|>`); both are read. Arguments
+are JSON, types kept.
 Reasoning is `<think>...</think>`; `<|im_end|>` ends the turn and is dropped.
 
 Kimi-K3 writes XTML channels out of `<|open|>`, `<|sep|>` and `<|close|>` tokens::
@@ -30,7 +33,7 @@ escape `&` and `"` as `&amp;` and `&quot;`. K3 calls carry no id.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import regex
@@ -89,7 +92,7 @@ def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall
     if syntax is _K3_TOOLS or syntax.opener == _K3_TOOLS.opener:
         return _k3_tools(body, tools)
     if syntax.opener == _CALL_BEGIN:
-        return [_k2_call(body)]
+        return [_k2_call(body, tools)]
     calls: list[ToolCall] = []
     pos = _skip_space(body, 0)
     while pos < len(body):
@@ -99,7 +102,7 @@ def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall
         end = body.find(_CALL_END, start)
         if end < 0:
             raise CallSyntaxError(f"a call without its {_CALL_END}")
-        calls.append(_k2_call(body[start:end]))
+        calls.append(_k2_call(body[start:end], tools))
         pos = _skip_space(body, end + len(_CALL_END))
     if not calls:
         raise CallSyntaxError("an empty tool-calls section")
@@ -116,7 +119,7 @@ def render(calls: Sequence[ToolCall]) -> str:
     return _SECTION_BEGIN + "".join(parts) + _SECTION_END
 
 
-def _k2_call(text: str) -> ToolCall:
+def _k2_call(text: str, tools: ToolSet) -> ToolCall:
     """`functions.NAME:INDEX<|tool_call_argument_begin|>{...}` (the text between the call markers)."""
     if _CALL_BEGIN in text:
         raise CallSyntaxError(f"{_CALL_BEGIN} opened twice")
@@ -124,17 +127,35 @@ def _k2_call(text: str) -> ToolCall:
     if not found:
         raise CallSyntaxError(f"a call without {_ARGUMENT_BEGIN}")
     call_id = call_id.strip()
-    match = _CALL_ID.fullmatch(call_id)
-    name = match.group(1) if match else ""
-    if not name or any(c.isspace() or c in "<>{}\"'`" for c in name):
-        raise CallSyntaxError(f"not a Kimi call id: {call_id[:60]!r}")
     try:
         arguments = loads_lenient(arguments_text)
     except ValueError as exc:
-        raise CallSyntaxError(f"arguments of {name!r} are not JSON: {exc}") from None
+        raise CallSyntaxError(f"arguments of {call_id[:60]!r} are not JSON: {exc}") from None
     if not isinstance(arguments, dict):
         raise CallSyntaxError("arguments must be a JSON object")
+    if call_id.isdigit():
+        name = _only_tool_taking(arguments, tools)
+    else:
+        match = _CALL_ID.fullmatch(call_id)
+        name = match.group(1) if match else ""
+    if not name or any(c.isspace() or c in "<>{}\"'`" for c in name):
+        raise CallSyntaxError(f"not a Kimi call id: {call_id[:60]!r}")
     return ToolCall(name=name, arguments=arguments, id=call_id)
+
+
+def _only_tool_taking(arguments: dict[str, Any], tools: ToolSet) -> str:
+    """The name for a call whose id is a bare counter (`<|tool_call_begin|>0<|tool_call_argument_begin|>`,
+    when a client's history used such ids): the one declared tool whose parameters cover these
+    arguments, required ones included. None or several such tools: no name (the call is malformed)."""
+    fitting: list[str] = []
+    for name, schema in tools.schemas.items():
+        properties = schema.get("properties")
+        declared = set(properties) if isinstance(properties, Mapping) else set()
+        required = schema.get("required")
+        needed = {r for r in required if isinstance(r, str)} if isinstance(required, list) else set()
+        if set(arguments) <= declared and needed <= set(arguments):
+            fitting.append(name)
+    return fitting[0] if len(fitting) == 1 else ""
 
 
 def _k3_tools(body: str, tools: ToolSet) -> list[ToolCall]:
