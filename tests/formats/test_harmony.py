@@ -345,3 +345,18 @@ def test_adversarial_headers_parse_in_linear_time() -> None:
         text = f"<|channel|>commentary to=functions.f {header}<|message|>{{}}<|call|>"
         result = parse(text, format=FORMAT)
         assert result.calls == [] and result.content == text
+
+
+def test_recipient_without_the_functions_namespace_is_a_call() -> None:
+    text = '<|channel|>commentary to=get_weather <|constrain|>json<|message|>{"location": "Paris"}<|call|>'
+    for tools in (None, TOOLS):
+        result = parse(text, format=FORMAT, tools=tools)
+        assert result.calls == [ToolCall("get_weather", {"location": "Paris"})]
+        assert result.errors == []
+
+
+def test_builtin_recipient_declared_as_a_tool_is_a_call() -> None:
+    text = '<|channel|>commentary to=browser.search json<|message|>{"query": "mlx"}<|call|>'
+    assert parse(text, format=FORMAT).calls == []
+    declared = [*TOOLS, tool("browser.search")]
+    assert parse(text, format=FORMAT, tools=declared).calls == [ToolCall("browser.search", {"query": "mlx"})]

@@ -82,6 +82,8 @@ UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = ("<|channel|>", "<|constrain|>")
 
 _FUNCTIONS = "functions."
+# Recipients that are not functions: gpt-oss's built-in tools and the conversation's roles.
+_NOT_FUNCTIONS = frozenset({"python", "browser", "container", "assistant", "user", "system", "developer"})
 _MESSAGE = "<|message|>"
 _RECIPIENT = regex.compile(r"[^\s<]+")
 # What may stand between the recipient and <|message|>: the channel, the content type.
@@ -92,7 +94,9 @@ _HEADER = regex.compile(r"(?:\s++|<\|channel\|>\w++|<\|constrain\|>\s*+[\w./+-]+
 def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
     """The call in one recipient-addressed message: `RECIPIENT HEADER<|message|>JSON`.
 
-    Returns no calls for a well-formed message to another recipient (a built-in tool). Raises
+    A recipient without the `functions.` namespace is a function too, unless it is a built-in
+    tool (`python`, `browser.*`, `container.*`) or a role that was not declared as a tool: a
+    well-formed message to one of those returns no calls (it is neither a call nor content). Raises
     `CallSyntaxError` when the header is not a harmony header or the message to a function is not
     a JSON object."""
     recipient = _RECIPIENT.match(body)
@@ -106,13 +110,17 @@ def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall
         raise CallSyntaxError(f"to={target[:80]}: no <|message|> after the header")
     if _HEADER.fullmatch(body, recipient.end(), header_end) is None:
         raise CallSyntaxError(f"to={target[:80]}: not a harmony message header")
-    if not target.startswith(_FUNCTIONS):
+    if target.startswith(_FUNCTIONS):
+        name = target[len(_FUNCTIONS) :]
+        if not name:
+            raise CallSyntaxError("to=functions. without a name")
+    elif target.split(".", 1)[0] in _NOT_FUNCTIONS and not (tools.known and target in tools.schemas):
         # A message to a built-in tool (`python`, `browser.search`) or a stray `to=assistant`:
         # not a function call, and not meant for the user either.
         return []
-    name = target[len(_FUNCTIONS) :]
-    if not name:
-        raise CallSyntaxError("to=functions. without a name")
+    else:
+        # A function recipient written without its `functions.` namespace (`to=get_weather`).
+        name = target
     payload = body[header_end + len(_MESSAGE) :].strip()
     try:
         arguments = loads_lenient(payload) if payload else {}
