@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -267,3 +268,16 @@ def test_streaming_rendered_calls_equals_parse(
 def test_text_without_markers_is_unchanged(text: str) -> None:
     result = parse(text, format="glm")
     assert result.content == (text if text.strip() else None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(SOUP, st.sampled_from(glm.CALLS))
+def test_parse_region_raises_only_call_syntax_errors(body: str, syntax: Any) -> None:
+    try:
+        calls = glm.parse_region(syntax, body, tool_set(TOOLS))
+    except CallSyntaxError:
+        return
+    assert calls
+    for call in calls:
+        assert isinstance(call.arguments, dict)
+        json.dumps(call.arguments)

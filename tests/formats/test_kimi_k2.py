@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from parsers.conftest import events_agree, stream
 from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, detect_format, parse
+from pydantic_mlx.parsers._tools import tool_set
+from pydantic_mlx.parsers._types import CallSyntaxError
 from pydantic_mlx.parsers.formats import kimi_k2
 
 from . import CALL_SPECS, CUTS, PROSE, soup, tools_typing
@@ -359,3 +361,16 @@ def test_streaming_rendered_calls_equals_parse(
 def test_text_without_markers_is_unchanged(text: str) -> None:
     result = parse(text, format="kimi_k2")
     assert result.content == (text if text.strip() else None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(SOUP, st.sampled_from(kimi_k2.CALLS))
+def test_parse_region_raises_only_call_syntax_errors(body: str, syntax: Any) -> None:
+    try:
+        calls = kimi_k2.parse_region(syntax, body, tool_set(TOOLS))
+    except CallSyntaxError:
+        return
+    assert calls
+    for call in calls:
+        assert isinstance(call.arguments, dict)
+        json.dumps(call.arguments)

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from parsers.conftest import events_agree, stream
 from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, detect_format, parse
+from pydantic_mlx.parsers._tools import tool_set
+from pydantic_mlx.parsers._types import CallSyntaxError
 from pydantic_mlx.parsers.formats import qwen3_coder
 
 from . import CALL_SPECS, CUTS, PROSE, soup, tools_typing
@@ -316,3 +318,16 @@ def test_text_without_markers_is_unchanged(text: str) -> None:
     result = parse(text, format="qwen3_coder")
     assert result.content == (text if text.strip() else None)
     assert result.calls == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(SOUP, st.sampled_from(qwen3_coder.CALLS))
+def test_parse_region_raises_only_call_syntax_errors(body: str, syntax: Any) -> None:
+    try:
+        calls = qwen3_coder.parse_region(syntax, body, tool_set(TOOLS))
+    except CallSyntaxError:
+        return
+    assert calls
+    for call in calls:
+        assert isinstance(call.arguments, dict)
+        json.dumps(call.arguments)
