@@ -55,6 +55,11 @@ ARRAY = {"type": "array", "items": {"type": "integer"}}
         ("x", {"const": "x"}, "x"),
         ('{"k": 1}', {"properties": {"k": INTEGER}}, {"k": 1}),
         ("[3]", {"items": INTEGER}, [3]),
+        ("5", {"type": "int"}, 5),  # hand-written schemas' type names
+        ("5", {"type": "str"}, "5"),
+        ("true", {"type": "bool"}, True),
+        ('{"a": 1}', {"type": "dict"}, {"a": 1}),
+        ("2.5", {"type": "float"}, 2.5),
     ],
 )
 def test_typed_by_schema(text: str, schema: dict[str, Any], expected: Any) -> None:

@@ -19,7 +19,14 @@ The rule, for one value's text:
   `1e3`, which could be version strings or codes). Everything else stays a string.
 
 Local `$ref`s (`#/$defs/...`, as pydantic writes them), `anyOf`/`oneOf`/`allOf`, type lists,
-`enum` and `const` are followed to find the allowed types.
+`enum` and `const` are followed to find the allowed types; the non-standard type names people
+put in hand-written schemas (`int`, `float`, `bool`, `str`, `dict`, `list`) count as their JSON
+counterparts.
+
+Formats that mark a value's type themselves (DeepSeek DSML's `string="true"`, Kimi-K3's
+`type=`) pass that mark as `written_as`; the schema, when it declares types, still decides.
+And when a model wraps all the arguments in one undeclared `arguments` parameter, the wrapped
+object is the arguments (`unwrap_arguments`).
 """
 
 from __future__ import annotations
@@ -36,6 +43,17 @@ __all__ = ["coerce_argument", "coerce_arguments", "coerce_value", "unwrap_argume
 
 _MAX_SCHEMA_DEPTH = 32
 _JSON_TYPES = frozenset({"string", "integer", "number", "boolean", "null", "object", "array"})
+_TYPE_ALIASES = {
+    "int": "integer",
+    "long": "integer",
+    "float": "number",
+    "double": "number",
+    "bool": "boolean",
+    "str": "string",
+    "text": "string",
+    "dict": "object",
+    "list": "array",
+}
 
 
 def coerce_value(
@@ -184,9 +202,9 @@ def _allowed_types(schema: Any, root: Any, depth: int) -> frozenset[str]:
         found |= _allowed_types(_resolve(ref, root), root, depth + 1)
     declared = node.get("type")
     if isinstance(declared, str):
-        found.add(declared)
+        found.add(_TYPE_ALIASES.get(declared, declared))
     elif isinstance(declared, list):
-        found.update(t for t in declared if isinstance(t, str))
+        found.update(_TYPE_ALIASES.get(t, t) for t in declared if isinstance(t, str))
     for combinator in ("anyOf", "oneOf", "allOf"):
         branches = node.get(combinator)
         if isinstance(branches, list):
