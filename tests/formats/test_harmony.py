@@ -92,8 +92,6 @@ def test_stop_token_missing_from_the_text() -> None:
         # A function recipient on the analysis channel is still a call (vLLM, llama.cpp).
         "<|channel|>analysis to=functions.get_weather<|message|>",
         "<|start|>assistant to=functions.get_weather<|channel|>analysis<|constrain|>json<|message|>",
-        # The prompt ended with <|start|>assistant: the output starts at the recipient.
-        " to=functions.get_weather<|channel|>commentary <|constrain|>json<|message|>",
     ],
 )
 def test_every_header_shape(header: str) -> None:

@@ -137,6 +137,18 @@ def test_lfm2_tool_call_start_region() -> None:
     assert result.content == "Checking."
 
 
+@pytest.mark.parametrize("format", [FORMAT, "llama3_json", "auto"])
+def test_llama32_python_tag_list(format: str) -> None:
+    # Llama 3.2's pythonic template renders calls as `<|python_tag|>[...]<|eot_id|>`.
+    text = "<|python_tag|>[get_weather(city='San Francisco', metric='celsius'), get_time()]<|eom_id|>"
+    result = parse(text, format=format)
+    assert result.calls == [
+        ToolCall("get_weather", {"city": "San Francisco", "metric": "celsius"}),
+        ToolCall("get_time", {}),
+    ]
+    assert result.content is None and result.errors == []
+
+
 def test_llama32_bare_list_is_a_call_for_declared_tools() -> None:
     text = '[get_weather(city="San Francisco"), get_time()]<|eot_id|>'
     for tools in (None, WEATHER):

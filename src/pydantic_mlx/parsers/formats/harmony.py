@@ -71,13 +71,10 @@ _RECIPIENT_OPENERS = (
     "<|channel|>analysis to=",
     "<|start|>assistant to=",
 )
-# The output right after a `<|start|>assistant` prompt: only a function recipient is taken
-# there, since a bare " to=" could be prose.
+# The output right after a `<|start|>assistant` prompt (" to=functions.f<|channel|>...") is
+# only a header at the very start of the output; it waits for an engine rule that says so.
 _BARE_FUNCTIONS_OPENER = " to=functions."
-CALLS = (
-    *(CallSyntax(opener, _CALL_END) for opener in _RECIPIENT_OPENERS),
-    CallSyntax(_BARE_FUNCTIONS_OPENER, _CALL_END),
-)
+CALLS = tuple(CallSyntax(opener, _CALL_END) for opener in _RECIPIENT_OPENERS)
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = ("<|channel|>", "<|constrain|>")
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from .._calls import calls_from_value
 from .._json import loads_lenient
+from .._pythonic import parse_pythonic_calls
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
 from ._syntax import CallSyntax, JsonValue
@@ -34,18 +35,24 @@ REASONING: tuple[tuple[str, str], ...] = ()
 DROP = ("<|eot_id|>", "<|eom_id|>")
 CALLS = (CallSyntax("<|python_tag|>", JsonValue(separator=";")),)
 UNTAGGED = frozenset({"json"})
-TEMPLATE_HINTS = ("<|python_tag|>", "<|eom_id|>")
+# The Llama 3.1-3.3 templates: the tag, and the JSON call instruction of the 3.2 template.
+TEMPLATE_HINTS = ("<|python_tag|>", "<|eom_id|>", "dictionary of argument name and its value")
 
 
 def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
     """The calls after `<|python_tag|>`: one JSON call object, a list of them, or several
-    separated by `;`. Raises `CallSyntaxError` for anything else (e.g. built-in tool code such as
-    `brave_search.call(query="...")`, which is not a function call)."""
+    separated by `;` (or a pythonic list `[f(a=1)]`, which Llama 3.2's pythonic template writes
+    after the same tag). Raises `CallSyntaxError` for anything else (e.g. built-in tool code such
+    as `brave_search.call(query="...")`, which is not a function call)."""
     calls: list[ToolCall] = []
     for piece in split_values(body, ";"):
         try:
             value = loads_lenient(piece)
         except ValueError as exc:
+            if piece.startswith("["):
+                # Llama 3.2's pythonic template uses the same tag: `<|python_tag|>[f(a=1)]`.
+                calls.extend(ToolCall(name, arguments) for name, arguments in parse_pythonic_calls(piece))
+                continue
             raise CallSyntaxError(f"not a JSON call: {exc}") from None
         calls.extend(calls_from_value(value, tools, untagged=False))
     return calls
