@@ -102,6 +102,16 @@ def test_strings_hold_any_text_including_structure() -> None:
     assert parse(text, format=FORMAT).calls == [ToolCall("write_file", {"path": "a.py", "content": code})]
 
 
+def test_call_markers_inside_strings_do_not_end_the_call() -> None:
+    # vLLM test_string_value_with_paired_tool_markers
+    text = (
+        f"<|tool_call>call:write_file{{path:{Q}t{Q},content:{Q}x<tool_call|>y<|tool_call>z{Q}}}<tool_call|>"
+    )
+    assert parse(text, format=FORMAT).calls == [
+        ToolCall("write_file", {"path": "t", "content": "x<tool_call|>y<|tool_call>z"})
+    ]
+
+
 def test_several_calls_no_arguments_and_odd_keys() -> None:
     text = (
         f"<|tool_call>call:get_time{{}}<tool_call|>"
@@ -206,12 +216,14 @@ def test_auto_reads_gemma4_calls_and_thoughts() -> None:
 
 
 def _no_markers(text: str) -> bool:
-    # `<|"|>` and `<tool_call|>` are single special tokens: they never occur inside a value.
-    return Q not in text and "<tool_call|>" not in text
+    # `<|"|>` is a single special token: it never occurs inside a string value.
+    return Q not in text
 
 
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-]{0,20}", fullmatch=True)
-texts = st.text(max_size=12).filter(_no_markers)
+texts = st.one_of(
+    st.text(max_size=12), st.sampled_from(["<tool_call|>", "<|tool_call>", "<channel|>", "}"])
+).filter(_no_markers)
 json_values = st.recursive(
     st.none()
     | st.booleans()
