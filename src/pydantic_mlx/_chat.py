@@ -289,6 +289,9 @@ class _Placeholders:
                 return cls(nonce, [])
 
     def _hold(self, text: str) -> str:
+        if not text:
+            # Templates test content for truthiness (`{% if message.content %}`): keep empty as empty.
+            return text
         self.originals.append(text)
         return f"{self.nonce}{len(self.originals) - 1}X"
 

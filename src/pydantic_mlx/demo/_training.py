@@ -33,7 +33,7 @@ class TrainingSettings:
     max_steps: int = 300
     # Stop once each completion token beats the runner-up by this many logits, so that the small
     # numeric differences between batched training and one-sequence decoding cannot flip a choice.
-    margin: float = 1.0
+    margin: float = 0.25
     seed: int = 0
 
 
