@@ -130,6 +130,23 @@ def test_llama4_region_without_brackets_and_without_end_marker() -> None:
     assert result.content is None
 
 
+def test_llama4_hf_template_json_after_an_empty_python_block() -> None:
+    # Llama 4's Hugging Face template renders calls as `<|python_start|><|python_end|>{json}`.
+    text = '<|python_start|><|python_end|>{"name": "get_weather", "parameters": {"city": "Paris"}}<|eot|>'
+    for format in (FORMAT, "auto"):
+        result = parse(text, format=format)
+        assert result.calls == [ToolCall("get_weather", {"city": "Paris"})]
+        assert result.content is None and result.errors == []
+
+
+def test_bare_json_calls_count_for_declared_tools() -> None:
+    # The same Llama templates may ask for `{"name": ..., "parameters": ...}` instead.
+    text = '{"name": "get_weather", "parameters": {"city": "Paris"}}<|eot|>'
+    assert parse(text, format=FORMAT, tools=WEATHER).calls == [ToolCall("get_weather", {"city": "Paris"})]
+    result = parse('{"name": "other", "parameters": {}}', format=FORMAT, tools=WEATHER)
+    assert result.calls == [] and result.content == '{"name": "other", "parameters": {}}'
+
+
 def test_lfm2_tool_call_start_region() -> None:
     text = '<|tool_call_start|>[get_candidate_status(candidate_id="12345")]<|tool_call_end|>Checking.'
     result = parse(text, format=FORMAT)

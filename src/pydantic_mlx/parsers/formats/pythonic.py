@@ -3,16 +3,20 @@
 Llama 3.2 (pythonic template), Llama 4 and LFM2 write a Python list of calls with literal
 keyword arguments. Llama 4 wraps it in `<|python_start|>` … `<|python_end|>`, LFM2 in
 `<|tool_call_start|>` … `<|tool_call_end|>`; Llama 3.2 writes it after `<|python_tag|>` or bare
-(the engine's untagged habit, counted only for declared tools). Values are read with `ast`, never evaluated.
+(the engine's untagged habit, counted only for declared tools). Values are read with `ast`, never
+evaluated. The same templates may ask for JSON instead (`{"name": ..., "parameters": ...}`), so
+bare JSON calls to declared tools and Llama 4's `<|python_start|><|python_end|>{json}` count too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .._calls import calls_from_value
+from .._json import loads_lenient
 from .._pythonic import parse_pythonic_calls, render_pythonic_calls
 from .._tools import ToolSet
-from .._types import ToolCall
+from .._types import CallSyntaxError, ToolCall
 from ._syntax import CallSyntax, Closers, JsonValue
 
 __all__ = [
@@ -30,21 +34,33 @@ NAME = "pythonic"
 REASONING: tuple[tuple[str, str], ...] = ()
 # End-of-turn tokens of Llama 3.x (`<|eot_id|>`, `<|eom_id|>`) and Llama 4 (`<|eot|>`, `<|eom|>`).
 DROP = ("<|eot_id|>", "<|eom_id|>", "<|eot|>", "<|eom|>")
+# Llama 4's own (Hugging Face) template renders a call as an empty python block followed by
+# JSON: `<|python_start|><|python_end|>{"name": "f", "parameters": {...}}`.
+_LLAMA4_JSON_OPENER = "<|python_start|><|python_end|>"
 CALLS = (
+    CallSyntax(_LLAMA4_JSON_OPENER, JsonValue(separator=";")),
     CallSyntax("<|python_start|>", Closers(("<|python_end|>",))),
     CallSyntax("<|tool_call_start|>", Closers(("<|tool_call_end|>",))),
     # Llama 3.2's pythonic template writes `<|python_tag|>[f(a=1)]`; the region ends where the
     # list closes, as for llama3_json (whose end rule this must match: they share the opener).
     CallSyntax("<|python_tag|>", JsonValue(separator=";")),
 )
-UNTAGGED = frozenset({"pythonic"})
+# Llama 3.2 / Llama 4 templates ask for either shape; both count only for declared tools.
+UNTAGGED = frozenset({"pythonic", "json"})
 TEMPLATE_HINTS = ("[func_name1(", "<|python_start|>", "<|tool_call_start|>")
 
 
 def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
-    """The calls in a marked region: `[f(a=1), g()]` or a single `f(a=1)`.
+    """The calls in a marked region: `[f(a=1), g()]` or a single `f(a=1)` (JSON call objects
+    after Llama 4's empty `<|python_start|><|python_end|>` block).
 
     Raises `CallSyntaxError` for anything that is not literal-only keyword calls."""
+    if syntax.opener == _LLAMA4_JSON_OPENER:
+        try:
+            value = loads_lenient(body)
+        except ValueError as exc:
+            raise CallSyntaxError(f"not a JSON call: {exc}") from None
+        return calls_from_value(value, tools, untagged=False)
     return [ToolCall(name, arguments) for name, arguments in parse_pythonic_calls(body)]
 
 
