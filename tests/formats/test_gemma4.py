@@ -78,6 +78,12 @@ def test_values_are_typed_as_written() -> None:
     ]
 
 
+def test_a_float_written_with_a_trailing_point() -> None:
+    # vLLM test_trailing_dot_float_partial_withheld (non-partial): 108. is the float 108.0.
+    text = "<|tool_call>call:move{left:108.,right:22.8}<tool_call|>"
+    assert parse(text, format=FORMAT).calls == [ToolCall("move", {"left": 108.0, "right": 22.8})]
+
+
 def test_nested_objects_and_lists() -> None:
     text = (
         f"<|tool_call>call:create_event{{attendees:[{Q}ann{Q},{Q}bob{Q}],where:{{room:{Q}4B{Q},floor:4}},"

@@ -53,7 +53,8 @@ _BARE_KEY = regex.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Text up to the next structural character or `<|"|>` (a `<` that does not start one is text).
 _BARE_KEY_TEXT = regex.compile(r'[^:,{}\[\]"<]*+(?:<(?!\|"\|>)[^:,{}\[\]"<]*+)*+')
 _BARE_VALUE_TEXT = regex.compile(r'[^,{}\[\]<]*+(?:<(?!\|"\|>)[^,{}\[\]<]*+)*+')
-_NUMBER = regex.compile(r"-?(?:0|[1-9][0-9]*)(?P<fraction>\.[0-9]+)?(?P<exponent>[eE][+-]?[0-9]+)?")
+# JSON numbers, plus a bare trailing point (`108.`), which is still plainly a float.
+_NUMBER = regex.compile(r"-?(?:0|[1-9][0-9]*)(?P<fraction>\.[0-9]*)?(?P<exponent>[eE][+-]?[0-9]+)?")
 _BARE_LITERALS: dict[str, Any] = {
     "true": True,
     "false": False,
