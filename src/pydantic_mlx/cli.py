@@ -27,8 +27,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--cache-dir", type=Path, default=None, help="where the model is cached")
     demo.set_defaults(run=run_demo)
 
+    parse = commands.add_parser(
+        "parse",
+        help="parse a model output into content, reasoning and tool calls (printed as JSON)",
+        description="Read a model's output from FILE (or standard input) and print what "
+        "pydantic_mlx.parsers.parse finds in it as JSON.",
+    )
+    parse.add_argument("file", nargs="?", type=Path, help="the model output (default: standard input)")
+    parse.add_argument("--format", default="auto", help="tool-call format (default: auto)")
+    parse.add_argument("--tools", type=Path, help="JSON file with the declared tools (OpenAI-style list)")
+    parse.add_argument("--in-reasoning", action="store_true", help="the output starts inside reasoning")
+    parse.add_argument("--truncated", action="store_true", help="generation stopped at its token limit")
+    parse.set_defaults(run=run_parse)
+
     args = parser.parse_args(argv)
     return args.run(args)
+
+
+def run_parse(args: argparse.Namespace) -> int:
+    """`pydantic-mlx parse`: the parse result of one output, as JSON. Exit 2 on bad arguments."""
+    import dataclasses
+    import json
+
+    from .parsers import available_formats, parse
+
+    if args.format not in available_formats():
+        print(
+            f"unknown format {args.format!r}; choose from {', '.join(available_formats())}", file=sys.stderr
+        )
+        return 2
+    try:
+        text = args.file.read_text(encoding="utf-8") if args.file else sys.stdin.read()
+        tools = json.loads(args.tools.read_text(encoding="utf-8")) if args.tools else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        print(f"cannot read input: {exc}", file=sys.stderr)
+        return 2
+    if tools is not None and not isinstance(tools, list):
+        print("--tools must hold a JSON list of tool definitions", file=sys.stderr)
+        return 2
+    try:
+        result = parse(
+            text, format=args.format, tools=tools, in_reasoning=args.in_reasoning, truncated=args.truncated
+        )
+    except TypeError as exc:  # a tools entry that is not a tool definition
+        print(f"bad --tools: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(dataclasses.asdict(result), ensure_ascii=False, indent=2))
+    return 0
 
 
 def run_demo(args: argparse.Namespace) -> int:
