@@ -78,6 +78,16 @@ def test_values_are_typed_as_written() -> None:
     ]
 
 
+def test_call_closed_by_turn_end_or_with_a_stray_colon() -> None:
+    # Variants vLLM's Gemma 4 parser tests collect from real outputs.
+    closed_by_turn = f"<|tool_call>call:gdb{{args:{Q}-batch -ex run /tmp/poc{Q}}}<turn|>"
+    assert parse(closed_by_turn, format=FORMAT).calls == [
+        ToolCall("gdb", {"args": "-batch -ex run /tmp/poc"})
+    ]
+    stray_colon = f"<|tool_call>:call:bash{{command:{Q}pytest{Q}}}<tool_call|>"
+    assert parse(stray_colon, format=FORMAT).calls == [ToolCall("bash", {"command": "pytest"})]
+
+
 def test_a_float_written_with_a_trailing_point() -> None:
     # vLLM test_trailing_dot_float_partial_withheld (non-partial): 108. is the float 108.0.
     text = "<|tool_call>call:move{left:108.,right:22.8}<tool_call|>"

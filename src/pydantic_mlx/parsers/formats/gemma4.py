@@ -42,7 +42,10 @@ REASONING = (
     ("<|channel>", "<channel|>"),
 )
 DROP = ("<turn|>", "<|tool_response>", "<tool_response|>", "<eos>")
-CALLS = (CallSyntax("<|tool_call>", Closers(("<tool_call|>",), quotes=(Quote('<|"|>', ('<|"|>',)),))),)
+# Gemma 4 sometimes ends a call with the end-of-turn token instead of `<tool_call|>`.
+CALLS = (
+    CallSyntax("<|tool_call>", Closers(("<tool_call|>", "<turn|>"), quotes=(Quote('<|"|>', ('<|"|>',)),))),
+)
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = ("<|tool_call>call:", "<|tool_call>")
 
@@ -71,6 +74,8 @@ def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall
     """The one call in a `<|tool_call>` block: `call:NAME{...}`. Raises `CallSyntaxError` when the
     body is anything else, including an object that is cut off or followed by more text."""
     text = body.strip(_WHITESPACE)
+    if text.startswith(":" + _CALL_PREFIX):  # a stray colon after the token: `<|tool_call>:call:f{}`
+        text = text[1:]
     if not text.startswith(_CALL_PREFIX):
         raise CallSyntaxError("expected call:NAME{...}")
     name_match = _NAME.match(text, len(_CALL_PREFIX))
