@@ -10,7 +10,6 @@ caller's stop sequences end the text without appearing in it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -73,11 +72,6 @@ class GenerationStats:
         return self.prompt_tokens - self.cached_tokens
 
 
-@dataclass(frozen=True)
-class _Finished:
-    error: BaseException | None = None
-
-
 class GenerationStream:
     """Decoded text of one generation, as it arrives. Iterate with `async for`; stop with `aclose()`.
 
@@ -88,32 +82,34 @@ class GenerationStream:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.stats = GenerationStats()
         self._loop = loop
-        self._queue: asyncio.Queue[str | _Finished] = asyncio.Queue()
         self._stop = threading.Event()
-        self._done = asyncio.Event()
+        # Text handed over by the generation thread. The loop is woken once per batch, not once
+        # per token: both threads share the GIL, so every wake-up is time taken from generation.
+        self._lock = threading.Lock()
+        self._pending: list[str] = []
+        self._wake_scheduled = False
         self._finished = False
+        self._error: BaseException | None = None
+        self._ready = asyncio.Event()
+        self._done = asyncio.Event()
 
     def __aiter__(self) -> GenerationStream:
         return self
 
     async def __anext__(self) -> str:
-        if self._finished:
-            raise StopAsyncIteration
-        item = await self._queue.get()
-        text: list[str] = []
         while True:
-            if isinstance(item, _Finished):
-                self._finished = True
-                if item.error is not None:
-                    raise item.error
-                break
-            text.append(item)
-            if self._queue.empty():
-                break
-            item = self._queue.get_nowait()
-        if not text:
-            raise StopAsyncIteration
-        return "".join(text)
+            with self._lock:
+                text, self._pending = "".join(self._pending), []
+                finished = self._finished
+                self._ready.clear()
+            if text:
+                return text
+            if finished:
+                if self._error is not None:
+                    error, self._error = self._error, None
+                    raise error
+                raise StopAsyncIteration
+            await self._ready.wait()
 
     def stop(self) -> None:
         """Ask the generation thread to stop after the token it is computing (non-blocking)."""
@@ -132,22 +128,34 @@ class GenerationStream:
                 cancelled = error
         if cancelled is not None:
             raise cancelled
-        while not self._finished:
-            item = await self._queue.get()
-            if isinstance(item, _Finished):
-                self._finished = True
 
     # Called from the generation thread.
-    def _emit(self, item: str | _Finished) -> None:
+    def _emit(self, text: str) -> None:
+        with self._lock:
+            self._pending.append(text)
+            if self._wake_scheduled:
+                return
+            self._wake_scheduled = True
+        self._call_soon(self._wake)
+
+    def _finish(self, error: BaseException | None = None) -> None:
+        with self._lock:
+            self._finished = True
+            self._error = error
+        self._call_soon(self._wake, self._done.set)
+
+    def _call_soon(self, *callbacks: Callable[[], object]) -> None:
         try:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+            for callback in callbacks:
+                self._loop.call_soon_threadsafe(callback)
         except RuntimeError:  # the event loop is gone: nobody will read the rest
             self._stop.set()
 
-    def _finish(self, error: BaseException | None = None) -> None:
-        self._emit(_Finished(error))
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(self._done.set)
+    # Called on the event loop.
+    def _wake(self) -> None:
+        with self._lock:
+            self._wake_scheduled = False
+        self._ready.set()
 
 
 def start_generation(loaded: LoadedModel, prompt: list[int], options: GenerationOptions) -> GenerationStream:
