@@ -220,7 +220,8 @@ async def main(source: str, args: argparse.Namespace) -> None:
                 if round_id:
                     times[name].append(time.perf_counter() - started)
         print(
-            f"model: {source}; {args.turns} turns, {args.tokens} generated tokens per turn, {args.rounds} rounds"
+            f"model: {source}; {args.turns} turns, {args.tokens} generated tokens per turn, "
+            f"{args.rounds} rounds"
         )
         print(f"first-turn prompt: {first_turn_tokens} tokens")
         base = statistics.median(times["raw stream_generate + reuse"])
