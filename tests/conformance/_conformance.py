@@ -3,7 +3,7 @@
 A case passes only when every way of feeding it gives the expected result:
 
 - `parse(text, format="auto", ...)`;
-- `StreamParser(format="auto", ...)` fed the whole text at once, in three seeded random
+- `StreamParser(format="auto", ...)` fed the whole text at once, in six seeded random
   chunkings and one character at a time, then `close(truncated=...)`. For the stream, the
   result is rebuilt from the events alone (TextDelta / ThinkingDelta / ToolCallDelta), and
   `result()` must agree with it.
