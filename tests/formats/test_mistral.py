@@ -90,6 +90,27 @@ def test_v11_several_calls_and_text_before() -> None:
     assert result.content == "I'll check both.</s>"
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # vLLM's v11 tests decode without control tokens, so [ARGS] is gone.
+        (
+            '[TOOL_CALLS]add_this_and_that{"a": 3.5, "b": 4}',
+            [ToolCall("add_this_and_that", {"a": 3.5, "b": 4})],
+        ),
+        (
+            '[TOOL_CALLS]add{"a": 3.5, "b": 4}[TOOL_CALLS]multiply{"a": 3, "b": 6}',
+            [ToolCall("add", {"a": 3.5, "b": 4}), ToolCall("multiply", {"a": 3, "b": 6})],
+        ),
+    ],
+)
+def test_v11_calls_decoded_without_args_marker(text: str, expected: list[ToolCall]) -> None:
+    for format in (FORMAT, "auto"):
+        result = parse(text, format=format)
+        assert result.calls == expected
+        assert result.content is None and result.errors == []
+
+
 def test_magistral_think_block() -> None:
     text = '[THINK]The user wants the weather.[/THINK]Checking.[TOOL_CALLS]get_current_weather[ARGS]{"location": "Lyon"}'
     result = parse(text, format=FORMAT)

@@ -41,6 +41,7 @@ CALLS = (CallSyntax("[TOOL_CALLS]", JsonValue(after=("[ARGS]",))),)
 UNTAGGED = frozenset({"json"})
 TEMPLATE_HINTS = ("[TOOL_CALLS]", "[AVAILABLE_TOOLS]")
 
+_TOOL_CALLS = "[TOOL_CALLS]"
 _ARGS = "[ARGS]"
 _CALL_ID = "[CALL_ID]"
 _NAME = regex.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
@@ -53,7 +54,11 @@ def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall
     text = body.strip()
     if text.startswith(("{", "[")) and not text.startswith(_ARGS):
         return _json_calls(text, tools)
-    return [_named_call(body)]
+    if _ARGS in body:
+        return [_named_call(body)]
+    # Decoded without control tokens, v11 calls lose their [ARGS]: `[TOOL_CALLS]name{...}`. With
+    # no [ARGS] to end the first value, the region runs on over any further `[TOOL_CALLS]` calls.
+    return [_named_call_without_args(piece) for piece in body.split(_TOOL_CALLS)]
 
 
 def _json_calls(text: str, tools: ToolSet) -> list[ToolCall]:
@@ -91,6 +96,23 @@ def _named_call(body: str) -> ToolCall:
     if not isinstance(arguments, dict):
         raise CallSyntaxError(f"{name}: arguments must be a JSON object")
     return ToolCall(name=name, arguments=arguments, id=call_id)
+
+
+def _named_call_without_args(text: str) -> ToolCall:
+    name_match = _NAME.match(text.lstrip())
+    if name_match is None:
+        raise CallSyntaxError("expected a tool name after [TOOL_CALLS]")
+    name = name_match.group()
+    arguments_text = text.lstrip()[name_match.end() :]
+    if not arguments_text.lstrip().startswith("{"):
+        raise CallSyntaxError(f"{name}: expected name{{...}} or name[ARGS]{{...}}")
+    try:
+        arguments = loads_lenient(arguments_text)
+    except ValueError as exc:
+        raise CallSyntaxError(f"{name}: arguments are not JSON: {exc}") from None
+    if not isinstance(arguments, dict):
+        raise CallSyntaxError(f"{name}: arguments must be a JSON object")
+    return ToolCall(name=name, arguments=arguments)
 
 
 def render(calls: Sequence[ToolCall]) -> str:
