@@ -132,12 +132,35 @@ def test_a_call_shaped_dict_in_code_stays_content() -> None:
     assert result.calls == []
 
 
-def test_builtin_tool_code_after_python_tag_is_not_a_function_call() -> None:
-    # Llama 3.1's built-in tools are called with Python code; only JSON calls are function calls.
+def test_builtin_tool_call_bodies() -> None:
+    # Llama 3.1's template writes a built-in tool's call as `NAME.call(key="value")` (llama.cpp
+    # test-chat.cpp). The region reader takes them; see the engine-level test below.
+    from pydantic_mlx.parsers._tools import tool_set
+    from pydantic_mlx.parsers.formats import llama3_json
+
+    syntax = llama3_json.CALLS[0]
+    read = llama3_json.parse_region(syntax, "code_interpreter.call(code=\"print('hey')\")", tool_set(None))
+    assert read == [ToolCall("code_interpreter", {"code": "print('hey')"})]
+    read = llama3_json.parse_region(syntax, 'brave_search.call(query="weather in Paris")', tool_set(None))
+    assert read == [ToolCall("brave_search", {"query": "weather in Paris"})]
+
+
+@pytest.mark.xfail(
+    reason="engine: JsonValue gives an empty body for NAME.call(...) (requests.md)", strict=False
+)
+def test_builtin_tool_call_after_python_tag() -> None:
     text = '<|python_tag|>brave_search.call(query="weather in Paris")<|eom_id|>'
     result = parse(text, format=FORMAT)
+    assert result.calls == [ToolCall("brave_search", {"query": "weather in Paris"})]
+    assert result.content is None and result.errors == []
+
+
+@pytest.mark.parametrize("code", ['print("hi")', "x = 1", "f(a=b)", "run()\nrun()"])
+def test_other_code_after_python_tag_is_not_a_call(code: str) -> None:
+    text = f"<|python_tag|>{code}"
+    result = parse(text, format=FORMAT)
     assert result.calls == []
-    assert result.content == '<|python_tag|>brave_search.call(query="weather in Paris")'
+    assert result.content == text
     assert [type(e) for e in result.errors] == [MalformedCall]
 
 

@@ -36,16 +36,21 @@ DROP = ("<|eot_id|>", "<|eom_id|>")
 CALLS = (CallSyntax("<|python_tag|>", JsonValue(separator=";")),)
 UNTAGGED = frozenset({"json"})
 # The Llama 3.1-3.3 templates: the tag, and the JSON call instruction of the 3.2 template.
+_BUILTIN_SUFFIX = ".call"
 TEMPLATE_HINTS = ("<|python_tag|>", "<|eom_id|>", "dictionary of argument name and its value")
 
 
 def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
     """The calls after `<|python_tag|>`: one JSON call object, a list of them, or several
-    separated by `;` (or a pythonic list `[f(a=1)]`, which Llama 3.2's pythonic template writes
-    after the same tag). Raises `CallSyntaxError` for anything else (e.g. built-in tool code such
-    as `brave_search.call(query="...")`, which is not a function call)."""
+    separated by `;`; a pythonic list `[f(a=1)]` (Llama 3.2's pythonic template writes it after
+    the same tag); or Llama 3.1's built-in tool call `brave_search.call(query="...")`, which is
+    the tool `brave_search` (a single `f(a=1)` is read too). Raises `CallSyntaxError` for
+    anything else: code that is not a keyword call with literal arguments stays text."""
     calls: list[ToolCall] = []
     for piece in split_values(body, ";"):
+        if not piece.startswith(("{", "[")):
+            calls.append(_builtin_call(piece))
+            continue
         try:
             value = loads_lenient(piece)
         except ValueError as exc:
@@ -56,6 +61,15 @@ def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall
             raise CallSyntaxError(f"not a JSON call: {exc}") from None
         calls.extend(calls_from_value(value, tools, untagged=False))
     return calls
+
+
+def _builtin_call(piece: str) -> ToolCall:
+    """`NAME.call(key="value", ...)`, how Llama 3.1's template writes a built-in tool's call (the
+    tool is NAME), or a single pythonic `NAME(key=value)` call."""
+    (name, arguments), *more = parse_pythonic_calls(piece)
+    if more:
+        raise CallSyntaxError("expected JSON calls or one NAME.call(...)")
+    return ToolCall(name.removesuffix(_BUILTIN_SUFFIX), arguments)
 
 
 def split_values(body: str, separator: str) -> list[str]:
