@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 
 import regex
 
@@ -52,6 +53,17 @@ from .formats._syntax import CallSyntax, Closers, JsonValue, Quote
 __all__ = ["Dialect", "Engine"]
 
 _FENCE = "```"
+
+
+_KEEP_BEHIND = 512  # > the untagged look-behind (_untagged._MAX_WS)
+_TRIM_AT = 8192
+
+
+@cache
+def _first_chars(prefixes: frozenset[str]) -> regex.Pattern[str]:
+    """A character class of the characters that can start a marker with these prefixes."""
+    chars = sorted({p[0] for p in prefixes})
+    return regex.compile("[" + "".join(regex.escape(c) for c in chars) + "]" if chars else r"(?!)")
 
 
 def _could_become(buf: str, j: int, marker: str) -> bool:
@@ -130,7 +142,12 @@ class Dialect:
         )
 
 
-def _alternation(markers: set[str]) -> regex.Pattern[str]:
+def _alternation(markers: set[str] | frozenset[str]) -> regex.Pattern[str]:
+    return _compiled_alternation(frozenset(markers))
+
+
+@cache
+def _compiled_alternation(markers: frozenset[str]) -> regex.Pattern[str]:
     if not markers:
         return regex.compile(r"(?!)")
     # Longest first, so that at one position the longest marker wins.
@@ -202,7 +219,8 @@ class _RegionEnd:
     longest: int
 
     @classmethod
-    def of(cls, rules: Sequence[Closers]) -> _RegionEnd:
+    @cache
+    def of(cls, rules: tuple[Closers, ...]) -> _RegionEnd:
         closers = frozenset(m for r in rules for m in r.markers)
         quotes = {q.opener: q for r in rules for q in r.quotes}
         inner: dict[str, regex.Pattern[str]] = {}
@@ -278,6 +296,7 @@ class Engine:
     def _run(self, *, final: bool) -> None:
         while self._step(final):
             pass
+        self._trim()
 
     def _step(self, final: bool) -> bool:
         state = self._state
@@ -323,10 +342,27 @@ class Engine:
     def _pending_prefix(self, start: int, stop: int, prefixes: frozenset[str], max_len: int) -> int | None:
         """The first index in [start, stop] where the buffer's tail could still grow into a marker."""
         buf = self._buf
-        for k in range(max(start, len(buf) - max_len + 1), stop + 1):
+        k = max(start, len(buf) - max_len + 1)
+        while k <= stop:
+            # Jump (in C) to the next character that can start a marker; most tails have none.
+            found = _first_chars(prefixes).search(buf, k, stop + 1)
+            if found is None:
+                return None
+            k = found.start()
             if buf[k:] in prefixes:
                 return k
+            k += 1
         return None
+
+    def _trim(self) -> None:
+        """Forget decided text, keeping enough before `_pos` for the look-behind of untagged
+        calls, so a long output is not copied on every feed. Only in states that hold no
+        buffer offsets."""
+        cut = self._pos - _KEEP_BEHIND
+        if cut > _TRIM_AT and isinstance(self._state, _Text | _Reasoning):
+            self._buf = self._buf[cut:]
+            self._pos -= cut
+            self._scan -= cut
 
     def _goto(self, state: _State, pos: int) -> bool:
         self._state = state
@@ -479,7 +515,7 @@ class Engine:
     def _region_end(self, opener: str, rules: list[Closers]) -> _RegionEnd:
         end = self._region_ends.get(opener)
         if end is None:
-            end = self._region_ends[opener] = _RegionEnd.of(rules)
+            end = self._region_ends[opener] = _RegionEnd.of(tuple(rules))
         return end
 
     def _region_closers(self, state: _Region, ends: _RegionEnd, final: bool) -> bool:
