@@ -147,3 +147,27 @@ def test_auto_reads_every_rendered_format(calls: list[ToolCall], format: str) ->
     result = parse(text, format="auto")
     assert [(c.name, c.arguments) for c in result.calls] == [(c.name, c.arguments) for c in expected.calls]
     assert result.content == expected.content
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    filler=st.lists(
+        st.sampled_from(["word ", "{x} ", "[y] ", "\n", "   ", "`a` ", "<b> ", "```\ncode\n```\n"]),
+        min_size=500,
+        max_size=3000,
+    ),
+    ending=st.sampled_from(
+        [
+            '{"name": "f", "arguments": {"p": 1}}',
+            '<tool_call>{"name": "f", "arguments": {}}</tool_call>',
+            '```json\n{"name": "f", "arguments": {}}\n```',
+            "<think>x</think>y",
+        ]
+    ),
+    step=st.sampled_from([1, 3, 17, 500]),
+)
+def test_long_outputs_stream_like_parse(filler: list[str], ending: str, step: int) -> None:
+    """Past a few kilobytes the engine forgets decided text; results must not change."""
+    text = "".join(filler) + ending + " tail"
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+    assert stream(text, range(0, len(text), step), tools=tools)[0] == parse(text, tools=tools)
