@@ -163,6 +163,23 @@ def test_answer_after_empty_thought_and_turn_end() -> None:
     assert result.reasoning is None
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # llama.cpp test-chat.cpp, Gemma 4 edge cases: all are the answer with empty reasoning.
+        "<|channel>thought\n<channel|>Hello, world!\nWhat's up?<channel|>",
+        "<|channel>thought\n<channel|>Hello, world!\nWhat's up?<|channel>thought\n<channel|>",
+        "<|channel>thought\n<channel|>Hello, world!\nWhat's up?<|channel>thought\n<channel|><channel|>",
+        "<|channel><|channel>thought\n<channel|>Hello, world!\nWhat's up?",
+        "<|channel>thought<channel|>Hello, world!\nWhat's up?",
+    ],
+)
+def test_stray_and_empty_channel_tokens(text: str) -> None:
+    for format in (FORMAT, "auto"):
+        result = parse(text, format=format)
+        assert (result.content, result.reasoning) == ("Hello, world!\nWhat's up?", None)
+
+
 def test_in_reasoning_output_starts_inside_the_thought() -> None:
     result = parse("Let me think.<channel|>Answer.", format=FORMAT, in_reasoning=True)
     assert result.reasoning == "Let me think."

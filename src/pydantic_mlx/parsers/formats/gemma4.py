@@ -39,9 +39,10 @@ NAME = "gemma4"
 REASONING = (
     ("<|channel>thought\n", "<channel|>"),
     ("<|channel>thought", "<channel|>"),
-    ("<|channel>", "<channel|>"),
 )
-DROP = ("<turn|>", "<|tool_response>", "<tool_response|>", "<eos>")
+# A stray channel token (`<|channel><|channel>thought`, a second `<channel|>`) is markup too
+# (llama.cpp's Gemma 4 edge-case tests).
+DROP = ("<turn|>", "<|tool_response>", "<tool_response|>", "<eos>", "<|channel>", "<channel|>")
 # Gemma 4 sometimes ends a call with the end-of-turn token instead of `<tool_call|>`.
 CALLS = (
     CallSyntax("<|tool_call>", Closers(("<tool_call|>", "<turn|>"), quotes=(Quote('<|"|>', ('<|"|>',)),))),
