@@ -93,6 +93,26 @@ GLM47 = (
             None,
             [PARIS],
         ),
+        (  # the first block's </tool_call> left out
+            "<tool_call>get_weather<arg_key>city</arg_key><arg_value>Paris</arg_value>\n"
+            "<tool_call>get_time</tool_call>",
+            None,
+            None,
+            [ToolCall("get_weather", {"city": "Paris"}), ToolCall("get_time", {})],
+        ),
+        (
+            "<tool_call>get_time\n<tool_call>get_weather<arg_key>city</arg_key><arg_value>Paris</arg_value>"
+            "</tool_call>",
+            None,
+            None,
+            [ToolCall("get_time", {}), ToolCall("get_weather", {"city": "Paris"})],
+        ),
+        (  # a value that mentions the opener stays a value
+            "<tool_call>get_weather<arg_key>city</arg_key><arg_value>a <tool_call> b</arg_value></tool_call>",
+            None,
+            None,
+            [ToolCall("get_weather", {"city": "a <tool_call> b"})],
+        ),
         (  # model stopped by itself before </tool_call>, body complete
             "Sure.\n<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>Paris</arg_value>\n",
             "Sure.\n",

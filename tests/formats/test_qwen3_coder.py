@@ -123,6 +123,18 @@ PARIS = ToolCall("get_weather", {"city": "Paris", "days": 3})
             None,
             [PARIS],
         ),
+        (  # the first block's </tool_call> left out
+            "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</function>\n"
+            "<tool_call>\n<function=get_weather>\n<parameter=city>\nRome\n</parameter>\n</function>\n</tool_call>",
+            None,
+            [ToolCall("get_weather", {"city": "Paris"}), ToolCall("get_weather", {"city": "Rome"})],
+        ),
+        (  # ... and its </function> too
+            "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n"
+            "<tool_call>\n<function=get_weather>\n<parameter=city>\nRome\n</parameter>\n</function>\n</tool_call>",
+            None,
+            [ToolCall("get_weather", {"city": "Paris"}), ToolCall("get_weather", {"city": "Rome"})],
+        ),
         (  # no parameters at all
             "<tool_call>\n<function=get_weather>\n</function>\n</tool_call>",
             None,

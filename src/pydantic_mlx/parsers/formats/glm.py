@@ -42,6 +42,7 @@ CALLS = (
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = ("<arg_key>",)
 
+_BLOCK_OPEN = "<tool_call>"
 _KEY_OPEN, _KEY_CLOSE = "<arg_key>", "</arg_key>"
 _VALUE_OPEN, _VALUE_CLOSE = "<arg_value>", "</arg_value>"
 # Characters no tool name contains: they mean the body is prose, JSON or another format's XML.
@@ -49,20 +50,36 @@ _NOT_IN_NAME = frozenset("<>{}[]()\"'`,;=\\")
 
 
 def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
-    """The one call in a `<tool_call>` body: a name, then `<arg_key>`/`<arg_value>` pairs
-    (or, as GLM sometimes writes, a name and then a JSON object of arguments)."""
-    first = body.find(_KEY_OPEN)
-    if first < 0 and "{" in body:
-        return [_name_and_json(body)]
-    name = (body if first < 0 else body[:first]).strip()
+    """The call in a `<tool_call>` body: a name, then `<arg_key>`/`<arg_value>` pairs (or, as
+    GLM sometimes writes, a name and then a JSON object of arguments). When the model left out a
+    `</tool_call>`, the body holds the next `<tool_call>` too: each block is one call."""
+    calls: list[ToolCall] = []
+    keys, blocks = _Finder(body, _KEY_OPEN), _Finder(body, _BLOCK_OPEN)
+    start = 0
+    while True:
+        key, block = keys.next(start), blocks.next(start)
+        if key >= 0 and (block < 0 or key < block):
+            name = _name(body[start:key])
+            raw, end = _pairs(body, key)
+            calls.append(ToolCall(name=name, arguments=coerce_arguments(name, raw, tools)))
+        else:
+            end = block if block >= 0 else len(body)
+            head = body[start:end]
+            calls.append(_name_and_json(head) if "{" in head else ToolCall(_name(head), {}))
+        if end == len(body):
+            return calls
+        start = end + len(_BLOCK_OPEN)  # body[end:] starts the next `<tool_call>` block
+
+
+def _name(text: str) -> str:
+    name = text.strip()
     while name.endswith("\\n"):  # the literal `\n` some outputs write after the name
         name = name[:-2].rstrip()
     if not name:
         raise CallSyntaxError("a GLM call needs a function name")
     if any(c.isspace() or c in _NOT_IN_NAME for c in name):
         raise CallSyntaxError(f"not a GLM function name: {name[:40]!r}")
-    raw = {} if first < 0 else _pairs(body, first)
-    return [ToolCall(name=name, arguments=coerce_arguments(name, raw, tools))]
+    return name
 
 
 def _name_and_json(body: str) -> ToolCall:
@@ -92,13 +109,14 @@ def render(calls: Sequence[ToolCall]) -> str:
     return "\n".join(blocks)
 
 
-def _pairs(body: str, pos: int) -> dict[str, str]:
-    """`<arg_key>K</arg_key><arg_value>V</arg_value>` pairs from `pos` to the end of `body`."""
+def _pairs(body: str, pos: int) -> tuple[dict[str, str], int]:
+    """`<arg_key>K</arg_key><arg_value>V</arg_value>` pairs from `pos` to the end of `body` or to
+    the next `<tool_call>`, and where they ended."""
     raw: dict[str, str] = {}
     while True:
         pos = _skip_separator(body, pos)
-        if pos == len(body):
-            return raw
+        if pos == len(body) or body.startswith(_BLOCK_OPEN, pos):
+            return raw, pos
         key, pos = _element(body, pos, _KEY_OPEN, _KEY_CLOSE)
         key = key.strip()
         if not key:
@@ -130,3 +148,16 @@ def _skip_separator(body: str, pos: int) -> int:
         else:
             break
     return pos
+
+
+class _Finder:
+    """Finds the next `marker` at or after a position that only moves forward, rescanning
+    only when the position has passed the last hit (linear overall)."""
+
+    def __init__(self, text: str, marker: str) -> None:
+        self.text, self.marker, self.hit = text, marker, -2
+
+    def next(self, pos: int) -> int:
+        if self.hit == -2 or (self.hit != -1 and self.hit < pos):
+            self.hit = self.text.find(self.marker, pos)
+        return self.hit

@@ -50,6 +50,7 @@ CALLS = (_TOOL_CALL, _BARE_FUNCTION)
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = ("<parameter=",)
 
+_BLOCK_OPEN = "<tool_call>"
 _FUNCTION_OPEN = "<function="
 _FUNCTION_CLOSE = "</function>"
 _PARAMETER_OPEN = "<parameter="
@@ -72,7 +73,8 @@ def _functions(body: str, start: int, tools: ToolSet) -> list[ToolCall]:
 
     A function ends at its `</function>`. One that lacks it ends at the next `<function=` or at
     the end of the body, and then its last parameter must have its `</parameter>`: without
-    either closing marker, a value may have been cut off.
+    either closing marker, a value may have been cut off. A `<tool_call>` between functions is
+    the next block of a model that left out a `</tool_call>`.
     """
     calls: list[ToolCall] = []
     closes, opens = _Finder(body, _FUNCTION_CLOSE), _Finder(body, _FUNCTION_OPEN)
@@ -83,8 +85,13 @@ def _functions(body: str, start: int, tools: ToolSet) -> list[ToolCall]:
             pos = _skip_space(body, close + len(_FUNCTION_CLOSE))
         else:
             end = following if following >= 0 else len(body)
-            calls.append(_function(body[start:end], tools, closed=False))
+            segment = body[start:end]
+            if following >= 0 and segment.rstrip().endswith(_BLOCK_OPEN):
+                segment = segment.rstrip()[: -len(_BLOCK_OPEN)]
+            calls.append(_function(segment, tools, closed=False))
             pos = end
+        if body.startswith(_BLOCK_OPEN, pos):
+            pos = _skip_space(body, pos + len(_BLOCK_OPEN))
         if pos == len(body):
             return calls
         if not body.startswith(_FUNCTION_OPEN, pos):
