@@ -166,6 +166,38 @@ def test_llama32_python_tag_list(format: str) -> None:
     assert result.content is None and result.errors == []
 
 
+@pytest.mark.parametrize(
+    ("text", "content", "reasoning"),
+    [
+        # llama.cpp test-chat.cpp, LFM2 / LFM2.5 thinking models.
+        (
+            '<think>I\'m\nthinking</think><|tool_call_start|>[get_time(city="Paris")]<|tool_call_end|>',
+            None,
+            "I'm\nthinking",
+        ),
+        (
+            '<think>I need a tool</think>Let me check the time.<|tool_call_start|>[get_time(city="Paris")]<|tool_call_end|>',
+            "Let me check the time.",
+            "I need a tool",
+        ),
+        ('<think>I\'m\nthinking</think>[get_time(city="Paris")]<|im_end|>', None, "I'm\nthinking"),
+        ('Let me check the time.[get_time(city="Paris")]', "Let me check the time.", None),
+    ],
+)
+def test_lfm2_thinking_and_bare_lists(text: str, content: str | None, reasoning: str | None) -> None:
+    for format in (FORMAT, "auto"):
+        result = parse(text, format=format, tools=WEATHER)
+        assert (result.content, result.reasoning) == (content, reasoning)
+        assert result.calls == [ToolCall("get_time", {"city": "Paris"})]
+
+
+def test_call_markers_inside_reasoning_are_reasoning() -> None:
+    text = "<think>About <|tool_call_start|>[get_time()]<|tool_call_end|> hmm</think><|tool_call_start|>[get_time()]<|tool_call_end|>"
+    result = parse(text, format=FORMAT)
+    assert result.reasoning == "About <|tool_call_start|>[get_time()]<|tool_call_end|> hmm"
+    assert result.calls == [ToolCall("get_time", {})]
+
+
 def test_llama32_bare_list_is_a_call_for_declared_tools() -> None:
     text = '[get_weather(city="San Francisco"), get_time()]<|eot_id|>'
     for tools in (None, WEATHER):

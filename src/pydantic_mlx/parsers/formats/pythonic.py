@@ -31,9 +31,11 @@ __all__ = [
 ]
 
 NAME = "pythonic"
-REASONING: tuple[tuple[str, str], ...] = ()
-# End-of-turn tokens of Llama 3.x (`<|eot_id|>`, `<|eom_id|>`) and Llama 4 (`<|eot|>`, `<|eom|>`).
-DROP = ("<|eot_id|>", "<|eom_id|>", "<|eot|>", "<|eom|>")
+# LFM2 / LFM2.5 thinking models reason in <think> … </think> before their calls.
+REASONING = (("<think>", "</think>"),)
+# End-of-turn tokens of Llama 3.x (`<|eot_id|>`, `<|eom_id|>`), Llama 4 (`<|eot|>`, `<|eom|>`)
+# and LFM2 (ChatML's `<|im_end|>`).
+DROP = ("<|eot_id|>", "<|eom_id|>", "<|eot|>", "<|eom|>", "<|im_end|>")
 # Llama 4's own (Hugging Face) template renders a call as an empty python block followed by
 # JSON: `<|python_start|><|python_end|>{"name": "f", "parameters": {...}}`.
 _LLAMA4_JSON_OPENER = "<|python_start|><|python_end|>"
