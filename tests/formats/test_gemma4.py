@@ -330,3 +330,10 @@ def test_large_and_deep_inputs_finish() -> None:
     assert len(parse(many, format=FORMAT).calls[0].arguments) == 50_000
     deep = "<|tool_call>call:f{a:" + "[" * 100_000 + "}<tool_call|>"
     assert parse(deep, format=FORMAT).calls == []
+
+
+def test_detected_from_the_gemma4_template() -> None:
+    from pydantic_mlx.parsers import detect_format
+
+    template = "{{- '<|tool_call>call:' + function['name'] + '{' -}}{{- '}<tool_call|>' -}}"
+    assert detect_format(template) == FORMAT

@@ -358,3 +358,13 @@ def test_builtin_recipient_declared_as_a_tool_is_a_call() -> None:
     assert parse(text, format=FORMAT).calls == []
     declared = [*TOOLS, tool("browser.search")]
     assert parse(text, format=FORMAT, tools=declared).calls == [ToolCall("browser.search", {"query": "mlx"})]
+
+
+def test_detected_from_the_gpt_oss_template() -> None:
+    from pydantic_mlx.parsers import detect_format
+
+    template = (
+        '{{- "<|start|>assistant<|channel|>analysis<|message|>" + message.thinking + "<|end|>" }}'
+        '{{- "<|start|>assistant to=" + "functions." + tool_call.name + "<|channel|>commentary " }}'
+    )
+    assert detect_format(template) == FORMAT

@@ -265,3 +265,19 @@ def test_never_raises_and_streaming_equals_parse(
     cuts = data.draw(st.lists(st.integers(0, max(len(text), 1)), max_size=12))
     assert stream(text, cuts, format=FORMAT, tools=tools, truncated=truncated)[0] == whole
     assert stream(text, list(range(len(text))), format=FORMAT, tools=tools, truncated=truncated)[0] == whole
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        # Excerpts of Meta's Llama 3.1 and 3.2 chat templates.
+        "{%- if builtin_tools is defined and tool_call.name in builtin_tools %}"
+        "{{- '<|python_tag|>' + tool_call.name + '.call(' }}",
+        '{{- \'Respond in the format {"name": function name, "parameters": dictionary of argument name and its '
+        'value}.\' }}{{- "Do not use variables.\\n\\n" }}',
+    ],
+)
+def test_detected_from_llama3_templates(template: str) -> None:
+    from pydantic_mlx.parsers import detect_format
+
+    assert detect_format(template) == FORMAT

@@ -264,3 +264,12 @@ def test_never_raises_and_streaming_equals_parse(
     cuts = data.draw(st.lists(st.integers(0, max(len(text), 1)), max_size=12))
     assert stream(text, cuts, truncated=truncated, **options)[0] == whole
     assert stream(text, list(range(len(text))), truncated=truncated, **options)[0] == whole
+
+
+def test_detected_from_mistral_templates() -> None:
+    from pydantic_mlx.parsers import detect_format
+
+    v11 = '{{- "[TOOL_CALLS]" + tool_call["function"]["name"] + "[ARGS]" + arguments }}'
+    pre_v11 = '{{- "[AVAILABLE_TOOLS] [" }}{%- for tool in tools %}'
+    assert detect_format(v11) == FORMAT
+    assert detect_format(pre_v11) == FORMAT

@@ -370,3 +370,20 @@ def test_large_and_deep_inputs_finish() -> None:
     assert len(parse(many, format=FORMAT).calls) == 5_000
     deep = "<|python_start|>[f(a=" + "[" * 100_000 + ")]<|python_end|>"
     assert parse(deep, format=FORMAT).calls == []
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        # vLLM's Llama 3.2 pythonic template, Llama 4's template, LFM2's template (excerpts).
+        "If you decide to invoke any of the function(s), you MUST put it in the format of "
+        "[func_name1(params_name1=params_value1, params_name2=params_value2...), func_name2(params)]",
+        "{{- '<|header_start|>assistant<|header_end|>\\n\\n' -}}{{- '<|python_start|>' }}"
+        '{{- \'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.\' }}',
+        "{{- '<|tool_list_start|>' + tools | tojson + '<|tool_list_end|>' }}{{- '<|tool_call_start|>' }}",
+    ],
+)
+def test_detected_from_pythonic_templates(template: str) -> None:
+    from pydantic_mlx.parsers import detect_format
+
+    assert detect_format(template) == FORMAT
