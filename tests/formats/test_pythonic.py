@@ -301,6 +301,8 @@ calls_strategy = st.lists(
     max_size=3,
 )
 MARKERS = [
+    "<think>",
+    "</think>",
     "<|python_start|>",
     "<|python_end|>",
     "<|tool_call_start|>",
@@ -345,14 +347,21 @@ def test_bare_list_round_trips_for_declared_tools(calls: list[ToolCall]) -> None
 
 
 @SETTINGS
-@given(text=marked_text, tools=st.sampled_from([None, [], WEATHER]), truncated=st.booleans(), data=st.data())
+@given(
+    text=marked_text,
+    tools=st.sampled_from([None, [], WEATHER]),
+    truncated=st.booleans(),
+    in_reasoning=st.booleans(),
+    data=st.data(),
+)
 def test_never_raises_and_streaming_equals_parse(
-    text: str, tools: Any, truncated: bool, data: st.DataObject
+    text: str, tools: Any, truncated: bool, in_reasoning: bool, data: st.DataObject
 ) -> None:
-    whole = parse(text, format=FORMAT, tools=tools, truncated=truncated)
+    options: dict[str, Any] = {"format": FORMAT, "tools": tools, "in_reasoning": in_reasoning}
+    whole = parse(text, truncated=truncated, **options)
     cuts = data.draw(st.lists(st.integers(0, max(len(text), 1)), max_size=12))
-    assert stream(text, cuts, format=FORMAT, tools=tools, truncated=truncated)[0] == whole
-    assert stream(text, list(range(len(text))), format=FORMAT, tools=tools, truncated=truncated)[0] == whole
+    assert stream(text, cuts, truncated=truncated, **options)[0] == whole
+    assert stream(text, list(range(len(text))), truncated=truncated, **options)[0] == whole
 
 
 @SETTINGS
