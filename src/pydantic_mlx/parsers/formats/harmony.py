@@ -10,8 +10,9 @@ The model writes a sequence of messages, each `<|channel|>NAME<|message|>TEXT` e
   recipient sits in the channel header (`<|channel|>commentary to=functions.get_weather
   <|constrain|>json<|message|>{...}<|call|>`) or before it (`<|start|>assistant
   to=functions.get_weather<|channel|>commentary json<|message|>{...}`), on the commentary or
-  analysis channel. When the prompt ended with `<|start|>assistant`, the output may begin
-  directly with ` to=functions.NAME`.
+  analysis channel. (An output that begins directly with ` to=functions.NAME`, after a
+  `<|start|>assistant` prompt, is not read yet: it needs a start-of-output opener.)
+- a message to a built-in tool (`python`, `browser.search`) is neither a call nor content.
 
 Header tokens are dropped, so no `<|...|>` marker reaches content or reasoning. Generation
 usually stops on `<|call|>` / `<|return|>` and the stop token may be missing from the text: a
