@@ -169,6 +169,20 @@ DSML_V4 = render_dsml([PARIS, ROME], "tool_calls")
             None,
             [ToolCall("function", {"city": "Rome"})],
         ),
+        (  # end markers inside argument strings do not end the call
+            f'{BEGIN}{CALL}get_weather{SEP}{{"city": "{CALL}{SEP}{CALL_END}{END}"}}{CALL_END}{END}',
+            None,
+            None,
+            [ToolCall("get_weather", {"city": CALL + SEP + CALL_END + END})],
+        ),
+        (
+            '<｜DSML｜tool_calls>\n<｜DSML｜invoke name="get_weather">\n'
+            '<｜DSML｜parameter name="city" string="true">a </｜DSML｜tool_calls> b</｜DSML｜parameter>\n'
+            "</｜DSML｜invoke>\n</｜DSML｜tool_calls>",
+            None,
+            None,
+            [ToolCall("get_weather", {"city": "a </｜DSML｜tool_calls> b"})],
+        ),
         (  # lenient JSON in the arguments
             f"{BEGIN}{CALL}get_weather{SEP}{{'city': 'Rome',}}{CALL_END}{END}",
             None,
@@ -203,6 +217,7 @@ def test_output_starting_inside_reasoning() -> None:
     "text",
     [
         f'{BEGIN}{CALL}get_weather{SEP}{{"city": "Paris"}}{END}',  # call end missing
+        f'{BEGIN}{CALL}get_weather{SEP}{{"city": "Paris"}}{CALL}get_weather{SEP}{{}}{CALL_END}{END}',
         f"{BEGIN}{CALL}get_weather{SEP}not json{CALL_END}{END}",
         f'{BEGIN}{CALL}get_weather {{"city": "Paris"}}{CALL_END}{END}',  # no separator
         f'{BEGIN}junk{CALL}get_weather{SEP}{{"city": "Paris"}}{CALL_END}{END}',

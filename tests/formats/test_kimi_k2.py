@@ -121,6 +121,27 @@ K3 = (
             None,
             [ROME],
         ),
+        (  # end markers inside argument strings do not end the call
+            f'{SECTION}{CALL}functions.get_weather:0{ARGS}{{"city": "{CALL}{ARGS}{CALL_END}{SECTION_END}"}}'
+            f"{CALL_END}{SECTION_END}",
+            None,
+            None,
+            [
+                ToolCall(
+                    "get_weather",
+                    {"city": CALL + ARGS + CALL_END + SECTION_END},
+                    id="functions.get_weather:0",
+                )
+            ],
+        ),
+        (
+            '<|open|>tools<|sep|><|open|>call tool="get_weather" index="1"<|sep|>'
+            '<|open|>argument key="city" type="string"<|sep|>a <|close|>tools<|sep|> b<|close|>argument<|sep|>'
+            "<|close|>call<|sep|><|close|>tools<|sep|>",
+            None,
+            None,
+            [ToolCall("get_weather", {"city": "a <|close|>tools<|sep|> b"})],
+        ),
         (K3, "Let me look.", "The user wants weather.", [K3_PARIS]),
         (  # K3 without thinking: the response channel was opened by the prompt
             "Let me look.<|close|>response<|sep|>" + render_k3([K3_PARIS]) + "<|close|>message<|sep|>",
@@ -225,6 +246,8 @@ def test_k2_output_starting_inside_reasoning() -> None:
     "text",
     [
         f'{SECTION}{CALL}functions.get_weather:0{ARGS}{{"city": "Paris"}}{SECTION_END}',  # call end missing
+        f'{SECTION}{CALL}functions.get_weather:0{ARGS}{{"city": "Paris"}}{CALL}functions.f:1{ARGS}{{}}{CALL_END}'
+        f"{SECTION_END}",
         f"{SECTION}{CALL}functions.get_weather:0{ARGS}not json{CALL_END}{SECTION_END}",
         f'{SECTION}{CALL}functions.get_weather:0 {{"city": "Paris"}}{CALL_END}{SECTION_END}',  # no ARGS
         f'{SECTION}{CALL}{ARGS}{{"city": "Paris"}}{CALL_END}{SECTION_END}',  # no id

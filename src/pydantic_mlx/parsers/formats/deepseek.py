@@ -43,11 +43,11 @@ from typing import Any, Literal
 
 import regex
 
-from .._json import loads_lenient
+from .._json import ValueScanner, loads_lenient
 from .._schema import coerce_argument, unwrap_arguments
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
-from ._syntax import CallSyntax, Closers
+from ._syntax import CallSyntax, Closers, Quote
 
 __all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
 
@@ -60,11 +60,16 @@ _DSML = "｜DSML｜"
 _INVOKE_OPEN, _INVOKE_CLOSE = f"<{_DSML}invoke", f"</{_DSML}invoke>"
 _PARAMETER_OPEN, _PARAMETER_CLOSE = f"<{_DSML}parameter", f"</{_DSML}parameter>"
 
-_SECTION = CallSyntax(_CALLS_BEGIN, Closers((_CALLS_END,)))
+# End markers written inside an argument (a JSON string, a DSML value) do not end the region.
+_JSON_STRING = Quote('"', ('"',), backslash=True)
+_DSML_VALUE = Quote(_PARAMETER_OPEN, (_PARAMETER_CLOSE,))
+_SECTION = CallSyntax(_CALLS_BEGIN, Closers((_CALLS_END,), quotes=(_JSON_STRING,)))
 # A lone call without the section markers around it (the section end then is stray markup).
-_LONE_CALL = CallSyntax(_CALL_BEGIN, Closers((_CALL_END,)))
-_DSML_V32 = CallSyntax(f"<{_DSML}function_calls>", Closers((f"</{_DSML}function_calls>",)))
-_DSML_V4 = CallSyntax(f"<{_DSML}tool_calls>", Closers((f"</{_DSML}tool_calls>",)))
+_LONE_CALL = CallSyntax(_CALL_BEGIN, Closers((_CALL_END,), quotes=(_JSON_STRING,)))
+_DSML_V32 = CallSyntax(
+    f"<{_DSML}function_calls>", Closers((f"</{_DSML}function_calls>",), quotes=(_DSML_VALUE,))
+)
+_DSML_V4 = CallSyntax(f"<{_DSML}tool_calls>", Closers((f"</{_DSML}tool_calls>",), quotes=(_DSML_VALUE,)))
 
 REASONING = (("<think>", "</think>"),)
 DROP = ("<｜end▁of▁sentence｜>", _CALLS_END)
@@ -101,7 +106,7 @@ def _section(body: str) -> list[ToolCall]:
         if not body.startswith(_CALL_BEGIN, pos):
             raise CallSyntaxError(f"expected {_CALL_BEGIN} in a tool-calls section")
         start = pos + len(_CALL_BEGIN)
-        end = body.find(_CALL_END, start)
+        end = _call_end(body, start)
         if end < 0:
             raise CallSyntaxError(f"a call without its {_CALL_END}")
         calls.append(_call(body[start:end]))
@@ -111,10 +116,22 @@ def _section(body: str) -> list[ToolCall]:
     return calls
 
 
+def _call_end(body: str, start: int) -> int:
+    """Where the call starting at `start` ends: the first `<｜tool▁call▁end｜>` after its JSON
+    arguments (one written inside a JSON string is part of the arguments), or -1."""
+    end = body.find(_CALL_END, start)
+    sep = body.find(_SEP, start)
+    if sep < 0 or 0 <= end < sep:
+        return end
+    value = body.find("{", sep)  # V3.1: right after the separator; V3: inside the ``` fence
+    if value < 0 or 0 <= end < value:
+        return end
+    closed = ValueScanner(value).scan(body)
+    return end if closed is None else body.find(_CALL_END, closed)
+
+
 def _call(text: str) -> ToolCall:
     """One call between `<｜tool▁call▁begin｜>` and `<｜tool▁call▁end｜>`, V3 or V3.1 style."""
-    if _CALL_BEGIN in text:
-        raise CallSyntaxError(f"{_CALL_BEGIN} opened twice")
     head, sep, tail = text.partition(_SEP)
     if not sep:
         raise CallSyntaxError(f"a call without {_SEP}")

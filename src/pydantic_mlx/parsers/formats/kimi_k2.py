@@ -38,11 +38,11 @@ from typing import Any
 
 import regex
 
-from .._json import loads_lenient
+from .._json import ValueScanner, loads_lenient
 from .._schema import coerce_argument, unwrap_arguments
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
-from ._syntax import CallSyntax, Closers
+from ._syntax import CallSyntax, Closers, Quote
 
 __all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
 
@@ -61,7 +61,13 @@ def _xtml_close(tag: str) -> str:
     return f"{_CLOSE}{tag}{_SEP}"
 
 
-_K3_TOOLS = CallSyntax(f"{_OPEN}tools{_SEP}", Closers((_xtml_close("tools"),)))
+# End markers written inside an argument (a JSON string, a K3 value) do not end the region.
+_JSON_STRING = Quote('"', ('"',), backslash=True)
+_K3_VALUES = (
+    Quote(f"{_OPEN}argument", (_xtml_close("argument"),)),
+    Quote(f"{_OPEN}json", (_xtml_close("json"),)),
+)
+_K3_TOOLS = CallSyntax(f"{_OPEN}tools{_SEP}", Closers((_xtml_close("tools"),), quotes=_K3_VALUES))
 
 REASONING = (("<think>", "</think>"), (f"{_OPEN}think{_SEP}", _xtml_close("think")))
 DROP = (
@@ -73,11 +79,11 @@ DROP = (
     "<|end_of_msg|>",
 )
 CALLS = (
-    CallSyntax(_SECTION_BEGIN, Closers(_SECTION_ENDS)),
-    CallSyntax(_SINGULAR_BEGIN, Closers(_SECTION_ENDS)),
+    CallSyntax(_SECTION_BEGIN, Closers(_SECTION_ENDS, quotes=(_JSON_STRING,))),
+    CallSyntax(_SINGULAR_BEGIN, Closers(_SECTION_ENDS, quotes=(_JSON_STRING,))),
     _K3_TOOLS,
     # A lone call without the section markers around it.
-    CallSyntax(_CALL_BEGIN, Closers((_CALL_END,))),
+    CallSyntax(_CALL_BEGIN, Closers((_CALL_END,), quotes=(_JSON_STRING,))),
 )
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = (_SECTION_BEGIN, _CALL_BEGIN, "tool_declare<|im_middle|>", _OPEN)
@@ -99,7 +105,7 @@ def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall
         if not body.startswith(_CALL_BEGIN, pos):
             raise CallSyntaxError(f"expected {_CALL_BEGIN} in a tool-calls section")
         start = pos + len(_CALL_BEGIN)
-        end = body.find(_CALL_END, start)
+        end = _call_end(body, start, _ARGUMENT_BEGIN, _CALL_END)
         if end < 0:
             raise CallSyntaxError(f"a call without its {_CALL_END}")
         calls.append(_k2_call(body[start:end], tools))
@@ -119,10 +125,23 @@ def render(calls: Sequence[ToolCall]) -> str:
     return _SECTION_BEGIN + "".join(parts) + _SECTION_END
 
 
+def _call_end(body: str, start: int, arguments_marker: str, end_marker: str) -> int:
+    """Where the call starting at `start` ends: the first `end_marker` after its JSON arguments
+    (one written inside a JSON string is part of the arguments), or -1."""
+    end = body.find(end_marker, start)
+    arguments = body.find(arguments_marker, start)
+    if arguments < 0 or 0 <= end < arguments:
+        return end
+    value = _skip_space(body, arguments + len(arguments_marker))
+    if value < len(body) and body[value] in "{[":
+        closed = ValueScanner(value).scan(body)
+        if closed is not None:
+            return body.find(end_marker, closed)
+    return end
+
+
 def _k2_call(text: str, tools: ToolSet) -> ToolCall:
     """`functions.NAME:INDEX<|tool_call_argument_begin|>{...}` (the text between the call markers)."""
-    if _CALL_BEGIN in text:
-        raise CallSyntaxError(f"{_CALL_BEGIN} opened twice")
     call_id, found, arguments_text = text.partition(_ARGUMENT_BEGIN)
     if not found:
         raise CallSyntaxError(f"a call without {_ARGUMENT_BEGIN}")
