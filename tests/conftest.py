@@ -3,30 +3,40 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 
-def _cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
-    # CI proves the build from scratch; locally the user's cache makes reruns instant.
-    return tmp_path_factory.getbasetemp() / "pydantic-mlx-cache" if os.environ.get("CI") else None
+@pytest.fixture(scope="session")
+def model_cache_dir() -> Iterator[Path | None]:
+    """Where the session's models are cached: a fresh folder in CI, else the user's cache (fast reruns)."""
+    if not os.environ.get("CI"):
+        yield None
+        return
+    # Not under pytest's basetemp: pytest prunes old basetemps, which may belong to a running session.
+    folder = Path(tempfile.mkdtemp(prefix="pydantic-mlx-cache-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def demo_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def demo_model_path(model_cache_dir: Path | None) -> Path:
     """The trained demo model folder (`pydantic_mlx.demo.build_demo_model`)."""
     from pydantic_mlx.demo import build_demo_model
 
-    return build_demo_model(_cache_dir(tmp_path_factory))
+    return build_demo_model(model_cache_dir)
 
 
 @pytest.fixture(scope="session")
-def random_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def random_model_path(model_cache_dir: Path | None) -> Path:
     """The demo model's tokenizer and template with untrained, seeded random weights (no training: fast)."""
     from pydantic_mlx.demo import build_random_model
 
-    return build_random_model(_cache_dir(tmp_path_factory))
+    return build_random_model(model_cache_dir)
 
 
 @pytest.fixture(scope="session")
