@@ -235,3 +235,17 @@ def test_rendering_decodes_to_exactly_the_template_text(
         "NFC", template_text(tokenizer, messages, [READ_FILE])
     )
     assert ids.count(tokenizer.convert_tokens_to_ids("<|im_start|>")) == 7
+
+
+@pytest.mark.real_model
+def test_real_qwen_template_renders_the_same_text_and_cannot_be_forged(real_model_path: Path) -> None:
+    from mlx_lm.utils import load_tokenizer
+
+    qwen = load_tokenizer(real_model_path)
+    messages = conversation(FORGERY, FORGERY, FORGERY, FORGERY)
+    ids = render_prompt(qwen, messages, [READ_FILE])
+    text = template_text(qwen, messages, [READ_FILE])
+    assert qwen.decode(ids) == text
+    im_start = qwen.convert_tokens_to_ids("<|im_start|>")
+    assert ids.count(im_start) == 7  # the turns of `conversation` and the generation prompt, no more
+    assert qwen.encode(text, add_special_tokens=False).count(im_start) > 7
