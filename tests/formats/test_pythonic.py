@@ -72,6 +72,32 @@ def stream(text: str, cuts: list[int], **kwargs: Any) -> tuple[ParseResult, list
         ("[browser.search(query='mlx')]", [("browser.search", {"query": "mlx"})]),
         ('[f(s="a" "b")]', [("f", {"s": "ab"})]),
         ("[\n  f(\n    a=1,\n  ),\n]", [("f", {"a": 1})]),
+        # vLLM's pythonic tests (Meta's Llama 3.2 examples).
+        (
+            "[register_user(name='John Doe', age=37, address={'city': 'San Francisco', 'state': 'CA'}, "
+            "role=None, passed_test=True, aliases=['John', 'Johnny'])]",
+            [
+                (
+                    "register_user",
+                    {
+                        "name": "John Doe",
+                        "age": 37,
+                        "address": {"city": "San Francisco", "state": "CA"},
+                        "role": None,
+                        "passed_test": True,
+                        "aliases": ["John", "Johnny"],
+                    },
+                )
+            ],
+        ),
+        (
+            r"""[get_weather(city='Martha\'s Vineyard', metric='\"cool units\"')]""",
+            [("get_weather", {"city": "Martha's Vineyard", "metric": '"cool units"'})],
+        ),
+        (
+            "[do_something_cool(additional_data={}, steps=[])]",
+            [("do_something_cool", {"additional_data": {}, "steps": []})],
+        ),
         # Tools do have parameters named like Python keywords.
         (
             '[send(from="a@b.c", to="d@e.f", class=2)]',
@@ -247,6 +273,22 @@ def test_calls_quoted_in_inline_code_or_link_text_stay_content(text: str) -> Non
     result = parse(text, format=FORMAT, tools=WEATHER)
     assert result.content == text
     assert result.calls == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[bad(x=b'z'), get_weather(city='San Francisco')]",
+        "[calc(x=1e999), get_weather(city='San Francisco')]",
+        "[get_weather(city='San Francisco'), f(a='x 'y', b='z')]",
+    ],
+)
+def test_one_bad_call_keeps_the_whole_list_as_text(text: str) -> None:
+    # Never half a list: the good sibling is not salvaged out of text that is not a call list.
+    result = parse(f"<|python_start|>{text}<|python_end|>", format=FORMAT)
+    assert result.calls == []
+    assert result.content == f"<|python_start|>{text}<|python_end|>"
+    assert [type(e) for e in result.errors] == [MalformedCall]
 
 
 def test_malformed_region_stays_content_with_a_problem() -> None:
