@@ -47,13 +47,8 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="module")
-def model_path(request: pytest.FixtureRequest) -> Path:
-    try:
-        return Path(request.getfixturevalue("demo_model_path"))
-    except pytest.FixtureLookupError:
-        from pydantic_mlx.demo import build_demo_model
-
-        return build_demo_model()
+def model_path(demo_model_path: Path) -> Path:
+    return demo_model_path
 
 
 @pytest.fixture(scope="module")

@@ -22,15 +22,9 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="module")
-def loaded(request: pytest.FixtureRequest) -> LoadedModel:
-    try:
-        path = Path(request.getfixturevalue("demo_model_path"))
-    except pytest.FixtureLookupError:
-        from pydantic_mlx.demo import build_demo_model
-
-        path = build_demo_model()
+def loaded(demo_model_path: Path) -> LoadedModel:
     # A private instance (a pair), so these tests own its prompt cache.
-    shared = loaded_model(path)
+    shared = loaded_model(demo_model_path)
     shared.load_sync()
     return loaded_model((shared.model, shared.tokenizer))
 

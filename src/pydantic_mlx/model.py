@@ -391,12 +391,16 @@ class _PartsMapper:
         first = delta.name is not None
         if first:
             self.calls += 1
-        yield from self._parts.handle_tool_call_delta_events(
+        # `handle_tool_call_delta` rather than its newer `_events` wrapper: pydantic-ai-slim 2.62
+        # (pinned by pydantic-evals) has only this one.
+        event = self._parts.handle_tool_call_delta(
             vendor_part_id=("call", delta.index),
             tool_name=delta.name,
             args=delta.args_delta,
             tool_call_id=(delta.id or _utils.generate_tool_call_id()) if first else None,
         )
+        if event is not None:
+            yield event
         if self._one_call_only and self.calls:
             self.done = True
 
