@@ -23,13 +23,14 @@ TOOLS = [
 def _output(size: int, seed: int = 0) -> str:
     """A ~`size`-char agent output: prose with code, reasoning, tagged and fenced calls."""
     rng = random.Random(seed)
-    words = "the file reads a value then we check {x} and [y] in `code` before writing it".split()
+    words = ["the", "file", "reads", "a", "value", "then", "we", "check", "{x}", "[y]", "in", "`code`"]
     parts = ["<think>\n" + " ".join(rng.choice(words) for _ in range(120)) + "\n</think>\n\n"]
     while sum(map(len, parts)) < size:
         parts.append(" ".join(rng.choice(words) for _ in range(60)) + ".\n")
         args = {"path": f"src/m{rng.randrange(99)}.py", "content": "def f(x):\n    return {'a': [x]}\n" * 4}
         call = json.dumps({"name": "write_file", "arguments": args})
-        parts.append(f"<tool_call>\n{call}\n</tool_call>\n" if rng.random() < 0.5 else f"```json\n{call}\n```\n")
+        fenced = rng.random() < 0.5
+        parts.append(f"```json\n{call}\n```\n" if fenced else f"<tool_call>\n{call}\n</tool_call>\n")
     return "".join(parts)[:size]
 
 

@@ -73,8 +73,10 @@ def _could_become(buf: str, j: int, marker: str) -> bool:
 
 
 def _fence_run_end(buf: str, i: int) -> int:
-    """The end of the run of backticks at `i` (fences may use more than three)."""
-    while i < len(buf) and buf[i] == "`":
+    """The end of the run of backticks at `i` (fences may use more than three; a run is cut
+    at 16 so a long one is not rescanned on every feed)."""
+    end = min(len(buf), i + 16)
+    while i < end and buf[i] == "`":
         i += 1
     return i
 

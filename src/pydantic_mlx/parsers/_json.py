@@ -8,6 +8,7 @@ unbalanced brackets or trailing garbage is an error, so a truncated call can't b
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, ClassVar
 
 __all__ = ["ValueScanner", "loads_lenient"]
@@ -29,13 +30,20 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):  # 1e999: JSON text cannot carry infinity back out
+        raise ValueError(f"number {literal} is out of range")
+    return value
+
+
 def loads_lenient(text: str) -> Any:
     """Read one JSON value, accepting single quotes, Python literals and trailing commas.
 
     Raises `ValueError` (never anything else) when `text` is not exactly one such value.
     """
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError as exc:
         raise ValueError("JSON nested too deeply") from exc
     except ValueError:
@@ -193,7 +201,12 @@ class _LenientReader:
             is_float = True
         literal = text[self.i : i]
         self.i = i
-        return float(literal) if is_float else int(literal)
+        if not is_float:
+            return int(literal)
+        value = float(literal)
+        if math.isinf(value):  # 1e999: JSON text cannot carry infinity back out
+            raise ValueError(f"number {literal} is out of range")
+        return value
 
     def _literal(self) -> Any:
         text = self.text

@@ -27,6 +27,7 @@ _MAX_KEY = 16
 _MAX_WS = 256
 _MAX_UNKNOWN_NAME = 128
 _MAX_FENCE_INFO = 40
+_MAX_FENCE_RUN = 16
 
 
 class Decision(Enum):
@@ -151,8 +152,12 @@ def fence_opener_end(buf: str, i: int, *, final: bool) -> tuple[Decision, int]:
     """For ``` at `buf[i]`: ACCEPT with the index after the fence's info line (language tag and
     newline), REJECT when it is not a fence opener (e.g. inline ```code```), or WAIT."""
     j = i + 3
-    while j < len(buf) and buf[j] == "`":  # ```` fences: the info line starts after the run
+    # ```` fences: the info line starts after the run. A run longer than any real fence is
+    # text; the bound keeps a long run from being rescanned on every feed.
+    while j < len(buf) and buf[j] == "`":
         j += 1
+        if j - i > _MAX_FENCE_RUN:
+            return Decision.REJECT, j
     if j >= len(buf) and not final:
         return Decision.WAIT, j
     newline = buf.find("\n", j, j + _MAX_FENCE_INFO + 1)
