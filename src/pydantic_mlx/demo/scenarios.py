@@ -170,6 +170,18 @@ SCENARIOS: tuple[Scenario, ...] = (
         ),
     ),
     Scenario(
+        name="parallel_calls",
+        prompt="Read README.md and setup.cfg.",
+        turns=(
+            ScriptedTurn(
+                '<tool_call>\n{"name": "read_file", "arguments": {"path": "README.md"}}\n</tool_call>\n'
+                '<tool_call>\n{"name": "read_file", "arguments": {"path": "setup.cfg"}}\n</tool_call>',
+                (_call("read_file", path="README.md"), _call("read_file", path="setup.cfg")),
+            ),
+            ScriptedTurn("Both files describe the demo project."),
+        ),
+    ),
+    Scenario(
         name="unknown_tool_retry",
         prompt="Open setup.cfg.",
         turns=(
