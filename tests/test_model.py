@@ -226,6 +226,19 @@ async def test_input_tokens_are_the_rendered_prompt(model: MLXModel) -> None:
     assert response.usage.input_tokens == len(prompt)
 
 
+async def test_count_tokens_matches_the_request(model: MLXModel) -> None:
+    sc = scenario("plain_answer")
+    with capture_run_messages() as messages:
+        await sc.agent(model).run(sc.prompt)
+    params = ModelRequestParameters(
+        function_tools=[Tool(f).tool_def for f in sc.tools], allow_text_output=True
+    )
+    counted = await model.count_tokens(messages[:-1], None, params)
+    response = messages[-1]
+    assert isinstance(response, ModelResponse)
+    assert counted.input_tokens == response.usage.input_tokens
+
+
 async def test_prompt_cache_turn_two_prefills_only_new_tokens(model_path: Path) -> None:
     model = MLXModel(model_path)
     await model.load()

@@ -188,6 +188,20 @@ class MLXModel(Model):
                 pass
         return stream.get()
 
+    async def count_tokens(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> RequestUsage:
+        """The prompt's token count, rendered exactly as `request` would render it."""
+        model_settings, model_request_parameters = self.prepare_request(
+            model_settings, model_request_parameters
+        )
+        await self._loaded.load()
+        plan = self._plan(messages, model_settings or {}, model_request_parameters)
+        return RequestUsage(input_tokens=len(plan.prompt))
+
     @asynccontextmanager
     async def request_stream(
         self,
