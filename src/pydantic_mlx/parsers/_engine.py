@@ -96,6 +96,8 @@ class Dialect:
     reasoning: dict[str, tuple[str, ...]]
     drop: frozenset[str]
     openers: dict[str, tuple[tuple[Format, CallSyntax], ...]]
+    start_openers: dict[str, tuple[tuple[Format, CallSyntax], ...]]  # only where the answer begins
+    reasoning_enders: frozenset[str]  # call openers that also end an unclosed reasoning block
     untagged_json: bool
     untagged_pythonic: bool
     tagged_pattern: regex.Pattern[str]
@@ -108,6 +110,7 @@ class Dialect:
         formats = tuple(get_format(n) for n in format_names)
         reasoning: dict[str, tuple[str, ...]] = {}
         openers: dict[str, list[tuple[Format, CallSyntax]]] = {}
+        start_openers: dict[str, list[tuple[Format, CallSyntax]]] = {}
         drop: set[str] = set()
         for fmt in formats:
             for opener, closer in fmt.REASONING:
@@ -115,7 +118,8 @@ class Dialect:
                 if closer not in closers:
                     reasoning[opener] = (*closers, closer)
             for syntax in fmt.CALLS:
-                openers.setdefault(syntax.opener, []).append((fmt, syntax))
+                table = start_openers if syntax.at_start else openers
+                table.setdefault(syntax.opener, []).append((fmt, syntax))
             drop.update(fmt.DROP)
         untagged_json = any("json" in f.UNTAGGED for f in formats)
         untagged_pythonic = any("pythonic" in f.UNTAGGED for f in formats)
@@ -135,6 +139,8 @@ class Dialect:
             reasoning=reasoning,
             drop=frozenset(drop),
             openers={k: tuple(v) for k, v in openers.items()},
+            start_openers={k: tuple(v) for k, v in start_openers.items()},
+            reasoning_enders=frozenset(o for o, c in openers.items() if any(s.ends_reasoning for _, s in c)),
             untagged_json=untagged_json,
             untagged_pythonic=untagged_pythonic,
             tagged_pattern=_alternation(tagged | ({_FENCE} if untagged else set())),
@@ -219,10 +225,13 @@ class _RegionEnd:
     quotes: dict[str, Quote]
     inner: dict[str, regex.Pattern[str]]  # per quote opener: its closers (and escapes)
     longest: int
+    reopen: str | None  # the region's own opener again: the previous call lost its closer
+    complete_at: tuple[str, ...]
+    longer: dict[str, tuple[str, ...]]  # per marker: the longer markers it begins
 
     @classmethod
     @cache
-    def of(cls, rules: tuple[Closers, ...]) -> _RegionEnd:
+    def of(cls, opener: str, rules: tuple[Closers, ...]) -> _RegionEnd:
         closers = frozenset(m for r in rules for m in r.markers)
         quotes = {q.opener: q for r in rules for q in r.quotes}
         inner: dict[str, regex.Pattern[str]] = {}
@@ -231,9 +240,14 @@ class _RegionEnd:
             if q.backslash:
                 alternatives.insert(0, r"\\.")
             inner[q.opener] = regex.compile("|".join(alternatives), regex.DOTALL)
-        markers = closers | set(quotes)
+        reopen = None if opener in closers or opener in quotes else opener
+        markers = closers | set(quotes) | ({reopen} if reopen else set())
         longest = max(len(m) for m in (*markers, *(c for q in quotes.values() for c in q.closers)))
-        return cls(closers, _alternation(set(markers)), quotes, inner, longest + 1)
+        complete_at = tuple(dict.fromkeys(m for r in rules for m in r.complete_at))
+        longer = {m: tuple(n for n in markers if len(n) > len(m) and n.startswith(m)) for m in markers}
+        return cls(
+            closers, _alternation(set(markers)), quotes, inner, longest + 1, reopen, complete_at, longer
+        )
 
 
 _State = _Text | _Reasoning | _Region | _Untagged | _FenceTail | _Separator | _Trailer
@@ -259,6 +273,8 @@ class Engine:
         self._region_ends: dict[str, _RegionEnd] = {}
         # With `in_reasoning`, some models still write the opener the prompt already wrote.
         self._opener_may_repeat = in_reasoning
+        # Where the answer begins (output start, or after reasoning), `at_start` openers count.
+        self._answer_start = not in_reasoning
         all_closers = tuple(dict.fromkeys(c for cs in dialect.reasoning.values() for c in cs))
         self._state: _State = self._reasoning_state(all_closers) if in_reasoning else _Text()
 
@@ -375,6 +391,10 @@ class Engine:
     # -- text -------------------------------------------------------------------------------
 
     def _step_text(self, final: bool) -> bool:
+        if self._answer_start and self._d.start_openers:
+            settled = self._step_answer_start(final)
+            if settled is not None:
+                return settled
         d, buf = self._d, self._buf
         pattern = d.tagged_pattern if self._code_fence else d.full_pattern
         match = pattern.search(buf, self._scan)
@@ -400,6 +420,24 @@ class Engine:
         if marker in d.reasoning:
             return self._goto(self._reasoning_state(d.reasoning[marker]), end)
         return self._goto(_Region(i, end, marker, d.openers[marker], fenced=False, scan=end), i)
+
+    def _step_answer_start(self, final: bool) -> bool | None:
+        """At the start of the answer: open an `at_start` region if one begins here (after
+        spaces). None once it is settled that none does."""
+        buf = self._buf
+        j = _skip_space(buf, self._pos)
+        if j >= len(buf) and not final:
+            return False
+        for opener, candidates in self._d.start_openers.items():
+            if buf.startswith(opener, j):
+                self._answer_start = False
+                self._emit_text(j)
+                end = j + len(opener)
+                return self._goto(_Region(j, end, opener, candidates, fenced=False, scan=end), j)
+            if not final and _could_become(buf, j, opener):
+                return False
+        self._answer_start = False
+        return None
 
     def _on_fence(self, i: int, final: bool) -> bool:
         if self._code_fence:
@@ -478,8 +516,9 @@ class Engine:
     # -- reasoning --------------------------------------------------------------------------
 
     def _reasoning_state(self, closers: tuple[str, ...]) -> _Reasoning:
-        prefixes = frozenset(c[:k] for c in closers for k in range(1, len(c)))
-        return _Reasoning(closers, _alternation(set(closers)), prefixes)
+        ends = set(closers) | self._d.reasoning_enders
+        prefixes = frozenset(c[:k] for c in ends for k in range(1, len(c)))
+        return _Reasoning(closers, _alternation(ends), prefixes)
 
     def _step_reasoning(self, state: _Reasoning, final: bool) -> bool:
         buf = self._buf
@@ -492,17 +531,26 @@ class Engine:
                     return False
             self._opener_may_repeat = False
         match = state.pattern.search(buf, self._scan)
+        if match is not None and not final:
+            longest = max((len(c) for c in state.prefixes), default=0) + 1
+            if self._pending_prefix(match.start(), match.start(), state.prefixes, longest) is not None:
+                match = None  # a longer marker may still be forming at the match
         if match is None:
             end = len(buf)
             if not final:
-                longest = max((len(c) for c in state.closers), default=1)
+                longest = max((len(c) for c in state.prefixes), default=0) + 1
                 pending = self._pending_prefix(self._scan, len(buf) - 1, state.prefixes, longest)
                 end = pending if pending is not None else end
             self._emit_thinking(end)
             self._scan = end
             return False
         self._emit_thinking(match.start())
-        return self._goto(_Text(), match.end())
+        self._answer_start = True
+        if match.group() in state.closers:
+            return self._goto(_Text(), match.end())
+        return self._goto(
+            _Text(), match.start()
+        )  # a call opener that ends reasoning: the text state opens it
 
     # -- marked call regions ----------------------------------------------------------------
 
@@ -517,7 +565,7 @@ class Engine:
     def _region_end(self, opener: str, rules: list[Closers]) -> _RegionEnd:
         end = self._region_ends.get(opener)
         if end is None:
-            end = self._region_ends[opener] = _RegionEnd.of(tuple(rules))
+            end = self._region_ends[opener] = _RegionEnd.of(opener, tuple(rules))
         return end
 
     def _region_closers(self, state: _Region, ends: _RegionEnd, final: bool) -> bool:
@@ -527,9 +575,17 @@ class Engine:
                 match = ends.outer.search(buf, state.scan)
                 if match is None:
                     break
+                if not final and any(
+                    _could_become(buf, match.start(), m) for m in ends.longer[match.group()]
+                ):
+                    state.scan = match.start()  # a longer marker may still be forming here
+                    return False
                 if match.group() in ends.closers:
                     body = buf[state.body_start : match.start()]
                     return self._resolve_region(state, body, match.end(), closed=True)
+                if match.group() == ends.reopen:
+                    body = buf[state.body_start : match.start()]
+                    return self._resolve_region(state, body, match.start(), closed=False, interrupted=True)
                 state.quote = ends.quotes[match.group()]
                 state.scan = match.end()
             else:
@@ -560,7 +616,8 @@ class Engine:
                 start = self._json_value_start(state, rule)
                 if start is None:
                     return self._region_unfinished(state, final)
-                if buf[start] not in "{[":  # the body holds no JSON value where one must be
+                opening = "{[(" if rule.after_name else "{["
+                if buf[start] not in opening:  # the body holds no value where one must be
                     return self._resolve_region(state, buf[state.body_start : start], start, closed=True)
                 state.scanner = ValueScanner(start)
             end = state.scanner.scan(buf)
@@ -590,6 +647,19 @@ class Engine:
             starts_marker = any(buf.startswith(a, j) or _could_become(buf, j, a) for a in rule.after)
             if not starts_marker:
                 return j
+        if rule.after_name and (buf[j].isalpha() or buf[j] == "_"):
+            k = j
+            while k < len(buf) and (buf[k].isalnum() or buf[k] in "_.-"):
+                k += 1
+            if k >= len(buf):
+                return None
+            if buf[k] != "[":
+                return k  # `{` or `(`: the value; anything else: no value (the caller settles it)
+            if k + 1 >= len(buf):
+                return None
+            if not buf[k + 1].isupper():
+                return k
+            # `[ARGS]`, `[CALL_ID]`: a control marker; the value follows `after`
         if not rule.after:
             return j
         found = [(k, a) for a in rule.after if (k := buf.find(a, state.scan)) >= 0]
@@ -626,10 +696,19 @@ class Engine:
             )
         return self._resolve_region(state, self._buf[state.body_start :], len(self._buf), closed=False)
 
-    def _resolve_region(self, state: _Region, body: str, end: int, *, closed: bool) -> bool:
+    def _resolve_region(
+        self, state: _Region, body: str, end: int, *, closed: bool, interrupted: bool = False
+    ) -> bool:
+        """Settle a region: its calls, or its raw text as content plus a problem. `interrupted`:
+        the same opener came again before the closer (not a truncation of the output)."""
         raw = self._buf[state.start : end]
         fmt_name = state.candidates[0][0].NAME
-        if not closed and (self._truncated or not all(s.closer_optional for _, s in state.candidates)):
+        if interrupted and not body.strip():  # a doubled opener
+            return self._goto(_Text(), end)
+        cut_off = not closed and not interrupted and self._truncated
+        if cut_off or (not closed and not all(s.closer_optional for _, s in state.candidates)):
+            if self._complete_calls_of_section(state, body, end):
+                return True
             self.errors.append(TruncatedCall("the call was cut off before its end marker", raw, fmt_name))
             return self._region_as_text(state, end)
         problem = ""
@@ -654,9 +733,38 @@ class Engine:
             if syntax.trailer:
                 return self._goto(_Trailer(syntax.trailer), end)
             return self._goto(_Text(), end)
+        if not closed and self._complete_calls_of_section(state, body, end):
+            return True
         error_type = MalformedCall if closed else TruncatedCall
         self.errors.append(error_type(problem or "empty call region", raw, fmt_name))
         return self._region_as_text(state, end)
+
+    def _complete_calls_of_section(self, state: _Region, body: str, end: int) -> bool:
+        """A section whose closer never came may still hold complete calls (each ended by its
+        own marker): emit those, and the unfinished rest as text with a `TruncatedCall`."""
+        markers = [m for _, s in state.candidates if isinstance(s.end, Closers) for m in s.end.complete_at]
+        cut = max((body.rfind(m) + len(m) for m in markers if m in body), default=-1)
+        if cut <= 0:
+            return False
+        for fmt, syntax in state.candidates:
+            try:
+                calls = fmt.parse_region(syntax, body[:cut], self._tools)
+            except Exception:  # CallSyntaxError, or a format bug: fall back to the whole region
+                continue
+            if not calls:
+                continue
+            rest_start = state.body_start + cut
+            self._emit_calls(calls, self._buf[state.start : rest_start], fmt.NAME, tagged=True)
+            rest = self._buf[rest_start:end]
+            if rest.strip():
+                self.errors.append(
+                    TruncatedCall("a call was cut off after the complete ones", rest, fmt.NAME)
+                )
+            self._state = _Text()
+            self._pos = self._scan = rest_start
+            self._emit_text(end)
+            return True
+        return False
 
     def _region_as_text(self, state: _Region, end: int) -> bool:
         self._state = _Text()

@@ -32,6 +32,9 @@ class Closers:
 
     markers: tuple[str, ...]
     quotes: tuple[Quote, ...] = ()
+    complete_at: tuple[str, ...] = ()
+    """Markers that end one call inside a section (`<|tool_call_end|>` in a Kimi section): when
+    the section's closer never came, the calls up to the last of these are still complete."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,9 @@ class JsonValue:
 
     after: tuple[str, ...] = ()
     separator: str | None = None
+    after_name: bool = False
+    """The value may also follow a name right away (`[TOOL_CALLS]add{"a": 1}`,
+    `<|python_tag|>python.call(code="...")`): `{`, `[` or `(` after a leading identifier."""
 
 
 EndRule = Closers | JsonValue
@@ -65,3 +71,10 @@ class CallSyntax:
     trailer: str | None = None
     """A marker that may follow the region after spaces and belongs to it (Qwen3-Coder's
     `</tool_call>` after a `<function=...>` region whose `<tool_call>` opener was left out)."""
+    ends_reasoning: bool = False
+    """The opener also ends a reasoning block that was never closed (Kimi-K2 and DeepSeek may
+    start calls inside `<think>`). Only for special-token openers that never occur as prose."""
+    at_start: bool = False
+    """The opener counts only where the answer begins — the start of the output or right after
+    a reasoning block, after optional spaces (gpt-oss's ` to=functions.` after a prompt that
+    ended in `<|start|>assistant`, Gemma 4's bare `call:`). Elsewhere it is plain text."""
