@@ -40,6 +40,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parse.add_argument("--truncated", action="store_true", help="generation stopped at its token limit")
     parse.set_defaults(run=run_parse)
 
+    evaluate = commands.add_parser(
+        "eval",
+        help="score model configurations on agent cases (tools, code, reasoning) side by side",
+        description="Run the built-in suite (or --suite FILE) on the model configuration given and on each "
+        "--compare variant of it; print the scores per category and tokens/s, and write an HTML report "
+        "with every case's transcript. Needs the eval extra: pip install 'pydantic-mlx[eval]'.",
+    )
+    evaluate.add_argument("--model", required=True, help="Hugging Face id or local folder of an MLX model")
+    evaluate.add_argument("--adapter", help="LoRA adapter folder (as written by mlx_lm.lora)")
+    evaluate.add_argument("--tool-format", help="tool-call format (default: detected from the chat template)")
+    evaluate.add_argument("--constrained", action="store_true", help="use constrained decoding of tool calls")
+    evaluate.add_argument(
+        "--compare",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="CONFIG",
+        help="also run this variant: key=value pairs joined by commas, keys model, adapter, tool_format, "
+        "constrained, name (e.g. tool_format=auto or adapter=out/v2,name=v2)",
+    )
+    evaluate.add_argument(
+        "--suite", type=Path, help="YAML or JSON file of cases (default: the built-in suite)"
+    )
+    evaluate.add_argument("--report", type=Path, default=Path("eval-report.html"), help="HTML report path")
+    evaluate.add_argument("--max-tokens", type=int, default=512, help="token limit per model request")
+    evaluate.set_defaults(run=run_eval)
+
     args = parser.parse_args(argv)
     return args.run(args)
 
@@ -73,6 +100,37 @@ def run_parse(args: argparse.Namespace) -> int:
         print(f"bad --tools: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(dataclasses.asdict(result), ensure_ascii=False, indent=2))
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """`pydantic-mlx eval`: scores per configuration, a pass/fail grid, an HTML report. Exit 2 on a
+    broken configuration or suite, with the reason and no traceback."""
+    import asyncio
+
+    try:
+        from . import eval as evals
+    except ModuleNotFoundError as exc:
+        if exc.name != "pydantic_evals":
+            raise
+        print("pydantic-mlx eval needs pydantic-evals: pip install 'pydantic-mlx[eval]'", file=sys.stderr)
+        return 2
+
+    def progress(message: str) -> None:
+        print(f"  {message}", file=sys.stderr, flush=True)
+
+    base = evals.EvalConfig(args.model, args.adapter, args.tool_format, args.constrained)
+    try:
+        configs = [base, *(base.varied(spec) for spec in args.compare)]
+        cases = evals.load_suite(args.suite) if args.suite else evals.builtin_suite()
+        print(f"Loading {len(configs)} configuration(s), then {len(cases)} cases each...", file=sys.stderr)
+        results = asyncio.run(evals.run_eval(configs, cases, max_tokens=args.max_tokens, progress=progress))
+    except (evals.ConfigError, evals.SuiteError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(evals.summary_table(results), end="\n\n")
+    print(evals.case_table(results), end="\n\n")
+    print(f"Report with every transcript: {evals.write_html_report(results, args.report)}")
     return 0
 
 

@@ -1,0 +1,69 @@
+"""`pydantic-mlx eval`: score local model configurations on agent cases, side by side.
+
+    from pydantic_mlx.eval import EvalConfig, run_eval, write_html_report
+
+    results = await run_eval([EvalConfig("mlx-community/Qwen2.5-Coder-1.5B-Instruct-4bit")])
+    print(summary_table(results))
+    write_html_report(results, Path("eval-report.html"))
+
+Built on pydantic-evals: each case is a `pydantic_evals.Case` whose task is a real PydanticAI
+agent run with real tools in a temporary sandbox, scored by the evaluators in `_checks`. Needs the
+`eval` extra: `pip install "pydantic-mlx[eval]"`.
+"""
+
+from __future__ import annotations
+
+from ._checks import (
+    AnswerIs,
+    AnswerUsesResult,
+    CaseOutcome,
+    CodePassesTests,
+    FilesWritten,
+    RunCompleted,
+    ToolCallsMade,
+    tool_calls,
+)
+from ._report import case_table, render_html_report, summary_table, write_html_report
+from ._runner import (
+    DEFAULT_MAX_TOKENS,
+    CaseResult,
+    Check,
+    ConfigError,
+    ConfigResult,
+    EvalConfig,
+    run_case,
+    run_eval,
+)
+from ._sandbox import TOOLBOX, Sandbox
+from ._suite import EvalCase, Expectation, ExpectedCall, SuiteError, builtin_suite, load_suite
+
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "TOOLBOX",
+    "AnswerIs",
+    "AnswerUsesResult",
+    "CaseOutcome",
+    "CaseResult",
+    "Check",
+    "CodePassesTests",
+    "ConfigError",
+    "ConfigResult",
+    "EvalCase",
+    "EvalConfig",
+    "Expectation",
+    "ExpectedCall",
+    "FilesWritten",
+    "RunCompleted",
+    "Sandbox",
+    "SuiteError",
+    "ToolCallsMade",
+    "builtin_suite",
+    "case_table",
+    "load_suite",
+    "render_html_report",
+    "run_case",
+    "run_eval",
+    "summary_table",
+    "tool_calls",
+    "write_html_report",
+]

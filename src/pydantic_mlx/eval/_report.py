@@ -1,0 +1,186 @@
+"""The eval's results as text tables and as one self-contained HTML page with every transcript."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    SystemPromptPart,
+    TextPart,
+    ThinkingPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
+
+from ._runner import CaseResult, ConfigResult
+
+__all__ = ["case_table", "render_html_report", "summary_table", "transcript", "write_html_report"]
+
+
+def _categories(results: Sequence[ConfigResult]) -> list[str]:
+    return list(dict.fromkeys(c for r in results for c in r.categories))
+
+
+def _grid(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        first, *rest = cells
+        return "  ".join(
+            [first.ljust(widths[0]), *(c.rjust(w) for c, w in zip(rest, widths[1:], strict=True))]
+        )
+
+    return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, rows)])
+
+
+def _score(result: ConfigResult, category: str | None = None) -> str:
+    return f"{result.score(category):.0%} ({result.passed(category)}/{result.count(category)})"
+
+
+def summary_table(results: Sequence[ConfigResult]) -> str:
+    """One row per configuration: overall and per-category scores, generated tokens/s, wall time."""
+    categories = _categories(results)
+    header = ["configuration", "overall", *categories, "tokens/s", "time"]
+    rows = [
+        [
+            r.config.label,
+            _score(r),
+            *(_score(r, c) for c in categories),
+            f"{r.tokens_per_second:.1f}",
+            f"{r.seconds:.0f} s",
+        ]
+        for r in results
+    ]
+    return _grid(header, rows)
+
+
+def case_table(results: Sequence[ConfigResult]) -> str:
+    """One row per case, one column per configuration: pass or fail."""
+    header = ["case", *(r.config.label for r in results)]
+    rows = [
+        [
+            f"{case.case.category}/{case.case.name}",
+            *("pass" if r.cases[i].passed else "FAIL" for r in results),
+        ]
+        for i, case in enumerate(results[0].cases)
+    ]
+    return _grid(header, rows) if results else ""
+
+
+def transcript(messages: Sequence[ModelMessage]) -> list[tuple[str, str]]:
+    """The run's messages as (kind, text) lines: every part of every request and response."""
+    lines: list[tuple[str, str]] = []
+    for message in messages:
+        if isinstance(message, ModelRequest):
+            for part in message.parts:
+                if isinstance(part, SystemPromptPart):
+                    lines.append(("system", part.content))
+                elif isinstance(part, UserPromptPart):
+                    lines.append(
+                        ("user", part.content if isinstance(part.content, str) else str(part.content))
+                    )
+                elif isinstance(part, ToolReturnPart):
+                    outcome = "" if part.outcome == "success" else f" ({part.outcome})"
+                    lines.append((f"tool result · {part.tool_name}{outcome}", part.model_response_str()))
+                else:  # retry feedback and the rarer request parts: their content is what the model saw
+                    content = getattr(part, "content", part)
+                    lines.append((part.part_kind, content if isinstance(content, str) else str(content)))
+        else:
+            for part in message.parts:
+                if isinstance(part, TextPart):
+                    lines.append(("model text", part.content))
+                elif isinstance(part, ThinkingPart):
+                    lines.append(("model thinking", part.content))
+                elif isinstance(part, ToolCallPart):
+                    lines.append(("model tool call", f"{part.tool_name}({part.args_as_json_str()})"))
+                else:
+                    lines.append((type(part).__name__, str(part)))
+    return lines
+
+
+_STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+.pass { color: #176117; } .fail { color: #a31515; font-weight: bold; }
+details { margin: .3em 0 .3em 1em; } summary { cursor: pointer; }
+pre { white-space: pre-wrap; background: #f6f6f6; padding: 6px; margin: 2px 0 8px; }
+.kind { color: #555; font-size: 12px; }
+"""
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _verdict(passed: bool) -> str:
+    return '<span class="pass">pass</span>' if passed else '<span class="fail">FAIL</span>'
+
+
+def _case_details(result: CaseResult) -> str:
+    parts = [f"<summary>{_e(result.case.name)} — {_verdict(result.passed)}</summary><ul>"]
+    parts += [
+        f"<li>{_e(c.name)}: {_verdict(c.passed)}{' — ' + _e(c.reason) if c.reason else ''}</li>"
+        for c in result.checks
+    ]
+    if result.error:
+        parts.append(f"<li>eval error: {_e(result.error)}</li>")
+    parts.append("</ul>")
+    outcome = result.outcome
+    if outcome is not None:
+        parts.append(
+            f'<p class="kind">{outcome.output_tokens} tokens generated, {outcome.seconds:.1f} s'
+            f"{', run error: ' + _e(outcome.error) if outcome.error else ''}</p>"
+        )
+        for kind, text in transcript(outcome.messages):
+            parts.append(f'<div class="kind">{_e(kind)}</div><pre>{_e(text)}</pre>')
+        if result.case.expect.files:
+            shown = json.dumps(outcome.files_after, ensure_ascii=False, indent=2)
+            parts.append(f'<div class="kind">sandbox files after the run</div><pre>{_e(shown)}</pre>')
+    return f"<details>{''.join(parts)}</details>"
+
+
+def render_html_report(results: Sequence[ConfigResult], title: str = "pydantic-mlx eval") -> str:
+    """A self-contained HTML page: the summary table, then every case with each configuration's
+    checks and full transcript (prompts, calls, tool results, answers)."""
+    categories = _categories(results)
+    head = "".join(f"<th>{_e(h)}</th>" for h in ["configuration", "overall", *categories, "tokens/s"])
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{_e(cell)}</td>"
+            for cell in [r.config.label, _score(r), *(_score(r, c) for c in categories)]
+        )
+        + f"<td>{r.tokens_per_second:.1f}</td></tr>"
+        for r in results
+    )
+    body = [f"<h1>{_e(title)}</h1><table><tr>{head}</tr>{rows}</table>"]
+    for r in results:
+        config = r.config
+        settings = (
+            f"model {config.model}, adapter {config.adapter or '—'}, "
+            f"tool format {config.tool_format or 'from the chat template'}, "
+            f"constrained {'yes' if config.constrained else 'no'}"
+        )
+        body.append(f"<h2>{_e(config.label)}</h2><p class='kind'>{_e(settings)}</p>")
+        for category in r.categories:
+            body.append(f"<h3>{_e(category)} — {_e(_score(r, category))}</h3>")
+            body += [_case_details(c) for c in r.cases if c.case.category == category]
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{_e(title)}</title>'
+        f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>\n"
+    )
+
+
+def write_html_report(results: Sequence[ConfigResult], path: Path, title: str = "pydantic-mlx eval") -> Path:
+    """Write `render_html_report(results)` to `path` (parents created); return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html_report(results, title), encoding="utf-8")
+    return path

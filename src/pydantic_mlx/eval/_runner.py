@@ -1,0 +1,296 @@
+"""Run a suite against model configurations with pydantic-evals, and collect the scores."""
+
+from __future__ import annotations
+
+import inspect
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from pydantic_ai import Agent, Tool, capture_run_messages
+from pydantic_ai.exceptions import AgentRunError, UserError
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.usage import UsageLimits
+from pydantic_evals import Case, Dataset
+from pydantic_evals.reporting import ReportCase
+
+from ..model import MLXModel
+from ._checks import CaseOutcome, case_evaluators
+from ._sandbox import TOOLBOX, Sandbox
+from ._suite import EvalCase, builtin_suite
+
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "REQUEST_LIMIT",
+    "CaseResult",
+    "Check",
+    "ConfigError",
+    "ConfigResult",
+    "EvalConfig",
+    "run_eval",
+]
+
+DEFAULT_MAX_TOKENS = 512
+"""Completion tokens per model request in an eval (answers to these cases are short)."""
+
+REQUEST_LIMIT = 8
+"""Model requests one case may make before it fails (stops endless retry loops)."""
+
+_CONFIG_KEYS = ("model", "adapter", "tool_format", "constrained", "name")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run: a missing model or adapter, an unknown option, a failed load."""
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """One model configuration to evaluate: model, LoRA adapter, tool-call format, constrained decoding."""
+
+    model: str
+    adapter: str | None = None
+    tool_format: str | None = None
+    constrained: bool = False
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The name shown in tables and reports: `name`, else what the configuration sets."""
+        if self.name:
+            return self.name
+        label = Path(self.model).name or self.model
+        if self.adapter:
+            label += f" +{Path(self.adapter).name}"
+        if self.tool_format:
+            label += f" [{self.tool_format}]"
+        if self.constrained:
+            label += " [constrained]"
+        return label
+
+    def varied(self, spec: str) -> EvalConfig:
+        """This configuration with the settings of `spec` changed: comma-separated `key=value`
+        pairs with keys model, adapter, tool_format, constrained (true/false) and name, e.g.
+        `adapter=adapters/v2,name=v2`. `constrained` alone means `constrained=true`."""
+        changes: dict[str, Any] = {"name": None}
+        for item in filter(None, (piece.strip() for piece in spec.split(","))):
+            key, sep, value = item.partition("=")
+            key = key.strip().replace("-", "_")
+            if key not in _CONFIG_KEYS:
+                raise ConfigError(f"--compare {spec!r}: unknown key {key!r}; use {', '.join(_CONFIG_KEYS)}")
+            value = value.strip()
+            if key == "constrained":
+                if sep and value.lower() not in ("true", "false"):
+                    raise ConfigError(f"--compare {spec!r}: constrained must be true or false")
+                changes[key] = not sep or value.lower() == "true"
+            elif not value:
+                raise ConfigError(f"--compare {spec!r}: {key} needs a value")
+            else:
+                changes[key] = value
+        return replace(self, **changes)
+
+
+def _model(config: EvalConfig) -> MLXModel:
+    """The `MLXModel` of a configuration; `ConfigError` for what can be checked without loading."""
+    source = Path(config.model).expanduser()
+    if source.exists() and not (source / "config.json").is_file():
+        raise ConfigError(f"{config.label}: {config.model} is not a model folder (no config.json)")
+    if not source.exists() and config.model.startswith(("/", ".", "~")):
+        raise ConfigError(f"{config.label}: model folder not found: {config.model}")
+    if config.adapter is not None:
+        adapter = Path(config.adapter).expanduser()
+        if not (adapter / "adapter_config.json").is_file():
+            raise ConfigError(
+                f"{config.label}: adapter {config.adapter} is not an adapter folder (no adapter_config.json)"
+            )
+    extra: dict[str, Any] = {}
+    if config.constrained:
+        if "constrained" not in inspect.signature(MLXModel).parameters:
+            raise ConfigError(f"{config.label}: this version of MLXModel has no constrained decoding")
+        extra["constrained"] = True
+    try:
+        return MLXModel(
+            source if source.exists() else config.model,
+            adapter_path=config.adapter,
+            tool_format=config.tool_format,
+            model_name=config.label,
+            **extra,
+        )
+    except UserError as exc:
+        raise ConfigError(f"{config.label}: {exc}") from exc
+
+
+async def _loaded(config: EvalConfig) -> MLXModel:
+    model = _model(config)
+    try:
+        await model.load()
+    except Exception as exc:  # whatever mlx-lm or the hub raise, the user needs the message, not a trace
+        raise ConfigError(f"{config.label}: cannot load the model: {type(exc).__name__}: {exc}") from exc
+    return model
+
+
+async def run_case(model: MLXModel, case: EvalCase, *, max_tokens: int = DEFAULT_MAX_TOKENS) -> CaseOutcome:
+    """One agent run of `case` on `model`, with the case's real tools in a fresh sandbox."""
+    agent = Agent(
+        model,
+        system_prompt=case.system_prompt,
+        tools=[Tool(TOOLBOX[name]) for name in case.tools],
+        deps_type=Sandbox,
+    )
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="pydantic-mlx-eval-") as folder:
+        sandbox = Sandbox(Path(folder))
+        sandbox.write_files(case.files)
+        error: str | None = None
+        answer = ""
+        with capture_run_messages() as captured:
+            try:
+                result = await agent.run(
+                    case.prompt,
+                    deps=sandbox,
+                    model_settings={"max_tokens": max_tokens},
+                    usage_limits=UsageLimits(request_limit=REQUEST_LIMIT),
+                )
+                answer = str(result.output)
+                messages: list[ModelMessage] = result.all_messages()
+            except (
+                AgentRunError
+            ) as exc:  # the model's failure (retries used up, request limit): a failed case
+                error = f"{type(exc).__name__}: {exc}"
+                messages = list(captured)
+        files_after = sandbox.snapshot()
+    responses = [m for m in messages if isinstance(m, ModelResponse)]
+    return CaseOutcome(
+        answer=answer,
+        messages=messages,
+        error=error,
+        files_after=files_after,
+        seconds=time.perf_counter() - started,
+        output_tokens=sum(r.usage.output_tokens for r in responses),
+        decode_seconds=sum(float((r.provider_details or {}).get("decode_seconds", 0.0)) for r in responses),
+    )
+
+
+@dataclass(frozen=True)
+class Check:
+    """One evaluator's verdict on a case."""
+
+    name: str
+    passed: bool
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """A case's verdict under one configuration: passed only if every check passed."""
+
+    case: EvalCase
+    checks: list[Check]
+    outcome: CaseOutcome | None
+    error: str | None = None
+    """An error of the eval itself (a crashed task or evaluator), not of the model."""
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and bool(self.checks) and all(check.passed for check in self.checks)
+
+
+@dataclass(frozen=True)
+class ConfigResult:
+    """The results of one configuration over the whole suite."""
+
+    config: EvalConfig
+    cases: list[CaseResult]
+    seconds: float
+
+    @property
+    def categories(self) -> list[str]:
+        return list(dict.fromkeys(result.case.category for result in self.cases))
+
+    def score(self, category: str | None = None) -> float:
+        """Share of cases passed (0 to 1), overall or in one category."""
+        chosen = [r for r in self.cases if category is None or r.case.category == category]
+        return sum(r.passed for r in chosen) / len(chosen) if chosen else 0.0
+
+    def passed(self, category: str | None = None) -> int:
+        return sum(r.passed for r in self.cases if category is None or r.case.category == category)
+
+    def count(self, category: str | None = None) -> int:
+        return sum(1 for r in self.cases if category is None or r.case.category == category)
+
+    @property
+    def output_tokens(self) -> int:
+        return sum(r.outcome.output_tokens for r in self.cases if r.outcome)
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Generated tokens per second of generation, over every request of the suite."""
+        seconds = sum(r.outcome.decode_seconds for r in self.cases if r.outcome)
+        return self.output_tokens / seconds if seconds else 0.0
+
+
+Progress = Callable[[str], None]
+
+
+async def run_eval(
+    configs: Sequence[EvalConfig],
+    cases: Sequence[EvalCase] | None = None,
+    *,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    progress: Progress | None = None,
+) -> list[ConfigResult]:
+    """Run every case (the built-in suite by default) on every configuration, scored the same way.
+
+    Every configuration is checked and loaded before the first case runs, so a missing model or a
+    bad adapter raises `ConfigError` at once. Cases run one at a time, so tokens/s are comparable.
+    """
+    suite = list(cases) if cases is not None else builtin_suite()
+    labels = [config.label for config in configs]
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise ConfigError(f"several configurations are called {duplicates[0]!r}: name them (name=...)")
+    models = [await _loaded(config) for config in configs]
+    dataset = Dataset[EvalCase, CaseOutcome, Any](
+        name="pydantic-mlx",
+        cases=[Case(name=c.name, inputs=c, evaluators=case_evaluators(c.expect)) for c in suite],
+    )
+    results: list[ConfigResult] = []
+    for index, (config, model) in enumerate(zip(configs, models, strict=True), 1):
+        done = 0
+
+        async def task(
+            case: EvalCase, model: MLXModel = model, config: EvalConfig = config, index: int = index
+        ) -> CaseOutcome:
+            nonlocal done
+            outcome = await run_case(model, case, max_tokens=max_tokens)
+            done += 1
+            if progress is not None:
+                status = "error" if outcome.error else f"{outcome.output_tokens} tokens"
+                progress(
+                    f"[{index}/{len(configs)} {config.label}] {done}/{len(suite)} "
+                    f"{case.category}/{case.name}: {outcome.seconds:.1f} s, {status}"
+                )
+            return outcome
+
+        started = time.perf_counter()
+        report = await dataset.evaluate(task, name=config.label, max_concurrency=1, progress=False)
+        seconds = time.perf_counter() - started
+        reported = {c.name: c for c in report.cases}
+        failed = {f.name: f for f in report.failures}
+        case_results: list[CaseResult] = []
+        for case in suite:
+            if case.name in reported:
+                case_results.append(_case_result(case, reported[case.name]))
+            else:
+                failure = failed[case.name]
+                case_results.append(CaseResult(case, [], None, error=failure.error_message))
+        results.append(ConfigResult(config, case_results, seconds))
+    return results
+
+
+def _case_result(case: EvalCase, reported: ReportCase[EvalCase, CaseOutcome, Any]) -> CaseResult:
+    checks = [Check(name, bool(result.value), result.reason) for name, result in reported.assertions.items()]
+    errors = [f"{f.name}: {f.error_message}" for f in reported.evaluator_failures]
+    return CaseResult(case, checks, reported.output, error="; ".join(errors) or None)

@@ -1,0 +1,186 @@
+"""`pydantic-mlx eval` on the tiny demo model: the scores it must get, the report, broken configurations.
+
+The demo model was trained on exactly three of the built-in tool cases (their prompts, tools and
+sandbox files are the demo scenarios'), and on nothing else in the suite, so its scores are known:
+it passes `read_file` and `read_config`; `list_files` only when its Qwen3-Coder XML call is read
+(`tool_format=auto`; the ChatML template detects `hermes`); every other case fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+from pathlib import Path
+
+import pytest
+
+from pydantic_mlx.cli import main
+from pydantic_mlx.eval import ConfigResult, EvalConfig, load_suite, run_eval
+
+TRAINED = {"read_file", "read_config"}
+
+
+@pytest.fixture(scope="module")
+def results(demo_model_path: Path) -> list[ConfigResult]:
+    base = EvalConfig(str(demo_model_path))
+    return asyncio.run(run_eval([base, base.varied("tool_format=auto")]))
+
+
+def test_the_tiny_model_scores_what_it_was_trained_for(results: list[ConfigResult]) -> None:
+    detected, auto = results
+    assert {r.case.name for r in detected.cases if r.passed} == TRAINED
+    assert {r.case.name for r in auto.cases if r.passed} == TRAINED | {"list_files"}
+    assert (
+        detected.passed(),
+        detected.passed("tools"),
+        detected.passed("code"),
+        detected.passed("reasoning"),
+    ) == (
+        2,
+        2,
+        0,
+        0,
+    )
+    assert (auto.score(), auto.score("tools")) == (3 / 14, 3 / 7)
+    assert detected.tokens_per_second > 0 and auto.tokens_per_second > 0
+
+
+def test_a_call_read_as_text_is_not_scored_as_a_call(results: list[ConfigResult]) -> None:
+    detected, auto = results
+    as_text = next(r for r in detected.cases if r.case.name == "list_files")
+    assert as_text.outcome is not None and "<function=list_files>" in as_text.outcome.answer
+    verdicts = {check.name: (check.passed, check.reason) for check in as_text.checks}
+    assert verdicts["ToolCallsMade"] == (False, "missing list_files({}); made no tool calls")
+    parsed = next(r for r in auto.cases if r.case.name == "list_files")
+    assert parsed.outcome is not None
+    assert parsed.outcome.answer == "The project has README.md, pyproject.toml and setup.cfg."
+
+
+def test_tool_cases_ran_real_tools_in_the_sandbox(results: list[ConfigResult]) -> None:
+    read = next(r for r in results[0].cases if r.case.name == "read_file")
+    assert read.outcome is not None
+    assert read.outcome.answer == "README.md says: Demo, a tiny project."
+    assert read.outcome.files_after == {
+        "README.md": "# Demo\nA tiny project.",
+        "pyproject.toml": '[project]\nname = "demo"\nversion = "0.1.0"',
+        "setup.cfg": "[metadata]\nname = demo",
+    }
+    assert all(check.passed for check in read.checks) and len(read.checks) == 3
+
+
+def test_the_command_prints_the_table_and_writes_a_report_with_every_case(
+    demo_model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "out" / "report.html"
+    argv = [
+        "eval",
+        "--model",
+        str(demo_model_path),
+        "--compare",
+        "tool_format=auto,name=auto",
+        "--report",
+        str(report),
+    ]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "1/14 tools/read_file" in err and "14/14 reasoning/youngest" in err  # progress
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    assert rows[demo_model_path.name][1:9] == ["14%", "(2/14)", "29%", "(2/7)", "0%", "(0/3)", "0%", "(0/4)"]
+    assert rows["auto"][1:3] == ["21%", "(3/14)"]
+    assert rows["tools/list_files"][1:] == ["FAIL", "pass"]
+    assert f"Report with every transcript: {report}" in out
+    page = report.read_text(encoding="utf-8")
+    summaries = re.findall(r"<summary>(.*?) — ", page)
+    assert len(summaries) == 28 and set(summaries) == {
+        "read_file", "read_config", "list_files", "write_file", "run_command", "chain_read_write",
+        "chain_run_read", "is_palindrome", "word_counts", "flatten", "multiply", "unit_price",
+        "trip_minutes", "youngest",
+    }  # fmt: skip
+    text = html.unescape(page)
+    assert 'model tool call</div><pre>read_file({"path":"README.md"})' in text
+    assert "tool result · read_file</div><pre># Demo\nA tiny project." in text
+    assert "model text</div><pre>README.md says: Demo, a tiny project." in text
+
+
+SUITE = """
+cases:
+  - name: open_setup           # trained: an unknown tool first, then read_file after the retry prompt
+    category: tools
+    prompt: Open setup.cfg.
+    tools: [read_file, list_files]
+    files: {README.md: "# Demo\\nA tiny project.", pyproject.toml: "[project]\\nname = \\"demo\\"\\nversion = \\"0.1.0\\"", setup.cfg: "[metadata]\\nname = demo"}
+    expect:
+      calls: [{tool: read_file, args: {path: setup.cfg}}]
+      answer_uses_result: [demo]
+  - name: wrong_file           # the model reads README.md, not setup.cfg
+    category: tools
+    prompt: What does README.md say?
+    tools: [read_file, list_files]
+    files: {README.md: "# Demo\\nA tiny project."}
+    expect:
+      calls: [{tool: read_file, args: {path: setup.cfg}}]
+  - name: not_from_a_tool      # the answer says 'project', but no tool returned it
+    category: other
+    prompt: Say hello.
+    tools: [read_file, list_files]
+    expect:
+      answer_uses_result: [project]
+"""
+
+
+def test_a_custom_suite_from_yaml(
+    demo_model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE)
+    assert [c.name for c in load_suite(suite)] == ["open_setup", "wrong_file", "not_from_a_tool"]
+    report = tmp_path / "custom.html"
+    assert (
+        main(["eval", "--model", str(demo_model_path), "--suite", str(suite), "--report", str(report)]) == 0
+    )
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    assert rows[demo_model_path.name][1:7] == ["33%", "(1/3)", "50%", "(1/2)", "0%", "(0/1)"]
+    assert [rows[name][1] for name in ("tools/open_setup", "tools/wrong_file", "other/not_from_a_tool")] == [
+        "pass",
+        "FAIL",
+        "FAIL",
+    ]
+    page = html.unescape(report.read_text(encoding="utf-8"))
+    assert "open_file" in page  # the unknown tool call and its retry are in the transcript
+    assert "no tool result held ['project']" in page
+
+
+def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+def test_broken_configurations_give_a_clear_error(
+    demo_model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = str(demo_model_path)
+    missing = tmp_path / "no-such-model"
+    assert f"model folder not found: {missing}" in _error(["eval", "--model", str(missing)], capsys)
+    assert "is not a model folder (no config.json)" in _error(["eval", "--model", str(tmp_path)], capsys)
+    no_adapter = tmp_path / "no-adapter"
+    assert "is not an adapter folder" in _error(
+        ["eval", "--model", model, "--adapter", str(no_adapter)], capsys
+    )
+    bad_adapter = tmp_path / "bad-adapter"
+    bad_adapter.mkdir()
+    (bad_adapter / "adapter_config.json").write_text('{"fine_tune_type": "lora"}')
+    err = _error(["eval", "--model", model, "--adapter", str(bad_adapter)], capsys)
+    assert "+bad-adapter: cannot load the model:" in err
+    assert "unknown tool_format 'nope'" in _error(
+        ["eval", "--model", model, "--compare", "tool_format=nope"], capsys
+    )
+    assert "unknown key 'colour'" in _error(["eval", "--model", model, "--compare", "colour=red"], capsys)
+    twice = ["--compare", "tool_format=hermes", "tool_format=hermes"]
+    assert "several configurations are called" in _error(["eval", "--model", model, *twice], capsys)
+    assert "cannot read suite" in _error(
+        ["eval", "--model", model, "--suite", str(tmp_path / "x.json")], capsys
+    )
