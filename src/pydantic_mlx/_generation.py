@@ -185,7 +185,7 @@ def _generate(
 ) -> None:
     stop = out._stop  # pyright: ignore[reportPrivateUsage]
     stats = out.stats
-    model, tokenizer = loaded.model, loaded.tokenizer
+    model = loaded.model
     lease = loaded.prompt_cache.lease(prompt)
     cache = lease.cache
     stats.prompt_tokens = len(prompt)
@@ -204,16 +204,17 @@ def _generate(
                 remaining = remaining[chunk:]
         if stop.is_set():
             stats.finish_reason = "cancelled"
-            return
-        stats.finish_reason = _decode(loaded, remaining, options, cache, out, started)
+        else:
+            stats.finish_reason = _decode(loaded, remaining, options, cache, out, started)
     finally:
         if stats.output_tokens == 0:
             stats.prefill_seconds = time.perf_counter() - started
-        computed = _cache_length(cache)
-        if computed is not None:
-            mx.eval([c.state for c in cache])
-            loaded.prompt_cache.store((prompt + generated)[:computed], cache)
-        del model, tokenizer
+    # Kept for the next request (also after a cancel: what was computed is still valid; after an
+    # error the cache may be half-updated, so the exception skips this).
+    computed = _cache_length(cache)
+    if computed:  # None: a cache that cannot say what it holds; 0: nothing to keep
+        mx.eval([c.state for c in cache])
+        loaded.prompt_cache.store((prompt + generated)[:computed], cache)
 
 
 def _decode(
