@@ -585,7 +585,13 @@ class Engine:
                     return self._resolve_region(state, body, match.end(), closed=True)
                 if match.group() == ends.reopen:
                     body = buf[state.body_start : match.start()]
-                    return self._resolve_region(state, body, match.start(), closed=False, interrupted=True)
+                    if body.strip():
+                        return self._resolve_region(
+                            state, body, match.start(), closed=False, interrupted=True
+                        )
+                    # A doubled opener: part of this region's body (the format reads past it).
+                    state.scan = match.end()
+                    continue
                 state.quote = ends.quotes[match.group()]
                 state.scan = match.end()
             else:
@@ -651,6 +657,7 @@ class Engine:
             k = j
             while k < len(buf) and (buf[k].isalnum() or buf[k] in "_.-"):
                 k += 1
+            k = _skip_space(buf, k)
             if k >= len(buf):
                 return None
             if buf[k] != "[":
@@ -703,8 +710,6 @@ class Engine:
         the same opener came again before the closer (not a truncation of the output)."""
         raw = self._buf[state.start : end]
         fmt_name = state.candidates[0][0].NAME
-        if interrupted and not body.strip():  # a doubled opener
-            return self._goto(_Text(), end)
         cut_off = not closed and not interrupted and self._truncated
         if cut_off or (not closed and not all(s.closer_optional for _, s in state.candidates)):
             if self._complete_calls_of_section(state, body, end):
