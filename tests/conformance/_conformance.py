@@ -292,7 +292,9 @@ def run_case(case: dict[str, Any]) -> CaseResult:
     kwargs = {"format": "auto", "tools": case["tools"], "in_reasoning": case["in_reasoning"]}
     start = time.perf_counter()
     old = signal.signal(signal.SIGALRM, _alarm)
-    timeout = CASE_TIMEOUT_S + len(case["text"]) // 100_000
+    # The budget grows with the input and with the number of runs (CONFORMANCE_SEEDS).
+    runs = 3 + len(SEEDS)
+    timeout = (CASE_TIMEOUT_S + len(case["text"]) // 100_000) * max(1, runs // 9)
     signal.alarm(timeout)
     try:
         try:
