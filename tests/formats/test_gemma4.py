@@ -337,3 +337,30 @@ def test_detected_from_the_gemma4_template() -> None:
 
     template = "{{- '<|tool_call>call:' + function['name'] + '{' -}}{{- '}<tool_call|>' -}}"
     assert detect_format(template) == FORMAT
+
+
+@pytest.mark.parametrize(
+    ("text", "reasoning"),
+    [
+        # vLLM test_gemma4_regex_and_bare_calls.py: the model drops <|tool_call> where its answer begins.
+        (
+            f"<|channel>thought\nI need to read the entry source file.\n<channel|>call:bash{{command:{Q}cat /work/src/entry.c{Q}}}",
+            "I need to read the entry source file.\n",
+        ),
+        (f"call:web-search{{query:{Q}gemma 4 release{Q}}}", None),
+        (f"  call:fs.read_file{{path:{Q}/work/Makefile{Q}}}<tool_call|>", None),
+    ],
+)
+def test_bare_call_where_the_answer_begins(text: str, reasoning: str | None) -> None:
+    for format in (FORMAT, "auto"):
+        result = parse(text, format=format)
+        assert len(result.calls) == 1
+        assert result.content is None and result.reasoning == reasoning
+        assert result.errors == []
+
+
+def test_bare_call_prefix_elsewhere_is_prose() -> None:
+    for text in ("Give me a call: 555-1234", f"Use call:bash{{command:{Q}ls{Q}}} in a note."):
+        result = parse(text, format=FORMAT)
+        assert result.content == text
+        assert result.calls == [] and result.errors == []

@@ -368,3 +368,16 @@ def test_detected_from_the_gpt_oss_template() -> None:
         '{{- "<|start|>assistant to=" + "functions." + tool_call.name + "<|channel|>commentary " }}'
     )
     assert detect_format(template) == FORMAT
+
+
+def test_output_starting_at_the_recipient() -> None:
+    # llama.cpp test-chat.cpp "Tool call with constraint": the prompt ended with <|start|>assistant.
+    text = ' to=functions.special_function<|channel|>analysis <|constrain|>json<|message|>{"arg1": 1}'
+    check(text, None, None, [ToolCall("special_function", {"arg1": 1})])
+
+
+def test_recipient_text_inside_prose_is_prose() -> None:
+    text = "<|channel|>final<|message|>Send it to=functions.foo later.<|return|>"
+    result = parse(text, format=FORMAT)
+    assert result.content == "Send it to=functions.foo later."
+    assert result.calls == [] and result.errors == []

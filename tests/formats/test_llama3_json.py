@@ -145,17 +145,25 @@ def test_builtin_tool_call_bodies() -> None:
     assert read == [ToolCall("brave_search", {"query": "weather in Paris"})]
 
 
-@pytest.mark.xfail(
-    reason="engine: JsonValue gives an empty body for NAME.call(...) (requests.md)", strict=False
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            '<|python_tag|>brave_search.call(query="weather in Paris")<|eom_id|>',
+            ToolCall("brave_search", {"query": "weather in Paris"}),
+        ),
+        ("<|python_tag|>python.call(code=\"print('hey')\")", ToolCall("python", {"code": "print('hey')"})),
+        ('<|python_tag|>get_weather(city="Seoul")', ToolCall("get_weather", {"city": "Seoul"})),
+    ],
 )
-def test_builtin_tool_call_after_python_tag() -> None:
-    text = '<|python_tag|>brave_search.call(query="weather in Paris")<|eom_id|>'
-    result = parse(text, format=FORMAT)
-    assert result.calls == [ToolCall("brave_search", {"query": "weather in Paris"})]
-    assert result.content is None and result.errors == []
+def test_builtin_tool_call_after_python_tag(text: str, expected: ToolCall) -> None:
+    for format in (FORMAT, "auto"):
+        result = parse(text, format=format)
+        assert result.calls == [expected]
+        assert result.content is None and result.errors == []
 
 
-@pytest.mark.parametrize("code", ['print("hi")', "x = 1", "f(a=b)", "run()\nrun()"])
+@pytest.mark.parametrize("code", ['print("hi")', "x = 1", "f(a=b)", "import os"])
 def test_other_code_after_python_tag_is_not_a_call(code: str) -> None:
     text = f"<|python_tag|>{code}"
     result = parse(text, format=FORMAT)

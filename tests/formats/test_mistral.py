@@ -109,6 +109,19 @@ def test_v11_calls_decoded_without_args_marker(text: str, expected: list[ToolCal
         result = parse(text, format=format)
         assert result.calls == expected
         assert result.content is None and result.errors == []
+        # The region ends where the value does, so the call is complete even when truncated.
+        assert parse(text, format=format, truncated=True).calls == expected
+
+
+def test_v11_call_without_args_marker_then_text() -> None:
+    result = parse('[TOOL_CALLS]get_current_weather{"city": "SF"}</s>', format=FORMAT)
+    assert result.calls == [ToolCall("get_current_weather", {"city": "SF"})]
+    assert result.content == "</s>"
+
+
+def test_v11_call_with_spaces_around_args_marker() -> None:
+    result = parse('[TOOL_CALLS]get_weather [ARGS] {"city": "Paris"}', format=FORMAT)
+    assert result.calls == [ToolCall("get_weather", {"city": "Paris"})]
 
 
 def test_magistral_think_block() -> None:

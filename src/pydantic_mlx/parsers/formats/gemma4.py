@@ -43,15 +43,18 @@ REASONING = (
 # A stray channel token (`<|channel><|channel>thought`, a second `<channel|>`) is markup too
 # (llama.cpp's Gemma 4 edge-case tests).
 DROP = ("<turn|>", "<|tool_response>", "<tool_response|>", "<eos>", "<|channel>", "<channel|>")
-# Gemma 4 sometimes ends a call with the end-of-turn token instead of `<tool_call|>`.
+# Gemma 4 sometimes ends a call with the end-of-turn token instead of `<tool_call|>`, and
+# sometimes drops `<|tool_call>` where its answer begins (`<channel|>call:bash{...}`).
+_CALL_END = Closers(("<tool_call|>", "<turn|>"), quotes=(Quote('<|"|>', ('<|"|>',)),))
+_CALL_PREFIX = _BARE_CALL_OPENER = "call:"
 CALLS = (
-    CallSyntax("<|tool_call>", Closers(("<tool_call|>", "<turn|>"), quotes=(Quote('<|"|>', ('<|"|>',)),))),
+    CallSyntax("<|tool_call>", _CALL_END),
+    CallSyntax(_BARE_CALL_OPENER, _CALL_END, at_start=True),
 )
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = ("<|tool_call>call:", "<|tool_call>")
 
 STRING_DELIMITER = '<|"|>'
-_CALL_PREFIX = "call:"
 _NAME = regex.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _BARE_KEY = regex.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Text up to the next structural character or `<|"|>` (a `<` that does not start one is text).
@@ -75,6 +78,8 @@ def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall
     """The one call in a `<|tool_call>` block: `call:NAME{...}`. Raises `CallSyntaxError` when the
     body is anything else, including an object that is cut off or followed by more text."""
     text = body.strip(_WHITESPACE)
+    if syntax.opener == _BARE_CALL_OPENER:
+        text = _CALL_PREFIX + text
     if text.startswith(":" + _CALL_PREFIX):  # a stray colon after the token: `<|tool_call>:call:f{}`
         text = text[1:]
     if not text.startswith(_CALL_PREFIX):

@@ -10,8 +10,8 @@ The model writes a sequence of messages, each `<|channel|>NAME<|message|>TEXT` e
   recipient sits in the channel header (`<|channel|>commentary to=functions.get_weather
   <|constrain|>json<|message|>{...}<|call|>`) or before it (`<|start|>assistant
   to=functions.get_weather<|channel|>commentary json<|message|>{...}`), on the commentary or
-  analysis channel. (An output that begins directly with ` to=functions.NAME`, after a
-  `<|start|>assistant` prompt, is not read yet: it needs a start-of-output opener.)
+  analysis channel. When the prompt ended with `<|start|>assistant`, the output begins
+  directly with ` to=functions.NAME<|channel|>...`.
 - a message to a built-in tool (`python`, `browser.search`) is neither a call nor content.
 
 Header tokens are dropped, so no `<|...|>` marker reaches content or reasoning. Generation
@@ -72,10 +72,13 @@ _RECIPIENT_OPENERS = (
     "<|channel|>analysis to=",
     "<|start|>assistant to=",
 )
-# The output right after a `<|start|>assistant` prompt (" to=functions.f<|channel|>...") is
-# only a header at the very start of the output; it waits for an engine rule that says so.
-_BARE_FUNCTIONS_OPENER = " to=functions."
-CALLS = tuple(CallSyntax(opener, _CALL_END) for opener in _RECIPIENT_OPENERS)
+# The output right after a `<|start|>assistant` prompt begins with the recipient
+# (" to=functions.f<|channel|>..."); only there is a bare "to=functions." a header.
+_BARE_FUNCTIONS_OPENER = "to=functions."
+CALLS = (
+    *(CallSyntax(opener, _CALL_END) for opener in _RECIPIENT_OPENERS),
+    CallSyntax(_BARE_FUNCTIONS_OPENER, _CALL_END, at_start=True),
+)
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = ("<|channel|>", "<|constrain|>")
 

@@ -33,7 +33,7 @@ __all__ = [
 NAME = "llama3_json"
 REASONING: tuple[tuple[str, str], ...] = ()
 DROP = ("<|eot_id|>", "<|eom_id|>")
-CALLS = (CallSyntax("<|python_tag|>", JsonValue(separator=";")),)
+CALLS = (CallSyntax("<|python_tag|>", JsonValue(separator=";", after_name=True)),)
 UNTAGGED = frozenset({"json"})
 # The Llama 3.1-3.3 templates: the tag, and the JSON call instruction of the 3.2 template.
 _BUILTIN_SUFFIX = ".call"

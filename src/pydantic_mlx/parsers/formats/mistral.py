@@ -37,11 +37,11 @@ __all__ = [
 NAME = "mistral"
 REASONING = (("[THINK]", "[/THINK]"), ("<think>", "</think>"))
 DROP: tuple[str, ...] = ()
-CALLS = (CallSyntax("[TOOL_CALLS]", JsonValue(after=("[ARGS]",))),)
+# `after_name`: decoded without control tokens, v11 calls lose their [ARGS] (`[TOOL_CALLS]add{...}`).
+CALLS = (CallSyntax("[TOOL_CALLS]", JsonValue(after=("[ARGS]",), after_name=True)),)
 UNTAGGED = frozenset({"json"})
 TEMPLATE_HINTS = ("[TOOL_CALLS]", "[AVAILABLE_TOOLS]")
 
-_TOOL_CALLS = "[TOOL_CALLS]"
 _ARGS = "[ARGS]"
 _CALL_ID = "[CALL_ID]"
 _NAME = regex.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
@@ -56,9 +56,8 @@ def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall
         return _json_calls(text, tools)
     if _ARGS in body:
         return [_named_call(body)]
-    # Decoded without control tokens, v11 calls lose their [ARGS]: `[TOOL_CALLS]name{...}`. With
-    # no [ARGS] to end the first value, the region runs on over any further `[TOOL_CALLS]` calls.
-    return [_named_call_without_args(piece) for piece in body.split(_TOOL_CALLS)]
+    # Decoded without control tokens, v11 calls lose their [ARGS]: `[TOOL_CALLS]name{...}`.
+    return [_named_call_without_args(body)]
 
 
 def _json_calls(text: str, tools: ToolSet) -> list[ToolCall]:

@@ -45,7 +45,7 @@ CALLS = (
     CallSyntax("<|tool_call_start|>", Closers(("<|tool_call_end|>",))),
     # Llama 3.2's pythonic template writes `<|python_tag|>[f(a=1)]`; the region ends where the
     # list closes, as for llama3_json (whose end rule this must match: they share the opener).
-    CallSyntax("<|python_tag|>", JsonValue(separator=";")),
+    CallSyntax("<|python_tag|>", JsonValue(separator=";", after_name=True)),
 )
 # Llama 3.2 / Llama 4 templates ask for either shape; both count only for declared tools.
 UNTAGGED = frozenset({"pythonic", "json"})
