@@ -242,9 +242,9 @@ def test_malformed_stays_content(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        f'{BEGIN}{CALL}get_weather{SEP}{{"city": "Paris"}}{CALL_END}',
         f'{BEGIN}{CALL}get_weather{SEP}{{"city": "Par',
-        render_dsml([PARIS]).removesuffix("</｜DSML｜function_calls>"),
+        f"{BEGIN}{CALL}get_weather{SEP}",
+        render_dsml([PARIS]).removesuffix("</｜DSML｜invoke>\n</｜DSML｜function_calls>"),
     ],
 )
 def test_truncated_is_never_a_call(text: str) -> None:
@@ -252,6 +252,36 @@ def test_truncated_is_never_a_call(text: str) -> None:
     assert result.calls == []
     assert result.content == text
     assert any(isinstance(e, TruncatedCall) for e in result.errors)
+
+
+@pytest.mark.parametrize(
+    ("complete", "cut_off"),
+    [
+        (
+            f'{BEGIN}{CALL}get_weather{SEP}{{"city": "Paris", "days": 3}}{CALL_END}',
+            f'{CALL}get_weather{SEP}{{"ci',
+        ),
+        (f'{BEGIN}{CALL}get_weather{SEP}{{"city": "Paris", "days": 3}}{CALL_END}', ""),
+        (render_dsml([PARIS]).removesuffix("\n</｜DSML｜function_calls>"), '\n<｜DSML｜invoke name="get_wea'),
+        (render_dsml([PARIS], "tool_calls").removesuffix("\n</｜DSML｜tool_calls>"), ""),
+    ],
+)
+def test_calls_completed_before_a_truncated_section_end_stand(complete: str, cut_off: str) -> None:
+    result = parse(complete + cut_off, format="deepseek", tools=TOOLS, truncated=True)
+    assert result.calls == [PARIS]
+    assert result.content == (cut_off if cut_off.strip() else None)
+    assert [e.kind for e in result.errors] == (["truncated_call"] if cut_off else [])
+
+
+@pytest.mark.parametrize(
+    "calls",
+    [V31.removesuffix(EOS), DSML_V4, f'{CALL}get_weather{SEP}{{"city": "Paris", "days": 3}}{CALL_END}'],
+)
+def test_calls_end_an_unclosed_reasoning_block(calls: str) -> None:
+    # DeepSeek V4 starts its calls right after reasoning, without writing </think>.
+    result = parse("The user wants weather." + calls, tools=TOOLS, in_reasoning=True)
+    assert result.reasoning == "The user wants weather."
+    assert result.calls[0] == PARIS
 
 
 def test_cut_off_call_without_truncation_flag_is_not_a_call() -> None:

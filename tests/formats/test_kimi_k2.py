@@ -271,9 +271,9 @@ def test_malformed_stays_content(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        f'{SECTION}{CALL}functions.get_weather:0{ARGS}{{"city": "Paris"}}{CALL_END}',
         f'{SECTION}{CALL}functions.get_weather:0{ARGS}{{"city": "Pa',
-        render_k3([K3_PARIS]).removesuffix("<|close|>tools<|sep|>"),
+        f"{SECTION}{CALL}functions.get_weather:0",
+        render_k3([K3_PARIS]).removesuffix("<|close|>call<|sep|><|close|>tools<|sep|>"),
     ],
 )
 def test_truncated_is_never_a_call(text: str) -> None:
@@ -397,3 +397,34 @@ def test_parse_region_raises_only_call_syntax_errors(body: str, syntax: Any) -> 
     for call in calls:
         assert isinstance(call.arguments, dict)
         json.dumps(call.arguments)
+
+
+@pytest.mark.parametrize(
+    ("complete", "cut_off", "calls"),
+    [
+        (K2.removesuffix(f"{SECTION_END}<|im_end|>"), "", [PARIS, ROME]),
+        (
+            K2.removesuffix(f"{SECTION_END}<|im_end|>"),
+            f"{CALL}functions.get_weather:2{ARGS}{{",
+            [PARIS, ROME],
+        ),
+        (render_k3([K3_PARIS]).removesuffix("<|close|>tools<|sep|>"), "", [K3_PARIS]),
+        (render_k3([K3_PARIS]).removesuffix("<|close|>tools<|sep|>"), '<|open|>call tool="get_', [K3_PARIS]),
+    ],
+)
+def test_calls_completed_before_a_truncated_section_end_stand(
+    complete: str, cut_off: str, calls: list[ToolCall]
+) -> None:
+    result = parse(complete + cut_off, format="kimi_k2", tools=TOOLS, truncated=True)
+    assert result.calls == calls
+    assert result.content == (cut_off if cut_off.strip() else None)
+    assert [e.kind for e in result.errors] == (["truncated_call"] if cut_off else [])
+
+
+@pytest.mark.parametrize("fmt", ["kimi_k2", "auto"])
+def test_a_call_section_ends_an_unclosed_reasoning_block(fmt: str) -> None:
+    # K2-Thinking may open its tool-call section inside <think> without closing it.
+    result = parse("Two cities." + K2, format=fmt, tools=TOOLS, in_reasoning=True)
+    assert (result.reasoning, result.content, result.calls) == ("Two cities.", None, [PARIS, ROME])
+    result = parse("<think>Two cities." + K2, format=fmt, tools=TOOLS)
+    assert (result.reasoning, result.content, result.calls) == ("Two cities.", None, [PARIS, ROME])

@@ -63,13 +63,26 @@ _PARAMETER_OPEN, _PARAMETER_CLOSE = f"<{_DSML}parameter", f"</{_DSML}parameter>"
 # End markers written inside an argument (a JSON string, a DSML value) do not end the region.
 _JSON_STRING = Quote('"', ('"',), backslash=True)
 _DSML_VALUE = Quote(_PARAMETER_OPEN, (_PARAMETER_CLOSE,))
-_SECTION = CallSyntax(_CALLS_BEGIN, Closers((_CALLS_END,), quotes=(_JSON_STRING,)))
-# A lone call without the section markers around it (the section end then is stray markup).
-_LONE_CALL = CallSyntax(_CALL_BEGIN, Closers((_CALL_END,), quotes=(_JSON_STRING,)))
-_DSML_V32 = CallSyntax(
-    f"<{_DSML}function_calls>", Closers((f"</{_DSML}function_calls>",), quotes=(_DSML_VALUE,))
+# All openers are special tokens, so they also end a `<think>` block left open (V4 starts its
+# calls right after reasoning). Calls that have their own end marker stand even when the
+# section's end was cut off.
+_SECTION = CallSyntax(
+    _CALLS_BEGIN,
+    Closers((_CALLS_END,), quotes=(_JSON_STRING,), complete_at=(_CALL_END,)),
+    ends_reasoning=True,
 )
-_DSML_V4 = CallSyntax(f"<{_DSML}tool_calls>", Closers((f"</{_DSML}tool_calls>",), quotes=(_DSML_VALUE,)))
+# A lone call without the section markers around it (the section end then is stray markup).
+_LONE_CALL = CallSyntax(_CALL_BEGIN, Closers((_CALL_END,), quotes=(_JSON_STRING,)), ends_reasoning=True)
+_DSML_V32 = CallSyntax(
+    f"<{_DSML}function_calls>",
+    Closers((f"</{_DSML}function_calls>",), quotes=(_DSML_VALUE,), complete_at=(_INVOKE_CLOSE,)),
+    ends_reasoning=True,
+)
+_DSML_V4 = CallSyntax(
+    f"<{_DSML}tool_calls>",
+    Closers((f"</{_DSML}tool_calls>",), quotes=(_DSML_VALUE,), complete_at=(_INVOKE_CLOSE,)),
+    ends_reasoning=True,
+)
 
 REASONING = (("<think>", "</think>"),)
 DROP = ("<｜end▁of▁sentence｜>", _CALLS_END)

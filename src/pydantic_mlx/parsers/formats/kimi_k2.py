@@ -62,12 +62,20 @@ def _xtml_close(tag: str) -> str:
 
 
 # End markers written inside an argument (a JSON string, a K3 value) do not end the region.
+# Calls that have their own end marker stand even when the section's end was cut off, and the
+# openers (special tokens) also end a `<think>` block left open: K2-Thinking starts its calls
+# inside it.
 _JSON_STRING = Quote('"', ('"',), backslash=True)
+_SECTION_END_RULE = Closers(_SECTION_ENDS, quotes=(_JSON_STRING,), complete_at=(_CALL_END,))
 _K3_VALUES = (
     Quote(f"{_OPEN}argument", (_xtml_close("argument"),)),
     Quote(f"{_OPEN}json", (_xtml_close("json"),)),
 )
-_K3_TOOLS = CallSyntax(f"{_OPEN}tools{_SEP}", Closers((_xtml_close("tools"),), quotes=_K3_VALUES))
+_K3_TOOLS = CallSyntax(
+    f"{_OPEN}tools{_SEP}",
+    Closers((_xtml_close("tools"),), quotes=_K3_VALUES, complete_at=(_xtml_close("call"),)),
+    ends_reasoning=True,
+)
 
 REASONING = (("<think>", "</think>"), (f"{_OPEN}think{_SEP}", _xtml_close("think")))
 DROP = (
@@ -79,11 +87,11 @@ DROP = (
     "<|end_of_msg|>",
 )
 CALLS = (
-    CallSyntax(_SECTION_BEGIN, Closers(_SECTION_ENDS, quotes=(_JSON_STRING,))),
-    CallSyntax(_SINGULAR_BEGIN, Closers(_SECTION_ENDS, quotes=(_JSON_STRING,))),
+    CallSyntax(_SECTION_BEGIN, _SECTION_END_RULE, ends_reasoning=True),
+    CallSyntax(_SINGULAR_BEGIN, _SECTION_END_RULE, ends_reasoning=True),
     _K3_TOOLS,
     # A lone call without the section markers around it.
-    CallSyntax(_CALL_BEGIN, Closers((_CALL_END,), quotes=(_JSON_STRING,))),
+    CallSyntax(_CALL_BEGIN, Closers((_CALL_END,), quotes=(_JSON_STRING,)), ends_reasoning=True),
 )
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = (_SECTION_BEGIN, _CALL_BEGIN, "tool_declare<|im_middle|>", _OPEN)
