@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -292,3 +294,19 @@ def test_compare_specs_vary_the_base_configuration() -> None:
     for bad in ("colour=red", "constrained=maybe", "model="):
         with pytest.raises(ConfigError, match="--compare"):
             base.varied(bad)
+
+
+def test_without_pydantic_evals_the_command_says_what_to_install() -> None:
+    blocker = (
+        "import sys\nfrom importlib.abc import MetaPathFinder\n"
+        "class Refuse(MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'pydantic_evals':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, Refuse())\n"
+        "from pydantic_mlx.cli import main\n"
+        "raise SystemExit(main(['eval', '--model', 'some/model']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "pydantic-mlx eval needs pydantic-evals: pip install 'pydantic-mlx[eval]'"
