@@ -1,0 +1,136 @@
+"""Grammar-constrained decoding with llguidance: tool calls and JSON output that are always valid.
+
+Install the extra: `pip install "pydantic-mlx[constrained]"`. `MLXModel(..., constrained=...)`
+uses it; the pieces here are usable on their own with `mlx_lm.generate`/`stream_generate`:
+
+    from pydantic_mlx.constrained import tool_call_processor
+
+    processor = tool_call_processor(tokenizer, "hermes", tools)
+    text = mlx_lm.generate(model, tokenizer, prompt, logits_processors=[processor])
+
+- `tool_call_processor(..., required=False)` is lazy: text is free until the model opens a call
+  (the format's marker, a ```json fence or a bare `{"name": "<declared tool>"`), the call is then
+  constrained to one declared tool with arguments valid against its schema, and text is free
+  again after it.
+- `tool_call_processor(..., required=True)`: the answer is one or more calls.
+- `output_processor(tokenizer, schema)`: the answer is JSON valid against `schema`.
+
+A reasoning block (`<think>`…`</think>`) is never constrained; with `in_reasoning=True` (the
+prompt opened it) the constraint starts after its closer.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..parsers._tools import tool_set
+from ..parsers.formats import get_format
+from ._grammars import GrammarSet, ToolSchema, output_grammars, tool_call_grammars
+
+if TYPE_CHECKING:
+    from ._decoding import GrammarLogitsProcessor, GrammarTokenizer
+
+__all__ = [
+    "GrammarSet",
+    "ToolSchema",
+    "is_available",
+    "output_processor",
+    "tool_call_processor",
+]
+
+_DEFAULT_REASONING = ("<think>", "</think>")
+_GRAMMAR_SETS = 64
+"""Grammar sets kept per tokenizer (one per distinct tools / output schema / mode)."""
+
+
+def is_available() -> bool:
+    """Whether llguidance is installed (`pip install "pydantic-mlx[constrained]"`)."""
+    return importlib.util.find_spec("llguidance") is not None
+
+
+def tool_call_processor(
+    tokenizer: Any,
+    tool_format: str,
+    tools: Iterable[Any],
+    *,
+    required: bool = False,
+    parallel: bool = True,
+    in_reasoning: bool = False,
+) -> GrammarLogitsProcessor:
+    """A logits processor that keeps every tool call the model writes valid.
+
+    `tools`: pydantic-ai `ToolDefinition`s, OpenAI-style dicts or `ToolSchema`s. `tool_format`:
+    the parser format the output is read with. Calls are constrained in the format's own syntax
+    for `hermes` (and `auto`) and `qwen3_coder`; for every format that reads untagged JSON calls
+    (hermes, llama3_json, mistral, pythonic, auto) a ```json fence or a bare `{"name": "<tool>"`
+    is constrained too. With nothing to constrain the processor leaves the logits alone.
+    """
+    schemas = _tool_schemas(tools)
+    untagged = tool_format == "auto" or "json" in get_format(tool_format).UNTAGGED
+    reasoning = _reasoning(tool_format)
+    key = ("calls", tool_format, required, parallel, json.dumps([(t.name, t.parameters) for t in schemas]))
+
+    def build(grammar_tokenizer: GrammarTokenizer) -> GrammarSet | None:
+        return _cached(
+            grammar_tokenizer,
+            key,
+            lambda: tool_call_grammars(
+                tool_format,
+                schemas,
+                required=required,
+                parallel=parallel,
+                untagged_json=untagged,
+                reasoning=reasoning,
+                is_special=grammar_tokenizer.is_special,
+            ),
+        )
+
+    return _processor(tokenizer, build, in_reasoning=in_reasoning)
+
+
+def output_processor(
+    tokenizer: Any, schema: Mapping[str, Any], *, tool_format: str = "auto", in_reasoning: bool = False
+) -> GrammarLogitsProcessor:
+    """A logits processor that makes the answer one JSON value valid against `schema` (after any
+    reasoning block of `tool_format`), then ends it."""
+    reasoning = _reasoning(tool_format)
+    key = ("output", json.dumps(schema, sort_keys=True), reasoning)
+
+    def build(grammar_tokenizer: GrammarTokenizer) -> GrammarSet | None:
+        return _cached(grammar_tokenizer, key, lambda: output_grammars(schema, reasoning=reasoning))
+
+    return _processor(tokenizer, build, in_reasoning=in_reasoning)
+
+
+def _processor(tokenizer: Any, build: Any, *, in_reasoning: bool) -> GrammarLogitsProcessor:
+    if not is_available():
+        raise ImportError('constrained decoding needs llguidance: pip install "pydantic-mlx[constrained]"')
+    from ._decoding import GrammarLogitsProcessor
+
+    return GrammarLogitsProcessor(tokenizer, build, in_reasoning=in_reasoning)
+
+
+def _cached(grammar_tokenizer: GrammarTokenizer, key: Any, make: Any) -> GrammarSet | None:
+    sets = grammar_tokenizer.grammar_sets
+    if key not in sets:
+        if len(sets) >= _GRAMMAR_SETS:
+            sets.pop(next(iter(sets)))
+        sets[key] = make()
+    return sets[key]
+
+
+def _tool_schemas(tools: Iterable[Any]) -> list[ToolSchema]:
+    given = list(tools)
+    if all(isinstance(t, ToolSchema) for t in given):
+        return given
+    return [ToolSchema(name, dict(schema)) for name, schema in tool_set(given).schemas.items()]
+
+
+def _reasoning(tool_format: str) -> tuple[str, str] | None:
+    if tool_format == "auto":
+        return _DEFAULT_REASONING
+    pairs = get_format(tool_format).REASONING
+    return pairs[0] if pairs else None

@@ -1,0 +1,244 @@
+"""Grammar masks on MLX logits: llguidance matchers driven by an mlx-lm logits processor.
+
+`GrammarLogitsProcessor` watches the tokens as they are sampled. While the output is free it
+only looks at their bytes for a trigger (and for the format's reasoning block, inside which
+nothing triggers); once a trigger fires it starts that region's llguidance matcher on the
+triggering text and masks every token until the region is complete, then the output is free
+again. A whole-answer grammar (`tool_choice="required"`, native output) masks from the first
+token after any reasoning block up to the end-of-sequence token.
+
+The mask is llguidance's bitmask expanded with plain `mx` ops, so it runs on every MLX backend
+(llguidance's own `llguidance.mlx` helper is a Metal kernel and fails on Linux).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import llguidance
+import llguidance.hf
+import mlx.core as mx
+import numpy as np
+
+from ._grammars import GrammarSet, Trigger
+
+__all__ = ["GrammarLogitsProcessor", "GrammarTokenizer", "grammar_tokenizer"]
+
+_COMPILED_GRAMMARS = 64
+"""Compiled grammars kept per tokenizer (one per distinct set of tools or output schema)."""
+
+_WINDOW = 2048
+"""Bytes of free text kept for trigger matching (longer than any trigger can match)."""
+
+
+class GrammarTokenizer:
+    """llguidance's view of one model's tokenizer, with the grammars compiled for it.
+
+    Building it walks the whole vocabulary (about 1 s per 100k tokens), so there is one per
+    loaded tokenizer (`grammar_tokenizer`); compiled grammars are kept in a small LRU.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        hf = getattr(tokenizer, "_tokenizer", tokenizer)
+        eos = getattr(tokenizer, "eos_token_ids", None) or [hf.eos_token_id]
+        self.llg: llguidance.LLTokenizer = llguidance.hf.from_tokenizer(hf, eos_token=sorted(eos))
+        self._compiled: OrderedDict[str, llguidance.LLMatcher] = OrderedDict()
+        self._lock = threading.Lock()
+        self.grammar_sets: dict[Any, GrammarSet | None] = {}
+        """Grammar sets built for this tokenizer, by (format, tools, mode) key."""
+
+    def is_special(self, text: str) -> bool:
+        """Whether `text` is one special token here (grammars must then name it, not spell it)."""
+        ids = self.llg.tokenize_str(text, parse_special=True)
+        return len(ids) == 1 and self.llg.is_special_token(ids[0])
+
+    def matcher(self, grammar: str) -> llguidance.LLMatcher:
+        """A fresh matcher for `grammar` (compiled once, then copied). Raises `ValueError` for a
+        grammar llguidance rejects."""
+        with self._lock:
+            compiled = self._compiled.get(grammar)
+            if compiled is None:
+                compiled = llguidance.LLMatcher(
+                    self.llg, llguidance.LLMatcher.grammar_from_lark(grammar), log_level=0
+                )
+                if compiled.is_error():
+                    raise ValueError(f"invalid grammar: {compiled.get_error()}")
+                self._compiled[grammar] = compiled
+                while len(self._compiled) > _COMPILED_GRAMMARS:
+                    self._compiled.popitem(last=False)
+            else:
+                self._compiled.move_to_end(grammar)
+            return compiled.deep_copy()
+
+
+_tokenizers: weakref.WeakKeyDictionary[Any, GrammarTokenizer] = weakref.WeakKeyDictionary()
+_tokenizers_lock = threading.Lock()
+
+
+def grammar_tokenizer(tokenizer: Any) -> GrammarTokenizer:
+    """The `GrammarTokenizer` of an mlx-lm (or Hugging Face) tokenizer, built on first use."""
+    with _tokenizers_lock:
+        found = _tokenizers.get(tokenizer)
+        if found is None:
+            found = _tokenizers[tokenizer] = GrammarTokenizer(tokenizer)
+        return found
+
+
+class GrammarLogitsProcessor:
+    """An mlx-lm logits processor (`processor(tokens, logits) -> logits`) for one generation.
+
+    `tokens` is everything the model has seen; the first call's length is taken as the prompt.
+    After generation, `regions` counts the constrained regions and `problems` says why a
+    trigger could not be constrained (the text it opened stayed free).
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        grammars: Callable[[GrammarTokenizer], GrammarSet | None],
+        *,
+        in_reasoning: bool = False,
+    ) -> None:
+        # Built on the first call, on the generation thread: the first use of a tokenizer walks
+        # its vocabulary, and a new grammar is compiled, neither of which belongs on an event loop.
+        self._source = tokenizer
+        self._build = grammars
+        self._tokenizer: GrammarTokenizer | None = None
+        self._grammars = GrammarSet()
+        self._in_reasoning = in_reasoning
+        self._matcher: llguidance.LLMatcher | None = None
+        self._answer_started = False
+        self._window = b""
+        self._seen: int | None = None
+        self._words = np.zeros(0, dtype=np.int32)
+        self._shifts = mx.arange(32, dtype=mx.int32)
+        self.regions = 0
+        self.problems: list[str] = []
+
+    def _setup(self) -> None:
+        tokenizer = self._tokenizer = grammar_tokenizer(self._source)
+        self._grammars = self._build(tokenizer) or GrammarSet()
+        self._in_reasoning = self._in_reasoning and self._grammars.reasoning is not None
+        self._words = np.zeros((tokenizer.llg.vocab_size + 31) // 32, dtype=np.int32)
+        if self._grammars.answer is not None and not self._in_reasoning:
+            self._start(self._grammars.answer, b"", answer=True)
+
+    @property
+    def constraining(self) -> bool:
+        """Whether the next token is masked."""
+        return self._matcher is not None
+
+    def __call__(self, tokens: mx.array, logits: mx.array) -> mx.array:
+        if self._seen is None:
+            self._setup()
+            self._seen = tokens.shape[-1]
+        elif tokens.shape[-1] > self._seen:
+            new: list[int] = tokens[self._seen :].tolist()  # type: ignore[assignment]
+            self._seen = tokens.shape[-1]
+            for token in new:
+                self._advance(token)
+        if self._matcher is None:
+            return logits
+        return self._mask(self._matcher, logits)
+
+    def _advance(self, token: int) -> None:
+        matcher = self._matcher
+        if matcher is not None:
+            if not matcher.consume_token(token):
+                self._give_up(matcher)
+            elif self._grammars.answer is None and matcher.is_stopped():
+                self._matcher = None  # the region is complete: free text again
+            return
+        assert self._tokenizer is not None
+        self._window = (self._window + self._tokenizer.llg.decode_bytes([token]))[-_WINDOW:]
+        self._scan()
+
+    def _scan(self) -> None:
+        """Act on the reasoning markers and triggers in the free text just extended."""
+        reasoning = self._grammars.reasoning
+        while True:
+            if self._in_reasoning:
+                assert reasoning is not None
+                closer = reasoning[1].encode()
+                end = self._window.find(closer)
+                if end < 0:
+                    return
+                self._in_reasoning = False
+                self._window = self._window[end + len(closer) :]
+                if self._grammars.answer is not None and not self._answer_started:
+                    self._start(self._grammars.answer, self._window, answer=True)
+                    return
+                continue
+            if self._grammars.answer is not None:
+                return
+            opener = self._window.find(reasoning[0].encode()) if reasoning else -1
+            hit = _first_match(self._grammars.triggers, self._window)
+            if opener >= 0 and (hit is None or opener < hit[0]):
+                assert reasoning is not None
+                self._in_reasoning = True
+                self._window = self._window[opener + len(reasoning[0]) :]
+                continue
+            if hit is None:
+                return
+            start, trigger = hit
+            if self._start(trigger.grammar, self._window[start:]):
+                self._window = b""
+                return
+            self._window = self._window[start + 1 :]  # not a region after all: look further on
+
+    def _start(self, grammar: str, opening: bytes, *, answer: bool = False) -> bool:
+        """Constrain from here with `grammar`, which must accept `opening` (text already written)."""
+        assert self._tokenizer is not None
+        self._answer_started = self._answer_started or answer
+        try:
+            matcher = self._tokenizer.matcher(grammar)
+        except ValueError as error:
+            self.problems.append(str(error))
+            return False
+        if opening and not matcher.consume_tokens(
+            self._tokenizer.llg.tokenize_bytes(opening, parse_special=True)
+        ):
+            self.problems.append(f"the grammar does not accept the opening {opening[:80]!r}")
+            return False
+        self._matcher = matcher
+        self.regions += 1
+        return True
+
+    def _give_up(self, matcher: llguidance.LLMatcher) -> None:
+        # Only a token outside the mask gets here (another processor or sampler overrode it).
+        self.problems.append(matcher.get_error() or "a token outside the grammar was sampled")
+        self._matcher = None
+        self._window = b""
+
+    def _mask(self, matcher: llguidance.LLMatcher, logits: mx.array) -> mx.array:
+        words = self._words
+        matcher.unsafe_compute_mask_ptr(words.ctypes.data, words.nbytes)
+        if matcher.is_error():
+            self._give_up(matcher)
+            return logits
+        bits = (mx.array(words)[:, None] >> self._shifts) & 1
+        allowed = bits.reshape(-1)
+        width = logits.shape[-1]
+        if allowed.shape[0] >= width:
+            allowed = allowed[:width]
+        else:  # the model has more logits than the tokenizer has tokens: those are never valid
+            allowed = mx.concatenate([allowed, mx.zeros(width - allowed.shape[0], dtype=allowed.dtype)])
+        return mx.where(allowed.astype(mx.bool_), logits, mx.array(-mx.inf, dtype=logits.dtype))
+
+
+def _first_match(triggers: tuple[Trigger, ...], text: bytes) -> tuple[int, Trigger] | None:
+    """The trigger matching earliest in `text` (the first declared one on a tie)."""
+    best: tuple[int, Trigger] | None = None
+    for trigger in triggers:
+        found: re.Match[bytes] | None = trigger.pattern.search(text)
+        if found is None:
+            continue
+        start = found.start("region") if "region" in trigger.pattern.groupindex else found.start()
+        if best is None or start < best[0]:
+            best = (start, trigger)
+    return best
