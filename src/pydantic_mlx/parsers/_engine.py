@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 import regex
 
@@ -60,10 +61,25 @@ _TRIM_AT = 8192
 
 
 @cache
-def _first_chars(prefixes: frozenset[str]) -> regex.Pattern[str]:
-    """A character class of the characters that can start a marker with these prefixes."""
-    chars = sorted({p[0] for p in prefixes})
-    return regex.compile("[" + "".join(regex.escape(c) for c in chars) + "]" if chars else r"(?!)")
+def _tail_pattern(prefixes: frozenset[str]) -> regex.Pattern[str]:
+    """Matches, anchored at the end of the text, a suffix that is one of `prefixes` (which
+    are closed under taking prefixes). Written as a trie, so one search over the last few
+    characters settles the hold-back in C, however many markers there are."""
+    trie: dict[str, Any] = {}
+    for prefix in prefixes:
+        node = trie
+        for ch in prefix:
+            node = node.setdefault(ch, {})
+
+    def branch(node: dict[str, Any]) -> str:
+        return (
+            "(?:\\Z"
+            + "".join(f"|{regex.escape(ch)}{branch(child)}" for ch, child in sorted(node.items()))
+            + ")"
+        )
+
+    alternatives = [f"{regex.escape(ch)}{branch(child)}" for ch, child in sorted(trie.items())]
+    return regex.compile("|".join(alternatives) if alternatives else r"(?!)")
 
 
 def _could_become(buf: str, j: int, marker: str) -> bool:
@@ -361,16 +377,10 @@ class Engine:
         """The first index in [start, stop] where the buffer's tail could still grow into a marker."""
         buf = self._buf
         k = max(start, len(buf) - max_len + 1)
-        while k <= stop:
-            # Jump (in C) to the next character that can start a marker; most tails have none.
-            found = _first_chars(prefixes).search(buf, k, stop + 1)
-            if found is None:
-                return None
-            k = found.start()
-            if buf[k:] in prefixes:
-                return k
-            k += 1
-        return None
+        if k > stop:
+            return None
+        found = _tail_pattern(prefixes).search(buf, k)
+        return found.start() if found is not None and found.start() <= stop else None
 
     def _trim(self) -> None:
         """Forget decided text, keeping enough before `_pos` for the look-behind of untagged
