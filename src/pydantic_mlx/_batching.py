@@ -1,0 +1,354 @@
+"""Continuous batching: concurrent generations on one loaded model share every forward pass.
+
+On a CPU or a Mac, generating one token of one sequence leaves most of the machine idle: the
+weights are read from memory once per step whatever the number of rows. `BatchScheduler` runs
+every generation that arrives while others are in flight through one mlx-lm `BatchGenerator`:
+a request joins the batch when it arrives (its prompt is prefilled in chunks between decode
+steps) and leaves it when it finishes or is cancelled, without disturbing the others.
+
+Each request keeps its own sampler, logits processors, `max_tokens`, end-of-sequence and stop
+sequences, and streams its own text through a `GenerationStream`, exactly as `start_generation`
+does for one request at a time. Greedy requests produce the same tokens batched as alone.
+
+The scheduler's loop runs on the loaded model's own generation thread (as serial generations
+do), so the prompt cache is still touched by that one thread only: each request leases the
+cache sharing the longest prefix with its prompt, and the cache comes back extended when it
+leaves the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import mlx.core as mx
+from mlx_lm.generate import BatchGenerator, StopSequences
+from mlx_lm.models.cache import make_prompt_cache
+from mlx_lm.sample_utils import make_logits_processors
+
+from ._generation import (
+    PREFILL_CHUNK,
+    FinishReason,
+    GenerationOptions,
+    GenerationStream,
+    StopSequenceFilter,
+    _make_sampler,  # pyright: ignore[reportPrivateUsage]
+    start_generation,
+)
+from ._loading import LoadedModel
+
+__all__ = ["DEFAULT_MAX_BATCH_SIZE", "BatchScheduler", "LogitsProcessor", "batch_scheduler"]
+
+LogitsProcessor = Callable[[mx.array, mx.array], mx.array]
+"""`(completion_tokens, logits) -> logits`, as mlx-lm's logits processors."""
+
+DEFAULT_MAX_BATCH_SIZE = 16
+"""Generations decoded together at most; later ones wait for a free place."""
+
+PREFILL_BATCH_SIZE = 8
+"""Newcomers whose prompts are prefilled together (between decode steps of the running batch)."""
+
+
+def _greedy(logprobs: mx.array) -> mx.array:
+    # One shared function: when every row uses it, the batch is sampled in a single call.
+    return mx.argmax(logprobs, axis=-1)
+
+
+@dataclass(eq=False)
+class _Request:
+    """One generation, from its arrival to the end of its stream."""
+
+    prompt: list[int]
+    options: GenerationOptions
+    stream: GenerationStream
+    logits_processors: Sequence[LogitsProcessor]
+    uid: int = -1
+    admitted: float = 0.0
+    first_token: float = 0.0
+    detokenizer: Any = None
+    stops: StopSequenceFilter = field(default_factory=lambda: StopSequenceFilter(()))
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.stream._stop.is_set()  # pyright: ignore[reportPrivateUsage]
+
+
+class BatchScheduler:
+    """Generates the concurrent requests of one loaded model together (continuous batching).
+
+    Args:
+        loaded: The model; the scheduler's loop runs on its generation thread.
+        max_batch_size: Generations decoded together at most; more wait for a free place.
+        max_batch_bytes: Admit no newcomer while the batch's KV caches hold more than this
+            (one request is always admitted, so a long prompt cannot wait forever).
+        prefill_step_size: Prompt tokens per model call while prefilling a newcomer; the running
+            generations get a decode step between two such calls.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        max_batch_bytes: int | None = None,
+        prefill_step_size: int = PREFILL_CHUNK,
+    ) -> None:
+        if max_batch_size < 1:
+            raise ValueError("max_batch_size must be at least 1")
+        self._loaded = weakref.ref(loaded)
+        self.max_batch_size = max_batch_size
+        self.max_batch_bytes = max_batch_bytes
+        self.prefill_step_size = prefill_step_size
+        self._lock = threading.Lock()
+        self._waiting: deque[_Request] = deque()
+        self._running = False  # whether a loop is queued or running on the generation thread
+        self._batchable: bool | None = None
+        self.largest_batch = 0
+        """The most generations decoded in one step so far (for tests and benchmarks)."""
+
+    def start(
+        self,
+        prompt: list[int],
+        options: GenerationOptions,
+        *,
+        logits_processors: Sequence[LogitsProcessor] = (),
+    ) -> GenerationStream:
+        """Queue a completion of `prompt`; it joins the running batch at the next step.
+
+        Call on the event loop that will consume the stream (any thread's loop). The model must be
+        loaded. `logits_processors` see the completion's tokens only. A model whose KV caches
+        cannot be batched is served one request at a time instead.
+        """
+        loaded = self._loaded_model()
+        if not self._can_batch(loaded):
+            if logits_processors:
+                raise ValueError("extra logits processors need a batchable model")
+            return start_generation(loaded, prompt, options)
+        stream = GenerationStream(asyncio.get_running_loop())
+        request = _Request(prompt, options, stream, tuple(logits_processors))
+        with self._lock:
+            self._waiting.append(request)
+            if self._running:
+                return stream
+            self._running = True
+        loaded.submit(self._serve)
+        return stream
+
+    def _loaded_model(self) -> LoadedModel:
+        loaded = self._loaded()
+        if loaded is None:
+            raise RuntimeError("the loaded model is gone")
+        return loaded
+
+    def _can_batch(self, loaded: LoadedModel) -> bool:
+        if self._batchable is None:
+            # Batching merges per-layer caches; some cache types (quantized, chunked) cannot.
+            self._batchable = all(hasattr(c, "merge") for c in make_prompt_cache(loaded.model))
+        return self._batchable
+
+    # --- the loop, on the generation thread ---------------------------------------------------
+
+    def _serve(self) -> None:
+        loaded = self._loaded_model()
+        with loaded.busy:
+            _BatchRun(self, loaded).run()
+
+    def _take_waiting(self, room: int) -> list[_Request]:
+        with self._lock:
+            taken = [self._waiting.popleft() for _ in range(min(room, len(self._waiting)))]
+        return taken
+
+    def _stop_if_idle(self) -> bool:
+        """End the loop unless a request arrived meanwhile (atomic with `start`)."""
+        with self._lock:
+            if self._waiting:
+                return False
+            self._running = False
+            return True
+
+
+class _BatchRun:
+    """One stretch of batched generation: from a first request until no request is left."""
+
+    def __init__(self, scheduler: BatchScheduler, loaded: LoadedModel) -> None:
+        self._scheduler = scheduler
+        self._loaded = loaded
+        self._eos = StopSequences([(t,) for t in loaded.tokenizer.eos_token_ids])
+        self._active: dict[int, _Request] = {}
+        self._generator = BatchGenerator(
+            loaded.model,
+            completion_batch_size=scheduler.max_batch_size,
+            prefill_batch_size=min(PREFILL_BATCH_SIZE, scheduler.max_batch_size),
+            prefill_step_size=scheduler.prefill_step_size,
+        )
+
+    def run(self) -> None:
+        try:
+            while True:
+                self._admit()
+                self._drop_cancelled()
+                if not self._active:
+                    if self._scheduler._stop_if_idle():  # pyright: ignore[reportPrivateUsage]
+                        return
+                    continue
+                self._step()
+        except BaseException as error:
+            # A failed step leaves the batch's caches in an unknown state: every request in it
+            # ends with the error, and nothing is kept for reuse.
+            for request in self._active.values():
+                request.stream._finish(error)  # pyright: ignore[reportPrivateUsage]
+            self._active.clear()
+            if not self._scheduler._stop_if_idle():  # pyright: ignore[reportPrivateUsage]
+                # Requests that arrived meanwhile get a fresh batch.
+                self._loaded.submit(self._scheduler._serve)  # pyright: ignore[reportPrivateUsage]
+            if not isinstance(error, Exception):
+                raise
+        finally:
+            self._generator.close()
+
+    def _admit(self) -> None:
+        scheduler = self._scheduler
+        room = scheduler.max_batch_size - len(self._active)
+        limit = scheduler.max_batch_bytes
+        if room <= 0 or (limit is not None and self._active and self._generator.prompt_cache_nbytes > limit):
+            return
+        for request in scheduler._take_waiting(room):  # pyright: ignore[reportPrivateUsage]
+            if request.stop_requested:
+                request.stream.stats.finish_reason = "cancelled"
+                request.stream._finish()  # pyright: ignore[reportPrivateUsage]
+                continue
+            self._insert(request)
+
+    def _insert(self, request: _Request) -> None:
+        prompt, options, stats = request.prompt, request.options, request.stream.stats
+        lease = self._loaded.prompt_cache.lease(prompt)
+        stats.prompt_tokens = len(prompt)
+        stats.cached_tokens = lease.reused
+        request.admitted = time.perf_counter()
+        request.detokenizer = self._loaded.tokenizer.detokenizer
+        request.stops = StopSequenceFilter(options.stop_sequences)
+        (request.uid,) = self._generator.insert(
+            [prompt[lease.reused :]],
+            max_tokens=[options.max_tokens],
+            caches=[lease.cache],
+            all_tokens=[prompt[: lease.reused]],
+            samplers=[_greedy if options.temperature <= 0 else _make_sampler(options)],
+            logits_processors=[_logits_processors(options, len(prompt), request.logits_processors)],
+            stop_sequences=[self._eos],
+        )
+        self._active[request.uid] = request
+
+    def _step(self) -> None:
+        _, responses = self._generator.next()
+        self._scheduler.largest_batch = max(self._scheduler.largest_batch, len(responses))
+        ended: list[int] = []
+        for response in responses:
+            request = self._active[response.uid]
+            stats = request.stream.stats
+            now = time.perf_counter()
+            if not stats.output_token_ids:
+                request.first_token = now
+                stats.prefill_seconds = now - request.admitted
+            stats.output_token_ids.append(response.token)
+            stats.output_tokens += 1
+            stats.decode_seconds = now - request.first_token
+            reason = self._emit(request, response.token, response.finish_reason)
+            if reason is None:
+                continue
+            if response.finish_reason is None:
+                ended.append(response.uid)  # a stop sequence: still in the batch
+            else:
+                self._keep_cache(response.all_tokens, response.prompt_cache)
+            self._end(request, reason)
+        self._remove(ended)
+
+    def _emit(self, request: _Request, token: int, finish: str | None) -> FinishReason | None:
+        """Stream the token's text; the reason the request ends here, if it does."""
+        detokenizer = request.detokenizer
+        if finish != "stop":  # the end-of-sequence token ends the text without appearing in it
+            detokenizer.add_token(token)
+        if finish is not None:
+            detokenizer.finalize()
+        text, stopped = request.stops.feed(detokenizer.last_segment)
+        if finish is not None and not stopped:
+            text += request.stops.flush()
+        if text:
+            request.stream._emit(text)  # pyright: ignore[reportPrivateUsage]
+        if stopped:
+            return "stop_sequence"
+        if finish == "length":
+            return "length"
+        return "stop" if finish is not None else None
+
+    def _drop_cancelled(self) -> None:
+        cancelled = [uid for uid, request in self._active.items() if request.stop_requested]
+        if not cancelled:
+            return
+        self._remove(cancelled)
+        for uid in cancelled:
+            self._end(self._active[uid], "cancelled")
+
+    def _remove(self, uids: list[int]) -> None:
+        """Take requests out of the batch, keeping what they computed in the prompt cache."""
+        if not uids:
+            return
+        caches = self._generator.remove(uids, return_prompt_caches=True)
+        for cache, tokens in caches.values():
+            self._keep_cache(tokens, cache)
+
+    def _keep_cache(self, tokens: list[int] | None, cache: list[Any] | None) -> None:
+        if not tokens or cache is None:
+            return
+        mx.eval([c.state for c in cache])
+        self._loaded.prompt_cache.store(list(tokens), cache)
+
+    def _end(self, request: _Request, reason: FinishReason) -> None:
+        request.stream.stats.finish_reason = reason
+        self._active.pop(request.uid, None)
+        request.stream._finish()  # pyright: ignore[reportPrivateUsage]
+
+
+def _logits_processors(
+    options: GenerationOptions, prompt_length: int, extra: Sequence[LogitsProcessor]
+) -> list[LogitsProcessor]:
+    processors: list[LogitsProcessor] = [
+        *make_logits_processors(
+            logit_bias=dict(options.logit_bias) if options.logit_bias else None,
+            presence_penalty=options.presence_penalty,
+            presence_context_size=options.max_tokens,
+            frequency_penalty=options.frequency_penalty,
+            frequency_context_size=options.max_tokens,
+        ),
+        *extra,
+    ]
+    # The batch shows a processor the whole prompt before the completion; penalties (and
+    # constrained decoding) are about the completion only, as in the OpenAI API.
+    return [lambda tokens, logits, p=p: p(tokens[prompt_length:], logits) for p in processors]
+
+
+_schedulers: weakref.WeakKeyDictionary[LoadedModel, BatchScheduler] = weakref.WeakKeyDictionary()
+_schedulers_lock = threading.Lock()
+
+
+def batch_scheduler(
+    loaded: LoadedModel,
+    *,
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+    max_batch_bytes: int | None = None,
+) -> BatchScheduler:
+    """The one `BatchScheduler` of `loaded` (created on first use; later limits are ignored).
+
+    Every `MLXModel` on the same weights shares it, so their concurrent requests batch together.
+    """
+    with _schedulers_lock:
+        scheduler = _schedulers.get(loaded)
+        if scheduler is None:
+            scheduler = BatchScheduler(loaded, max_batch_size=max_batch_size, max_batch_bytes=max_batch_bytes)
+            _schedulers[loaded] = scheduler
+        return scheduler
