@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from functools import cache
 
-from ._engine import Dialect, Engine
+from ._engine import Engine
+from ._markers import Dialect
 from ._tools import ToolsArg, ToolSet, tool_set
 from ._types import (
     CallSyntaxError,

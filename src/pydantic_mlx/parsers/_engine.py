@@ -14,6 +14,11 @@ States (one at a time):
   closes; then it is a call, or it is emitted as text.
 - `_FenceTail`: after calls inside a ``` fence: drops the closing fence.
 - `_Separator`: after a bare JSON call: drops a `;` that separates it from the next one.
+- `_Trailer`: after a region whose syntax has a trailer: drops it (with the spaces before it).
+
+Where the answer begins (the output's start, or right after reasoning) the text state first
+checks the `at_start` openers. A region ends at its closer (outside quoted spans), or where its
+own opener comes again (the call lost its closer).
 
 Two rules make streaming equal `parse` for every chunking: a decision is taken only when the
 text seen so far settles it (otherwise the engine waits, holding back only the undecided
@@ -23,16 +28,14 @@ times (search positions are kept between feeds), so total work is linear in the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from typing import Any
 
 import regex
 
 from . import _untagged
 from ._calls import calls_from_value
 from ._json import ValueScanner, loads_lenient
+from ._markers import FENCE, Dialect, RegionEnd, alternation, tail_pattern
 from ._tools import ToolSet
 from ._types import (
     CallSyntaxError,
@@ -48,38 +51,14 @@ from ._types import (
     UnknownTool,
 )
 from ._untagged import Decision
-from .formats import Format, get_format
+from .formats import Format
 from .formats._syntax import CallSyntax, Closers, JsonValue, Quote
 
-__all__ = ["Dialect", "Engine"]
-
-_FENCE = "```"
+__all__ = ["Engine"]
 
 
 _KEEP_BEHIND = 512  # > the untagged look-behind (_untagged._MAX_WS)
 _TRIM_AT = 8192
-
-
-@cache
-def _tail_pattern(prefixes: frozenset[str]) -> regex.Pattern[str]:
-    """Matches, anchored at the end of the text, a suffix that is one of `prefixes` (which
-    are closed under taking prefixes). Written as a trie, so one search over the last few
-    characters settles the hold-back in C, however many markers there are."""
-    trie: dict[str, Any] = {}
-    for prefix in prefixes:
-        node = trie
-        for ch in prefix:
-            node = node.setdefault(ch, {})
-
-    def branch(node: dict[str, Any]) -> str:
-        return (
-            "(?:\\Z"
-            + "".join(f"|{regex.escape(ch)}{branch(child)}" for ch, child in sorted(node.items()))
-            + ")"
-        )
-
-    alternatives = [f"{regex.escape(ch)}{branch(child)}" for ch, child in sorted(trie.items())]
-    return regex.compile("|".join(alternatives) if alternatives else r"(?!)")
 
 
 def _could_become(buf: str, j: int, marker: str) -> bool:
@@ -101,82 +80,6 @@ def _skip_space(buf: str, j: int) -> int:
     while j < len(buf) and buf[j] in " \t\r\n":
         j += 1
     return j
-
-
-@dataclass(frozen=True)
-class Dialect:
-    """The merged markers of one format (or, for `auto`, of all of them)."""
-
-    name: str
-    formats: tuple[Format, ...]
-    reasoning: dict[str, tuple[str, ...]]
-    drop: frozenset[str]
-    openers: dict[str, tuple[tuple[Format, CallSyntax], ...]]
-    start_openers: dict[str, tuple[tuple[Format, CallSyntax], ...]]  # only where the answer begins
-    reasoning_enders: frozenset[str]  # call openers that also end an unclosed reasoning block
-    untagged_json: bool
-    untagged_pythonic: bool
-    tagged_pattern: regex.Pattern[str]
-    full_pattern: regex.Pattern[str]
-    proper_prefixes: frozenset[str]
-    max_marker: int
-
-    @classmethod
-    def of(cls, name: str, format_names: Sequence[str]) -> Dialect:
-        formats = tuple(get_format(n) for n in format_names)
-        reasoning: dict[str, tuple[str, ...]] = {}
-        openers: dict[str, list[tuple[Format, CallSyntax]]] = {}
-        start_openers: dict[str, list[tuple[Format, CallSyntax]]] = {}
-        drop: set[str] = set()
-        for fmt in formats:
-            for opener, closer in fmt.REASONING:
-                closers = reasoning.setdefault(opener, ())
-                if closer not in closers:
-                    reasoning[opener] = (*closers, closer)
-            for syntax in fmt.CALLS:
-                table = start_openers if syntax.at_start else openers
-                table.setdefault(syntax.opener, []).append((fmt, syntax))
-            drop.update(fmt.DROP)
-        untagged_json = any("json" in f.UNTAGGED for f in formats)
-        untagged_pythonic = any("pythonic" in f.UNTAGGED for f in formats)
-        # A marker that is also a call opener or reasoning opener is not dropped.
-        drop -= set(openers) | set(reasoning)
-        tagged = set(openers) | set(reasoning) | drop
-        untagged: set[str] = set()
-        if untagged_json or untagged_pythonic:
-            untagged = {_FENCE, "["}
-            if untagged_json:
-                untagged.add("{")
-        markers = tagged | untagged
-        prefixes = {m[:k] for m in markers for k in range(1, len(m))}
-        return cls(
-            name=name,
-            formats=formats,
-            reasoning=reasoning,
-            drop=frozenset(drop),
-            openers={k: tuple(v) for k, v in openers.items()},
-            start_openers={k: tuple(v) for k, v in start_openers.items()},
-            reasoning_enders=frozenset(o for o, c in openers.items() if any(s.ends_reasoning for _, s in c)),
-            untagged_json=untagged_json,
-            untagged_pythonic=untagged_pythonic,
-            tagged_pattern=_alternation(tagged | ({_FENCE} if untagged else set())),
-            full_pattern=_alternation(markers),
-            proper_prefixes=frozenset(prefixes),
-            max_marker=max((len(m) for m in markers), default=1),
-        )
-
-
-def _alternation(markers: set[str] | frozenset[str]) -> regex.Pattern[str]:
-    return _compiled_alternation(frozenset(markers))
-
-
-@cache
-def _compiled_alternation(markers: frozenset[str]) -> regex.Pattern[str]:
-    if not markers:
-        return regex.compile(r"(?!)")
-    # Longest first, so that at one position the longest marker wins.
-    ordered = sorted(markers, key=lambda m: (-len(m), m))
-    return regex.compile("|".join(regex.escape(m) for m in ordered))
 
 
 @dataclass
@@ -232,40 +135,6 @@ class _Trailer:
     marker: str
 
 
-@dataclass(frozen=True)
-class _RegionEnd:
-    """How regions opened by one opener end: closers, and quoted spans that hide them."""
-
-    closers: frozenset[str]
-    outer: regex.Pattern[str]  # closers and quote openers
-    quotes: dict[str, Quote]
-    inner: dict[str, regex.Pattern[str]]  # per quote opener: its closers (and escapes)
-    longest: int
-    reopen: str | None  # the region's own opener again: the previous call lost its closer
-    complete_at: tuple[str, ...]
-    longer: dict[str, tuple[str, ...]]  # per marker: the longer markers it begins
-
-    @classmethod
-    @cache
-    def of(cls, opener: str, rules: tuple[Closers, ...]) -> _RegionEnd:
-        closers = frozenset(m for r in rules for m in r.markers)
-        quotes = {q.opener: q for r in rules for q in r.quotes}
-        inner: dict[str, regex.Pattern[str]] = {}
-        for q in quotes.values():
-            alternatives = [regex.escape(c) for c in sorted(q.closers, key=len, reverse=True)]
-            if q.backslash:
-                alternatives.insert(0, r"\\.")
-            inner[q.opener] = regex.compile("|".join(alternatives), regex.DOTALL)
-        reopen = None if opener in closers or opener in quotes else opener
-        markers = closers | set(quotes) | ({reopen} if reopen else set())
-        longest = max(len(m) for m in (*markers, *(c for q in quotes.values() for c in q.closers)))
-        complete_at = tuple(dict.fromkeys(m for r in rules for m in r.complete_at))
-        longer = {m: tuple(n for n in markers if len(n) > len(m) and n.startswith(m)) for m in markers}
-        return cls(
-            closers, _alternation(set(markers)), quotes, inner, longest + 1, reopen, complete_at, longer
-        )
-
-
 _State = _Text | _Reasoning | _Region | _Untagged | _FenceTail | _Separator | _Trailer
 
 
@@ -286,7 +155,7 @@ class Engine:
         self.errors: list[ParseProblem] = []
         self._closed = False
         self._truncated = False
-        self._region_ends: dict[str, _RegionEnd] = {}
+        self._region_ends: dict[str, RegionEnd] = {}
         # With `in_reasoning`, some models still write the opener the prompt already wrote.
         self._opener_may_repeat = in_reasoning
         # Where the answer begins (output start, or after reasoning), `at_start` openers count.
@@ -379,7 +248,7 @@ class Engine:
         k = max(start, len(buf) - max_len + 1)
         if k > stop:
             return None
-        found = _tail_pattern(prefixes).search(buf, k)
+        found = tail_pattern(prefixes).search(buf, k)
         return found.start() if found is not None and found.start() <= stop else None
 
     def _trim(self) -> None:
@@ -419,7 +288,7 @@ class Engine:
             self._emit_text(len(buf))
             return False
         i, marker = match.start(), match.group()
-        if marker == _FENCE:
+        if marker == FENCE:
             return self._on_fence(i, final)
         if marker in ("{", "["):
             return self._on_bracket(i, final, fence_start=None)
@@ -528,7 +397,7 @@ class Engine:
     def _reasoning_state(self, closers: tuple[str, ...]) -> _Reasoning:
         ends = set(closers) | self._d.reasoning_enders
         prefixes = frozenset(c[:k] for c in ends for k in range(1, len(c)))
-        return _Reasoning(closers, _alternation(ends), prefixes)
+        return _Reasoning(closers, alternation(ends), prefixes)
 
     def _step_reasoning(self, state: _Reasoning, final: bool) -> bool:
         buf = self._buf
@@ -572,13 +441,13 @@ class Engine:
         assert isinstance(rule, JsonValue)
         return self._region_json(state, rule, final)
 
-    def _region_end(self, opener: str, rules: list[Closers]) -> _RegionEnd:
+    def _region_end(self, opener: str, rules: list[Closers]) -> RegionEnd:
         end = self._region_ends.get(opener)
         if end is None:
-            end = self._region_ends[opener] = _RegionEnd.of(opener, tuple(rules))
+            end = self._region_ends[opener] = RegionEnd.of(opener, tuple(rules))
         return end
 
-    def _region_closers(self, state: _Region, ends: _RegionEnd, final: bool) -> bool:
+    def _region_closers(self, state: _Region, ends: RegionEnd, final: bool) -> bool:
         buf = self._buf
         while True:
             if state.quote is None:
@@ -846,9 +715,9 @@ class Engine:
         j = self._pos
         while j < len(buf) and buf[j] in " \t\r\n":
             j += 1
-        if not final and j < len(buf) and _could_become(buf, j, _FENCE):
+        if not final and j < len(buf) and _could_become(buf, j, FENCE):
             return False
-        if buf.startswith(_FENCE, j):
+        if buf.startswith(FENCE, j):
             end = _fence_run_end(buf, j)
             if end >= len(buf) and not final:
                 return False

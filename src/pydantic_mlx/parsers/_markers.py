@@ -1,0 +1,151 @@
+"""Markers as compiled patterns: a format's (or all formats') markers merged into a `Dialect`,
+and how the regions of one opener end (`RegionEnd`). Everything here is built once per process
+and shared by every parser."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import regex
+
+from .formats import Format, get_format
+from .formats._syntax import CallSyntax, Closers, Quote
+
+__all__ = ["FENCE", "Dialect", "RegionEnd", "alternation", "tail_pattern"]
+
+FENCE = "```"
+
+
+@cache
+def tail_pattern(prefixes: frozenset[str]) -> regex.Pattern[str]:
+    """Matches, anchored at the end of the text, a suffix that is one of `prefixes` (which
+    are closed under taking prefixes). Written as a trie, so one search over the last few
+    characters settles the hold-back in C, however many markers there are."""
+    trie: dict[str, Any] = {}
+    for prefix in prefixes:
+        node = trie
+        for ch in prefix:
+            node = node.setdefault(ch, {})
+
+    def branch(node: dict[str, Any]) -> str:
+        return (
+            "(?:\\Z"
+            + "".join(f"|{regex.escape(ch)}{branch(child)}" for ch, child in sorted(node.items()))
+            + ")"
+        )
+
+    alternatives = [f"{regex.escape(ch)}{branch(child)}" for ch, child in sorted(trie.items())]
+    return regex.compile("|".join(alternatives) if alternatives else r"(?!)")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """The merged markers of one format (or, for `auto`, of all of them)."""
+
+    name: str
+    formats: tuple[Format, ...]
+    reasoning: dict[str, tuple[str, ...]]
+    drop: frozenset[str]
+    openers: dict[str, tuple[tuple[Format, CallSyntax], ...]]
+    start_openers: dict[str, tuple[tuple[Format, CallSyntax], ...]]  # only where the answer begins
+    reasoning_enders: frozenset[str]  # call openers that also end an unclosed reasoning block
+    untagged_json: bool
+    untagged_pythonic: bool
+    tagged_pattern: regex.Pattern[str]
+    full_pattern: regex.Pattern[str]
+    proper_prefixes: frozenset[str]
+    max_marker: int
+
+    @classmethod
+    def of(cls, name: str, format_names: Sequence[str]) -> Dialect:
+        formats = tuple(get_format(n) for n in format_names)
+        reasoning: dict[str, tuple[str, ...]] = {}
+        openers: dict[str, list[tuple[Format, CallSyntax]]] = {}
+        start_openers: dict[str, list[tuple[Format, CallSyntax]]] = {}
+        drop: set[str] = set()
+        for fmt in formats:
+            for opener, closer in fmt.REASONING:
+                closers = reasoning.setdefault(opener, ())
+                if closer not in closers:
+                    reasoning[opener] = (*closers, closer)
+            for syntax in fmt.CALLS:
+                table = start_openers if syntax.at_start else openers
+                table.setdefault(syntax.opener, []).append((fmt, syntax))
+            drop.update(fmt.DROP)
+        untagged_json = any("json" in f.UNTAGGED for f in formats)
+        untagged_pythonic = any("pythonic" in f.UNTAGGED for f in formats)
+        # A marker that is also a call opener or reasoning opener is not dropped.
+        drop -= set(openers) | set(reasoning)
+        tagged = set(openers) | set(reasoning) | drop
+        untagged: set[str] = set()
+        if untagged_json or untagged_pythonic:
+            untagged = {FENCE, "["}
+            if untagged_json:
+                untagged.add("{")
+        markers = tagged | untagged
+        prefixes = {m[:k] for m in markers for k in range(1, len(m))}
+        return cls(
+            name=name,
+            formats=formats,
+            reasoning=reasoning,
+            drop=frozenset(drop),
+            openers={k: tuple(v) for k, v in openers.items()},
+            start_openers={k: tuple(v) for k, v in start_openers.items()},
+            reasoning_enders=frozenset(o for o, c in openers.items() if any(s.ends_reasoning for _, s in c)),
+            untagged_json=untagged_json,
+            untagged_pythonic=untagged_pythonic,
+            tagged_pattern=alternation(tagged | ({FENCE} if untagged else set())),
+            full_pattern=alternation(markers),
+            proper_prefixes=frozenset(prefixes),
+            max_marker=max((len(m) for m in markers), default=1),
+        )
+
+
+def alternation(markers: set[str] | frozenset[str]) -> regex.Pattern[str]:
+    return _compiled_alternation(frozenset(markers))
+
+
+@cache
+def _compiled_alternation(markers: frozenset[str]) -> regex.Pattern[str]:
+    if not markers:
+        return regex.compile(r"(?!)")
+    # Longest first, so that at one position the longest marker wins.
+    ordered = sorted(markers, key=lambda m: (-len(m), m))
+    return regex.compile("|".join(regex.escape(m) for m in ordered))
+
+
+@dataclass(frozen=True)
+class RegionEnd:
+    """How regions opened by one opener end: closers, and quoted spans that hide them."""
+
+    closers: frozenset[str]
+    outer: regex.Pattern[str]  # closers and quote openers
+    quotes: dict[str, Quote]
+    inner: dict[str, regex.Pattern[str]]  # per quote opener: its closers (and escapes)
+    longest: int
+    reopen: str | None  # the region's own opener again: the previous call lost its closer
+    complete_at: tuple[str, ...]
+    longer: dict[str, tuple[str, ...]]  # per marker: the longer markers it begins
+
+    @classmethod
+    @cache
+    def of(cls, opener: str, rules: tuple[Closers, ...]) -> RegionEnd:
+        closers = frozenset(m for r in rules for m in r.markers)
+        quotes = {q.opener: q for r in rules for q in r.quotes}
+        inner: dict[str, regex.Pattern[str]] = {}
+        for q in quotes.values():
+            alternatives = [regex.escape(c) for c in sorted(q.closers, key=len, reverse=True)]
+            if q.backslash:
+                alternatives.insert(0, r"\\.")
+            inner[q.opener] = regex.compile("|".join(alternatives), regex.DOTALL)
+        reopen = None if opener in closers or opener in quotes else opener
+        markers = closers | set(quotes) | ({reopen} if reopen else set())
+        longest = max(len(m) for m in (*markers, *(c for q in quotes.values() for c in q.closers)))
+        complete_at = tuple(dict.fromkeys(m for r in rules for m in r.complete_at))
+        longer = {m: tuple(n for n in markers if len(n) > len(m) and n.startswith(m)) for m in markers}
+        return cls(
+            closers, alternation(set(markers)), quotes, inner, longest + 1, reopen, complete_at, longer
+        )
