@@ -135,6 +135,27 @@ PARIS = ToolCall("get_weather", {"city": "Paris", "days": 3})
             None,
             [ToolCall("get_weather", {"city": "Paris"}), ToolCall("get_weather", {"city": "Rome"})],
         ),
+        (  # closing markers written inside a value (a file about this very format)
+            "<tool_call>\n<function=write_file>\n<parameter=content>\n<function=f>\n<parameter=x>\n1\n"
+            "</function>\n</tool_call>\n</parameter>\n</function>\n</tool_call>",
+            None,
+            [
+                ToolCall(
+                    "write_file", {"content": "<function=f>\n<parameter=x>\n1\n</function>\n</tool_call>"}
+                )
+            ],
+        ),
+        (  # the same without the opening <tool_call>
+            "<function=write_file>\n<parameter=content>\na </function> b\n</parameter>\n</function>\n</tool_call>",
+            None,
+            [ToolCall("write_file", {"content": "a </function> b"})],
+        ),
+        (  # a value missing its </parameter> before </function>, then another block
+            "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</function>\n</tool_call>\n"
+            "<tool_call>\n<function=get_weather>\n<parameter=city>\nRome\n</parameter>\n</function>\n</tool_call>",
+            None,
+            [ToolCall("get_weather", {"city": "Paris"}), ToolCall("get_weather", {"city": "Rome"})],
+        ),
         (  # no parameters at all
             "<tool_call>\n<function=get_weather>\n</function>\n</tool_call>",
             None,

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from .._json import loads_lenient
+from .._json import ValueScanner, loads_lenient
 from .._schema import coerce_arguments
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
@@ -50,7 +50,7 @@ CALLS = (_TOOL_CALL, _BARE_FUNCTION)
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = ("<parameter=",)
 
-_BLOCK_OPEN = "<tool_call>"
+_BLOCK_OPEN, _BLOCK_CLOSE = "<tool_call>", "</tool_call>"
 _FUNCTION_OPEN = "<function="
 _FUNCTION_CLOSE = "</function>"
 _PARAMETER_OPEN = "<parameter="
@@ -71,32 +71,25 @@ def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall
 def _functions(body: str, start: int, tools: ToolSet) -> list[ToolCall]:
     """The functions from `start` (just after a `<function=`) to the end of `body`.
 
-    A function ends at its `</function>`. One that lacks it ends at the next `<function=` or at
-    the end of the body, and then its last parameter must have its `</parameter>`: without
-    either closing marker, a value may have been cut off. A `<tool_call>` between functions is
-    the next block of a model that left out a `</tool_call>`.
+    A function ends at its `</function>`; one that lacks it ends where the next function or
+    block begins, or at the end of the body. A `</tool_call>` / `<tool_call>` between functions
+    is a block boundary (a model that left out a closer or an opener between two blocks).
     """
+    markers = _Markers(body)
     calls: list[ToolCall] = []
-    closes, opens = _Finder(body, _FUNCTION_CLOSE), _Finder(body, _FUNCTION_OPEN)
+    pos = start
     while True:
-        close, following = closes.next(start), opens.next(start)
-        if close >= 0 and (following < 0 or close < following):
-            calls.append(_function(body[start:close], tools, closed=True))
-            pos = _skip_space(body, close + len(_FUNCTION_CLOSE))
-        else:
-            end = following if following >= 0 else len(body)
-            segment = body[start:end]
-            if following >= 0 and segment.rstrip().endswith(_BLOCK_OPEN):
-                segment = segment.rstrip()[: -len(_BLOCK_OPEN)]
-            calls.append(_function(segment, tools, closed=False))
-            pos = end
-        if body.startswith(_BLOCK_OPEN, pos):
-            pos = _skip_space(body, pos + len(_BLOCK_OPEN))
+        call, pos = _function_at(body, pos, tools, markers)
+        calls.append(call)
+        pos = _skip_space(body, pos)
+        for boundary in (_BLOCK_CLOSE, _BLOCK_OPEN):
+            if body.startswith(boundary, pos):
+                pos = _skip_space(body, pos + len(boundary))
         if pos == len(body):
             return calls
         if not body.startswith(_FUNCTION_OPEN, pos):
             raise CallSyntaxError("text after a function in a <tool_call> block")
-        start = pos + len(_FUNCTION_OPEN)
+        pos += len(_FUNCTION_OPEN)
 
 
 def render(calls: Sequence[ToolCall]) -> str:
@@ -112,55 +105,87 @@ def render(calls: Sequence[ToolCall]) -> str:
     return "\n".join(blocks)
 
 
-def _function(text: str, tools: ToolSet, *, closed: bool) -> ToolCall:
-    """One function from `NAME>...` (the text between `<function=` and `</function>`)."""
-    gt = text.find(">")
+def _function_at(body: str, pos: int, tools: ToolSet, markers: _Markers) -> tuple[ToolCall, int]:
+    """The function whose `NAME>` starts at `pos`, and the offset after it."""
+    gt = body.find(">", pos)
     if gt < 0:
         raise CallSyntaxError("<function= without a closing '>' after the name")
-    name = text[:gt].strip()
+    name = body[pos:gt].strip()
     if not name or any(c.isspace() or c in "<>{}\"'" for c in name):
         raise CallSyntaxError(f"not a function name: {name[:40]!r}")
-    content = text[gt + 1 :]
-    stripped = content.strip()
-    if stripped.startswith("{"):
-        try:
-            arguments = loads_lenient(stripped)
-        except ValueError as exc:
-            raise CallSyntaxError(f"JSON arguments of {name!r} are not JSON: {exc}") from None
-        if not isinstance(arguments, dict):
-            raise CallSyntaxError("JSON arguments must be an object")
-        return ToolCall(name=name, arguments=arguments)
-    return ToolCall(name=name, arguments=coerce_arguments(name, _parameters(content, closed=closed), tools))
-
-
-def _parameters(content: str, *, closed: bool) -> dict[str, str]:
-    """Raw `<parameter=KEY>VALUE</parameter>` pairs; anything else between them is an error."""
+    i = _skip_space(body, gt + 1)
+    if body.startswith("{", i):
+        return _json_function(body, name, i)
     raw: dict[str, str] = {}
-    closes, opens = _Finder(content, _PARAMETER_CLOSE), _Finder(content, _PARAMETER_OPEN)
-    pos = _skip_space(content, 0)
-    while pos < len(content):
-        if not content.startswith(_PARAMETER_OPEN, pos):
+    while True:
+        i = _skip_space(body, i)
+        if body.startswith(_FUNCTION_CLOSE, i):
+            i += len(_FUNCTION_CLOSE)
+            break
+        if i == len(body) or body.startswith((_FUNCTION_OPEN, _BLOCK_OPEN, _BLOCK_CLOSE), i):
+            break  # the `</function>` was left out
+        if not body.startswith(_PARAMETER_OPEN, i):
             raise CallSyntaxError("expected <parameter=KEY> inside a function")
-        key_start = pos + len(_PARAMETER_OPEN)
-        gt = content.find(">", key_start)
+        key_start = i + len(_PARAMETER_OPEN)
+        gt = body.find(">", key_start)
         if gt < 0:
             raise CallSyntaxError("<parameter= without a closing '>' after the key")
-        key = content[key_start:gt].strip()
+        key = body[key_start:gt].strip()
         if not key or "\n" in key or "<" in key:
             raise CallSyntaxError(f"not a parameter name: {key[:40]!r}")
-        value_start = gt + 1
-        close = closes.next(value_start)
-        if close >= 0:
-            value_end, pos = close, close + len(_PARAMETER_CLOSE)
-        elif (following := opens.next(value_start)) >= 0:
-            value_end = pos = following  # `</parameter>` left out before the next parameter
-        elif closed:
-            value_end = pos = len(content)  # `</parameter>` left out before `</function>`
-        else:
+        value_end, i = _value_end(body, gt + 1, markers)
+        if value_end < 0:
             raise CallSyntaxError(f"parameter {key!r} never closed")
-        raw[key] = _strip_template_newlines(content[value_start:value_end])
-        pos = _skip_space(content, pos)
-    return raw
+        raw[key] = _strip_template_newlines(body[gt + 1 : value_end])
+    return ToolCall(name=name, arguments=coerce_arguments(name, raw, tools)), i
+
+
+def _value_end(body: str, start: int, markers: _Markers) -> tuple[int, int]:
+    """Where the value starting at `start` ends, and where parsing goes on (-1, -1: never).
+
+    A value ends at its `</parameter>`, even past a `</function>` written inside it (code that
+    writes this format). A value without its own `</parameter>` ends at the next marker: the
+    next `<parameter=`, `</function>`, `<function=` or block boundary. The `</parameter>` found
+    first is not its own when a `</function>` comes before it and a new function or parameter
+    opens in between.
+    """
+    close = markers.parameter_close.next(start)
+    following = [
+        markers.parameter_open.next(start),
+        function_close := markers.function_close.next(start),
+        markers.function_open.next(start),
+        markers.block_open.next(start),
+        markers.block_close.next(start),
+    ]
+    if close >= 0 and not (0 <= function_close < close and _opens_between(body, function_close, close)):
+        return close, close + len(_PARAMETER_CLOSE)
+    ends = [m for m in following if m >= 0]
+    if not ends:
+        return -1, -1
+    return min(ends), min(ends)
+
+
+def _opens_between(body: str, start: int, end: int) -> bool:
+    return body.find(_PARAMETER_OPEN, start, end) >= 0 or body.find(_FUNCTION_OPEN, start, end) >= 0
+
+
+def _json_function(body: str, name: str, start: int) -> tuple[ToolCall, int]:
+    """`<function=NAME>{"k": 1}</function>`: JSON arguments (types kept), Llama 3.1's shape."""
+    end = ValueScanner(start).scan(body)
+    if end is None:
+        raise CallSyntaxError(f"JSON arguments of {name!r} never closed")
+    try:
+        arguments = loads_lenient(body[start:end])
+    except ValueError as exc:
+        raise CallSyntaxError(f"JSON arguments of {name!r} are not JSON: {exc}") from None
+    if not isinstance(arguments, dict):
+        raise CallSyntaxError("JSON arguments must be an object")
+    after = _skip_space(body, end)
+    if body.startswith(_FUNCTION_CLOSE, after):
+        return ToolCall(name=name, arguments=arguments), after + len(_FUNCTION_CLOSE)
+    if after == len(body) or body.startswith((_FUNCTION_OPEN, _BLOCK_OPEN, _BLOCK_CLOSE), after):
+        return ToolCall(name=name, arguments=arguments), after
+    raise CallSyntaxError(f"text after the JSON arguments of {name!r}")
 
 
 def _strip_template_newlines(value: str) -> str:
@@ -189,3 +214,15 @@ class _Finder:
         if self.hit == -2 or (self.hit != -1 and self.hit < pos):
             self.hit = self.text.find(self.marker, pos)
         return self.hit
+
+
+class _Markers:
+    """One forward finder per marker a function body is read by."""
+
+    def __init__(self, body: str) -> None:
+        self.parameter_open = _Finder(body, _PARAMETER_OPEN)
+        self.parameter_close = _Finder(body, _PARAMETER_CLOSE)
+        self.function_open = _Finder(body, _FUNCTION_OPEN)
+        self.function_close = _Finder(body, _FUNCTION_CLOSE)
+        self.block_open = _Finder(body, _BLOCK_OPEN)
+        self.block_close = _Finder(body, _BLOCK_CLOSE)
