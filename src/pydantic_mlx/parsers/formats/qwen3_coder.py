@@ -15,11 +15,11 @@ The chat template writes each call as::
 
 Values are bare text, one newline after `<parameter=KEY>` and one before `</parameter>`; exactly
 those two newlines are removed and the rest is typed by the tool's schema (`parsers/_schema.py`).
-Models also drop the opening `<tool_call>` (then the call opens at `<function=` and a stray
-`</tool_call>` after it is markup), put several functions in one block, and now and then leave
-out the `</parameter>` of the last parameters: a value ends at its `</parameter>`, and only when
-none is left in the function does the next `<parameter=` or the `</function>` end it (so a
-value may itself contain `<parameter=x>` text, e.g. code that writes this format).
+Models also drop the opening `<tool_call>` (then the call opens at `<function=` and the
+`</tool_call>` after it belongs to the call), put several functions in one block, leave out a
+`</function>` or a `</tool_call>` between blocks, and now and then a `</parameter>`: a value
+ends at its own `</parameter>` (so it may contain `<parameter=x>` or `</function>` text, e.g.
+code that writes this format), and a value without one ends at the next marker.
 `<function=NAME>{"k": 1}</function>` (JSON inside, Llama 3.1's custom-tool format) is read too,
 with the JSON types kept.
 """
