@@ -103,7 +103,7 @@ _ENTITY = regex.compile(r"&(quot|amp);")
 
 def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
     """The calls in a K2 section, a lone K2 call, or a K3 `tools` channel."""
-    if syntax is _K3_TOOLS or syntax.opener == _K3_TOOLS.opener:
+    if syntax.opener == _K3_TOOLS.opener:
         return _k3_tools(body, tools)
     if syntax.opener == _CALL_BEGIN:
         return [_k2_call(body, tools)]
@@ -113,7 +113,7 @@ def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall
         if not body.startswith(_CALL_BEGIN, pos):
             raise CallSyntaxError(f"expected {_CALL_BEGIN} in a tool-calls section")
         start = pos + len(_CALL_BEGIN)
-        end = _call_end(body, start, _ARGUMENT_BEGIN, _CALL_END)
+        end = _call_end(body, start)
         if end < 0:
             raise CallSyntaxError(f"a call without its {_CALL_END}")
         calls.append(_k2_call(body[start:end], tools))
@@ -133,18 +133,18 @@ def render(calls: Sequence[ToolCall]) -> str:
     return _SECTION_BEGIN + "".join(parts) + _SECTION_END
 
 
-def _call_end(body: str, start: int, arguments_marker: str, end_marker: str) -> int:
-    """Where the call starting at `start` ends: the first `end_marker` after its JSON arguments
-    (one written inside a JSON string is part of the arguments), or -1."""
-    end = body.find(end_marker, start)
-    arguments = body.find(arguments_marker, start)
+def _call_end(body: str, start: int) -> int:
+    """Where the call starting at `start` ends: the first `<|tool_call_end|>` after its JSON
+    arguments (one written inside a JSON string is part of the arguments), or -1."""
+    end = body.find(_CALL_END, start)
+    arguments = body.find(_ARGUMENT_BEGIN, start)
     if arguments < 0 or 0 <= end < arguments:
         return end
-    value = _skip_space(body, arguments + len(arguments_marker))
+    value = _skip_space(body, arguments + len(_ARGUMENT_BEGIN))
     if value < len(body) and body[value] in "{[":
         closed = ValueScanner(value).scan(body)
         if closed is not None:
-            return body.find(end_marker, closed)
+            return body.find(_CALL_END, closed)
     return end
 
 
