@@ -177,11 +177,11 @@ DSML_V4 = render_dsml([PARIS, ROME], "tool_calls")
         ),
         (
             '<｜DSML｜tool_calls>\n<｜DSML｜invoke name="get_weather">\n'
-            '<｜DSML｜parameter name="city" string="true">a </｜DSML｜tool_calls> b</｜DSML｜parameter>\n'
+            '<｜DSML｜parameter name="city" string="true">a </｜DSML｜invoke></｜DSML｜tool_calls> b</｜DSML｜parameter>\n'
             "</｜DSML｜invoke>\n</｜DSML｜tool_calls>",
             None,
             None,
-            [ToolCall("get_weather", {"city": "a </｜DSML｜tool_calls> b"})],
+            [ToolCall("get_weather", {"city": "a </｜DSML｜invoke></｜DSML｜tool_calls> b"})],
         ),
         (  # lenient JSON in the arguments
             f"{BEGIN}{CALL}get_weather{SEP}{{'city': 'Rome',}}{CALL_END}{END}",

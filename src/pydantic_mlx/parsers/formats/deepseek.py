@@ -186,35 +186,37 @@ def _dsml(body: str, tools: ToolSet) -> list[ToolCall]:
         attributes, pos = _tag(body, pos, _INVOKE_OPEN)
         name = attributes.get("name", "")
         _check_name(name)
-        end = body.find(_INVOKE_CLOSE, pos)
-        if end < 0:
-            raise CallSyntaxError(f"an invoke without its {_INVOKE_CLOSE}")
-        arguments = unwrap_arguments(name, _dsml_parameters(body[pos:end], name, tools), tools)
-        calls.append(ToolCall(name=name, arguments=arguments))
-        pos = _skip_space(body, end + len(_INVOKE_CLOSE))
+        raw_arguments, pos = _dsml_parameters(body, pos, name, tools)
+        calls.append(ToolCall(name=name, arguments=unwrap_arguments(name, raw_arguments, tools)))
+        pos = _skip_space(body, pos)
     if not calls:
         raise CallSyntaxError("an empty DSML block")
     return calls
 
 
-def _dsml_parameters(text: str, name: str, tools: ToolSet) -> dict[str, Any]:
+def _dsml_parameters(body: str, pos: int, name: str, tools: ToolSet) -> tuple[dict[str, Any], int]:
+    """The parameters of the invoke whose body starts at `pos`, read one after the other (so an
+    end marker inside a value stays in it), and the offset after `</｜DSML｜invoke>`."""
     arguments: dict[str, Any] = {}
-    pos = _skip_space(text, 0)
-    while pos < len(text):
-        attributes, pos = _tag(text, pos, _PARAMETER_OPEN)
+    while True:
+        pos = _skip_space(body, pos)
+        if body.startswith(_INVOKE_CLOSE, pos):
+            return arguments, pos + len(_INVOKE_CLOSE)
+        if pos == len(body):
+            raise CallSyntaxError(f"an invoke without its {_INVOKE_CLOSE}")
+        attributes, pos = _tag(body, pos, _PARAMETER_OPEN)
         key = attributes.get("name", "")
         if not key:
             raise CallSyntaxError("a DSML parameter without a name")
-        end = text.find(_PARAMETER_CLOSE, pos)
+        end = body.find(_PARAMETER_CLOSE, pos)
         if end < 0:
             raise CallSyntaxError(f"a parameter without its {_PARAMETER_CLOSE}")
-        value = text[pos:end]
+        value = body[pos:end]
         if _PARAMETER_OPEN in value:
             raise CallSyntaxError("a DSML parameter opened inside another")
         written_as = _WRITTEN_AS.get(attributes.get("string", ""))
         arguments[key] = coerce_argument(name, key, value, tools, written_as=written_as)
-        pos = _skip_space(text, end + len(_PARAMETER_CLOSE))
-    return arguments
+        pos = end + len(_PARAMETER_CLOSE)
 
 
 def _tag(text: str, pos: int, opener: str) -> tuple[dict[str, str], int]:
