@@ -136,11 +136,12 @@ K3 = (
         ),
         (
             '<|open|>tools<|sep|><|open|>call tool="get_weather" index="1"<|sep|>'
-            '<|open|>argument key="city" type="string"<|sep|>a <|close|>tools<|sep|> b<|close|>argument<|sep|>'
+            '<|open|>argument key="city" type="string"<|sep|>a <|close|>call<|sep|><|close|>tools<|sep|> b'
+            "<|close|>argument<|sep|>"
             "<|close|>call<|sep|><|close|>tools<|sep|>",
             None,
             None,
-            [ToolCall("get_weather", {"city": "a <|close|>tools<|sep|> b"})],
+            [ToolCall("get_weather", {"city": "a <|close|>call<|sep|><|close|>tools<|sep|> b"})],
         ),
         (K3, "Let me look.", "The user wants weather.", [K3_PARIS]),
         (  # K3 without thinking: the response channel was opened by the prompt

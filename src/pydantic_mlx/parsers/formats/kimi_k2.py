@@ -187,49 +187,52 @@ def _only_tool_taking(arguments: dict[str, Any], tools: ToolSet) -> str:
 
 def _k3_tools(body: str, tools: ToolSet) -> list[ToolCall]:
     calls: list[ToolCall] = []
-    call_close = _xtml_close("call")
     pos = _skip_space(body, 0)
     while pos < len(body):
         attributes, pos = _xtml_open(body, pos, "call")
         name = attributes.get("tool", "")
         if not name:
             raise CallSyntaxError("a Kimi-K3 call without its tool name")
-        end = body.find(call_close, pos)
-        if end < 0:
-            raise CallSyntaxError(f"a call without its {call_close}")
-        arguments = unwrap_arguments(name, _k3_arguments(body[pos:end], name, tools), tools)
-        calls.append(ToolCall(name=name, arguments=arguments))
-        pos = _skip_space(body, end + len(call_close))
+        arguments, pos = _k3_arguments(body, pos, name, tools)
+        calls.append(ToolCall(name=name, arguments=unwrap_arguments(name, arguments, tools)))
+        pos = _skip_space(body, pos)
     if not calls:
         raise CallSyntaxError("an empty Kimi-K3 tools channel")
     return calls
 
 
-def _k3_arguments(text: str, name: str, tools: ToolSet) -> dict[str, Any]:
-    arguments: dict[str, Any] = {}
-    pos = _skip_space(text, 0)
-    if text.startswith(f"{_OPEN}json", pos):
-        _, pos = _xtml_open(text, pos, "json")
-        value, pos = _xtml_value(text, pos, "json")
-        if text[pos:].strip():
-            raise CallSyntaxError("text after a Kimi-K3 json block")
+def _k3_arguments(body: str, pos: int, name: str, tools: ToolSet) -> tuple[dict[str, Any], int]:
+    """The arguments of the call whose body starts at `pos`, read one block after the other (so
+    an end marker inside a value stays in it), and the offset after `<|close|>call<|sep|>`."""
+    call_close = _xtml_close("call")
+    pos = _skip_space(body, pos)
+    if body.startswith(f"{_OPEN}json", pos):
+        _, pos = _xtml_open(body, pos, "json")
+        value, pos = _xtml_value(body, pos, "json")
+        pos = _skip_space(body, pos)
+        if not body.startswith(call_close, pos):
+            raise CallSyntaxError(f"a Kimi-K3 json block not followed by {call_close}")
         try:
             whole = loads_lenient(value)
         except ValueError as exc:
             raise CallSyntaxError(f"arguments of {name!r} are not JSON: {exc}") from None
         if not isinstance(whole, dict):
             raise CallSyntaxError("arguments must be a JSON object")
-        return whole
-    while pos < len(text):
-        attributes, pos = _xtml_open(text, pos, "argument")
+        return whole, pos + len(call_close)
+    arguments: dict[str, Any] = {}
+    while True:
+        pos = _skip_space(body, pos)
+        if body.startswith(call_close, pos):
+            return arguments, pos + len(call_close)
+        if pos == len(body):
+            raise CallSyntaxError(f"a call without its {call_close}")
+        attributes, pos = _xtml_open(body, pos, "argument")
         key = attributes.get("key")
         if not key:
             raise CallSyntaxError("a Kimi-K3 argument without its key")
-        value, pos = _xtml_value(text, pos, "argument")
+        value, pos = _xtml_value(body, pos, "argument")
         written_as = "string" if attributes.get("type", "string") == "string" else "json"
         arguments[key] = coerce_argument(name, key, value, tools, written_as=written_as)
-        pos = _skip_space(text, pos)
-    return arguments
 
 
 def _xtml_open(text: str, pos: int, tag: str) -> tuple[dict[str, str], int]:
