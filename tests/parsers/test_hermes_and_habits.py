@@ -281,3 +281,9 @@ def test_call_shaped_json_inside_code_or_a_sentence_stays_content(text: str) -> 
 def test_standalone_bare_call_after_prose(text: str, content: str) -> None:
     result = parse(text, tools=TOOLS)
     assert (result.content, result.calls) == (content, [READ])
+
+
+@pytest.mark.parametrize("text", ["call: me maybe", " to=functions. is how gpt-oss writes it"])
+def test_answer_that_only_looks_like_a_bare_call_start_is_text_without_problems(text: str) -> None:
+    result = parse(text)
+    assert (result.content, result.calls, result.errors) == (text, [], [])

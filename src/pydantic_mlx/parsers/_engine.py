@@ -105,6 +105,7 @@ class _Region:
     scanner: ValueScanner | None = None
     value_end: int | None = None
     quote: Quote | None = None  # inside a quoted span of the body, where closers don't count
+    at_start: bool = False  # opened by an `at_start` opener: failing, it was just the answer's text
 
 
 @dataclass
@@ -312,7 +313,8 @@ class Engine:
                 self._answer_start = False
                 self._emit_text(j)
                 end = j + len(opener)
-                return self._goto(_Region(j, end, opener, candidates, fenced=False, scan=end), j)
+                region = _Region(j, end, opener, candidates, fenced=False, scan=end, at_start=True)
+                return self._goto(region, j)
             if not final and _could_become(buf, j, opener):
                 return False
         self._answer_start = False
@@ -593,7 +595,8 @@ class Engine:
         if cut_off or (not closed and not all(s.closer_optional for _, s in state.candidates)):
             if self._complete_calls_of_section(state, body, end):
                 return True
-            self.errors.append(TruncatedCall("the call was cut off before its end marker", raw, fmt_name))
+            if not state.at_start:
+                self.errors.append(TruncatedCall("the call was cut off before its end marker", raw, fmt_name))
             return self._region_as_text(state, end)
         problem = ""
         for fmt, syntax in state.candidates:
@@ -619,8 +622,9 @@ class Engine:
             return self._goto(_Text(), end)
         if not closed and self._complete_calls_of_section(state, body, end):
             return True
-        error_type = MalformedCall if closed else TruncatedCall
-        self.errors.append(error_type(problem or "empty call region", raw, fmt_name))
+        if not state.at_start:  # an answer that merely begins like a bare call is just text
+            error_type = MalformedCall if closed else TruncatedCall
+            self.errors.append(error_type(problem or "empty call region", raw, fmt_name))
         return self._region_as_text(state, end)
 
     def _complete_calls_of_section(self, state: _Region, body: str, end: int) -> bool:
