@@ -62,9 +62,10 @@ CHAT_TEMPLATE_PROFILE = ModelProfile(
     # No grammar-constrained decoding yet, so JSON output is asked for in the prompt or via a tool.
     supports_json_schema_output=False,
     supports_json_object_output=False,
+    # pydantic-ai's default `may_tokenize_special_tokens_in_content=False` holds: `render_prompt`
+    # itself keeps special tokens in content from being encoded as control tokens (the key is
+    # not set here because pydantic-ai-slim 2.62, which pydantic-evals pins, does not know it).
     default_structured_output_mode="tool",
-    # `render_prompt` keeps special tokens in content from being encoded as control tokens itself.
-    may_tokenize_special_tokens_in_content=False,
 )
 """The pydantic-ai profile of a model driven through its chat template (used by `MLXModel` and the demo)."""
 
