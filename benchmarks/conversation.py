@@ -7,9 +7,10 @@
 Every path gets the same conversation (system prompt + 3 tools, ~450 prompt tokens, growing by
 ~70 a turn; the earlier assistant turns are scripted, so every path sees the same history) and
 generates the same number of tokens per turn (end-of-turn suppressed by a logit bias). Paths
-alternate, each round is a new conversation sharing the system prompt and tools. Prints time per
-conversation and the ratios (targets: MLXModel <= 1.02x raw, >= 1.1x faster than the server), then
-the tokens MLXModel prefilled per turn with and without its prompt cache.
+alternate turn by turn (so changes in machine load hit all of them alike); each round is a new
+conversation sharing the system prompt and tools with the warm-up. Prints time per conversation
+and the ratios (targets: MLXModel <= 1.02x raw, >= 1.1x faster than the server), then the tokens
+prefilled per turn by MLXModel and by the server (from their usage) and without a cache.
 
     python benchmarks/conversation.py [--model PATH] [--tokens 16] [--rounds 2] [--no-server]
 
@@ -171,6 +172,11 @@ def start_server(model: str, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("mlx_lm.server did not start")
 
 
+async def _sync(fn: Callable[..., None], *args: Any) -> None:
+    """Run the raw path right here, on the loop's thread: nothing else runs meanwhile."""
+    fn(*args)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -193,7 +199,7 @@ async def main(source: str, args: argparse.Namespace) -> None:
         return await model_request(model, messages, model_settings=settings, model_request_parameters=params)
 
     paths: dict[str, Callable[[list[ModelMessage]], Awaitable[Any]]] = {
-        "raw stream_generate + reuse": lambda m: asyncio.to_thread(raw.turn, m, settings),
+        "raw stream_generate + reuse": lambda m: _sync(raw.turn, m, settings),
         "MLXModel": lambda m: via(mlx_model, m),
     }
     server = None
@@ -208,54 +214,58 @@ async def main(source: str, args: argparse.Namespace) -> None:
         paths["mlx_lm.server + OpenAIChatModel"] = lambda m: via(server_model, m)
 
     try:
+        for turn in paths.values():  # warm-up: load, compile, fill allocator pools
+            await turn(conversation(0, 1)[0])
+        # Paths alternate turn by turn, so a change in machine load hits all of them alike.
         times: dict[str, list[float]] = {name: [] for name in paths}
-        first_turn_tokens = 0
-        for round_id in range(args.rounds + 1):  # round 0 warms every path up
-            for name, turn in paths.items():
-                started = time.perf_counter()
-                for messages in conversation(round_id * 10 + len(name), args.turns):
+        prefill_rows: list[tuple[int, int, int | None, int | None]] = []
+        for round_id in range(1, args.rounds + 1):
+            elapsed = dict.fromkeys(paths, 0.0)
+            for turn_index, messages in enumerate(conversation(round_id, args.turns), start=1):
+                row: dict[str, ModelResponse] = {}
+                for name, turn in paths.items():
+                    started = time.perf_counter()
                     response = await turn(messages)
-                    if isinstance(response, ModelResponse) and name == "MLXModel" and not first_turn_tokens:
-                        first_turn_tokens = response.usage.input_tokens
-                if round_id:
-                    times[name].append(time.perf_counter() - started)
-        print(
-            f"model: {source}; {args.turns} turns, {args.tokens} generated tokens per turn, "
-            f"{args.rounds} rounds"
-        )
-        print(f"first-turn prompt: {first_turn_tokens} tokens")
-        base = statistics.median(times["raw stream_generate + reuse"])
-        print(f"{'path':<34}{'s / conversation':>18}{'x raw':>9}")
-        for name, values in times.items():
-            print(f"{name:<34}{statistics.median(values):>18.2f}{statistics.median(values) / base:>9.3f}")
-        if server is not None:
-            ratio = statistics.median(times["mlx_lm.server + OpenAIChatModel"]) / statistics.median(
-                times["MLXModel"]
-            )
-            print(f"MLXModel is {ratio:.2f}x faster than the server path")
+                    elapsed[name] += time.perf_counter() - started
+                    if isinstance(response, ModelResponse):
+                        row[name] = response
+                if round_id == 1:
+                    ours = row["MLXModel"]
+                    theirs = row.get("mlx_lm.server + OpenAIChatModel")
+                    prefill_rows.append(
+                        (
+                            turn_index,
+                            ours.usage.input_tokens,
+                            (ours.provider_details or {}).get("prefilled_tokens"),
+                            theirs.usage.input_tokens - theirs.usage.cache_read_tokens if theirs else None,
+                        )
+                    )
+            for name in paths:
+                times[name].append(elapsed[name])
     finally:
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
 
-    print("\nprefilled tokens per turn (MLXModel), a new conversation after one with the same system prompt:")
-    rows = []
-    for cached in (True, False):
-        mlx_model.loaded.prompt_cache.clear()
-        if not cached:
-            mlx_model.loaded.prompt_cache.max_entries = 0
-        for messages in conversation(900, 1):  # earlier conversation: same system prompt and tools
-            await via(mlx_model, messages)
-        row = []
-        for messages in conversation(901, args.turns):
-            response = await via(mlx_model, messages)
-            details = response.provider_details or {}
-            row.append((response.usage.input_tokens, details.get("prefilled_tokens")))
-        rows.append(row)
-        mlx_model.loaded.prompt_cache.max_entries = 4
-    print(f"{'turn':<6}{'prompt':>8}{'prefilled (cache)':>20}{'prefilled (no cache)':>22}")
-    for turn, ((prompt, with_cache), (_, without)) in enumerate(zip(*rows, strict=True), start=1):
-        print(f"{turn:<6}{prompt:>8}{with_cache:>20}{without:>22}")
+    print(
+        f"model: {source}; {args.turns} turns, {args.tokens} generated tokens per turn, {args.rounds} rounds"
+    )
+    base = statistics.median(times["raw stream_generate + reuse"])
+    print(f"{'path':<34}{'s / conversation':>18}{'x raw':>9}")
+    for name, values in times.items():
+        print(f"{name:<34}{statistics.median(values):>18.2f}{statistics.median(values) / base:>9.3f}")
+    if server is not None:
+        ratio = statistics.median(times["mlx_lm.server + OpenAIChatModel"]) / statistics.median(
+            times["MLXModel"]
+        )
+        print(f"MLXModel is {ratio:.2f}x faster than the server path")
+
+    print("\nprefilled tokens per turn (a new conversation after one with the same system prompt and tools;")
+    print("without a prompt cache every prompt token is prefilled):")
+    print(f"{'turn':<6}{'prompt':>8}{'MLXModel':>10}{'server':>8}{'no cache':>10}")
+    for turn_index, prompt, ours_prefilled, server_prefilled in prefill_rows:
+        server_text = "-" if server_prefilled is None else str(server_prefilled)
+        print(f"{turn_index:<6}{prompt:>8}{ours_prefilled!s:>10}{server_text:>8}{prompt:>10}")
 
 
 def default_model() -> str:
