@@ -26,6 +26,7 @@ import json
 from collections.abc import Sequence
 
 from .._json import loads_lenient
+from .._scan import ForwardFinder
 from .._schema import coerce_arguments
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
@@ -54,7 +55,7 @@ def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall
     GLM sometimes writes, a name and then a JSON object of arguments). When the model left out a
     `</tool_call>`, the body holds the next `<tool_call>` too: each block is one call."""
     calls: list[ToolCall] = []
-    keys, blocks = _Finder(body, _KEY_OPEN), _Finder(body, _BLOCK_OPEN)
+    keys, blocks = ForwardFinder(body, _KEY_OPEN), ForwardFinder(body, _BLOCK_OPEN)
     start = 0
     while True:
         key, block = keys.next(start), blocks.next(start)
@@ -148,16 +149,3 @@ def _skip_separator(body: str, pos: int) -> int:
         else:
             break
     return pos
-
-
-class _Finder:
-    """Finds the next `marker` at or after a position that only moves forward, rescanning
-    only when the position has passed the last hit (linear overall)."""
-
-    def __init__(self, text: str, marker: str) -> None:
-        self.text, self.marker, self.hit = text, marker, -2
-
-    def next(self, pos: int) -> int:
-        if self.hit == -2 or (self.hit != -1 and self.hit < pos):
-            self.hit = self.text.find(self.marker, pos)
-        return self.hit

@@ -30,6 +30,7 @@ import json
 from collections.abc import Sequence
 
 from .._json import ValueScanner, loads_lenient
+from .._scan import ForwardFinder
 from .._schema import coerce_arguments
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
@@ -203,26 +204,13 @@ def _skip_space(text: str, pos: int) -> int:
     return pos
 
 
-class _Finder:
-    """Finds the next `marker` at or after a position that only moves forward, rescanning
-    only when the position has passed the last hit (linear overall)."""
-
-    def __init__(self, text: str, marker: str) -> None:
-        self.text, self.marker, self.hit = text, marker, -2
-
-    def next(self, pos: int) -> int:
-        if self.hit == -2 or (self.hit != -1 and self.hit < pos):
-            self.hit = self.text.find(self.marker, pos)
-        return self.hit
-
-
 class _Markers:
     """One forward finder per marker a function body is read by."""
 
     def __init__(self, body: str) -> None:
-        self.parameter_open = _Finder(body, _PARAMETER_OPEN)
-        self.parameter_close = _Finder(body, _PARAMETER_CLOSE)
-        self.function_open = _Finder(body, _FUNCTION_OPEN)
-        self.function_close = _Finder(body, _FUNCTION_CLOSE)
-        self.block_open = _Finder(body, _BLOCK_OPEN)
-        self.block_close = _Finder(body, _BLOCK_CLOSE)
+        self.parameter_open = ForwardFinder(body, _PARAMETER_OPEN)
+        self.parameter_close = ForwardFinder(body, _PARAMETER_CLOSE)
+        self.function_open = ForwardFinder(body, _FUNCTION_OPEN)
+        self.function_close = ForwardFinder(body, _FUNCTION_CLOSE)
+        self.block_open = ForwardFinder(body, _BLOCK_OPEN)
+        self.block_close = ForwardFinder(body, _BLOCK_CLOSE)
