@@ -57,9 +57,10 @@ def test_stop_filter_cuts_at_the_first_stop_for_every_chunking(
             break
     if not stopped:
         emitted += stop_filter.flush()
-    hits = [i for i in (text.find(s) for s in stops) if i >= 0]
+    # The stop sequence completed first wins (earliest end, then earliest start).
+    hits = [(i + len(s), i) for s in stops if (i := text.find(s)) >= 0]
     assert stopped == bool(hits)
-    assert emitted == (text[: min(hits)] if hits else text)
+    assert emitted == (text[: min(hits)[1]] if hits else text)
 
 
 def test_stop_filter_holds_back_only_a_possible_start() -> None:

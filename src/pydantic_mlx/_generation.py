@@ -48,6 +48,9 @@ class GenerationOptions:
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
     logit_bias: Mapping[int, float] | None = None
+    extra_processors: Sequence[Callable[[], Callable[[mx.array, mx.array], mx.array]]] = ()
+    """Factories of more mlx-lm logits processors (e.g. grammar constraints), run after the
+    penalties. Called on the generation thread: MLX arrays belong to the thread that made them."""
     stop_sequences: Sequence[str] = ()
 
 
@@ -313,11 +316,14 @@ def _make_logits_processors(options: GenerationOptions) -> list[Callable[[mx.arr
     )
     # generate_step shows the processors the token it was started with (the last prompt token)
     # before the sampled ones; penalties are about the completion only, as in the OpenAI API.
-    return [lambda tokens, logits, p=p: p(tokens[1:], logits) for p in processors]
+    penalties: list[Callable[[mx.array, mx.array], mx.array]] = [
+        lambda tokens, logits, p=p: p(tokens[1:], logits) for p in processors
+    ]
+    return [*penalties, *(make() for make in options.extra_processors)]
 
 
 class StopSequenceFilter:
-    """Cuts text at the first stop sequence, holding back only what could still start one."""
+    """Cuts text at the first stop sequence to be completed, holding back only what could still start one."""
 
     def __init__(self, stop_sequences: Sequence[str]) -> None:
         self._stops = [s for s in stop_sequences if s]
@@ -328,10 +334,11 @@ class StopSequenceFilter:
         if not self._stops:
             return text, False
         pending = self._pending + text
-        hits = [i for i in (pending.find(s) for s in self._stops) if i >= 0]
+        # The occurrence that ends first is the one generation reached first (whatever the chunking).
+        hits = [(i + len(s), i) for s in self._stops if (i := pending.find(s)) >= 0]
         if hits:
             self._pending = ""
-            return pending[: min(hits)], True
+            return pending[: min(hits)[1]], True
         hold = max((_overlap(pending, s) for s in self._stops), default=0)
         self._pending = pending[len(pending) - hold :]
         return pending[: len(pending) - hold], False

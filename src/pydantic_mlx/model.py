@@ -12,12 +12,12 @@ calls written as text (tagged, fenced JSON, bare JSON, XML, ...) into `ToolCallP
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import anyio
 from pydantic_ai import _utils
@@ -35,7 +35,7 @@ from pydantic_ai.models import (
     check_allow_model_requests,
 )
 from pydantic_ai.models._tool_choice import resolve_tool_choice  # pyright: ignore[reportPrivateUsage]
-from pydantic_ai.profiles import ModelProfile, ModelProfileSpec
+from pydantic_ai.profiles import ModelProfile, ModelProfileSpec, merge_profile
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext, ToolDefinition
 from pydantic_ai.usage import RequestUsage
@@ -43,6 +43,7 @@ from pydantic_ai.usage import RequestUsage
 from ._chat import CHAT_TEMPLATE_PROFILE, ChatTokenizer, render_prompt, request_instructions
 from ._generation import GenerationOptions, GenerationStats, GenerationStream, start_generation
 from ._loading import LoadedModel, ModelSource, loaded_model
+from .constrained import is_available as constrained_decoding_available
 from .parsers import (
     Event,
     MalformedCall,
@@ -83,6 +84,11 @@ class MLXModel(Model):
         profile: Overrides of the model profile.
         prompt_cache_entries: How many conversations' KV caches to keep for reuse (per loaded model).
         prompt_cache_bytes: Memory bound of those caches (per loaded model).
+        constrained: Grammar-constrained decoding (`pip install "pydantic-mlx[constrained]"`):
+            every tool call the model opens is kept valid for a declared tool's schema,
+            `tool_choice='required'` makes the answer a call, and `NativeOutput` works (the answer
+            is JSON valid against the output schema). `"auto"` uses it when llguidance is
+            installed. See `pydantic_mlx.constrained`.
 
     Settings honoured: `max_tokens`, `temperature`, `top_p`, `top_k`, `seed`, `stop_sequences`,
     `presence_penalty`, `frequency_penalty`, `logit_bias` (token ids as keys), `tool_choice`
@@ -108,7 +114,10 @@ class MLXModel(Model):
         profile: ModelProfileSpec | None = None,
         prompt_cache_entries: int = 4,
         prompt_cache_bytes: int = 2 << 30,
+        constrained: bool | Literal["auto"] = False,
     ) -> None:
+        if constrained is True and not constrained_decoding_available():
+            raise UserError('constrained=True needs llguidance: pip install "pydantic-mlx[constrained]"')
         if tool_format is not None and tool_format not in available_formats():
             raise UserError(f"unknown tool_format {tool_format!r}; choose from {available_formats()}")
         if isinstance(model, tuple) and adapter_path is not None:
@@ -124,6 +133,9 @@ class MLXModel(Model):
         self._model_name = model_name or _default_name(model)
         self._tool_format = tool_format
         self._detected_format: str | None = None
+        self._constrained = constrained is True or (
+            constrained == "auto" and constrained_decoding_available()
+        )
         super().__init__(settings=settings, profile=profile)
 
     @property
@@ -161,7 +173,14 @@ class MLXModel(Model):
         """Load the weights now instead of on the first request."""
         await self._loaded.load()
 
+    @property
+    def constrained(self) -> bool:
+        """Whether generation is grammar-constrained (see the `constrained` argument)."""
+        return self._constrained
+
     def _provider_model_profile(self) -> ModelProfile:
+        if self._constrained:
+            return merge_profile(CHAT_TEMPLATE_PROFILE, ModelProfile(supports_json_schema_output=True))
         return CHAT_TEMPLATE_PROFILE
 
     def prepare_request(
@@ -169,10 +188,11 @@ class MLXModel(Model):
         model_settings: ModelSettings | None,
         model_request_parameters: ModelRequestParameters,
     ) -> tuple[ModelSettings | None, ModelRequestParameters]:
-        if model_request_parameters.output_mode == "native":
+        if model_request_parameters.output_mode == "native" and not self._constrained:
             raise UserError(
-                "MLXModel does not support NativeOutput yet (it needs constrained decoding); "
-                "use ToolOutput (the default) or PromptedOutput."
+                "NativeOutput needs constrained decoding: MLXModel(..., constrained=True) "
+                '(pip install "pydantic-mlx[constrained]"); or use ToolOutput (the default) '
+                "or PromptedOutput."
             )
         return super().prepare_request(model_settings, model_request_parameters)
 
@@ -241,15 +261,68 @@ class MLXModel(Model):
             instructions=request_instructions(self, messages, params),
         )
         tail = tokenizer.decode(prompt[-8:]) if prompt else ""
+        in_reasoning = tail.rstrip().endswith(_REASONING_OPENERS)
+        one_call_only = settings.get("parallel_tool_calls") is False
+        constraint = self._constraint(params, tools, text_is_answer, one_call_only, in_reasoning)
+        options = _generation_options(settings)
+        if constraint is not None:
+            options = replace(options, extra_processors=(constraint,))
         return _RequestPlan(
             prompt=prompt,
-            options=_generation_options(settings),
+            options=options,
             tool_format=self.tool_format,
             tools=tools,
-            in_reasoning=tail.rstrip().endswith(_REASONING_OPENERS),
+            in_reasoning=in_reasoning,
             text_is_answer=text_is_answer,
-            one_call_only=settings.get("parallel_tool_calls") is False,
+            one_call_only=one_call_only,
+            constraint=constraint,
         )
+
+    def _constraint(
+        self,
+        params: ModelRequestParameters,
+        tools: list[ToolDefinition],
+        text_is_answer: bool,
+        one_call_only: bool,
+        in_reasoning: bool,
+    ) -> _Constraint | None:
+        """The grammar processor for this request, when constrained decoding is on and has work."""
+        if not self._constrained:
+            return None
+        from .constrained import output_processor, tool_call_processor
+
+        tokenizer, tool_format = self._loaded.tokenizer, self.tool_format
+        if params.output_mode == "native" and params.output_object is not None and not tools:
+            schema = params.output_object.json_schema
+            return _Constraint(
+                lambda: output_processor(
+                    tokenizer, schema, tool_format=tool_format, in_reasoning=in_reasoning
+                )
+            )
+        if not tools:
+            return None
+        return _Constraint(
+            lambda: tool_call_processor(
+                tokenizer,
+                tool_format,
+                tools,
+                required=not text_is_answer,
+                parallel=not one_call_only,
+                in_reasoning=in_reasoning,
+            )
+        )
+
+
+@dataclass
+class _Constraint:
+    """Makes the request's grammar processor on the generation thread, and keeps it for its report."""
+
+    make: Callable[[], Any]
+    processor: Any = None
+
+    def __call__(self) -> Any:
+        self.processor = self.make()
+        return self.processor
 
 
 @dataclass(frozen=True)
@@ -264,6 +337,8 @@ class _RequestPlan:
     text_is_answer: bool
     """False when `tool_choice` demands a call: text is then kept as thinking, not offered as output."""
     one_call_only: bool
+    constraint: _Constraint | None = None
+    """The grammar logits processor, when constrained decoding applies to this request."""
 
 
 @dataclass
@@ -322,6 +397,9 @@ class MLXStreamedResponse(StreamedResponse):
                 {"kind": p.kind, "message": p.message, "name": p.name, "text": p.text} for p in problems
             ],
         }
+        if self._plan.constraint is not None and (processor := self._plan.constraint.processor) is not None:
+            self.provider_details["constrained_regions"] = processor.regions
+            self.provider_details["constraint_problems"] = list(processor.problems)
 
     async def close_stream(self) -> None:
         await self._generation.aclose()
