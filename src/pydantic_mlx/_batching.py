@@ -156,8 +156,14 @@ class BatchScheduler:
 
     def _serve(self) -> None:
         loaded = self._loaded_model()
-        with loaded.busy:
-            _BatchRun(self, loaded).run()
+        run = _BatchRun(self, loaded)
+        try:
+            with loaded.busy:
+                run.run()
+        finally:
+            # The last streams end once the model is free: a caller whose request was the last
+            # one finds the model idle as soon as its stream has ended (as with serial generation).
+            run.end_streams()
 
     def _take_waiting(self, room: int) -> list[_Request]:
         with self._lock:
@@ -181,6 +187,7 @@ class _BatchRun:
         self._loaded = loaded
         self._eos = StopSequences([(t,) for t in loaded.tokenizer.eos_token_ids])
         self._active: dict[int, _Request] = {}
+        self._ended: list[tuple[GenerationStream, BaseException | None]] = []
         self._generator = BatchGenerator(
             loaded.model,
             completion_batch_size=scheduler.max_batch_size,
@@ -189,20 +196,21 @@ class _BatchRun:
         )
 
     def run(self) -> None:
+        """Generate until no request is active or waiting (then streams of the last ones are left
+        for `end_streams`)."""
         try:
             while True:
                 self._admit()
                 self._drop_cancelled()
-                if not self._active:
-                    if self._scheduler._stop_if_idle():  # pyright: ignore[reportPrivateUsage]
-                        return
-                    continue
-                self._step()
+                if self._active:
+                    self._step()
+                if not self._active and self._scheduler._stop_if_idle():  # pyright: ignore[reportPrivateUsage]
+                    return
+                self.end_streams()
         except BaseException as error:
             # A failed step leaves the batch's caches in an unknown state: every request in it
             # ends with the error, and nothing is kept for reuse.
-            for request in self._active.values():
-                request.stream._finish(error)  # pyright: ignore[reportPrivateUsage]
+            self._ended.extend((request.stream, error) for request in self._active.values())
             self._active.clear()
             if not self._scheduler._stop_if_idle():  # pyright: ignore[reportPrivateUsage]
                 # Requests that arrived meanwhile get a fresh batch.
@@ -221,7 +229,7 @@ class _BatchRun:
         for request in scheduler._take_waiting(room):  # pyright: ignore[reportPrivateUsage]
             if request.stop_requested:
                 request.stream.stats.finish_reason = "cancelled"
-                request.stream._finish()  # pyright: ignore[reportPrivateUsage]
+                self._ended.append((request.stream, None))
                 continue
             self._insert(request)
 
@@ -311,7 +319,13 @@ class _BatchRun:
     def _end(self, request: _Request, reason: FinishReason) -> None:
         request.stream.stats.finish_reason = reason
         self._active.pop(request.uid, None)
-        request.stream._finish()  # pyright: ignore[reportPrivateUsage]
+        self._ended.append((request.stream, None))
+
+    def end_streams(self) -> None:
+        """Tell the consumers of the requests that ended that their streams are complete."""
+        ended, self._ended = self._ended, []
+        for stream, error in ended:
+            stream._finish(error)  # pyright: ignore[reportPrivateUsage]
 
 
 def _logits_processors(

@@ -1,0 +1,243 @@
+"""Concurrent requests on one loaded model, four ways side by side in one run:
+
+1. `MLXModel(batching=True)`: concurrent requests share every forward pass (continuous batching);
+2. `MLXModel(batching=False)`: the same requests, generated one at a time;
+3. `mlx_lm.server` (its own batching) + pydantic-ai `OpenAIChatModel`, concurrent HTTP requests;
+4. mlx-lm's `batch_generate` on the same prompts, in-process (the ceiling: no agent layer at all).
+
+Each run sends N requests at once (N = 4 and 8 by default), each a different question under the
+same system prompt, each generating exactly `--tokens` tokens (end-of-turn suppressed by a logit
+bias, greedy). Variants alternate within every round; round 0 is a short warm-up. Prints aggregate
+tokens/s, the ratios (targets at 4 concurrent: batched >= 1.5x the server and >= 2.3x serial) and
+per-request latency (target: batched no worse than the server).
+
+    python benchmarks/concurrency.py [--model PATH] [--tokens 64] [--concurrency 4 8] [--rounds 2]
+                                     [--no-server]
+
+`--model` defaults to $PYDANTIC_MLX_REAL_MODEL, else the tiny demo model. The server path needs
+`pip install "pydantic-ai-slim[openai]"`; it listens on 127.0.0.1 only and is stopped at the end.
+On Linux preload OpenBLAS for realistic numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlx_lm.generate import batch_generate
+from mlx_lm.sample_utils import make_logits_processors
+from pydantic_ai.direct import model_request
+from pydantic_ai.messages import ModelMessage, ModelRequest, SystemPromptPart, UserPromptPart
+from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.settings import ModelSettings
+
+from pydantic_mlx import MLXModel
+from pydantic_mlx._chat import render_prompt
+
+SYSTEM_PROMPT = "You are a concise coding assistant. Answer in plain text with short code examples."
+
+QUESTIONS = [
+    "How do I reverse a string in Python?",
+    "What is a context manager and when should I write one?",
+    "How do I read a JSON file into a dict?",
+    "What is the difference between a list and a tuple?",
+    "How do I loop over the files of a folder in bash?",
+    "Explain recursion with a small example.",
+    "What does git rebase do compared to git merge?",
+    "How do I sort a dict by its values?",
+    "What is a Python generator?",
+    "How do I time a function call?",
+    "What is the GIL?",
+    "How do I write a unit test with pytest?",
+    "What is a dataclass?",
+    "How do I parse command line arguments?",
+    "What is asyncio.gather for?",
+    "How do I pretty-print JSON?",
+]
+
+VARIANTS = ("MLXModel batched", "MLXModel serial", "mlx_lm.server + OpenAIChatModel", "mlx-lm batch_generate")
+
+
+def messages_for(round_id: int, n: int) -> list[list[ModelMessage]]:
+    """N different conversations, new in every round (only the system prompt is shared)."""
+    return [
+        [
+            ModelRequest(
+                parts=[
+                    SystemPromptPart(SYSTEM_PROMPT),
+                    UserPromptPart(f"(ticket {round_id}-{i}) {QUESTIONS[i % len(QUESTIONS)]}"),
+                ]
+            )
+        ]
+        for i in range(n)
+    ]
+
+
+@dataclass
+class Run:
+    seconds: float
+    latencies: list[float]
+    tokens: int
+
+
+async def concurrent_requests(
+    model: Model, conversations: list[list[ModelMessage]], settings: ModelSettings
+) -> Run:
+    params = ModelRequestParameters(allow_text_output=True)
+    started = time.perf_counter()
+
+    async def one(messages: list[ModelMessage]) -> tuple[float, int]:
+        response = await model_request(
+            model, messages, model_settings=settings, model_request_parameters=params
+        )
+        return time.perf_counter() - started, response.usage.output_tokens
+
+    results = await asyncio.gather(*(one(m) for m in conversations))
+    return Run(time.perf_counter() - started, [r[0] for r in results], sum(r[1] for r in results))
+
+
+def raw_batch(model: MLXModel, conversations: list[list[ModelMessage]], tokens: int) -> Run:
+    loaded = model.loaded
+    prompts = [render_prompt(loaded.tokenizer, m, []) for m in conversations]  # type: ignore[arg-type]
+    bias = {t: -1000.0 for t in loaded.tokenizer.eos_token_ids}
+    started = time.perf_counter()
+    response = batch_generate(
+        loaded.model,
+        loaded.tokenizer,
+        prompts,
+        max_tokens=tokens,
+        logits_processors=make_logits_processors(logit_bias=bias),
+        return_token_ids=True,
+    )
+    seconds = time.perf_counter() - started
+    return Run(seconds, [seconds] * len(prompts), sum(len(t) for t in response.token_ids or []))
+
+
+def start_server(model: str, port: int) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlx_lm.server", "--model", model, "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=1).read()
+            return server
+        except OSError:
+            time.sleep(0.5)
+    stop_server(server)
+    raise RuntimeError("mlx_lm.server did not start within 300 s")
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def main(source: str, args: argparse.Namespace) -> None:
+    path = Path(source) if Path(source).exists() else source
+    batched = MLXModel(path, batching=True)
+    serial = MLXModel(path, batching=False)
+    await batched.load()
+    eos = sorted(batched.loaded.tokenizer.eos_token_ids)
+    server = None
+    server_model: Model | None = None
+    if not args.no_server:
+        from pydantic_ai.models.openai import OpenAIChatModel
+        from pydantic_ai.providers.openai import OpenAIProvider
+
+        port = free_port()
+        server = start_server(source, port)
+        provider = OpenAIProvider(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused")
+        server_model = OpenAIChatModel(source, provider=provider)
+
+    def settings_for(tokens: int) -> ModelSettings:
+        return {"max_tokens": tokens, "temperature": 0.0, "logit_bias": {str(t): -1000 for t in eos}}
+
+    def paths(tokens: int) -> dict[str, Callable[[list[list[ModelMessage]]], Awaitable[Run]]]:
+        settings = settings_for(tokens)
+        chosen: dict[str, Callable[[list[list[ModelMessage]]], Awaitable[Run]]] = {
+            "MLXModel batched": lambda c: concurrent_requests(batched, c, settings),
+            "MLXModel serial": lambda c: concurrent_requests(serial, c, settings),
+            "mlx-lm batch_generate": lambda c: batched.loaded.run(lambda: raw_batch(batched, c, tokens)),
+        }
+        if server_model is not None:
+            chosen["mlx_lm.server + OpenAIChatModel"] = lambda c: concurrent_requests(
+                server_model, c, settings
+            )
+        return chosen
+
+    try:
+        print(f"model: {source}; {args.tokens} tokens per request, {args.rounds} rounds, variants alternate")
+        for n in args.concurrency:
+            runs: dict[str, list[Run]] = {}
+            for round_id in range(args.rounds + 1):  # round 0 warms every path up
+                tokens = args.tokens if round_id else 4
+                for name, run in paths(tokens).items():
+                    result = await run(messages_for(round_id * 100 + n, n))
+                    if round_id:
+                        if result.tokens != n * tokens:
+                            raise RuntimeError(f"{name} generated {result.tokens} tokens, not {n * tokens}")
+                        runs.setdefault(name, []).append(result)
+            report(n, args.tokens, runs)
+    finally:
+        if server is not None:
+            stop_server(server)
+
+
+def report(n: int, tokens: int, runs: dict[str, list[Run]]) -> None:
+    print(f"\n{n} concurrent requests x {tokens} tokens")
+    print(f"{'variant':<34}{'tok/s':>8}{'x serial':>10}{'x server':>10}{'latency s (median/max)':>25}")
+    rate = {name: statistics.median(n * tokens / r.seconds for r in rs) for name, rs in runs.items()}
+    for name in VARIANTS:
+        if name not in runs:
+            continue
+        latencies = [t for r in runs[name] for t in r.latencies]
+        server = rate.get("mlx_lm.server + OpenAIChatModel")
+        print(
+            f"{name:<34}{rate[name]:>8.1f}{rate[name] / rate['MLXModel serial']:>10.2f}"
+            + (f"{rate[name] / server:>10.2f}" if server else f"{'-':>10}")
+            + f"{statistics.median(latencies):>15.2f} / {max(latencies):.2f}"
+        )
+
+
+def default_model() -> str:
+    if real := os.environ.get("PYDANTIC_MLX_REAL_MODEL"):
+        return real
+    from pydantic_mlx.demo import build_demo_model
+
+    return str(build_demo_model())
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[4, 8])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--no-server", action="store_true")
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.model or default_model(), arguments))
