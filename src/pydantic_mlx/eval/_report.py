@@ -169,7 +169,7 @@ def render_html_report(results: Sequence[ConfigResult], title: str = "pydantic-m
             f"tool format {config.tool_format or 'from the chat template'}, "
             f"constrained {'yes' if config.constrained else 'no'}"
         )
-        body.append(f"<h2>{_e(config.label)}</h2><p class='kind'>{_e(settings)}</p>")
+        body.append(f'<h2>{_e(config.label)}</h2><p class="kind">{_e(settings)}</p>')
         for category in r.categories:
             body.append(f"<h3>{_e(category)} — {_e(_score(r, category))}</h3>")
             body += [_case_details(c) for c in r.cases if c.case.category == category]

@@ -30,6 +30,7 @@ __all__ = [
     "ConfigError",
     "ConfigResult",
     "EvalConfig",
+    "run_case",
     "run_eval",
 ]
 
