@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlx.core as mx
 import pytest
 
-from pydantic_mlx._batching import BatchScheduler
+from pydantic_mlx._batching import BatchScheduler, LogitsProcessor
 from pydantic_mlx._generation import GenerationOptions, GenerationStream, start_generation
 from pydantic_mlx._loading import LoadedModel, loaded_model
 
@@ -138,6 +140,40 @@ async def test_mixed_settings_are_honoured_per_request(loaded: LoadedModel, prom
     assert outputs[1].finish_reason == "stop_sequence" and outputs[1].text == greedy_text[:4]
     assert outputs[2].finish_reason == "length" and eos not in outputs[2].tokens
     assert scheduler.largest_batch > 1
+
+
+async def test_extra_processors_are_made_per_request_and_see_the_completion(
+    loaded: LoadedModel, prompts: list[list[int]], references: list[Output]
+) -> None:
+    seen: dict[int, list[int]] = {}
+    made_on: set[str] = set()
+
+    def forbidding(row: int, token: int) -> Callable[[], LogitsProcessor]:
+        def make() -> LogitsProcessor:
+            made_on.add(threading.current_thread().name)
+            seen[row] = []
+
+            def processor(tokens: mx.array, logits: mx.array) -> mx.array:
+                seen[row].append(tokens.shape[-1])
+                return logits.at[:, token].add(-1000.0)
+
+            return processor
+
+        return make
+
+    scheduler = BatchScheduler(loaded)
+    options = [
+        GenerationOptions(max_tokens=12, extra_processors=(forbidding(i, references[i].tokens[0]),))
+        for i in range(3)
+    ]
+    outputs = await asyncio.gather(*(collect(scheduler.start(prompts[i], options[i])) for i in range(3)))
+    for i, output in enumerate(outputs):
+        assert output.tokens[0] != references[i].tokens[0]
+        # The completion so far, never the prompt (one call more than tokens: the batch computes a
+        # step ahead of the tokens it hands out).
+        assert seen[i] == list(range(len(output.tokens) + 1))
+    assert made_on == {"pydantic-mlx-generate_0"}
+    assert outputs == [await one_at_a_time(loaded, prompts[i], options[i]) for i in range(3)]
 
 
 async def test_cancelling_one_leaves_the_others_correct(

@@ -23,7 +23,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,7 +67,6 @@ class _Request:
     prompt: list[int]
     options: GenerationOptions
     stream: GenerationStream
-    logits_processors: Sequence[LogitsProcessor]
     uid: int = -1
     admitted: float = 0.0
     first_token: float = 0.0
@@ -112,26 +111,19 @@ class BatchScheduler:
         self.largest_batch = 0
         """The most generations decoded in one step so far (for tests and benchmarks)."""
 
-    def start(
-        self,
-        prompt: list[int],
-        options: GenerationOptions,
-        *,
-        logits_processors: Sequence[LogitsProcessor] = (),
-    ) -> GenerationStream:
+    def start(self, prompt: list[int], options: GenerationOptions) -> GenerationStream:
         """Queue a completion of `prompt`; it joins the running batch at the next step.
 
         Call on the event loop that will consume the stream (any thread's loop). The model must be
-        loaded. `logits_processors` see the completion's tokens only. A model whose KV caches
-        cannot be batched is served one request at a time instead.
+        loaded. `options.extra_processors` are made on the generation thread when the request
+        joins, and see the completion's tokens only. A model whose KV caches cannot be batched is
+        served one request at a time instead.
         """
         loaded = self._loaded_model()
         if not self._can_batch(loaded):
-            if logits_processors:
-                raise ValueError("extra logits processors need a batchable model")
             return start_generation(loaded, prompt, options)
         stream = GenerationStream(asyncio.get_running_loop())
-        request = _Request(prompt, options, stream, tuple(logits_processors))
+        request = _Request(prompt, options, stream)
         with self._lock:
             self._waiting.append(request)
             if self._running:
@@ -247,7 +239,7 @@ class _BatchRun:
             caches=[lease.cache],
             all_tokens=[prompt[: lease.reused]],
             samplers=[_greedy if options.temperature <= 0 else _make_sampler(options)],
-            logits_processors=[_logits_processors(options, len(prompt), request.logits_processors)],
+            logits_processors=[_logits_processors(options, len(prompt))],
             stop_sequences=[self._eos],
         )
         self._active[request.uid] = request
@@ -328,9 +320,7 @@ class _BatchRun:
             stream._finish(error)  # pyright: ignore[reportPrivateUsage]
 
 
-def _logits_processors(
-    options: GenerationOptions, prompt_length: int, extra: Sequence[LogitsProcessor]
-) -> list[LogitsProcessor]:
+def _logits_processors(options: GenerationOptions, prompt_length: int) -> list[LogitsProcessor]:
     processors: list[LogitsProcessor] = [
         *make_logits_processors(
             logit_bias=dict(options.logit_bias) if options.logit_bias else None,
@@ -339,7 +329,8 @@ def _logits_processors(
             frequency_penalty=options.frequency_penalty,
             frequency_context_size=options.max_tokens,
         ),
-        *extra,
+        # Made here, on the generation thread: MLX arrays belong to the thread that made them.
+        *(make() for make in options.extra_processors),
     ]
     # The batch shows a processor the whole prompt before the completion; penalties (and
     # constrained decoding) are about the completion only, as in the OpenAI API.
