@@ -24,11 +24,11 @@ TRAINED = {"read_file", "read_config"}
 @pytest.fixture(scope="module")
 def results(demo_model_path: Path) -> list[ConfigResult]:
     base = EvalConfig(str(demo_model_path))
-    return asyncio.run(run_eval([base, base.varied("tool_format=auto")]))
+    return asyncio.run(run_eval([base, base.varied("tool_format=auto"), base.varied("constrained")]))
 
 
 def test_the_tiny_model_scores_what_it_was_trained_for(results: list[ConfigResult]) -> None:
-    detected, auto = results
+    detected, auto, constrained = results
     assert {r.case.name for r in detected.cases if r.passed} == TRAINED
     assert {r.case.name for r in auto.cases if r.passed} == TRAINED | {"list_files"}
     assert (
@@ -43,11 +43,14 @@ def test_the_tiny_model_scores_what_it_was_trained_for(results: list[ConfigResul
         0,
     )
     assert (auto.score(), auto.score("tools")) == (3 / 14, 3 / 7)
-    assert detected.tokens_per_second > 0 and auto.tokens_per_second > 0
+    # Constrained decoding keeps the trained calls (they are valid) and reads the same format.
+    assert {r.case.name for r in constrained.cases if r.passed} == TRAINED
+    assert constrained.config.constrained and constrained.config.label.endswith("[constrained]")
+    assert all(r.tokens_per_second > 0 for r in results)
 
 
 def test_a_call_read_as_text_is_not_scored_as_a_call(results: list[ConfigResult]) -> None:
-    detected, auto = results
+    detected, auto, _ = results
     as_text = next(r for r in detected.cases if r.case.name == "list_files")
     assert as_text.outcome is not None and "<function=list_files>" in as_text.outcome.answer
     verdicts = {check.name: (check.passed, check.reason) for check in as_text.checks}

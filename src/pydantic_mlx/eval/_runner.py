@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -106,18 +105,13 @@ def _model(config: EvalConfig) -> MLXModel:
             raise ConfigError(
                 f"{config.label}: adapter {config.adapter} is not an adapter folder (no adapter_config.json)"
             )
-    extra: dict[str, Any] = {}
-    if config.constrained:
-        if "constrained" not in inspect.signature(MLXModel).parameters:
-            raise ConfigError(f"{config.label}: this version of MLXModel has no constrained decoding")
-        extra["constrained"] = True
     try:
         return MLXModel(
             source if source.exists() else config.model,
             adapter_path=config.adapter,
             tool_format=config.tool_format,
             model_name=config.label,
-            **extra,
+            constrained=config.constrained,
         )
     except UserError as exc:
         raise ConfigError(f"{config.label}: {exc}") from exc
