@@ -153,9 +153,12 @@ class BatchScheduler:
             with loaded.busy:
                 run.run()
         finally:
+            ended = run.take_ended()
+            # The batch's arrays are freed here, before any caller can return (and maybe exit).
+            del run
             # The last streams end once the model is free: a caller whose request was the last
             # one finds the model idle as soon as its stream has ended (as with serial generation).
-            run.end_streams()
+            _end_streams(ended)
 
     def _take_waiting(self, room: int) -> list[_Request]:
         with self._lock:
@@ -188,8 +191,8 @@ class _BatchRun:
         )
 
     def run(self) -> None:
-        """Generate until no request is active or waiting (then streams of the last ones are left
-        for `end_streams`)."""
+        """Generate until no request is active or waiting (the last ones' streams are left in
+        `take_ended`)."""
         try:
             while True:
                 self._admit()
@@ -198,7 +201,7 @@ class _BatchRun:
                     self._step()
                 if not self._active and self._scheduler._stop_if_idle():  # pyright: ignore[reportPrivateUsage]
                     return
-                self.end_streams()
+                _end_streams(self.take_ended())
         except BaseException as error:
             # A failed step leaves the batch's caches in an unknown state: every request in it
             # ends with the error, and nothing is kept for reuse.
@@ -313,11 +316,15 @@ class _BatchRun:
         self._active.pop(request.uid, None)
         self._ended.append((request.stream, None))
 
-    def end_streams(self) -> None:
-        """Tell the consumers of the requests that ended that their streams are complete."""
+    def take_ended(self) -> list[tuple[GenerationStream, BaseException | None]]:
+        """The streams of the requests that ended since the last call (to finish, in order)."""
         ended, self._ended = self._ended, []
-        for stream, error in ended:
-            stream._finish(error)  # pyright: ignore[reportPrivateUsage]
+        return ended
+
+
+def _end_streams(ended: list[tuple[GenerationStream, BaseException | None]]) -> None:
+    for stream, error in ended:
+        stream._finish(error)  # pyright: ignore[reportPrivateUsage]
 
 
 def _logits_processors(options: GenerationOptions, prompt_length: int) -> list[LogitsProcessor]:
