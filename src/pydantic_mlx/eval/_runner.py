@@ -150,9 +150,8 @@ async def run_case(model: MLXModel, case: EvalCase, *, max_tokens: int = DEFAULT
                 )
                 answer = str(result.output)
                 messages: list[ModelMessage] = result.all_messages()
-            except (
-                AgentRunError
-            ) as exc:  # the model's failure (retries used up, request limit): a failed case
+            # The model's failure (retries used up, request limit): the case fails, with its transcript.
+            except AgentRunError as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 messages = list(captured)
         files_after = sandbox.snapshot()
