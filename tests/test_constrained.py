@@ -281,6 +281,25 @@ def test_native_output_validates(
     output.model_validate_json(text)
 
 
+@pytest.mark.parametrize("seed", [None, *SEEDS])
+def test_native_output_with_tools_is_valid_calls_or_valid_json(
+    random_model: tuple[Any, Any], seed: int | None
+) -> None:
+    tools = TOOL_SETS["weather"]
+    tokenizer = random_model[1]
+    processor = output_processor(
+        tokenizer, Order.model_json_schema(), tool_format="hermes", tools=tools, parallel=False
+    )
+    text, finish = _generate(random_model, _prompt(tokenizer, tools), [processor], seed=seed)
+    assert finish == "stop", text
+    result = parse(text, "hermes", tools)
+    if result.calls:
+        assert len(result.calls) == 1 and not (result.content or "").strip()
+        _assert_valid(result.calls, tools)
+    else:
+        Order.model_validate_json(text)
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_reasoning_stays_free_before_the_constrained_answer(random_model: tuple[Any, Any], seed: int) -> None:
     tokenizer = random_model[1]

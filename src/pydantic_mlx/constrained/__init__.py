@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..parsers._tools import tool_set
 from ..parsers.formats import get_format
-from ._grammars import GrammarSet, ToolSchema, output_grammars, tool_call_grammars
+from ._grammars import GrammarSet, ToolSchema, answer_grammars, tool_call_grammars
 
 if TYPE_CHECKING:
     from ._decoding import GrammarLogitsProcessor, GrammarTokenizer
@@ -92,15 +92,42 @@ def tool_call_processor(
 
 
 def output_processor(
-    tokenizer: Any, schema: Mapping[str, Any], *, tool_format: str = "auto", in_reasoning: bool = False
+    tokenizer: Any,
+    schema: Mapping[str, Any],
+    *,
+    tool_format: str = "auto",
+    tools: Iterable[Any] = (),
+    parallel: bool = True,
+    in_reasoning: bool = False,
 ) -> GrammarLogitsProcessor:
     """A logits processor that makes the answer one JSON value valid against `schema` (after any
-    reasoning block of `tool_format`), then ends it."""
+    reasoning block of `tool_format`), then ends it. With `tools`, the answer may instead be
+    calls to them (in `tool_format`'s syntax), as an agent with tools and native output needs."""
+    schemas = _tool_schemas(tools)
+    untagged = tool_format == "auto" or "json" in get_format(tool_format).UNTAGGED
     reasoning = _reasoning(tool_format)
-    key = ("output", json.dumps(schema, sort_keys=True), reasoning)
+    key = (
+        "output",
+        tool_format,
+        parallel,
+        json.dumps(schema, sort_keys=True),
+        json.dumps([(t.name, t.parameters) for t in schemas]),
+    )
 
     def build(grammar_tokenizer: GrammarTokenizer) -> GrammarSet | None:
-        return _cached(grammar_tokenizer, key, lambda: output_grammars(schema, reasoning=reasoning))
+        return _cached(
+            grammar_tokenizer,
+            key,
+            lambda: answer_grammars(
+                tool_format,
+                schemas,
+                output_schema=schema,
+                parallel=parallel,
+                untagged_json=untagged,
+                reasoning=reasoning,
+                is_special=grammar_tokenizer.is_special,
+            ),
+        )
 
     return _processor(tokenizer, build, in_reasoning=in_reasoning)
 

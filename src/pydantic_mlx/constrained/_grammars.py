@@ -25,6 +25,7 @@ __all__ = [
     "GrammarSet",
     "ToolSchema",
     "Trigger",
+    "answer_grammars",
     "output_grammars",
     "tool_call_grammars",
 ]
@@ -98,17 +99,18 @@ def tool_call_grammars(
     """
     if not tools:
         return None
-    # A whole answer is written compactly; a region the model opened follows its own layout.
-    syntax = _call_syntax(tool_format, tools, is_special, compact=required)
     if required:
-        if syntax is None and not untagged_json:
-            return None
-        rule, rules = (
-            (syntax.rule, syntax.rules) if syntax else ("call_json", [_call_json_rule(tools, compact=True)])
+        return answer_grammars(
+            tool_format,
+            tools,
+            output_schema=None,
+            parallel=parallel,
+            untagged_json=untagged_json,
+            reasoning=reasoning,
+            is_special=is_special,
         )
-        more = ' ("\\n" call)*' if parallel else ""
-        answer = "\n".join([f"start: {_LEAD} call{more}", f"call: {rule}", *rules])
-        return GrammarSet(answer=answer, reasoning=reasoning)
+    # A region the model opened follows its own JSON layout (compact or pretty-printed).
+    syntax = _call_syntax(tool_format, tools, is_special, compact=False)
     triggers: list[Trigger] = []
     if syntax is not None:
         for marker, region in syntax.openers:
@@ -119,12 +121,53 @@ def tool_call_grammars(
     return GrammarSet(triggers=tuple(triggers), reasoning=reasoning) if triggers else None
 
 
+def answer_grammars(
+    tool_format: str,
+    tools: Sequence[ToolSchema],
+    *,
+    output_schema: Mapping[str, Any] | None,
+    parallel: bool = True,
+    untagged_json: bool,
+    reasoning: tuple[str, str] | None,
+    is_special: IsSpecial,
+) -> GrammarSet | None:
+    """The grammar of a whole answer: calls to `tools` (one, or several when `parallel`) in the
+    format's syntax (a bare JSON call object for formats without a grammar that read untagged
+    JSON), or one JSON value valid against `output_schema` (native output), then the end.
+
+    The answer is written compactly (`{"a": 1, "b": [2]}`, as chat templates render calls).
+    None when nothing can be constrained.
+    """
+    alternatives: list[str] = []
+    rules: list[str] = []
+    if tools:
+        syntax = _call_syntax(tool_format, tools, is_special, compact=True)
+        if syntax is not None:
+            rules += [f"call: {syntax.rule}", *syntax.rules]
+        elif untagged_json:
+            rules += ["call: call_json", _call_json_rule(tools, compact=True)]
+        if rules:
+            alternatives.append('call ("\\n" call)*' if parallel else "call")
+    if output_schema is not None:
+        alternatives.append("answer")
+        rules.append(f"answer: %json {_json_options(dict(output_schema), compact=True)}")
+    if not alternatives:
+        return None
+    start = (
+        f"start: {_LEAD} {alternatives[0]}"
+        if len(alternatives) == 1
+        else f"start: {_LEAD} ({' | '.join(alternatives)})"
+    )
+    return GrammarSet(answer="\n".join([start, *rules]), reasoning=reasoning)
+
+
 def output_grammars(schema: Mapping[str, Any], *, reasoning: tuple[str, str] | None) -> GrammarSet:
     """The grammar of an answer that is one JSON value valid against `schema` (native output)."""
-    return GrammarSet(
-        answer=f"start: {_LEAD} answer\nanswer: %json {_json_options(dict(schema), compact=True)}",
-        reasoning=reasoning,
+    found = answer_grammars(
+        "auto", (), output_schema=schema, untagged_json=False, reasoning=reasoning, is_special=lambda _: False
     )
+    assert found is not None
+    return found
 
 
 @dataclass(frozen=True)

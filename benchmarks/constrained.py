@@ -1,0 +1,185 @@
+"""Per-token cost of grammar-constrained decoding, measured side by side in one process.
+
+Same model and prompt (a chat with a `write_file` tool), greedy decoding, runs alternating:
+
+- free:        no logits processor (the end-of-turn token suppressed, so every run is N tokens);
+- lazy:        the lazy tool-call processor, on output that never opens a call (the same tokens
+               as `free`): what watching for triggers costs;
+- constrained: `tool_choice="required"`: every token masked by the call grammar (the model
+               writes a file into the `content` string), up to N tokens or the end of the call.
+
+Prints ms/token per path and the ratios to `free` (target: constrained <= 1.05 on a 100k+
+vocabulary), plus the one-off costs: building llguidance's tokenizer and compiling the grammar.
+On a busy machine end-to-end ratios are noisy, so the processors' own cost is also measured by
+replaying the constrained run's tokens through a fresh processor on logits of the model's width
+(mask computed, applied and evaluated per token), and printed as a share of a free token's time.
+
+    python benchmarks/constrained.py [--model PATH] [--tokens 64] [--rounds 3]
+
+`--model` defaults to $PYDANTIC_MLX_REAL_MODEL, else /tmp/qwen05 if present, else the tiny
+random model (whose 1k vocabulary and ~0.1 ms forward pass say little about real models). On
+Linux, preload OpenBLAS for realistic numbers:
+LD_PRELOAD=/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import mlx.core as mx
+from mlx_lm import load
+from mlx_lm.generate import generate_step
+
+from pydantic_mlx.constrained import tool_call_processor
+from pydantic_mlx.constrained._decoding import GrammarLogitsProcessor, grammar_tokenizer
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "write_file",
+            "description": "Write a text file.",
+            "parameters": {
+                "type": "object",
+                "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
+                "required": ["path", "content"],
+                "additionalProperties": False,
+            },
+        },
+    }
+]
+PROMPT = "Explain in detail how a hash map works, with an example in Python."
+CALL_PROMPT = "Write a Python implementation of a hash map with open addressing to hashmap.py."
+
+
+def default_model() -> str:
+    for candidate in (os.environ.get("PYDANTIC_MLX_REAL_MODEL"), "/tmp/qwen05"):
+        if candidate and (Path(candidate) / "config.json").is_file():
+            return candidate
+    from pydantic_mlx.demo import build_random_model
+
+    return str(build_random_model())
+
+
+Processor = Callable[[mx.array, mx.array], mx.array]
+
+
+def run(model: Any, prompt: list[int], tokens: int, processors: list[Processor]) -> tuple[float, int]:
+    """Seconds spent decoding (after the first token, so prefill is excluded) and tokens decoded."""
+    steps = generate_step(mx.array(prompt), model, max_tokens=tokens, logits_processors=processors)
+    count, started = 0, 0.0
+    for token, _ in steps:
+        count += 1
+        if count == 1:
+            started = time.perf_counter()
+        if token in EOS:
+            break
+    return time.perf_counter() - started, count - 1
+
+
+EOS: set[int] = set()
+
+
+def replay_tokens(
+    model: Any, prompt: list[int], tokens: int, make: Callable[[], list[Processor]]
+) -> list[int]:
+    out: list[int] = []
+    for token, _ in generate_step(mx.array(prompt), model, max_tokens=tokens, logits_processors=make()):
+        out.append(int(token))
+        if token in EOS:
+            break
+    return out
+
+
+def replay(processor: Processor, prompt: list[int], sequence: list[int], width: int) -> float:
+    """Seconds per token the processor itself takes (mask included), fed `sequence` after `prompt`."""
+    logits = mx.zeros((1, width))
+    seen = list(prompt)
+    processor(mx.array(seen), logits)
+    started = time.perf_counter()
+    for token in sequence[:-1]:
+        seen.append(token)
+        mx.eval(processor(mx.array(seen), logits))
+    return (time.perf_counter() - started) / max(len(sequence) - 1, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    source = args.model or default_model()
+    model, tokenizer = load(source)
+    EOS.update(tokenizer.eos_token_ids)
+    vocab = len(tokenizer.get_vocab())
+    print(f"model: {source} (vocabulary {vocab} tokens)")
+
+    started = time.perf_counter()
+    grammar_tokenizer(tokenizer)
+    print(f"llguidance tokenizer, built once per model: {time.perf_counter() - started:.2f} s")
+
+    free_prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": PROMPT}], tools=TOOLS, add_generation_prompt=True
+    )
+    call_prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": CALL_PROMPT}], tools=TOOLS, add_generation_prompt=True
+    )
+    eos_bias = mx.array([-1e9 if i in EOS else 0.0 for i in range(model.args.vocab_size)])
+
+    def suppress_eos(_tokens: mx.array, logits: mx.array) -> mx.array:
+        return logits + eos_bias.astype(logits.dtype)
+
+    def lazy() -> list[Processor]:
+        return [suppress_eos, tool_call_processor(tokenizer, "hermes", TOOLS)]
+
+    def required() -> list[Processor]:
+        return [tool_call_processor(tokenizer, "hermes", TOOLS, required=True, parallel=False)]
+
+    started = time.perf_counter()
+    first = required()[0]
+    first(mx.array(call_prompt), mx.zeros((1, model.args.vocab_size)))  # compiles the grammar
+    print(f"grammar compile (first use of this tool set): {time.perf_counter() - started:.3f} s")
+
+    paths: dict[str, tuple[list[int], Callable[[], list[Processor]]]] = {
+        "free": (free_prompt, lambda: [suppress_eos]),
+        "lazy": (free_prompt, lazy),
+        "constrained": (call_prompt, required),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in paths}
+    run(model, free_prompt, 8, [])  # warm up
+    for _ in range(args.rounds):
+        for name, (prompt, processors) in paths.items():
+            made = processors()
+            seconds, count = run(model, prompt, args.tokens, made)
+            rates[name].append(1000 * seconds / max(count, 1))
+            if name == "constrained":
+                grammar = made[0]
+                assert isinstance(grammar, GrammarLogitsProcessor) and not grammar.problems
+    free = statistics.median(rates["free"])
+    for name, values in rates.items():
+        ms = statistics.median(values)
+        print(f"{name:12s} {ms:8.2f} ms/token   ratio to free: {ms / free:.3f}")
+
+    width = model.args.vocab_size
+    constrained_tokens = replay_tokens(model, call_prompt, args.tokens, required)
+    free_tokens = replay_tokens(model, free_prompt, args.tokens, lambda: [suppress_eos])
+    for name, prompt, sequence, make in (
+        ("lazy", free_prompt, free_tokens, lambda: tool_call_processor(tokenizer, "hermes", TOOLS)),
+        ("constrained", call_prompt, constrained_tokens, lambda: required()[0]),
+    ):
+        per_token = replay(make(), prompt, sequence, width)
+        print(
+            f"{name} processor alone: {1000 * per_token:.3f} ms/token over {len(sequence)} tokens "
+            f"= {100 * per_token * 1000 / free:.2f}% of a free token"
+        )
+
+
+if __name__ == "__main__":
+    main()
