@@ -214,6 +214,16 @@ async def test_batch_size_is_capped(
     assert scheduler.largest_batch == 2
 
 
+async def test_batch_memory_is_capped(
+    loaded: LoadedModel, prompts: list[list[int]], references: list[Output]
+) -> None:
+    await loaded.run(loaded.prompt_cache.clear)
+    scheduler = BatchScheduler(loaded, max_batch_bytes=1)  # any KV at all is over the limit
+    outputs = await asyncio.gather(*(collect(scheduler.start(p, GREEDY)) for p in prompts[:3]))
+    assert outputs == references[:3]
+    assert scheduler.largest_batch == 1  # each waited for the one before to leave
+
+
 async def test_prompt_cache_is_reused_across_batched_turns(
     loaded: LoadedModel, prompts: list[list[int]]
 ) -> None:

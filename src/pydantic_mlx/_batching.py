@@ -84,8 +84,9 @@ class BatchScheduler:
     Args:
         loaded: The model; the scheduler's loop runs on its generation thread.
         max_batch_size: Generations decoded together at most; more wait for a free place.
-        max_batch_bytes: Admit no newcomer while the batch's KV caches hold more than this
-            (one request is always admitted, so a long prompt cannot wait forever).
+        max_batch_bytes: Admit no newcomer while the batch's KV caches could then grow past this
+            many bytes (estimated from each request's prompt and `max_tokens`; a request alone
+            is always admitted, so a long one cannot wait forever).
         prefill_step_size: Prompt tokens per model call while prefilling a newcomer; the running
             generations get a decode step between two such calls.
     """
@@ -108,6 +109,7 @@ class BatchScheduler:
         self._waiting: deque[_Request] = deque()
         self._running = False  # whether a loop is queued or running on the generation thread
         self._batchable: bool | None = None
+        self._kv_bytes_per_token: float | None = None
         self.largest_batch = 0
         """The most generations decoded in one step so far (for tests and benchmarks)."""
 
@@ -160,10 +162,33 @@ class BatchScheduler:
             # one finds the model idle as soon as its stream has ended (as with serial generation).
             _end_streams(ended)
 
-    def _take_waiting(self, room: int) -> list[_Request]:
+    def _take_waiting(self, fits: Callable[[_Request], bool]) -> _Request | None:
+        """The longest-waiting request, if it fits in the batch (first come, first served)."""
         with self._lock:
-            taken = [self._waiting.popleft() for _ in range(min(room, len(self._waiting)))]
-        return taken
+            if self._waiting and fits(self._waiting[0]):
+                return self._waiting.popleft()
+            return None
+
+    def _take_cancelled(self) -> list[_Request]:
+        """Waiting requests already cancelled: they end without ever joining."""
+        with self._lock:
+            cancelled = [r for r in self._waiting if r.stop_requested]
+            if cancelled:
+                self._waiting = deque(r for r in self._waiting if not r.stop_requested)
+        return cancelled
+
+    def kv_bytes_per_token(self, model: Any) -> float:
+        """KV memory one token takes in this model's caches (measured once, on the generation thread)."""
+        if self._kv_bytes_per_token is None:
+            cache = make_prompt_cache(model)
+            model(mx.array([[0]]), cache=cache)
+            mx.eval([c.state for c in cache])
+            # Caches allocate room for many tokens at a time: divide by the room, not by one token.
+            self._kv_bytes_per_token = sum(
+                c.nbytes / c.keys.shape[2] if getattr(c, "keys", None) is not None else c.nbytes
+                for c in cache
+            )
+        return self._kv_bytes_per_token
 
     def _stop_if_idle(self) -> bool:
         """End the loop unless a request arrived meanwhile (atomic with `start`)."""
@@ -217,16 +242,26 @@ class _BatchRun:
 
     def _admit(self) -> None:
         scheduler = self._scheduler
-        room = scheduler.max_batch_size - len(self._active)
-        limit = scheduler.max_batch_bytes
-        if room <= 0 or (limit is not None and self._active and self._generator.prompt_cache_nbytes > limit):
-            return
-        for request in scheduler._take_waiting(room):  # pyright: ignore[reportPrivateUsage]
-            if request.stop_requested:
-                request.stream.stats.finish_reason = "cancelled"
-                self._ended.append((request.stream, None))
-                continue
+        while len(self._active) < scheduler.max_batch_size:
+            request = scheduler._take_waiting(self._fits)  # pyright: ignore[reportPrivateUsage]
+            if request is None:
+                return
             self._insert(request)
+
+    def _fits(self, request: _Request) -> bool:
+        """Whether the batch's KV memory stays under the limit with `request` in it (estimated
+        for each request from its prompt and `max_tokens`, so a burst of arrivals cannot overshoot
+        before their prompts are prefilled). A request alone always fits."""
+        limit = self._scheduler.max_batch_bytes
+        if limit is None or not self._active:
+            return True
+        reserved = sum(self._kv_bytes(r) for r in self._active.values())
+        return reserved + self._kv_bytes(request) <= limit
+
+    def _kv_bytes(self, request: _Request) -> float:
+        return (len(request.prompt) + request.options.max_tokens) * self._scheduler.kv_bytes_per_token(
+            self._loaded.model
+        )
 
     def _insert(self, request: _Request) -> None:
         prompt, options, stats = request.prompt, request.options, request.stream.stats
@@ -290,6 +325,9 @@ class _BatchRun:
         return "stop" if finish is not None else None
 
     def _drop_cancelled(self) -> None:
+        for request in self._scheduler._take_cancelled():  # pyright: ignore[reportPrivateUsage]
+            request.stream.stats.finish_reason = "cancelled"
+            self._ended.append((request.stream, None))
         cancelled = [uid for uid, request in self._active.items() if request.stop_requested]
         if not cancelled:
             return
