@@ -133,6 +133,11 @@ def test_response_text_calls_and_thinking() -> None:
     ]
 
 
+def test_empty_response_stays_an_empty_assistant_turn() -> None:
+    messages = [request(UserPromptPart("Hi")), ModelResponse(parts=[]), request(UserPromptPart("Hello?"))]
+    assert chat_messages(messages)[1] == {"role": "assistant", "content": ""}
+
+
 def test_unrenderable_response_part_is_a_user_error_naming_it() -> None:
     from pydantic_ai.messages import BinaryContent
 

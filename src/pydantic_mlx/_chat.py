@@ -91,9 +91,7 @@ def chat_messages(messages: Sequence[ModelMessage], instructions: str | None = N
             for part in message.parts:
                 chat.append(_request_part(part))
         else:
-            assistant = _assistant_message(message)
-            if assistant is not None:
-                chat.append(assistant)
+            chat.append(_assistant_message(message))
     return _with_one_system_message(chat, instructions)
 
 
@@ -228,7 +226,7 @@ def _tool_message(part: ToolReturnPart) -> dict[str, Any]:
     return {"role": "tool", "tool_call_id": part.tool_call_id, "name": part.tool_name, "content": text}
 
 
-def _assistant_message(message: ModelResponse) -> dict[str, Any] | None:
+def _assistant_message(message: ModelResponse) -> dict[str, Any]:
     texts: list[str] = []
     thoughts: list[str] = []
     tool_calls: list[dict[str, Any]] = []
@@ -249,8 +247,7 @@ def _assistant_message(message: ModelResponse) -> dict[str, Any] | None:
             raise UserError(
                 f"pydantic-mlx cannot render a {type(part).__name__} into a chat template prompt."
             )
-    if not (texts or thoughts or tool_calls):
-        return None
+    # An empty response stays an (empty) assistant turn: dropping it would merge the turns around it.
     assistant: dict[str, Any] = {"role": "assistant", "content": "".join(texts)}
     if tool_calls:
         assistant["tool_calls"] = tool_calls
