@@ -7,8 +7,9 @@ triggering text and masks every token until the region is complete, then the out
 again. A whole-answer grammar (`tool_choice="required"`, native output) masks from the first
 token after any reasoning block up to the end-of-sequence token.
 
-The mask is llguidance's bitmask expanded with plain `mx` ops, so it runs on every MLX backend
-(llguidance's own `llguidance.mlx` helper is a Metal kernel and fails on Linux).
+The mask is llguidance's bitmask turned into additive biases with plain `mx` ops (a lookup per
+mask byte), so it runs on every MLX backend (llguidance's own `llguidance.mlx` helper is a Metal
+kernel and fails on Linux).
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ __all__ = ["GrammarLogitsProcessor", "GrammarTokenizer", "grammar_tokenizer"]
 _COMPILED_GRAMMARS = 64
 """Compiled grammars kept per tokenizer (one per distinct set of tools or output schema)."""
 
-_WINDOW = 2048
-"""Bytes of free text kept for trigger matching (longer than any trigger can match)."""
+_WINDOW = 512
+"""Bytes of free text kept for trigger matching (longer than any trigger can match: the longest,
+a fence and `{"name": "<tool>"`, is under 150 bytes plus the tool name)."""
 
 
 class GrammarTokenizer:
@@ -116,7 +118,7 @@ class GrammarLogitsProcessor:
         self._window = b""
         self._seen: int | None = None
         self._words = np.zeros(0, dtype=np.int32)
-        self._shifts = mx.arange(32, dtype=mx.int32)
+        self._tables: dict[mx.Dtype, mx.array] = {}
         self.regions = 0
         self.problems: list[str] = []
 
@@ -138,7 +140,8 @@ class GrammarLogitsProcessor:
             self._setup()
             self._seen = tokens.shape[-1]
         elif tokens.shape[-1] > self._seen:
-            new: list[int] = tokens[self._seen :].tolist()  # type: ignore[assignment]
+            count = tokens.shape[-1] - self._seen
+            new: list[int] = [tokens[-1].item()] if count == 1 else tokens[self._seen :].tolist()  # type: ignore[assignment]
             self._seen = tokens.shape[-1]
             for token in new:
                 self._advance(token)
@@ -221,14 +224,24 @@ class GrammarLogitsProcessor:
         if matcher.is_error():
             self._give_up(matcher)
             return logits
-        bits = (mx.array(words)[:, None] >> self._shifts) & 1
-        allowed = bits.reshape(-1)
+        # Each mask byte looks up its 8 additive biases (0 allowed, -inf not): one gather and one
+        # add on the logits, measured ~3x cheaper on the CPU backend than `mx.where` on a bool mask.
+        table = self._bias_table(logits.dtype)
+        bias = mx.take(table, mx.array(words.view(np.uint8)), axis=0).reshape(-1)
         width = logits.shape[-1]
-        if allowed.shape[0] >= width:
-            allowed = allowed[:width]
+        if bias.shape[0] >= width:
+            bias = bias[:width]
         else:  # the model has more logits than the tokenizer has tokens: those are never valid
-            allowed = mx.concatenate([allowed, mx.zeros(width - allowed.shape[0], dtype=allowed.dtype)])
-        return mx.where(allowed.astype(mx.bool_), logits, mx.array(-mx.inf, dtype=logits.dtype))
+            bias = mx.concatenate([bias, mx.full((width - bias.shape[0],), -mx.inf, dtype=bias.dtype)])
+        return logits + bias
+
+    def _bias_table(self, dtype: mx.Dtype) -> mx.array:
+        table = self._tables.get(dtype)
+        if table is None:
+            bits = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little")
+            table = mx.array(np.where(bits == 1, 0.0, -np.inf).astype(np.float32)).astype(dtype)
+            self._tables[dtype] = table
+        return table
 
 
 def _first_match(triggers: tuple[Trigger, ...], text: bytes) -> tuple[int, Trigger] | None:
