@@ -88,6 +88,24 @@ class Run:
     seconds: float
     latencies: list[float]
     tokens: int
+    cpu_seconds: float | None = None
+    """CPU time of this process and the server's during the run (Linux; None elsewhere)."""
+
+
+def cpu_seconds(pids: list[int]) -> float | None:
+    """CPU time used so far by these processes, from /proc (Linux only).
+
+    On a shared machine wall time depends on what else runs; tokens per CPU second do not, so
+    both are printed. The server's process is counted for every variant (it idles for the others).
+    """
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 async def concurrent_requests(
@@ -195,7 +213,12 @@ async def main(source: str, args: argparse.Namespace) -> None:
             for round_id in range(args.rounds + 1):  # round 0 warms every path up
                 tokens = args.tokens if round_id else 4
                 for name, run in paths(tokens).items():
+                    pids = [os.getpid(), *([server.pid] if server is not None else [])]
+                    cpu_before = cpu_seconds(pids)
                     result = await run(messages_for(round_id * 100 + n, n))
+                    cpu_after = cpu_seconds(pids)
+                    if cpu_before is not None and cpu_after is not None:
+                        result.cpu_seconds = cpu_after - cpu_before
                     if round_id:
                         if result.tokens != n * tokens:
                             raise RuntimeError(f"{name} generated {result.tokens} tokens, not {n * tokens}")
@@ -208,18 +231,31 @@ async def main(source: str, args: argparse.Namespace) -> None:
 
 def report(n: int, tokens: int, runs: dict[str, list[Run]]) -> None:
     print(f"\n{n} concurrent requests x {tokens} tokens")
-    print(f"{'variant':<34}{'tok/s':>8}{'x serial':>10}{'x server':>10}{'latency s (median/max)':>25}")
-    rate = {name: statistics.median(n * tokens / r.seconds for r in rs) for name, rs in runs.items()}
+    print(
+        f"{'variant':<34}{'tok/s':>8}{'x serial':>10}{'x server':>10}"
+        f"{'tok/CPU-s':>11}{'x serial':>10}{'x server':>10}{'latency s (median/max)':>25}"
+    )
+    wall = {name: statistics.median(n * tokens / r.seconds for r in rs) for name, rs in runs.items()}
+    cpu = {
+        name: statistics.median(n * tokens / r.cpu_seconds for r in rs if r.cpu_seconds)
+        for name, rs in runs.items()
+        if all(r.cpu_seconds for r in rs)
+    }
     for name in VARIANTS:
         if name not in runs:
             continue
         latencies = [t for r in runs[name] for t in r.latencies]
-        server = rate.get("mlx_lm.server + OpenAIChatModel")
         print(
-            f"{name:<34}{rate[name]:>8.1f}{rate[name] / rate['MLXModel serial']:>10.2f}"
-            + (f"{rate[name] / server:>10.2f}" if server else f"{'-':>10}")
+            f"{name:<34}{wall[name]:>8.1f}{ratios(wall, name)}"
+            + (f"{cpu[name]:>11.2f}{ratios(cpu, name)}" if name in cpu else f"{'-':>11}{'':>20}")
             + f"{statistics.median(latencies):>15.2f} / {max(latencies):.2f}"
         )
+
+
+def ratios(rates: dict[str, float], name: str) -> str:
+    """The rate of `name` over the serial and the server variants' (a dash when one is missing)."""
+    cells = [rates[name] / rates[base] if base in rates else None for base in VARIANTS[1:3]]
+    return "".join(f"{c:>10.2f}" if c is not None else f"{'-':>10}" for c in cells)
 
 
 def default_model() -> str:
