@@ -204,6 +204,17 @@ async def test_a_request_cancelled_before_it_joins_never_runs(
     assert await collect(first) == references[0]
 
 
+async def test_a_bad_request_fails_alone(
+    loaded: LoadedModel, prompts: list[list[int]], references: list[Output]
+) -> None:
+    scheduler = BatchScheduler(loaded)
+    good = [scheduler.start(p, GREEDY) for p in prompts[:2]]
+    bad = scheduler.start([], GREEDY)  # nothing to continue
+    with pytest.raises(ValueError):
+        await collect(bad)
+    assert [await collect(s) for s in good] == references[:2]
+
+
 async def test_batch_size_is_capped(
     loaded: LoadedModel, prompts: list[list[int]], references: list[Output]
 ) -> None:

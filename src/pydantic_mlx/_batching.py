@@ -246,7 +246,10 @@ class _BatchRun:
             request = scheduler._take_waiting(self._fits)  # pyright: ignore[reportPrivateUsage]
             if request is None:
                 return
-            self._insert(request)
+            try:
+                self._insert(request)
+            except Exception as error:  # e.g. an empty prompt: this request fails, not the batch
+                self._ended.append((request.stream, error))
 
     def _fits(self, request: _Request) -> bool:
         """Whether the batch's KV memory stays under the limit with `request` in it (estimated
