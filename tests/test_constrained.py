@@ -433,3 +433,68 @@ def test_processor_masks_only_inside_a_call(random_model: tuple[Any, Any]) -> No
     assert processor.regions == 1 and processor.problems == []
     assert states[0] is False and states[-1] is False
     assert any(states)
+
+
+@pytest.fixture(scope="module")
+def thinking_model(random_model_path: Path) -> tuple[Any, Any]:
+    """The random model with `<think>`/`</think>` added as special tokens (as in Qwen3's tokenizer)."""
+    from mlx_lm import load
+    from mlx_lm.tokenizer_utils import TokenizerWrapper
+    from tokenizers import AddedToken
+
+    model, tokenizer = load(str(random_model_path))
+    hf = tokenizer._tokenizer
+    hf.add_tokens([AddedToken("<think>", special=True), AddedToken("</think>", special=True)])
+    return model, TokenizerWrapper(hf)
+
+
+def _feed(processor: Any, prompt: list[int], tokens: list[int], width: int) -> list[mx.array]:
+    """The processor's output before each of `tokens` (fed as if sampled), on zero logits."""
+    logits = mx.zeros((1, width))
+    outputs = [processor(mx.array(prompt), logits)]
+    for i in range(1, len(tokens)):
+        outputs.append(processor(mx.array(prompt + tokens[:i]), logits))
+    return outputs
+
+
+def _allowed(output: mx.array, token: int) -> bool:
+    return bool(output[0, token].item() == 0.0)
+
+
+def test_a_thinking_model_may_open_its_reasoning_before_the_constrained_answer(
+    thinking_model: tuple[Any, Any],
+) -> None:
+    # The tokenizer's ids for the added tokens lie past the random model's logits, so the
+    # processor is fed the tokens of a thinking answer directly, on logits wide enough for them.
+    tokenizer = thinking_model[1]
+    think = tokenizer.convert_tokens_to_ids("<think>")
+    width = think + 64
+    processor = output_processor(tokenizer, Weather.model_json_schema(), tool_format="hermes")
+    answer = '{"city": "Oslo", "unit": "celsius"}'
+    tokens = tokenizer.encode("<think>plan: {no json here</think>" + answer, add_special_tokens=False)
+    outputs = _feed(processor, _prompt(tokenizer, None), [*tokens, tokenizer.eos_token_id], width)
+    assert tokens[0] == think and _allowed(outputs[0], think)
+    answer_from = len(tokens) - len(tokenizer.encode(answer, add_special_tokens=False))
+    free = outputs[1:answer_from]
+    assert all(not bool(mx.isinf(o).any().item()) for o in free)  # the reasoning is not masked
+    constrained = outputs[answer_from:]
+    assert all(
+        _allowed(o, t)
+        for o, t in zip(constrained, [*tokens[answer_from:], tokenizer.eos_token_id], strict=True)
+    )
+    assert not _allowed(outputs[-1], tokens[answer_from])  # only the end may follow the answer
+    assert processor.regions == 1 and processor.problems == []
+
+
+def test_without_an_opened_reasoning_block_the_answer_starts_at_once(thinking_model: tuple[Any, Any]) -> None:
+    tokenizer = thinking_model[1]
+    think = tokenizer.convert_tokens_to_ids("<think>")
+    processor = output_processor(tokenizer, Weather.model_json_schema(), tool_format="hermes")
+    outputs = _feed(
+        processor,
+        _prompt(tokenizer, None),
+        tokenizer.encode('{"city": "', add_special_tokens=False),
+        think + 64,
+    )
+    assert _allowed(outputs[0], think)
+    assert not _allowed(outputs[-1], think)

@@ -56,8 +56,12 @@ class GrammarTokenizer:
 
     def is_special(self, text: str) -> bool:
         """Whether `text` is one special token here (grammars must then name it, not spell it)."""
+        return self.special_token(text) is not None
+
+    def special_token(self, text: str) -> int | None:
+        """The id of the special token spelled `text`, if the tokenizer has one."""
         ids = self.llg.tokenize_str(text, parse_special=True)
-        return len(ids) == 1 and self.llg.is_special_token(ids[0])
+        return ids[0] if len(ids) == 1 and self.llg.is_special_token(ids[0]) else None
 
     def matcher(self, grammar: str) -> llguidance.LLMatcher:
         """A fresh matcher for `grammar` (compiled once, then copied). Raises `ValueError` for a
@@ -119,6 +123,7 @@ class GrammarLogitsProcessor:
         self._seen: int | None = None
         self._words = np.zeros(0, dtype=np.int32)
         self._tables: dict[mx.Dtype, mx.array] = {}
+        self._may_open_reasoning: int | None = None
         self.regions = 0
         self.problems: list[str] = []
 
@@ -127,8 +132,13 @@ class GrammarLogitsProcessor:
         self._grammars = self._build(tokenizer) or GrammarSet()
         self._in_reasoning = self._in_reasoning and self._grammars.reasoning is not None
         self._words = np.zeros((tokenizer.llg.vocab_size + 31) // 32, dtype=np.int32)
+        reasoning = self._grammars.reasoning
         if self._grammars.answer is not None and not self._in_reasoning:
             self._start(self._grammars.answer, b"", answer=True)
+            # A thinking model whose prompt did not open its reasoning block may open it itself
+            # with its first token (Qwen3 does, by default): that one token is allowed too.
+            if reasoning is not None:
+                self._may_open_reasoning = tokenizer.special_token(reasoning[0])
 
     @property
     def constraining(self) -> bool:
@@ -150,6 +160,11 @@ class GrammarLogitsProcessor:
         return self._mask(self._matcher, logits)
 
     def _advance(self, token: int) -> None:
+        opener, self._may_open_reasoning = self._may_open_reasoning, None
+        if token == opener:
+            self._matcher, self._answer_started, self._in_reasoning = None, False, True
+            self.regions -= 1  # the answer starts after the reasoning block instead
+            return
         matcher = self._matcher
         if matcher is not None:
             if not matcher.consume_token(token):
@@ -233,6 +248,8 @@ class GrammarLogitsProcessor:
             bias = bias[:width]
         else:  # the model has more logits than the tokenizer has tokens: those are never valid
             bias = mx.concatenate([bias, mx.full((width - bias.shape[0],), -mx.inf, dtype=bias.dtype)])
+        if self._may_open_reasoning is not None and self._may_open_reasoning < width:
+            bias = mx.where(mx.arange(width) == self._may_open_reasoning, 0.0, bias).astype(bias.dtype)
         return logits + bias
 
     def _bias_table(self, dtype: mx.Dtype) -> mx.array:
