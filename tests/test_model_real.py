@@ -92,7 +92,7 @@ def returns(messages: list[object]) -> list[ToolReturnPart]:
 async def test_reads_a_file_and_uses_its_content(real_model: MLXModel, tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("The secret word is pineapple.\n")
     with capture_run_messages() as messages, contextlib.suppress(UnexpectedModelBehavior):
-        await coding_agent(real_model).run("What does the file notes.txt say?", deps=tmp_path)
+        await coding_agent(real_model).run("Read the file notes.txt and tell me what it says.", deps=tmp_path)
     # The model writes its call as fenced JSON; MLXModel makes it a structured call...
     read = [c for c in calls(messages) if c.tool_name == "read_file"]
     assert read, f"no read_file call in {messages}"
@@ -115,7 +115,7 @@ async def test_streamed_run_calls_the_tool(real_model: MLXModel, tmp_path: Path)
     (tmp_path / "notes.txt").write_text("The secret word is pineapple.\n")
     with capture_run_messages() as messages, contextlib.suppress(UnexpectedModelBehavior):
         async with coding_agent(real_model).run_stream(
-            "What does the file notes.txt say?", deps=tmp_path
+            "Read the file notes.txt and tell me what it says.", deps=tmp_path
         ) as result:
             async for _ in result.stream_text(delta=True):
                 pass
