@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import mlx.core as mx
 import pytest
+from pydantic_ai import Agent
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.messages import PartDeltaEvent, PartStartEvent
 
-from pydantic_mlx._batching import BatchScheduler, LogitsProcessor
+from pydantic_mlx import MLXModel
+from pydantic_mlx._batching import BatchScheduler, LogitsProcessor, batch_scheduler
 from pydantic_mlx._generation import GenerationOptions, GenerationStream, start_generation
 from pydantic_mlx._loading import LoadedModel, loaded_model
+from pydantic_mlx.demo import SCENARIOS, scenario
 
 pytestmark = pytest.mark.anyio
 
@@ -272,3 +279,128 @@ async def test_requests_from_several_threads_share_the_batch(
         t.start()
     await asyncio.to_thread(lambda: [t.join() for t in threads])
     assert [results[i] for i in range(4)] == references[:4]
+
+
+# --- MLXModel: concurrent agent runs ------------------------------------------------------------
+
+_VOLATILE = {
+    "timestamp",
+    "tool_call_id",
+    "run_id",
+    "conversation_id",
+    "usage",
+    "provider_details",
+    "provider_response_id",
+}
+"""Fields that differ between two identical runs (ids, clocks) or with the prompt cache's state."""
+
+
+def scrub(value: Any) -> Any:
+    """`value` as plain data, without the fields that legitimately differ between identical runs."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        items = cast(dict[str, Any], value).items()
+        return {k: scrub(v) for k, v in items if k not in _VOLATILE}
+    if isinstance(value, list | tuple):
+        return [scrub(v) for v in cast(Sequence[Any], value)]
+    return value
+
+
+def replay(events: list[Any]) -> list[Any]:
+    """What a run's stream events add up to, whatever the chunking (text arrives in as many deltas
+    as the consumer's pace makes): the order of part starts and results, and each part's text."""
+    order: list[Any] = []
+    parts: dict[tuple[int, int], list[str]] = {}
+    request = -1
+    for event in events:
+        if isinstance(event, PartStartEvent):
+            request += event.index == 0
+            part: Any = event.part
+            parts[request, event.index] = [part.part_kind, _text(part, "content", "tool_name", "args")]
+        elif isinstance(event, PartDeltaEvent):
+            parts[request, event.index].append(
+                _text(event.delta, "content_delta", "tool_name_delta", "args_delta")
+            )
+        if not isinstance(event, PartDeltaEvent):
+            order.append((event.event_kind, getattr(event, "index", None)))
+    return [order, [[kind, "".join(texts)] for kind, *texts in parts.values()]]
+
+
+def _text(item: Any, *names: str) -> str:
+    values = [getattr(item, name, None) for name in names]
+    return "".join(v if isinstance(v, str) else repr(v) for v in values if v is not None)
+
+
+async def agent_run(model: MLXModel, name: str) -> tuple[Any, list[Any], list[Any]]:
+    """Scenario `name` on `model`: its output, what its stream events add up to, its messages."""
+    sc = scenario(name)
+    events: list[Any] = []
+    async with sc.agent(model).iter(sc.prompt) as run:
+        async for node in run:
+            if Agent.is_model_request_node(node):
+                async with node.stream(run.ctx) as stream:
+                    events.extend([event async for event in stream])
+    assert run.result is not None
+    return run.result.output, replay(events), scrub(run.result.all_messages())
+
+
+@pytest.fixture(scope="module")
+def one_at_a_time_runs(demo_model_path: Path) -> dict[str, tuple[Any, list[Any], list[Any]]]:
+    serial = MLXModel(demo_model_path, batching=False)
+
+    async def run_all() -> dict[str, tuple[Any, list[Any], list[Any]]]:
+        return {sc.name: await agent_run(serial, sc.name) for sc in SCENARIOS}
+
+    return asyncio.run(run_all())
+
+
+@pytest.mark.parametrize("n", [1, 4, 16])
+async def test_concurrent_agent_runs_equal_their_one_at_a_time_runs(
+    demo_model_path: Path, one_at_a_time_runs: dict[str, tuple[Any, list[Any], list[Any]]], n: int
+) -> None:
+    model = MLXModel(demo_model_path)  # batching is the default
+    scheduler = batch_scheduler(model.loaded)
+    scheduler.largest_batch = 0
+    names = [SCENARIOS[i % len(SCENARIOS)].name for i in range(n)]
+    runs = await asyncio.gather(*(agent_run(model, name) for name in names))
+    assert scheduler.largest_batch == 1 if n == 1 else scheduler.largest_batch > 1
+    for name, run in zip(names, runs, strict=True):
+        # Same output, same messages, and the same stream events: each run saw only its own.
+        assert run == one_at_a_time_runs[name], name
+    assert not model.loaded.busy.locked()
+
+
+def test_agent_runs_from_several_threads_are_batched_correctly(
+    demo_model_path: Path, one_at_a_time_runs: dict[str, tuple[Any, list[Any], list[Any]]]
+) -> None:
+    model = MLXModel(demo_model_path)
+    names = [sc.name for sc in SCENARIOS[:4]]
+    results: dict[str, Any] = {}
+
+    def in_thread(name: str) -> None:
+        results[name] = asyncio.run(agent_run(model, name))
+
+    threads = [threading.Thread(target=in_thread, args=(name,)) for name in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {name: one_at_a_time_runs[name] for name in names}
+
+
+def test_batching_settings(demo_model_path: Path) -> None:
+    with pytest.raises(UserError, match="max_batch_size"):
+        MLXModel(demo_model_path, max_batch_size=0)
+
+
+async def test_batching_off_generates_one_at_a_time(
+    demo_model_path: Path, one_at_a_time_runs: dict[str, tuple[Any, list[Any], list[Any]]]
+) -> None:
+    model = MLXModel(demo_model_path, batching=False)
+    scheduler = batch_scheduler(model.loaded)
+    scheduler.largest_batch = 0
+    names = [sc.name for sc in SCENARIOS[:4]]
+    runs = await asyncio.gather(*(agent_run(model, name) for name in names))
+    assert runs == [one_at_a_time_runs[name] for name in names]
+    assert scheduler.largest_batch == 0  # the batch never ran

@@ -40,6 +40,7 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext, ToolDefinition
 from pydantic_ai.usage import RequestUsage
 
+from ._batching import DEFAULT_MAX_BATCH_SIZE, BatchScheduler, batch_scheduler
 from ._chat import CHAT_TEMPLATE_PROFILE, ChatTokenizer, render_prompt, request_instructions
 from ._generation import GenerationOptions, GenerationStats, GenerationStream, start_generation
 from ._loading import LoadedModel, ModelSource, loaded_model
@@ -89,6 +90,13 @@ class MLXModel(Model):
             `tool_choice='required'` makes the answer a call, and `NativeOutput` works (the answer
             is JSON valid against the output schema). `"auto"` uses it when llguidance is
             installed. See `pydantic_mlx.constrained`.
+        batching: Generate concurrent requests on the same loaded model together (continuous
+            batching: a request joins the batch when it arrives and leaves when it ends), which
+            multiplies the throughput of concurrent agent runs; each keeps its own settings and
+            stream. `False` generates one request at a time, in arrival order. See docs/batching.md.
+        max_batch_size: Requests decoded together at most (per loaded model); more wait their turn.
+        max_batch_bytes: Bound on the batch's KV memory (per loaded model), estimated per request
+            from its prompt and `max_tokens`; a newcomer waits while it would pass the bound.
 
     Settings honoured: `max_tokens`, `temperature`, `top_p`, `top_k`, `seed`, `stop_sequences`,
     `presence_penalty`, `frequency_penalty`, `logit_bias` (token ids as keys), `tool_choice`
@@ -115,11 +123,16 @@ class MLXModel(Model):
         prompt_cache_entries: int = 4,
         prompt_cache_bytes: int = 2 << 30,
         constrained: bool | Literal["auto"] = False,
+        batching: bool = True,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        max_batch_bytes: int | None = None,
     ) -> None:
         if constrained is True and not constrained_decoding_available():
             raise UserError('constrained=True needs llguidance: pip install "pydantic-mlx[constrained]"')
         if tool_format is not None and tool_format not in available_formats():
             raise UserError(f"unknown tool_format {tool_format!r}; choose from {available_formats()}")
+        if max_batch_size < 1:
+            raise UserError("max_batch_size must be at least 1")
         if isinstance(model, tuple) and adapter_path is not None:
             raise UserError(
                 "adapter_path applies when MLXModel loads the model; apply it before passing a pair"
@@ -129,6 +142,12 @@ class MLXModel(Model):
             adapter_path=adapter_path,
             prompt_cache_entries=prompt_cache_entries,
             prompt_cache_bytes=prompt_cache_bytes,
+        )
+        # One scheduler per loaded model, shared by every MLXModel on it: their requests batch together.
+        self._scheduler: BatchScheduler | None = (
+            batch_scheduler(self._loaded, max_batch_size=max_batch_size, max_batch_bytes=max_batch_bytes)
+            if batching
+            else None
         )
         self._model_name = model_name or _default_name(model)
         self._tool_format = tool_format
@@ -237,7 +256,10 @@ class MLXModel(Model):
         )
         await self._loaded.load()
         plan = self._plan(messages, model_settings or {}, model_request_parameters)
-        generation = start_generation(self._loaded, plan.prompt, plan.options)
+        if self._scheduler is not None:
+            generation = self._scheduler.start(plan.prompt, plan.options)
+        else:
+            generation = start_generation(self._loaded, plan.prompt, plan.options)
         try:
             yield MLXStreamedResponse(
                 model_request_parameters=model_request_parameters,
