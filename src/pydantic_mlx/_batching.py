@@ -238,6 +238,10 @@ class _BatchRun:
             if not isinstance(error, Exception):
                 raise
         finally:
+            # The batch computes a step ahead of what it hands out; wait for that work, so no MLX
+            # computation is left running once the callers see their streams end (an interpreter
+            # exiting meanwhile aborts in MLX's stream threads).
+            mx.synchronize(self._generator.stream)
             self._generator.close()
 
     def _admit(self) -> None:
