@@ -6,14 +6,15 @@ succeeded because the grammar shaped the model's output.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, Literal
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic_ai import Agent, NativeOutput
+from pydantic_ai import Agent, NativeOutput, capture_run_messages
 from pydantic_ai.direct import model_request
-from pydantic_ai.messages import ModelRequest, ToolCallPart, UserPromptPart
+from pydantic_ai.messages import ModelRequest, ModelResponse, ToolCallPart, UserPromptPart
 from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.tools import ToolDefinition
 
@@ -100,3 +101,50 @@ async def test_unconstrained_untrained_model_writes_no_valid_object(random_model
     )
     assert not [p for p in response.parts if isinstance(p, ToolCallPart)]
     assert "constrained_regions" not in (response.provider_details or {})
+
+
+@pytest.mark.parametrize("seed", [None, *SEEDS])
+async def test_native_output_with_tools_is_a_valid_call_or_a_valid_answer(
+    model: MLXModel, seed: int | None
+) -> None:
+    """An agent with function tools and NativeOutput: the answer is a call or the output object."""
+    from pydantic_ai.output import OutputObjectDefinition
+
+    tool = ToolDefinition(name="read_file", parameters_json_schema=ReadArgs.model_json_schema())
+    output = OutputObjectDefinition(json_schema=Plan.model_json_schema(), name="Plan")
+    settings = {"max_tokens": 300, "parallel_tool_calls": False}
+    if seed is not None:
+        settings |= {"temperature": 1.0, "seed": seed}
+    response = await model_request(
+        model,
+        [ModelRequest(parts=[UserPromptPart("Plan the work.")])],
+        model_settings=settings,  # type: ignore[arg-type]
+        model_request_parameters=ModelRequestParameters(
+            function_tools=[tool], output_mode="native", output_object=output, allow_text_output=False
+        ),
+    )
+    calls = [p for p in response.parts if isinstance(p, ToolCallPart)]
+    if calls:
+        assert len(calls) == 1
+        ReadArgs.model_validate(calls[0].args_as_dict())
+    else:
+        assert response.text is not None
+        Plan.model_validate_json(response.text)
+
+
+@pytest.mark.real_model
+async def test_real_model_fenced_call_is_constrained(real_model_path: Path) -> None:
+    """Qwen2.5-Coder-0.5B writes its calls as ```json fences: the pattern trigger constrains them."""
+
+    def read_file(path: str) -> str:
+        """Read a text file of the project."""
+        return "# Demo"
+
+    agent = Agent(MLXModel(real_model_path, constrained=True), tools=[read_file])
+    with capture_run_messages() as messages, contextlib.suppress(Exception):
+        await agent.run("Read README.md and tell me what it says.", model_settings={"max_tokens": 80})
+    first = next(m for m in messages if isinstance(m, ModelResponse))
+    calls = [p for p in first.parts if isinstance(p, ToolCallPart)]
+    assert calls and calls[0].tool_name == "read_file", first
+    assert isinstance(calls[0].args_as_dict()["path"], str)
+    assert (first.provider_details or {})["constrained_regions"] >= 1

@@ -199,7 +199,14 @@ class MLXModel(Model):
 
     def _provider_model_profile(self) -> ModelProfile:
         if self._constrained:
-            return merge_profile(CHAT_TEMPLATE_PROFILE, ModelProfile(supports_json_schema_output=True))
+            # The grammar fixes the JSON's shape; the schema in the instructions tells the model
+            # what the fields mean.
+            return merge_profile(
+                CHAT_TEMPLATE_PROFILE,
+                ModelProfile(
+                    supports_json_schema_output=True, native_output_requires_schema_in_instructions=True
+                ),
+            )
         return CHAT_TEMPLATE_PROFILE
 
     def prepare_request(
@@ -314,11 +321,17 @@ class MLXModel(Model):
         from .constrained import output_processor, tool_call_processor
 
         tokenizer, tool_format = self._loaded.tokenizer, self.tool_format
-        if params.output_mode == "native" and params.output_object is not None and not tools:
+        if params.output_mode == "native" and params.output_object is not None and text_is_answer:
+            # The answer is the output object, or calls to the function tools the agent offers.
             schema = params.output_object.json_schema
             return _Constraint(
                 lambda: output_processor(
-                    tokenizer, schema, tool_format=tool_format, in_reasoning=in_reasoning
+                    tokenizer,
+                    schema,
+                    tool_format=tool_format,
+                    tools=tools,
+                    parallel=not one_call_only,
+                    in_reasoning=in_reasoning,
                 )
             )
         if not tools:
