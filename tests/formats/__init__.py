@@ -27,6 +27,14 @@ PROSE = st.text(st.sampled_from("abc xyz.,!?\n"), max_size=20)
 CUTS = st.lists(st.integers(0, 2000), max_size=20)
 
 
+def tool(name: str, **properties: Any) -> dict[str, Any]:
+    """An OpenAI-style tool declaration whose parameters have these properties."""
+    return {
+        "type": "function",
+        "function": {"name": name, "parameters": {"type": "object", "properties": properties}},
+    }
+
+
 def json_type(value: Any) -> str:
     """The JSON schema type of a decoded JSON value."""
     if isinstance(value, dict):

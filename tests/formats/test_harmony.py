@@ -13,11 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from parsers.conftest import stream
 from pydantic_mlx.parsers import (
-    Event,
     MalformedCall,
-    ParseResult,
-    StreamParser,
     ToolCall,
     TruncatedCall,
     UnknownTool,
@@ -25,31 +23,13 @@ from pydantic_mlx.parsers import (
     render_calls,
 )
 
+from . import tool
+
 FORMAT = "harmony"
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def tool(name: str, **properties: Any) -> dict[str, Any]:
-    return {
-        "type": "function",
-        "function": {"name": name, "parameters": {"type": "object", "properties": properties}},
-    }
-
-
 TOOLS = [tool("get_weather", location={"type": "string"}), tool("get_time"), tool("special_function")]
-
-
-def stream(text: str, cuts: list[int], **kwargs: Any) -> tuple[ParseResult, list[Event]]:
-    truncated = kwargs.pop("truncated", False)
-    parser = StreamParser(**kwargs)
-    events: list[Event] = []
-    last = 0
-    for cut in sorted({c for c in cuts if 0 < c < len(text)}):
-        events += parser.feed(text[last:cut])
-        last = cut
-    events += parser.feed(text[last:])
-    events += parser.close(truncated)
-    return parser.result(), events
 
 
 def check(

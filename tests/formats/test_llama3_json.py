@@ -9,42 +9,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from parsers.conftest import stream
 from pydantic_mlx.parsers import (
-    Event,
     MalformedCall,
-    ParseResult,
-    StreamParser,
     ToolCall,
     TruncatedCall,
     parse,
     render_calls,
 )
 
+from . import tool
+
 FORMAT = "llama3_json"
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def tool(name: str, **properties: Any) -> dict[str, Any]:
-    return {
-        "type": "function",
-        "function": {"name": name, "parameters": {"type": "object", "properties": properties}},
-    }
-
-
 WEATHER = [tool("get_current_conditions", location={"type": "string"}), tool("get_time")]
-
-
-def stream(text: str, cuts: list[int], **kwargs: Any) -> tuple[ParseResult, list[Event]]:
-    truncated = kwargs.pop("truncated", False)
-    parser = StreamParser(**kwargs)
-    events: list[Event] = []
-    last = 0
-    for cut in sorted({c for c in cuts if 0 < c < len(text)}):
-        events += parser.feed(text[last:cut])
-        last = cut
-    events += parser.feed(text[last:])
-    events += parser.close(truncated)
-    return parser.result(), events
 
 
 CONDITIONS = ToolCall("get_current_conditions", {"location": "San Francisco, CA", "unit": "Fahrenheit"})

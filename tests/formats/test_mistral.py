@@ -9,42 +9,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from parsers.conftest import stream
 from pydantic_mlx.parsers import (
-    Event,
     MalformedCall,
-    ParseResult,
-    StreamParser,
     ToolCall,
     TruncatedCall,
     parse,
     render_calls,
 )
 
+from . import tool
+
 FORMAT = "mistral"
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def tool(name: str, **properties: Any) -> dict[str, Any]:
-    return {
-        "type": "function",
-        "function": {"name": name, "parameters": {"type": "object", "properties": properties}},
-    }
-
-
 TOOLS = [tool("special_function", arg1={"type": "integer"}), tool("get_current_weather"), tool("get_time")]
-
-
-def stream(text: str, cuts: list[int], **kwargs: Any) -> tuple[ParseResult, list[Event]]:
-    truncated = kwargs.pop("truncated", False)
-    parser = StreamParser(**kwargs)
-    events: list[Event] = []
-    last = 0
-    for cut in sorted({c for c in cuts if 0 < c < len(text)}):
-        events += parser.feed(text[last:cut])
-        last = cut
-    events += parser.feed(text[last:])
-    events += parser.close(truncated)
-    return parser.result(), events
 
 
 def test_pre_v11_json_list_with_ids() -> None:
