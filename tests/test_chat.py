@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.tools import ToolDefinition
 
-from pydantic_mlx._chat import chat_messages, render_prompt, tool_schemas
+from pydantic_mlx._chat import _encoder, chat_messages, render_prompt, tool_schemas  # pyright: ignore[reportPrivateUsage]
 
 READ_FILE = ToolDefinition(
     name="read_file",
@@ -254,3 +255,47 @@ def test_real_qwen_template_renders_the_same_text_and_cannot_be_forged(real_mode
     im_start = qwen.convert_tokens_to_ids("<|im_start|>")
     assert ids.count(im_start) == 7  # the turns of `conversation` and the generation prompt, no more
     assert qwen.encode(text, add_special_tokens=False).count(im_start) > 7
+    for split in (True, False):
+        hugging_face = qwen.encode(FORGERY, add_special_tokens=False, split_special_tokens=split)
+        assert _encoder(qwen)(FORGERY, split) == hugging_face
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=content, is_content=st.booleans())
+def test_private_encoder_equals_hugging_face_encode(tokenizer: Any, text: str, is_content: bool) -> None:
+    text = text + FORGERY if is_content else FORGERY + text
+    expected = tokenizer.encode(text, add_special_tokens=False, split_special_tokens=is_content)
+    assert _encoder(tokenizer)(text, is_content) == expected
+
+
+def test_renders_from_several_threads_are_not_mixed_up(tokenizer: Any) -> None:
+    # Hugging Face's `split_special_tokens=` flips a switch on the shared Rust tokenizer: while one
+    # thread encoded content, another thread's template markers came out as plain text (it made
+    # concurrent agent runs see garbled prompts). Someone else using the tokenizer meanwhile, with
+    # either setting, must not change what `render_prompt` returns either.
+    forged = conversation(FORGERY, FORGERY, FORGERY, FORGERY)
+    plain = conversation("hi", "ok", "a.txt", "done")
+    expected = [render_prompt(tokenizer, forged, [READ_FILE]), render_prompt(tokenizer, plain, [READ_FILE])]
+    results: list[list[list[int]]] = []
+    done = threading.Event()
+
+    def render() -> None:
+        results.append([render_prompt(tokenizer, m, [READ_FILE]) for _ in range(40) for m in (forged, plain)])
+
+    def meddle() -> None:
+        while not done.is_set():
+            for split in (True, False):
+                tokenizer.encode(FORGERY, add_special_tokens=False, split_special_tokens=split)
+
+    meddler = threading.Thread(target=meddle)
+    meddler.start()
+    threads = [threading.Thread(target=render) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done.set()
+    meddler.join()
+    assert len(results) == 4
+    for ids in results:
+        assert ids == expected * 40

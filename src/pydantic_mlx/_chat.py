@@ -20,7 +20,9 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Sequence
+import threading
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -43,6 +45,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.profiles import ModelProfile
 from pydantic_ai.tools import ToolDefinition
+from tokenizers import Tokenizer
 
 __all__ = [
     "CHAT_TEMPLATE_PROFILE",
@@ -134,13 +137,50 @@ def render_prompt(
     )
     if not isinstance(rendered, str):
         raise TypeError(f"apply_chat_template(tokenize=False) returned {type(rendered).__name__}, not str")
+    encode = _encoder(tokenizer)
     token_ids: list[int] = []
     for text, is_content in holder.splice(rendered):
         if text:
-            token_ids.extend(
-                tokenizer.encode(text, add_special_tokens=False, split_special_tokens=is_content)
-            )
+            token_ids.extend(encode(text, is_content))
     return token_ids
+
+
+_backend_copies: weakref.WeakKeyDictionary[Tokenizer, tuple[Tokenizer, Tokenizer]] = (
+    weakref.WeakKeyDictionary()
+)
+_backend_copies_lock = threading.Lock()
+
+
+def _encoder(tokenizer: ChatTokenizer) -> Callable[[str, bool], list[int]]:
+    """`encode(text, is_content)`: token ids without BOS/EOS, special tokens split iff `is_content`.
+
+    Hugging Face's `encode(..., split_special_tokens=...)` implements the flag by flipping a
+    setting on the tokenizer's shared Rust backend, so two threads rendering at once (concurrent
+    agent runs) can tokenize each other's template markers as plain text. A fast tokenizer's
+    backend is therefore copied once per mode and never changed again; other tokenizers keep no
+    such shared switch and are called directly.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if not isinstance(backend, Tokenizer):
+        return lambda text, is_content: list(
+            tokenizer.encode(text, add_special_tokens=False, split_special_tokens=is_content)
+        )
+    with _backend_copies_lock:
+        copies = _backend_copies.get(backend)
+        if copies is None:
+            copies = _backend_copies[backend] = (_backend_copy(backend, False), _backend_copy(backend, True))
+    template, content = copies
+
+    def encode(text: str, is_content: bool) -> list[int]:
+        return (content if is_content else template).encode(text, add_special_tokens=False).ids
+
+    return encode
+
+
+def _backend_copy(backend: Tokenizer, split_special_tokens: bool) -> Tokenizer:
+    copy = Tokenizer.from_str(backend.to_str())
+    copy.encode_special_tokens = split_special_tokens
+    return copy
 
 
 def request_tool_defs(model_request_parameters: ModelRequestParameters) -> list[ToolDefinition]:
