@@ -30,7 +30,7 @@ from pydantic_ai.messages import (
     ToolReturnPart,
 )
 from pydantic_ai.models import ModelRequestParameters
-from pydantic_ai.settings import ModelSettings
+from pydantic_ai.settings import ModelSettings, ToolOrOutput
 from pydantic_ai.tools import Tool
 from pydantic_ai.usage import UsageLimits
 
@@ -381,6 +381,31 @@ async def test_tool_choice_required_keeps_text_out_of_the_answer(model: MLXModel
         model, messages[:-1], model_settings={"tool_choice": "required"}, model_request_parameters=params
     )
     assert response.parts == [ThinkingPart(turn_text("plain_answer"))]
+
+
+async def test_a_call_to_a_tool_excluded_by_tool_choice_is_not_run(model: MLXModel) -> None:
+    # The model was trained to call `open_file`, a tool it was never offered. Here the agent has
+    # such a tool, but `tool_choice` keeps it from the model (so the rendered prompt is the one the
+    # model was trained on): the call must not run, and stays the text the model wrote.
+    sc = scenario("unknown_tool_retry")
+    opened: list[str] = []
+
+    def open_file(path: str) -> str:
+        """Open a file."""
+        opened.append(path)
+        return "opened"
+
+    agent = Agent(model, system_prompt=sc.system_prompt, tools=[*sc.tools, open_file])
+    result = await agent.run(
+        sc.prompt, model_settings={"tool_choice": ToolOrOutput(["read_file", "list_files"])}
+    )
+    assert opened == []
+    first = result.all_messages()[1]
+    assert isinstance(first, ModelResponse)
+    assert first.parts == [TextPart(sc.turns[0].text)]
+    assert first.finish_reason == "stop"
+    assert first.provider_details is not None
+    assert [p["kind"] for p in first.provider_details["parse_problems"]] == ["unknown_tool"]
 
 
 async def test_unsupported_settings_are_declared(model: MLXModel) -> None:

@@ -41,7 +41,13 @@ from pydantic_ai.tools import RunContext, ToolDefinition
 from pydantic_ai.usage import RequestUsage
 
 from ._batching import DEFAULT_MAX_BATCH_SIZE, BatchScheduler, batch_scheduler
-from ._chat import CHAT_TEMPLATE_PROFILE, ChatTokenizer, render_prompt, request_instructions
+from ._chat import (
+    CHAT_TEMPLATE_PROFILE,
+    ChatTokenizer,
+    render_prompt,
+    request_instructions,
+    request_tool_defs,
+)
 from ._generation import GenerationOptions, GenerationStats, GenerationStream, start_generation
 from ._loading import LoadedModel, ModelSource, loaded_model
 from .constrained import is_available as constrained_decoding_available
@@ -53,6 +59,7 @@ from .parsers import (
     TextDelta,
     ThinkingDelta,
     ToolCallDelta,
+    UnknownTool,
     available_formats,
     detect_format,
 )
@@ -301,6 +308,7 @@ class MLXModel(Model):
             options=options,
             tool_format=self.tool_format,
             tools=tools,
+            excluded_tools=frozenset(t.name for t in request_tool_defs(params)) - {t.name for t in tools},
             in_reasoning=in_reasoning,
             text_is_answer=text_is_answer,
             one_call_only=one_call_only,
@@ -368,6 +376,8 @@ class _RequestPlan:
     options: GenerationOptions
     tool_format: str
     tools: list[ToolDefinition]
+    excluded_tools: frozenset[str]
+    """The agent's tools that `tool_choice` keeps from the model: a call to one is not a call."""
     in_reasoning: bool
     text_is_answer: bool
     """False when `tool_choice` demands a call: text is then kept as thinking, not offered as output."""
@@ -468,6 +478,8 @@ class _PartsMapper:
         self._parts = response._parts_manager  # pyright: ignore[reportPrivateUsage]
         self._text_is_answer = text_is_answer
         self._one_call_only = response._plan.one_call_only  # pyright: ignore[reportPrivateUsage]
+        self._excluded_tools = response._plan.excluded_tools  # pyright: ignore[reportPrivateUsage]
+        self._withheld_calls: set[int] = set()
         self._held_text = ""
         self._in_text = False
         self.calls = 0
@@ -490,9 +502,13 @@ class _PartsMapper:
     def map_problems(self, problems: Sequence[ParseProblem]) -> Iterator[ModelResponseStreamEvent]:
         """A malformed call to a named tool becomes a call whose arguments are the raw text, so the
         agent's argument validation sends the model a retry prompt. Truncated calls never become
-        calls, and unknown tools are already calls (the agent answers those with a retry)."""
+        calls, and unknown tools are already calls (the agent answers those with a retry), except
+        for the agent's own tools that `tool_choice` excluded: the agent would run those, so
+        their calls are kept as the text the model wrote (as servers do with `tool_choice="none"`)."""
         for problem in problems:
-            if isinstance(problem, MalformedCall) and problem.name:
+            if isinstance(problem, UnknownTool) and problem.name in self._excluded_tools:
+                yield from self._text(problem.text)
+            elif isinstance(problem, MalformedCall) and problem.name:
                 self.calls += 1
                 yield self._parts.handle_tool_call_part(
                     vendor_part_id=("malformed", self.calls),
@@ -513,6 +529,10 @@ class _PartsMapper:
             yield from self._parts.handle_thinking_delta(vendor_part_id=None, content=content)
 
     def _call(self, delta: ToolCallDelta) -> Iterator[ModelResponseStreamEvent]:
+        if delta.name in self._excluded_tools:
+            self._withheld_calls.add(delta.index)  # its text comes with the parse problems
+        if delta.index in self._withheld_calls:
+            return
         self._held_text = ""
         self._in_text = False
         first = delta.name is not None
