@@ -179,7 +179,7 @@ async def test_extra_processors_are_made_per_request_and_see_the_completion(
         # The completion so far, never the prompt (one call more than tokens: the batch computes a
         # step ahead of the tokens it hands out).
         assert seen[i] == list(range(len(output.tokens) + 1))
-    assert made_on == {"pydantic-mlx-generate_0"}
+    assert made_on == {"pydantic-mlx-generate"}
     assert outputs == [await one_at_a_time(loaded, prompts[i], options[i]) for i in range(3)]
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import mlx.core as mx
@@ -155,3 +158,40 @@ async def test_generation_errors_reach_the_caller(loaded: LoadedModel) -> None:
     with pytest.raises(Exception):  # noqa: B017 - whatever mlx raises, it must surface here
         _ = [t async for t in stream]
     assert not loaded.busy.locked()
+
+
+EXIT_SCRIPT = """
+import asyncio, sys, threading
+from pydantic_mlx import MLXModel
+from pydantic_mlx.demo import scenario
+
+model = MLXModel(sys.argv[1])
+sc = scenario("tool_call_tags")
+
+def run_in_thread() -> None:
+    asyncio.run(sc.agent(model).run(sc.prompt))
+
+thread = threading.Thread(target=run_in_thread)
+thread.start()
+thread.join()
+print(asyncio.run(sc.agent(model).run(sc.prompt)).output)
+"""
+
+
+def test_the_process_exits_cleanly_after_generating(demo_model_path: Path) -> None:
+    # The generation thread used MLX's compiled functions, whose per-thread cache takes the GIL
+    # when the thread ends: a thread ending during interpreter exit aborted the process
+    # ("terminate called without an active exception") in about a third of the runs (fewer with
+    # OpenBLAS preloaded, which changes the timing, so the children run without it).
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    for _ in range(6):
+        done = subprocess.run(
+            [sys.executable, "-c", EXIT_SCRIPT, str(demo_model_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "terminate called" not in done.stderr
+        assert done.stdout.strip() == "README.md says: Demo, a tiny project."

@@ -4,15 +4,23 @@ Loading is lazy (first request) and happens on the model's own generation thread
 loop never blocks on reading gigabytes of weights. Each loaded model owns exactly one thread:
 MLX's generation stream is thread-local, so a fixed thread per model keeps one stream per model
 instead of one per request, and it serialises requests in arrival order.
+
+That thread is a daemon that lives as long as its model, and is left alone at interpreter exit:
+MLX keeps per-thread state (its compile cache) whose destructor takes the GIL, so a thread that
+ends while the interpreter finalizes aborts the process ("terminate called without an active
+exception"). At exit the threads are only waited for until idle.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
+import queue
 import threading
 import weakref
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -54,8 +62,9 @@ class LoadedModel:
         self._tokenizer: TokenizerWrapper | None = None
         self._prompt_cache: PromptCache | None = None
         self._load_lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pydantic-mlx-generate")
-        weakref.finalize(self, self._executor.shutdown, wait=False)
+        self._thread = _GenerationThread()
+        # Not at exit (see the module's docstring): only when the model is collected before.
+        weakref.finalize(self, self._thread.stop).atexit = False
         if isinstance(source, tuple):
             self._install(*source)
 
@@ -102,7 +111,7 @@ class LoadedModel:
 
     def submit(self, fn: Callable[[], T]) -> Future[T]:
         """Run `fn` on this model's generation thread, after everything submitted before it."""
-        return self._executor.submit(fn)
+        return self._thread.submit(fn)
 
     async def run(self, fn: Callable[[], T]) -> T:
         """`submit`, awaited."""
@@ -115,6 +124,54 @@ class LoadedModel:
         self._prompt_cache = PromptCache(model, max_entries=entries, max_bytes=nbytes)
         self._tokenizer = tokenizer
         self._model = model
+
+
+class _GenerationThread:
+    """A daemon thread running the functions submitted to it, one at a time, in order."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name="pydantic-mlx-generate", daemon=True)
+        self._thread.start()
+        _threads.add(self)
+
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._queue.put((fn, future))
+        return future
+
+    def stop(self) -> None:
+        """End the thread once what was submitted before has run."""
+        self._queue.put(None)
+
+    def wait_idle(self, timeout: float) -> None:
+        """Return once everything submitted so far has run (or after `timeout` seconds)."""
+        if self._thread.is_alive():
+            with contextlib.suppress(TimeoutError):
+                self.submit(lambda: None).result(timeout)
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            fn, future = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as error:  # handed to whoever waits, as an executor does
+                future.set_exception(error)
+            del item, fn, future  # a finished request's arrays are not kept alive while idle
+
+
+_threads: weakref.WeakSet[_GenerationThread] = weakref.WeakSet()
+
+_EXIT_WAIT_SECONDS = 10.0
+"""How long interpreter exit waits for a generation still running (then the process exits anyway)."""
+
+
+@atexit.register
+def _wait_for_generation_threads() -> None:
+    for thread in list(_threads):
+        thread.wait_idle(_EXIT_WAIT_SECONDS)
 
 
 def loaded_model(
