@@ -372,7 +372,7 @@ def test_call_grammar_accepts_rendered_valid_calls_and_refuses_invalid_ones(
         required=True,
         untagged_json=False,
         reasoning=None,
-        is_special=tokenizer.is_special,
+        special_token=tokenizer.special_token,
     )
     assert grammars is not None and grammars.answer is not None
     render = get_format(tool_format).render
@@ -397,7 +397,7 @@ def test_output_grammar_accepts_only_valid_json(random_model: tuple[Any, Any]) -
 
 def test_untagged_triggers_fire_on_declared_names_only() -> None:
     grammars = tool_call_grammars(
-        "hermes", SCHEMAS, required=False, untagged_json=True, reasoning=None, is_special=lambda _: False
+        "hermes", SCHEMAS, required=False, untagged_json=True, reasoning=None, special_token=lambda _: None
     )
     assert grammars is not None
     tag, fence, bare = grammars.triggers

@@ -84,7 +84,7 @@ def tool_call_processor(
                 parallel=parallel,
                 untagged_json=untagged,
                 reasoning=reasoning,
-                is_special=grammar_tokenizer.is_special,
+                special_token=grammar_tokenizer.special_token,
             ),
         )
 
@@ -125,7 +125,7 @@ def output_processor(
                 parallel=parallel,
                 untagged_json=untagged,
                 reasoning=reasoning,
-                is_special=grammar_tokenizer.is_special,
+                special_token=grammar_tokenizer.special_token,
             ),
         )
 

@@ -13,16 +13,20 @@ confused model would otherwise fill its token budget with it.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+
+from . import _json_calls, _xml_calls
+from ._json_calls import call_json_rule
+from ._lark import JSON_WHITESPACE, CallSyntax, SpecialToken, ToolSchema, json_options
 
 __all__ = [
     "CALL_FORMATS",
     "JSON_WHITESPACE",
     "GrammarSet",
+    "SpecialToken",
     "ToolSchema",
     "Trigger",
     "answer_grammars",
@@ -30,24 +34,18 @@ __all__ = [
     "tool_call_grammars",
 ]
 
-JSON_WHITESPACE = r"(?:\n[ \t]{0,24}|[ ])"
-"""One gap between JSON tokens: a single space, or a newline and up to 24 spaces of indent."""
-
 _LEAD = r"/\n{0,2}/"
 """Whitespace allowed before a whole-answer grammar (after a reasoning block, say)."""
 
 _OPTIONAL_WS = f"(?:{JSON_WHITESPACE})?"
 
-IsSpecial = Callable[[str], bool]
-"""Whether a marker is one special token of the tokenizer (then the grammar names the token)."""
 
+class CallSyntaxBuilder(Protocol):
+    """A format's call grammar for `tools` (`compact`: JSON exactly as templates write it)."""
 
-@dataclass(frozen=True)
-class ToolSchema:
-    """A declared tool: its name and the JSON schema of its arguments."""
-
-    name: str
-    parameters: Mapping[str, Any]
+    def __call__(
+        self, tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool
+    ) -> CallSyntax: ...
 
 
 @dataclass(frozen=True)
@@ -74,10 +72,6 @@ class GrammarSet:
     reasoning: tuple[str, str] | None = None
 
 
-CALL_FORMATS = ("auto", "hermes", "qwen3_coder")
-"""Formats whose own call syntax has a grammar; the others get untagged-JSON triggers only."""
-
-
 def tool_call_grammars(
     tool_format: str,
     tools: Sequence[ToolSchema],
@@ -86,7 +80,7 @@ def tool_call_grammars(
     parallel: bool = True,
     untagged_json: bool,
     reasoning: tuple[str, str] | None,
-    is_special: IsSpecial,
+    special_token: SpecialToken,
 ) -> GrammarSet | None:
     """The grammars that make every tool call valid for `tools`, in `tool_format`.
 
@@ -107,17 +101,19 @@ def tool_call_grammars(
             parallel=parallel,
             untagged_json=untagged_json,
             reasoning=reasoning,
-            is_special=is_special,
+            special_token=special_token,
         )
     # A region the model opened follows its own JSON layout (compact or pretty-printed).
-    syntax = _call_syntax(tool_format, tools, is_special, compact=False)
+    builder = _CALL_SYNTAXES.get(tool_format)
+    syntax = builder(tools, special_token, compact=False) if builder else None
     triggers: list[Trigger] = []
     if syntax is not None:
-        for marker, region in syntax.openers:
+        for marker, one, many in syntax.openers:
+            region = many if parallel else one
             grammar = "\n".join([f"start: {region}", *syntax.rules])
             triggers.append(Trigger(re.compile(re.escape(marker.encode())), grammar))
     if untagged_json:
-        triggers.extend(_untagged_json_triggers(tools))
+        triggers.extend(_untagged_json_triggers(tools, syntax.json_keys if syntax else ("arguments",)))
     return GrammarSet(triggers=tuple(triggers), reasoning=reasoning) if triggers else None
 
 
@@ -129,7 +125,7 @@ def answer_grammars(
     parallel: bool = True,
     untagged_json: bool,
     reasoning: tuple[str, str] | None,
-    is_special: IsSpecial,
+    special_token: SpecialToken,
 ) -> GrammarSet | None:
     """The grammar of a whole answer: calls to `tools` (one, or several when `parallel`) in the
     format's syntax (a bare JSON call object for formats without a grammar that read untagged
@@ -141,16 +137,17 @@ def answer_grammars(
     alternatives: list[str] = []
     rules: list[str] = []
     if tools:
-        syntax = _call_syntax(tool_format, tools, is_special, compact=True)
-        if syntax is not None:
-            rules += [f"call: {syntax.rule}", *syntax.rules]
+        builder = _CALL_SYNTAXES.get(tool_format)
+        if builder is not None:
+            syntax = builder(tools, special_token, compact=True)
+            rules += syntax.rules
+            alternatives.append(syntax.many if parallel else syntax.one)
         elif untagged_json:
-            rules += ["call: call_json", _call_json_rule(tools, compact=True)]
-        if rules:
-            alternatives.append('call ("\\n" call)*' if parallel else "call")
+            rules += ["untagged_call: call_json", call_json_rule(tools, compact=True)]
+            alternatives.append('untagged_call ("\\n" untagged_call)*' if parallel else "untagged_call")
     if output_schema is not None:
         alternatives.append("answer")
-        rules.append(f"answer: %json {_json_options(dict(output_schema), compact=True)}")
+        rules.append(f"answer: %json {json_options(dict(output_schema), compact=True)}")
     if not alternatives:
         return None
     start = (
@@ -164,50 +161,37 @@ def answer_grammars(
 def output_grammars(schema: Mapping[str, Any], *, reasoning: tuple[str, str] | None) -> GrammarSet:
     """The grammar of an answer that is one JSON value valid against `schema` (native output)."""
     found = answer_grammars(
-        "auto", (), output_schema=schema, untagged_json=False, reasoning=reasoning, is_special=lambda _: False
+        "auto",
+        (),
+        output_schema=schema,
+        untagged_json=False,
+        reasoning=reasoning,
+        special_token=lambda _: None,
     )
     assert found is not None
     return found
 
 
-@dataclass(frozen=True)
-class _CallSyntax:
-    rule: str
-    """One whole call, as a Lark expression."""
-    rules: list[str]
-    """The rules `rule` uses."""
-    openers: tuple[tuple[str, str], ...]
-    """(marker, expression): a region opened by the marker, from the marker on."""
+_CALL_SYNTAXES: dict[str, CallSyntaxBuilder] = {
+    "auto": _xml_calls.auto,
+    "hermes": _json_calls.hermes,
+    "qwen3_coder": _xml_calls.qwen3_coder,
+    "llama3_json": _json_calls.llama3_json,
+    "mistral": _json_calls.mistral,
+    "deepseek": _json_calls.deepseek,
+    "kimi_k2": _json_calls.kimi_k2,
+    "glm": _xml_calls.glm,
+    "harmony": _json_calls.harmony,
+}
+"""Each format's call grammar builder (the module of its family)."""
+
+CALL_FORMATS = tuple(_CALL_SYNTAXES)
+"""Formats whose own call syntax has a grammar; the others get untagged-JSON triggers only."""
 
 
-def _call_syntax(
-    tool_format: str, tools: Sequence[ToolSchema], is_special: IsSpecial, *, compact: bool
-) -> _CallSyntax | None:
-    opener = _marker("<tool_call>", is_special)
-    closer = _marker("</tool_call>", is_special)
-    json_body = '"\\n"? call_json "\\n"?'
-    xml_body = '"\\n" function "\\n"'
-    if tool_format == "hermes":
-        rule = f"{opener} {json_body} {closer}"
-        return _CallSyntax(rule, [_call_json_rule(tools, compact=compact)], (("<tool_call>", rule),))
-    if tool_format in ("qwen3_coder", "auto"):
-        # `auto` reads both bodies inside <tool_call>, so both are valid there.
-        body = xml_body if tool_format == "qwen3_coder" else f"({json_body} | {xml_body})"
-        rules = _xml_function_rules(tools, compact=compact)
-        if tool_format == "auto":
-            rules.append(_call_json_rule(tools, compact=compact))
-        rule = f"{opener} {body} {closer}"
-        # Models also drop the opening <tool_call> (the parser reads a bare <function=...>).
-        return _CallSyntax(rule, rules, (("<tool_call>", rule), ("<function=", "function")))
-    return None
-
-
-def _call_json_rule(tools: Sequence[ToolSchema], *, compact: bool) -> str:
-    return f"call_json: %json {_json_options(_call_object_schema(tools), compact=compact)}"
-
-
-def _untagged_json_triggers(tools: Sequence[ToolSchema]) -> list[Trigger]:
-    """A call object after a ```json fence (closed by the fence) or bare (ended by its `}`).
+def _untagged_json_triggers(tools: Sequence[ToolSchema], keys: Sequence[str]) -> list[Trigger]:
+    """A call object (arguments under one of `keys`) after a ```json fence (closed by the fence)
+    or bare (ended by its `}`).
 
     Like llama.cpp's pattern triggers, they fire only once the object names a declared tool:
     JSON that is not a call (an answer, an example) stays free.
@@ -215,7 +199,7 @@ def _untagged_json_triggers(tools: Sequence[ToolSchema]) -> list[Trigger]:
     names = "|".join(re.escape(t.name) for t in sorted(tools, key=lambda t: -len(t.name)))
     head = rf'\{{{_OPTIONAL_WS}"name"{_OPTIONAL_WS}:{_OPTIONAL_WS}"(?:{names})"'
     fence = r"```(?:json)?[ \t]{0,4}\n[ \t]{0,8}"
-    call_json = _call_json_rule(tools, compact=False)
+    call_json = call_json_rule(tools, compact=False, keys=keys)
     # A bare object counts as a call where it stands alone (the parser's rule): at a line start or
     # after sentence punctuation, and followed by a line end or the end of the output.
     alone = rb"(?:^|[\n.:!?>;])[ \t]{0,16}"
@@ -229,137 +213,3 @@ def _untagged_json_triggers(tools: Sequence[ToolSchema]) -> list[Trigger]:
             "\n".join(["start: call_json LINE_END?", r"LINE_END: /[ \t]{0,4}\n/", call_json]),
         ),
     ]
-
-
-def _marker(text: str, is_special: IsSpecial) -> str:
-    """A marker in a rule: the special token by name when the tokenizer has it, else the text."""
-    return text if is_special(text) else json.dumps(text)
-
-
-def _json_options(schema: dict[str, Any], *, compact: bool) -> str:
-    """`schema` with llguidance's JSON options: `compact` is `{"a": 1, "b": [2]}` exactly (as
-    `json.dumps` and chat templates write it); otherwise `JSON_WHITESPACE` in every gap."""
-    layout: dict[str, Any] = (
-        {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
-        if compact
-        else {"whitespace_flexible": True, "whitespace_pattern": JSON_WHITESPACE}
-    )
-    # `lenient`: keywords llguidance does not implement (formats, ...) are ignored, not fatal.
-    return json.dumps({**schema, "x-guidance": {**layout, "lenient": True}})
-
-
-def _call_object_schema(tools: Sequence[ToolSchema]) -> dict[str, Any]:
-    """`{"name": <tool>, "arguments": <its schema>}` for each tool, name first (as templates write it)."""
-    defs: dict[str, Any] = {}
-    variants: list[dict[str, Any]] = []
-    for index, tool in enumerate(tools):
-        arguments = _hoist_defs(tool.parameters, f"t{index}_", defs)
-        variants.append(
-            {
-                "type": "object",
-                "properties": {"name": {"const": tool.name}, "arguments": arguments},
-                "required": ["name", "arguments"],
-                "additionalProperties": False,
-            }
-        )
-    schema: dict[str, Any] = variants[0] if len(variants) == 1 else {"anyOf": variants}
-    if defs:
-        schema = {**schema, "$defs": defs}
-    return schema
-
-
-def _hoist_defs(schema: Mapping[str, Any], prefix: str, defs: dict[str, Any]) -> dict[str, Any]:
-    """`schema` without its `$defs`, which move (renamed with `prefix`) into `defs`, and every local
-    `$ref` to them rewritten: a tool's schema is nested inside the call object, where its own
-    `#/$defs/...` references would no longer resolve."""
-    local = schema.get("$defs") or schema.get("definitions") or {}
-
-    def rewrite(node: Any) -> Any:
-        if isinstance(node, Mapping):
-            out: dict[str, Any] = {}
-            for key, value in node.items():  # pyright: ignore[reportUnknownVariableType]
-                if key == "$ref" and isinstance(value, str):
-                    for root in ("#/$defs/", "#/definitions/"):
-                        if value.startswith(root):
-                            value = "#/$defs/" + prefix + value[len(root) :]
-                    out[key] = value
-                else:
-                    out[str(key)] = rewrite(value)  # pyright: ignore[reportUnknownArgumentType]
-            return out
-        if isinstance(node, list):
-            return [rewrite(item) for item in node]  # pyright: ignore[reportUnknownVariableType]
-        return node
-
-    for name, definition in dict(local).items():
-        defs[prefix + str(name)] = rewrite(definition)
-    return {k: rewrite(v) for k, v in schema.items() if k not in ("$defs", "definitions")}
-
-
-def _xml_function_rules(tools: Sequence[ToolSchema], *, compact: bool) -> list[str]:
-    """Qwen3-Coder's `<function=NAME>` with one `<parameter=KEY>` block per argument.
-
-    Parameters come in schema order, required ones always, optional ones may be left out. A
-    string-only value is bare text up to its `</parameter>` (an `enum` is one of its values);
-    any other value is JSON valid against its schema, which the parser reads back as JSON.
-    """
-    rules = ["function: " + " | ".join(f"function_{i}" for i in range(len(tools)))]
-    for index, tool in enumerate(tools):
-        properties: Mapping[str, Any] = tool.parameters.get("properties") or {}
-        required: set[str] = set(tool.parameters.get("required") or ())
-        defs = tool.parameters.get("$defs") or {}
-        parts = [json.dumps(f"<function={tool.name}>\n")]
-        for key_index, (key, prop) in enumerate(properties.items()):
-            rule = f"parameter_{index}_{key_index}"
-            parts.append(rule if key in required else f"{rule}?")
-            value = f"value_{index}_{key_index}"
-            opener = json.dumps(f"<parameter={key}>\n")
-            rules.append(f"{rule}: {opener} {value}")
-            rules.append(_xml_value_rule(value, prop, defs, compact=compact))
-        parts.append('"</function>"')
-        rules.append(f"function_{index}: " + " ".join(parts))
-    return rules
-
-
-def _xml_value_rule(rule: str, prop: Mapping[str, Any], defs: Mapping[str, Any], *, compact: bool) -> str:
-    """One value with its `</parameter>` closer and the newline the template writes after it."""
-    prop = _resolve(prop, defs)
-    if _is_plain_string(prop):
-        enum = prop.get("enum")
-        if isinstance(enum, list) and enum:
-            choices = " | ".join(json.dumps(v) for v in enum)  # pyright: ignore[reportUnknownVariableType]
-            return f'{rule}: ({choices}) "\\n</parameter>\\n"'
-        limit = prop.get("maxLength")
-        length = f"{{0,{limit}}}" if isinstance(limit, int) else "*"
-        # Lazy: the text ends at the first `</parameter>`, exactly where the parser ends it.
-        return f'{rule}: {rule}_text "\\n"\n{rule}_text[lazy]: /(?s:.{length})<\\/parameter>/'
-    schema = dict(prop)
-    if defs:
-        schema["$defs"] = dict(defs)
-    value = _json_options(schema, compact=compact)
-    return f'{rule}: {rule}_json "\\n</parameter>\\n"\n{rule}_json: %json {value}'
-
-
-def _resolve(prop: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A property that only refers to a definition (pydantic's enums and models), resolved."""
-    ref = prop.get("$ref")
-    if ref is None and isinstance(prop.get("allOf"), list) and len(prop["allOf"]) == 1:
-        ref = prop["allOf"][0].get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        target = defs.get(ref.removeprefix("#/$defs/"))
-        if isinstance(target, Mapping):
-            return target  # pyright: ignore[reportUnknownVariableType]
-    return prop
-
-
-def _is_plain_string(prop: Mapping[str, Any]) -> bool:
-    kind = prop.get("type")
-    if kind == "string":
-        return True
-    return (
-        kind is None
-        and isinstance(prop.get("enum"), list)
-        and all(
-            isinstance(v, str)
-            for v in prop["enum"]  # pyright: ignore[reportUnknownVariableType]
-        )
-    )

@@ -1,0 +1,196 @@
+"""Call grammars of the formats whose arguments are one JSON object between markers.
+
+Each builder returns the format's `CallSyntax`, accepting exactly the layouts its parser reads
+(`parsers/formats/<name>.py`) and its `render` writes. Markers go through `marker`, so a special
+token of the tokenizer is that one token in the grammar, and plain text otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from ._lark import (
+    CallSyntax,
+    SpecialToken,
+    ToolSchema,
+    arguments_rule,
+    call_object_schema,
+    json_options,
+    marker,
+)
+
+__all__ = ["deepseek", "harmony", "hermes", "kimi_k2", "llama3_json", "mistral"]
+
+
+def call_json_rule(
+    tools: Sequence[ToolSchema], *, compact: bool, keys: Sequence[str] = ("arguments",)
+) -> str:
+    """`call_json`: a `{"name": ..., "<key>": {...}}` object calling one of `tools`."""
+    schema = call_object_schema(tools, keys=keys)
+    return f"call_json: %json {json_options(schema, compact=compact)}"
+
+
+def _named_calls(
+    prefix: str, tools: Sequence[ToolSchema], head: str, tail: str = "", *, compact: bool
+) -> list[str]:
+    """`{prefix}`: for one of `tools`, `head` (a Lark expression where `{name}` stands for the
+    tool's name as a string literal), then its
+    arguments as JSON, then `tail`; one alternative per tool, so arguments match the name."""
+    rules = [f"{prefix}: " + " | ".join(f"{prefix}_{i}" for i in range(len(tools)))]
+    for index, tool in enumerate(tools):
+        arguments = f"{prefix}_{index}_arguments"
+        named = head.replace("{name}", json.dumps(tool.name))
+        rules.append(f"{prefix}_{index}: {named} {arguments} {tail}".rstrip())
+        rules.append(arguments_rule(arguments, tool, compact=compact))
+    return rules
+
+
+def hermes(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """`<tool_call>` `\\n`? `{"name": ..., "arguments": {...}}` `\\n`? `</tool_call>`, calls one per line."""
+    opener, closer = marker("<tool_call>", special_token), marker("</tool_call>", special_token)
+    rules = (f'call: {opener} "\\n"? call_json "\\n"? {closer}', call_json_rule(tools, compact=compact))
+    return CallSyntax("call", 'call ("\\n" call)*', rules, (("<tool_call>", "call", "call"),))
+
+
+def llama3_json(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """`<|python_tag|>`? `{"name": ..., "parameters": {...}}`, several joined by `; `.
+
+    The tag is optional in an answer (Llama 3.x writes custom tool calls bare); `"arguments"` is
+    read too, so a region the model opened may use it."""
+    tag = marker("<|python_tag|>", special_token)
+    keys = ("parameters",) if compact else ("parameters", "arguments")
+    separator = '"; "' if compact else '";" " "?'
+    rules = (f"calls: call_json ({separator} call_json)*", call_json_rule(tools, compact=compact, keys=keys))
+    return CallSyntax(
+        f"{tag}? call_json",
+        f"{tag}? calls",
+        rules,
+        (("<|python_tag|>", f"{tag} call_json", f"{tag} calls"),),
+        json_keys=keys,
+    )
+
+
+_MISTRAL_ID = {"type": "string", "pattern": "^[A-Za-z0-9]{9}$"}
+
+
+def mistral(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """v11+: `[TOOL_CALLS]name[ARGS]{...}` (`[CALL_ID]id` before `[ARGS]` optional), one
+    `[TOOL_CALLS]` per call; before v11: `[TOOL_CALLS][{"name": ..., "arguments": {...}}, ...]`."""
+    calls, args = marker("[TOOL_CALLS]", special_token), marker("[ARGS]", special_token)
+    call_id = f"({marker('[CALL_ID]', special_token)} /[A-Za-z0-9]{{9}}/)?"
+    item = call_object_schema(tools, extra={"id": _MISTRAL_ID})
+
+    def call_list(rule: str, most: int | None) -> str:
+        schema = {"type": "array", "items": item, "minItems": 1, **({"maxItems": most} if most else {})}
+        if "$defs" in item:  # `$ref`s point at the root
+            schema = {
+                **schema,
+                "items": {k: v for k, v in item.items() if k != "$defs"},
+                "$defs": item["$defs"],
+            }
+        return f"{rule}: %json {json_options(schema, compact=compact)}"
+
+    rules = (
+        f"mistral_call: {calls} (mistral_named | mistral_list)",
+        *_named_calls("mistral_named", tools, f"{{name}} {call_id} {args}", compact=compact),
+        call_list("mistral_list", None),
+        f"mistral_one: {calls} (mistral_named | mistral_list_one)",
+        call_list("mistral_list_one", 1),
+    )
+    return CallSyntax(
+        "mistral_one", "mistral_call+", rules, (("[TOOL_CALLS]", "mistral_one", "mistral_call"),)
+    )
+
+
+_DS_CALLS_BEGIN, _DS_CALLS_END = "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>"
+_DS_CALL_BEGIN, _DS_CALL_END, _DS_SEP = "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>", "<｜tool▁sep｜>"
+
+
+def deepseek(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """A `<｜tool▁calls▁begin｜>` section of calls (a lone `<｜tool▁call▁begin｜>` call too), each
+    V3.1 `<｜tool▁call▁begin｜>NAME<｜tool▁sep｜>{...}<｜tool▁call▁end｜>` or V3
+    `<｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME\\n```json\\n{...}\\n```<｜tool▁call▁end｜>` (V3 puts
+    a newline between calls). V3.2/V4's DSML is not constrained."""
+    begin, end = marker(_DS_CALLS_BEGIN, special_token), marker(_DS_CALLS_END, special_token)
+    call_begin, call_end = marker(_DS_CALL_BEGIN, special_token), marker(_DS_CALL_END, special_token)
+    sep = marker(_DS_SEP, special_token)
+    rules = (
+        f'ds_section: {begin} ds_call ("\\n"? ds_call)* {end}',
+        f"ds_one: {begin} ds_call {end}",
+        f"ds_call: {call_begin} (ds_v31 | ds_v3) {call_end}",
+        *_named_calls("ds_v31", tools, f"{{name}} {sep}", compact=compact),
+        *_named_calls(
+            "ds_v3", tools, f'"function" {sep} {{name}} "\\n```json\\n"', '"\\n```"', compact=compact
+        ),
+    )
+    return CallSyntax(
+        "ds_one",
+        "ds_section",
+        rules,
+        ((_DS_CALLS_BEGIN, "ds_one", "ds_section"), (_DS_CALL_BEGIN, "ds_call", "ds_call")),
+    )
+
+
+_KIMI_SECTIONS = (
+    ("<|tool_calls_section_begin|>", "<|tool_calls_section_end|>"),
+    ("<|tool_call_section_begin|>", "<|tool_call_section_end|>"),
+)
+
+
+def kimi_k2(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """A `<|tool_calls_section_begin|>` section (the singular spelling too) of calls
+    `<|tool_call_begin|>functions.NAME:INDEX<|tool_call_argument_begin|>{...}<|tool_call_end|>`;
+    a lone call too. (Kimi-K3's XTML is not constrained.)"""
+    call_begin = marker("<|tool_call_begin|>", special_token)
+    call_end = marker("<|tool_call_end|>", special_token)
+    arguments = marker("<|tool_call_argument_begin|>", special_token)
+    rules: list[str] = [
+        f"kimi_call: {call_begin} kimi_named {call_end}",
+        *_named_calls(
+            "kimi_named", tools, f'"functions." {{name}} ":" /[0-9]{{1,3}}/ {arguments}', compact=compact
+        ),
+    ]
+    openers = [("<|tool_call_begin|>", "kimi_call", "kimi_call")]
+    for index, (begin, end) in enumerate(_KIMI_SECTIONS):
+        section_begin, section_end = marker(begin, special_token), marker(end, special_token)
+        rules.append(f"kimi_section_{index}: {section_begin} kimi_call+ {section_end}")
+        rules.append(f"kimi_one_{index}: {section_begin} kimi_call {section_end}")
+        openers.append((begin, f"kimi_one_{index}", f"kimi_section_{index}"))
+    return CallSyntax("kimi_one_0", "kimi_section_0", tuple(rules), tuple(openers))
+
+
+def harmony(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """gpt-oss: a commentary (or analysis) message to `functions.NAME` holding the JSON arguments,
+    `<|channel|>commentary to=functions.NAME <|constrain|>json<|message|>{...}<|call|>`, or with the
+    recipient first, `<|start|>assistant to=functions.NAME<|channel|>commentary json<|message|>...`.
+    Several calls are messages joined by `<|start|>assistant`."""
+    start, channel = marker("<|start|>", special_token), marker("<|channel|>", special_token)
+    message, call = marker("<|message|>", special_token), marker("<|call|>", special_token)
+    content_type = f'(" " {marker("<|constrain|>", special_token)} "json" | " json")?'
+    rules = (
+        f'h_channel_first: {channel} ("commentary" | "analysis") " to=" h_channel_call',
+        *_named_calls(
+            "h_channel_call", tools, f'"functions." {{name}} {content_type} {message}', call, compact=compact
+        ),
+        f'h_recipient_first: {start} "assistant to=" h_recipient_call',
+        *_named_calls(
+            "h_recipient_call",
+            tools,
+            f'"functions." {{name}} {channel} "commentary" {content_type} {message}',
+            call,
+            compact=compact,
+        ),
+        f'h_message: {start} "assistant" (" to=" h_recipient_call | h_channel_first)',
+    )
+    first = "(h_message | h_channel_first)"
+    return CallSyntax(
+        first,
+        f"{first} h_message*",
+        rules,
+        (
+            ("<|channel|>commentary to=", "h_channel_first", "h_channel_first"),
+            ("<|channel|>analysis to=", "h_channel_first", "h_channel_first"),
+            ("<|start|>assistant to=", "h_recipient_first", "h_recipient_first"),
+        ),
+    )

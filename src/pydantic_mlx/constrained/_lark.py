@@ -1,0 +1,213 @@
+"""The pieces every call grammar is built from (llguidance's Lark dialect, as text).
+
+A format's call grammar (`CallSyntax`) is built by that format's builder (`_json_calls.py`,
+`_xml_calls.py`) from these: markers (special tokens by id, or text), JSON arguments checked by
+the tool's schema (`%json`), and schema-typed bare values for the formats that write them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "JSON_WHITESPACE",
+    "CallSyntax",
+    "SpecialToken",
+    "ToolSchema",
+    "arguments_rule",
+    "call_object_schema",
+    "is_plain_string",
+    "json_options",
+    "marker",
+    "resolve_ref",
+    "text_value_rule",
+]
+
+JSON_WHITESPACE = r"(?:\n[ \t]{0,24}|[ ])"
+"""One gap between JSON tokens: a single space, or a newline and up to 24 spaces of indent."""
+
+SpecialToken = Callable[[str], int | None]
+"""The id of the special token spelled `text` in the tokenizer, or None (then it is plain text)."""
+
+
+@dataclass(frozen=True)
+class ToolSchema:
+    """A declared tool: its name and the JSON schema of its arguments."""
+
+    name: str
+    parameters: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class CallSyntax:
+    """One format's calls as Lark expressions over `rules`."""
+
+    one: str
+    """An answer that is exactly one call."""
+    many: str
+    """An answer that is one or more calls (joined as the format joins them)."""
+    rules: tuple[str, ...]
+    openers: tuple[tuple[str, str, str], ...]
+    """(marker, one call, one or more calls): the region a marker opens, from the marker on (a lazy
+    trigger), when parallel calls are off and on (one section of calls, say)."""
+    json_keys: tuple[str, ...] = ("arguments",)
+    """The key(s) of the arguments in this format's untagged JSON call object."""
+
+
+def marker(text: str, special_token: SpecialToken) -> str:
+    """A marker in a rule: the special token (by id) when the tokenizer has it, else the text.
+
+    By id because llguidance's `<name>` syntax cannot spell every token (`[TOOL_CALLS]`)."""
+    token = special_token(text)
+    return f"<[{token}]>" if token is not None else json.dumps(text)
+
+
+def json_options(schema: Mapping[str, Any], *, compact: bool) -> str:
+    """`schema` with llguidance's JSON options: `compact` is `{"a": 1, "b": [2]}` exactly (as
+    `json.dumps` and chat templates write it); otherwise `JSON_WHITESPACE` in every gap."""
+    layout: dict[str, Any] = (
+        {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+        if compact
+        else {"whitespace_flexible": True, "whitespace_pattern": JSON_WHITESPACE}
+    )
+    # `lenient`: keywords llguidance does not implement (formats, ...) are ignored, not fatal.
+    return json.dumps({**schema, "x-guidance": {**layout, "lenient": True}})
+
+
+def arguments_rule(rule: str, tool: ToolSchema, *, compact: bool) -> str:
+    """`rule`: one tool's arguments, a JSON object valid against its schema."""
+    return f"{rule}: %json {json_options(_object_schema(tool.parameters), compact=compact)}"
+
+
+def _object_schema(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    # Arguments are always an object, even for a schema that forgot to say so.
+    return {"type": "object", **parameters} if "type" not in parameters else dict(parameters)
+
+
+def call_object_schema(
+    tools: Sequence[ToolSchema],
+    *,
+    keys: Sequence[str] = ("arguments",),
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`{"name": <tool>, <key>: <its schema>}` for each tool and each arguments key, name first
+    (as templates write it); `extra` are optional properties after them (Mistral's `id`)."""
+    defs: dict[str, Any] = {}
+    variants: list[dict[str, Any]] = []
+    for index, tool in enumerate(tools):
+        arguments = _hoist_defs(tool.parameters, f"t{index}_", defs)
+        for key in keys:
+            variants.append(
+                {
+                    "type": "object",
+                    "properties": {"name": {"const": tool.name}, key: arguments, **(extra or {})},
+                    "required": ["name", key],
+                    "additionalProperties": False,
+                }
+            )
+    schema: dict[str, Any] = variants[0] if len(variants) == 1 else {"anyOf": variants}
+    if defs:
+        schema = {**schema, "$defs": defs}
+    return schema
+
+
+def _hoist_defs(schema: Mapping[str, Any], prefix: str, defs: dict[str, Any]) -> dict[str, Any]:
+    """`schema` without its `$defs`, which move (renamed with `prefix`) into `defs`, and every local
+    `$ref` to them rewritten: a tool's schema is nested inside the call object, where its own
+    `#/$defs/...` references would no longer resolve."""
+    local = schema.get("$defs") or schema.get("definitions") or {}
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, Mapping):
+            out: dict[str, Any] = {}
+            for key, value in node.items():  # pyright: ignore[reportUnknownVariableType]
+                if key == "$ref" and isinstance(value, str):
+                    for root in ("#/$defs/", "#/definitions/"):
+                        if value.startswith(root):
+                            value = "#/$defs/" + prefix + value[len(root) :]
+                    out[key] = value
+                else:
+                    out[str(key)] = rewrite(value)  # pyright: ignore[reportUnknownArgumentType]
+            return out
+        if isinstance(node, list):
+            return [rewrite(item) for item in node]  # pyright: ignore[reportUnknownVariableType]
+        return node
+
+    for name, definition in dict(local).items():
+        defs[prefix + str(name)] = rewrite(definition)
+    return {k: rewrite(v) for k, v in schema.items() if k not in ("$defs", "definitions")}
+
+
+def text_value_rule(
+    rule: str,
+    prop: Mapping[str, Any],
+    defs: Mapping[str, Any],
+    *,
+    opener: str,
+    closer: str,
+    special_token: SpecialToken,
+    compact: bool,
+) -> str:
+    """One argument value of a format that writes values bare, followed by its `closer`.
+
+    A string-only value is raw text up to the first `closer` and never holds `opener` (as the
+    parsers read it back); an `enum` is one of its values; `minLength`/`maxLength` bound it. Any
+    other value is JSON valid against its schema, which the parsers read back by schema.
+    """
+    prop = resolve_ref(prop, defs)
+    close = marker(closer, special_token)
+    if is_plain_string(prop):
+        enum = prop.get("enum")
+        if isinstance(enum, list) and enum:
+            choices = " | ".join(json.dumps(v) for v in enum)  # pyright: ignore[reportUnknownVariableType]
+            return f"{rule}: ({choices}) {close}"
+        low, high = prop.get("minLength"), prop.get("maxLength")
+        length = f"{{{low if isinstance(low, int) else 0},{high if isinstance(high, int) else ''}}}"
+        forbidden = "|".join(_regex_literal(m) for m in (opener, closer))
+        terminal = rule.upper()
+        if special_token(closer) is not None:
+            # The closer is one token, never text: the value is text that does not spell it either.
+            value = f"/(?s:.{length})/ & ~/(?s:.*(?:{forbidden}).*)/"
+            return f"{rule}: {terminal} {close}\n{terminal}: {value}"
+        # The closer is text: one lexeme that ends at its first occurrence.
+        end = _regex_literal(closer)
+        value = f"/(?s:.{length}){end}/ & ~/(?s:.*(?:{forbidden}).+)/ & ~/(?s:.*{_regex_literal(opener)}.*)/"
+        return f"{rule}: {terminal}\n{terminal}: {value}"
+    schema = dict(prop)
+    if defs:
+        schema["$defs"] = dict(defs)
+    return f"{rule}: {rule}_json {close}\n{rule}_json: %json {json_options(schema, compact=compact)}"
+
+
+def _regex_literal(text: str) -> str:
+    """`text` as a regex inside a Lark `/.../` (escaped, with `/` escaped too)."""
+    return "".join("\\" + c if c in r"\.^$|?*+()[]{}/-" else c for c in text)
+
+
+def resolve_ref(prop: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A property that only refers to a definition (pydantic's enums and models), resolved."""
+    ref = prop.get("$ref")
+    if ref is None and isinstance(prop.get("allOf"), list) and len(prop["allOf"]) == 1:
+        ref = prop["allOf"][0].get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        target = defs.get(ref.removeprefix("#/$defs/"))
+        if isinstance(target, Mapping):
+            return target  # pyright: ignore[reportUnknownVariableType]
+    return prop
+
+
+def is_plain_string(prop: Mapping[str, Any]) -> bool:
+    kind = prop.get("type")
+    if kind == "string":
+        return True
+    return (
+        kind is None
+        and isinstance(prop.get("enum"), list)
+        and all(
+            isinstance(v, str)
+            for v in prop["enum"]  # pyright: ignore[reportUnknownVariableType]
+        )
+    )

@@ -1,0 +1,302 @@
+"""Native call grammars of llama3_json, mistral, deepseek, kimi_k2, glm and harmony.
+
+Two tokenizers: the tiny model's own, which has none of these formats' special tokens (so every
+marker is plain text in the grammar), and the same with each marker added as a special token
+and the random model's embedding grown to match (so markers are single tokens, as in the real
+tokenizers). The model's weights are RANDOM: whenever its output parses as valid calls, the
+grammar made it so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("llguidance")
+
+import mlx.core as mx
+
+from pydantic_mlx.constrained import tool_call_processor
+from pydantic_mlx.constrained._decoding import grammar_tokenizer
+from pydantic_mlx.constrained._grammars import CALL_FORMATS, tool_call_grammars
+from pydantic_mlx.parsers import parse
+from pydantic_mlx.parsers.formats import get_format
+from test_constrained import (
+    BAD_CALLS,
+    GOOD_CALLS,
+    SCHEMAS,
+    TOOL_SETS,
+    ForceText,
+    _assert_valid,
+    _countdown,
+    _generate,
+    _prompt,
+)
+
+FORMATS = ["llama3_json", "mistral", "deepseek", "kimi_k2", "glm", "harmony"]
+
+SPECIAL_TOKENS = {
+    "llama3_json": ["<|python_tag|>"],
+    "mistral": ["[TOOL_CALLS]", "[ARGS]", "[CALL_ID]"],
+    "deepseek": [
+        "<｜tool▁calls▁begin｜>",
+        "<｜tool▁calls▁end｜>",
+        "<｜tool▁call▁begin｜>",
+        "<｜tool▁call▁end｜>",
+        "<｜tool▁sep｜>",
+    ],
+    "kimi_k2": [
+        "<|tool_calls_section_begin|>",
+        "<|tool_calls_section_end|>",
+        "<|tool_call_begin|>",
+        "<|tool_call_end|>",
+        "<|tool_call_argument_begin|>",
+    ],
+    "glm": ["<arg_key>", "</arg_key>", "<arg_value>", "</arg_value>"],  # <tool_call> already is one
+    "harmony": ["<|start|>", "<|channel|>", "<|message|>", "<|constrain|>", "<|call|>", "<|end|>"],
+}
+
+# The layouts each parser reads from real models, beyond what `render` writes.
+VARIANTS: dict[str, list[str]] = {
+    "llama3_json": [
+        '{"name": "ping", "parameters": {}}',
+        '{"name": "get_weather", "parameters": {"city": "Oslo", "unit": "celsius"}}; {"name": "ping", "parameters": {}}',
+    ],
+    "mistral": [
+        '[TOOL_CALLS][{"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}, "id": "a1b2c3d4e"}]',
+        '[TOOL_CALLS][{"name": "ping", "arguments": {}}, {"name": "ping", "arguments": {}}]',
+        "[TOOL_CALLS]ping[CALL_ID]a1b2c3d4e[ARGS]{}",
+    ],
+    "deepseek": [
+        "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n"
+        '{"city": "Oslo", "unit": "celsius"}\n```<｜tool▁call▁end｜>\n<｜tool▁call▁begin｜>function'
+        "<｜tool▁sep｜>ping\n```json\n{}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>",
+    ],
+    "kimi_k2": [
+        "<|tool_calls_section_begin|><|tool_call_begin|>functions.ping:12<|tool_call_argument_begin|>{}"
+        "<|tool_call_end|><|tool_calls_section_end|>",
+    ],
+    "glm": [
+        # GLM-4.7: no newlines; GLM-4.5's template: a newline before </tool_call> too.
+        "<tool_call>get_weather<arg_key>city</arg_key><arg_value>Oslo</arg_value>"
+        "<arg_key>unit</arg_key><arg_value>celsius</arg_value></tool_call>",
+        "<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>New\nYork</arg_value>\n"
+        "<arg_key>unit</arg_key>\n<arg_value>celsius</arg_value>\n</tool_call>",
+        "<tool_call>ping</tool_call>",
+    ],
+    "harmony": [
+        "<|start|>assistant<|channel|>commentary to=functions.ping <|constrain|>json<|message|>{}<|call|>",
+        "<|channel|>commentary to=functions.ping json<|message|>{}<|call|>",
+        "<|start|>assistant to=functions.get_weather<|channel|>commentary json<|message|>"
+        '{"city": "Oslo", "unit": "celsius"}<|call|>',
+    ],
+}
+
+# What opens a call in each format (the lazy triggers), as the model would write it.
+OPENERS = {
+    "llama3_json": "<|python_tag|>",
+    "mistral": "[TOOL_CALLS]",
+    "deepseek": "<｜tool▁calls▁begin｜>",
+    "kimi_k2": "<|tool_calls_section_begin|>",
+    "glm": "<tool_call>",
+    "harmony": "<|channel|>commentary to=",
+}
+# Where a constrained call ends: the first of these after the opener (llama3: the JSON's end).
+CLOSERS = {
+    "mistral": None,
+    "llama3_json": None,
+    "deepseek": "<｜tool▁calls▁end｜>",
+    "kimi_k2": "<|tool_calls_section_end|>",
+    "glm": "</tool_call>",
+    "harmony": "<|call|>",
+}
+
+
+def _load(path: Path, special: bool) -> tuple[Any, Any]:
+    from mlx_lm import load
+
+    model, tokenizer = load(str(path))
+    if not special:
+        return model, tokenizer
+    from mlx_lm.tokenizer_utils import TokenizerWrapper
+    from tokenizers import AddedToken
+
+    hf = tokenizer._tokenizer
+    hf.add_tokens([AddedToken(t, special=True) for tokens in SPECIAL_TOKENS.values() for t in tokens])
+    # Rows for the new tokens in the (tied) embedding, so the model has logits for them.
+    embedding = model.model.embed_tokens
+    rows = len(hf) - embedding.weight.shape[0]
+    grown = mx.random.normal((rows, embedding.weight.shape[1]), key=mx.random.key(7)) * 0.02
+    embedding.weight = mx.concatenate([embedding.weight, grown.astype(embedding.weight.dtype)])
+    return model, TokenizerWrapper(hf)
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["text-markers", "special-tokens"])
+def loaded(request: pytest.FixtureRequest, random_model_path: Path) -> tuple[Any, Any]:
+    return _load(random_model_path, request.param)
+
+
+def _is_special_tokenizer(loaded: tuple[Any, Any]) -> bool:
+    return grammar_tokenizer(loaded[1]).special_token("[TOOL_CALLS]") is not None
+
+
+def _answer_grammar(loaded: tuple[Any, Any], tool_format: str, *, parallel: bool) -> str:
+    tokenizer = grammar_tokenizer(loaded[1])
+    grammars = tool_call_grammars(
+        tool_format,
+        SCHEMAS,
+        required=True,
+        parallel=parallel,
+        untagged_json=False,
+        reasoning=None,
+        special_token=tokenizer.special_token,
+    )
+    assert grammars is not None and grammars.answer is not None
+    return grammars.answer
+
+
+def _accepts(loaded: tuple[Any, Any], grammar: str, text: str) -> bool:
+    tokenizer = grammar_tokenizer(loaded[1])
+    matcher = tokenizer.matcher(grammar)
+    return (
+        matcher.consume_tokens(tokenizer.llg.tokenize_str(text, parse_special=True))
+        and matcher.is_accepting()
+    )
+
+
+def test_every_parser_format_but_two_has_a_call_grammar() -> None:
+    assert set(FORMATS) <= set(CALL_FORMATS)
+    assert {"gemma4", "pythonic"}.isdisjoint(CALL_FORMATS)
+
+
+# --- the grammar accepts what the format writes, and only valid calls ---------------------------
+
+
+@pytest.mark.parametrize("tool_format", FORMATS)
+def test_grammar_accepts_rendered_and_real_layouts_and_refuses_invalid_calls(
+    loaded: tuple[Any, Any], tool_format: str
+) -> None:
+    one = _answer_grammar(loaded, tool_format, parallel=False)
+    many = _answer_grammar(loaded, tool_format, parallel=True)
+    render = get_format(tool_format).render
+    tools = TOOL_SETS["all"]
+    for call in GOOD_CALLS:
+        text = render([call])
+        assert _accepts(loaded, one, text), text
+        assert _accepts(loaded, many, text), text
+    pair = render(GOOD_CALLS[:2])
+    assert _accepts(loaded, many, pair), pair
+    assert not _accepts(loaded, one, pair), pair
+    for text in VARIANTS[tool_format]:
+        result = parse(text, tool_format, tools)
+        assert result.calls and not result.errors, text  # the parser reads it: so must the grammar
+        assert _accepts(loaded, many, text), text
+    for call in BAD_CALLS:
+        if tool_format == "glm" and call.arguments.get("items") == [{"sku": "a1", "quantity": "2"}]:
+            continue  # GLM writes a string raw: `2` is the number's spelling too
+        assert not _accepts(loaded, many, render([call])), render([call])
+
+
+def test_markers_are_special_tokens_when_the_tokenizer_has_them(loaded: tuple[Any, Any]) -> None:
+    grammar = _answer_grammar(loaded, "mistral", parallel=True)
+    tokenizer = grammar_tokenizer(loaded[1])
+    if _is_special_tokenizer(loaded):
+        assert f"<[{tokenizer.special_token('[TOOL_CALLS]')}]>" in grammar
+        assert '"[TOOL_CALLS]"' not in grammar
+    else:
+        assert '"[TOOL_CALLS]"' in grammar and "<[" not in grammar
+    # `<tool_call>` is a special token of the tiny tokenizer itself.
+    assert f"<[{tokenizer.special_token('<tool_call>')}]>" in _answer_grammar(loaded, "glm", parallel=True)
+
+
+# --- tool_choice="required" on random weights -----------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [None, 0, 1])
+@pytest.mark.parametrize("tool_format", FORMATS)
+def test_required_answer_is_a_valid_call_in_the_format(
+    loaded: tuple[Any, Any], tool_format: str, seed: int | None
+) -> None:
+    tools = TOOL_SETS["all"]
+    tokenizer = loaded[1]
+    processor = tool_call_processor(tokenizer, tool_format, tools, required=True, parallel=False)
+    text, finish = _generate(loaded, _prompt(tokenizer, tools), [processor], seed=seed)
+    assert finish == "stop", text
+    result = parse(text, tool_format, tools)
+    assert len(result.calls) == 1 and not result.errors, (text, result.errors)
+    assert result.content is None or not result.content.strip(), text
+    _assert_valid(result.calls, tools)
+    assert processor.problems == []
+    if _is_special_tokenizer(loaded) and tool_format != "llama3_json":  # llama3's tag is optional
+        opener = SPECIAL_TOKENS[tool_format][0] if tool_format != "glm" else "<tool_call>"
+        if tool_format == "harmony":
+            opener = "<|channel|>"
+        first = grammar_tokenizer(tokenizer).special_token(opener)
+        assert first in tokenizer.encode(text, add_special_tokens=False), text
+
+
+@pytest.mark.parametrize("tool_set", ["weather", "order"])
+@pytest.mark.parametrize("tool_format", FORMATS)
+def test_required_parallel_calls_are_all_valid(
+    loaded: tuple[Any, Any], tool_format: str, tool_set: str
+) -> None:
+    tools = TOOL_SETS[tool_set]
+    processor = tool_call_processor(loaded[1], tool_format, tools, required=True)
+    text, finish = _generate(loaded, _prompt(loaded[1], tools), [processor], seed=2)
+    result = parse(text, tool_format, tools, truncated=finish == "length")
+    _assert_valid(result.calls, tools)
+    if finish == "stop":
+        assert result.calls and not result.errors, (text, result.errors)
+    else:
+        # Noise may go on calling until the token limit: only the region cut off is lost (a
+        # Mistral call list is one region).
+        assert [e.kind for e in result.errors] == ["truncated_call"], text
+
+
+# --- lazy: a call the model opens with the format's marker is completed validly ---------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("tool_format", FORMATS)
+def test_a_call_opened_with_the_format_marker_is_valid(
+    loaded: tuple[Any, Any], tool_format: str, seed: int
+) -> None:
+    tools = TOOL_SETS["all"]
+    tokenizer = loaded[1]
+    opening = "Let me check.\n" + OPENERS[tool_format]
+    processor = tool_call_processor(tokenizer, tool_format, tools, parallel=False)
+    after_call = _countdown(lambda: processor.regions >= 1 and not processor.constraining, 3)
+    text, _ = _generate(
+        loaded,
+        _prompt(tokenizer, tools),
+        [ForceText(tokenizer, opening), processor],
+        seed=seed,
+        until=after_call,
+        max_tokens=500,
+    )
+    assert text.startswith(opening)
+    assert processor.regions >= 1 and processor.problems == [], (text, processor.problems)
+    head = _first_call(text, tool_format, len(opening))
+    result = parse(head, tool_format, tools)
+    assert result.calls and not result.errors, (head, result.errors)
+    _assert_valid(result.calls, tools)
+
+
+def _first_call(text: str, tool_format: str, after: int) -> str:
+    closer = CLOSERS[tool_format]
+    if closer is not None:
+        end = text.find(closer, after)
+        assert end >= 0, text
+        return text[: end + len(closer)]
+    # llama3_json / mistral: the region ends with its (last) JSON value: the parser ends it there.
+    return text
+
+
+def test_required_calls_round_trip_through_each_parser(loaded: tuple[Any, Any]) -> None:
+    """A sanity check of the test data: every rendered good call parses back to itself."""
+    for tool_format in FORMATS:
+        for call in GOOD_CALLS:
+            calls = parse(get_format(tool_format).render([call]), tool_format, TOOL_SETS["all"]).calls
+            assert [(c.name, c.arguments) for c in calls] == [(call.name, call.arguments)], tool_format
