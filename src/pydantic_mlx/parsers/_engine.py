@@ -28,6 +28,8 @@ times (search positions are kept between feeds), so total work is linear in the 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import regex
@@ -35,7 +37,7 @@ import regex
 from . import _untagged
 from ._calls import calls_from_value
 from ._json import ValueScanner, loads_lenient
-from ._markers import FENCE, Dialect, RegionEnd, alternation, tail_pattern
+from ._markers import FENCE, Dialect, RegionEnd, alternation, quiet_pattern, tail_pattern
 from ._tools import ToolSet
 from ._types import (
     CallSyntaxError,
@@ -58,7 +60,7 @@ __all__ = ["Engine"]
 
 
 _KEEP_BEHIND = 512  # > the untagged look-behind (_untagged._MAX_WS)
-_TRIM_AT = 8192
+_TRIM_AT = 1024  # small: every `feed` copies the buffer to append the delta
 
 
 def _could_become(buf: str, j: int, marker: str) -> bool:
@@ -92,6 +94,7 @@ class _Reasoning:
     closers: tuple[str, ...]
     pattern: regex.Pattern[str]
     prefixes: frozenset[str]
+    quiet: re.Pattern[str]  # the ends or a suffix that may grow into one (`quiet_pattern`)
 
 
 @dataclass
@@ -106,6 +109,22 @@ class _Region:
     value_end: int | None = None
     quote: Quote | None = None  # inside a quoted span of the body, where closers don't count
     at_start: bool = False  # opened by an `at_start` opener: failing, it was just the answer's text
+    ends: RegionEnd | None = None  # how it ends, once known (None for a `JsonValue` region)
+
+    def settles_nothing(self, buf: str) -> bool:
+        """Whether the text added to `buf` since the last step cannot end or change this region,
+        so stepping is not needed: no character that could begin one of its markers (or, for a
+        JSON value, the value is still open). Moves the scan past what was checked."""
+        if self.scanner is not None:
+            return self.scanner.scan(buf) is None and not self.scanner.broken
+        if self.ends is None:
+            return False
+        ends = self.ends
+        wake = ends.wake if self.quote is None else ends.wake_inner[self.quote.opener]
+        if wake.search(buf, self.scan) is not None:
+            return False
+        self.scan = len(buf)
+        return True
 
 
 @dataclass
@@ -119,6 +138,10 @@ class _Untagged:
 
     def __post_init__(self) -> None:
         self.scanner = ValueScanner(self.value_start)
+
+    def settles_nothing(self, buf: str) -> bool:
+        """Whether the value is still open after the text added to `buf` (nothing to decide)."""
+        return self.scanner.scan(buf) is None and not self.scanner.broken
 
 
 @dataclass
@@ -163,15 +186,36 @@ class Engine:
         self._answer_start = not in_reasoning
         all_closers = tuple(dict.fromkeys(c for cs in dialect.reasoning.values() for c in cs))
         self._state: _State = self._reasoning_state(all_closers) if in_reasoning else _Text()
+        # Fast paths for the common delta that settles nothing new (see `_prepare_fast_paths`).
+        self._quiet: re.Pattern[str] | None = None
+        self._quiet_pieces = self._content
+        self._quiet_event: type[TextDelta] | type[ThinkingDelta] = TextDelta
+        self._settles_nothing: Callable[[str], bool] | None = None
+        self._prepare_fast_paths()
 
     # -- public -----------------------------------------------------------------------------
 
     def feed(self, text: str) -> list[Event]:
         if self._closed:
             raise RuntimeError("feed() after close(): make a new StreamParser for a new output")
-        if text:
-            self._buf += text
-            self._run(final=False)
+        if not text:
+            return []
+        buf = self._buf = self._buf + text
+        quiet = self._quiet
+        if quiet is not None:
+            pos = self._pos
+            if quiet.search(buf, pos) is None:
+                # The undecided text neither holds a marker nor ends in the start of one: all of
+                # it is text (or reasoning) now, exactly what a step of the state would decide.
+                piece = text if len(buf) - pos == len(text) else buf[pos:]
+                self._pos = self._scan = len(buf)
+                self._quiet_pieces.append(piece)
+                if self._pos > _TRIM_AT + _KEEP_BEHIND:
+                    self._trim()
+                return [self._quiet_event(piece)]
+        elif self._settles_nothing is not None and self._settles_nothing(buf):
+            return []
+        self._run(final=False)
         return self._take_events()
 
     def close(self, *, truncated: bool) -> list[Event]:
@@ -201,6 +245,27 @@ class Engine:
         while self._step(final):
             pass
         self._trim()
+        self._prepare_fast_paths()
+
+    def _prepare_fast_paths(self) -> None:
+        """After a step: what the next `feed` may skip stepping for. In text or reasoning, when
+        the undecided text (from `_pos`) has no `quiet` match, it is all text or reasoning;
+        inside a call, a delta the state `settles_nothing` on is just kept."""
+        self._quiet = self._settles_nothing = None
+        if self._closed:
+            return
+        state = self._state
+        settled = self._scan == self._pos  # the next step would search from `_pos`
+        if isinstance(state, _Text):
+            if settled and not (self._answer_start and self._d.start_openers):
+                self._quiet = self._d.quiet_code if self._code_fence else self._d.quiet_text
+                self._quiet_pieces, self._quiet_event = self._content, TextDelta
+        elif isinstance(state, _Reasoning):
+            if settled and not self._opener_may_repeat:
+                self._quiet = state.quiet
+                self._quiet_pieces, self._quiet_event = self._reasoning, ThinkingDelta
+        elif isinstance(state, _Region | _Untagged):
+            self._settles_nothing = state.settles_nothing
 
     def _step(self, final: bool) -> bool:
         state = self._state
@@ -399,7 +464,7 @@ class Engine:
     def _reasoning_state(self, closers: tuple[str, ...]) -> _Reasoning:
         ends = set(closers) | self._d.reasoning_enders
         prefixes = frozenset(c[:k] for c in ends for k in range(1, len(c)))
-        return _Reasoning(closers, alternation(ends), prefixes)
+        return _Reasoning(closers, alternation(ends), prefixes, quiet_pattern(frozenset(ends), prefixes))
 
     def _step_reasoning(self, state: _Reasoning, final: bool) -> bool:
         buf = self._buf
@@ -436,9 +501,12 @@ class Engine:
     # -- marked call regions ----------------------------------------------------------------
 
     def _step_region(self, state: _Region, final: bool) -> bool:
-        rules = [s.end for _, s in state.candidates if isinstance(s.end, Closers)]
-        if rules:
-            return self._region_closers(state, self._region_end(state.opener, rules), final)
+        if state.ends is None:
+            rules = [s.end for _, s in state.candidates if isinstance(s.end, Closers)]
+            if rules:
+                state.ends = self._region_end(state.opener, rules)
+        if state.ends is not None:
+            return self._region_closers(state, state.ends, final)
         rule = state.candidates[0][1].end
         assert isinstance(rule, JsonValue)
         return self._region_json(state, rule, final)

@@ -2,6 +2,7 @@
 
 Everything here is a frozen dataclass with no behaviour beyond small conveniences, so results
 and events compare by value (the property tests rely on it) and can be shared across threads.
+Events use slots: a stream makes one per delta, and a slotted one is about twice as fast to make.
 """
 
 from __future__ import annotations
@@ -95,21 +96,21 @@ class ParseResult:
     errors: list[ParseProblem] = field(default_factory=lambda: list[ParseProblem]())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TextDelta:
     """More answer text."""
 
     content: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ThinkingDelta:
     """More reasoning text."""
 
     content: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ToolCallDelta:
     """Part of the call number `index` (0-based, in order of appearance).
 
