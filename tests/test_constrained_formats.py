@@ -300,3 +300,25 @@ def test_required_calls_round_trip_through_each_parser(loaded: tuple[Any, Any]) 
         for call in GOOD_CALLS:
             calls = parse(get_format(tool_format).render([call]), tool_format, TOOL_SETS["all"]).calls
             assert [(c.name, c.arguments) for c in calls] == [(call.name, call.arguments)], tool_format
+
+
+def test_harmony_call_token_may_be_the_end_of_sequence(random_model_path: Path) -> None:
+    """gpt-oss stops on `<|call|>` (one of its end-of-sequence tokens): the grammar still names
+    it as the call's end, and the mask allows it there."""
+    from mlx_lm.tokenizer_utils import TokenizerWrapper
+
+    _, tokenizer = _load(random_model_path, special=True)
+    hf = tokenizer._tokenizer
+    call = hf.convert_tokens_to_ids("<|call|>")
+    stops_on_call = TokenizerWrapper(hf, eos_token_ids=[*tokenizer.eos_token_ids, call])
+    processor = tool_call_processor(stops_on_call, "harmony", TOOL_SETS["weather"], required=True)
+    header = "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>"
+    tokens = hf.encode(header + '{"city": "Oslo", "unit": "celsius"}', add_special_tokens=False)
+    logits = mx.zeros((1, len(hf)))
+    prompt = [1, 2, 3]
+    output = processor(mx.array(prompt), logits)
+    for i in range(1, len(tokens) + 1):
+        output = processor(mx.array(prompt + tokens[:i]), logits)
+    allowed = [i for i in range(len(hf)) if output[0, i].item() == 0.0]
+    assert allowed == [call]
+    assert processor.problems == []

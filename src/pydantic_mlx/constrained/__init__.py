@@ -9,7 +9,8 @@ uses it; the pieces here are usable on their own with `mlx_lm.generate`/`stream_
     text = mlx_lm.generate(model, tokenizer, prompt, logits_processors=[processor])
 
 - `tool_call_processor(..., required=False)` is lazy: text is free until the model opens a call
-  (the format's marker, a ```json fence or a bare `{"name": "<declared tool>"`), the call is then
+  (the format's marker — `<tool_call>`, `[TOOL_CALLS]`, `<|python_tag|>`, ... — a ```json fence
+  or a bare `{"name": "<declared tool>"`), the call is then
   constrained to one declared tool with arguments valid against its schema, and text is free
   again after it.
 - `tool_call_processor(..., required=True)`: the answer is one or more calls.
@@ -64,9 +65,11 @@ def tool_call_processor(
 
     `tools`: pydantic-ai `ToolDefinition`s, OpenAI-style dicts or `ToolSchema`s. `tool_format`:
     the parser format the output is read with. Calls are constrained in the format's own syntax
-    for `hermes` (and `auto`) and `qwen3_coder`; for every format that reads untagged JSON calls
-    (hermes, llama3_json, mistral, pythonic, auto) a ```json fence or a bare `{"name": "<tool>"`
-    is constrained too. With nothing to constrain the processor leaves the logits alone.
+    for every format but `gemma4` and `pythonic` (`CALL_FORMATS`: auto, hermes, qwen3_coder,
+    llama3_json, mistral, deepseek, kimi_k2, glm, harmony); for every format that reads untagged
+    JSON calls (hermes, llama3_json, mistral, pythonic, auto) a ```json fence or a bare
+    `{"name": "<tool>"` is constrained too. With `parallel=False` a section of calls the model
+    opens holds one call. With nothing to constrain the processor leaves the logits alone.
     """
     schemas = _tool_schemas(tools)
     untagged = tool_format == "auto" or "json" in get_format(tool_format).UNTAGGED
