@@ -32,8 +32,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import regex
-
 from . import _untagged
 from ._calls import calls_from_value
 from ._json import ValueScanner, loads_lenient
@@ -92,7 +90,7 @@ class _Text:
 @dataclass
 class _Reasoning:
     closers: tuple[str, ...]
-    pattern: regex.Pattern[str]
+    pattern: re.Pattern[str]
     prefixes: frozenset[str]
     quiet: re.Pattern[str]  # the ends or a suffix that may grow into one (`quiet_pattern`)
 

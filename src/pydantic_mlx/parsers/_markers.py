@@ -1,6 +1,10 @@
 """Markers as compiled patterns: a format's (or all formats') markers merged into a `Dialect`,
 and how the regions of one opener end (`RegionEnd`). Everything here is built once per process
-and shared by every parser."""
+and shared by every parser.
+
+The patterns use the stdlib `re`: they are literal alternations, character classes and tries of
+literals, which cannot backtrack, and `re` runs them faster than `regex`, with about a third of
+its overhead per call (the engine searches a few characters on every delta)."""
 
 from __future__ import annotations
 
@@ -9,8 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
-
-import regex
 
 from .formats import Format, get_format
 from .formats._syntax import CallSyntax, Closers, Quote
@@ -21,7 +23,7 @@ FENCE = "```"
 
 
 @cache
-def tail_pattern(prefixes: frozenset[str]) -> regex.Pattern[str]:
+def tail_pattern(prefixes: frozenset[str]) -> re.Pattern[str]:
     """Matches, anchored at the end of the text, a suffix that is one of `prefixes` (which
     are closed under taking prefixes). Written as a trie, so one search over the last few
     characters settles the hold-back in C, however many markers there are."""
@@ -33,18 +35,11 @@ def tail_pattern(prefixes: frozenset[str]) -> regex.Pattern[str]:
 
     def branch(node: dict[str, Any]) -> str:
         return (
-            "(?:\\Z"
-            + "".join(f"|{regex.escape(ch)}{branch(child)}" for ch, child in sorted(node.items()))
-            + ")"
+            "(?:\\Z" + "".join(f"|{re.escape(ch)}{branch(child)}" for ch, child in sorted(node.items())) + ")"
         )
 
-    alternatives = [f"{regex.escape(ch)}{branch(child)}" for ch, child in sorted(trie.items())]
-    return regex.compile("|".join(alternatives) if alternatives else r"(?!)")
-
-
-# The per-delta fast paths below run one search on a few characters per `feed`, where the call
-# overhead is the cost: the stdlib `re` makes that call ~3x cheaper than `regex`. Their patterns
-# are literal alternations and character classes, which cannot backtrack.
+    alternatives = [f"{re.escape(ch)}{branch(child)}" for ch, child in sorted(trie.items())]
+    return re.compile("|".join(alternatives) if alternatives else r"(?!)")
 
 
 @cache
@@ -74,8 +69,8 @@ class Dialect:
     reasoning_enders: frozenset[str]  # call openers that also end an unclosed reasoning block
     untagged_json: bool
     untagged_pythonic: bool
-    tagged_pattern: regex.Pattern[str]
-    full_pattern: regex.Pattern[str]
+    tagged_pattern: re.Pattern[str]
+    full_pattern: re.Pattern[str]
     proper_prefixes: frozenset[str]
     max_marker: int
     quiet_text: re.Pattern[str]  # `quiet_pattern` of the text state (`full_pattern`'s markers)
@@ -129,17 +124,17 @@ class Dialect:
         )
 
 
-def alternation(markers: set[str] | frozenset[str]) -> regex.Pattern[str]:
+def alternation(markers: set[str] | frozenset[str]) -> re.Pattern[str]:
     return _compiled_alternation(frozenset(markers))
 
 
 @cache
-def _compiled_alternation(markers: frozenset[str]) -> regex.Pattern[str]:
+def _compiled_alternation(markers: frozenset[str]) -> re.Pattern[str]:
     if not markers:
-        return regex.compile(r"(?!)")
+        return re.compile(r"(?!)")
     # Longest first, so that at one position the longest marker wins.
     ordered = sorted(markers, key=lambda m: (-len(m), m))
-    return regex.compile("|".join(regex.escape(m) for m in ordered))
+    return re.compile("|".join(re.escape(m) for m in ordered))
 
 
 @dataclass(frozen=True)
@@ -147,9 +142,9 @@ class RegionEnd:
     """How regions opened by one opener end: closers, and quoted spans that hide them."""
 
     closers: frozenset[str]
-    outer: regex.Pattern[str]  # closers and quote openers
+    outer: re.Pattern[str]  # closers and quote openers
     quotes: dict[str, Quote]
-    inner: dict[str, regex.Pattern[str]]  # per quote opener: its closers (and escapes)
+    inner: dict[str, re.Pattern[str]]  # per quote opener: its closers (and escapes)
     longest: int
     reopen: str | None  # the region's own opener again: the previous call lost its closer
     complete_at: tuple[str, ...]
@@ -162,14 +157,14 @@ class RegionEnd:
     def of(cls, opener: str, rules: tuple[Closers, ...]) -> RegionEnd:
         closers = frozenset(m for r in rules for m in r.markers)
         quotes = {q.opener: q for r in rules for q in r.quotes}
-        inner: dict[str, regex.Pattern[str]] = {}
+        inner: dict[str, re.Pattern[str]] = {}
         wake_inner: dict[str, re.Pattern[str]] = {}
         for q in quotes.values():
             wake_inner[q.opener] = _first_characters({*q.closers, *(["\\"] if q.backslash else [])})
-            alternatives = [regex.escape(c) for c in sorted(q.closers, key=len, reverse=True)]
+            alternatives = [re.escape(c) for c in sorted(q.closers, key=len, reverse=True)]
             if q.backslash:
                 alternatives.insert(0, r"\\.")
-            inner[q.opener] = regex.compile("|".join(alternatives), regex.DOTALL)
+            inner[q.opener] = re.compile("|".join(alternatives), re.DOTALL)
         reopen = None if opener in closers or opener in quotes else opener
         markers = closers | set(quotes) | ({reopen} if reopen else set())
         longest = max(len(m) for m in (*markers, *(c for q in quotes.values() for c in q.closers)))
