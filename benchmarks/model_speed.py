@@ -53,6 +53,8 @@ async def main(source: str, args: argparse.Namespace) -> None:
     eos = sorted(tokenizer.eos_token_ids)
     settings: ModelSettings = {"max_tokens": n, "logit_bias": {str(t): -1000 for t in eos}}
     agent = Agent(model, system_prompt=SYSTEM_PROMPT)
+    # The same loaded weights, generating without the batch scheduler (`batching=False`).
+    serial_agent = Agent(MLXModel(model.loaded.source, batching=False), system_prompt=SYSTEM_PROMPT)
     prompt = render_prompt(
         tokenizer,  # type: ignore[arg-type]
         [ModelRequest(parts=[SystemPromptPart(SYSTEM_PROMPT), UserPromptPart(USER_PROMPT)])],
@@ -71,6 +73,10 @@ async def main(source: str, args: argparse.Namespace) -> None:
         usage = result.all_messages()[-1].usage  # type: ignore[union-attr]
         assert usage.input_tokens == len(prompt), (usage.input_tokens, len(prompt))
         return usage.output_tokens
+
+    async def run_unbatched() -> int:
+        result = await serial_agent.run(USER_PROMPT, model_settings=settings)
+        return result.usage.output_tokens
 
     async def run_stream() -> int:
         async with agent.run_stream(USER_PROMPT, model_settings=settings) as result:
@@ -91,6 +97,7 @@ async def main(source: str, args: argparse.Namespace) -> None:
         "raw stream_generate": raw,
         "MLXModel run": run,
         "MLXModel run_stream": run_stream,
+        "run, batching=False": run_unbatched,
     }
     print(f"model: {source}\nprompt: {len(prompt)} tokens, generating {n} tokens, {args.rounds} rounds")
     for fn in paths.values():  # warm-up (compilation, allocator)
