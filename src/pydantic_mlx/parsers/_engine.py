@@ -186,6 +186,7 @@ class Engine:
         self._state: _State = self._reasoning_state(all_closers) if in_reasoning else _Text()
         # Fast paths for the common delta that settles nothing new (see `_prepare_fast_paths`).
         self._quiet: re.Pattern[str] | None = None
+        self._quiet_prefixes = dialect.proper_prefixes
         self._quiet_pieces = self._content
         self._quiet_event: type[TextDelta] | type[ThinkingDelta] = TextDelta
         self._settles_nothing: Callable[[str], bool] | None = None
@@ -202,13 +203,22 @@ class Engine:
         quiet = self._quiet
         if quiet is not None:
             pos = self._pos
-            if quiet.search(buf, pos) is None:
-                # The undecided text neither holds a marker nor ends in the start of one: all of
-                # it is text (or reasoning) now, exactly what a step of the state would decide.
-                piece = text if len(buf) - pos == len(text) else buf[pos:]
-                self._pos = self._scan = len(buf)
+            found = quiet.search(buf, pos)
+            # The undecided text holds no marker, or only what may still grow into one at its
+            # end: all before that is text (or reasoning) now, exactly what a step would decide.
+            if found is None:
+                end = len(buf)
+            elif found.end() == len(buf) and found.group() in self._quiet_prefixes:
+                end = found.start()
+            else:
+                end = -1
+            if end >= 0:
+                self._pos = self._scan = end
+                if end == pos:
+                    return []
+                piece = text if pos + len(text) == end == len(buf) else buf[pos:end]
                 self._quiet_pieces.append(piece)
-                if self._pos > _TRIM_AT + _KEEP_BEHIND:
+                if end > _TRIM_AT + _KEEP_BEHIND:
                     self._trim()
                 return [self._quiet_event(piece)]
         elif self._settles_nothing is not None and self._settles_nothing(buf):
@@ -257,10 +267,11 @@ class Engine:
         if isinstance(state, _Text):
             if settled and not (self._answer_start and self._d.start_openers):
                 self._quiet = self._d.quiet_code if self._code_fence else self._d.quiet_text
+                self._quiet_prefixes = self._d.proper_prefixes
                 self._quiet_pieces, self._quiet_event = self._content, TextDelta
         elif isinstance(state, _Reasoning):
             if settled and not self._opener_may_repeat:
-                self._quiet = state.quiet
+                self._quiet, self._quiet_prefixes = state.quiet, state.prefixes
                 self._quiet_pieces, self._quiet_event = self._reasoning, ThinkingDelta
         elif isinstance(state, _Region | _Untagged):
             self._settles_nothing = state.settles_nothing

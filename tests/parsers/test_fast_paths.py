@@ -1,0 +1,84 @@
+"""The streaming fast paths (a delta that settles nothing new skips the state machine's step)
+decide exactly what a step decides: the same events, cut at the same places."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pydantic_mlx.parsers import Event, StreamParser, TextDelta, available_formats
+from pydantic_mlx.parsers import _dialect as dialect_of  # pyright: ignore[reportPrivateUsage]
+
+from .test_properties import SETTINGS, TOOLS_CHOICES, marked_text
+
+FORMATS = available_formats()
+
+
+def _events(parser: StreamParser, text: str, cuts: list[int], truncated: bool) -> list[Event]:
+    events: list[Event] = []
+    last = 0
+    for cut in sorted({c for c in cuts if 0 < c < len(text)}):
+        events += parser.feed(text[last:cut])
+        last = cut
+    events += parser.feed(text[last:])
+    return events + parser.close(truncated)
+
+
+def _without_fast_paths(parser: StreamParser) -> StreamParser:
+    """`parser` with every delta stepped through the state machine."""
+    engine: Any = parser._engine  # pyright: ignore[reportPrivateUsage]
+    engine._prepare_fast_paths = lambda: None
+    engine._quiet = engine._settles_nothing = None
+    return parser
+
+
+@SETTINGS
+@given(
+    text=marked_text,
+    format=st.sampled_from(FORMATS),
+    tools=TOOLS_CHOICES,
+    truncated=st.booleans(),
+    in_reasoning=st.booleans(),
+    data=st.data(),
+)
+def test_fast_paths_emit_the_same_events_as_stepping(
+    text: str, format: str, tools: Any, truncated: bool, in_reasoning: bool, data: st.DataObject
+) -> None:
+    cuts = data.draw(st.lists(st.integers(0, max(len(text), 1)), max_size=30))
+    fast = StreamParser(format, tools, in_reasoning)
+    slow = _without_fast_paths(StreamParser(format, tools, in_reasoning))
+    assert _events(fast, text, cuts, truncated) == _events(slow, text, cuts, truncated)
+    assert fast.result() == slow.result()
+
+
+@SETTINGS
+@given(text=marked_text, format=st.sampled_from(FORMATS), in_reasoning=st.booleans())
+def test_fast_paths_one_character_at_a_time(text: str, format: str, in_reasoning: bool) -> None:
+    cuts = list(range(len(text)))
+    fast = StreamParser(format, None, in_reasoning)
+    slow = _without_fast_paths(StreamParser(format, None, in_reasoning))
+    assert _events(fast, text, cuts, False) == _events(slow, text, cuts, False)
+
+
+def _starts_no_marker(format: str) -> st.SearchStrategy[str]:
+    """Text with no character that may begin a marker (or an untagged call) of `format`."""
+    dialect = dialect_of(format)
+    first = {p for p in dialect.proper_prefixes if len(p) == 1} | {"{", "["}
+    return st.text(alphabet=st.characters(blacklist_characters="".join(first)), max_size=300)
+
+
+@SETTINGS
+@given(format=st.sampled_from(FORMATS), data=st.data())
+def test_text_without_markers_streams_one_text_event_per_delta(format: str, data: st.DataObject) -> None:
+    text = data.draw(_starts_no_marker(format))
+    cuts = data.draw(st.lists(st.integers(0, max(len(text), 1)), max_size=40))
+    bounds = [0, *sorted({c for c in cuts if 0 < c < len(text)}), len(text)]
+    deltas = [text[a:b] for a, b in pairwise(bounds)]
+    parser = StreamParser(format)
+    assert parser.feed("ok\n") == [TextDelta("ok\n")]  # past the answer's start (`at_start` openers)
+    events = [parser.feed(delta) for delta in deltas]
+    assert events == [[TextDelta(delta)] if delta else [] for delta in deltas]
+    assert parser.close() == []
