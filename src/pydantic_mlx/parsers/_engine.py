@@ -58,6 +58,7 @@ __all__ = ["Engine"]
 
 
 _KEEP_BEHIND = 512  # > the untagged look-behind (_untagged._MAX_WS)
+_BRACKETS, _NO_BRACKETS = frozenset("{["), frozenset[str]()
 _TRIM_AT = 1024  # small: every `feed` copies the buffer to append the delta
 
 
@@ -187,6 +188,7 @@ class Engine:
         # Fast paths for the common delta that settles nothing new (see `_prepare_fast_paths`).
         self._quiet: re.Pattern[str] | None = None
         self._quiet_prefixes = dialect.proper_prefixes
+        self._quiet_brackets = _NO_BRACKETS
         self._quiet_pieces = self._content
         self._quiet_event: type[TextDelta] | type[ThinkingDelta] = TextDelta
         self._settles_nothing: Callable[[str], bool] | None = None
@@ -204,6 +206,16 @@ class Engine:
         if quiet is not None:
             pos = self._pos
             found = quiet.search(buf, pos)
+            # A bracket inside code or a sentence (`x = {...}`) is text, as `_on_bracket` finds
+            # (unless it may begin a longer marker, `[TOOL_CALLS]`: then a step holds it).
+            brackets = self._quiet_brackets
+            while found is not None and found.group() in brackets:
+                i = found.start()
+                if len(buf) - i < self._d.max_marker and buf[i:] in self._quiet_prefixes:
+                    break
+                if _untagged.stands_alone_after(buf, i):
+                    break
+                found = quiet.search(buf, i + 1)
             # The undecided text holds no marker, or only what may still grow into one at its
             # end: all before that is text (or reasoning) now, exactly what a step would decide.
             if found is None:
@@ -268,10 +280,13 @@ class Engine:
             if settled and not (self._answer_start and self._d.start_openers):
                 self._quiet = self._d.quiet_code if self._code_fence else self._d.quiet_text
                 self._quiet_prefixes = self._d.proper_prefixes
+                untagged = not self._code_fence and (self._d.untagged_json or self._d.untagged_pythonic)
+                self._quiet_brackets = _BRACKETS if untagged else _NO_BRACKETS
                 self._quiet_pieces, self._quiet_event = self._content, TextDelta
         elif isinstance(state, _Reasoning):
             if settled and not self._opener_may_repeat:
                 self._quiet, self._quiet_prefixes = state.quiet, state.prefixes
+                self._quiet_brackets = _NO_BRACKETS
                 self._quiet_pieces, self._quiet_event = self._reasoning, ThinkingDelta
         elif isinstance(state, _Region | _Untagged):
             self._settles_nothing = state.settles_nothing
