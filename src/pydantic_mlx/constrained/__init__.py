@@ -65,11 +65,10 @@ def tool_call_processor(
 
     `tools`: pydantic-ai `ToolDefinition`s, OpenAI-style dicts or `ToolSchema`s. `tool_format`:
     the parser format the output is read with. Calls are constrained in the format's own syntax
-    for every format but `gemma4` and `pythonic` (`CALL_FORMATS`: auto, hermes, qwen3_coder,
-    llama3_json, mistral, deepseek, kimi_k2, glm, harmony); for every format that reads untagged
-    JSON calls (hermes, llama3_json, mistral, pythonic, auto) a ```json fence or a bare
-    `{"name": "<tool>"` is constrained too. With `parallel=False` a section of calls the model
-    opens holds one call. With nothing to constrain the processor leaves the logits alone.
+    for every format (`_grammars.CALL_FORMATS`); for every format that reads untagged JSON calls
+    (hermes, llama3_json, mistral, pythonic, auto) a ```json fence or a bare `{"name": "<tool>"`
+    is constrained too. With `parallel=False` a section of calls the model opens holds one call.
+    With nothing to constrain the processor leaves the logits alone.
     """
     schemas = _tool_schemas(tools)
     untagged = tool_format == "auto" or "json" in get_format(tool_format).UNTAGGED

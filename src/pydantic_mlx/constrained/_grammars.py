@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from . import _json_calls, _xml_calls
+from . import _json_calls, _literal_calls, _xml_calls
 from ._json_calls import call_json_rule
 from ._lark import JSON_WHITESPACE, CallSyntax, SpecialToken, ToolSchema, json_options
 
@@ -45,7 +45,7 @@ class CallSyntaxBuilder(Protocol):
 
     def __call__(
         self, tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool
-    ) -> CallSyntax: ...
+    ) -> CallSyntax | None: ...
 
 
 @dataclass(frozen=True)
@@ -138,8 +138,8 @@ def answer_grammars(
     rules: list[str] = []
     if tools:
         builder = _CALL_SYNTAXES.get(tool_format)
-        if builder is not None:
-            syntax = builder(tools, special_token, compact=True)
+        syntax = builder(tools, special_token, compact=True) if builder is not None else None
+        if syntax is not None:
             rules += syntax.rules
             alternatives.append(syntax.many if parallel else syntax.one)
         elif untagged_json:
@@ -182,11 +182,13 @@ _CALL_SYNTAXES: dict[str, CallSyntaxBuilder] = {
     "kimi_k2": _json_calls.kimi_k2,
     "glm": _xml_calls.glm,
     "harmony": _json_calls.harmony,
+    "gemma4": _literal_calls.gemma4,
+    "pythonic": _literal_calls.pythonic,
 }
 """Each format's call grammar builder (the module of its family)."""
 
 CALL_FORMATS = tuple(_CALL_SYNTAXES)
-"""Formats whose own call syntax has a grammar; the others get untagged-JSON triggers only."""
+"""Formats whose own call syntax has a grammar (every format the parsers know)."""
 
 
 def _untagged_json_triggers(tools: Sequence[ToolSchema], keys: Sequence[str]) -> list[Trigger]:

@@ -22,6 +22,7 @@ __all__ = [
     "is_plain_string",
     "json_options",
     "marker",
+    "raw_text_rules",
     "resolve_ref",
     "text_value_rule",
 ]
@@ -165,21 +166,41 @@ def text_value_rule(
             choices = " | ".join(json.dumps(v) for v in enum)  # pyright: ignore[reportUnknownVariableType]
             return f"{rule}: ({choices}) {close}"
         low, high = prop.get("minLength"), prop.get("maxLength")
-        length = f"{{{low if isinstance(low, int) else 0},{high if isinstance(high, int) else ''}}}"
-        forbidden = "|".join(_regex_literal(m) for m in (opener, closer))
-        terminal = rule.upper()
-        if special_token(closer) is not None:
-            # The closer is one token, never text: the value is text that does not spell it either.
-            value = f"/(?s:.{length})/ & ~/(?s:.*(?:{forbidden}).*)/"
-            return f"{rule}: {terminal} {close}\n{terminal}: {value}"
-        # The closer is text: one lexeme that ends at its first occurrence.
-        end = _regex_literal(closer)
-        value = f"/(?s:.{length}){end}/ & ~/(?s:.*(?:{forbidden}).+)/ & ~/(?s:.*{_regex_literal(opener)}.*)/"
-        return f"{rule}: {terminal}\n{terminal}: {value}"
+        low = low if isinstance(low, int) else 0
+        high = high if isinstance(high, int) else None
+        return "\n".join(
+            raw_text_rules(rule, low, high, opener=opener, closer=closer, special_token=special_token)
+        )
     schema = dict(prop)
     if defs:
         schema["$defs"] = dict(defs)
     return f"{rule}: {rule}_json {close}\n{rule}_json: %json {json_options(schema, compact=compact)}"
+
+
+def raw_text_rules(
+    rule: str,
+    low: int,
+    high: int | None,
+    *,
+    opener: str,
+    closer: str,
+    special_token: SpecialToken,
+    prefix: str = "",
+) -> list[str]:
+    """`rule`: `prefix`, then raw text of `low` to `high` characters that spells neither `opener`
+    nor `closer`, then `closer` (where the parsers end the value)."""
+    length = f"{{{low},{'' if high is None else high}}}"
+    forbidden = "|".join(_regex_literal(m) for m in dict.fromkeys((opener, closer)))
+    terminal = rule.upper()
+    if special_token(closer) is not None:
+        # The closer is one token, never text: the value is text that does not spell it either.
+        value = f"/(?s:.{length})/ & ~/(?s:.*(?:{forbidden}).*)/"
+        return [f"{rule}: {prefix} {terminal} {marker(closer, special_token)}", f"{terminal}: {value}"]
+    # The closer is text: one lexeme, ending at the closer's first occurrence.
+    value = f"/(?s:.{length}){_regex_literal(closer)}/ & ~/(?s:.*(?:{forbidden}).+)/"
+    if opener != closer:
+        value += f" & ~/(?s:.*{_regex_literal(opener)}.*)/"
+    return [f"{rule}: {prefix} {terminal}", f"{terminal}: {value}"]
 
 
 def _regex_literal(text: str) -> str:

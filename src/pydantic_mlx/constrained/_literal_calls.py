@@ -1,0 +1,334 @@
+"""Call grammars of the formats that write arguments in their own literal notation, not JSON.
+
+Pythonic calls (`[get_weather(city='Paris', days=3)]`, Python literals) and Gemma 4's
+(`call:get_weather{city:<|"|>Paris<|"|>,days:3}`) need the tool's JSON schema turned into a
+grammar of that notation: `LiteralValues` does it, one rule per schema node (`$defs` once each,
+so recursive models work). Numbers are JSON numbers in both notations, so they use llguidance's
+`%json` (bounds included); strings, booleans, null, objects and arrays are spelled per notation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._lark import CallSyntax, SpecialToken, ToolSchema, json_options, marker, raw_text_rules
+
+__all__ = ["gemma4", "pythonic"]
+
+
+@dataclass(frozen=True)
+class _Notation:
+    """How one notation spells values (each a Lark expression)."""
+
+    string: Callable[[str, int, int | None], list[str]]
+    """Rules for `rule`: a string of `min` to `max` characters (max None: unbounded)."""
+    string_literal: Callable[[str], str]
+    """A given string (an `enum` or `const` value)."""
+    true: str
+    false: str
+    null: str
+    key: Callable[[str], str]
+    """An object key."""
+    item_separator: str
+    key_separator: str
+
+
+class LiteralValues:
+    """Rules spelling values valid against JSON schemas in one notation (`prefix` names them)."""
+
+    def __init__(self, notation: _Notation, prefix: str) -> None:
+        self.notation = notation
+        self.prefix = prefix
+        self.rules: list[str] = []
+        self._count = 0
+        self._defs: dict[str, str] = {}
+
+    def _new(self) -> str:
+        self._count += 1
+        return f"{self.prefix}_{self._count}"
+
+    def value(self, schema: Any, defs: Mapping[str, Any]) -> str:
+        """A rule name (or expression) for one value valid against `schema`."""
+        if schema is True or not isinstance(schema, Mapping) or not schema:
+            return self._any()
+        node: Mapping[str, Any] = schema  # pyright: ignore[reportUnknownVariableType]
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(("#/$defs/", "#/definitions/")):
+            return self._definition(ref.rsplit("/", 1)[1], defs)
+        for combinator in ("anyOf", "oneOf"):
+            options = node.get(combinator)
+            if isinstance(options, list) and options:
+                return self._rule(" | ".join(self.value(o, defs) for o in options))  # pyright: ignore[reportUnknownVariableType]
+        all_of = node.get("allOf")
+        if isinstance(all_of, list) and len(all_of) == 1:  # pyright: ignore[reportUnknownArgumentType]
+            return self.value(all_of[0], defs)
+        if "const" in node:
+            return self.literal(node["const"])
+        enum = node.get("enum")
+        if isinstance(enum, list) and enum:
+            return self._rule(" | ".join(self.literal(v) for v in enum))  # pyright: ignore[reportUnknownVariableType]
+        kind = node.get("type")
+        if isinstance(kind, list):
+            return self._rule(" | ".join(self.value({**node, "type": k}, defs) for k in kind))  # pyright: ignore[reportUnknownVariableType]
+        return self._typed(kind, node, defs)
+
+    def _typed(self, kind: Any, node: Mapping[str, Any], defs: Mapping[str, Any]) -> str:
+        notation = self.notation
+        if kind == "string":
+            rule = self._new()
+            low, high = node.get("minLength"), node.get("maxLength")
+            self.rules += notation.string(
+                rule, low if isinstance(low, int) else 0, high if isinstance(high, int) else None
+            )
+            return rule
+        if kind in ("integer", "number"):
+            keys = ("type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
+            number = {k: node[k] for k in keys if k in node}
+            return self._rule(f"%json {json_options(number, compact=True)}")
+        if kind == "boolean":
+            return self._rule(f"{notation.true} | {notation.false}")
+        if kind == "null":
+            return notation.null
+        if kind == "array" or (kind is None and "items" in node):
+            return self._array(node, defs)
+        if kind == "object" or (kind is None and "properties" in node):
+            properties: Mapping[str, Any] = node.get("properties") or {}
+            if properties:
+                required: set[str] = set(node.get("required") or ())
+                members = [
+                    (notation.key(key), self.value(prop, defs), key in required)
+                    for key, prop in properties.items()
+                ]
+                return self.members("{", members, notation.key_separator, "}")
+            extra = node.get("additionalProperties", True)
+            if extra is False:
+                return self._rule('"{" "}"')
+            string = self._new()
+            self.rules += notation.string(string, 0, None)
+            pair = f"{string} {notation.key_separator} {self.value(extra, defs)}"
+            return self._rule(f'"{{" ({pair} ({notation.item_separator} {pair})*)? "}}"')
+        return self._any()
+
+    def members(
+        self, opener: str, members: list[tuple[str, str, bool]], key_separator: str, closer: str
+    ) -> str:
+        """`opener` members `closer`: each member `key key_separator value` in the given order,
+        required ones always and optional ones maybe, separated by the item separator."""
+        name = self._new()
+        sep = self.notation.item_separator
+        count = len(members)
+        self.rules += [f"{name}_f{count}: ", f"{name}_a{count}: "]
+        for index in reversed(range(count)):
+            key, value, required = members[index]
+            member = f"{key} {key_separator} {value}"
+            after = f"{name}_a{index + 1}"
+            if required:
+                self.rules.append(f"{name}_f{index}: {member} {after}")
+                self.rules.append(f"{name}_a{index}: {sep} {member} {after}")
+            else:
+                self.rules.append(f"{name}_f{index}: {member} {after} | {name}_f{index + 1}")
+                self.rules.append(f"{name}_a{index}: ({sep} {member})? {after}")
+        self.rules.append(f"{name}: {json.dumps(opener)} {name}_f0 {json.dumps(closer)}")
+        return name
+
+    def _array(self, node: Mapping[str, Any], defs: Mapping[str, Any]) -> str:
+        item = self.value(node.get("items", True), defs)
+        low, high = node.get("minItems"), node.get("maxItems")
+        low = low if isinstance(low, int) else 0
+        high = high if isinstance(high, int) else None
+        sep = self.notation.item_separator
+        if high == 0:
+            return self._rule('"[" "]"')
+        rest = f"{{{max(low - 1, 0)},{'' if high is None else high - 1}}}"
+        body = f"{item} ({sep} {item}){rest}"
+        return self._rule(f'"[" {body} "]"' if low > 0 else f'"[" ({body})? "]"')
+
+    def literal(self, value: Any) -> str:
+        """A constant value, spelled in this notation."""
+        notation = self.notation
+        if value is None:
+            return notation.null
+        if value is True:
+            return notation.true
+        if value is False:
+            return notation.false
+        if isinstance(value, str):
+            return notation.string_literal(value)
+        if isinstance(value, int | float):
+            return json.dumps(json.dumps(value))
+        if isinstance(value, list):
+            items = f" {notation.item_separator} ".join(self.literal(v) for v in value)  # pyright: ignore[reportUnknownVariableType]
+            return f'"[" {items} "]"'
+        if isinstance(value, Mapping):
+            pairs = (
+                f"{notation.key(str(k))} {notation.key_separator} {self.literal(v)}"
+                for k, v in value.items()  # pyright: ignore[reportUnknownVariableType]
+            )
+            return f'"{{" {f" {notation.item_separator} ".join(pairs)} "}}"'
+        raise TypeError(f"not a JSON value: {value!r}")
+
+    def _definition(self, name: str, defs: Mapping[str, Any]) -> str:
+        found = self._defs.get(name)
+        if found is None:
+            found = self._defs[name] = self._new()
+            self.rules.append(f"{found}: {self.value(defs.get(name, True), defs)}")
+        return found
+
+    def _any(self) -> str:
+        """Any JSON value (a schema that says nothing), bounded in depth by nothing but the schema."""
+        name = f"{self.prefix}_any"
+        if name not in self._defs:
+            self._defs[name] = name
+            string = self._new()
+            self.rules += self.notation.string(string, 0, None)
+            number = self._rule(f"%json {json_options({'type': 'number'}, compact=True)}")
+            notation = self.notation
+            sep, key_sep = notation.item_separator, notation.key_separator
+            self.rules += [
+                f"{name}: {string} | {number} | {notation.true} | {notation.false} | {notation.null}"
+                f' | "[" ({name} ({sep} {name})*)? "]"'
+                f' | "{{" ({string} {key_sep} {name} ({sep} {string} {key_sep} {name})*)? "}}"'
+            ]
+        return name
+
+    def _rule(self, body: str) -> str:
+        name = self._new()
+        self.rules.append(f"{name}: {body}")
+        return name
+
+
+# --- pythonic ---------------------------------------------------------------------------------------
+
+_PY_ESCAPE = r"""\\[\\'"nrt]|\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}"""
+_PY_CHAR = {q: rf"(?:[^{q}\\\n\r\x00]|{_PY_ESCAPE})" for q in "'\""}
+"""One character of a Python string literal in each quote (an escape is one character; a line
+break or NUL cannot be written raw)."""
+
+
+def _python_string(rule: str, low: int, high: int | None) -> list[str]:
+    # Each escape counts as the one character it stands for, so lengths are exact.
+    count = f"{{{low},{'' if high is None else high}}}"
+    quoted = "|".join(f"{quote}{char}{count}{quote}" for quote, char in _PY_CHAR.items())
+    return [f"{rule}: /(?:{quoted})/"]
+
+
+def _python_string_literal(value: str) -> str:
+    return f"({json.dumps(repr(value))} | {json.dumps(json.dumps(value, ensure_ascii=False))})"
+
+
+def _pythonic_notation(compact: bool) -> _Notation:
+    return _Notation(
+        string=_python_string,
+        string_literal=_python_string_literal,
+        true='"True"',
+        false='"False"',
+        null='"None"',
+        key=_python_string_literal,
+        item_separator='", "' if compact else '"," " "?',
+        key_separator='": "' if compact else '":" " "?',
+    )
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def pythonic(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax | None:
+    """`[NAME(KEY=VALUE, ...), ...]` with Python literal values, bare or in Llama 4's
+    `<|python_start|>`…`<|python_end|>` or LFM2's `<|tool_call_start|>`…`<|tool_call_end|>`
+    (Llama 3.2 writes it after `<|python_tag|>` too). Strings take either quote. A tool whose
+    parameter names are not identifiers cannot be called in this notation and is left out."""
+    notation = _pythonic_notation(compact)
+    values = LiteralValues(notation, "py")
+    calls: list[str] = []
+    for tool in tools:
+        properties: Mapping[str, Any] = tool.parameters.get("properties") or {}
+        if not _IDENTIFIER.fullmatch(tool.name.replace(".", "_")) or not all(
+            _IDENTIFIER.fullmatch(k) for k in properties
+        ):
+            continue
+        defs: Mapping[str, Any] = tool.parameters.get("$defs") or tool.parameters.get("definitions") or {}
+        required: set[str] = set(tool.parameters.get("required") or ())
+        members = [
+            (json.dumps(key), values.value(prop, defs), key in required) for key, prop in properties.items()
+        ]
+        calls.append(values.members(f"{tool.name}(", members, '"="', ")"))
+    if not calls:
+        return None
+    sep = notation.item_separator
+    start, end = marker("<|python_start|>", special_token), marker("<|python_end|>", special_token)
+    lfm_start, lfm_end = (
+        marker("<|tool_call_start|>", special_token),
+        marker("<|tool_call_end|>", special_token),
+    )
+    tag = marker("<|python_tag|>", special_token)
+    rules = (
+        "py_call: " + " | ".join(calls),
+        f'py_list: "[" py_call ({sep} py_call)* "]"',
+        'py_list_one: "[" py_call "]"',
+        *values.rules,
+    )
+
+    def wrapped(body: str) -> str:
+        return f"({start} {body} {end} | {lfm_start} {body} {lfm_end} | {body})"
+
+    return CallSyntax(
+        wrapped("py_list_one"),
+        wrapped("py_list"),
+        rules,
+        (
+            ("<|python_start|>", f"{start} py_list_one {end}", f"{start} py_list {end}"),
+            ("<|tool_call_start|>", f"{lfm_start} py_list_one {lfm_end}", f"{lfm_start} py_list {lfm_end}"),
+            ("<|python_tag|>", f"{tag} py_list_one", f"{tag} py_list"),
+        ),
+        json_keys=("parameters", "arguments"),
+    )
+
+
+# --- gemma4 -------------------------------------------------------------------------------------------
+
+_GEMMA_QUOTE = '<|"|>'
+_GEMMA_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_GEMMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+
+
+def gemma4(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax | None:
+    """`<|tool_call>call:NAME{key:VALUE,...}<tool_call|>` per call, in Gemma 4's notation: strings
+    between `<|"|>` tokens (raw text, never holding one), bare numbers, `true`/`false`/`null`,
+    bare keys (`<|"|>`-quoted when not identifiers), `{}`/`[]` without spaces."""
+    quote = marker(_GEMMA_QUOTE, special_token)
+
+    def string(rule: str, low: int, high: int | None) -> list[str]:
+        return raw_text_rules(
+            rule,
+            low,
+            high,
+            opener=_GEMMA_QUOTE,
+            closer=_GEMMA_QUOTE,
+            special_token=special_token,
+            prefix=quote,
+        )
+
+    def string_literal(value: str) -> str:
+        return f"{quote} {json.dumps(value)} {quote}"
+
+    def key(name: str) -> str:
+        return json.dumps(name) if _GEMMA_KEY.fullmatch(name) else string_literal(name)
+
+    notation = _Notation(string, string_literal, '"true"', '"false"', '"null"', key, '","', '":"')
+    values = LiteralValues(notation, "gm")
+    calls: list[str] = []
+    for tool in tools:
+        if not _GEMMA_NAME.fullmatch(tool.name):
+            continue
+        defs: Mapping[str, Any] = tool.parameters.get("$defs") or tool.parameters.get("definitions") or {}
+        arguments = values.value({"type": "object", **tool.parameters}, defs)
+        calls.append(f'"call:" {json.dumps(tool.name)} {arguments}')
+    if not calls:
+        return None
+    opener, closer = marker("<|tool_call>", special_token), marker("<tool_call|>", special_token)
+    rules = (f"gm_call: {opener} ({' | '.join(calls)}) {closer}", *values.rules)
+    return CallSyntax("gm_call", "gm_call+", rules, (("<|tool_call>", "gm_call", "gm_call"),))
