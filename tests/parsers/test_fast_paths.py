@@ -3,13 +3,14 @@ decide exactly what a step decides: the same events, cut at the same places."""
 
 from __future__ import annotations
 
+import re
 from itertools import pairwise
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pydantic_mlx.parsers import Event, StreamParser, TextDelta, available_formats
+from pydantic_mlx.parsers import Event, StreamParser, TextDelta, _pythonic, available_formats
 from pydantic_mlx.parsers import _dialect as dialect_of  # pyright: ignore[reportPrivateUsage]
 
 from .test_properties import SETTINGS, TOOLS_CHOICES, marked_text
@@ -82,3 +83,44 @@ def test_text_without_markers_streams_one_text_event_per_delta(format: str, data
     events = [parser.feed(delta) for delta in deltas]
     assert events == [[TextDelta(delta)] if delta else [] for delta in deltas]
     assert parser.close() == []
+
+
+python_pieces = st.sampled_from(
+    [
+        "f(",
+        "g(",
+        "from",
+        "class",
+        "if",
+        "x",
+        "=",
+        "==",
+        ",",
+        " ",
+        "\\\n",
+        "\n",
+        "#c",
+        "1",
+        "'s'",
+        ")",
+        "[",
+        "]",
+    ]
+)
+
+
+@SETTINGS
+@given(text=st.lists(python_pieces, max_size=16).map("".join))
+def test_keyword_argument_check_skips_only_text_without_one(text: str) -> None:
+    """The pre-check before tokenizing never hides a keyword argument tokenizing would find."""
+    found = _pythonic._alias_keyword_arguments(text)  # pyright: ignore[reportPrivateUsage]
+    if found is not None:
+        assert _pythonic._MAYBE_KEYWORD_ARGUMENT.search(text)  # pyright: ignore[reportPrivateUsage]
+    every = re.compile("")
+    original = _pythonic._MAYBE_KEYWORD_ARGUMENT  # pyright: ignore[reportPrivateUsage]
+    try:
+        _pythonic._MAYBE_KEYWORD_ARGUMENT = every  # pyright: ignore[reportPrivateUsage]
+        unchecked = _pythonic._alias_keyword_arguments(text)  # pyright: ignore[reportPrivateUsage]
+    finally:
+        _pythonic._MAYBE_KEYWORD_ARGUMENT = original  # pyright: ignore[reportPrivateUsage]
+    assert found == unchecked

@@ -14,6 +14,7 @@ import ast
 import io
 import keyword
 import math
+import re
 import tokenize
 from typing import Any
 
@@ -24,6 +25,11 @@ __all__ = ["parse_pythonic_calls", "render_pythonic_calls", "render_pythonic_val
 _JSON_NAMES: dict[str, Any] = {"true": True, "false": False, "null": None}
 # Stand-in prefix for keyword-named arguments (`from=`, `class=`), which `ast` cannot parse.
 _KEYWORD_ALIAS = "_pydantic_mlx_kw_"
+# A keyword right after `(` or `,` and before `=` (spaces and line continuations between): the
+# only text `_alias_keyword_arguments` changes. Checked first, because tokenizing in pure Python
+# costs far more than `ast.parse`, and most text that fails to parse has no such argument.
+_SPACE = r"(?:[ \t\f]|\\\r?\n)*"
+_MAYBE_KEYWORD_ARGUMENT = re.compile(rf"[(,]{_SPACE}(?:{'|'.join(keyword.kwlist)}){_SPACE}=")
 
 
 def parse_pythonic_calls(text: str) -> list[tuple[str, dict[str, Any]]]:
@@ -67,6 +73,8 @@ def _parse_expression(source: str) -> ast.expr:
 def _alias_keyword_arguments(source: str) -> str | None:
     """`source` with Python keywords used as argument names (`f(from="a")`) renamed so `ast` can
     read them, or None when there are none. Tools do have parameters called `from` or `class`."""
+    if _MAYBE_KEYWORD_ARGUMENT.search(source) is None:
+        return None
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
     except (tokenize.TokenError, SyntaxError):

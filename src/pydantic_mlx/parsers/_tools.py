@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 __all__ = ["ToolSet", "ToolsArg", "tool_set"]
@@ -31,7 +32,7 @@ class ToolSet:
         """The JSON schema of `name`'s parameters, if declared."""
         return self.schemas.get(name)
 
-    @property
+    @cached_property
     def longest_name(self) -> int:
         """Length of the longest declared name (bounds look-ahead when tools are known)."""
         return max((len(n) for n in self.schemas), default=0)
