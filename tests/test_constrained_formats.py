@@ -10,9 +10,10 @@ grammar made it so.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
+from pydantic import BaseModel, ConfigDict, Field
 
 pytest.importorskip("llguidance")
 
@@ -20,8 +21,8 @@ import mlx.core as mx
 
 from pydantic_mlx.constrained import tool_call_processor
 from pydantic_mlx.constrained._decoding import grammar_tokenizer
-from pydantic_mlx.constrained._grammars import CALL_FORMATS, tool_call_grammars
-from pydantic_mlx.parsers import parse
+from pydantic_mlx.constrained._grammars import CALL_FORMATS, ToolSchema, tool_call_grammars
+from pydantic_mlx.parsers import ToolCall, parse
 from pydantic_mlx.parsers.formats import format_names, get_format
 from test_constrained import (
     BAD_CALLS,
@@ -342,3 +343,72 @@ def test_harmony_call_token_may_be_the_end_of_sequence(random_model_path: Path) 
     allowed = [i for i in range(len(hf)) if output[0, i].item() == 0.0]
     assert allowed == [call]
     assert processor.problems == []
+
+
+class Node(BaseModel):
+    """A recursive model, a mapping, unions and bounded floats: the literal notations' harder paths."""
+
+    model_config = ConfigDict(extra="forbid")
+    label: Annotated[str, Field(min_length=1, max_length=6)]
+    weight: Annotated[float, Field(ge=0, le=1)] = 0.5
+    tags: dict[str, int] = {}
+    value: int | str | None = None
+    children: Annotated[list[Node], Field(max_length=2)] = []
+
+
+@pytest.mark.parametrize("tool_format", ["gemma4", "pythonic", "glm"])
+def test_literal_notations_follow_recursive_and_union_schemas(
+    loaded: tuple[Any, Any], tool_format: str
+) -> None:
+    schemas = [ToolSchema("tree", Node.model_json_schema())]
+    grammars = tool_call_grammars(
+        tool_format,
+        schemas,
+        required=True,
+        untagged_json=False,
+        reasoning=None,
+        special_token=grammar_tokenizer(loaded[1]).special_token,
+    )
+    assert grammars is not None and grammars.answer is not None
+    render = get_format(tool_format).render
+    leaf = {"label": "b", "weight": 1, "value": "x"}
+    good = [
+        {"label": "a"},
+        {"label": "a", "weight": 0.25, "tags": {"k": 1, "my key": 2}, "value": 3, "children": [leaf, leaf]},
+        {"label": "a", "value": None, "children": [{"label": "c", "children": [leaf]}]},
+    ]
+    bad = [
+        {"label": ""},  # too short
+        {"label": "a", "weight": 2},  # out of range
+        {"label": "a", "tags": {"k": "v"}},  # a mapping value of the wrong type
+        {"label": "a", "children": [leaf, leaf, leaf]},  # too many children
+        {"label": "a", "children": [{"weight": 0}]},  # a nested required field missing
+    ]
+    for arguments in good:
+        text = render([ToolCall("tree", arguments)])
+        assert _accepts(loaded, grammars.answer, text), text
+        [call] = parse(
+            text,
+            tool_format,
+            [{"type": "function", "function": {"name": "tree", "parameters": Node.model_json_schema()}}],
+        ).calls
+        assert Node.model_validate(call.arguments) == Node.model_validate(arguments)
+    for arguments in bad:
+        text = render([ToolCall("tree", arguments)])
+        assert not _accepts(loaded, grammars.answer, text), text
+
+
+def test_llama3_json_bare_calls_say_parameters(loaded: tuple[Any, Any]) -> None:
+    grammars = tool_call_grammars(
+        "llama3_json",
+        SCHEMAS,
+        required=False,
+        untagged_json=True,
+        reasoning=None,
+        special_token=grammar_tokenizer(loaded[1]).special_token,
+    )
+    assert grammars is not None
+    bare = next(t for t in grammars.triggers if t.pattern.search(b'\n{"name": "ping"'))
+    for text in ('{"name": "ping", "parameters": {}}', '{"name": "ping", "arguments": {}}'):
+        assert _accepts(loaded, bare.grammar, text), text
+    assert not _accepts(loaded, bare.grammar, '{"name": "ping", "args": {}}')

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "JSON_WHITESPACE",
+    "Arguments",
     "CallSyntax",
     "SpecialToken",
     "ToolSchema",
@@ -25,6 +26,7 @@ __all__ = [
     "raw_text_rules",
     "resolve_ref",
     "text_value_rule",
+    "tool_arguments",
 ]
 
 JSON_WHITESPACE = r"(?:\n[ \t]{0,24}|[ ])"
@@ -56,6 +58,23 @@ class CallSyntax:
     trigger), when parallel calls are off and on (one section of calls, say)."""
     json_keys: tuple[str, ...] = ("arguments",)
     """The key(s) of the arguments in this format's untagged JSON call object."""
+
+
+class Arguments(NamedTuple):
+    """A tool's top-level arguments, for the formats that write each one on its own."""
+
+    properties: Mapping[str, Any]
+    required: frozenset[str]
+    defs: Mapping[str, Any]
+
+
+def tool_arguments(tool: ToolSchema) -> Arguments:
+    """The properties, required names and `$defs` of `tool`'s arguments schema (a schema that is
+    a `$ref` to one of its definitions, as pydantic writes a recursive model, resolved)."""
+    parameters = tool.parameters
+    defs: Mapping[str, Any] = parameters.get("$defs") or parameters.get("definitions") or {}
+    root = resolve_ref(parameters, defs)
+    return Arguments(root.get("properties") or {}, frozenset(root.get("required") or ()), defs)
 
 
 def marker(text: str, special_token: SpecialToken) -> str:
@@ -213,8 +232,8 @@ def resolve_ref(prop: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str
     ref = prop.get("$ref")
     if ref is None and isinstance(prop.get("allOf"), list) and len(prop["allOf"]) == 1:
         ref = prop["allOf"][0].get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        target = defs.get(ref.removeprefix("#/$defs/"))
+    if isinstance(ref, str) and ref.startswith(("#/$defs/", "#/definitions/")):
+        target = defs.get(ref.rsplit("/", 1)[1])
         if isinstance(target, Mapping):
             return target  # pyright: ignore[reportUnknownVariableType]
     return prop

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._lark import CallSyntax, SpecialToken, ToolSchema, json_options, marker, raw_text_rules
+from ._lark import CallSyntax, SpecialToken, ToolSchema, json_options, marker, raw_text_rules, tool_arguments
 
 __all__ = ["gemma4", "pythonic"]
 
@@ -32,7 +32,8 @@ class _Notation:
     false: str
     null: str
     key: Callable[[str], str]
-    """An object key."""
+    """A given object key."""
+    bare_key: str | None
     item_separator: str
     key_separator: str
 
@@ -107,9 +108,7 @@ class LiteralValues:
             extra = node.get("additionalProperties", True)
             if extra is False:
                 return self._rule('"{" "}"')
-            string = self._new()
-            self.rules += notation.string(string, 0, None)
-            pair = f"{string} {notation.key_separator} {self.value(extra, defs)}"
+            pair = f"{self._any_key()} {notation.key_separator} {self.value(extra, defs)}"
             return self._rule(f'"{{" ({pair} ({notation.item_separator} {pair})*)? "}}"')
         return self._any()
 
@@ -185,14 +184,26 @@ class LiteralValues:
             self._defs[name] = name
             string = self._new()
             self.rules += self.notation.string(string, 0, None)
+            key = self._any_key()
             number = self._rule(f"%json {json_options({'type': 'number'}, compact=True)}")
             notation = self.notation
             sep, key_sep = notation.item_separator, notation.key_separator
             self.rules += [
                 f"{name}: {string} | {number} | {notation.true} | {notation.false} | {notation.null}"
                 f' | "[" ({name} ({sep} {name})*)? "]"'
-                f' | "{{" ({string} {key_sep} {name} ({sep} {string} {key_sep} {name})*)? "}}"'
+                f' | "{{" ({key} {key_sep} {name} ({sep} {key} {key_sep} {name})*)? "}}"'
             ]
+        return name
+
+    def _any_key(self) -> str:
+        """Any object key (a mapping's, not a declared property)."""
+        name = f"{self.prefix}_key"
+        if name not in self._defs:
+            self._defs[name] = name
+            string = self._new()
+            self.rules += self.notation.string(string, 0, None)
+            bare = self.notation.bare_key
+            self.rules.append(f"{name}: {string}" + (f" | {bare}" if bare else ""))
         return name
 
     def _rule(self, body: str) -> str:
@@ -228,6 +239,7 @@ def _pythonic_notation(compact: bool) -> _Notation:
         false='"False"',
         null='"None"',
         key=_python_string_literal,
+        bare_key=None,
         item_separator='", "' if compact else '"," " "?',
         key_separator='": "' if compact else '":" " "?',
     )
@@ -245,13 +257,11 @@ def pythonic(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compac
     values = LiteralValues(notation, "py")
     calls: list[str] = []
     for tool in tools:
-        properties: Mapping[str, Any] = tool.parameters.get("properties") or {}
+        properties, required, defs = tool_arguments(tool)
         if not _IDENTIFIER.fullmatch(tool.name.replace(".", "_")) or not all(
             _IDENTIFIER.fullmatch(k) for k in properties
         ):
             continue
-        defs: Mapping[str, Any] = tool.parameters.get("$defs") or tool.parameters.get("definitions") or {}
-        required: set[str] = set(tool.parameters.get("required") or ())
         members = [
             (json.dumps(key), values.value(prop, defs), key in required) for key, prop in properties.items()
         ]
@@ -318,7 +328,8 @@ def gemma4(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact:
     def key(name: str) -> str:
         return json.dumps(name) if _GEMMA_KEY.fullmatch(name) else string_literal(name)
 
-    notation = _Notation(string, string_literal, '"true"', '"false"', '"null"', key, '","', '":"')
+    bare_key = f"/{_GEMMA_KEY.pattern}/"
+    notation = _Notation(string, string_literal, '"true"', '"false"', '"null"', key, bare_key, '","', '":"')
     values = LiteralValues(notation, "gm")
     calls: list[str] = []
     for tool in tools:

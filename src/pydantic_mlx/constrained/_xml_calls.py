@@ -22,6 +22,7 @@ from ._lark import (
     marker,
     resolve_ref,
     text_value_rule,
+    tool_arguments,
 )
 
 __all__ = ["auto", "glm", "qwen3_coder"]
@@ -59,9 +60,7 @@ def _xml_function_rules(tools: Sequence[ToolSchema], *, compact: bool) -> list[s
     """Qwen3-Coder's `<function=NAME>` with one `<parameter=KEY>` block per argument."""
     rules = ["function: " + " | ".join(f"function_{i}" for i in range(len(tools)))]
     for index, tool in enumerate(tools):
-        properties: Mapping[str, Any] = tool.parameters.get("properties") or {}
-        required: set[str] = set(tool.parameters.get("required") or ())
-        defs = tool.parameters.get("$defs") or {}
+        properties, required, defs = tool_arguments(tool)
         parts = [json.dumps(f"<function={tool.name}>\n")]
         for key_index, (key, prop) in enumerate(properties.items()):
             rule = f"parameter_{index}_{key_index}"
@@ -112,9 +111,7 @@ def glm(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bo
         "glm_function: " + " | ".join(f"glm_function_{i}" for i in range(len(tools))),
     ]
     for index, tool in enumerate(tools):
-        properties: Mapping[str, Any] = tool.parameters.get("properties") or {}
-        required: set[str] = set(tool.parameters.get("required") or ())
-        defs: Mapping[str, Any] = tool.parameters.get("$defs") or {}
+        properties, required, defs = tool_arguments(tool)
         parts = [json.dumps(tool.name)]
         for key_index, (key, prop) in enumerate(properties.items()):
             pair, value = f"glm_pair_{index}_{key_index}", f"glm_value_{index}_{key_index}"
