@@ -111,19 +111,48 @@ class _Region:
     ends: RegionEnd | None = None  # how it ends, once known (None for a `JsonValue` region)
 
     def settles_nothing(self, buf: str) -> bool:
-        """Whether the text added to `buf` since the last step cannot end or change this region,
-        so stepping is not needed: no character that could begin one of its markers (or, for a
-        JSON value, the value is still open). Moves the scan past what was checked."""
+        """Whether the text added to `buf` since the last step cannot end this region, so no
+        step is needed: it holds no marker that a step must decide on (quoted spans are walked
+        here, as a step walks them), or, for a JSON value, the value is still open."""
         if self.scanner is not None:
             return self.scanner.scan(buf) is None and not self.scanner.broken
-        if self.ends is None:
-            return False
         ends = self.ends
-        wake = ends.wake if self.quote is None else ends.wake_inner[self.quote.opener]
-        if wake.search(buf, self.scan) is not None:
+        if ends is None:
             return False
-        self.scan = len(buf)
+        wake = ends.wake if self.quote is None else ends.wake_inner[self.quote.opener]
+        if wake.search(buf, self.scan) is None:  # the common case: nothing can even begin
+            self.scan = len(buf)
+            return True
+        if self.next_marker(buf, ends, final=False) is not None:
+            return False
+        self.scan = max(self.scan, len(buf) - ends.longest + 1)
         return True
+
+    def next_marker(self, buf: str, ends: RegionEnd, *, final: bool) -> re.Match[str] | None:
+        """Walk from `scan` in and out of quoted spans (moving `scan` and `quote`) up to the next
+        marker outside them that ends the region, is the opener again, or (unless `final`) may
+        still grow into a longer marker; None once the buffer is walked."""
+        while True:
+            if self.quote is None:
+                match = ends.outer.search(buf, self.scan)
+                if match is None:
+                    return None
+                marker = match.group()
+                if (
+                    marker in ends.closers
+                    or marker == ends.reopen
+                    or (not final and any(_could_become(buf, match.start(), m) for m in ends.longer[marker]))
+                ):
+                    return match
+                self.quote = ends.quotes[marker]
+                self.scan = match.end()
+            else:
+                match = ends.inner[self.quote.opener].search(buf, self.scan)
+                if match is None:
+                    return None
+                if not match.group().startswith("\\") or not self.quote.backslash:
+                    self.quote = None
+                self.scan = match.end()
 
 
 @dataclass
@@ -543,37 +572,18 @@ class Engine:
 
     def _region_closers(self, state: _Region, ends: RegionEnd, final: bool) -> bool:
         buf = self._buf
-        while True:
-            if state.quote is None:
-                match = ends.outer.search(buf, state.scan)
-                if match is None:
-                    break
-                if not final and any(
-                    _could_become(buf, match.start(), m) for m in ends.longer[match.group()]
-                ):
-                    state.scan = match.start()  # a longer marker may still be forming here
-                    return False
-                if match.group() in ends.closers:
-                    body = buf[state.body_start : match.start()]
-                    return self._resolve_region(state, body, match.end(), closed=True)
-                if match.group() == ends.reopen:
-                    body = buf[state.body_start : match.start()]
-                    if body.strip():
-                        return self._resolve_region(
-                            state, body, match.start(), closed=False, interrupted=True
-                        )
-                    # A doubled opener: part of this region's body (the format reads past it).
-                    state.scan = match.end()
-                    continue
-                state.quote = ends.quotes[match.group()]
-                state.scan = match.end()
-            else:
-                match = ends.inner[state.quote.opener].search(buf, state.scan)
-                if match is None:
-                    break
-                if not match.group().startswith("\\") or not state.quote.backslash:
-                    state.quote = None
-                state.scan = match.end()
+        while (match := state.next_marker(buf, ends, final=final)) is not None:
+            if not final and any(_could_become(buf, match.start(), m) for m in ends.longer[match.group()]):
+                state.scan = match.start()  # a longer marker may still be forming here
+                return False
+            if match.group() in ends.closers:
+                body = buf[state.body_start : match.start()]
+                return self._resolve_region(state, body, match.end(), closed=True)
+            body = buf[state.body_start : match.start()]  # the opener again
+            if body.strip():
+                return self._resolve_region(state, body, match.start(), closed=False, interrupted=True)
+            # A doubled opener: part of this region's body (the format reads past it).
+            state.scan = match.end()
         if final and state.quote is not None:
             # A quote that never closed was not a quote (prose with a stray `"`): fall back to
             # the first closer, quoted or not.
