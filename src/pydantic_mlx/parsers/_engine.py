@@ -60,6 +60,7 @@ __all__ = ["Engine"]
 _KEEP_BEHIND = 512  # > the untagged look-behind (_untagged._MAX_WS)
 _BRACKETS, _NO_BRACKETS = frozenset("{["), frozenset[str]()
 _TRIM_AT = 1024  # small: every `feed` copies the buffer to append the delta
+_TRIM_ABOVE = _TRIM_AT + _KEEP_BEHIND
 
 
 def _could_become(buf: str, j: int, marker: str) -> bool:
@@ -226,43 +227,26 @@ class Engine:
     # -- public -----------------------------------------------------------------------------
 
     def feed(self, text: str) -> list[Event]:
+        quiet = self._quiet  # None once closed
+        if quiet is not None and text:
+            buf = self._buf = self._buf + text
+            pos = self._pos
+            found = quiet.search(buf, pos)
+            if found is None:  # the common case, kept short: the undecided text is all text
+                end = len(buf)
+                self._pos = self._scan = end
+                piece = text if end - len(text) == pos else buf[pos:]
+                self._quiet_pieces.append(piece)
+                if end > _TRIM_ABOVE:
+                    self._trim()
+                return [self._quiet_event(piece)]
+            return self._feed_quiet(found)
         if self._closed:
             raise RuntimeError("feed() after close(): make a new StreamParser for a new output")
         if not text:
             return []
         buf = self._buf = self._buf + text
-        quiet = self._quiet
-        if quiet is not None:
-            pos = self._pos
-            found = quiet.search(buf, pos)
-            # A bracket inside code or a sentence (`x = {...}`) is text, as `_on_bracket` finds
-            # (unless it may begin a longer marker, `[TOOL_CALLS]`: then a step holds it).
-            brackets = self._quiet_brackets
-            while found is not None and found.group() in brackets:
-                i = found.start()
-                if len(buf) - i < self._d.max_marker and buf[i:] in self._quiet_prefixes:
-                    break
-                if _untagged.stands_alone_after(buf, i):
-                    break
-                found = quiet.search(buf, i + 1)
-            # The undecided text holds no marker, or only what may still grow into one at its
-            # end: all before that is text (or reasoning) now, exactly what a step would decide.
-            if found is None:
-                end = len(buf)
-            elif found.end() == len(buf) and found.group() in self._quiet_prefixes:
-                end = found.start()
-            else:
-                end = -1
-            if end >= 0:
-                self._pos = self._scan = end
-                if end == pos:
-                    return []
-                piece = text if pos + len(text) == end == len(buf) else buf[pos:end]
-                self._quiet_pieces.append(piece)
-                if end > _TRIM_AT + _KEEP_BEHIND:
-                    self._trim()
-                return [self._quiet_event(piece)]
-        elif self._settles_nothing is not None and self._settles_nothing(buf):
+        if self._settles_nothing is not None and self._settles_nothing(buf):
             return []
         self._run(final=False)
         return self._take_events()
@@ -285,6 +269,39 @@ class Engine:
         )
 
     # -- machinery --------------------------------------------------------------------------
+
+    def _feed_quiet(self, found: re.Match[str] | None) -> list[Event]:
+        """`feed` in a quiet state whose search found something in the undecided text: settle
+        here what a step would settle the same way, else step."""
+        buf, pos, quiet = self._buf, self._pos, self._quiet
+        assert quiet is not None
+        # A bracket inside code or a sentence (`x = {...}`) is text, as `_on_bracket` finds
+        # (unless it may begin a longer marker, `[TOOL_CALLS]`: then a step holds it).
+        brackets = self._quiet_brackets
+        while found is not None and found.group() in brackets:
+            i = found.start()
+            if len(buf) - i < self._d.max_marker and buf[i:] in self._quiet_prefixes:
+                break
+            if _untagged.stands_alone_after(buf, i):
+                break
+            found = quiet.search(buf, i + 1)
+        # The undecided text holds no marker, or only what may still grow into one at its end:
+        # all before that is text (or reasoning) now, exactly what a step would decide.
+        if found is None:
+            end = len(buf)
+        elif found.end() == len(buf) and found.group() in self._quiet_prefixes:
+            end = found.start()
+        else:
+            self._run(final=False)
+            return self._take_events()
+        self._pos = self._scan = end
+        if end == pos:
+            return []
+        piece = buf[pos:end]
+        self._quiet_pieces.append(piece)
+        if end > _TRIM_ABOVE:
+            self._trim()
+        return [self._quiet_event(piece)]
 
     def _take_events(self) -> list[Event]:
         events, self._events = self._events, []
