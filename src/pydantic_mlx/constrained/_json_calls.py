@@ -35,8 +35,8 @@ def _named_calls(
     prefix: str, tools: Sequence[ToolSchema], head: str, tail: str = "", *, compact: bool
 ) -> list[str]:
     """`{prefix}`: for one of `tools`, `head` (a Lark expression where `{name}` stands for the
-    tool's name as a string literal), then its
-    arguments as JSON, then `tail`; one alternative per tool, so arguments match the name."""
+    tool's name as a string literal), its arguments as JSON, then `tail`; one alternative per
+    tool, so the arguments are checked against the schema of the tool the call names."""
     rules = [f"{prefix}: " + " | ".join(f"{prefix}_{i}" for i in range(len(tools)))]
     for index, tool in enumerate(tools):
         arguments = f"{prefix}_{index}_arguments"
