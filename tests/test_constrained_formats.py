@@ -412,3 +412,56 @@ def test_llama3_json_bare_calls_say_parameters(loaded: tuple[Any, Any]) -> None:
     for text in ('{"name": "ping", "parameters": {}}', '{"name": "ping", "arguments": {}}'):
         assert _accepts(loaded, bare.grammar, text), text
     assert not _accepts(loaded, bare.grammar, '{"name": "ping", "args": {}}')
+
+
+# One region each, as a model opens it (every lazy opener of every format).
+LAZY_REGIONS: dict[str, list[str]] = {
+    "llama3_json": ['<|python_tag|>{"name": "ping", "arguments": {}}; {"name": "ping", "parameters": {}}'],
+    "mistral": [
+        '[TOOL_CALLS][{"name": "ping", "arguments": {}}, {"name": "ping", "arguments": {}, "id": "a1b2c3d4e"}]',
+        "[TOOL_CALLS]ping[CALL_ID]a1b2c3d4e[ARGS]{}",
+        '[TOOL_CALLS]get_weather[ARGS]{\n  "city": "Oslo",\n  "unit": "celsius"\n}',
+    ],
+    "deepseek": [
+        "<｜tool▁call▁begin｜>ping<｜tool▁sep｜>{}<｜tool▁call▁end｜>",
+        VARIANTS["deepseek"][0],
+    ],
+    "kimi_k2": [
+        "<|tool_call_begin|>functions.ping:0<|tool_call_argument_begin|>{}<|tool_call_end|>",
+        "<|tool_call_section_begin|><|tool_call_begin|>functions.ping:3<|tool_call_argument_begin|>{}"
+        "<|tool_call_end|><|tool_call_section_end|>",
+    ],
+    "glm": VARIANTS["glm"][:2],
+    "harmony": [
+        "<|start|>assistant to=functions.ping<|channel|>commentary json<|message|>{}<|call|>",
+        "<|channel|>analysis to=functions.ping<|message|>{}<|call|>",
+    ],
+    "gemma4": ["<|tool_call>call:ping{}<tool_call|>"],
+    "pythonic": [
+        "<|tool_call_start|>[ping()]<|tool_call_end|>",
+        '<|python_tag|>[ping(), get_weather(city="Oslo", unit="celsius")]',
+        "<|python_start|>[get_weather(city = 'Oslo',unit='celsius')]<|python_end|>",
+    ],
+}
+
+
+@pytest.mark.parametrize("tool_format", FORMATS)
+def test_every_lazy_opener_constrains_its_region(loaded: tuple[Any, Any], tool_format: str) -> None:
+    from pydantic_mlx.constrained._decoding import _first_match  # pyright: ignore[reportPrivateUsage]
+
+    grammars = tool_call_grammars(
+        tool_format,
+        SCHEMAS,
+        required=False,
+        untagged_json=False,
+        reasoning=None,
+        special_token=grammar_tokenizer(loaded[1]).special_token,
+    )
+    assert grammars is not None
+    texts = [get_format(tool_format).render([call]) for call in GOOD_CALLS] + LAZY_REGIONS[tool_format]
+    for text in texts:
+        result = parse("Sure.\n" + text, tool_format, TOOL_SETS["all"])
+        assert result.calls and not result.errors, text
+        hit = _first_match(grammars.triggers, text.encode())
+        assert hit is not None and hit[0] == 0, text
+        assert _accepts(loaded, hit[1].grammar, text), text

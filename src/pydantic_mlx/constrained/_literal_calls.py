@@ -255,6 +255,7 @@ def pythonic(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compac
     parameter names are not identifiers cannot be called in this notation and is left out."""
     notation = _pythonic_notation(compact)
     values = LiteralValues(notation, "py")
+    assign = '"="' if compact else '" "? "=" " "?'
     calls: list[str] = []
     for tool in tools:
         properties, required, defs = tool_arguments(tool)
@@ -265,7 +266,7 @@ def pythonic(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compac
         members = [
             (json.dumps(key), values.value(prop, defs), key in required) for key, prop in properties.items()
         ]
-        calls.append(values.members(f"{tool.name}(", members, '"="', ")"))
+        calls.append(values.members(f"{tool.name}(", members, assign, ")"))
     if not calls:
         return None
     sep = notation.item_separator
