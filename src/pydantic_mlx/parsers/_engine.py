@@ -59,7 +59,7 @@ __all__ = ["Engine"]
 
 _KEEP_BEHIND = 512  # > the untagged look-behind (_untagged._MAX_WS)
 _BRACKETS, _NO_BRACKETS = frozenset("{["), frozenset[str]()
-_TRIM_AT = 1024  # small: every `feed` copies the buffer to append the delta
+_TRIM_AT = 8192
 _TRIM_ABOVE = _TRIM_AT + _KEEP_BEHIND
 
 
@@ -229,7 +229,7 @@ class Engine:
     def feed(self, text: str) -> list[Event]:
         quiet = self._quiet  # None once closed
         if quiet is not None and text:
-            buf = self._buf = self._buf + text
+            buf = self._append(text)
             pos = self._pos
             found = quiet.search(buf, pos)
             if found is None:  # the common case, kept short: the undecided text is all text
@@ -245,7 +245,7 @@ class Engine:
             raise RuntimeError("feed() after close(): make a new StreamParser for a new output")
         if not text:
             return []
-        buf = self._buf = self._buf + text
+        buf = self._append(text)
         if self._settles_nothing is not None and self._settles_nothing(buf):
             return []
         self._run(final=False)
@@ -269,6 +269,16 @@ class Engine:
         )
 
     # -- machinery --------------------------------------------------------------------------
+
+    def _append(self, text: str) -> str:
+        """Add `text` to the buffer and return it. The buffer drops its reference first, so that
+        CPython grows the string in place (it does when nothing else refers to it): appending
+        then costs the delta, not the buffer, even in a call region that is never trimmed."""
+        buf = self._buf
+        self._buf = ""
+        buf += text
+        self._buf = buf
+        return buf
 
     def _feed_quiet(self, found: re.Match[str] | None) -> list[Event]:
         """`feed` in a quiet state whose search found something in the undecided text: settle
