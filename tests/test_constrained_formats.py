@@ -441,6 +441,7 @@ LAZY_REGIONS: dict[str, list[str]] = {
         "<|tool_call_start|>[ping()]<|tool_call_end|>",
         '<|python_tag|>[ping(), get_weather(city="Oslo", unit="celsius")]',
         "<|python_start|>[get_weather(city = 'Oslo',unit='celsius')]<|python_end|>",
+        '[ping(), get_weather(city="Oslo", unit="celsius")]',  # bare, as Llama 3.2 writes it
     ],
 }
 
@@ -465,3 +466,29 @@ def test_every_lazy_opener_constrains_its_region(loaded: tuple[Any, Any], tool_f
         hit = _first_match(grammars.triggers, text.encode())
         assert hit is not None and hit[0] == 0, text
         assert _accepts(loaded, hit[1].grammar, text), text
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_bare_pythonic_list_naming_a_declared_tool_is_completed_validly(
+    loaded: tuple[Any, Any], seed: int
+) -> None:
+    tools = TOOL_SETS["all"]
+    tokenizer = loaded[1]
+    opening = "Checking.\n[get_weather("
+    processor = tool_call_processor(tokenizer, "pythonic", tools)
+    after_call = _countdown(lambda: processor.regions >= 1 and not processor.constraining, 1)
+    text, _ = _generate(
+        loaded,
+        _prompt(tokenizer, tools),
+        [ForceText(tokenizer, opening), processor],
+        seed=seed,
+        until=after_call,
+        max_tokens=500,
+    )
+    assert processor.regions == 1 and processor.problems == [], text
+    # The region ends at the list's `]` (one free token may follow): the shortest head that reads
+    # as calls is the constrained list.
+    heads = (text[: i + 1] for i, ch in enumerate(text) if ch == "]")
+    result = next(r for r in (parse(h, "pythonic", tools) for h in heads) if r.calls and not r.errors)
+    _assert_valid(result.calls, tools)
+    assert result.calls[0].name == "get_weather"

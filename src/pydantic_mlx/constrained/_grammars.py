@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from . import _json_calls, _literal_calls, _xml_calls
 from ._json_calls import call_json_rule
-from ._lark import JSON_WHITESPACE, CallSyntax, SpecialToken, ToolSchema, json_options
+from ._lark import JSON_WHITESPACE, STANDS_ALONE, CallSyntax, SpecialToken, ToolSchema, json_options
 
 __all__ = [
     "CALL_FORMATS",
@@ -112,6 +112,9 @@ def tool_call_grammars(
             region = many if parallel else one
             grammar = "\n".join([f"start: {region}", *syntax.rules])
             triggers.append(Trigger(re.compile(re.escape(marker.encode())), grammar))
+        for pattern, one, many in syntax.untagged:
+            grammar = "\n".join([f"start: {many if parallel else one}", *syntax.rules])
+            triggers.append(Trigger(re.compile(pattern.encode()), grammar))
     if untagged_json:
         triggers.extend(_untagged_json_triggers(tools, syntax.json_keys if syntax else ("arguments",)))
     return GrammarSet(triggers=tuple(triggers), reasoning=reasoning) if triggers else None
@@ -202,9 +205,7 @@ def _untagged_json_triggers(tools: Sequence[ToolSchema], keys: Sequence[str]) ->
     head = rf'\{{{_OPTIONAL_WS}"name"{_OPTIONAL_WS}:{_OPTIONAL_WS}"(?:{names})"'
     fence = r"```(?:json)?[ \t]{0,4}\n[ \t]{0,8}"
     call_json = call_json_rule(tools, compact=False, keys=keys)
-    # A bare object counts as a call where it stands alone (the parser's rule): at a line start or
-    # after sentence punctuation, and followed by a line end or the end of the output.
-    alone = rb"(?:^|[\n.:!?>;])[ \t]{0,16}"
+    alone = STANDS_ALONE.encode()
     return [
         Trigger(
             re.compile((fence + head).encode()),

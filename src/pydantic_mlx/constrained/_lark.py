@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 __all__ = [
     "JSON_WHITESPACE",
+    "STANDS_ALONE",
     "Arguments",
     "CallSyntax",
     "SpecialToken",
@@ -31,6 +32,10 @@ __all__ = [
 
 JSON_WHITESPACE = r"(?:\n[ \t]{0,24}|[ ])"
 """One gap between JSON tokens: a single space, or a newline and up to 24 spaces of indent."""
+
+STANDS_ALONE = r"(?:^|[\n.:!?>;])[ \t]{0,16}"
+"""Where an untagged call counts (the parsers' rule): at a line start or after sentence
+punctuation, and not inside code or a sentence."""
 
 SpecialToken = Callable[[str], int | None]
 """The id of the special token spelled `text` in the tokenizer, or None (then it is plain text)."""
@@ -58,6 +63,9 @@ class CallSyntax:
     trigger), when parallel calls are off and on (one section of calls, say)."""
     json_keys: tuple[str, ...] = ("arguments",)
     """The key(s) of the arguments in this format's untagged JSON call object."""
+    untagged: tuple[tuple[str, str, str], ...] = ()
+    """(regex, one call, one or more calls): calls opened without a marker (a bare pythonic list);
+    the regex's `region` group is where the region starts."""
 
 
 class Arguments(NamedTuple):

@@ -15,7 +15,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._lark import CallSyntax, SpecialToken, ToolSchema, json_options, marker, raw_text_rules, tool_arguments
+from ._lark import (
+    STANDS_ALONE,
+    CallSyntax,
+    SpecialToken,
+    ToolSchema,
+    json_options,
+    marker,
+    raw_text_rules,
+    tool_arguments,
+)
 
 __all__ = ["gemma4", "pythonic"]
 
@@ -256,6 +265,7 @@ def pythonic(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compac
     notation = _pythonic_notation(compact)
     values = LiteralValues(notation, "py")
     assign = '"="' if compact else '" "? "=" " "?'
+    declared: list[str] = []
     calls: list[str] = []
     for tool in tools:
         properties, required, defs = tool_arguments(tool)
@@ -267,8 +277,10 @@ def pythonic(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compac
             (json.dumps(key), values.value(prop, defs), key in required) for key, prop in properties.items()
         ]
         calls.append(values.members(f"{tool.name}(", members, assign, ")"))
+        declared.append(tool.name)
     if not calls:
         return None
+    names = "|".join(re.escape(n) for n in sorted(declared, key=len, reverse=True))
     sep = notation.item_separator
     start, end = marker("<|python_start|>", special_token), marker("<|python_end|>", special_token)
     lfm_start, lfm_end = (
@@ -296,6 +308,8 @@ def pythonic(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compac
             ("<|python_tag|>", f"{tag} py_list_one", f"{tag} py_list"),
         ),
         json_keys=("parameters", "arguments"),
+        # Llama 3.2 writes the list bare; it counts where it stands alone and names a declared tool.
+        untagged=((rf"{STANDS_ALONE}(?P<region>\[(?:{names})\()", "py_list_one", "py_list"),),
     )
 
 
