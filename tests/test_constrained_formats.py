@@ -19,7 +19,7 @@ pytest.importorskip("llguidance")
 
 import mlx.core as mx
 
-from pydantic_mlx.constrained import tool_call_processor
+from pydantic_mlx.constrained import output_processor, tool_call_processor
 from pydantic_mlx.constrained._decoding import grammar_tokenizer
 from pydantic_mlx.constrained._grammars import CALL_FORMATS, ToolSchema, tool_call_grammars
 from pydantic_mlx.parsers import ToolCall, parse
@@ -492,3 +492,24 @@ def test_a_bare_pythonic_list_naming_a_declared_tool_is_completed_validly(
     result = next(r for r in (parse(h, "pythonic", tools) for h in heads) if r.calls and not r.errors)
     _assert_valid(result.calls, tools)
     assert result.calls[0].name == "get_weather"
+
+
+@pytest.mark.parametrize("tool_format", FORMATS)
+def test_native_output_with_tools_is_valid_json_or_valid_calls(
+    loaded: tuple[Any, Any], tool_format: str
+) -> None:
+    from test_constrained import Weather
+
+    tools = TOOL_SETS["order"]
+    tokenizer = loaded[1]
+    processor = output_processor(
+        tokenizer, Weather.model_json_schema(), tool_format=tool_format, tools=tools, parallel=False
+    )
+    text, finish = _generate(loaded, _prompt(tokenizer, tools), [processor], seed=0)
+    assert finish == "stop", text
+    result = parse(text, tool_format, tools)
+    if result.calls:
+        assert len(result.calls) == 1 and not result.errors and not (result.content or "").strip(), text
+        _assert_valid(result.calls, tools)
+    else:
+        Weather.model_validate_json(text)
