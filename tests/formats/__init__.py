@@ -1,7 +1,10 @@
-"""Tests of the individual tool-call formats, and strategies the XML-style ones share."""
+"""Tests of the individual tool-call formats: strategies they share, and the `FormatCase` each
+format module declares so `test_properties.py` runs the same properties over every format."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
@@ -23,8 +26,38 @@ JSON_VALUES = st.recursive(
 ARGUMENTS = st.dictionaries(NAMES, JSON_VALUES, max_size=4)
 CALL_SPECS = st.lists(st.tuples(NAMES, ARGUMENTS), min_size=1, max_size=3, unique_by=lambda c: c[0])
 """(name, arguments) pairs with distinct names, so one schema per name can type every value."""
+CALL_LISTS = CALL_SPECS.map(lambda specs: [ToolCall(name, arguments) for name, arguments in specs])
 PROSE = st.text(st.sampled_from("abc xyz.,!?\n"), max_size=20)
 CUTS = st.lists(st.integers(0, 2000), max_size=20)
+
+
+TOOL_NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-]{0,20}", fullmatch=True)
+ANY_TEXT = st.text(max_size=12)
+SHORT_TEXT = st.text(max_size=8)
+TINY_TEXT = st.text(max_size=6)
+NO_ID = st.none()
+
+
+def json_calls(
+    names: st.SearchStrategy[str] = TOOL_NAMES,
+    keys: st.SearchStrategy[str] = SHORT_TEXT,
+    texts: st.SearchStrategy[str] = ANY_TEXT,
+    nested_keys: st.SearchStrategy[str] = TINY_TEXT,
+    ids: st.SearchStrategy[str | None] = NO_ID,
+) -> st.SearchStrategy[list[ToolCall]]:
+    """One to three calls with any JSON arguments, for formats that carry JSON (names may repeat)."""
+    values = st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers(-(10**15), 10**15)
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | texts,
+        lambda children: st.lists(children, max_size=3) | st.dictionaries(nested_keys, children, max_size=3),
+        max_leaves=8,
+    )
+    return st.lists(
+        st.builds(ToolCall, names, st.dictionaries(keys, values, max_size=4), ids), min_size=1, max_size=3
+    )
 
 
 def tool(name: str, **properties: Any) -> dict[str, Any]:
@@ -61,7 +94,46 @@ def tools_typing(calls: list[ToolCall]) -> list[dict[str, Any]]:
     ]
 
 
+def marked(markers: list[str]) -> st.SearchStrategy[str]:
+    """Text made of a format's markers and any characters, in any order."""
+    return st.lists(st.sampled_from(markers) | st.text(max_size=8), max_size=25).map("".join)
+
+
 def soup(markers: list[str]) -> st.SearchStrategy[str]:
     """Text made of a format's markers, pieces of calls and prose, in any order."""
     pieces = [*markers, ">", "\n", " ", "f", "x", "1", '{"a": 1}', '"']
     return st.lists(st.sampled_from(pieces) | PROSE, max_size=25).map("".join)
+
+
+Rendering = Callable[[list[ToolCall]], tuple[str, list[ToolCall]]]
+"""Calls -> (the text a model writes for them, the calls `parse` reads back from that text)."""
+
+
+@dataclass(frozen=True, repr=False)
+class FormatCase:
+    """One format's data for the properties `test_properties.py` checks of every format."""
+
+    name: str
+    soup: st.SearchStrategy[str]
+    """Text made of the format's markers and bits of calls: any order, any nesting."""
+    soup_tools: Sequence[list[dict[str, Any]] | None]
+    """The tool lists soup is parsed with (the format's declared tools, and none)."""
+    calls: st.SearchStrategy[list[ToolCall]]
+    renderings: Mapping[str, Rendering]
+    """Every way the format's models write calls; read back with a schema that types each value."""
+    read_without_tools: Collection[str] = ()
+    """Renderings that read back the same with no tools declared (values typed by the text alone)."""
+    joiner: str = ""
+    """Text a rendering writes between two calls, which `parse` leaves as content."""
+    prose: st.SearchStrategy[str] = PROSE
+    """Text written around rendered calls."""
+    regions_without_calls: bool = False
+    """Whether a well-formed call region may hold no call (harmony: a message to a built-in tool)."""
+
+    def __repr__(self) -> str:  # a failing example names the format, not every strategy
+        return f"FormatCase({self.name!r})"
+
+
+def reads_back(render: Callable[[list[ToolCall]], str]) -> Rendering:
+    """A rendering that `parse` reads back as exactly the calls rendered."""
+    return lambda calls: (render(calls), calls)

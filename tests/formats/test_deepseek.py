@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from parsers.conftest import events_agree, stream
 from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, detect_format, parse
-from pydantic_mlx.parsers._tools import tool_set
-from pydantic_mlx.parsers._types import CallSyntaxError
 from pydantic_mlx.parsers.formats import deepseek
 
-from . import CALL_SPECS, CUTS, PROSE, soup, tools_typing
+from . import CALL_LISTS, FormatCase, reads_back, soup
 
 WEATHER = {
     "type": "function",
@@ -322,70 +317,17 @@ DSML_SOUP = soup(
         EOS,
     ]
 )
-RENDERERS = {
-    "v3.1": deepseek.render,
-    "v3": render_v3,
-    "dsml": render_dsml,
-    "dsml_v4": lambda calls: render_dsml(calls, "tool_calls"),
-}
-
-
-@settings(max_examples=150, deadline=None)
-@given(CALL_SPECS, PROSE, PROSE, st.sampled_from(sorted(RENDERERS)), st.sampled_from(["deepseek", "auto"]))
-def test_render_parse_round_trip(
-    specs: list[tuple[str, dict[str, Any]]], before: str, after: str, shape: str, fmt: str
-) -> None:
-    calls = [ToolCall(name, arguments) for name, arguments in specs]
-    text = before + RENDERERS[shape](calls) + after
+CASE = FormatCase(
+    name="deepseek",
+    soup=SOUP | DSML_SOUP,
+    soup_tools=[TOOLS],
+    calls=CALL_LISTS,
+    renderings={
+        "v3.1": reads_back(deepseek.render),
+        "v3": reads_back(render_v3),
+        "dsml": reads_back(render_dsml),
+        "dsml_v4": reads_back(lambda calls: render_dsml(calls, "tool_calls")),
+    },
     # JSON shapes need no schema; DSML string="false" values are JSON, so none needed either.
-    result = parse(text, format=fmt, tools=None)
-    assert result.calls == calls
-    assert result.content == ((before + after) if (before + after).strip() else None)
-    assert result.errors == []
-
-
-@settings(max_examples=150, deadline=None)
-@given(SOUP | DSML_SOUP, CUTS, st.booleans(), st.booleans())
-def test_marker_soup_never_raises_and_streams_like_parse(
-    text: str, cuts: list[int], truncated: bool, in_reasoning: bool
-) -> None:
-    result = parse(text, format="deepseek", tools=TOOLS, truncated=truncated, in_reasoning=in_reasoning)
-    streamed, events = stream(
-        text, cuts, format="deepseek", tools=TOOLS, truncated=truncated, in_reasoning=in_reasoning
-    )
-    assert streamed == result
-    assert events_agree(result, events)
-
-
-@settings(max_examples=100, deadline=None)
-@given(CALL_SPECS, PROSE, CUTS, st.sampled_from(sorted(RENDERERS)))
-def test_streaming_rendered_calls_equals_parse(
-    specs: list[tuple[str, dict[str, Any]]], before: str, cuts: list[int], shape: str
-) -> None:
-    calls = [ToolCall(name, arguments) for name, arguments in specs]
-    tools = tools_typing(calls)
-    text = before + RENDERERS[shape](calls)
-    streamed, events = stream(text, cuts, format="deepseek", tools=tools)
-    assert streamed == parse(text, format="deepseek", tools=tools)
-    assert streamed.calls == calls
-    assert events_agree(streamed, events)
-
-
-@settings(max_examples=100, deadline=None)
-@given(PROSE)
-def test_text_without_markers_is_unchanged(text: str) -> None:
-    result = parse(text, format="deepseek")
-    assert result.content == (text if text.strip() else None)
-
-
-@settings(max_examples=200, deadline=None)
-@given(SOUP | DSML_SOUP, st.sampled_from(deepseek.CALLS))
-def test_parse_region_raises_only_call_syntax_errors(body: str, syntax: Any) -> None:
-    try:
-        calls = deepseek.parse_region(syntax, body, tool_set(TOOLS))
-    except CallSyntaxError:
-        return
-    assert calls
-    for call in calls:
-        assert isinstance(call.arguments, dict)
-        json.dumps(call.arguments)
+    read_without_tools=("v3.1", "v3", "dsml", "dsml_v4"),
+)

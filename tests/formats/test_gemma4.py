@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from parsers.conftest import stream
 from pydantic_mlx.parsers import (
     MalformedCall,
     ToolCall,
@@ -18,7 +14,7 @@ from pydantic_mlx.parsers import (
     render_calls,
 )
 
-from . import tool
+from . import FormatCase, json_calls, marked, reads_back, tool
 
 FORMAT = "gemma4"
 Q = '<|"|>'
@@ -233,22 +229,9 @@ def _no_markers(text: str) -> bool:
     return Q not in text
 
 
-names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-]{0,20}", fullmatch=True)
 texts = st.one_of(
     st.text(max_size=12), st.sampled_from(["<tool_call|>", "<|tool_call>", "<channel|>", "}"])
 ).filter(_no_markers)
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(10**15), 10**15)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | texts,
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(texts, children, max_size=3),
-    max_leaves=8,
-)
-calls_strategy = st.lists(
-    st.builds(ToolCall, names, st.dictionaries(texts, json_values, max_size=4)), min_size=1, max_size=3
-)
 MARKERS = [
     "<|tool_call>",
     "<tool_call|>",
@@ -271,38 +254,17 @@ MARKERS = [
     "3",
     "```",
 ]
-marked_text = st.lists(st.one_of(st.sampled_from(MARKERS), st.text(max_size=8)), max_size=25).map("".join)
 
 
-@SETTINGS
-@given(calls=calls_strategy, data=st.data())
-def test_render_parse_round_trip(calls: list[ToolCall], data: st.DataObject) -> None:
-    text = render_calls(calls, FORMAT)
-    for format in (FORMAT, "auto"):
-        result = parse(text, format=format)
-        assert result.calls == calls
-        assert result.content is None and result.errors == []
-        cuts = data.draw(st.lists(st.integers(0, len(text)), max_size=10))
-        assert stream(text, cuts, format=format)[0] == result
-    assert [json.loads(c.arguments_json()) for c in result.calls] == [c.arguments for c in calls]
-
-
-@SETTINGS
-@given(
-    text=marked_text,
-    tools=st.sampled_from([None, [], TOOLS]),
-    truncated=st.booleans(),
-    in_reasoning=st.booleans(),
-    data=st.data(),
+CASE = FormatCase(
+    name=FORMAT,
+    soup=marked(MARKERS),
+    soup_tools=[None, [], TOOLS],
+    calls=json_calls(keys=texts, texts=texts, nested_keys=texts),
+    renderings={"gemma4": reads_back(lambda calls: render_calls(calls, FORMAT))},
+    read_without_tools=("gemma4",),
+    prose=st.just(""),
 )
-def test_never_raises_and_streaming_equals_parse(
-    text: str, tools: Any, truncated: bool, in_reasoning: bool, data: st.DataObject
-) -> None:
-    options: dict[str, Any] = {"format": FORMAT, "tools": tools, "in_reasoning": in_reasoning}
-    whole = parse(text, truncated=truncated, **options)
-    cuts = data.draw(st.lists(st.integers(0, max(len(text), 1)), max_size=12))
-    assert stream(text, cuts, truncated=truncated, **options)[0] == whole
-    assert stream(text, list(range(len(text))), truncated=truncated, **options)[0] == whole
 
 
 def test_large_and_deep_inputs_finish() -> None:

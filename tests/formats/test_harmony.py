@@ -23,7 +23,7 @@ from pydantic_mlx.parsers import (
     render_calls,
 )
 
-from . import tool
+from . import FormatCase, json_calls, marked, reads_back, tool
 
 FORMAT = "harmony"
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -233,20 +233,7 @@ def _no_special_tokens(text: str) -> bool:
     return not any(token in text for token in _SPECIAL)
 
 
-names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-]{0,20}", fullmatch=True)
 texts = st.text(max_size=12).filter(_no_special_tokens)
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(10**15), 10**15)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | texts,
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(texts, children, max_size=3),
-    max_leaves=8,
-)
-calls_strategy = st.lists(
-    st.builds(ToolCall, names, st.dictionaries(texts, json_values, max_size=4)), min_size=1, max_size=3
-)
 MARKERS = [
     "<|channel|>",
     "<|message|>",
@@ -272,38 +259,18 @@ MARKERS = [
     "<|channel|>final<|message|>",
     " to=functions.f",
 ]
-marked_text = st.lists(st.one_of(st.sampled_from(MARKERS), st.text(max_size=8)), max_size=25).map("".join)
 
 
-@SETTINGS
-@given(calls=calls_strategy, data=st.data())
-def test_render_parse_round_trip(calls: list[ToolCall], data: st.DataObject) -> None:
-    text = render_calls(calls, FORMAT)
-    for format in (FORMAT, "auto"):
-        result = parse(text, format=format)
-        assert result.calls == calls
-        assert result.content is None and result.reasoning is None and result.errors == []
-        cuts = data.draw(st.lists(st.integers(0, len(text)), max_size=10))
-        assert stream(text, cuts, format=format)[0] == result
-    assert [json.loads(c.arguments_json()) for c in result.calls] == [c.arguments for c in calls]
-
-
-@SETTINGS
-@given(
-    text=marked_text,
-    tools=st.sampled_from([None, [], TOOLS]),
-    truncated=st.booleans(),
-    in_reasoning=st.booleans(),
-    data=st.data(),
+CASE = FormatCase(
+    name=FORMAT,
+    soup=marked(MARKERS),
+    soup_tools=[None, [], TOOLS],
+    calls=json_calls(keys=texts, texts=texts, nested_keys=texts),
+    renderings={"harmony": reads_back(lambda calls: render_calls(calls, FORMAT))},
+    read_without_tools=("harmony",),
+    prose=st.just(""),
+    regions_without_calls=True,
 )
-def test_never_raises_and_streaming_equals_parse(
-    text: str, tools: Any, truncated: bool, in_reasoning: bool, data: st.DataObject
-) -> None:
-    options: dict[str, Any] = {"format": FORMAT, "tools": tools, "in_reasoning": in_reasoning}
-    whole = parse(text, truncated=truncated, **options)
-    cuts = data.draw(st.lists(st.integers(0, max(len(text), 1)), max_size=12))
-    assert stream(text, cuts, truncated=truncated, **options)[0] == whole
-    assert stream(text, list(range(len(text))), truncated=truncated, **options)[0] == whole
 
 
 @SETTINGS

@@ -7,16 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from parsers.conftest import events_agree, stream
 from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, detect_format, parse
-from pydantic_mlx.parsers._tools import tool_set
-from pydantic_mlx.parsers._types import CallSyntaxError
 from pydantic_mlx.parsers.formats import kimi_k2
 
-from . import CALL_SPECS, CUTS, PROSE, soup, tools_typing
+from . import CALL_LISTS, FormatCase, reads_back, soup
 
 WEATHER = {
     "type": "function",
@@ -330,74 +326,23 @@ def expected_k2(calls: list[ToolCall]) -> list[ToolCall]:
     return [ToolCall(c.name, c.arguments, id=f"functions.{c.name}:{i}") for i, c in enumerate(calls)]
 
 
-@settings(max_examples=150, deadline=None)
-@given(
-    CALL_SPECS, PROSE, PROSE, st.sampled_from(["k2", "k3", "k3_json"]), st.sampled_from(["kimi_k2", "auto"])
+CASE = FormatCase(
+    name="kimi_k2",
+    soup=SOUP,
+    soup_tools=[TOOLS],
+    calls=CALL_LISTS,
+    renderings={
+        "k2": lambda calls: (kimi_k2.render(calls), expected_k2(calls)),
+        "k3": reads_back(render_k3),
+        "k3_json": reads_back(lambda calls: render_k3(calls, json_block=True)),
+    },
+    read_without_tools=("k2", "k3_json"),
 )
-def test_render_parse_round_trip(
-    specs: list[tuple[str, dict[str, Any]]], before: str, after: str, shape: str, fmt: str
-) -> None:
-    calls = [ToolCall(name, arguments) for name, arguments in specs]
-    if shape == "k2":
-        text, expected = kimi_k2.render(calls), expected_k2(calls)
-    else:
-        text, expected = render_k3(calls, json_block=shape == "k3_json"), calls
-    result = parse(before + text + after, format=fmt, tools=tools_typing(calls))
-    assert result.calls == expected
-    assert result.content == ((before + after) if (before + after).strip() else None)
-    assert result.errors == []
 
 
 def test_render_keeps_given_ids() -> None:
     call = ToolCall("get_weather", {"city": "Rome"}, id="functions.get_weather:5")
     assert parse(kimi_k2.render([call]), format="kimi_k2").calls == [call]
-
-
-@settings(max_examples=150, deadline=None)
-@given(SOUP, CUTS, st.booleans(), st.booleans())
-def test_marker_soup_never_raises_and_streams_like_parse(
-    text: str, cuts: list[int], truncated: bool, in_reasoning: bool
-) -> None:
-    result = parse(text, format="kimi_k2", tools=TOOLS, truncated=truncated, in_reasoning=in_reasoning)
-    streamed, events = stream(
-        text, cuts, format="kimi_k2", tools=TOOLS, truncated=truncated, in_reasoning=in_reasoning
-    )
-    assert streamed == result
-    assert events_agree(result, events)
-
-
-@settings(max_examples=100, deadline=None)
-@given(CALL_SPECS, PROSE, CUTS, st.booleans())
-def test_streaming_rendered_calls_equals_parse(
-    specs: list[tuple[str, dict[str, Any]]], before: str, cuts: list[int], k3: bool
-) -> None:
-    calls = [ToolCall(name, arguments) for name, arguments in specs]
-    tools = tools_typing(calls)
-    text = before + (render_k3(calls) if k3 else kimi_k2.render(calls))
-    streamed, events = stream(text, cuts, format="kimi_k2", tools=tools)
-    assert streamed == parse(text, format="kimi_k2", tools=tools)
-    assert streamed.calls == (calls if k3 else expected_k2(calls))
-    assert events_agree(streamed, events)
-
-
-@settings(max_examples=100, deadline=None)
-@given(PROSE)
-def test_text_without_markers_is_unchanged(text: str) -> None:
-    result = parse(text, format="kimi_k2")
-    assert result.content == (text if text.strip() else None)
-
-
-@settings(max_examples=200, deadline=None)
-@given(SOUP, st.sampled_from(kimi_k2.CALLS))
-def test_parse_region_raises_only_call_syntax_errors(body: str, syntax: Any) -> None:
-    try:
-        calls = kimi_k2.parse_region(syntax, body, tool_set(TOOLS))
-    except CallSyntaxError:
-        return
-    assert calls
-    for call in calls:
-        assert isinstance(call.arguments, dict)
-        json.dumps(call.arguments)
 
 
 @pytest.mark.parametrize(

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from parsers.conftest import stream
 from pydantic_mlx.parsers import (
     MalformedCall,
     ToolCall,
@@ -18,7 +14,7 @@ from pydantic_mlx.parsers import (
     render_calls,
 )
 
-from . import tool
+from . import FormatCase, json_calls, marked, reads_back, tool
 
 FORMAT = "llama3_json"
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -183,23 +179,6 @@ def test_auto_reads_python_tag_calls() -> None:
 
 # -- properties ---------------------------------------------------------------------------------
 
-names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-]{0,20}", fullmatch=True)
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(10**15), 10**15)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
-    ),
-    max_leaves=8,
-)
-calls_strategy = st.lists(
-    st.builds(ToolCall, names, st.dictionaries(st.text(max_size=8), json_values, max_size=4)),
-    min_size=1,
-    max_size=3,
-)
 MARKERS = [
     "<|python_tag|>",
     "<|eot_id|>",
@@ -221,38 +200,20 @@ MARKERS = [
     "```",
     '"get_time"',
 ]
-marked_text = st.lists(st.one_of(st.sampled_from(MARKERS), st.text(max_size=8)), max_size=25).map("".join)
 
 
-@SETTINGS
-@given(calls=calls_strategy, data=st.data())
-def test_render_parse_round_trip(calls: list[ToolCall], data: st.DataObject) -> None:
-    text = render_calls(calls, FORMAT)
-    for format in (FORMAT, "auto"):
-        result = parse(text, format=format)
-        assert result.calls == calls
-        assert result.content is None and result.errors == []
-        cuts = data.draw(st.lists(st.integers(0, len(text)), max_size=10))
-        assert stream(text, cuts, format=format)[0] == result
-    assert [json.loads(c.arguments_json()) for c in result.calls] == [c.arguments for c in calls]
-
-
-@SETTINGS
-@given(calls=calls_strategy)
-def test_bare_json_round_trips_for_declared_tools(calls: list[ToolCall]) -> None:
-    bare = render_calls(calls, FORMAT).removeprefix("<|python_tag|>")
-    assert parse(bare, format=FORMAT, tools=[tool(c.name) for c in calls]).calls == calls
-
-
-@SETTINGS
-@given(text=marked_text, tools=st.sampled_from([None, [], WEATHER]), truncated=st.booleans(), data=st.data())
-def test_never_raises_and_streaming_equals_parse(
-    text: str, tools: Any, truncated: bool, data: st.DataObject
-) -> None:
-    whole = parse(text, format=FORMAT, tools=tools, truncated=truncated)
-    cuts = data.draw(st.lists(st.integers(0, max(len(text), 1)), max_size=12))
-    assert stream(text, cuts, format=FORMAT, tools=tools, truncated=truncated)[0] == whole
-    assert stream(text, list(range(len(text))), format=FORMAT, tools=tools, truncated=truncated)[0] == whole
+CASE = FormatCase(
+    name=FORMAT,
+    soup=marked(MARKERS),
+    soup_tools=[None, [], WEATHER],
+    calls=json_calls(),
+    renderings={
+        "python_tag": reads_back(lambda calls: render_calls(calls, FORMAT)),
+        "bare": reads_back(lambda calls: render_calls(calls, FORMAT).removeprefix("<|python_tag|>")),
+    },
+    read_without_tools=("python_tag",),
+    prose=st.just(""),
+)
 
 
 @pytest.mark.parametrize(

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from parsers.conftest import stream
 from pydantic_mlx.parsers import (
     MalformedCall,
     ToolCall,
@@ -18,7 +16,7 @@ from pydantic_mlx.parsers import (
     render_calls,
 )
 
-from . import tool
+from . import FormatCase, json_calls, marked, reads_back, tool
 
 FORMAT = "mistral"
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -176,24 +174,6 @@ def test_auto_reads_both_generations() -> None:
 
 # -- properties ---------------------------------------------------------------------------------
 
-names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-]{0,20}", fullmatch=True)
-ids = st.none() | st.from_regex(r"[A-Za-z0-9]{9}", fullmatch=True)
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(10**15), 10**15)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
-    ),
-    max_leaves=8,
-)
-calls_strategy = st.lists(
-    st.builds(ToolCall, names, st.dictionaries(st.text(max_size=8), json_values, max_size=4), ids),
-    min_size=1,
-    max_size=3,
-)
 MARKERS = [
     "[TOOL_CALLS]",
     "[ARGS]",
@@ -217,46 +197,26 @@ MARKERS = [
     "```json\n",
     "```",
 ]
-marked_text = st.lists(st.one_of(st.sampled_from(MARKERS), st.text(max_size=8)), max_size=25).map("".join)
 
 
-@SETTINGS
-@given(calls=calls_strategy, data=st.data())
-def test_render_parse_round_trip(calls: list[ToolCall], data: st.DataObject) -> None:
-    text = render_calls(calls, FORMAT)
-    for format in (FORMAT, "auto"):
-        result = parse(text, format=format)
-        assert result.calls == calls
-        assert result.content is None and result.errors == []
-        cuts = data.draw(st.lists(st.integers(0, len(text)), max_size=10))
-        assert stream(text, cuts, format=format)[0] == result
-    assert [json.loads(c.arguments_json()) for c in result.calls] == [c.arguments for c in calls]
-
-
-@SETTINGS
-@given(calls=calls_strategy)
-def test_pre_v11_list_round_trips(calls: list[ToolCall]) -> None:
+def render_pre_v11(calls: list[ToolCall]) -> str:
+    """Mistral before v11: one JSON list of calls, ids kept when given."""
     items = [{"name": c.name, "arguments": c.arguments} | ({"id": c.id} if c.id else {}) for c in calls]
-    text = "[TOOL_CALLS]" + json.dumps(items)
-    assert parse(text, format=FORMAT).calls == calls
+    return "[TOOL_CALLS]" + json.dumps(items)
 
 
-@SETTINGS
-@given(
-    text=marked_text,
-    tools=st.sampled_from([None, [], TOOLS]),
-    truncated=st.booleans(),
-    in_reasoning=st.booleans(),
-    data=st.data(),
+CASE = FormatCase(
+    name=FORMAT,
+    soup=marked(MARKERS),
+    soup_tools=[None, [], TOOLS],
+    calls=json_calls(ids=st.none() | st.from_regex(r"[A-Za-z0-9]{9}", fullmatch=True)),
+    renderings={
+        "v11": reads_back(lambda calls: render_calls(calls, FORMAT)),
+        "pre_v11": reads_back(render_pre_v11),
+    },
+    read_without_tools=("v11", "pre_v11"),
+    prose=st.just(""),
 )
-def test_never_raises_and_streaming_equals_parse(
-    text: str, tools: Any, truncated: bool, in_reasoning: bool, data: st.DataObject
-) -> None:
-    options: dict[str, Any] = {"format": FORMAT, "tools": tools, "in_reasoning": in_reasoning}
-    whole = parse(text, truncated=truncated, **options)
-    cuts = data.draw(st.lists(st.integers(0, max(len(text), 1)), max_size=12))
-    assert stream(text, cuts, truncated=truncated, **options)[0] == whole
-    assert stream(text, list(range(len(text))), truncated=truncated, **options)[0] == whole
 
 
 def test_detected_from_mistral_templates() -> None:

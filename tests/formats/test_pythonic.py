@@ -10,7 +10,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parsers.conftest import stream
 from pydantic_mlx.parsers import (
     CallSyntaxError,
     MalformedCall,
@@ -21,7 +20,7 @@ from pydantic_mlx.parsers import (
 )
 from pydantic_mlx.parsers._pythonic import parse_pythonic_calls
 
-from . import tool
+from . import FormatCase, json_calls, marked, reads_back, tool
 
 FORMAT = "pythonic"
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -306,22 +305,6 @@ _segment = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,12}", fullmatch=True).filter(
 )
 names = st.lists(_segment, min_size=1, max_size=3).map(".".join)
 argument_names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,10}", fullmatch=True)
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(10**15), 10**15)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
-    ),
-    max_leaves=8,
-)
-calls_strategy = st.lists(
-    st.builds(ToolCall, names, st.dictionaries(argument_names, json_values, max_size=4)),
-    min_size=1,
-    max_size=3,
-)
 MARKERS = [
     "<think>",
     "</think>",
@@ -345,45 +328,25 @@ MARKERS = [
     "\n",
     "```",
 ]
-marked_text = st.lists(st.one_of(st.sampled_from(MARKERS), st.text(max_size=8)), max_size=25).map("".join)
 
 
-@SETTINGS
-@given(calls=calls_strategy, data=st.data())
-def test_render_parse_round_trip(calls: list[ToolCall], data: st.DataObject) -> None:
-    text = render_calls(calls, FORMAT)
-    for format in (FORMAT, "auto"):
-        result = parse(text, format=format)
-        assert result.calls == calls
-        assert result.content is None and result.errors == []
-        cuts = data.draw(st.lists(st.integers(0, len(text)), max_size=10))
-        assert stream(text, cuts, format=format)[0] == result
+def render_bare_list(calls: list[ToolCall]) -> str:
+    """Llama 3.2 writes the list without any region marker (a call only for declared tools)."""
+    return render_calls(calls, FORMAT).removeprefix("<|python_start|>").removesuffix("<|python_end|>")
 
 
-@SETTINGS
-@given(calls=calls_strategy)
-def test_bare_list_round_trips_for_declared_tools(calls: list[ToolCall]) -> None:
-    bare = render_calls(calls, FORMAT).removeprefix("<|python_start|>").removesuffix("<|python_end|>")
-    tools = [tool(c.name) for c in calls]
-    assert parse(bare, format=FORMAT, tools=tools).calls == calls
-
-
-@SETTINGS
-@given(
-    text=marked_text,
-    tools=st.sampled_from([None, [], WEATHER]),
-    truncated=st.booleans(),
-    in_reasoning=st.booleans(),
-    data=st.data(),
+CASE = FormatCase(
+    name=FORMAT,
+    soup=marked(MARKERS),
+    soup_tools=[None, [], WEATHER],
+    calls=json_calls(names, keys=argument_names),
+    renderings={
+        "python_start": reads_back(lambda calls: render_calls(calls, FORMAT)),
+        "bare_list": reads_back(render_bare_list),
+    },
+    read_without_tools=("python_start",),
+    prose=st.just(""),
 )
-def test_never_raises_and_streaming_equals_parse(
-    text: str, tools: Any, truncated: bool, in_reasoning: bool, data: st.DataObject
-) -> None:
-    options: dict[str, Any] = {"format": FORMAT, "tools": tools, "in_reasoning": in_reasoning}
-    whole = parse(text, truncated=truncated, **options)
-    cuts = data.draw(st.lists(st.integers(0, max(len(text), 1)), max_size=12))
-    assert stream(text, cuts, truncated=truncated, **options)[0] == whole
-    assert stream(text, list(range(len(text))), truncated=truncated, **options)[0] == whole
 
 
 @SETTINGS

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from parsers.conftest import events_agree, stream
 from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, detect_format, parse
-from pydantic_mlx.parsers._tools import tool_set
-from pydantic_mlx.parsers._types import CallSyntaxError
 from pydantic_mlx.parsers.formats import qwen3_coder
 
-from . import CALL_SPECS, CUTS, PROSE, soup, tools_typing
+from . import CALL_LISTS, FormatCase, reads_back, soup
 
 WEATHER = {
     "type": "function",
@@ -302,65 +295,11 @@ SOUP = soup(
 )
 
 
-@settings(max_examples=150, deadline=None)
-@given(CALL_SPECS, PROSE, PROSE, st.sampled_from(["qwen3_coder", "auto"]))
-def test_render_parse_round_trip(
-    specs: list[tuple[str, dict[str, Any]]], before: str, after: str, fmt: str
-) -> None:
-    calls = [ToolCall(name, arguments) for name, arguments in specs]
-    tools = tools_typing(calls)
-    text = before + qwen3_coder.render(calls) + after
-    result = parse(text, format=fmt, tools=tools)
-    assert result.calls == calls
-    outside = before + "\n" * (len(calls) - 1) + after  # render puts a newline between blocks
-    assert result.content == (outside if outside.strip() else None)
-    assert result.errors == []
-    assert json.loads(json.dumps([c.arguments for c in result.calls])) == [c.arguments for c in calls]
-
-
-@settings(max_examples=150, deadline=None)
-@given(SOUP, st.lists(st.integers(0, 400), max_size=12), st.booleans(), st.booleans())
-def test_marker_soup_never_raises_and_streams_like_parse(
-    text: str, cuts: list[int], truncated: bool, in_reasoning: bool
-) -> None:
-    result = parse(text, format="qwen3_coder", tools=TOOLS, truncated=truncated, in_reasoning=in_reasoning)
-    streamed, events = stream(
-        text, cuts, format="qwen3_coder", tools=TOOLS, truncated=truncated, in_reasoning=in_reasoning
-    )
-    assert streamed == result
-    assert events_agree(result, events)
-
-
-@settings(max_examples=100, deadline=None)
-@given(CALL_SPECS, PROSE, CUTS)
-def test_streaming_rendered_calls_equals_parse(
-    specs: list[tuple[str, dict[str, Any]]], before: str, cuts: list[int]
-) -> None:
-    calls = [ToolCall(name, arguments) for name, arguments in specs]
-    tools = tools_typing(calls)
-    text = before + qwen3_coder.render(calls)
-    streamed, events = stream(text, cuts, format="qwen3_coder", tools=tools)
-    assert streamed == parse(text, format="qwen3_coder", tools=tools)
-    assert streamed.calls == calls
-    assert events_agree(streamed, events)
-
-
-@settings(max_examples=100, deadline=None)
-@given(PROSE)
-def test_text_without_markers_is_unchanged(text: str) -> None:
-    result = parse(text, format="qwen3_coder")
-    assert result.content == (text if text.strip() else None)
-    assert result.calls == []
-
-
-@settings(max_examples=200, deadline=None)
-@given(SOUP, st.sampled_from(qwen3_coder.CALLS))
-def test_parse_region_raises_only_call_syntax_errors(body: str, syntax: Any) -> None:
-    try:
-        calls = qwen3_coder.parse_region(syntax, body, tool_set(TOOLS))
-    except CallSyntaxError:
-        return
-    assert calls
-    for call in calls:
-        assert isinstance(call.arguments, dict)
-        json.dumps(call.arguments)
+CASE = FormatCase(
+    name="qwen3_coder",
+    soup=SOUP,
+    soup_tools=[TOOLS],
+    calls=CALL_LISTS,
+    renderings={"qwen3_coder": reads_back(qwen3_coder.render)},
+    joiner="\n",
+)
