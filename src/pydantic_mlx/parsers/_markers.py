@@ -46,8 +46,29 @@ def tail_pattern(prefixes: frozenset[str]) -> re.Pattern[str]:
 def quiet_pattern(markers: frozenset[str], prefixes: frozenset[str]) -> re.Pattern[str]:
     """Matches where one of `markers` starts, or a suffix that is one of `prefixes` (see
     `tail_pattern`). Text with no match, in a state that holds nothing undecided, settles as
-    plain text at once: one search in C instead of a step of the state machine per delta."""
-    return re.compile(f"{_compiled_alternation(markers).pattern}|{tail_pattern(prefixes).pattern}")
+    plain text at once: one search in C instead of a step of the state machine per delta.
+
+    At a position, the match is the rest of the text when that is a prefix (to be held back,
+    as a step would), else the longest marker there. Written as one trie, so a character that
+    begins many markers (`<`, or harmony's `a` of `analysis<|message|>`) is tried once."""
+    trie: dict[str, Any] = {}
+    for word in markers | prefixes:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+
+    def branch(node: dict[str, Any], path: str) -> str:
+        # Longer paths first (the longest marker wins); then a marker ending here, or a prefix
+        # ending the text.
+        alternatives = [f"{re.escape(ch)}{branch(child, path + ch)}" for ch, child in sorted(node.items())]
+        if path in markers:
+            alternatives.append("")
+        elif path in prefixes:
+            alternatives.append(r"\Z")
+        return alternatives[0] if len(alternatives) == 1 else f"(?:{'|'.join(alternatives)})"
+
+    alternatives = [f"{re.escape(ch)}{branch(child, ch)}" for ch, child in sorted(trie.items())]
+    return re.compile("|".join(alternatives) if alternatives else r"(?!)")
 
 
 def _first_characters(markers: set[str] | frozenset[str]) -> re.Pattern[str]:
