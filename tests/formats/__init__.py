@@ -127,6 +127,8 @@ class FormatCase:
     """Text a rendering writes between two calls, which `parse` leaves as content."""
     prose: st.SearchStrategy[str] = PROSE
     """Text written around rendered calls."""
+    round_trips: int = 150
+    """Hypothesis examples of rendered calls (enough for every rendering to get its share)."""
     regions_without_calls: bool = False
     """Whether a well-formed call region may hold no call (harmony: a message to a built-in tool)."""
 

@@ -264,6 +264,7 @@ CASE = FormatCase(
     renderings={"gemma4": reads_back(lambda calls: render_calls(calls, FORMAT))},
     read_without_tools=("gemma4",),
     prose=st.just(""),
+    round_trips=60,
 )
 
 

@@ -269,6 +269,7 @@ CASE = FormatCase(
     renderings={"harmony": reads_back(lambda calls: render_calls(calls, FORMAT))},
     read_without_tools=("harmony",),
     prose=st.just(""),
+    round_trips=60,
     regions_without_calls=True,
 )
 

@@ -213,6 +213,7 @@ CASE = FormatCase(
     },
     read_without_tools=("python_tag",),
     prose=st.just(""),
+    round_trips=120,
 )
 
 

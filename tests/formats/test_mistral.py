@@ -216,6 +216,7 @@ CASE = FormatCase(
     },
     read_without_tools=("v11", "pre_v11"),
     prose=st.just(""),
+    round_trips=120,
 )
 
 

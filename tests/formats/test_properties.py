@@ -55,27 +55,31 @@ def cuts(text: str, data: st.DataObject) -> list[int]:
 
 
 @every_format
-@properties(150)
-@given(data=st.data())
-def test_rendered_calls_read_back_whole_and_streamed(case: FormatCase, data: st.DataObject) -> None:
-    calls = data.draw(case.calls, label="calls")
-    shape = data.draw(st.sampled_from(sorted(case.renderings)), label="rendering")
-    before, after = data.draw(case.prose, label="before"), data.draw(case.prose, label="after")
-    rendered, expected = case.renderings[shape](calls)
-    text = before + rendered + after
-    outside = before + case.joiner * (len(calls) - 1) + after
-    declared: list[Any] = [tools_typing(calls)] + ([None] if shape in case.read_without_tools else [])
-    deltas = cuts(text, data)
-    for format in (case.name, "auto"):
-        for tools in declared:
-            result = parse(text, format=format, tools=tools)
-            assert result.calls == expected
-            assert (result.content, result.reasoning) == (outside if outside.strip() else None, None)
-            assert result.errors == []
-            streamed, events = stream(text, deltas, format=format, tools=tools)
-            assert streamed == result
-            assert events_agree(result, events)
-            assert [json.loads(c.arguments_json()) for c in result.calls] == [c.arguments for c in expected]
+def test_rendered_calls_read_back_whole_and_streamed(case: FormatCase) -> None:
+    @properties(case.round_trips)
+    @given(data=st.data())
+    def read_back(data: st.DataObject) -> None:
+        calls = data.draw(case.calls, label="calls")
+        shape = data.draw(st.sampled_from(sorted(case.renderings)), label="rendering")
+        before, after = data.draw(case.prose, label="before"), data.draw(case.prose, label="after")
+        rendered, expected = case.renderings[shape](calls)
+        text = before + rendered + after
+        outside = before + case.joiner * (len(calls) - 1) + after
+        declared: list[Any] = [tools_typing(calls)] + ([None] if shape in case.read_without_tools else [])
+        deltas = cuts(text, data)
+        for format in (case.name, "auto"):
+            for tools in declared:
+                result = parse(text, format=format, tools=tools)
+                assert result.calls == expected
+                assert (result.content, result.reasoning) == (outside if outside.strip() else None, None)
+                assert result.errors == []
+                streamed, events = stream(text, deltas, format=format, tools=tools)
+                assert streamed == result
+                assert events_agree(result, events)
+                arguments = [json.loads(c.arguments_json()) for c in result.calls]
+                assert arguments == [c.arguments for c in expected]
+
+    read_back()
 
 
 @every_format

@@ -346,6 +346,7 @@ CASE = FormatCase(
     },
     read_without_tools=("python_start",),
     prose=st.just(""),
+    round_trips=120,
 )
 
 
