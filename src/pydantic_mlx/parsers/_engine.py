@@ -24,6 +24,10 @@ Two rules make streaming equal `parse` for every chunking: a decision is taken o
 text seen so far settles it (otherwise the engine waits, holding back only the undecided
 suffix), and `close()` settles whatever is left. Each character is scanned a bounded number of
 times (search positions are kept between feeds), so total work is linear in the text.
+
+Most deltas settle nothing new (more text, more reasoning, more of a call). After each step the
+engine prepares a fast path for those (`_prepare_fast_paths`): one search decides such a delta
+without a step, reaching exactly the decision a step would (`tests/parsers/test_fast_paths.py`).
 """
 
 from __future__ import annotations
