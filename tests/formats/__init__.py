@@ -9,7 +9,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from pydantic_mlx.parsers import ToolCall
+from parsers.conftest import events_agree, stream
+from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, parse
 
 NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,15}", fullmatch=True)
 # String values never contain "<": a raw value holding a format's closing marker is ambiguous
@@ -139,3 +140,25 @@ class FormatCase:
 def reads_back(render: Callable[[list[ToolCall]], str]) -> Rendering:
     """A rendering that `parse` reads back as exactly the calls rendered."""
     return lambda calls: (render(calls), calls)
+
+
+def assert_reads(
+    text: str, format: str, tools: Any, content: str | None, reasoning: str | None, calls: list[ToolCall]
+) -> None:
+    """`text` parses to exactly this content, reasoning and calls, with no problem, and streamed
+    one character at a time it gives the same result and events that rebuild it."""
+    result = parse(text, format=format, tools=tools)
+    assert (result.content, result.reasoning, result.calls, result.errors) == (content, reasoning, calls, [])
+    streamed, events = stream(text, range(len(text)), format=format, tools=tools)
+    assert streamed == result
+    assert events_agree(result, events)
+
+
+def assert_stays_content(
+    text: str, format: str, tools: Any, problem: type[MalformedCall | TruncatedCall], truncated: bool = False
+) -> None:
+    """`text` holds no call: it is kept whole as content, and a problem of this kind is reported."""
+    result = parse(text, format=format, tools=tools, truncated=truncated)
+    assert result.calls == []
+    assert result.content == text
+    assert any(isinstance(e, problem) for e in result.errors)

@@ -7,11 +7,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from parsers.conftest import events_agree, stream
 from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, detect_format, parse
 from pydantic_mlx.parsers.formats import deepseek
 
-from . import CALL_LISTS, FormatCase, reads_back, soup
+from . import CALL_LISTS, FormatCase, assert_reads, assert_stays_content, reads_back, soup
 
 WEATHER = {
     "type": "function",
@@ -189,11 +188,7 @@ DSML_V4 = render_dsml([PARIS, ROME], "tool_calls")
 def test_calls(
     format: str, text: str, content: str | None, reasoning: str | None, calls: list[ToolCall]
 ) -> None:
-    result = parse(text, format=format, tools=TOOLS)
-    assert (result.content, result.reasoning, result.calls, result.errors) == (content, reasoning, calls, [])
-    streamed, events = stream(text, range(len(text)), format=format, tools=TOOLS)
-    assert streamed == result
-    assert events_agree(result, events)
+    assert_reads(text, format, TOOLS, content, reasoning, calls)
 
 
 def test_json_arguments_keep_their_types() -> None:
@@ -228,10 +223,7 @@ def test_output_starting_inside_reasoning() -> None:
     ],
 )
 def test_malformed_stays_content(text: str) -> None:
-    result = parse(text, format="deepseek", tools=TOOLS)
-    assert result.calls == []
-    assert result.content == text
-    assert any(isinstance(e, MalformedCall) for e in result.errors)
+    assert_stays_content(text, "deepseek", TOOLS, MalformedCall)
 
 
 @pytest.mark.parametrize(
@@ -243,10 +235,7 @@ def test_malformed_stays_content(text: str) -> None:
     ],
 )
 def test_truncated_is_never_a_call(text: str) -> None:
-    result = parse(text, format="deepseek", tools=TOOLS, truncated=True)
-    assert result.calls == []
-    assert result.content == text
-    assert any(isinstance(e, TruncatedCall) for e in result.errors)
+    assert_stays_content(text, "deepseek", TOOLS, TruncatedCall, truncated=True)
 
 
 @pytest.mark.parametrize(

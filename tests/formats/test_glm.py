@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from parsers.conftest import events_agree, stream
 from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, detect_format, parse
 from pydantic_mlx.parsers._tools import tool_set
 from pydantic_mlx.parsers._types import CallSyntaxError
 from pydantic_mlx.parsers.formats import glm
 
-from . import CALL_LISTS, FormatCase, reads_back, soup
+from . import CALL_LISTS, FormatCase, assert_reads, assert_stays_content, reads_back, soup
 
 WEATHER = {
     "type": "function",
@@ -119,11 +118,7 @@ GLM47 = (
 def test_calls(
     format: str, text: str, content: str | None, reasoning: str | None, calls: list[ToolCall]
 ) -> None:
-    result = parse(text, format=format, tools=TOOLS)
-    assert (result.content, result.reasoning, result.calls, result.errors) == (content, reasoning, calls, [])
-    streamed, events = stream(text, range(len(text)), format=format, tools=TOOLS)
-    assert streamed == result
-    assert events_agree(result, events)
+    assert_reads(text, format, TOOLS, content, reasoning, calls)
 
 
 def test_output_starting_inside_reasoning() -> None:
@@ -172,10 +167,7 @@ def test_glm_rejects_bodies_that_are_not_its_own(body: str) -> None:
     ],
 )
 def test_malformed_stays_content(text: str) -> None:
-    result = parse(text, format="glm", tools=TOOLS)
-    assert result.calls == []
-    assert result.content == text
-    assert any(isinstance(e, MalformedCall) for e in result.errors)
+    assert_stays_content(text, "glm", TOOLS, MalformedCall)
 
 
 def test_auto_still_reads_hermes_and_qwen3_coder_bodies() -> None:
@@ -194,10 +186,7 @@ def test_auto_still_reads_hermes_and_qwen3_coder_bodies() -> None:
     ],
 )
 def test_truncated_is_never_a_call(text: str) -> None:
-    result = parse(text, format="glm", tools=TOOLS, truncated=True)
-    assert result.calls == []
-    assert result.content == text
-    assert any(isinstance(e, TruncatedCall) for e in result.errors)
+    assert_stays_content(text, "glm", TOOLS, TruncatedCall, truncated=True)
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from parsers.conftest import events_agree, stream
+from parsers.conftest import stream
 from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, detect_format, parse
 from pydantic_mlx.parsers.formats import kimi_k2
 
-from . import CALL_LISTS, FormatCase, reads_back, soup
+from . import CALL_LISTS, FormatCase, assert_reads, assert_stays_content, reads_back, soup
 
 WEATHER = {
     "type": "function",
@@ -175,11 +175,7 @@ K3 = (
 def test_calls(
     format: str, text: str, content: str | None, reasoning: str | None, calls: list[ToolCall]
 ) -> None:
-    result = parse(text, format=format, tools=TOOLS)
-    assert (result.content, result.reasoning, result.calls, result.errors) == (content, reasoning, calls, [])
-    streamed, events = stream(text, range(len(text)), format=format, tools=TOOLS)
-    assert streamed == result
-    assert events_agree(result, events)
+    assert_reads(text, format, TOOLS, content, reasoning, calls)
 
 
 BARE_COUNTER = f'{SECTION}{CALL}0{ARGS}{{"city": "Tokyo"}}{CALL_END}{SECTION_END}'
@@ -259,10 +255,7 @@ def test_k2_output_starting_inside_reasoning() -> None:
     ],
 )
 def test_malformed_stays_content(text: str) -> None:
-    result = parse(text, format="kimi_k2", tools=TOOLS)
-    assert result.calls == []
-    assert result.content == text
-    assert any(isinstance(e, MalformedCall) for e in result.errors)
+    assert_stays_content(text, "kimi_k2", TOOLS, MalformedCall)
 
 
 @pytest.mark.parametrize(
@@ -274,10 +267,7 @@ def test_malformed_stays_content(text: str) -> None:
     ],
 )
 def test_truncated_is_never_a_call(text: str) -> None:
-    result = parse(text, format="kimi_k2", tools=TOOLS, truncated=True)
-    assert result.calls == []
-    assert result.content == text
-    assert any(isinstance(e, TruncatedCall) for e in result.errors)
+    assert_stays_content(text, "kimi_k2", TOOLS, TruncatedCall, truncated=True)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ never raises, streaming (cut anywhere) equals parsing whole, rendered calls read
 from __future__ import annotations
 
 import json
+from importlib import import_module
 from typing import Any
 
 import pytest
@@ -14,35 +15,13 @@ from parsers.conftest import events_agree, stream
 from pydantic_mlx.parsers import parse
 from pydantic_mlx.parsers._tools import tool_set
 from pydantic_mlx.parsers._types import CallSyntaxError
-from pydantic_mlx.parsers.formats import get_format
+from pydantic_mlx.parsers.formats import format_names, get_format
 
-from . import (
-    PROSE,
-    FormatCase,
-    test_deepseek,
-    test_gemma4,
-    test_glm,
-    test_harmony,
-    test_kimi_k2,
-    test_llama3_json,
-    test_mistral,
-    test_pythonic,
-    test_qwen3_coder,
-    tools_typing,
-)
+from . import PROSE, FormatCase, tools_typing
 
-FORMATS = (
-    test_deepseek,
-    test_gemma4,
-    test_glm,
-    test_harmony,
-    test_kimi_k2,
-    test_llama3_json,
-    test_mistral,
-    test_pythonic,
-    test_qwen3_coder,
-)
-every_format = pytest.mark.parametrize("case", [module.CASE for module in FORMATS], ids=lambda c: c.name)
+# Each format's test module declares its CASE; hermes has its own properties in tests/parsers.
+CASES = [import_module(f"{__package__}.test_{name}").CASE for name in format_names() if name != "hermes"]
+every_format = pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 
 
 def properties(examples: int) -> settings:

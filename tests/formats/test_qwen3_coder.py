@@ -8,7 +8,7 @@ from parsers.conftest import events_agree, stream
 from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, detect_format, parse
 from pydantic_mlx.parsers.formats import qwen3_coder
 
-from . import CALL_LISTS, FormatCase, reads_back, soup
+from . import CALL_LISTS, FormatCase, assert_stays_content, reads_back, soup
 
 WEATHER = {
     "type": "function",
@@ -248,10 +248,7 @@ def test_malformed_stays_content(format: str, text: str) -> None:
     ],
 )
 def test_truncated_is_never_a_call(text: str) -> None:
-    result = parse(text, format="qwen3_coder", tools=TOOLS, truncated=True)
-    assert result.calls == []
-    assert result.content == text
-    assert any(isinstance(e, TruncatedCall) for e in result.errors)
+    assert_stays_content(text, "qwen3_coder", TOOLS, TruncatedCall, truncated=True)
 
 
 def test_cut_off_body_without_truncation_flag_is_not_a_call() -> None:
