@@ -14,7 +14,11 @@ On a busy machine end-to-end ratios are noisy, so the processors' own cost is al
 replaying the constrained run's tokens through a fresh processor on logits of the model's width
 (mask computed, applied and evaluated per token), and printed as a share of a free token's time.
 
-    python benchmarks/constrained.py [--model PATH] [--tokens 64] [--rounds 3]
+    python benchmarks/constrained.py [--model PATH] [--format hermes] [--tokens 64] [--rounds 3]
+
+`--format` picks the call grammar (any parser format): with `required` the model is forced to
+write the call in that format's syntax whatever its chat template says, so the figures are the
+grammar's cost for that format on this vocabulary.
 
 `--model` defaults to $PYDANTIC_MLX_REAL_MODEL, else /tmp/qwen05 if present, else the tiny
 random model (whose 1k vocabulary and ~0.1 ms forward pass say little about real models). On
@@ -38,6 +42,7 @@ from mlx_lm.generate import generate_step
 
 from pydantic_mlx.constrained import tool_call_processor
 from pydantic_mlx.constrained._decoding import GrammarLogitsProcessor, grammar_tokenizer
+from pydantic_mlx.parsers import available_formats
 
 TOOLS = [
     {
@@ -112,14 +117,16 @@ def replay(processor: Processor, prompt: list[int], sequence: list[int], width: 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=None)
+    parser.add_argument("--format", default="hermes", choices=available_formats())
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    call_format: str = args.format
     source = args.model or default_model()
     model, tokenizer = load(source)
     EOS.update(tokenizer.eos_token_ids)
     vocab = len(tokenizer.get_vocab())
-    print(f"model: {source} (vocabulary {vocab} tokens)")
+    print(f"model: {source} (vocabulary {vocab} tokens), call format: {call_format}")
 
     started = time.perf_counter()
     grammar_tokenizer(tokenizer)
@@ -137,10 +144,10 @@ def main() -> None:
         return logits + eos_bias.astype(logits.dtype)
 
     def lazy() -> list[Processor]:
-        return [suppress_eos, tool_call_processor(tokenizer, "hermes", TOOLS)]
+        return [suppress_eos, tool_call_processor(tokenizer, call_format, TOOLS)]
 
     def required() -> list[Processor]:
-        return [tool_call_processor(tokenizer, "hermes", TOOLS, required=True, parallel=False)]
+        return [tool_call_processor(tokenizer, call_format, TOOLS, required=True, parallel=False)]
 
     started = time.perf_counter()
     first = required()[0]
@@ -171,7 +178,7 @@ def main() -> None:
     constrained_tokens = replay_tokens(model, call_prompt, args.tokens, required)
     free_tokens = replay_tokens(model, free_prompt, args.tokens, lambda: [suppress_eos])
     for name, prompt, sequence, make in (
-        ("lazy", free_prompt, free_tokens, lambda: tool_call_processor(tokenizer, "hermes", TOOLS)),
+        ("lazy", free_prompt, free_tokens, lambda: tool_call_processor(tokenizer, call_format, TOOLS)),
         ("constrained", call_prompt, constrained_tokens, lambda: required()[0]),
     ):
         per_token = replay(make(), prompt, sequence, width)
