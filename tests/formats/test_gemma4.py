@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from pydantic_mlx.parsers import (
@@ -18,7 +17,6 @@ from . import FormatCase, json_calls, marked, reads_back, tool
 
 FORMAT = "gemma4"
 Q = '<|"|>'
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 TOOLS = [tool("get_weather", location={"type": "string"}), tool("get_time")]
@@ -263,7 +261,6 @@ CASE = FormatCase(
     calls=json_calls(keys=texts, texts=texts, nested_keys=texts),
     renderings={"gemma4": reads_back(lambda calls: render_calls(calls, FORMAT))},
     read_without_tools=("gemma4",),
-    prose=st.just(""),
     round_trips=60,
 )
 

@@ -268,7 +268,6 @@ CASE = FormatCase(
     calls=json_calls(keys=texts, texts=texts, nested_keys=texts),
     renderings={"harmony": reads_back(lambda calls: render_calls(calls, FORMAT))},
     read_without_tools=("harmony",),
-    prose=st.just(""),
     round_trips=60,
     regions_without_calls=True,
 )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from pydantic_mlx.parsers import (
@@ -19,7 +18,6 @@ from pydantic_mlx.parsers import (
 from . import FormatCase, json_calls, marked, reads_back, tool
 
 FORMAT = "mistral"
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 TOOLS = [tool("special_function", arg1={"type": "integer"}), tool("get_current_weather"), tool("get_time")]
@@ -215,7 +213,6 @@ CASE = FormatCase(
         "pre_v11": reads_back(render_pre_v11),
     },
     read_without_tools=("v11", "pre_v11"),
-    prose=st.just(""),
     round_trips=120,
 )
 

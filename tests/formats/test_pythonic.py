@@ -345,7 +345,7 @@ CASE = FormatCase(
         "bare_list": reads_back(render_bare_list),
     },
     read_without_tools=("python_start",),
-    prose=st.just(""),
+    prose=st.just(""),  # text after a bare call makes it text, by design
     round_trips=120,
 )
 
