@@ -25,6 +25,7 @@ every_format = pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 
 
 def properties(examples: int) -> settings:
+    """Hypothesis settings for a property run on `examples` inputs, without time limits."""
     return settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -35,6 +36,7 @@ def cuts(text: str, data: st.DataObject) -> list[int]:
 
 @every_format
 def test_rendered_calls_read_back_whole_and_streamed(case: FormatCase) -> None:
+    # Drawing call lists is what this costs, so each format sets its own number of examples.
     @properties(case.round_trips)
     @given(data=st.data())
     def read_back(data: st.DataObject) -> None:
