@@ -1,4 +1,4 @@
-"""Session fixtures: the tiny demo model (built once per session) and the opt-in real model."""
+"""Session fixtures: the tiny demo model (built once per session), the opt-in real model, asyncio."""
 
 from __future__ import annotations
 
@@ -9,6 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """Async tests run on asyncio (MLXModel's streams hand text over to an asyncio loop)."""
+    return "asyncio"
 
 
 @pytest.fixture(scope="session")

@@ -36,11 +36,6 @@ QUESTIONS = [
 ]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def loaded(demo_model_path: Path) -> LoadedModel:
     # A private instance, outside the shared registry: these tests own its prompt cache.

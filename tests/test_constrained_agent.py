@@ -27,11 +27,6 @@ pytestmark = pytest.mark.anyio
 SEEDS = (0, 1, 2)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

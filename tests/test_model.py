@@ -41,11 +41,6 @@ from pydantic_mlx.demo import CityInfo, scenario
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def model_path(demo_model_path: Path) -> Path:
     return demo_model_path

@@ -21,11 +21,6 @@ pytest.importorskip("llguidance")
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def constrained_model(demo_model_path: Path) -> MLXModel:
     return MLXModel(demo_model_path, constrained=True)

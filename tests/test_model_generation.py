@@ -19,11 +19,6 @@ from pydantic_mlx._prompt_cache import PromptCache
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def loaded(demo_model_path: Path) -> LoadedModel:
     # A private instance (a pair), so these tests own its prompt cache.

@@ -23,11 +23,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.real_model]
 SYSTEM_PROMPT = "You are a coding assistant working in a project folder. Use the tools to do the task."
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def real_model(real_model_path: Path) -> MLXModel:
     return MLXModel(real_model_path)
