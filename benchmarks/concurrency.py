@@ -24,16 +24,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from _shared import default_model, free_port, start_server, stop_server
 from mlx_lm.generate import batch_generate
 from mlx_lm.sample_utils import make_logits_processors
 from pydantic_ai.direct import model_request
@@ -141,38 +138,6 @@ def raw_batch(model: MLXModel, conversations: list[list[ModelMessage]], tokens: 
     return Run(seconds, [seconds] * len(prompts), sum(len(t) for t in response.token_ids or []))
 
 
-def start_server(model: str, port: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlx_lm.server", "--model", model, "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=1).read()
-            return server
-        except OSError:
-            time.sleep(0.5)
-    stop_server(server)
-    raise RuntimeError("mlx_lm.server did not start within 300 s")
-
-
-def stop_server(server: subprocess.Popen[bytes]) -> None:
-    server.terminate()
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def main(source: str, args: argparse.Namespace) -> None:
     path = Path(source) if Path(source).exists() else source
     batched = MLXModel(path, batching=True)
@@ -256,14 +221,6 @@ def ratios(rates: dict[str, float], name: str) -> str:
     """The rate of `name` over the serial and the server variants' (a dash when one is missing)."""
     cells = [rates[name] / rates[base] if base in rates else None for base in VARIANTS[1:3]]
     return "".join(f"{c:>10.2f}" if c is not None else f"{'-':>10}" for c in cells)
-
-
-def default_model() -> str:
-    if real := os.environ.get("PYDANTIC_MLX_REAL_MODEL"):
-        return real
-    from pydantic_mlx.demo import build_demo_model
-
-    return str(build_demo_model())
 
 
 if __name__ == "__main__":

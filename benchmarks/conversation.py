@@ -22,17 +22,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from _shared import default_model, free_port, start_server, stop_server
 from mlx_lm import stream_generate
 from mlx_lm.models.cache import make_prompt_cache, trim_prompt_cache
 from mlx_lm.sample_utils import make_logits_processors
@@ -155,32 +151,9 @@ class RawReuse:
         self.tokens = (prompt + generated)[: self.cache[0].offset]
 
 
-def start_server(model: str, port: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlx_lm.server", "--model", model, "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=1).read()
-            return server
-        except OSError:
-            time.sleep(0.5)
-    server.kill()
-    raise RuntimeError("mlx_lm.server did not start")
-
-
 async def _sync(fn: Callable[..., None], *args: Any) -> None:
     """Run the raw path right here, on the loop's thread: nothing else runs meanwhile."""
     fn(*args)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def main(source: str, args: argparse.Namespace) -> None:
@@ -244,8 +217,7 @@ async def main(source: str, args: argparse.Namespace) -> None:
                 times[name].append(elapsed[name])
     finally:
         if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
+            stop_server(server)
 
     print(
         f"model: {source}; {args.turns} turns, {args.tokens} generated tokens per turn, {args.rounds} rounds"
@@ -266,14 +238,6 @@ async def main(source: str, args: argparse.Namespace) -> None:
     for turn_index, prompt, ours_prefilled, server_prefilled in prefill_rows:
         server_text = "-" if server_prefilled is None else str(server_prefilled)
         print(f"{turn_index:<6}{prompt:>8}{ours_prefilled!s:>10}{server_text:>8}{prompt:>10}")
-
-
-def default_model() -> str:
-    if real := os.environ.get("PYDANTIC_MLX_REAL_MODEL"):
-        return real
-    from pydantic_mlx.demo import build_demo_model
-
-    return str(build_demo_model())
 
 
 if __name__ == "__main__":

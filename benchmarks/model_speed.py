@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from _shared import default_model
 from mlx_lm import stream_generate
 from mlx_lm.sample_utils import make_logits_processors
 from pydantic_ai import Agent
@@ -34,14 +34,6 @@ from pydantic_mlx._chat import render_prompt
 
 SYSTEM_PROMPT = "You are a helpful coding assistant."
 USER_PROMPT = "Explain in detail how a hash map works, with an example in Python."
-
-
-def default_model() -> str:
-    if real := os.environ.get("PYDANTIC_MLX_REAL_MODEL"):
-        return real
-    from pydantic_mlx.demo import build_demo_model
-
-    return str(build_demo_model())
 
 
 async def main(source: str, args: argparse.Namespace) -> None:
