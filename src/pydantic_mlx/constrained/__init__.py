@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..parsers._tools import tool_set
 from ..parsers.formats import get_format
-from ._grammars import GrammarSet, ToolSchema, answer_grammars, tool_call_grammars
+from ._grammars import GrammarSet, SpecialToken, ToolSchema, answer_grammars, tool_call_grammars
 
 if TYPE_CHECKING:
     from ._decoding import GrammarLogitsProcessor, GrammarTokenizer
@@ -71,26 +71,22 @@ def tool_call_processor(
     With nothing to constrain the processor leaves the logits alone.
     """
     schemas = _tool_schemas(tools)
-    untagged = tool_format == "auto" or "json" in get_format(tool_format).UNTAGGED
-    reasoning = _reasoning(tool_format)
-    key = ("calls", tool_format, required, parallel, json.dumps([(t.name, t.parameters) for t in schemas]))
-
-    def build(grammar_tokenizer: GrammarTokenizer) -> GrammarSet | None:
-        return _cached(
-            grammar_tokenizer,
-            key,
-            lambda: tool_call_grammars(
-                tool_format,
-                schemas,
-                required=required,
-                parallel=parallel,
-                untagged_json=untagged,
-                reasoning=reasoning,
-                special_token=grammar_tokenizer.special_token,
-            ),
-        )
-
-    return _processor(tokenizer, build, in_reasoning=in_reasoning)
+    untagged, reasoning = _format_facts(tool_format)
+    key = ("calls", tool_format, required, parallel, _schemas_key(schemas))
+    return _processor(
+        tokenizer,
+        key,
+        lambda special_token: tool_call_grammars(
+            tool_format,
+            schemas,
+            required=required,
+            parallel=parallel,
+            untagged_json=untagged,
+            reasoning=reasoning,
+            special_token=special_token,
+        ),
+        in_reasoning=in_reasoning,
+    )
 
 
 def output_processor(
@@ -106,49 +102,55 @@ def output_processor(
     reasoning block of `tool_format`), then ends it. With `tools`, the answer may instead be
     calls to them (in `tool_format`'s syntax), as an agent with tools and native output needs."""
     schemas = _tool_schemas(tools)
-    untagged = tool_format == "auto" or "json" in get_format(tool_format).UNTAGGED
-    reasoning = _reasoning(tool_format)
-    key = (
-        "output",
-        tool_format,
-        parallel,
-        json.dumps(schema, sort_keys=True),
-        json.dumps([(t.name, t.parameters) for t in schemas]),
+    untagged, reasoning = _format_facts(tool_format)
+    key = ("output", tool_format, parallel, json.dumps(schema, sort_keys=True), _schemas_key(schemas))
+    return _processor(
+        tokenizer,
+        key,
+        lambda special_token: answer_grammars(
+            tool_format,
+            schemas,
+            output_schema=schema,
+            parallel=parallel,
+            untagged_json=untagged,
+            reasoning=reasoning,
+            special_token=special_token,
+        ),
+        in_reasoning=in_reasoning,
     )
 
-    def build(grammar_tokenizer: GrammarTokenizer) -> GrammarSet | None:
-        return _cached(
-            grammar_tokenizer,
-            key,
-            lambda: answer_grammars(
-                tool_format,
-                schemas,
-                output_schema=schema,
-                parallel=parallel,
-                untagged_json=untagged,
-                reasoning=reasoning,
-                special_token=grammar_tokenizer.special_token,
-            ),
-        )
 
-    return _processor(tokenizer, build, in_reasoning=in_reasoning)
-
-
-def _processor(tokenizer: Any, build: Any, *, in_reasoning: bool) -> GrammarLogitsProcessor:
+def _processor(
+    tokenizer: Any,
+    key: Hashable,
+    grammars: Callable[[SpecialToken], GrammarSet | None],
+    *,
+    in_reasoning: bool,
+) -> GrammarLogitsProcessor:
+    """The processor for the grammars `grammars` makes, built once per tokenizer and `key`."""
     if not is_available():
         raise ImportError('constrained decoding needs llguidance: pip install "pydantic-mlx[constrained]"')
     from ._decoding import GrammarLogitsProcessor
 
+    def build(grammar_tokenizer: GrammarTokenizer) -> GrammarSet | None:
+        sets = grammar_tokenizer.grammar_sets
+        if key not in sets:
+            if len(sets) >= _GRAMMAR_SETS:
+                sets.pop(next(iter(sets)))
+            sets[key] = grammars(grammar_tokenizer.special_token)
+        return sets[key]
+
     return GrammarLogitsProcessor(tokenizer, build, in_reasoning=in_reasoning)
 
 
-def _cached(grammar_tokenizer: GrammarTokenizer, key: Any, make: Any) -> GrammarSet | None:
-    sets = grammar_tokenizer.grammar_sets
-    if key not in sets:
-        if len(sets) >= _GRAMMAR_SETS:
-            sets.pop(next(iter(sets)))
-        sets[key] = make()
-    return sets[key]
+def _schemas_key(schemas: Sequence[ToolSchema]) -> str:
+    return json.dumps([(t.name, t.parameters) for t in schemas])
+
+
+def _format_facts(tool_format: str) -> tuple[bool, tuple[str, str] | None]:
+    """Whether `tool_format` reads untagged JSON calls, and its reasoning block's markers."""
+    untagged = tool_format == "auto" or "json" in get_format(tool_format).UNTAGGED
+    return untagged, _reasoning(tool_format)
 
 
 def _tool_schemas(tools: Iterable[Any]) -> list[ToolSchema]:
