@@ -18,14 +18,19 @@ def stream(
 ) -> tuple[ParseResult, list[Event]]:
     """Feed `text` cut at the given offsets; return the final result and every event."""
     parser = StreamParser(format, tools, in_reasoning)  # type: ignore[arg-type]
+    events = feed_in_pieces(parser, text, cuts, truncated)
+    return parser.result(), events
+
+
+def feed_in_pieces(parser: StreamParser, text: str, cuts: Sequence[int], truncated: bool) -> list[Event]:
+    """Feed `text` to `parser` cut at the given offsets, then close it; every event, in order."""
     events: list[Event] = []
     last = 0
     for cut in sorted({c for c in cuts if 0 < c < len(text)}):
         events += parser.feed(text[last:cut])
         last = cut
     events += parser.feed(text[last:])
-    events += parser.close(truncated)
-    return parser.result(), events
+    return events + parser.close(truncated)
 
 
 def events_agree(result: ParseResult, events: list[Event]) -> bool:

@@ -10,22 +10,13 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pydantic_mlx.parsers import Event, StreamParser, TextDelta, _pythonic, available_formats
+from pydantic_mlx.parsers import StreamParser, TextDelta, _pythonic, available_formats
 from pydantic_mlx.parsers import _dialect as dialect_of  # pyright: ignore[reportPrivateUsage]
 
+from .conftest import feed_in_pieces
 from .test_properties import SETTINGS, TOOLS_CHOICES, marked_text
 
 FORMATS = available_formats()
-
-
-def _events(parser: StreamParser, text: str, cuts: list[int], truncated: bool) -> list[Event]:
-    events: list[Event] = []
-    last = 0
-    for cut in sorted({c for c in cuts if 0 < c < len(text)}):
-        events += parser.feed(text[last:cut])
-        last = cut
-    events += parser.feed(text[last:])
-    return events + parser.close(truncated)
 
 
 def _without_fast_paths(parser: StreamParser) -> StreamParser:
@@ -51,7 +42,7 @@ def test_fast_paths_emit_the_same_events_as_stepping(
     cuts = data.draw(st.lists(st.integers(0, max(len(text), 1)), max_size=30))
     fast = StreamParser(format, tools, in_reasoning)
     slow = _without_fast_paths(StreamParser(format, tools, in_reasoning))
-    assert _events(fast, text, cuts, truncated) == _events(slow, text, cuts, truncated)
+    assert feed_in_pieces(fast, text, cuts, truncated) == feed_in_pieces(slow, text, cuts, truncated)
     assert fast.result() == slow.result()
 
 
@@ -61,7 +52,7 @@ def test_fast_paths_one_character_at_a_time(text: str, format: str, in_reasoning
     cuts = list(range(len(text)))
     fast = StreamParser(format, None, in_reasoning)
     slow = _without_fast_paths(StreamParser(format, None, in_reasoning))
-    assert _events(fast, text, cuts, False) == _events(slow, text, cuts, False)
+    assert feed_in_pieces(fast, text, cuts, False) == feed_in_pieces(slow, text, cuts, False)
 
 
 def _starts_no_marker(format: str) -> st.SearchStrategy[str]:
