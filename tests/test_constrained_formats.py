@@ -30,6 +30,7 @@ from test_constrained import (
     SCHEMAS,
     TOOL_SETS,
     ForceText,
+    _accepts,
     _assert_valid,
     _countdown,
     _generate,
@@ -180,15 +181,6 @@ def _answer_grammar(loaded: tuple[Any, Any], tool_format: str, *, parallel: bool
     )
     assert grammars is not None and grammars.answer is not None
     return grammars.answer
-
-
-def _accepts(loaded: tuple[Any, Any], grammar: str, text: str) -> bool:
-    tokenizer = grammar_tokenizer(loaded[1])
-    matcher = tokenizer.matcher(grammar)
-    return (
-        matcher.consume_tokens(tokenizer.llg.tokenize_str(text, parse_special=True))
-        and matcher.is_accepting()
-    )
 
 
 def test_every_parser_format_has_a_call_grammar() -> None:
