@@ -5,10 +5,12 @@ loop never blocks on reading gigabytes of weights. Each loaded model owns exactl
 MLX's generation stream is thread-local, so a fixed thread per model keeps one stream per model
 instead of one per request, and it serialises requests in arrival order.
 
-That thread is a daemon that lives as long as its model, and is left alone at interpreter exit:
-MLX keeps per-thread state (its compile cache) whose destructor takes the GIL, so a thread that
-ends while the interpreter finalizes aborts the process ("terminate called without an active
-exception"). At exit the threads are only waited for until idle.
+That thread is a daemon that never ends before the process does: MLX keeps per-thread state
+(its compile cache) whose destructor takes the GIL, so a thread that ends while the interpreter
+finalizes aborts the process ("terminate called without an active exception"), and a model
+collected at exit would end its thread just then. When its model is collected, the thread goes
+back to a pool for the next model instead (not woken at all once the interpreter finalizes); at
+exit the threads are only waited for until idle.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import atexit
 import contextlib
 import queue
+import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -62,9 +65,9 @@ class LoadedModel:
         self._tokenizer: TokenizerWrapper | None = None
         self._prompt_cache: PromptCache | None = None
         self._load_lock = threading.Lock()
-        self._thread = _GenerationThread()
+        self._thread = _GenerationThread.acquire()
         # Not at exit (see the module's docstring): only when the model is collected before.
-        weakref.finalize(self, self._thread.stop).atexit = False
+        weakref.finalize(self, self._thread.release).atexit = False
         if isinstance(source, tuple):
             self._install(*source)
 
@@ -127,42 +130,60 @@ class LoadedModel:
 
 
 class _GenerationThread:
-    """A daemon thread running the functions submitted to it, one at a time, in order."""
+    """A daemon thread running the functions submitted to it, one at a time, in order.
+
+    It never ends (see the module's docstring): `release` hands it to the next model instead.
+    """
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._work, name="pydantic-mlx-generate", daemon=True)
         self._thread.start()
-        _threads.add(self)
+        _all_threads.append(self)
+
+    @classmethod
+    def acquire(cls) -> _GenerationThread:
+        """An idle thread left by a collected model, else a new one."""
+        with _idle_lock:
+            if _idle_threads:
+                return _idle_threads.pop()
+        return cls()
 
     def submit(self, fn: Callable[[], T]) -> Future[T]:
         future: Future[T] = Future()
         self._queue.put((fn, future))
         return future
 
-    def stop(self) -> None:
-        """End the thread once what was submitted before has run."""
+    def release(self) -> None:
+        """Make the thread available to the next model once what was submitted before has run."""
+        if sys.is_finalizing():
+            return  # waking it now would end it (see the module's docstring); the process is ending
         self._queue.put(None)
 
     def wait_idle(self, timeout: float) -> None:
         """Return once everything submitted so far has run (or after `timeout` seconds)."""
-        if self._thread.is_alive():
-            with contextlib.suppress(TimeoutError):
-                self.submit(lambda: None).result(timeout)
+        with contextlib.suppress(TimeoutError):
+            self.submit(lambda: None).result(timeout)
 
     def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
-            fn, future = item
-            if not future.set_running_or_notify_cancel():
+        while True:
+            item = self._queue.get()
+            if item is None:
+                with _idle_lock:
+                    _idle_threads.append(self)
                 continue
-            try:
-                future.set_result(fn())
-            except BaseException as error:  # handed to whoever waits, as an executor does
-                future.set_exception(error)
+            fn, future = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn())
+                except BaseException as error:  # handed to whoever waits, as an executor does
+                    future.set_exception(error)
             del item, fn, future  # a finished request's arrays are not kept alive while idle
 
 
-_threads: weakref.WeakSet[_GenerationThread] = weakref.WeakSet()
+_all_threads: list[_GenerationThread] = []
+_idle_threads: list[_GenerationThread] = []
+_idle_lock = threading.Lock()
 
 _EXIT_WAIT_SECONDS = 10.0
 """How long interpreter exit waits for a generation still running (then the process exits anyway)."""
@@ -170,7 +191,7 @@ _EXIT_WAIT_SECONDS = 10.0
 
 @atexit.register
 def _wait_for_generation_threads() -> None:
-    for thread in list(_threads):
+    for thread in list(_all_threads):
         thread.wait_idle(_EXIT_WAIT_SECONDS)
 
 
