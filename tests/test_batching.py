@@ -144,6 +144,71 @@ async def test_mixed_settings_are_honoured_per_request(loaded: LoadedModel, prom
     assert scheduler.largest_batch > 1
 
 
+async def test_logit_biases_are_honoured_per_request_when_sampled_together(
+    loaded: LoadedModel, prompts: list[list[int]], references: list[Output]
+) -> None:
+    # The bias is applied by a sampler that requests with the same settings share (one call for
+    # all of their rows); different biases, greedy or not, still reach only their own request.
+    eos = next(iter(loaded.tokenizer.eos_token_ids))
+    forced, other = references[0].tokens[1], references[1].tokens[1]
+    assert forced != other
+    two_forced = {forced: 100.0, other: 100.0}
+    no_eos = GenerationOptions(max_tokens=20, logit_bias={eos: -1000.0})
+    cases = [
+        *((prompts[i], no_eos) for i in range(4)),
+        (prompts[4], GenerationOptions(max_tokens=20, logit_bias={references[4].tokens[0]: -1000.0})),
+        (prompts[5], GenerationOptions(max_tokens=6, logit_bias={forced: 100.0})),
+        (prompts[6], GenerationOptions(max_tokens=6, temperature=1.0, top_p=0.9, logit_bias={forced: 100.0})),
+        # Top-p reads probabilities: two tokens at +100 each keep half of the mass each (exp()
+        # of the raw biased values overflows, and top-p then kept only one of them).
+        (
+            prompts[7],
+            GenerationOptions(max_tokens=24, temperature=1.0, top_p=0.9, seed=11, logit_bias=two_forced),
+        ),
+        (prompts[8], GenerationOptions(max_tokens=20, temperature=0.7, seed=5, logit_bias={eos: -1000.0})),
+        (prompts[9], GREEDY),
+    ]
+    expected = [await one_at_a_time(loaded, p, o) for p, o in cases]
+    await loaded.run(loaded.prompt_cache.clear)
+    scheduler = BatchScheduler(loaded)
+    outputs = await asyncio.gather(*(collect(scheduler.start(p, o)) for p, o in cases))
+    assert outputs == expected
+    assert all(o.finish_reason == "length" and eos not in o.tokens for o in outputs[:4])
+    assert outputs[4].tokens[0] != references[4].tokens[0]
+    assert outputs[5].tokens == outputs[6].tokens == [forced] * 6
+    assert set(outputs[7].tokens) == {forced, other}
+    assert outputs[9] == dataclasses.replace(references[9])
+    assert scheduler.largest_batch == len(cases)
+
+
+async def test_requests_with_the_same_settings_share_a_sampler(loaded: LoadedModel) -> None:
+    from pydantic_mlx._batching import _BatchRun  # pyright: ignore[reportPrivateUsage]
+
+    def samplers() -> list[object]:
+        run = _BatchRun(BatchScheduler(loaded), loaded)
+        try:
+            sampler = run._sampler  # pyright: ignore[reportPrivateUsage]
+            return [
+                sampler(GenerationOptions()),
+                sampler(GenerationOptions(top_p=0.5, max_tokens=3)),  # greedy: top-p is moot
+                sampler(GenerationOptions(logit_bias={1: -5.0, 2: 3.0})),
+                sampler(GenerationOptions(logit_bias={2: 3.0, 1: -5.0})),
+                sampler(GenerationOptions(temperature=0.7, top_p=0.9)),
+                sampler(GenerationOptions(temperature=0.7, top_p=0.9)),
+                sampler(GenerationOptions(temperature=0.7, top_p=0.8)),
+                sampler(GenerationOptions(temperature=0.7, seed=1)),
+                sampler(GenerationOptions(temperature=0.7, seed=1)),
+            ]
+        finally:
+            run.run()  # nothing to do: closes the generator
+
+    made = await loaded.run(samplers)
+    assert made[0] is made[1]
+    assert made[2] is made[3] and made[2] is not made[0]
+    assert made[4] is made[5] and made[6] is not made[4]
+    assert made[7] is not made[8]  # a seeded sampler keeps its own key chain
+
+
 async def test_extra_processors_are_made_per_request_and_see_the_completion(
     loaded: LoadedModel, prompts: list[list[int]], references: list[Output]
 ) -> None:

@@ -48,16 +48,14 @@ __all__ = ["DEFAULT_MAX_BATCH_SIZE", "BatchScheduler", "LogitsProcessor", "batch
 LogitsProcessor = Callable[[mx.array, mx.array], mx.array]
 """`(completion_tokens, logits) -> logits`, as mlx-lm's logits processors."""
 
+Sampler = Callable[[mx.array], mx.array]
+"""`logprobs (rows, vocabulary) -> one token per row`, as mlx-lm's samplers."""
+
 DEFAULT_MAX_BATCH_SIZE = 16
 """Generations decoded together at most; later ones wait for a free place."""
 
 PREFILL_BATCH_SIZE = 8
 """Newcomers whose prompts are prefilled together (between decode steps of the running batch)."""
-
-
-def _greedy(logprobs: mx.array) -> mx.array:
-    # One shared function: when every row uses it, the batch is sampled in a single call.
-    return mx.argmax(logprobs, axis=-1)
 
 
 @dataclass(eq=False)
@@ -207,6 +205,7 @@ class _BatchRun:
         self._loaded = loaded
         self._eos = StopSequences([(t,) for t in loaded.tokenizer.eos_token_ids])
         self._active: dict[int, _Request] = {}
+        self._samplers: dict[tuple[Any, ...], Sampler] = {}
         self._ended: list[tuple[GenerationStream, BaseException | None]] = []
         self._generator = BatchGenerator(
             loaded.model,
@@ -283,11 +282,32 @@ class _BatchRun:
             max_tokens=[options.max_tokens],
             caches=[lease.cache],
             all_tokens=[prompt[: lease.reused]],
-            samplers=[_greedy if options.temperature <= 0 else _make_sampler(options)],
+            samplers=[self._sampler(options)],
             logits_processors=[_logits_processors(options, len(prompt))],
             stop_sequences=[self._eos],
         )
         self._active[request.uid] = request
+
+    def _sampler(self, options: GenerationOptions) -> Sampler:
+        """The request's sampler, which also applies its logit bias.
+
+        mlx-lm samples the whole batch in one call when every row has the same sampler (else each
+        row's own on its row), but runs logits processors row by row: a few small operations per
+        row and step, 17% of a step at 4 rows and 29% at 8 on the demo model when each row had a
+        logit bias. So requests with the same settings share one sampler, and the logit bias (the
+        one setting that does not depend on the tokens so far) is added by it, to every row at
+        once. A seeded sampler follows its own key chain and is never shared.
+        """
+        greedy = options.temperature <= 0
+        bias = tuple(sorted(options.logit_bias.items())) if options.logit_bias else ()
+        key = (0.0, None, None, bias) if greedy else (options.temperature, options.top_p, options.top_k, bias)
+        shared = greedy or options.seed is None
+        if shared and key in self._samplers:
+            return self._samplers[key]
+        sampler = _with_bias(_make_sampler(options), bias, renormalise=not greedy)
+        if shared:
+            self._samplers[key] = sampler
+        return sampler
 
     def _step(self) -> None:
         _, responses = self._generator.next()
@@ -372,10 +392,25 @@ def _end_streams(ended: list[tuple[GenerationStream, BaseException | None]]) -> 
         stream._finish(error)  # pyright: ignore[reportPrivateUsage]
 
 
+def _with_bias(sampler: Sampler, bias: tuple[tuple[int, float], ...], *, renormalise: bool) -> Sampler:
+    if not bias:
+        return sampler
+    tokens = mx.array([token for token, _ in bias])
+    values = mx.array([value for _, value in bias])
+
+    def sample(logprobs: mx.array) -> mx.array:
+        biased = logprobs.at[:, tokens].add(values)
+        if renormalise:  # top-p reads probabilities, and exp() of a positive bias could overflow
+            biased = biased - mx.logsumexp(biased, axis=-1, keepdims=True)
+        return sampler(biased)
+
+    return sample
+
+
 def _logits_processors(options: GenerationOptions, prompt_length: int) -> list[LogitsProcessor]:
+    """The request's penalties and extra processors (its logit bias is in its sampler)."""
     processors: list[LogitsProcessor] = [
         *make_logits_processors(
-            logit_bias=dict(options.logit_bias) if options.logit_bias else None,
             presence_penalty=options.presence_penalty,
             presence_context_size=options.max_tokens,
             frequency_penalty=options.frequency_penalty,
