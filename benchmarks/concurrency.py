@@ -11,8 +11,13 @@ bias, greedy). Variants alternate within every round; round 0 is a short warm-up
 tokens/s, the ratios (targets at 4 concurrent: batched >= 1.5x the server and >= 2.3x serial) and
 per-request latency (target: batched no worse than the server).
 
+`--natural-stops` sends no logit bias: each request ends at its end-of-turn token or after
+`--tokens`, so requests differ in length (greedy: the same lengths in every variant). A logit bias
+is a per-row logits processor in mlx-lm's batch generation (and the server's), which MLXModel
+avoids; this mode measures the paths without that difference.
+
     python benchmarks/concurrency.py [--model PATH] [--tokens 64] [--concurrency 4 8] [--rounds 2]
-                                     [--no-server]
+                                     [--no-server] [--natural-stops]
 
 `--model` defaults to $PYDANTIC_MLX_REAL_MODEL, else the tiny demo model. The server path needs
 `pip install "pydantic-ai-slim[openai]"`; it listens on 127.0.0.1 only and is stopped at the end.
@@ -121,7 +126,7 @@ async def concurrent_requests(
     return Run(time.perf_counter() - started, [r[0] for r in results], sum(r[1] for r in results))
 
 
-def raw_batch(model: MLXModel, conversations: list[list[ModelMessage]], tokens: int) -> Run:
+def raw_batch(model: MLXModel, conversations: list[list[ModelMessage]], tokens: int, natural: bool) -> Run:
     loaded = model.loaded
     prompts = [render_prompt(loaded.tokenizer, m, []) for m in conversations]  # type: ignore[arg-type]
     bias = {t: -1000.0 for t in loaded.tokenizer.eos_token_ids}
@@ -131,7 +136,7 @@ def raw_batch(model: MLXModel, conversations: list[list[ModelMessage]], tokens: 
         loaded.tokenizer,
         prompts,
         max_tokens=tokens,
-        logits_processors=make_logits_processors(logit_bias=bias),
+        logits_processors=None if natural else make_logits_processors(logit_bias=bias),
         return_token_ids=True,
     )
     seconds = time.perf_counter() - started
@@ -156,6 +161,8 @@ async def main(source: str, args: argparse.Namespace) -> None:
         server_model = OpenAIChatModel(source, provider=provider)
 
     def settings_for(tokens: int) -> ModelSettings:
+        if args.natural_stops:
+            return {"max_tokens": tokens, "temperature": 0.0}
         return {"max_tokens": tokens, "temperature": 0.0, "logit_bias": {str(t): -1000 for t in eos}}
 
     def paths(tokens: int) -> dict[str, Callable[[list[list[ModelMessage]]], Awaitable[Run]]]:
@@ -163,7 +170,9 @@ async def main(source: str, args: argparse.Namespace) -> None:
         chosen: dict[str, Callable[[list[list[ModelMessage]]], Awaitable[Run]]] = {
             "MLXModel batched": lambda c: concurrent_requests(batched, c, settings),
             "MLXModel serial": lambda c: concurrent_requests(serial, c, settings),
-            "mlx-lm batch_generate": lambda c: batched.loaded.run(lambda: raw_batch(batched, c, tokens)),
+            "mlx-lm batch_generate": lambda c: batched.loaded.run(
+                lambda: raw_batch(batched, c, tokens, args.natural_stops)
+            ),
         }
         if server_model is not None:
             chosen["mlx_lm.server + OpenAIChatModel"] = lambda c: concurrent_requests(
@@ -172,7 +181,8 @@ async def main(source: str, args: argparse.Namespace) -> None:
         return chosen
 
     try:
-        print(f"model: {source}; {args.tokens} tokens per request, {args.rounds} rounds, variants alternate")
+        length = f"{'at end-of-turn or ' if args.natural_stops else ''}{args.tokens} tokens per request"
+        print(f"model: {source}; {length}, {args.rounds} rounds, variants alternate")
         for n in args.concurrency:
             runs: dict[str, list[Run]] = {}
             for round_id in range(args.rounds + 1):  # round 0 warms every path up
@@ -185,7 +195,7 @@ async def main(source: str, args: argparse.Namespace) -> None:
                     if cpu_before is not None and cpu_after is not None:
                         result.cpu_seconds = cpu_after - cpu_before
                     if round_id:
-                        if result.tokens != n * tokens:
+                        if not args.natural_stops and result.tokens != n * tokens:
                             raise RuntimeError(f"{name} generated {result.tokens} tokens, not {n * tokens}")
                         runs.setdefault(name, []).append(result)
             report(n, args.tokens, runs)
@@ -195,14 +205,15 @@ async def main(source: str, args: argparse.Namespace) -> None:
 
 
 def report(n: int, tokens: int, runs: dict[str, list[Run]]) -> None:
-    print(f"\n{n} concurrent requests x {tokens} tokens")
+    generated = ", ".join(f"{name} {sum(r.tokens for r in rs)}" for name, rs in runs.items())
+    print(f"\n{n} concurrent requests x {tokens} tokens at most (tokens generated: {generated})")
     print(
         f"{'variant':<34}{'tok/s':>8}{'x serial':>10}{'x server':>10}"
         f"{'tok/CPU-s':>11}{'x serial':>10}{'x server':>10}{'latency s (median/max)':>25}"
     )
-    wall = {name: statistics.median(n * tokens / r.seconds for r in rs) for name, rs in runs.items()}
+    wall = {name: statistics.median(r.tokens / r.seconds for r in rs) for name, rs in runs.items()}
     cpu = {
-        name: statistics.median(n * tokens / r.cpu_seconds for r in rs if r.cpu_seconds)
+        name: statistics.median(r.tokens / r.cpu_seconds for r in rs if r.cpu_seconds)
         for name, rs in runs.items()
         if all(r.cpu_seconds for r in rs)
     }
@@ -232,5 +243,6 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, nargs="+", default=[4, 8])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--no-server", action="store_true")
+    parser.add_argument("--natural-stops", action="store_true")
     arguments = parser.parse_args()
     asyncio.run(main(arguments.model or default_model(), arguments))
