@@ -206,6 +206,8 @@ class _BatchRun:
         self._eos = StopSequences([(t,) for t in loaded.tokenizer.eos_token_ids])
         self._active: dict[int, _Request] = {}
         self._samplers: dict[tuple[Any, ...], Sampler] = {}
+        # Streams with new text in this step, by event loop: each loop is woken once per step.
+        self._to_wake: dict[asyncio.AbstractEventLoop, list[GenerationStream]] = {}
         self._ended: list[tuple[GenerationStream, BaseException | None]] = []
         self._generator = BatchGenerator(
             loaded.model,
@@ -313,6 +315,7 @@ class _BatchRun:
         _, responses = self._generator.next()
         self._scheduler.largest_batch = max(self._scheduler.largest_batch, len(responses))
         ended: list[int] = []
+        self._to_wake.clear()
         for response in responses:
             request = self._active[response.uid]
             stats = request.stream.stats
@@ -332,6 +335,7 @@ class _BatchRun:
                 self._keep_cache(response.all_tokens, response.prompt_cache)
             self._end(request, reason)
         self._remove(ended)
+        _wake(self._to_wake)
 
     def _emit(self, request: _Request, token: int, finish: str | None) -> FinishReason | None:
         """Stream the token's text; the reason the request ends here, if it does."""
@@ -343,8 +347,9 @@ class _BatchRun:
         text, stopped = request.stops.feed(detokenizer.last_segment)
         if finish is not None and not stopped:
             text += request.stops.flush()
-        if text:
-            request.stream._emit(text)  # pyright: ignore[reportPrivateUsage]
+        stream = request.stream
+        if text and stream._add(text):  # pyright: ignore[reportPrivateUsage]
+            self._to_wake.setdefault(stream._loop, []).append(stream)  # pyright: ignore[reportPrivateUsage]
         if stopped:
             return "stop_sequence"
         if finish == "length":
@@ -385,6 +390,22 @@ class _BatchRun:
         """The streams of the requests that ended since the last call (to finish, in order)."""
         ended, self._ended = self._ended, []
         return ended
+
+
+def _wake(streams_by_loop: dict[asyncio.AbstractEventLoop, list[GenerationStream]]) -> None:
+    # One thread-safe call per loop, not per stream: each wakes the loop's selector, and the
+    # event loop's thread takes the GIL (and a core) from generation every time.
+    for loop, streams in streams_by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_wake_streams, streams)
+        except RuntimeError:  # the event loop is gone: nobody will read the rest
+            for stream in streams:
+                stream.stop()
+
+
+def _wake_streams(streams: list[GenerationStream]) -> None:
+    for stream in streams:
+        stream._wake()  # pyright: ignore[reportPrivateUsage]
 
 
 def _end_streams(ended: list[tuple[GenerationStream, BaseException | None]]) -> None:

@@ -134,12 +134,17 @@ class GenerationStream:
 
     # Called from the generation thread.
     def _emit(self, text: str) -> None:
+        if self._add(text):
+            self._call_soon(self._wake)
+
+    def _add(self, text: str) -> bool:
+        """Queue `text`; whether the loop must be woken for it (no wake-up is pending yet)."""
         with self._lock:
             self._pending.append(text)
             if self._wake_scheduled:
-                return
+                return False
             self._wake_scheduled = True
-        self._call_soon(self._wake)
+            return True
 
     def _finish(self, error: BaseException | None = None) -> None:
         with self._lock:
