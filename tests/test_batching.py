@@ -260,6 +260,42 @@ async def test_cancelling_one_leaves_the_others_correct(
     assert not loaded.busy.locked()
 
 
+async def test_a_request_whose_event_loop_closed_leaves_the_batch(
+    loaded: LoadedModel, prompts: list[list[int]], references: list[Output]
+) -> None:
+    # Its reader is gone without closing the stream (the loop was stopped and closed under it):
+    # the batch must notice when it fails to wake that loop, drop the request, and go on.
+    await loaded.run(loaded.prompt_cache.clear)
+    scheduler = BatchScheduler(loaded)
+    eos = next(iter(loaded.tokenizer.eos_token_ids))
+    endless = GenerationOptions(max_tokens=100_000, logit_bias={eos: -1000.0})
+    others = [asyncio.ensure_future(collect(scheduler.start(p, GREEDY))) for p in prompts[:3]]
+    abandoned: list[GenerationStream] = []
+
+    def read_one_chunk_then_close_the_loop() -> None:
+        loop = asyncio.new_event_loop()
+
+        async def read_one() -> None:
+            stream = scheduler.start(prompts[12], endless)
+            abandoned.append(stream)
+            await stream.__anext__()
+
+        loop.run_until_complete(read_one())
+        loop.close()
+
+    thread = threading.Thread(target=read_one_chunk_then_close_the_loop)
+    thread.start()
+    await asyncio.to_thread(thread.join)
+    assert await asyncio.gather(*others) == references[:3]
+    for _ in range(200):  # the batch drops it within a step of failing to wake its loop
+        if not loaded.busy.locked():
+            break
+        await asyncio.sleep(0.05)
+    assert not loaded.busy.locked()
+    assert abandoned[0].stats.finish_reason == "cancelled"
+    assert abandoned[0].stats.output_tokens < 10_000
+
+
 async def test_a_request_cancelled_before_it_joins_never_runs(
     loaded: LoadedModel, prompts: list[list[int]], references: list[Output]
 ) -> None:
