@@ -22,18 +22,27 @@ from pydantic_evals import Case, Dataset
 
 from pydantic_mlx.eval import (
     CaseOutcome,
+    CaseResult,
+    Check,
     CodePassesTests,
     ConfigError,
+    ConfigResult,
     EvalCase,
     EvalConfig,
+    EvalRun,
     Expectation,
     ExpectedCall,
+    ReportError,
     Sandbox,
     SuiteError,
     builtin_suite,
+    case_table,
     load_suite,
+    read_report,
+    write_report,
 )
 from pydantic_mlx.eval._checks import case_evaluators, final_statement
+from pydantic_mlx.eval._runner import _reusable  # pyright: ignore[reportPrivateUsage]
 from pydantic_mlx.eval._sandbox import SandboxError
 
 
@@ -310,3 +319,64 @@ def test_without_pydantic_evals_the_command_says_what_to_install() -> None:
     done = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip() == "pydantic-mlx eval needs pydantic-evals: pip install 'pydantic-mlx[eval]'"
+
+
+def _finished(case: EvalCase, *, error: str | None = None) -> CaseResult:
+    outcome = run(ModelResponse(parts=[TextPart("It is a tiny project.")]), answer="It is a tiny project.")
+    return CaseResult(case, [Check("RunCompleted", True)], outcome, error=error)
+
+
+def test_the_json_report_holds_the_whole_run_and_reads_back(tmp_path: Path) -> None:
+    first, second, *_ = builtin_suite()
+    config = EvalConfig("models/qwen", tool_format="auto")
+    run_so_far = EvalRun("interrupted", 28, 512, [ConfigResult(config, [_finished(first)], 1.5)])
+    html_path, json_path = write_report(run_so_far, tmp_path / "out" / "r.html")
+    assert json_path == tmp_path / "out" / "r.json" and sorted(
+        p.name for p in json_path.parent.iterdir()
+    ) == [
+        "r.html",
+        "r.json",
+    ]  # nothing left aside
+    assert read_report(json_path) == run_so_far
+    data = json.loads(json_path.read_text(encoding="utf-8"))
+    assert (data["status"], data["finished_cases"], data["results"][0]["cases"][0]["passed"]) == (
+        "interrupted",
+        1,
+        True,
+    )
+    assert "Interrupted after 1 of 28 cases." in html_path.read_text(encoding="utf-8")
+    # A partial grid: a case one configuration has not run yet shows as '-'.
+    other = ConfigResult(EvalConfig("models/other"), [_finished(first), _finished(second)], 2.0)
+    rows = case_table([run_so_far.results[0], other]).splitlines()[2:]
+    assert [row.split() for row in rows] == [
+        [f"tools/{first.name}", "pass", "pass"],
+        [f"tools/{second.name}", "-", "pass"],
+    ]
+
+
+def test_a_report_that_cannot_be_resumed_says_why(tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="cannot read report"):
+        read_report(tmp_path / "missing.json")
+    (tmp_path / "other.json").write_text('{"cases": []}')
+    with pytest.raises(ReportError, match="is not a pydantic-mlx eval report"):
+        read_report(tmp_path / "other.json")
+
+
+def test_resume_keeps_only_finished_runs_of_the_same_case_and_configuration() -> None:
+    first, second, third, fourth, *_ = builtin_suite()
+    config = EvalConfig("models/qwen")
+    earlier = [
+        ConfigResult(
+            config,
+            [
+                _finished(first),
+                _finished(second, error="AnswerIs: crashed"),  # the eval failed, not the model: run again
+                CaseResult(third, [], None, error="RuntimeError: task crashed"),
+            ],
+            3.0,
+        ),
+        ConfigResult(config.varied("tool_format=auto"), [_finished(fourth)], 1.0),
+    ]
+    assert list(_reusable(config, [first, second, third, fourth], earlier)) == [first.name]
+    edited = first.model_copy(update={"prompt": "Something else?"})
+    assert _reusable(config, [edited], earlier) == {}

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
+import os
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from pydantic_mlx.cli import main
-from pydantic_mlx.eval import ConfigResult, EvalConfig, load_suite, run_eval
+from pydantic_mlx.cli import EVAL_INTERRUPTED, main
+from pydantic_mlx.eval import ConfigResult, EvalConfig, builtin_suite, load_suite, read_report, run_eval
 
 TRAINED = {"read_file", "read_config"}
 
@@ -186,4 +191,127 @@ def test_broken_configurations_give_a_clear_error(
     assert "several configurations are called" in _error(["eval", "--model", model, *twice], capsys)
     assert "cannot read suite" in _error(
         ["eval", "--model", model, "--suite", str(tmp_path / "x.json")], capsys
+    )
+
+
+SUITE_ORDER = [case.name for case in builtin_suite()]
+
+
+def _summaries(report: Path) -> list[str]:
+    return re.findall(r"<summary>(.*?) — ", report.read_text(encoding="utf-8"))
+
+
+def _note(report: Path) -> str | None:
+    found = re.search(r'<p class="note">(.*?)</p>', report.read_text(encoding="utf-8"))
+    return html.unescape(found.group(1)) if found else None
+
+
+def test_an_interrupted_run_keeps_what_finished_and_resume_runs_only_the_rest(
+    demo_model_path: Path, tmp_path: Path
+) -> None:
+    config = EvalConfig(str(demo_model_path))
+    report = tmp_path / "report.html"
+    seen: dict[str, object] = {}
+
+    async def interrupted_after_two() -> None:
+        def progress(message: str) -> None:
+            if " 2/14 " in message:  # the 2nd case is scored and saved: read the reports, then Ctrl-C
+                seen["status"] = read_report(report.with_suffix(".json")).status
+                seen["note"] = _note(report)
+                runner.cancel()
+
+        runner = asyncio.ensure_future(run_eval([config], report=report, progress=progress))
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+
+    asyncio.run(interrupted_after_two())
+    assert seen == {
+        "status": "running",
+        "note": "Partial: 2 of 14 cases finished; the run had not ended when this was written.",
+    }
+    run = read_report(report.with_suffix(".json"))
+    assert (run.status, run.finished_cases, run.total_cases) == ("interrupted", 2, 14)
+    assert [r.case.name for r in run.results[0].cases] == ["read_file", "read_config"]
+    assert all(r.passed for r in run.results[0].cases)
+    kept = run.results[0].cases[0].outcome
+    assert kept is not None and kept.answer == "README.md says: Demo, a tiny project."
+    assert _note(report) == "Interrupted after 2 of 14 cases."
+    assert _summaries(report) == ["read_file", "read_config"]
+    data = json.loads(report.with_suffix(".json").read_text(encoding="utf-8"))
+    assert (data["finished_cases"], data["results"][0]["passed"], data["results"][0]["count"]) == (2, 2, 2)
+
+    messages: list[str] = []
+    resumed = asyncio.run(run_eval([config], report=report, resume=True, progress=messages.append))
+    assert messages[0].endswith("] 2/14 kept from the report")
+    ran = [re.findall(r" [a-z]+/(\w+): ", m)[0] for m in messages[1:]]
+    assert ran == SUITE_ORDER[2:]  # the two kept cases did not run again
+    assert {r.case.name for r in resumed[0].cases if r.passed} == TRAINED
+    assert [r.case.name for r in resumed[0].cases] == SUITE_ORDER
+    assert resumed[0].cases[0].outcome == kept
+    assert read_report(report.with_suffix(".json")).status == "finished"
+    assert _note(report) is None and len(_summaries(report)) == 14
+
+
+def test_ctrl_c_stops_the_command_with_the_report_of_what_finished(
+    demo_model_path: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "report.html"
+    command = [
+        sys.executable,
+        "-m",
+        "pydantic_mlx.cli",
+        "eval",
+        "--model",
+        str(demo_model_path),
+        "--report",
+        str(report),
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if " 2/14 " in line:
+            process.send_signal(signal.SIGINT)  # what Ctrl-C in a terminal sends
+            break
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == EVAL_INTERRUPTED == 130
+    assert "Traceback" not in err
+    run = read_report(report.with_suffix(".json"))
+    # The signal lands while a later case runs; whatever finished before it is kept, nothing else.
+    assert run.status == "interrupted" and 2 <= run.finished_cases < 14
+    assert [r.case.name for r in run.results[0].cases] == SUITE_ORDER[: run.finished_cases]
+    note = f"Interrupted after {run.finished_cases} of 14 cases."
+    assert _note(report) == note
+    assert f"{note} Report so far: {report}" in out
+    assert "Run the same command with --resume to continue." in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    assert rows["tools/read_file"][1] == "pass" and f"tools/{SUITE_ORDER[run.finished_cases]}" not in rows
+
+    resumed = subprocess.run(
+        [*command, "--resume"], capture_output=True, text=True, timeout=300, env=os.environ
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{run.finished_cases}/14 kept from the report" in resumed.stderr
+    assert "1/14 tools/read_file" not in resumed.stderr
+    assert read_report(report.with_suffix(".json")).finished_cases == 14
+    assert "14% (2/14)" in resumed.stdout
+
+
+def test_resume_refuses_a_missing_report_or_other_settings(
+    demo_model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "report.html"
+    argv = ["eval", "--model", str(demo_model_path), "--report", str(report), "--resume"]
+    assert "cannot read report" in _error(argv, capsys)
+    assert not report.exists()
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE)
+    assert (
+        main(["eval", "--model", str(demo_model_path), "--suite", str(suite), "--report", str(report)]) == 0
+    )
+    capsys.readouterr()
+    assert "was run with max_tokens 512, not 64" in _error([*argv, "--max-tokens", "64"], capsys)
+    assert "JSON twin" in _error(
+        ["eval", "--model", str(demo_model_path), "--report", str(tmp_path / "r.json")], capsys
     )

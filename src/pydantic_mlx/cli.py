@@ -9,6 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+EVAL_INTERRUPTED = 130
+"""Exit status of an eval stopped by Ctrl-C (128 + SIGINT, as shells report it); its report is kept."""
+
 DEMO_SCENARIOS = ("tool_call_tags", "tool_call_json_fence")
 """The demo's agent runs: a call in Qwen's `<tool_call>` form, then one written as a bare ```json fence."""
 
@@ -63,7 +66,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluate.add_argument(
         "--suite", type=Path, help="YAML or JSON file of cases (default: the built-in suite)"
     )
-    evaluate.add_argument("--report", type=Path, default=Path("eval-report.html"), help="HTML report path")
+    evaluate.add_argument(
+        "--report",
+        type=Path,
+        default=Path("eval-report.html"),
+        help="HTML report path; a JSON twin is written beside it (both updated after every case)",
+    )
+    evaluate.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run recorded in the report's JSON: cases it holds as finished with the same "
+        "configuration are kept, not run again",
+    )
     evaluate.add_argument("--max-tokens", type=int, default=512, help="token limit per model request")
     evaluate.set_defaults(run=run_eval)
 
@@ -104,8 +118,9 @@ def run_parse(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    """`pydantic-mlx eval`: scores per configuration, a pass/fail grid, an HTML report. Exit 2 on a
-    broken configuration or suite, with the reason and no traceback."""
+    """`pydantic-mlx eval`: scores per configuration, a pass/fail grid, an HTML and a JSON report.
+    Exit 2 on a broken configuration, suite or report to resume, with the reason and no traceback;
+    exit `EVAL_INTERRUPTED` after Ctrl-C, with the tables and reports of the cases that finished."""
     import asyncio
 
     try:
@@ -124,14 +139,44 @@ def run_eval(args: argparse.Namespace) -> int:
         configs = [base, *(base.varied(spec) for spec in args.compare)]
         cases = evals.load_suite(args.suite) if args.suite else evals.builtin_suite()
         print(f"Loading {len(configs)} configuration(s), then {len(cases)} cases each...", file=sys.stderr)
-        results = asyncio.run(evals.run_eval(configs, cases, max_tokens=args.max_tokens, progress=progress))
-    except (evals.ConfigError, evals.SuiteError) as exc:
+        results = asyncio.run(
+            evals.run_eval(
+                configs,
+                cases,
+                max_tokens=args.max_tokens,
+                progress=progress,
+                report=args.report,
+                resume=args.resume,
+            )
+        )
+    except (evals.ConfigError, evals.SuiteError, evals.ReportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return _eval_interrupted(args.report)
     print(evals.summary_table(results), end="\n\n")
     print(evals.case_table(results), end="\n\n")
-    print(f"Report with every transcript: {evals.write_html_report(results, args.report)}")
+    print(f"Report with every transcript: {args.report} (JSON: {evals.json_report_path(args.report)})")
     return 0
+
+
+def _eval_interrupted(report: Path) -> int:
+    """After Ctrl-C: the tables of the cases that finished, as the report kept them."""
+    from . import eval as evals
+
+    json_path = evals.json_report_path(report)
+    try:
+        run = evals.read_report(json_path)
+    except evals.ReportError:
+        run = None
+    if run is None or run.status != "interrupted":  # stopped before this run wrote its report
+        print("\nInterrupted before the run started; no report written.", file=sys.stderr)
+        return EVAL_INTERRUPTED
+    print(evals.summary_table(run.results), end="\n\n")
+    print(evals.case_table(run.results), end="\n\n")
+    print(f"{run.note} Report so far: {report} (JSON: {json_path})")
+    print("Run the same command with --resume to continue.")
+    return EVAL_INTERRUPTED
 
 
 def run_demo(args: argparse.Namespace) -> int:

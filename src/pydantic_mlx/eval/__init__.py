@@ -2,9 +2,13 @@
 
     from pydantic_mlx.eval import EvalConfig, run_eval, write_html_report
 
-    results = await run_eval([EvalConfig("mlx-community/Qwen2.5-Coder-1.5B-Instruct-4bit")])
+    results = await run_eval(
+        [EvalConfig("mlx-community/Qwen2.5-Coder-1.5B-Instruct-4bit")], report=Path("eval-report.html")
+    )
     print(summary_table(results))
-    write_html_report(results, Path("eval-report.html"))
+
+With `report`, the HTML report and its JSON twin are rewritten after every case, so an interrupted
+run keeps what finished, and `resume=True` continues it.
 
 Built on pydantic-evals: each case is a `pydantic_evals.Case` whose task is a real PydanticAI
 agent run with real tools in a temporary sandbox, scored by the evaluators in `_checks`. Needs the
@@ -23,7 +27,16 @@ from ._checks import (
     ToolCallsMade,
     tool_calls,
 )
-from ._report import case_table, render_html_report, summary_table, write_html_report
+from ._report import (
+    EvalRun,
+    case_table,
+    json_report_path,
+    read_report,
+    render_html_report,
+    summary_table,
+    write_html_report,
+    write_report,
+)
 from ._runner import (
     DEFAULT_MAX_TOKENS,
     CaseResult,
@@ -31,6 +44,8 @@ from ._runner import (
     ConfigError,
     ConfigResult,
     EvalConfig,
+    ReportError,
+    RunStatus,
     run_case,
     run_eval,
 )
@@ -50,20 +65,26 @@ __all__ = [
     "ConfigResult",
     "EvalCase",
     "EvalConfig",
+    "EvalRun",
     "Expectation",
     "ExpectedCall",
     "FilesWritten",
+    "ReportError",
     "RunCompleted",
+    "RunStatus",
     "Sandbox",
     "SuiteError",
     "ToolCallsMade",
     "builtin_suite",
     "case_table",
+    "json_report_path",
     "load_suite",
+    "read_report",
     "render_html_report",
     "run_case",
     "run_eval",
     "summary_table",
     "tool_calls",
     "write_html_report",
+    "write_report",
 ]

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
@@ -18,9 +22,44 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 
-from ._runner import CaseResult, ConfigResult
+from ._runner import CaseResult, ConfigResult, ReportError, RunStatus
 
-__all__ = ["case_table", "render_html_report", "summary_table", "transcript", "write_html_report"]
+__all__ = [
+    "EvalRun",
+    "case_table",
+    "json_report_path",
+    "read_report",
+    "render_html_report",
+    "summary_table",
+    "transcript",
+    "write_html_report",
+    "write_report",
+]
+
+
+@dataclass(frozen=True)
+class EvalRun:
+    """A whole eval run as the reports record it: its results so far and whether it ended."""
+
+    status: RunStatus
+    total_cases: int
+    """Cases the run was asked for: configurations × suite cases."""
+    max_tokens: int
+    results: list[ConfigResult]
+
+    @property
+    def finished_cases(self) -> int:
+        return sum(len(r.cases) for r in self.results)
+
+    @property
+    def note(self) -> str | None:
+        """What a reader must know before trusting the tables: the run is partial or was interrupted."""
+        done = f"{self.finished_cases} of {self.total_cases} cases"
+        if self.status == "interrupted":
+            return f"Interrupted after {done}."
+        if self.status == "running":
+            return f"Partial: {done} finished; the run had not ended when this was written."
+        return None
 
 
 def _categories(results: Sequence[ConfigResult]) -> list[str]:
@@ -61,16 +100,18 @@ def summary_table(results: Sequence[ConfigResult]) -> str:
 
 
 def case_table(results: Sequence[ConfigResult]) -> str:
-    """One row per case, one column per configuration: pass or fail."""
+    """One row per case, one column per configuration: pass, fail, or `-` for a case that did not run."""
+    verdicts = [{c.case.name: c.passed for c in r.cases} for r in results]
+    cases = {c.case.name: c.case for r in results for c in r.cases}.values()
     header = ["case", *(r.config.label for r in results)]
     rows = [
         [
-            f"{case.case.category}/{case.case.name}",
-            *("pass" if r.cases[i].passed else "FAIL" for r in results),
+            f"{case.category}/{case.name}",
+            *("-" if case.name not in v else "pass" if v[case.name] else "FAIL" for v in verdicts),
         ]
-        for i, case in enumerate(results[0].cases)
+        for case in cases
     ]
-    return _grid(header, rows) if results else ""
+    return _grid(header, rows) if rows else ""
 
 
 def transcript(messages: Sequence[ModelMessage]) -> list[tuple[str, str]]:
@@ -113,6 +154,7 @@ th:first-child, td:first-child { text-align: left; }
 details { margin: .3em 0 .3em 1em; } summary { cursor: pointer; }
 pre { white-space: pre-wrap; background: #f6f6f6; padding: 6px; margin: 2px 0 8px; }
 .kind { color: #555; font-size: 12px; }
+.note { background: #fff3cd; border: 1px solid #e0c36a; padding: 6px 10px; font-weight: bold; }
 """
 
 
@@ -147,9 +189,11 @@ def _case_details(result: CaseResult) -> str:
     return f"<details>{''.join(parts)}</details>"
 
 
-def render_html_report(results: Sequence[ConfigResult], title: str = "pydantic-mlx eval") -> str:
+def render_html_report(
+    results: Sequence[ConfigResult], title: str = "pydantic-mlx eval", *, note: str | None = None
+) -> str:
     """A self-contained HTML page: the summary table, then every case with each configuration's
-    checks and full transcript (prompts, calls, tool results, answers)."""
+    checks and full transcript (prompts, calls, tool results, answers); `note` is shown above all."""
     categories = _categories(results)
     head = "".join(f"<th>{_e(h)}</th>" for h in ["configuration", "overall", *categories, "tokens/s"])
     rows = "".join(
@@ -161,7 +205,10 @@ def render_html_report(results: Sequence[ConfigResult], title: str = "pydantic-m
         + f"<td>{r.tokens_per_second:.1f}</td></tr>"
         for r in results
     )
-    body = [f"<h1>{_e(title)}</h1><table><tr>{head}</tr>{rows}</table>"]
+    body = [f"<h1>{_e(title)}</h1>"]
+    if note:
+        body.append(f'<p class="note">{_e(note)}</p>')
+    body.append(f"<table><tr>{head}</tr>{rows}</table>")
     for r in results:
         config = r.config
         settings = (
@@ -184,3 +231,50 @@ def write_html_report(results: Sequence[ConfigResult], path: Path, title: str = 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_html_report(results, title), encoding="utf-8")
     return path
+
+
+_RUN = TypeAdapter(EvalRun)
+
+
+def json_report_path(report: Path) -> Path:
+    """Where the JSON twin of the HTML report `report` goes: beside it, ending in `.json`."""
+    json_path = report.with_suffix(".json")
+    if json_path == report:
+        raise ReportError(f"{report}: the report is the HTML page; its JSON twin is written beside it")
+    return json_path
+
+
+def write_report(run: EvalRun, report: Path, title: str = "pydantic-mlx eval") -> tuple[Path, Path]:
+    """Write the HTML report to `report` and the run as JSON beside it; return both paths.
+
+    Each file is replaced whole (written aside, then renamed), so an interruption while writing
+    leaves the previous version, never half a file. The JSON holds everything `read_report` needs
+    to resume, plus `passed` per case and per configuration for scripts.
+    """
+    json_path = json_report_path(report)
+    data: dict[str, Any] = _RUN.dump_python(run, mode="json")
+    data["finished_cases"] = run.finished_cases
+    for result, dumped in zip(run.results, data["results"], strict=True):
+        dumped["passed"], dumped["count"] = result.passed(), result.count()
+        for case, dumped_case in zip(result.cases, dumped["cases"], strict=True):
+            dumped_case["passed"] = case.passed
+    _replace(json_path, json.dumps(data, ensure_ascii=False, indent=1))
+    _replace(report, render_html_report(run.results, title, note=run.note))
+    return report, json_path
+
+
+def read_report(json_path: Path) -> EvalRun:
+    """The run a JSON report written by `write_report` holds; `ReportError` saying why if it cannot."""
+    try:
+        return _RUN.validate_json(json_path.read_bytes())
+    except OSError as exc:
+        raise ReportError(f"cannot read report {json_path}: {exc.strerror or exc}") from exc
+    except ValidationError as exc:
+        raise ReportError(f"{json_path} is not a pydantic-mlx eval report: {exc.errors()[0]['msg']}") from exc
+
+
+def _replace(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    aside = path.with_name(f".{path.name}.tmp")
+    aside.write_text(text, encoding="utf-8")
+    os.replace(aside, path)

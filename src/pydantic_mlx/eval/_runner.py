@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic_ai import Agent, Tool, capture_run_messages
 from pydantic_ai.exceptions import AgentRunError, UserError
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.usage import UsageLimits
 from pydantic_evals import Case, Dataset
-from pydantic_evals.reporting import ReportCase
+from pydantic_evals.lifecycle import CaseLifecycle
+from pydantic_evals.reporting import ReportCase, ReportCaseFailure
 
 from ..model import MLXModel
 from ._checks import CaseOutcome, case_evaluators
@@ -29,6 +31,8 @@ __all__ = [
     "ConfigError",
     "ConfigResult",
     "EvalConfig",
+    "ReportError",
+    "RunStatus",
     "run_case",
     "run_eval",
 ]
@@ -225,6 +229,13 @@ class ConfigResult:
         return self.output_tokens / seconds if seconds else 0.0
 
 
+class ReportError(ValueError):
+    """A report to resume that cannot be read or was run with other settings."""
+
+
+RunStatus = Literal["running", "finished", "interrupted"]
+
+
 Progress = Callable[[str], None]
 
 
@@ -234,57 +245,145 @@ async def run_eval(
     *,
     max_tokens: int = DEFAULT_MAX_TOKENS,
     progress: Progress | None = None,
+    report: Path | None = None,
+    resume: bool = False,
 ) -> list[ConfigResult]:
     """Run every case (the built-in suite by default) on every configuration, scored the same way.
 
     Every configuration is checked and loaded before the first case runs, so a missing model or a
     bad adapter raises `ConfigError` at once. Cases run one at a time, so tokens/s are comparable.
+
+    With `report` (an HTML path), the HTML report and a JSON twin beside it (`.json`) are rewritten
+    after every finished case, marked partial until the run ends; a cancelled run (Ctrl-C) marks
+    them "interrupted after N of M cases" before the cancellation goes on. With `resume`, the cases
+    that JSON already holds as finished, for an equal configuration and an equal case, are kept and
+    not run again (`ReportError` if it cannot be read or used other `max_tokens`).
     """
+    # Imported here: the report module reads this module's result types.
+    from ._report import EvalRun, json_report_path, read_report, write_report
+
     suite = list(cases) if cases is not None else builtin_suite()
     labels = [config.label for config in configs]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
         raise ConfigError(f"several configurations are called {duplicates[0]!r}: name them (name=...)")
-    models = [await _loaded(config) for config in configs]
-    dataset = Dataset[EvalCase, CaseOutcome, Any](
-        name="pydantic-mlx",
-        cases=[Case(name=c.name, inputs=c, evaluators=case_evaluators(c.expect)) for c in suite],
-    )
-    results: list[ConfigResult] = []
-    for index, (config, model) in enumerate(zip(configs, models, strict=True), 1):
-        done = 0
+    earlier: EvalRun | None = None
+    if resume and report is None:
+        raise ReportError("resume needs the report to continue")
+    if report is not None:
+        json_path = json_report_path(report)  # a bad path fails now, not after the first case
+        earlier = read_report(json_path) if resume else None
+        if earlier is not None and earlier.max_tokens != max_tokens:
+            raise ReportError(
+                f"{json_path} was run with max_tokens {earlier.max_tokens}, not {max_tokens}: "
+                "use the same value to resume it"
+            )
+    # Each configuration's finished cases by name: the reused ones, then each case as it ends.
+    finished = [_reusable(config, suite, earlier.results if earlier else []) for config in configs]
+    seconds = [sum(r.outcome.seconds for r in done.values() if r.outcome) for done in finished]
 
-        async def task(
-            case: EvalCase, model: MLXModel = model, config: EvalConfig = config, index: int = index
-        ) -> CaseOutcome:
-            nonlocal done
-            outcome = await run_case(model, case, max_tokens=max_tokens)
-            done += 1
-            if progress is not None:
-                status = "error" if outcome.error else f"{outcome.output_tokens} tokens"
-                progress(
-                    f"[{index}/{len(configs)} {config.label}] {done}/{len(suite)} "
-                    f"{case.category}/{case.name}: {outcome.seconds:.1f} s, {status}"
-                )
-            return outcome
+    def so_far() -> list[ConfigResult]:
+        return [
+            ConfigResult(config, [done[c.name] for c in suite if c.name in done], spent)
+            for config, done, spent in zip(configs, finished, seconds, strict=True)
+        ]
 
-        started = time.perf_counter()
-        report = await dataset.evaluate(task, name=config.label, max_concurrency=1, progress=False)
-        seconds = time.perf_counter() - started
-        reported = {c.name: c for c in report.cases}
-        failed = {f.name: f for f in report.failures}
-        case_results: list[CaseResult] = []
-        for case in suite:
-            if case.name in reported:
-                case_results.append(_case_result(case, reported[case.name]))
-            else:
-                failure = failed[case.name]
-                case_results.append(CaseResult(case, [], None, error=failure.error_message))
-        results.append(ConfigResult(config, case_results, seconds))
-    return results
+    def save(status: RunStatus) -> None:
+        if report is not None:
+            write_report(EvalRun(status, len(configs) * len(suite), max_tokens, so_far()), report)
+
+    try:
+        models = [await _loaded(config) for config in configs]
+        save("running")
+        for index, (config, model, done) in enumerate(zip(configs, models, finished, strict=True)):
+            where = f"[{index + 1}/{len(configs)} {config.label}]"
+            if done and progress is not None:
+                progress(f"{where} {len(done)}/{len(suite)} kept from the report")
+            earlier_seconds, started = seconds[index], time.perf_counter()
+
+            async def task(case: EvalCase, model: MLXModel = model) -> CaseOutcome:
+                return await run_case(model, case, max_tokens=max_tokens)
+
+            def keep(
+                result: CaseResult,
+                done: dict[str, CaseResult] = done,
+                index: int = index,
+                where: str = where,
+                earlier_seconds: float = earlier_seconds,
+                started: float = started,
+            ) -> None:
+                done[result.case.name] = result
+                seconds[index] = earlier_seconds + time.perf_counter() - started
+                save("running")
+                if progress is not None:
+                    outcome = result.outcome
+                    ran = (
+                        f"{outcome.seconds:.1f} s, {outcome.output_tokens} tokens"
+                        if outcome
+                        else "eval error"
+                    )
+                    verdict = "pass" if result.passed else "FAIL"
+                    case = result.case
+                    progress(
+                        f"{where} {len(done)}/{len(suite)} {case.category}/{case.name}: {ran}, {verdict}"
+                    )
+
+            dataset = Dataset[EvalCase, CaseOutcome, Any](
+                name="pydantic-mlx",
+                cases=[
+                    Case(name=c.name, inputs=c, evaluators=case_evaluators(c.expect))
+                    for c in suite
+                    if c.name not in done
+                ],
+            )
+            await dataset.evaluate(
+                task,
+                name=config.label,
+                max_concurrency=1,
+                progress=False,
+                lifecycle=lambda case, keep=keep: _KeepResult(case, keep),
+            )
+            seconds[index] = earlier_seconds + time.perf_counter() - started
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        save("interrupted")
+        raise
+    save("finished")
+    return so_far()
 
 
-def _case_result(case: EvalCase, reported: ReportCase[EvalCase, CaseOutcome, Any]) -> CaseResult:
+class _KeepResult(CaseLifecycle[EvalCase, CaseOutcome, Any]):
+    """Hands each case's verdict over as soon as its evaluators end (pydantic-evals' own report
+    comes only when every case has run, so an interrupted run would lose them all)."""
+
+    def __init__(self, case: Case[EvalCase, CaseOutcome, Any], keep: Callable[[CaseResult], None]) -> None:
+        super().__init__(case)
+        self._keep = keep
+
+    async def teardown(
+        self,
+        result: ReportCase[EvalCase, CaseOutcome, Any] | ReportCaseFailure[EvalCase, CaseOutcome, Any] | None,
+    ) -> None:
+        if result is not None:  # None: the case was cancelled, nothing finished
+            self._keep(_case_result(self.case.inputs, result))
+
+
+def _reusable(
+    config: EvalConfig, suite: list[EvalCase], earlier: list[ConfigResult]
+) -> dict[str, CaseResult]:
+    """The earlier results worth keeping: same configuration, same case, and the model's run ended
+    (an eval error, such as a crashed evaluator, is run again)."""
+    kept = {
+        r.case.name: r for e in earlier if e.config == config for r in e.cases if r.outcome and not r.error
+    }
+    return {c.name: kept[c.name] for c in suite if c.name in kept and kept[c.name].case == c}
+
+
+def _case_result(
+    case: EvalCase,
+    reported: ReportCase[EvalCase, CaseOutcome, Any] | ReportCaseFailure[EvalCase, CaseOutcome, Any],
+) -> CaseResult:
+    if isinstance(reported, ReportCaseFailure):
+        return CaseResult(case, [], None, error=reported.error_message)
     checks = [Check(name, bool(result.value), result.reason) for name, result in reported.assertions.items()]
     errors = [f"{f.name}: {f.error_message}" for f in reported.evaluator_failures]
     return CaseResult(case, checks, reported.output, error="; ".join(errors) or None)
