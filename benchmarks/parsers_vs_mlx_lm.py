@@ -1,6 +1,6 @@
 """Tool-call parsing, side by side: pydantic-mlx's `parse` vs what `mlx_lm.server` hands a client.
 
-Every conformance case (tests/conformance/cases) of a template mlx-lm knows is run two ways:
+Every conformance case (tests/conformance/cases) is run two ways:
 
 - ours: the conformance suite's own `run_case` (`parse(format="auto")`, then the stream fed
   whole, in random chunkings and one character at a time: every run must be right);
@@ -39,17 +39,19 @@ What is not emulated, and where this could be wrong:
 - end-of-turn tokens are listed per template below from the models' configs as we know them
   (Gemma 4's `<|tool_response>` is assumed to be a stop token); only a token at the very end of
   the text counts, since mid-text `</s>` in the cases is HTML, not Mistral's end of sentence;
-- streaming: with `stream=true` the server sends the same text and calls in more pieces, and
-  client-side reassembly is assumed to give the same result;
+- streaming: with `stream=true` the server sends the same text and calls in more pieces;
+  client-side reassembly gives the same reply on the test's cases, and is assumed to on all;
 - errors: the server has no way to tell a client a call was malformed or truncated, so every
   case expecting an error fails mlx-lm on that check alone; the "lenient" column does not
-  score error kinds, to show how much of the gap is only that.
+  score error kinds (and ignores leading / trailing whitespace in content and reasoning), to
+  show how much of the gap is only that.
 
-Templates mlx-lm has no tool parser for (Llama 3.x JSON and pythonic, Llama 4, DeepSeek, gpt-oss
-harmony) are reported apart, as shapes it does not claim: its server sends their calls as
-content. The small-model habits (fences, bare JSON, "parameters") are run through the path the
-server takes for a Qwen2.5 template (json_tools, no think tokens) and also reported apart: only
-the ones inside `<tool_call>` tags are a shape mlx-lm claims.
+Shapes mlx-lm does not claim are reported in their own tables, not as its failures: calls
+written without the template parser's `tool_call_start` marker (fences, bare JSON, Qwen3-Coder's
+`<function=` with no `<tool_call>`), and templates mlx-lm has no tool parser for (Llama 3.x JSON
+and pythonic, Llama 4, DeepSeek, gpt-oss harmony), whose calls its server sends as content. The
+small-model habits (fences, bare JSON, "parameters") go through the path the server takes for a
+Qwen2.5 template (json_tools, no think tokens).
 
 Run: python benchmarks/parsers_vs_mlx_lm.py [-f FAMILY ...] [-v]
 """
