@@ -2,10 +2,11 @@
 
 `GrammarLogitsProcessor` watches the tokens as they are sampled. While the output is free it
 only looks at their bytes for a trigger (and for the format's reasoning block, inside which
-nothing triggers); once a trigger fires it starts that region's llguidance matcher on the
-triggering text and masks every token until the region is complete, then the output is free
-again. A whole-answer grammar (`tool_choice="required"`, native output) masks from the first
-token after any reasoning block up to the end-of-sequence token.
+nothing triggers; a trigger for the answer's start counts only there); once a trigger fires it
+starts that region's llguidance matcher on the triggering text and masks every token until the
+region is complete, then the output is free again. A whole-answer grammar
+(`tool_choice="required"`, native output) masks from the first token after any reasoning block up
+to the end-of-sequence token.
 
 The mask is llguidance's bitmask turned into additive biases with plain `mx` ops (a lookup per
 mask byte), so it runs on every MLX backend (llguidance's own `llguidance.mlx` helper is a Metal
@@ -120,6 +121,9 @@ class GrammarLogitsProcessor:
         self._matcher: llguidance.LLMatcher | None = None
         self._answer_started = False
         self._window = b""
+        # Whether `_window` holds the answer from its start (the output's, or the end of the
+        # reasoning block): only then can an `at_start` trigger match.
+        self._at_answer_start = not in_reasoning
         self._seen: int | None = None
         self._words = np.zeros(0, dtype=np.int32)
         self._tables: dict[mx.Dtype, mx.array] = {}
@@ -131,6 +135,7 @@ class GrammarLogitsProcessor:
         tokenizer = self._tokenizer = grammar_tokenizer(self._source)
         self._grammars = self._build(tokenizer) or GrammarSet()
         self._in_reasoning = self._in_reasoning and self._grammars.reasoning is not None
+        self._at_answer_start = not self._in_reasoning
         self._words = np.zeros((tokenizer.llg.vocab_size + 31) // 32, dtype=np.int32)
         reasoning = self._grammars.reasoning
         if self._grammars.answer is not None and not self._in_reasoning:
@@ -173,7 +178,10 @@ class GrammarLogitsProcessor:
                 self._matcher = None  # the region is complete: free text again
             return
         assert self._tokenizer is not None
-        self._window = (self._window + self._tokenizer.llg.decode_bytes([token]))[-_WINDOW:]
+        window = self._window + self._tokenizer.llg.decode_bytes([token])
+        if len(window) > _WINDOW:
+            window, self._at_answer_start = window[-_WINDOW:], False
+        self._window = window
         self._scan()
 
     def _scan(self) -> None:
@@ -188,6 +196,7 @@ class GrammarLogitsProcessor:
                     return
                 self._in_reasoning = False
                 self._window = self._window[end + len(closer) :]
+                self._at_answer_start = True
                 if self._grammars.answer is not None and not self._answer_started:
                     self._start(self._grammars.answer, self._window, answer=True)
                     return
@@ -195,7 +204,7 @@ class GrammarLogitsProcessor:
             if self._grammars.answer is not None:
                 return
             opener = self._window.find(reasoning[0].encode()) if reasoning else -1
-            hit = _first_match(self._grammars.triggers, self._window)
+            hit = _first_match(self._grammars.triggers, self._window, at_answer_start=self._at_answer_start)
             if opener >= 0 and (hit is None or opener < hit[0]):
                 assert reasoning is not None
                 self._in_reasoning = True
@@ -204,6 +213,7 @@ class GrammarLogitsProcessor:
             if hit is None:
                 return
             start, trigger = hit
+            self._at_answer_start = False
             if self._start(trigger.grammar, self._window[start:]):
                 self._window = b""
                 return
@@ -261,11 +271,18 @@ class GrammarLogitsProcessor:
         return table
 
 
-def _first_match(triggers: tuple[Trigger, ...], text: bytes) -> tuple[int, Trigger] | None:
-    """The trigger matching earliest in `text` (the first declared one on a tie)."""
+def _first_match(
+    triggers: tuple[Trigger, ...], text: bytes, *, at_answer_start: bool = False
+) -> tuple[int, Trigger] | None:
+    """The trigger matching earliest in `text` (the first declared one on a tie); `at_start`
+    triggers only when `text` is the answer from its start (`at_answer_start`), and only there."""
     best: tuple[int, Trigger] | None = None
     for trigger in triggers:
-        found: re.Match[bytes] | None = trigger.pattern.search(text)
+        if trigger.at_start and not at_answer_start:
+            continue
+        found: re.Match[bytes] | None = (
+            trigger.pattern.match(text) if trigger.at_start else trigger.pattern.search(text)
+        )
         if found is None:
             continue
         start = found.start("region") if "region" in trigger.pattern.groupindex else found.start()

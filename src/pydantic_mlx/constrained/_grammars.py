@@ -52,10 +52,14 @@ class CallSyntaxBuilder(Protocol):
 class Trigger:
     """Free text that opens a constrained region: where `pattern` matches, `grammar` takes over,
     starting with the matched text itself (so the grammar's first lexemes accept it), or with
-    its `region` group when it has one (text before that group is context, not region)."""
+    its `region` group when it has one (text before that group is context, not region).
+
+    An `at_start` trigger counts only where the answer begins (the output's start, or right after
+    a reasoning block): its pattern must match from there, spaces first."""
 
     pattern: re.Pattern[bytes]
     grammar: str
+    at_start: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,10 @@ def tool_call_grammars(
         for pattern, one, many in syntax.untagged:
             grammar = "\n".join([f"start: {many if parallel else one}", *syntax.rules])
             triggers.append(Trigger(re.compile(pattern.encode()), grammar))
+        for pattern, one, many in syntax.at_start:
+            grammar = "\n".join([f"start: {many if parallel else one}", *syntax.rules])
+            at_start = re.compile(rf"[ \t\r\n]*(?P<region>{pattern})".encode())
+            triggers.append(Trigger(at_start, grammar, at_start=True))
     if untagged_json:
         triggers.extend(_untagged_json_triggers(tools, syntax.json_keys if syntax else ("arguments",)))
     return GrammarSet(triggers=tuple(triggers), reasoning=reasoning) if triggers else None
@@ -175,14 +183,38 @@ def output_grammars(schema: Mapping[str, Any], *, reasoning: tuple[str, str] | N
     return found
 
 
+def _either(*builders: CallSyntaxBuilder) -> CallSyntaxBuilder:
+    """A format that writes its calls in any of several families' syntaxes (DeepSeek's V3.1
+    sections or V3.2's DSML): any one of them, each with its own openers."""
+
+    def build(
+        tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool
+    ) -> CallSyntax | None:
+        found = [b(tools, special_token, compact=compact) for b in builders]
+        syntaxes = [s for s in found if s is not None]
+        if len(syntaxes) <= 1:
+            return syntaxes[0] if syntaxes else None
+        return CallSyntax(
+            "(" + " | ".join(s.one for s in syntaxes) + ")",
+            "(" + " | ".join(s.many for s in syntaxes) + ")",
+            tuple(rule for s in syntaxes for rule in s.rules),
+            tuple(opener for s in syntaxes for opener in s.openers),
+            json_keys=syntaxes[0].json_keys,
+            untagged=tuple(u for s in syntaxes for u in s.untagged),
+            at_start=tuple(a for s in syntaxes for a in s.at_start),
+        )
+
+    return build
+
+
 _CALL_SYNTAXES: dict[str, CallSyntaxBuilder] = {
     "auto": _xml_calls.auto,
     "hermes": _json_calls.hermes,
     "qwen3_coder": _xml_calls.qwen3_coder,
     "llama3_json": _json_calls.llama3_json,
     "mistral": _json_calls.mistral,
-    "deepseek": _json_calls.deepseek,
-    "kimi_k2": _json_calls.kimi_k2,
+    "deepseek": _either(_json_calls.deepseek, _xml_calls.dsml),
+    "kimi_k2": _either(_json_calls.kimi_k2, _xml_calls.xtml),
     "glm": _xml_calls.glm,
     "harmony": _json_calls.harmony,
     "gemma4": _literal_calls.gemma4,

@@ -111,7 +111,7 @@ def deepseek(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compac
     """A `<｜tool▁calls▁begin｜>` section of calls (a lone `<｜tool▁call▁begin｜>` call too), each
     V3.1 `<｜tool▁call▁begin｜>NAME<｜tool▁sep｜>{...}<｜tool▁call▁end｜>` or V3
     `<｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME\\n```json\\n{...}\\n```<｜tool▁call▁end｜>` (V3 puts
-    a newline between calls). V3.2/V4's DSML is not constrained."""
+    a newline between calls). V3.2/V4's DSML blocks are `_xml_calls.dsml`."""
     begin, end = marker(_DS_CALLS_BEGIN, special_token), marker(_DS_CALLS_END, special_token)
     call_begin, call_end = marker(_DS_CALL_BEGIN, special_token), marker(_DS_CALL_END, special_token)
     sep = marker(_DS_SEP, special_token)
@@ -141,7 +141,7 @@ _KIMI_SECTIONS = (
 def kimi_k2(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
     """A `<|tool_calls_section_begin|>` section (the singular spelling too) of calls
     `<|tool_call_begin|>functions.NAME:INDEX<|tool_call_argument_begin|>{...}<|tool_call_end|>`;
-    a lone call too. (Kimi-K3's XTML is not constrained.)"""
+    a lone call too. Kimi-K3's XTML channel is `_xml_calls.xtml`."""
     call_begin = marker("<|tool_call_begin|>", special_token)
     call_end = marker("<|tool_call_end|>", special_token)
     arguments = marker("<|tool_call_argument_begin|>", special_token)
@@ -164,7 +164,9 @@ def harmony(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact
     """gpt-oss: a commentary (or analysis) message to `functions.NAME` holding the JSON arguments,
     `<|channel|>commentary to=functions.NAME <|constrain|>json<|message|>{...}<|call|>`, or with the
     recipient first, `<|start|>assistant to=functions.NAME<|channel|>commentary json<|message|>...`.
-    Several calls are messages joined by `<|start|>assistant`."""
+    Several calls are messages joined by `<|start|>assistant`. After a prompt that ended with
+    `<|start|>assistant`, the answer may begin with the recipient itself,
+    ` to=functions.NAME<|channel|>commentary json<|message|>{...}<|call|>` (only there)."""
     start, channel = marker("<|start|>", special_token), marker("<|channel|>", special_token)
     message, call = marker("<|message|>", special_token), marker("<|call|>", special_token)
     content_type = f'(" " {marker("<|constrain|>", special_token)} "json" | " json")?'
@@ -182,8 +184,9 @@ def harmony(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact
             compact=compact,
         ),
         f'h_message: {start} "assistant" (" to=" h_recipient_call | h_channel_first)',
+        'h_bare: "to=" h_recipient_call',
     )
-    first = "(h_message | h_channel_first)"
+    first = '(h_message | h_channel_first | " "? h_bare)'
     return CallSyntax(
         first,
         f"{first} h_message*",
@@ -193,4 +196,5 @@ def harmony(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact
             ("<|channel|>analysis to=", "h_channel_first", "h_channel_first"),
             ("<|start|>assistant to=", "h_recipient_first", "h_recipient_first"),
         ),
+        at_start=((r"to=functions\.", "h_bare", "h_bare"),),
     )

@@ -21,9 +21,11 @@ __all__ = [
     "ToolSchema",
     "arguments_rule",
     "call_object_schema",
+    "closed_text_rules",
     "is_plain_string",
     "json_options",
     "marker",
+    "marker_row",
     "raw_text_rules",
     "resolve_ref",
     "text_value_rule",
@@ -66,6 +68,11 @@ class CallSyntax:
     untagged: tuple[tuple[str, str, str], ...] = ()
     """(regex, one call, one or more calls): calls opened without a marker (a bare pythonic list);
     the regex's `region` group is where the region starts."""
+    at_start: tuple[tuple[str, str, str], ...] = ()
+    """(regex, one call, one or more calls): calls opened without a marker that count only where
+    the answer begins, after optional spaces (the parsers' `at_start` openers: gpt-oss's bare
+    `to=functions.`); the regex matches the region's first bytes. `one` and `many` already
+    accept these at an answer's start."""
 
 
 class Arguments(NamedTuple):
@@ -91,6 +98,26 @@ def marker(text: str, special_token: SpecialToken) -> str:
     By id because llguidance's `<name>` syntax cannot spell every token (`[TOOL_CALLS]`)."""
     token = special_token(text)
     return f"<[{token}]>" if token is not None else json.dumps(text)
+
+
+def marker_row(pieces: Sequence[str], special_token: SpecialToken) -> str:
+    """`pieces` in a row (`<`, `｜DSML｜`, `invoke name="f">`): each special token by id, and the text
+    between them as one literal. One literal, because llguidance's lexer is greedy: a literal
+    `<` followed by a literal `｜DSML｜` would never end where `<｜tool▁calls▁begin｜>` may go on."""
+    parts: list[str] = []
+    text = ""
+    for piece in pieces:
+        token = special_token(piece)
+        if token is None:
+            text += piece
+            continue
+        if text:
+            parts.append(json.dumps(text))
+        parts.append(f"<[{token}]>")
+        text = ""
+    if text:
+        parts.append(json.dumps(text))
+    return " ".join(parts)
 
 
 def json_options(schema: Mapping[str, Any], *, compact: bool) -> str:
@@ -228,6 +255,37 @@ def raw_text_rules(
     if opener != closer:
         value += f" & ~/(?s:.*{_regex_literal(opener)}.*)/"
     return [f"{rule}: {prefix} {terminal}", f"{terminal}: {value}"]
+
+
+def closed_text_rules(
+    rule: str,
+    low: int,
+    high: int | None,
+    *,
+    closer: Sequence[str],
+    forbidden: Sequence[str],
+    special_token: SpecialToken,
+) -> list[str]:
+    """`rule`: raw text of `low` to `high` characters, then `closer`, a row of pieces each a special
+    token or text (`</`, `｜DSML｜`, `parameter>`): the parser ends the value at the closer's first
+    occurrence. The text never spells `forbidden` (what the parser refuses inside a value).
+
+    When a piece of the closer is a special token, the text before it is one greedy lexeme that
+    ends where that token comes (it never spells the token, so the parser's first closer is the
+    grammar's); otherwise the text and the whole closer are one lexeme, ending at its first
+    occurrence."""
+    length = f"{{{low},{'' if high is None else high}}}"
+    terminal = rule.upper()
+    split = next((i for i, piece in enumerate(closer) if special_token(piece) is not None), None)
+    if split is None:
+        text = _regex_literal("".join(closer))
+        value = f"/(?s:.{length}){text}/ & ~/(?s:.*{text}.+)/"
+        value += "".join(f" & ~/(?s:.*{_regex_literal(f)}.*)/" for f in forbidden)
+        return [f"{rule}: {terminal}", f"{terminal}: {value}"]
+    spelled = [p for p in closer[split:] if special_token(p) is not None] + list(forbidden)
+    never = "|".join(_regex_literal(s) for s in dict.fromkeys(spelled))
+    value = f"/(?s:.{length}){_regex_literal(''.join(closer[:split]))}/ & ~/(?s:.*(?:{never}).*)/"
+    return [f"{rule}: {terminal} {marker_row(closer[split:], special_token)}", f"{terminal}: {value}"]
 
 
 def _regex_literal(text: str) -> str:

@@ -323,7 +323,9 @@ _GEMMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 def gemma4(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax | None:
     """`<|tool_call>call:NAME{key:VALUE,...}<tool_call|>` per call, in Gemma 4's notation: strings
     between `<|"|>` tokens (raw text, never holding one), bare numbers, `true`/`false`/`null`,
-    bare keys (`<|"|>`-quoted when not identifiers), `{}`/`[]` without spaces."""
+    bare keys (`<|"|>`-quoted when not identifiers), `{}`/`[]` without spaces. Where the answer
+    begins, the first call may leave out `<|tool_call>` (`call:NAME{...}<tool_call|>`, as Gemma 4
+    sometimes does); that bare call counts once it names a declared tool and opens its `{`."""
     quote = marker(_GEMMA_QUOTE, special_token)
 
     def string(rule: str, low: int, high: int | None) -> list[str]:
@@ -347,14 +349,27 @@ def gemma4(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact:
     notation = _Notation(string, string_literal, '"true"', '"false"', '"null"', key, bare_key, '","', '":"')
     values = LiteralValues(notation, "gm")
     calls: list[str] = []
+    declared: list[str] = []
     for tool in tools:
         if not _GEMMA_NAME.fullmatch(tool.name):
             continue
         defs: Mapping[str, Any] = tool.parameters.get("$defs") or tool.parameters.get("definitions") or {}
         arguments = values.value({"type": "object", **tool.parameters}, defs)
         calls.append(f'"call:" {json.dumps(tool.name)} {arguments}')
+        declared.append(tool.name)
     if not calls:
         return None
     opener, closer = marker("<|tool_call>", special_token), marker("<tool_call|>", special_token)
-    rules = (f"gm_call: {opener} ({' | '.join(calls)}) {closer}", *values.rules)
-    return CallSyntax("gm_call", "gm_call+", rules, (("<|tool_call>", "gm_call", "gm_call"),))
+    names = "|".join(re.escape(n) for n in sorted(declared, key=len, reverse=True))
+    rules = (
+        f"gm_call: {opener} gm_bare",
+        f"gm_bare: ({' | '.join(calls)}) {closer}",
+        *values.rules,
+    )
+    return CallSyntax(
+        "(gm_call | gm_bare)",
+        "(gm_call | gm_bare) gm_call*",
+        rules,
+        (("<|tool_call>", "gm_call", "gm_call"),),
+        at_start=((rf"call:(?:{names})\{{", "gm_bare", "gm_bare"),),
+    )

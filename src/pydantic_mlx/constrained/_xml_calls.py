@@ -1,9 +1,12 @@
 """Call grammars of the formats that write each argument in its own tags, values typed by schema.
 
-Qwen3-Coder (`<function=NAME><parameter=KEY>VALUE</parameter>`) and GLM (`<arg_key>KEY</arg_key>
-<arg_value>VALUE</arg_value>`): arguments come in schema order, required ones always, optional
-ones may be left out; a string-only value is raw text, any other value is JSON valid against
-its schema (the parsers type values by the same schema).
+Qwen3-Coder (`<function=NAME><parameter=KEY>VALUE</parameter>`), GLM (`<arg_key>KEY</arg_key>
+<arg_value>VALUE</arg_value>`), DeepSeek V3.2/V4's DSML (`<｜DSML｜parameter name="KEY"
+string="true">VALUE</｜DSML｜parameter>`) and Kimi-K3's XTML (`<|open|>argument key="KEY"
+type="string"<|sep|>VALUE<|close|>argument<|sep|>`): arguments come in schema order, required
+ones always, optional ones may be left out; a string-only value is raw text, any other value is
+JSON valid against its schema (the parsers type values by the same schema; DSML and XTML also
+mark each value as text or JSON, and the mark follows the value).
 """
 
 from __future__ import annotations
@@ -17,15 +20,18 @@ from ._lark import (
     CallSyntax,
     SpecialToken,
     ToolSchema,
+    arguments_rule,
+    closed_text_rules,
     is_plain_string,
     json_options,
     marker,
+    marker_row,
     resolve_ref,
     text_value_rule,
     tool_arguments,
 )
 
-__all__ = ["auto", "glm", "qwen3_coder"]
+__all__ = ["auto", "dsml", "glm", "qwen3_coder", "xtml"]
 
 
 def qwen3_coder(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
@@ -132,3 +138,159 @@ def glm(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bo
     return CallSyntax(
         "glm_call", 'glm_call ("\\n" glm_call)*', tuple(rules), (("<tool_call>", "glm_call", "glm_call"),)
     )
+
+
+def _marked_value(
+    rule: str,
+    prop: Mapping[str, Any],
+    defs: Mapping[str, Any],
+    *,
+    closer: Sequence[str],
+    forbidden: Sequence[str],
+    special_token: SpecialToken,
+    compact: bool,
+) -> tuple[bool, list[str]]:
+    """One value followed by `closer` (a row of marker pieces), for the formats whose tag says
+    whether the value is text: whether it is written as text, and its rules. A string-only
+    value is raw text that never spells `forbidden` (an `enum` is one of its values,
+    `minLength`/`maxLength` bound it); any other value is JSON valid against its schema."""
+    prop = resolve_ref(prop, defs)
+    closing = marker_row(closer, special_token)
+    if is_plain_string(prop):
+        enum = prop.get("enum")
+        if isinstance(enum, list) and enum:
+            choices = " | ".join(json.dumps(v) for v in enum)  # pyright: ignore[reportUnknownVariableType]
+            return True, [f"{rule}: ({choices}) {closing}"]
+        low, high = prop.get("minLength"), prop.get("maxLength")
+        return True, closed_text_rules(
+            rule,
+            low if isinstance(low, int) else 0,
+            high if isinstance(high, int) else None,
+            closer=closer,
+            forbidden=forbidden,
+            special_token=special_token,
+        )
+    schema = dict(prop)
+    if defs:
+        schema["$defs"] = dict(defs)
+    value = f"{rule}_json: %json {json_options(schema, compact=compact)}"
+    return False, [f"{rule}: {rule}_json {closing}", value]
+
+
+_DSML = "｜DSML｜"
+_DSML_BLOCKS = ("function_calls", "tool_calls")
+"""The block's name in DeepSeek V3.2 and in V4."""
+
+
+def dsml(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """DeepSeek V3.2's `<｜DSML｜function_calls>` (V4: `tool_calls`) block of invokes,
+    `<｜DSML｜invoke name="NAME">` then
+    `<｜DSML｜parameter name="KEY" string="true">VALUE</｜DSML｜parameter>` per argument and
+    `</｜DSML｜invoke>`, tags one per line (as the template writes them; an invoke without
+    parameters has an empty line). `string="true"` marks a string-only value
+    (raw text), `string="false"` any other (JSON). `｜DSML｜` is one special token in V3.2/V4's
+    tokenizer, between text."""
+
+    def tag(before: str, after: str) -> str:
+        return marker_row((before, _DSML, after), special_token)
+
+    gap = "DSML_GAP?"
+    invokes = " | ".join(f"dsml_invoke_{i}" for i in range(len(tools)))
+    rules = [r"DSML_GAP: /\n{1,2}/", f"dsml_invoke: {invokes}"]
+    for index, tool in enumerate(tools):
+        properties, required, defs = tool_arguments(tool)
+        parts = [tag("<", f'invoke name="{tool.name}">')]
+        for key_index, (key, prop) in enumerate(properties.items()):
+            parameter, value = f"dsml_parameter_{index}_{key_index}", f"dsml_value_{index}_{key_index}"
+            parts.append(parameter if key in required else f"{parameter}?")
+            is_text, value_rules = _marked_value(
+                value,
+                prop,
+                defs,
+                closer=("</", _DSML, "parameter>"),
+                forbidden=(f"<{_DSML}parameter",),
+                special_token=special_token,
+                compact=compact,
+            )
+            opening = tag("<", f'parameter name="{key}" string="{"true" if is_text else "false"}">')
+            rules += [f"{parameter}: {gap} {opening} {value}", *value_rules]
+        parts.append(f"{gap} {tag('</', 'invoke>')}")
+        rules.append(f"dsml_invoke_{index}: " + " ".join(parts))
+    openers: list[tuple[str, str, str]] = []
+    for block in _DSML_BLOCKS:
+        begin, end = tag("<", f"{block}>"), tag("</", f"{block}>")
+        rules.append(f"dsml_{block}: {begin} ({gap} dsml_invoke)+ {gap} {end}")
+        rules.append(f"dsml_{block}_one: {begin} {gap} dsml_invoke {gap} {end}")
+        openers.append((f"<{_DSML}{block}>", f"dsml_{block}_one", f"dsml_{block}"))
+    return CallSyntax(
+        "(" + " | ".join(one for _, one, _ in openers) + ")",
+        "(" + " | ".join(many for _, _, many in openers) + ")",
+        tuple(rules),
+        tuple(openers),
+    )
+
+
+_XTML_OPEN, _XTML_SEP, _XTML_CLOSE = "<|open|>", "<|sep|>", "<|close|>"
+_XTML_JSON_TYPES = '("number" | "integer" | "boolean" | "array" | "object" | "null")'
+
+
+def xtml(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """Kimi-K3's `tools` channel, `<|open|>tools<|sep|>` calls `<|close|>tools<|sep|>`, each
+    `<|open|>call tool="NAME" index="N"<|sep|>` then per argument
+    `<|open|>argument key="KEY" type="TYPE"<|sep|>VALUE<|close|>argument<|sep|>` (`type="string"`:
+    a string-only value as raw text; another JSON type's name: any other value as JSON), or all
+    arguments in one `<|open|>json type="object"<|sep|>{...}<|close|>json<|sep|>`, then
+    `<|close|>call<|sep|>`. Attribute values escape `&` and `"`."""
+
+    def tag(*pieces: str) -> str:
+        return marker_row(pieces, special_token)
+
+    def closing(name: str) -> str:
+        return tag(_XTML_CLOSE, name, _XTML_SEP)
+
+    type_end = tag('"', _XTML_SEP)  # after a JSON type's name
+    rules = ["xtml_call: " + " | ".join(f"xtml_call_{i}" for i in range(len(tools)))]
+    for index, tool in enumerate(tools):
+        properties, required, defs = tool_arguments(tool)
+        parts: list[str] = []
+        for key_index, (key, prop) in enumerate(properties.items()):
+            argument, value = f"xtml_argument_{index}_{key_index}", f"xtml_value_{index}_{key_index}"
+            parts.append(argument if key in required else f"{argument}?")
+            is_text, value_rules = _marked_value(
+                value,
+                prop,
+                defs,
+                closer=(_XTML_CLOSE, "argument", _XTML_SEP),
+                forbidden=(_XTML_OPEN,),
+                special_token=special_token,
+                compact=compact,
+            )
+            head = f'argument key="{_attribute(key)}" type="'
+            opening = (
+                tag(_XTML_OPEN, f'{head}string"', _XTML_SEP)
+                if is_text
+                else f"{tag(_XTML_OPEN, head)} {_XTML_JSON_TYPES} {type_end}"
+            )
+            rules += [f"{argument}: {opening} {value}", *value_rules]
+        whole = f"xtml_json_{index}"
+        json_opening = tag(_XTML_OPEN, 'json type="object"', _XTML_SEP)
+        rules.append(f"{whole}: {json_opening} {whole}_arguments {closing('json')}")
+        rules.append(arguments_rule(f"{whole}_arguments", tool, compact=compact))
+        call = tag(_XTML_OPEN, f'call tool="{_attribute(tool.name)}"')
+        body = f"({' '.join(parts)} | {whole})" if parts else f"{whole}?"
+        index_attribute = '(" index=\\"" /[0-9]{1,3}/ "\\"")?'
+        rules.append(f"xtml_call_{index}: {call} {index_attribute} {tag(_XTML_SEP)} {body} {closing('call')}")
+    tools_begin = tag(_XTML_OPEN, "tools", _XTML_SEP)
+    rules.append(f"xtml_tools: {tools_begin} xtml_call+ {closing('tools')}")
+    rules.append(f"xtml_tools_one: {tools_begin} xtml_call {closing('tools')}")
+    return CallSyntax(
+        "xtml_tools_one",
+        "xtml_tools",
+        tuple(rules),
+        ((f"{_XTML_OPEN}tools{_XTML_SEP}", "xtml_tools_one", "xtml_tools"),),
+    )
+
+
+def _attribute(value: str) -> str:
+    """`value` inside an XTML attribute's double quotes (the parser unescapes these two)."""
+    return value.replace("&", "&amp;").replace('"', "&quot;")
