@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("llguidance")
 
@@ -140,6 +142,43 @@ def test_a_text_value_may_be_empty_or_hold_tags_but_never_the_markers(
     assert not _accepts(loaded, many, too_long), too_long
 
 
+# Pieces of text values, markers and near-markers among them.
+PIECES = ["a", " ", "\n", "<", "/", ">", "|", "｜", "</", "<b>", "DSML", "｜DSML｜", "parameter>", "<|open|>"]
+PIECES += [
+    "<|close|>",
+    "<|sep|>",
+    "argument",
+    "</｜DSML｜parameter>",
+    "<｜DSML｜parameter",
+    "<|close|>argument<|sep|>",
+]
+MARKERS = ("｜DSML｜", "<|open|>", "<|close|>", "<|sep|>")
+
+
+@pytest.mark.parametrize("tool_format", ["deepseek", "kimi_k2"])
+def test_a_text_value_is_accepted_exactly_when_it_reads_back(
+    loaded: tuple[Any, Any], tool_format: str
+) -> None:
+    """What the grammar accepts reads back as the same valid call; what reads back (a value of at
+    most 12 characters, holding no special token of the tokenizer) is accepted."""
+    many = _answer(loaded, tool_format, parallel=True)
+    render = render_dsml if tool_format == "deepseek" else render_k3
+    tokenizer = grammar_tokenizer(loaded[1])
+    spelled = [m for m in MARKERS if tokenizer.special_token(m) is not None]
+
+    @settings(max_examples=60, deadline=None)
+    @given(city=st.lists(st.sampled_from(PIECES), max_size=5).map("".join))
+    def check(city: str) -> None:
+        call = ToolCall("get_weather", {"city": city, "unit": "celsius"})
+        text = render([call])
+        calls = parse(text, tool_format, TOOL_SETS["all"]).calls
+        reads_back = [(c.name, c.arguments) for c in calls] == [(call.name, call.arguments)]
+        fits = len(city) <= 12 and not any(marker in city for marker in spelled)
+        assert _accepts(loaded, many, text) == (reads_back and fits), text
+
+    check()
+
+
 def test_the_dsml_and_xtml_markers_are_special_tokens_when_the_tokenizer_has_them(
     loaded: tuple[Any, Any],
 ) -> None:
@@ -200,6 +239,36 @@ def test_a_bare_call_triggers_only_where_the_answer_begins(
     assert _first_match(triggers, (lead + text).encode()) is None
     assert parse("Well, " + region, tool_format, TOOL_SETS["all"]).calls == []
     assert _first_match(triggers, ("Well, " + region).encode(), at_answer_start=True) is None
+
+
+LEADS = [" ", "\n", "\t", "\r\n", "Sure.", "call:", "to=functions.", "<b>", "`"]
+
+
+@pytest.mark.parametrize(("tool_format", "render"), [("harmony", _harmony_bare), ("gemma4", _gemma_bare)])
+def test_a_bare_call_trigger_agrees_with_the_parser(
+    loaded: tuple[Any, Any], tool_format: str, render: Any
+) -> None:
+    """Where the trigger fires, the call the grammar completes is read by the parser; where it does
+    not, the parser reads prose; after nothing but spaces, it fires."""
+    triggers = _grammars(loaded, tool_format, required=False).triggers
+    region = render(GOOD_CALLS[:1]).lstrip()
+
+    @settings(max_examples=40, deadline=None)
+    @given(lead=st.lists(st.sampled_from(LEADS), max_size=3).map("".join))
+    def check(lead: str) -> None:
+        hit = _first_match(triggers, (lead + region).encode(), at_answer_start=True)
+        if hit is None:  # the parser reads the text as prose: it stays free
+            assert parse(lead + region, tool_format, TOOL_SETS["all"]).calls == [], lead
+            assert lead.strip(" \t\r\n"), lead
+            return
+        # From where it fired, the grammar writes a call the parser reads there.
+        assert _accepts(loaded, hit[1].grammar, region)
+        head = (lead + region).encode()[: hit[0]].decode()
+        [call] = parse(head + region, tool_format, TOOL_SETS["all"]).calls
+        assert (call.name, call.arguments) == (GOOD_CALLS[0].name, GOOD_CALLS[0].arguments)
+        assert lead.strip(" \t\r\n") or hit[0] == len(lead.encode()), lead
+
+    check()
 
 
 def test_a_bare_gemma_call_triggers_only_once_it_names_a_declared_tool(loaded: tuple[Any, Any]) -> None:
