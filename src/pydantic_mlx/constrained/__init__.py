@@ -9,10 +9,11 @@ uses it; the pieces here are usable on their own with `mlx_lm.generate`/`stream_
     text = mlx_lm.generate(model, tokenizer, prompt, logits_processors=[processor])
 
 - `tool_call_processor(..., required=False)` is lazy: text is free until the model opens a call
-  (the format's marker — `<tool_call>`, `[TOOL_CALLS]`, `<|python_tag|>`, ... — a ```json fence
-  or a bare `{"name": "<declared tool>"`), the call is then
-  constrained to one declared tool with arguments valid against its schema, and text is free
-  again after it.
+  (the format's marker — `<tool_call>`, `[TOOL_CALLS]`, `<|python_tag|>`, `<｜DSML｜tool_calls>`,
+  ... — a ```json fence or a bare `{"name": "<declared tool>"`, or where the answer begins a bare
+  call the parser reads only there: gpt-oss's `to=functions.`, Gemma 4's `call:NAME{`), the call
+  is then constrained to one declared tool with arguments valid against its schema, and text is
+  free again after it.
 - `tool_call_processor(..., required=True)`: the answer is one or more calls.
 - `output_processor(tokenizer, schema)`: the answer is JSON valid against `schema`.
 
