@@ -258,8 +258,10 @@ def test_ctrl_c_stops_the_command_with_the_report_of_what_finished(
     report = tmp_path / "report.html"
     command = [
         sys.executable,
-        "-m",
-        "pydantic_mlx.cli",
+        "-c",
+        # SIGINT handled as in a terminal, even when this test runs in a background job that ignores it
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from pydantic_mlx.cli import main; sys.exit(main(sys.argv[1:]))",
         "eval",
         "--model",
         str(demo_model_path),
