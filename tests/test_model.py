@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from pydantic_ai import Agent, NativeOutput, capture_run_messages
@@ -336,6 +336,55 @@ async def test_top_k_one_is_greedy(model: MLXModel) -> None:
 async def test_tiny_top_p_is_greedy(model: MLXModel) -> None:
     response = await first_response(model, "plain_answer", {"temperature": 20.0, "top_p": 1e-6, "seed": 3})
     assert response.parts == [TextPart(turn_text("plain_answer"))]
+
+
+async def test_top_p_zero_is_greedy(model: MLXModel) -> None:
+    response = await first_response(model, "plain_answer", {"temperature": 20.0, "top_p": 0.0, "seed": 3})
+    assert response.parts == [TextPart(turn_text("plain_answer"))]
+
+
+@pytest.mark.parametrize("top_k", [0, -5, 677, 10**6])
+async def test_top_k_that_keeps_everything_is_no_filter(model: MLXModel, top_k: int) -> None:
+    # 677 is the demo model's whole vocabulary: mlx-lm's top-k raised on it (inside a batched
+    # step, failing every request in the batch).
+    hot: ModelSettings = {"temperature": 20.0, "seed": 5, "max_tokens": 12}
+    unfiltered = await first_response(model, "plain_answer", hot)
+    assert (await first_response(model, "plain_answer", {**hot, "top_k": top_k})).parts == unfiltered.parts
+
+
+async def test_any_integer_seed_is_reproducible(model: MLXModel) -> None:
+    hot: ModelSettings = {"temperature": 20.0, "seed": -1, "max_tokens": 12}
+    assert (await first_response(model, "plain_answer", hot)).parts == (
+        await first_response(model, "plain_answer", {**hot, "seed": 2**64 - 1})
+    ).parts
+
+
+@pytest.mark.parametrize("batching", [True, False])
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"logit_bias": {"1000000": 5}}, "outside the vocabulary"),  # indexed past the logits: segfault
+        ({"logit_bias": {"-1": 5}}, "outside the vocabulary"),  # silently biased the last token
+        ({"logit_bias": {"677": 5}}, "outside the vocabulary"),
+        ({"logit_bias": {"hello": 5}}, "token ids"),
+        ({"logit_bias": {"5": "a lot"}}, "numbers"),
+        ({"max_tokens": 0}, "at least 1"),
+        ({"max_tokens": -1}, "at least 1"),  # mlx-lm's "no limit" one at a time
+        ({"max_tokens": 2.5}, "integer"),
+        ({"temperature": -1.0}, "negative"),
+        ({"top_p": 1.5}, "between 0 and 1"),
+        ({"top_k": 2.5}, "integer"),
+        ({"seed": "7"}, "integer"),
+        ({"presence_penalty": "high"}, "number"),
+        ({"stop_sequences": "END"}, "list of strings"),
+    ],
+)
+async def test_bad_settings_are_user_errors(
+    model_path: Path, batching: bool, settings: dict[str, Any], message: str
+) -> None:
+    agent = scenario("plain_answer").agent(MLXModel(model_path, batching=batching))
+    with pytest.raises(UserError, match=message):
+        await agent.run(scenario("plain_answer").prompt, model_settings=cast(ModelSettings, settings))
 
 
 @pytest.mark.parametrize("penalty", ["presence_penalty", "frequency_penalty"])

@@ -300,7 +300,7 @@ class MLXModel(Model):
         in_reasoning = tail.rstrip().endswith(_REASONING_OPENERS)
         one_call_only = settings.get("parallel_tool_calls") is False
         constraint = self._constraint(params, tools, text_is_answer, one_call_only, in_reasoning)
-        options = _generation_options(settings)
+        options = _generation_options(settings, _vocabulary_size(self._loaded))
         if constraint is not None:
             options = replace(options, extra_processors=(constraint,))
         return _RequestPlan(
@@ -571,19 +571,85 @@ def _offered_tools(
     return [t for t in all_tools if t.name in names], mode == "auto" or not explicit
 
 
-def _generation_options(settings: ModelSettings) -> GenerationOptions:
-    logit_bias = settings.get("logit_bias")
+def _generation_options(settings: ModelSettings, vocabulary: int) -> GenerationOptions:
+    """The sampling settings, checked: a bad value is a `UserError` here, not a crash mid-batch.
+
+    A token id outside the vocabulary would index past the logits (MLX does not check bounds:
+    the process segfaults), and an error inside a batched step fails every request in the batch.
+    """
+    max_tokens = _integer(settings, "max_tokens", DEFAULT_MAX_TOKENS)
+    if max_tokens < 1:
+        raise UserError(f"max_tokens must be at least 1, not {max_tokens}")
+    temperature = _number(settings, "temperature", 0.0)
+    if temperature < 0:
+        raise UserError(f"temperature must not be negative, not {temperature}")
+    top_p = _number(settings, "top_p", None)
+    if top_p is not None and not 0 <= top_p <= 1:
+        raise UserError(f"top_p must be between 0 and 1, not {top_p}")
+    if top_p == 0:
+        temperature = 0.0  # the nucleus shrinks to the most likely token: greedy decoding
+    top_k = _integer(settings, "top_k", None)
+    if top_k is not None and not 0 < top_k < vocabulary:
+        top_k = None  # 0 (or less) means no filter, as does keeping the whole vocabulary
+    seed = _integer(settings, "seed", None)
     return GenerationOptions(
-        max_tokens=settings.get("max_tokens", DEFAULT_MAX_TOKENS),
-        temperature=settings.get("temperature", 0.0),
-        top_p=settings.get("top_p"),
-        top_k=settings.get("top_k"),
-        seed=settings.get("seed"),
-        presence_penalty=settings.get("presence_penalty"),
-        frequency_penalty=settings.get("frequency_penalty"),
-        logit_bias={int(k): float(v) for k, v in logit_bias.items()} if logit_bias else None,
-        stop_sequences=tuple(settings.get("stop_sequences", ())),
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        seed=None if seed is None else seed % 2**64,  # MLX keys are unsigned 64-bit
+        presence_penalty=_number(settings, "presence_penalty", None),
+        frequency_penalty=_number(settings, "frequency_penalty", None),
+        logit_bias=_logit_bias(settings.get("logit_bias"), vocabulary),
+        stop_sequences=_stop_sequences(settings.get("stop_sequences")),
     )
+
+
+def _integer(settings: ModelSettings, name: str, default: int | None) -> Any:
+    value: Any = settings.get(name, default)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise UserError(f"{name} must be an integer, not {value!r}")
+    return value
+
+
+def _number(settings: ModelSettings, name: str, default: float | None) -> Any:
+    value: Any = settings.get(name, default)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise UserError(f"{name} must be a number, not {value!r}")
+    return value
+
+
+def _logit_bias(bias: Any, vocabulary: int) -> dict[int, float] | None:
+    if not bias:
+        return None
+    checked: dict[int, float] = {}
+    for key, value in dict(bias).items():
+        try:
+            token = int(key)
+        except (TypeError, ValueError):
+            raise UserError(f"logit_bias keys must be token ids, not {key!r}") from None
+        if not 0 <= token < vocabulary:
+            raise UserError(f"logit_bias token id {token} is outside the vocabulary (0 to {vocabulary - 1})")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise UserError(f"logit_bias values must be numbers, not {value!r}")
+        checked[token] = float(value)
+    return checked
+
+
+def _stop_sequences(stops: Any) -> tuple[str, ...]:
+    if stops is None:
+        return ()
+    if isinstance(stops, str) or not all(isinstance(stop, str) for stop in stops):
+        raise UserError(f"stop_sequences must be a list of strings, not {stops!r}")
+    return tuple(stops)
+
+
+def _vocabulary_size(loaded: LoadedModel) -> int:
+    """The number of logits the model computes per token (the model's vocabulary, with padding)."""
+    size = getattr(getattr(loaded.model, "args", None), "vocab_size", None)
+    if isinstance(size, int) and size > 0:
+        return size
+    return len(loaded.tokenizer._tokenizer)  # pyright: ignore[reportPrivateUsage]
 
 
 def _default_name(model: ModelSource) -> str:
