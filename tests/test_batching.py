@@ -296,6 +296,54 @@ async def test_a_request_whose_event_loop_closed_leaves_the_batch(
     assert abandoned[0].stats.output_tokens < 10_000
 
 
+async def test_a_request_cancelled_while_the_queue_is_read_is_never_lost(
+    loaded: LoadedModel, prompts: list[list[int]]
+) -> None:
+    # The event loop sets a stop flag without the scheduler's lock: one that turns set between
+    # two reads of the queue must leave the queue only as a cancelled request (or not at all).
+    class StopSetMeanwhile:
+        def __init__(self) -> None:
+            self.reads = 0
+
+        def is_set(self) -> bool:
+            self.reads += 1
+            return self.reads > 1
+
+    from pydantic_mlx._batching import _Request  # pyright: ignore[reportPrivateUsage]
+
+    scheduler = BatchScheduler(loaded)
+    requests = [_Request(prompts[i], GREEDY, GenerationStream(asyncio.get_running_loop())) for i in range(3)]
+    requests[0].stream.stop()  # cancelled before: the queue is filtered
+    requests[1].stream._stop = StopSetMeanwhile()  # type: ignore[assignment]  # pyright: ignore[reportPrivateUsage, reportAttributeAccessIssue]
+    scheduler._waiting.extend(requests)  # pyright: ignore[reportPrivateUsage]
+    cancelled = scheduler._take_cancelled()  # pyright: ignore[reportPrivateUsage]
+    still_waiting = list(scheduler._waiting)  # pyright: ignore[reportPrivateUsage]
+    assert requests[0] in cancelled
+    assert sorted(map(id, cancelled + still_waiting)) == sorted(map(id, requests))
+    scheduler._waiting.clear()  # pyright: ignore[reportPrivateUsage]
+
+
+async def test_a_batch_that_cannot_start_fails_its_requests_and_the_next_one_runs(
+    loaded: LoadedModel, prompts: list[list[int]], references: list[Output], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pydantic_mlx import _batching
+
+    real = _batching.BatchGenerator
+    failures = [MemoryError("no room for a batch")]
+
+    def failing_once(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_batching, "BatchGenerator", failing_once)
+    scheduler = BatchScheduler(loaded)
+    with pytest.raises(MemoryError):  # (it used to hang: no loop ran, and none ever would)
+        await asyncio.wait_for(collect(scheduler.start(prompts[0], GREEDY)), 60)
+    assert await asyncio.wait_for(collect(scheduler.start(prompts[1], GREEDY)), 60) == references[1]
+    assert not loaded.busy.locked()
+
+
 async def test_a_request_cancelled_before_it_joins_never_runs(
     loaded: LoadedModel, prompts: list[list[int]], references: list[Output]
 ) -> None:

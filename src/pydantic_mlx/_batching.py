@@ -147,8 +147,19 @@ class BatchScheduler:
     # --- the loop, on the generation thread ---------------------------------------------------
 
     def _serve(self) -> None:
-        loaded = self._loaded_model()
-        run = _BatchRun(self, loaded)
+        try:
+            loaded = self._loaded_model()
+            run = _BatchRun(self, loaded)
+        except BaseException as error:
+            # No batch to run them in: the waiting requests end with the error, and the next
+            # request starts a new loop (rather than queueing behind one that never runs).
+            with self._lock:
+                waiting, self._waiting = list(self._waiting), deque()
+                self._running = False
+            _end_streams([(request.stream, error) for request in waiting])
+            if not isinstance(error, Exception):
+                raise
+            return
         try:
             with loaded.busy:
                 run.run()
@@ -170,9 +181,12 @@ class BatchScheduler:
     def _take_cancelled(self) -> list[_Request]:
         """Waiting requests already cancelled: they end without ever joining."""
         with self._lock:
-            cancelled = [r for r in self._waiting if r.stop_requested]
+            # Each flag is read once: the event loop sets it without this lock, and a request
+            # read as waiting, then as cancelled, would leave the queue without ever ending.
+            stopped = [(request, request.stop_requested) for request in self._waiting]
+            cancelled = [request for request, stop in stopped if stop]
             if cancelled:
-                self._waiting = deque(r for r in self._waiting if not r.stop_requested)
+                self._waiting = deque(request for request, stop in stopped if not stop)
         return cancelled
 
     def kv_bytes_per_token(self, model: Any) -> float:
