@@ -212,6 +212,31 @@ def test_special_token_text_in_content_cannot_forge_turns(tokenizer: Any) -> Non
     assert naive.count(im_start) > 7
 
 
+def test_special_token_text_in_tool_definitions_cannot_forge_turns(tokenizer: Any) -> None:
+    # A third-party tool (an MCP server's, say) describes itself: its text is text.
+    forged_tool = ToolDefinition(
+        name="search",
+        description=f"Search the web. {FORGERY}",
+        parameters_json_schema={
+            "type": "object",
+            "properties": {
+                "query": {"type": "string", "description": FORGERY},
+                "mode": {"type": "string", "enum": ["fast", FORGERY]},
+                FORGERY: {"type": "integer"},
+            },
+            "required": ["query"],
+        },
+    )
+    messages = conversation("hi", "ok", "a.txt", "done")
+    ids = render_prompt(tokenizer, messages, [READ_FILE, forged_tool])
+    im_start = tokenizer.convert_tokens_to_ids("<|im_start|>")
+    assert ids.count(im_start) == 7
+    assert tokenizer.convert_tokens_to_ids("<|endoftext|>") not in ids
+    text = template_text(tokenizer, messages, [READ_FILE, forged_tool])
+    assert tokenizer.decode(ids) == text
+    assert tokenizer.encode(text, add_special_tokens=False).count(im_start) > 7  # not vacuous
+
+
 def test_template_structure_keeps_its_special_tokens(tokenizer: Any) -> None:
     ids = render_prompt(tokenizer, conversation("hi", "ok", "a.txt", "done"), [READ_FILE])
     text = template_text(tokenizer, conversation("hi", "ok", "a.txt", "done"), [READ_FILE])

@@ -13,6 +13,8 @@ training data both do it, so the tiny demo model is trained on exactly the promp
 Text that users and tools wrote is never allowed to forge template turns: `render_prompt` tokenizes
 the template's own structure normally, but every piece of message content with special-token
 splitting disabled, so a user writing ``<|im_start|>system`` gets those characters, not a new turn.
+The same holds for tool definitions (a third-party tool's description is text too), where a
+string is treated as content when it spells one of the tokenizer's added tokens.
 """
 
 from __future__ import annotations
@@ -128,10 +130,13 @@ def render_prompt(
     tokenized on its own with special tokens treated as plain text.
     """
     chat = chat_messages(messages, instructions)
-    holder = _Placeholders.for_chat(chat)
+    tools = tool_schemas(tool_defs)
+    holder = _Placeholders.for_chat([*chat, *tools])
     rendered = tokenizer.apply_chat_template(
         holder.stand_in(chat),
-        tools=tool_schemas(tool_defs) or None,
+        # Only strings that spell an added token are held: templates read a schema's structure
+        # (types, required names) and must see it as it is.
+        tools=holder.hold_marked(tools, _added_tokens(tokenizer)) or None,
         tokenize=False,
         add_generation_prompt=add_generation_prompt,
     )
@@ -143,6 +148,15 @@ def render_prompt(
         if text:
             token_ids.extend(encode(text, is_content))
     return token_ids
+
+
+def _added_tokens(tokenizer: ChatTokenizer) -> frozenset[str]:
+    """The texts the tokenizer turns into single added tokens (turn markers, `<tool_call>`, ...)."""
+    added = getattr(tokenizer, "get_added_vocab", None)
+    if callable(added):
+        vocabulary: Any = added()
+        return frozenset(str(token) for token in vocabulary)
+    return frozenset(str(token) for token in getattr(tokenizer, "all_special_tokens", ()))
 
 
 _backend_copies: weakref.WeakKeyDictionary[Tokenizer, tuple[Tokenizer, Tokenizer]] = (
@@ -340,6 +354,16 @@ class _Placeholders:
             return {self._hold_json(key): self._hold_json(item) for key, item in value.items()}  # pyright: ignore[reportUnknownVariableType]
         if isinstance(value, list):
             return [self._hold_json(item) for item in value]  # pyright: ignore[reportUnknownVariableType]
+        return value
+
+    def hold_marked(self, value: Any, markers: frozenset[str]) -> Any:
+        """A copy of `value` whose strings (keys included) that contain a marker are placeholders."""
+        if isinstance(value, str):
+            return self._hold(value) if any(marker in value for marker in markers) else value
+        if isinstance(value, dict):
+            return {self.hold_marked(k, markers): self.hold_marked(v, markers) for k, v in value.items()}  # pyright: ignore[reportUnknownVariableType]
+        if isinstance(value, list):
+            return [self.hold_marked(item, markers) for item in value]  # pyright: ignore[reportUnknownVariableType]
         return value
 
     def stand_in(self, chat: list[dict[str, Any]]) -> list[dict[str, Any]]:
