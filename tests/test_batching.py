@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -536,6 +537,18 @@ def test_agent_runs_from_several_threads_are_batched_correctly(
 def test_batching_settings(demo_model_path: Path) -> None:
     with pytest.raises(UserError, match="max_batch_size"):
         MLXModel(demo_model_path, max_batch_size=0)
+
+
+def test_limits_asked_for_shared_weights_are_not_silently_ignored(demo_model_path: Path) -> None:
+    first = MLXModel(demo_model_path)  # the weights' limits: the defaults (or an earlier test's)
+    with pytest.warns(UserWarning, match="prompt cache belongs to the loaded model"):
+        MLXModel(demo_model_path, prompt_cache_entries=0, prompt_cache_bytes=0)
+    with pytest.warns(UserWarning, match="batch belongs to the loaded model"):
+        MLXModel(demo_model_path, max_batch_size=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        MLXModel(demo_model_path)  # the defaults ask for nothing in particular
+    del first  # held until here, so the weights stay loaded with their first limits
 
 
 async def test_batching_off_generates_one_at_a_time(

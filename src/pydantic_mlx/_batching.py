@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -460,6 +461,7 @@ def _logits_processors(options: GenerationOptions, prompt_length: int) -> list[L
 
 
 _schedulers: weakref.WeakKeyDictionary[LoadedModel, BatchScheduler] = weakref.WeakKeyDictionary()
+_DEFAULT_LIMITS = (DEFAULT_MAX_BATCH_SIZE, None)
 _schedulers_lock = threading.Lock()
 
 
@@ -469,12 +471,23 @@ def batch_scheduler(
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
     max_batch_bytes: int | None = None,
 ) -> BatchScheduler:
-    """The one `BatchScheduler` of `loaded` (created on first use; later limits are ignored).
+    """The one `BatchScheduler` of `loaded` (created on first use; other limits asked for later are
+    ignored with a `UserWarning`).
 
     Every `MLXModel` on the same weights shares it, so their concurrent requests batch together.
     """
     with _schedulers_lock:
         scheduler = _schedulers.get(loaded)
+        asked = (max_batch_size, max_batch_bytes)
+        existing = (scheduler.max_batch_size, scheduler.max_batch_bytes) if scheduler is not None else asked
+        if asked not in (existing, _DEFAULT_LIMITS):
+            warnings.warn(
+                f"these weights are already batched with max_batch_size, max_batch_bytes = {existing}: "
+                f"the batch belongs to the loaded model, so {asked} is ignored (the first MLXModel on "
+                "the weights sets it)",
+                UserWarning,
+                stacklevel=3,
+            )
         if scheduler is None:
             scheduler = BatchScheduler(loaded, max_batch_size=max_batch_size, max_batch_bytes=max_batch_bytes)
             _schedulers[loaded] = scheduler

@@ -21,6 +21,7 @@ import contextlib
 import queue
 import sys
 import threading
+import warnings
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -195,17 +196,21 @@ def _wait_for_generation_threads() -> None:
         thread.wait_idle(_EXIT_WAIT_SECONDS)
 
 
+_DEFAULT_PROMPT_CACHE_LIMITS = (4, 2 << 30)
+
+
 def loaded_model(
     source: ModelSource,
     *,
     adapter_path: str | Path | None = None,
-    prompt_cache_entries: int = 4,
-    prompt_cache_bytes: int = 2 << 30,
+    prompt_cache_entries: int = _DEFAULT_PROMPT_CACHE_LIMITS[0],
+    prompt_cache_bytes: int = _DEFAULT_PROMPT_CACHE_LIMITS[1],
 ) -> LoadedModel:
     """The shared `LoadedModel` for `source` + `adapter_path` (created, not loaded, if new).
 
     Instances are shared while any `MLXModel` holds them and freed with the last one. The prompt
-    cache limits apply when the shared instance is created.
+    cache limits apply when the shared instance is created; other limits asked for later are
+    ignored with a `UserWarning`.
     """
     adapter = str(Path(adapter_path).expanduser().resolve()) if adapter_path is not None else None
     if isinstance(source, tuple):
@@ -217,6 +222,15 @@ def loaded_model(
     with _registry_lock:
         existing = _registry.get(key)
         if existing is not None:
+            asked = (prompt_cache_entries, prompt_cache_bytes)
+            if asked != existing._prompt_cache_limits and asked != _DEFAULT_PROMPT_CACHE_LIMITS:  # pyright: ignore[reportPrivateUsage]
+                warnings.warn(
+                    f"these weights are already loaded with prompt_cache_entries, prompt_cache_bytes = "
+                    f"{existing._prompt_cache_limits}: the prompt cache belongs to the loaded model, "  # pyright: ignore[reportPrivateUsage]
+                    f"so {asked} is ignored (the first MLXModel on the weights sets it)",
+                    UserWarning,
+                    stacklevel=3,
+                )
             return existing
         created = LoadedModel(
             normalised,
