@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import mlx.core as mx
@@ -148,6 +149,23 @@ async def test_generation_stops_within_a_token_when_closed(loaded: LoadedModel) 
     assert not loaded.busy.locked()
     assert stream.stats.finish_reason == "cancelled"
     assert stream.stats.output_tokens < 1000
+
+
+async def test_a_queued_generation_is_cancelled_without_waiting_for_the_queue(loaded: LoadedModel) -> None:
+    # One at a time, a request waits behind the others; cancelling it (a timeout, a user leaving)
+    # must not wait until its turn comes.
+    prompt = prompt_of(loaded, "Hello")
+    eos = next(iter(loaded.tokenizer.eos_token_ids))
+    long = GenerationOptions(max_tokens=3000, logit_bias={eos: -1000.0})
+    ahead = [start_generation(loaded, prompt, long) for _ in range(2)]
+    queued = start_generation(loaded, prompt, long)
+    started = time.perf_counter()
+    await queued.aclose()
+    assert time.perf_counter() - started < 0.5
+    assert (queued.stats.finish_reason, queued.stats.output_tokens) == ("cancelled", 0)
+    for stream in ahead:
+        await stream.aclose()
+    assert not loaded.busy.locked()
 
 
 async def test_generation_errors_reach_the_caller(loaded: LoadedModel) -> None:

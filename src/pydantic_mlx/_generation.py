@@ -13,6 +13,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -95,6 +96,8 @@ class GenerationStream:
         self._error: BaseException | None = None
         self._ready = asyncio.Event()
         self._done = asyncio.Event()
+        self._queued: Future[None] | None = None
+        """The job on the generation thread's queue, for one-at-a-time generation."""
 
     def __aiter__(self) -> GenerationStream:
         return self
@@ -115,12 +118,18 @@ class GenerationStream:
             await self._ready.wait()
 
     def stop(self) -> None:
-        """Ask the generation thread to stop after the token it is computing (non-blocking)."""
+        """Ask the generation thread to stop after the token it is computing (non-blocking).
+
+        A generation still queued behind others is taken out of the queue at once.
+        """
         self._stop.set()
+        if self._queued is not None and self._queued.cancel():
+            self.stats.finish_reason = "cancelled"
+            self._finish()
 
     async def aclose(self) -> None:
         """Stop generating and wait until the model is released."""
-        self._stop.set()
+        self.stop()
         cancelled: asyncio.CancelledError | None = None
         while not self._done.is_set():
             try:
@@ -169,7 +178,7 @@ class GenerationStream:
 def start_generation(loaded: LoadedModel, prompt: list[int], options: GenerationOptions) -> GenerationStream:
     """Queue generation of a completion of `prompt` on `loaded`'s thread; returns at once."""
     stream = GenerationStream(asyncio.get_running_loop())
-    loaded.submit(lambda: _run(loaded, prompt, options, stream))
+    stream._queued = loaded.submit(lambda: _run(loaded, prompt, options, stream))  # pyright: ignore[reportPrivateUsage]
     return stream
 
 
