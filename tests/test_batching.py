@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -343,6 +344,32 @@ async def test_a_batch_that_cannot_start_fails_its_requests_and_the_next_one_run
         await asyncio.wait_for(collect(scheduler.start(prompts[0], GREEDY)), 60)
     assert await asyncio.wait_for(collect(scheduler.start(prompts[1], GREEDY)), 60) == references[1]
     assert not loaded.busy.locked()
+
+
+async def test_one_at_a_time_work_on_the_same_weights_is_not_starved_by_batched_traffic(
+    loaded: LoadedModel, prompts: list[list[int]], references: list[Output]
+) -> None:
+    # A `batching=False` model shares the weights' thread: it goes next once the running batch has
+    # drained, instead of waiting until batched requests stop arriving.
+    scheduler = BatchScheduler(loaded)
+    traffic_ends = time.perf_counter() + 4.0
+
+    async def client(prompt: list[int], tokens: int) -> int:
+        served = 0
+        while time.perf_counter() < traffic_ends:
+            await collect(scheduler.start(prompt, GenerationOptions(max_tokens=tokens)))
+            served += 1
+        return served
+
+    # Different lengths: the clients' requests overlap, so the batch is never empty.
+    clients = [asyncio.ensure_future(client(p, 6 + 5 * i)) for i, p in enumerate(prompts[:4])]
+    await asyncio.sleep(0.5)
+    started = time.perf_counter()
+    alone = await collect(start_generation(loaded, prompts[4], GREEDY))
+    waited = time.perf_counter() - started
+    assert sum(await asyncio.gather(*clients)) > 3
+    assert alone == references[4]
+    assert waited < 2.0  # it waited for the batched traffic to stop (3.5 s more) before
 
 
 async def test_a_request_cancelled_before_it_joins_never_runs(

@@ -234,14 +234,24 @@ class _BatchRun:
     def run(self) -> None:
         """Generate until no request is active or waiting (the last ones' streams are left in
         `take_ended`)."""
+        scheduler = self._scheduler
         try:
             while True:
-                self._admit()
+                # Other work queued for this thread (a `batching=False` model's generation on the
+                # same weights) goes next: the batch takes no newcomer until it has drained, and
+                # the waiting requests are served by a new stretch queued behind that work.
+                yielding = self._loaded.has_queued_work
+                if not yielding:
+                    self._admit()
                 self._drop_cancelled()
                 if self._active:
                     self._step()
-                if not self._active and self._scheduler._stop_if_idle():  # pyright: ignore[reportPrivateUsage]
-                    return
+                if not self._active:
+                    if yielding:
+                        self._loaded.submit(scheduler._serve)  # pyright: ignore[reportPrivateUsage]
+                        return
+                    if scheduler._stop_if_idle():  # pyright: ignore[reportPrivateUsage]
+                        return
                 _end_streams(self.take_ended())
         except BaseException as error:
             # A failed step leaves the batch's caches in an unknown state: every request in it

@@ -121,6 +121,11 @@ class LoadedModel:
         """`submit`, awaited."""
         return await asyncio.wrap_future(self.submit(fn))
 
+    @property
+    def has_queued_work(self) -> bool:
+        """Whether functions wait on the generation thread's queue (behind the one running)."""
+        return self._thread.has_queued_work
+
     def _install(self, model: Any, tokenizer: Any) -> None:
         if not isinstance(tokenizer, TokenizerWrapper):
             tokenizer = TokenizerWrapper(tokenizer)
@@ -154,6 +159,10 @@ class _GenerationThread:
         future: Future[T] = Future()
         self._queue.put((fn, future))
         return future
+
+    @property
+    def has_queued_work(self) -> bool:
+        return not self._queue.empty()
 
     def release(self) -> None:
         """Make the thread available to the next model once what was submitted before has run."""
