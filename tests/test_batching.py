@@ -394,6 +394,37 @@ async def test_a_bad_request_fails_alone(
     assert [await collect(s) for s in good] == references[:2]
 
 
+async def test_a_processor_that_raises_fails_only_its_own_request(
+    loaded: LoadedModel, prompts: list[list[int]], references: list[Output]
+) -> None:
+    # Processors run inside the shared step (a grammar's, say): one raising must not take the
+    # other requests of the batch down with it.
+    def breaks_on_third_call() -> LogitsProcessor:
+        calls = 0
+
+        def processor(tokens: mx.array, logits: mx.array) -> mx.array:
+            nonlocal calls
+            calls += 1
+            if calls == 3:
+                raise RuntimeError("grammar state lost")
+            return logits
+
+        return processor
+
+    await loaded.run(loaded.prompt_cache.clear)
+    scheduler = BatchScheduler(loaded)
+    good = [scheduler.start(p, GREEDY) for p in prompts[:3]]
+    broken = scheduler.start(
+        prompts[3], GenerationOptions(max_tokens=24, extra_processors=(breaks_on_third_call,))
+    )
+    with pytest.raises(RuntimeError, match="grammar state lost"):
+        await collect(broken)
+    assert broken.stats.output_tokens <= 3  # it left the batch at once
+    assert [await collect(s) for s in good] == references[:3]
+    assert scheduler.largest_batch == 4
+    assert not loaded.busy.locked()
+
+
 async def test_batch_size_is_capped(
     loaded: LoadedModel, prompts: list[list[int]], references: list[Output]
 ) -> None:

@@ -71,6 +71,8 @@ class _Request:
     first_token: float = 0.0
     detokenizer: Any = None
     stops: StopSequenceFilter = field(default_factory=lambda: StopSequenceFilter(()))
+    error: Exception | None = None
+    """Raised by one of its logits processors: it leaves the batch with this error."""
 
     @property
     def stop_requested(self) -> bool:
@@ -310,7 +312,7 @@ class _BatchRun:
             caches=[lease.cache],
             all_tokens=[prompt[: lease.reused]],
             samplers=[self._sampler(options)],
-            logits_processors=[_logits_processors(options, len(prompt))],
+            logits_processors=[_logits_processors(request, len(prompt))],
             stop_sequences=[self._eos],
         )
         self._active[request.uid] = request
@@ -360,7 +362,18 @@ class _BatchRun:
                 self._keep_cache(response.all_tokens, response.prompt_cache)
             self._end(request, reason)
         self._remove(ended)
+        self._fail_broken()
         _wake(self._to_wake)
+
+    def _fail_broken(self) -> None:
+        """End the requests whose processors raised in this step (what they computed is dropped)."""
+        broken = [uid for uid, request in self._active.items() if request.error is not None]
+        if not broken:
+            return
+        self._generator.remove(broken)
+        for uid in broken:
+            request = self._active.pop(uid)
+            self._ended.append((request.stream, request.error))
 
     def _emit(self, request: _Request, token: int, finish: str | None) -> FinishReason | None:
         """Stream the token's text; the reason the request ends here, if it does."""
@@ -453,8 +466,14 @@ def _with_bias(sampler: Sampler, bias: tuple[tuple[int, float], ...], *, renorma
     return sample
 
 
-def _logits_processors(options: GenerationOptions, prompt_length: int) -> list[LogitsProcessor]:
-    """The request's penalties and extra processors (its logit bias is in its sampler)."""
+def _logits_processors(request: _Request, prompt_length: int) -> list[LogitsProcessor]:
+    """The request's penalties and extra processors (its logit bias is in its sampler).
+
+    They run inside the batch's shared step: one that raises would fail every request in the
+    batch, so the error is kept on its own request (which leaves the batch after the step) and
+    its logits go on unchanged meanwhile (the token they give is never handed out).
+    """
+    options = request.options
     processors: list[LogitsProcessor] = [
         *make_logits_processors(
             presence_penalty=options.presence_penalty,
@@ -465,9 +484,22 @@ def _logits_processors(options: GenerationOptions, prompt_length: int) -> list[L
         # Made here, on the generation thread: MLX arrays belong to the thread that made them.
         *(make() for make in options.extra_processors),
     ]
-    # The batch shows a processor the whole prompt before the completion; penalties (and
-    # constrained decoding) are about the completion only, as in the OpenAI API.
-    return [lambda tokens, logits, p=p: p(tokens[prompt_length:], logits) for p in processors]
+
+    def guarded(processor: LogitsProcessor) -> LogitsProcessor:
+        def process(tokens: mx.array, logits: mx.array) -> mx.array:
+            if request.error is not None:
+                return logits
+            try:
+                # The batch shows a processor the whole prompt before the completion; penalties
+                # (and constrained decoding) are about the completion only, as in the OpenAI API.
+                return processor(tokens[prompt_length:], logits)
+            except Exception as error:
+                request.error = error
+                return logits
+
+        return process
+
+    return [guarded(p) for p in processors]
 
 
 _schedulers: weakref.WeakKeyDictionary[LoadedModel, BatchScheduler] = weakref.WeakKeyDictionary()
