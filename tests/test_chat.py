@@ -268,6 +268,57 @@ def test_rendering_decodes_to_exactly_the_template_text(
     assert ids.count(tokenizer.convert_tokens_to_ids("<|im_start|>")) == 7
 
 
+# Templates that do things to content: trim it, or write it as JSON (Llama 3.1 writes tool results
+# with `tojson`). The rendering must give exactly their text.
+TRIMMING_TEMPLATES = {
+    "trim": (
+        "{%- for message in messages %}<|im_start|>{{ message.role }}\n"
+        "{%- if message.content is string %}{{ message.content | trim }}{% endif %}"
+        "{%- for call in message.tool_calls or [] %}<tool_call>{{ call.function.arguments | tojson }}"
+        "</tool_call>{% endfor %}<|im_end|>\n{%- endfor %}<|im_start|>assistant\n"
+    ),
+    "strip and lstrip": (
+        "{%- for message in messages %}<|im_start|>{{ message.role }}\n"
+        "{%- if message.role == 'user' %}{{ message.content.strip() }}"
+        "{%- elif message.content is string %}{{ message.content.lstrip('\\n') }}{% endif %}"
+        "<|im_end|>\n{%- endfor %}<|im_start|>assistant\n"
+    ),
+    "tojson": (
+        "{%- for message in messages %}<|im_start|>{{ message.role }}\n"
+        '{%- if message.content is string %}{"content": {{ message.content | tojson }}}{% endif %}'
+        "<|im_end|>\n{%- endfor %}<|im_start|>assistant\n"
+    ),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(TRIMMING_TEMPLATES))
+def trimming_tokenizer(request: pytest.FixtureRequest, tokenizer: Any) -> Any:
+    import copy
+
+    copied = copy.copy(tokenizer)
+    copied._tokenizer = copy.copy(tokenizer._tokenizer)
+    copied._tokenizer.chat_template = TRIMMING_TEMPLATES[request.param]
+    return copied
+
+
+padded = st.tuples(st.text(" \n\t\r", max_size=3), content, st.text(" \n\t\r", max_size=3)).map("".join)
+
+
+@settings(max_examples=40, deadline=None)
+@given(user=padded, tool_result=padded, argument=padded, answer=padded)
+def test_templates_that_trim_or_quote_content_render_exactly(
+    trimming_tokenizer: Any, user: str, tool_result: str, argument: str, answer: str
+) -> None:
+    import unicodedata
+
+    messages = conversation(user, tool_result, argument, answer)
+    ids = render_prompt(trimming_tokenizer, messages, [])
+    expected = trimming_tokenizer.apply_chat_template(
+        chat_messages(messages), tokenize=False, add_generation_prompt=True
+    )
+    assert trimming_tokenizer.decode(ids) == unicodedata.normalize("NFC", expected)
+
+
 @pytest.mark.real_model
 def test_real_qwen_template_renders_the_same_text_and_cannot_be_forged(real_model_path: Path) -> None:
     from mlx_lm.utils import load_tokenizer

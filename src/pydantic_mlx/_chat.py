@@ -25,7 +25,7 @@ import secrets
 import threading
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic_ai.exceptions import UserError
@@ -324,12 +324,37 @@ def _with_one_system_message(chat: list[dict[str, Any]], instructions: str | Non
     return [{"role": "system", "content": "\n\n".join(system_texts)}, *chat[leading:]]
 
 
+def _inside_json_string(rendered: str, start: int, end: int) -> bool:
+    """Whether `rendered[start:end]` (a placeholder) is all of a JSON string but for whitespace.
+
+    Content keeps its outer whitespace outside its placeholder, and `tojson` writes that
+    whitespace as spaces and `\\n`, `\\t`, `\\r` escapes between the quote and the placeholder.
+    """
+    position = start
+    while True:
+        if rendered[position - 1 : position] == " ":
+            position -= 1
+        elif position >= 2 and rendered[position - 2] == "\\" and rendered[position - 1] in "ntr":
+            position -= 2
+        else:
+            break
+    quoted_before = rendered[position - 1 : position] == '"'
+    return quoted_before and _JSON_WHITESPACE_THEN_QUOTE.match(rendered, end) is not None
+
+
+_JSON_WHITESPACE_THEN_QUOTE = re.compile(r'(?:[ ]|\\[ntr])*"')
+_OUTER_WHITESPACE = " \n\t\r"
+"""The whitespace content keeps outside its placeholder: what `tojson` writes as ` `, `\\n`, `\\t`, `\\r`."""
+
+
 @dataclass
 class _Placeholders:
     """Stand-ins for content strings while the template renders, swapped back for the real text after."""
 
     nonce: str
     originals: list[str]
+    padding: dict[int, tuple[str, str]] = field(default_factory=lambda: dict[int, tuple[str, str]]())
+    """Outer whitespace of held content, by placeholder: left outside for the template to trim."""
 
     @classmethod
     def for_chat(cls, chat: list[dict[str, Any]]) -> _Placeholders:
@@ -346,6 +371,21 @@ class _Placeholders:
             return text
         self.originals.append(text)
         return f"{self.nonce}{len(self.originals) - 1}X"
+
+    def _hold_content(self, text: str) -> str:
+        """`_hold`, with the text's leading and trailing whitespace left outside the placeholder.
+
+        Templates trim content (`| trim`, `.strip()`, `.lstrip('\n')`); they must see the real
+        whitespace to trim it as they would the text. Whitespace is never a special token.
+        """
+        core = text.strip(_OUTER_WHITESPACE)
+        if not core:
+            return text
+        start = text.index(core)
+        lead, trail = text[:start], text[start + len(core) :]
+        held = self._hold(core)
+        self.padding[len(self.originals) - 1] = (lead, trail)
+        return lead + held + trail
 
     def _hold_json(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -373,7 +413,7 @@ class _Placeholders:
             copy = dict(message)
             for key in ("content", "reasoning_content"):
                 if isinstance(copy.get(key), str):
-                    copy[key] = self._hold(copy[key])
+                    copy[key] = self._hold_content(copy[key])
             if "tool_calls" in copy:
                 copy["tool_calls"] = [
                     {
@@ -398,10 +438,19 @@ class _Placeholders:
         position = 0
         for match in re.finditer(rf"{self.nonce}(\d+)X", rendered):
             start, end = match.span()
-            original = self.originals[int(match.group(1))]
-            quoted = rendered[start - 1 : start] == '"' and rendered[end : end + 1] == '"'
-            if quoted:
+            index = int(match.group(1))
+            original = self.originals[index]
+            if _inside_json_string(rendered, start, end):
                 original = json.dumps(original, ensure_ascii=False)[1:-1]
+            else:
+                # Whitespace the template kept is tokenized with its content, as it always was.
+                lead, trail = self.padding.get(index, ("", ""))
+                if lead and rendered.endswith(lead, position, start):
+                    start -= len(lead)
+                    original = lead + original
+                if trail and rendered.startswith(trail, end):
+                    end += len(trail)
+                    original += trail
             pieces.append((rendered[position:start], False))
             pieces.append((original, True))
             position = end
