@@ -274,6 +274,10 @@ class _BatchRun:
 
     def _admit(self) -> None:
         scheduler = self._scheduler
+        if scheduler.max_batch_bytes is not None:
+            # Measured (once) here, not in `_fits`: that runs under the lock `start` takes on the
+            # event loops, and measuring is a forward pass.
+            scheduler.kv_bytes_per_token(self._loaded.model)
         while len(self._active) < scheduler.max_batch_size:
             request = scheduler._take_waiting(self._fits)  # pyright: ignore[reportPrivateUsage]
             if request is None:
