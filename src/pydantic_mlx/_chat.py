@@ -19,6 +19,7 @@ string is treated as content when it spells one of the tokenizer's added tokens.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
@@ -136,7 +137,7 @@ def render_prompt(
         holder.stand_in(chat),
         # Only strings that spell an added token are held: templates read a schema's structure
         # (types, required names) and must see it as it is.
-        tools=holder.hold_marked(tools, _added_tokens(tokenizer)) or None,
+        tools=holder.hold_json(tools, _added_tokens(tokenizer)) or None,
         tokenize=False,
         add_generation_prompt=add_generation_prompt,
     )
@@ -150,13 +151,18 @@ def render_prompt(
     return token_ids
 
 
-def _added_tokens(tokenizer: ChatTokenizer) -> frozenset[str]:
-    """The texts the tokenizer turns into single added tokens (turn markers, `<tool_call>`, ...)."""
+def _added_tokens(tokenizer: ChatTokenizer) -> re.Pattern[str]:
+    """Finds the texts the tokenizer turns into single added tokens (turn markers, `<tool_call>`)."""
     added = getattr(tokenizer, "get_added_vocab", None)
-    if callable(added):
-        vocabulary: Any = added()
-        return frozenset(str(token) for token in vocabulary)
-    return frozenset(str(token) for token in getattr(tokenizer, "all_special_tokens", ()))
+    texts: Any = added() if callable(added) else getattr(tokenizer, "all_special_tokens", ())
+    return _any_of(frozenset(str(text) for text in texts))
+
+
+@functools.lru_cache(maxsize=16)
+def _any_of(texts: frozenset[str]) -> re.Pattern[str]:
+    if not texts:
+        return re.compile(r"(?!)")  # matches nothing
+    return re.compile("|".join(re.escape(text) for text in sorted(texts)))
 
 
 _backend_copies: weakref.WeakKeyDictionary[Tokenizer, tuple[Tokenizer, Tokenizer]] = (
@@ -387,23 +393,15 @@ class _Placeholders:
         self.padding[len(self.originals) - 1] = (lead, trail)
         return lead + held + trail
 
-    def _hold_json(self, value: Any) -> Any:
+    def hold_json(self, value: Any, marked: re.Pattern[str] | None = None) -> Any:
+        """A copy of `value` whose strings (keys included) are placeholders: all of them, or with
+        `marked`, those in which it finds a match."""
         if isinstance(value, str):
-            return self._hold(value)
+            return self._hold(value) if marked is None or marked.search(value) else value
         if isinstance(value, dict):
-            return {self._hold_json(key): self._hold_json(item) for key, item in value.items()}  # pyright: ignore[reportUnknownVariableType]
+            return {self.hold_json(key, marked): self.hold_json(item, marked) for key, item in value.items()}  # pyright: ignore[reportUnknownVariableType]
         if isinstance(value, list):
-            return [self._hold_json(item) for item in value]  # pyright: ignore[reportUnknownVariableType]
-        return value
-
-    def hold_marked(self, value: Any, markers: frozenset[str]) -> Any:
-        """A copy of `value` whose strings (keys included) that contain a marker are placeholders."""
-        if isinstance(value, str):
-            return self._hold(value) if any(marker in value for marker in markers) else value
-        if isinstance(value, dict):
-            return {self.hold_marked(k, markers): self.hold_marked(v, markers) for k, v in value.items()}  # pyright: ignore[reportUnknownVariableType]
-        if isinstance(value, list):
-            return [self.hold_marked(item, markers) for item in value]  # pyright: ignore[reportUnknownVariableType]
+            return [self.hold_json(item, marked) for item in value]  # pyright: ignore[reportUnknownVariableType]
         return value
 
     def stand_in(self, chat: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -420,7 +418,7 @@ class _Placeholders:
                         **call,
                         "function": {
                             "name": self._hold(call["function"]["name"]),
-                            "arguments": self._hold_json(call["function"]["arguments"]),
+                            "arguments": self.hold_json(call["function"]["arguments"]),
                         },
                     }
                     for call in copy["tool_calls"]
