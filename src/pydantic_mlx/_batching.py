@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -42,7 +41,7 @@ from ._generation import (
     _make_sampler,  # pyright: ignore[reportPrivateUsage]
     start_generation,
 )
-from ._loading import LoadedModel
+from ._loading import LoadedModel, warn_if_limits_ignored
 
 __all__ = ["DEFAULT_MAX_BATCH_SIZE", "BatchScheduler", "LogitsProcessor", "batch_scheduler"]
 
@@ -507,7 +506,6 @@ def _logits_processors(request: _Request, prompt_length: int) -> list[LogitsProc
 
 
 _schedulers: weakref.WeakKeyDictionary[LoadedModel, BatchScheduler] = weakref.WeakKeyDictionary()
-_DEFAULT_LIMITS = (DEFAULT_MAX_BATCH_SIZE, None)
 _schedulers_lock = threading.Lock()
 
 
@@ -524,17 +522,15 @@ def batch_scheduler(
     """
     with _schedulers_lock:
         scheduler = _schedulers.get(loaded)
-        asked = (max_batch_size, max_batch_bytes)
-        existing = (scheduler.max_batch_size, scheduler.max_batch_bytes) if scheduler is not None else asked
-        if asked not in (existing, _DEFAULT_LIMITS):
-            warnings.warn(
-                f"these weights are already batched with max_batch_size, max_batch_bytes = {existing}: "
-                f"the batch belongs to the loaded model, so {asked} is ignored (the first MLXModel on "
-                "the weights sets it)",
-                UserWarning,
-                stacklevel=3,
+        if scheduler is not None:
+            warn_if_limits_ignored(
+                "batch",
+                "max_batch_size, max_batch_bytes",
+                in_force=(scheduler.max_batch_size, scheduler.max_batch_bytes),
+                asked=(max_batch_size, max_batch_bytes),
+                default=(DEFAULT_MAX_BATCH_SIZE, None),
             )
-        if scheduler is None:
+        else:
             scheduler = BatchScheduler(loaded, max_batch_size=max_batch_size, max_batch_bytes=max_batch_bytes)
             _schedulers[loaded] = scheduler
         return scheduler

@@ -30,9 +30,9 @@ from typing import Any, TypeVar
 
 from mlx_lm.tokenizer_utils import TokenizerWrapper
 
-from ._prompt_cache import PromptCache
+from ._prompt_cache import DEFAULT_PROMPT_CACHE_BYTES, DEFAULT_PROMPT_CACHE_ENTRIES, PromptCache
 
-__all__ = ["LoadedModel", "ModelSource", "loaded_model"]
+__all__ = ["LoadedModel", "ModelSource", "loaded_model", "warn_if_limits_ignored"]
 
 T = TypeVar("T")
 
@@ -55,8 +55,8 @@ class LoadedModel:
         source: str | tuple[Any, Any],
         *,
         adapter_path: str | None = None,
-        prompt_cache_entries: int = 4,
-        prompt_cache_bytes: int = 2 << 30,
+        prompt_cache_entries: int = DEFAULT_PROMPT_CACHE_ENTRIES,
+        prompt_cache_bytes: int = DEFAULT_PROMPT_CACHE_BYTES,
     ) -> None:
         self.source = source
         self.adapter_path = adapter_path
@@ -205,15 +205,12 @@ def _wait_for_generation_threads() -> None:
         thread.wait_idle(_EXIT_WAIT_SECONDS)
 
 
-_DEFAULT_PROMPT_CACHE_LIMITS = (4, 2 << 30)
-
-
 def loaded_model(
     source: ModelSource,
     *,
     adapter_path: str | Path | None = None,
-    prompt_cache_entries: int = _DEFAULT_PROMPT_CACHE_LIMITS[0],
-    prompt_cache_bytes: int = _DEFAULT_PROMPT_CACHE_LIMITS[1],
+    prompt_cache_entries: int = DEFAULT_PROMPT_CACHE_ENTRIES,
+    prompt_cache_bytes: int = DEFAULT_PROMPT_CACHE_BYTES,
 ) -> LoadedModel:
     """The shared `LoadedModel` for `source` + `adapter_path` (created, not loaded, if new).
 
@@ -231,15 +228,13 @@ def loaded_model(
     with _registry_lock:
         existing = _registry.get(key)
         if existing is not None:
-            asked = (prompt_cache_entries, prompt_cache_bytes)
-            if asked != existing._prompt_cache_limits and asked != _DEFAULT_PROMPT_CACHE_LIMITS:  # pyright: ignore[reportPrivateUsage]
-                warnings.warn(
-                    f"these weights are already loaded with prompt_cache_entries, prompt_cache_bytes = "
-                    f"{existing._prompt_cache_limits}: the prompt cache belongs to the loaded model, "  # pyright: ignore[reportPrivateUsage]
-                    f"so {asked} is ignored (the first MLXModel on the weights sets it)",
-                    UserWarning,
-                    stacklevel=3,
-                )
+            warn_if_limits_ignored(
+                "prompt cache",
+                "prompt_cache_entries, prompt_cache_bytes",
+                in_force=existing._prompt_cache_limits,  # pyright: ignore[reportPrivateUsage]
+                asked=(prompt_cache_entries, prompt_cache_bytes),
+                default=(DEFAULT_PROMPT_CACHE_ENTRIES, DEFAULT_PROMPT_CACHE_BYTES),
+            )
             return existing
         created = LoadedModel(
             normalised,
@@ -249,6 +244,23 @@ def loaded_model(
         )
         _registry[key] = created
         return created
+
+
+def warn_if_limits_ignored(
+    what: str, names: str, *, in_force: tuple[Any, ...], asked: tuple[Any, ...], default: tuple[Any, ...]
+) -> None:
+    """Warn that limits asked for by a second `MLXModel` on shared weights are not the ones in force.
+
+    They belong to the loaded model and are set by the first `MLXModel` on it; asking for the
+    defaults asks for nothing in particular.
+    """
+    if asked not in (in_force, default):
+        warnings.warn(
+            f"these weights are already loaded with {names} = {in_force}: the {what} belongs to the "
+            f"loaded model, so {asked} is ignored (the first MLXModel on the weights sets it)",
+            UserWarning,
+            stacklevel=4,  # the code that made the MLXModel
+        )
 
 
 def _normalise_name(source: str | Path) -> str:

@@ -17,7 +17,13 @@ from typing import Any
 
 from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
 
-__all__ = ["CacheLease", "PromptCache"]
+__all__ = ["DEFAULT_PROMPT_CACHE_BYTES", "DEFAULT_PROMPT_CACHE_ENTRIES", "CacheLease", "PromptCache"]
+
+DEFAULT_PROMPT_CACHE_ENTRIES = 4
+"""Conversations whose KV caches are kept for reuse, by default."""
+
+DEFAULT_PROMPT_CACHE_BYTES = 2 << 30
+"""Memory those caches may take, by default."""
 
 KVCache = list[Any]
 """One mlx-lm cache object per layer, as `make_prompt_cache` returns."""
@@ -46,7 +52,13 @@ class PromptCache:
     not kept at all).
     """
 
-    def __init__(self, model: Any, *, max_entries: int = 4, max_bytes: int = 2 << 30) -> None:
+    def __init__(
+        self,
+        model: Any,
+        *,
+        max_entries: int = DEFAULT_PROMPT_CACHE_ENTRIES,
+        max_bytes: int = DEFAULT_PROMPT_CACHE_BYTES,
+    ) -> None:
         self._model = model
         self.max_entries = max_entries
         self.max_bytes = max_bytes

@@ -50,6 +50,7 @@ from ._chat import (
 )
 from ._generation import GenerationOptions, GenerationStats, GenerationStream, start_generation
 from ._loading import LoadedModel, ModelSource, loaded_model
+from ._prompt_cache import DEFAULT_PROMPT_CACHE_BYTES, DEFAULT_PROMPT_CACHE_ENTRIES
 from .constrained import is_available as constrained_decoding_available
 from .parsers import (
     Event,
@@ -127,8 +128,8 @@ class MLXModel(Model):
         model_name: str | None = None,
         settings: ModelSettings | None = None,
         profile: ModelProfileSpec | None = None,
-        prompt_cache_entries: int = 4,
-        prompt_cache_bytes: int = 2 << 30,
+        prompt_cache_entries: int = DEFAULT_PROMPT_CACHE_ENTRIES,
+        prompt_cache_bytes: int = DEFAULT_PROMPT_CACHE_BYTES,
         constrained: bool | Literal["auto"] = False,
         batching: bool = True,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
