@@ -464,6 +464,27 @@ async def test_prompt_cache_is_reused_across_batched_turns(
     assert outputs == expected
 
 
+async def test_a_request_that_fails_to_join_keeps_the_cached_prefix(
+    loaded: LoadedModel, prompts: list[list[int]]
+) -> None:
+    # A follow-up turn whose processors cannot be made (a grammar that does not compile, say)
+    # fails; the conversation's cached first turn must still serve the retry.
+    def cannot_compile() -> LogitsProcessor:
+        raise ValueError("grammar does not compile")
+
+    await loaded.run(loaded.prompt_cache.clear)
+    scheduler = BatchScheduler(loaded)
+    first = await collect(scheduler.start(prompts[0], GREEDY))
+    follow_up = [*prompts[0], *first.tokens, *chat_prompt(loaded, "Thanks. And now?")]
+    broken = scheduler.start(follow_up, GenerationOptions(max_tokens=8, extra_processors=(cannot_compile,)))
+    with pytest.raises(ValueError, match="does not compile"):
+        await collect(broken)
+    retry = scheduler.start(follow_up, GREEDY)
+    output = await collect(retry)
+    assert retry.stats.cached_tokens >= len(prompts[0])
+    assert output == await one_at_a_time(loaded, follow_up, GREEDY)
+
+
 async def test_requests_from_several_threads_share_the_batch(
     loaded: LoadedModel, prompts: list[list[int]], references: list[Output]
 ) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import mlx.core as mx
@@ -136,6 +137,27 @@ async def test_generation_reuses_the_cache_and_reports_it(loaded: LoadedModel) -
     assert (first.stats.cached_tokens, first.stats.prefilled_tokens) == (0, len(prompt))
     assert (second.stats.cached_tokens, second.stats.prefilled_tokens) == (len(prompt) - 1, 1)
     assert first.stats.output_tokens == len(first.stats.output_token_ids) <= 8
+
+
+async def test_a_generation_whose_processors_fail_keeps_the_cached_prefix(loaded: LoadedModel) -> None:
+    # A follow-up turn whose processors cannot be made (a grammar that does not compile, say)
+    # fails; the conversation's cached first turn must still serve the retry.
+    def cannot_compile() -> Callable[[mx.array, mx.array], mx.array]:
+        raise ValueError("grammar does not compile")
+
+    loaded.prompt_cache.clear()
+    prompt = prompt_of(loaded, "<|im_start|>user\nSay hello.<|im_end|>\n<|im_start|>assistant\n")
+    first = start_generation(loaded, prompt, GenerationOptions(max_tokens=8))
+    reply = "".join([t async for t in first])
+    follow_up = prompt + prompt_of(loaded, f"{reply}<|im_end|>\n<|im_start|>user\nAnd now?<|im_end|>\n")
+    broken = start_generation(
+        loaded, follow_up, GenerationOptions(max_tokens=8, extra_processors=(cannot_compile,))
+    )
+    with pytest.raises(ValueError, match="does not compile"):
+        _ = [t async for t in broken]
+    retry = start_generation(loaded, follow_up, GenerationOptions(max_tokens=8))
+    _ = [t async for t in retry]
+    assert retry.stats.cached_tokens >= len(prompt)
 
 
 async def test_generation_stops_within_a_token_when_closed(loaded: LoadedModel) -> None:

@@ -303,21 +303,30 @@ class _BatchRun:
 
     def _insert(self, request: _Request) -> None:
         prompt, options, stats = request.prompt, request.options, request.stream.stats
+        # Made before the cache is leased: one that fails (a grammar that does not compile, say)
+        # must not cost the conversation its cached prefix.
+        sampler = self._sampler(options)
+        processors = _logits_processors(request, len(prompt))
         lease = self._loaded.prompt_cache.lease(prompt)
         stats.prompt_tokens = len(prompt)
         stats.cached_tokens = lease.reused
         request.admitted = time.perf_counter()
         request.detokenizer = self._loaded.tokenizer.detokenizer
         request.stops = StopSequenceFilter(options.stop_sequences)
-        (request.uid,) = self._generator.insert(
-            [prompt[lease.reused :]],
-            max_tokens=[options.max_tokens],
-            caches=[lease.cache],
-            all_tokens=[prompt[: lease.reused]],
-            samplers=[self._sampler(options)],
-            logits_processors=[_logits_processors(request, len(prompt))],
-            stop_sequences=[self._eos],
-        )
+        try:
+            (request.uid,) = self._generator.insert(
+                [prompt[lease.reused :]],
+                max_tokens=[options.max_tokens],
+                caches=[lease.cache],
+                all_tokens=[prompt[: lease.reused]],
+                samplers=[sampler],
+                logits_processors=[processors],
+                stop_sequences=[self._eos],
+            )
+        except Exception:
+            # Refused before any work on the cache: it still holds the prefix it was leased for.
+            self._keep_cache(prompt[: lease.reused], lease.cache)
+            raise
         self._active[request.uid] = request
 
     def _sampler(self, options: GenerationOptions) -> Sampler:

@@ -203,6 +203,10 @@ def _generate(
     stop = out._stop  # pyright: ignore[reportPrivateUsage]
     stats = out.stats
     model = loaded.model
+    # Made before the cache is leased: one that fails (a grammar that does not compile, say)
+    # must not cost the conversation its cached prefix.
+    sampler = _make_sampler(options)
+    processors = _make_logits_processors(options)
     lease = loaded.prompt_cache.lease(prompt)
     cache = lease.cache
     stats.prompt_tokens = len(prompt)
@@ -222,7 +226,9 @@ def _generate(
         if stop.is_set():
             stats.finish_reason = "cancelled"
         else:
-            stats.finish_reason = _decode(loaded, remaining, options, cache, out, started)
+            stats.finish_reason = _decode(
+                loaded, remaining, options, cache, out, started, sampler, processors
+            )
     finally:
         if stats.output_tokens == 0:
             stats.prefill_seconds = time.perf_counter() - started
@@ -241,6 +247,8 @@ def _decode(
     cache: list[Any],
     out: GenerationStream,
     started: float,
+    sampler: Callable[[mx.array], mx.array],
+    processors: list[Callable[[mx.array, mx.array], mx.array]],
 ) -> FinishReason:
     stop = out._stop  # pyright: ignore[reportPrivateUsage]
     stats = out.stats
@@ -252,8 +260,8 @@ def _decode(
         mx.array(remaining),
         loaded.model,
         max_tokens=options.max_tokens,
-        sampler=_make_sampler(options),
-        logits_processors=_make_logits_processors(options),
+        sampler=sampler,
+        logits_processors=processors,
         prompt_cache=cache,
         prefill_step_size=PREFILL_CHUNK,
     )
