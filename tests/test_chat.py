@@ -268,6 +268,16 @@ def test_rendering_decodes_to_exactly_the_template_text(
     assert ids.count(tokenizer.convert_tokens_to_ids("<|im_start|>")) == 7
 
 
+def test_content_that_looks_like_a_placeholder_is_rendered_as_written(tokenizer: Any) -> None:
+    # Content is swapped for placeholders while the template renders; text shaped like one (from
+    # a previous render, say) must come out as written, not as another message's content.
+    lookalike = "PMLX0123456789abN0X and PMLXffffffffffffN1X"
+    messages = conversation(lookalike, lookalike, lookalike, lookalike)
+    ids = render_prompt(tokenizer, messages, [READ_FILE])
+    assert tokenizer.decode(ids) == template_text(tokenizer, messages, [READ_FILE])
+    assert tokenizer.decode(ids).count(lookalike) == 5
+
+
 # Templates that do things to content: trim it, or write it as JSON (Llama 3.1 writes tool results
 # with `tojson`). The rendering must give exactly their text.
 TRIMMING_TEMPLATES = {
