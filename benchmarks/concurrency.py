@@ -3,13 +3,18 @@
 1. `MLXModel(batching=True)`: concurrent requests share every forward pass (continuous batching);
 2. `MLXModel(batching=False)`: the same requests, generated one at a time;
 3. `mlx_lm.server` (its own batching) + pydantic-ai `OpenAIChatModel`, concurrent HTTP requests;
-4. mlx-lm's `batch_generate` on the same prompts, in-process (the ceiling: no agent layer at all).
+4. mlx-lm's `batch_generate` on the same prompts, in-process (no agent layer at all);
+5. the model's forward passes alone, batched, greedy argmax, nothing else (no sampling settings,
+   no stop checks, no text), decode steps only (prefill not timed): the ceiling for any engine
+   that runs this model on this machine.
 
 Each run sends N requests at once (N = 4 and 8 by default), each a different question under the
 same system prompt, each generating exactly `--tokens` tokens (end-of-turn suppressed by a logit
 bias, greedy). Variants alternate within every round; round 0 is a short warm-up. Prints aggregate
 tokens/s, the ratios (targets at 4 concurrent: batched >= 1.5x the server and >= 2.3x serial) and
-per-request latency (target: batched no worse than the server).
+per-request latency (target: batched no worse than the server), then what share of the ceiling
+each path reaches: the server batches with the same mlx-lm engine, so "1.5x the server" is only
+possible where the server reaches less than 1/1.5 of the ceiling.
 
 `--natural-stops` sends no logit bias: each request ends at its end-of-turn token or after
 `--tokens`, so requests differ in length (greedy: the same lengths in every variant). A logit bias
@@ -35,8 +40,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlx.core as mx
 from _shared import default_model, free_port, start_server, stop_server
 from mlx_lm.generate import batch_generate
+from mlx_lm.models.cache import BatchKVCache, make_prompt_cache
 from mlx_lm.sample_utils import make_logits_processors
 from pydantic_ai.direct import model_request
 from pydantic_ai.messages import ModelMessage, ModelRequest, SystemPromptPart, UserPromptPart
@@ -67,7 +74,13 @@ QUESTIONS = [
     "How do I pretty-print JSON?",
 ]
 
-VARIANTS = ("MLXModel batched", "MLXModel serial", "mlx_lm.server + OpenAIChatModel", "mlx-lm batch_generate")
+VARIANTS = (
+    "MLXModel batched",
+    "MLXModel serial",
+    "mlx_lm.server + OpenAIChatModel",
+    "mlx-lm batch_generate",
+    "model forward only (ceiling)",
+)
 
 
 def messages_for(round_id: int, n: int) -> list[list[ModelMessage]]:
@@ -143,6 +156,36 @@ def raw_batch(model: MLXModel, conversations: list[list[ModelMessage]], tokens: 
     return Run(seconds, [seconds] * len(prompts), sum(len(t) for t in response.token_ids or []))
 
 
+def forward_only(model: MLXModel, conversations: list[list[ModelMessage]], tokens: int) -> Run:
+    """The same prompts through the model's forward passes alone: prefilled together (left-padded,
+    as mlx-lm's batch generation does), then `tokens` decode steps taking the argmax with
+    end-of-turn masked. Each step's tokens are read back (any engine must, to stream them) after
+    the next step is queued (as mlx-lm does). Only the decode steps are timed: not even an engine
+    that had every prompt cached does less work per token on this model."""
+    loaded = model.loaded
+    prompts = [render_prompt(loaded.tokenizer, m, []) for m in conversations]  # type: ignore[arg-type]
+    masked = mx.array(sorted(loaded.tokenizer.eos_token_ids))
+    longest = max(len(p) for p in prompts)
+    padding = [longest - len(p) for p in prompts]
+    batch = [BatchKVCache(padding) for _ in make_prompt_cache(loaded.model)]
+    padded = mx.array([[0] * pad + prompt for pad, prompt in zip(padding, prompts, strict=True)])
+
+    def pick(logits: mx.array) -> mx.array:
+        return mx.argmax(logits[:, -1, :].at[:, masked].add(-1e9), axis=-1)
+
+    current = pick(loaded.model(padded, cache=batch))
+    mx.eval(current)
+    started = time.perf_counter()
+    generated = 0
+    for _ in range(tokens):
+        following = pick(loaded.model(current[:, None], cache=batch))
+        mx.async_eval(following)
+        generated += len(current.tolist())
+        current = following
+    seconds = time.perf_counter() - started
+    return Run(seconds, [seconds] * len(prompts), generated)
+
+
 async def main(source: str, args: argparse.Namespace) -> None:
     path = Path(source) if Path(source).exists() else source
     batched = MLXModel(path, batching=True)
@@ -174,6 +217,10 @@ async def main(source: str, args: argparse.Namespace) -> None:
                 lambda: raw_batch(batched, c, tokens, args.natural_stops)
             ),
         }
+        if not args.natural_stops:  # the ceiling generates exactly `tokens` per request
+            chosen["model forward only (ceiling)"] = lambda c: batched.loaded.run(
+                lambda: forward_only(batched, c, tokens)
+            )
         if server_model is not None:
             chosen["mlx_lm.server + OpenAIChatModel"] = lambda c: concurrent_requests(
                 server_model, c, settings
@@ -226,6 +273,13 @@ def report(n: int, tokens: int, runs: dict[str, list[Run]]) -> None:
             + (f"{cpu[name]:>11.2f}{ratios(cpu, name)}" if name in cpu else f"{'-':>11}{'':>20}")
             + f"{statistics.median(latencies):>15.2f} / {max(latencies):.2f}"
         )
+    ceiling = wall.get(VARIANTS[4])
+    if ceiling:
+        shares = ", ".join(f"{name} {wall[name] / ceiling:.2f}" for name in VARIANTS[:4] if name in wall)
+        print(f"share of the ceiling's tokens/s: {shares}")
+        if VARIANTS[2] in wall:
+            needed = 1.5 * wall[VARIANTS[2]] / ceiling
+            print(f"1.5x the server here would need {needed:.2f} of the ceiling")
 
 
 def ratios(rates: dict[str, float], name: str) -> str:
