@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import (
@@ -311,11 +311,15 @@ def trimming_tokenizer(request: pytest.FixtureRequest, tokenizer: Any) -> Any:
     return copied
 
 
-padded = st.tuples(st.text(" \n\t\r", max_size=3), content, st.text(" \n\t\r", max_size=3)).map("".join)
+# All the whitespace `trim` and `.strip()` remove, Unicode's included (a no-break space is content's
+# edge as much as a space is).
+WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
+padded = st.tuples(st.text(WHITESPACE, max_size=3), content, st.text(WHITESPACE, max_size=3)).map("".join)
 
 
 @settings(max_examples=40, deadline=None)
 @given(user=padded, tool_result=padded, argument=padded, answer=padded)
+@example(user=" hi\xa0", tool_result="\u2003ok", argument="\x0ba.txt\x1f", answer="\xa0")
 def test_templates_that_trim_or_quote_content_render_exactly(
     trimming_tokenizer: Any, user: str, tool_result: str, argument: str, answer: str
 ) -> None:

@@ -334,23 +334,39 @@ def _inside_json_string(rendered: str, start: int, end: int) -> bool:
     """Whether `rendered[start:end]` (a placeholder) is all of a JSON string but for whitespace.
 
     Content keeps its outer whitespace outside its placeholder, and `tojson` writes that
-    whitespace as spaces and `\\n`, `\\t`, `\\r` escapes between the quote and the placeholder.
+    whitespace between the quote and the placeholder: as itself (spaces, no-break spaces, ...) or
+    escaped (`\\n`, `\\u000b`, or `\\u00a0` when it escapes everything outside ASCII).
     """
     position = start
     while True:
-        if rendered[position - 1 : position] == " ":
+        if rendered[position - 1 : position].isspace():
             position -= 1
-        elif position >= 2 and rendered[position - 2] == "\\" and rendered[position - 1] in "ntr":
+        elif rendered[position - 2 : position] in _JSON_WHITESPACE_ESCAPES:
             position -= 2
+        elif rendered[position - 6 : position] in _JSON_WHITESPACE_ESCAPES:
+            position -= 6
         else:
             break
     quoted_before = rendered[position - 1 : position] == '"'
     return quoted_before and _JSON_WHITESPACE_THEN_QUOTE.match(rendered, end) is not None
 
 
-_JSON_WHITESPACE_THEN_QUOTE = re.compile(r'(?:[ ]|\\[ntr])*"')
-_OUTER_WHITESPACE = " \n\t\r"
-"""The whitespace content keeps outside its placeholder: what `tojson` writes as ` `, `\\n`, `\\t`, `\\r`."""
+_WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
+"""Every character `str.strip()` (and so Jinja's `trim`) removes: there is none past U+3000."""
+_JSON_WHITESPACE_ESCAPES = frozenset(
+    [
+        "\\n",
+        "\\t",
+        "\\r",
+        "\\f",
+        *(f"\\u{ord(c):04x}" for c in _WHITESPACE),
+        *(f"\\u{ord(c):04X}" for c in _WHITESPACE),
+    ]
+)
+"""How `json.dumps` (so `tojson`) may write a whitespace character: `\\n`, `\\u000b`, `\\u00a0`, ..."""
+_JSON_WHITESPACE_THEN_QUOTE = re.compile(
+    rf'(?:\s|{"|".join(re.escape(escape) for escape in sorted(_JSON_WHITESPACE_ESCAPES))})*"'
+)
 
 
 _PLACEHOLDER = re.compile(r"(PMLX[0-9a-f]{12}N)(\d+)X")
@@ -389,7 +405,7 @@ class _Placeholders:
         Templates trim content (`| trim`, `.strip()`, `.lstrip('\n')`); they must see the real
         whitespace to trim it as they would the text. Whitespace is never a special token.
         """
-        core = text.strip(_OUTER_WHITESPACE)
+        core = text.strip()
         if not core:
             return text
         start = text.index(core)
