@@ -512,3 +512,48 @@ def test_native_output_with_tools_is_valid_json_or_valid_calls(
         _assert_valid(result.calls, tools)
     else:
         Weather.model_validate_json(text)
+
+
+# A tool declared with `parameters: {}` (MCP servers and hand-written OpenAI dicts do this): the
+# schema says nothing, but every parser refuses arguments that are not an object.
+UNTYPED_PARAMETERS = [ToolSchema("noargs", {})]
+NOT_AN_OBJECT = ["5", "true", '"x"', "[]"]
+
+
+@pytest.mark.parametrize(
+    "tool_format", ["hermes", "llama3_json", "mistral", "deepseek", "kimi_k2", "harmony", "auto"]
+)
+def test_arguments_are_an_object_even_when_the_schema_says_nothing(
+    loaded: tuple[Any, Any], tool_format: str
+) -> None:
+    from pydantic_mlx.constrained._decoding import _first_match  # pyright: ignore[reportPrivateUsage]
+    from pydantic_mlx.parsers import ToolCall
+
+    tools = [{"type": "function", "function": {"name": "noargs", "parameters": {}}}]
+    special_token = grammar_tokenizer(loaded[1]).special_token
+    required = tool_call_grammars(
+        tool_format,
+        UNTYPED_PARAMETERS,
+        required=True,
+        untagged_json=True,
+        reasoning=None,
+        special_token=special_token,
+    )
+    lazy = tool_call_grammars(
+        tool_format,
+        UNTYPED_PARAMETERS,
+        required=False,
+        untagged_json=True,
+        reasoning=None,
+        special_token=special_token,
+    )
+    assert required is not None and required.answer is not None and lazy is not None
+    rendered = get_format(tool_format if tool_format != "auto" else "hermes").render([ToolCall("noargs", {})])
+    hit = _first_match(lazy.triggers, rendered.encode())  # the region the model opens with it
+    assert hit is not None and hit[0] == 0, rendered
+    for grammar in (required.answer, hit[1].grammar):
+        assert _accepts(loaded, grammar, rendered), rendered
+        for value in NOT_AN_OBJECT:
+            text = rendered.replace("{}", value, 1)
+            assert parse(text, tool_format, tools).errors, text  # the parser refuses it ...
+            assert not _accepts(loaded, grammar, text), text  # ... so the grammar must too

@@ -153,7 +153,7 @@ def call_object_schema(
     defs: dict[str, Any] = {}
     variants: list[dict[str, Any]] = []
     for index, tool in enumerate(tools):
-        arguments = _hoist_defs(tool.parameters, f"t{index}_", defs)
+        arguments = _hoist_defs(_object_schema(tool.parameters), f"t{index}_", defs)
         for key in keys:
             variants.append(
                 {
