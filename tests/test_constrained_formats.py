@@ -557,3 +557,65 @@ def test_arguments_are_an_object_even_when_the_schema_says_nothing(
             text = rendered.replace("{}", value, 1)
             assert parse(text, tool_format, tools).errors, text  # the parser refuses it ...
             assert not _accepts(loaded, grammar, text), text  # ... so the grammar must too
+
+
+class Note(BaseModel):
+    """`str | None` and `int | str`: the template writes a string value of either as bare text."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: str
+    note: str | None = None
+    ref: int | str = 0
+    level: Annotated[int, Field(ge=0)] | str = 0  # a bounded branch: only JSON is safe here
+
+
+def _render_in(layout: str) -> Any:
+    from formats.test_deepseek import render_dsml
+    from formats.test_kimi_k2 import render_k3
+
+    return {"dsml": render_dsml, "xtml": render_k3}.get(layout) or get_format(layout).render
+
+
+@pytest.mark.parametrize(
+    ("tool_format", "layout"),
+    [("qwen3_coder", "qwen3_coder"), ("glm", "glm"), ("deepseek", "dsml"), ("kimi_k2", "xtml")],
+)
+def test_a_string_in_a_union_may_be_written_bare_as_the_template_writes_it(
+    loaded: tuple[Any, Any], tool_format: str, layout: str
+) -> None:
+    schema = Note.model_json_schema()
+    tools = [{"type": "function", "function": {"name": "save", "parameters": schema}}]
+    grammars = tool_call_grammars(
+        tool_format,
+        [ToolSchema("save", schema)],
+        required=True,
+        untagged_json=False,
+        reasoning=None,
+        special_token=grammar_tokenizer(loaded[1]).special_token,
+    )
+    assert grammars is not None and grammars.answer is not None
+    render = _render_in(layout)
+    good = [
+        {"title": "a", "note": "hello world"},  # bare text, as the template writes a string
+        {"title": "a", "note": None},
+        {"title": "a", "note": "5"},  # bare `5` reads back as the string
+        {"title": "a", "ref": "abc"},
+        {"title": "a", "ref": 5},
+        {"title": "a", "level": 3},
+    ]
+    for arguments in good:
+        text = render([ToolCall("save", arguments)])
+        [call] = parse(text, tool_format, tools).calls
+        assert call.arguments == arguments, text
+        assert _accepts(loaded, grammars.answer, text), text
+    for text in (
+        render([ToolCall("save", {"title": "a", "note": '"quoted"'})]),  # JSON, read as a string
+        render([ToolCall("save", {"title": "a", "ref": "null"})]),
+    ):
+        result = parse(text, tool_format, tools)
+        assert result.calls and not result.errors, text
+        Note.model_validate(result.calls[0].arguments)
+        assert _accepts(loaded, grammars.answer, text), text
+    # `-1` written bare reads back as the integer -1, which `level` refuses: only JSON there.
+    text = render([ToolCall("save", {"title": "a", "level": -1})])
+    assert not _accepts(loaded, grammars.answer, text), text

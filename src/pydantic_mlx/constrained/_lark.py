@@ -28,6 +28,7 @@ __all__ = [
     "marker_row",
     "raw_text_rules",
     "resolve_ref",
+    "string_alternative",
     "text_value_rule",
     "tool_arguments",
 ]
@@ -210,25 +211,33 @@ def text_value_rule(
 
     A string-only value is raw text up to the first `closer` and never holds `opener` (as the
     parsers read it back); an `enum` is one of its values; `minLength`/`maxLength` bound it. Any
-    other value is JSON valid against its schema, which the parsers read back by schema.
+    other value is JSON valid against its schema, which the parsers read back by schema; a
+    string in a union may be raw text too (`string_alternative`), as templates write it.
     """
     prop = resolve_ref(prop, defs)
     close = marker(closer, special_token)
-    if is_plain_string(prop):
-        enum = prop.get("enum")
+
+    def text_rules(name: str, text: Mapping[str, Any]) -> list[str]:
+        enum = text.get("enum")
         if isinstance(enum, list) and enum:
             choices = " | ".join(json.dumps(v) for v in enum)  # pyright: ignore[reportUnknownVariableType]
-            return f"{rule}: ({choices}) {close}"
-        low, high = prop.get("minLength"), prop.get("maxLength")
+            return [f"{name}: ({choices}) {close}"]
+        low, high = text.get("minLength"), text.get("maxLength")
         low = low if isinstance(low, int) else 0
         high = high if isinstance(high, int) else None
-        return "\n".join(
-            raw_text_rules(rule, low, high, opener=opener, closer=closer, special_token=special_token)
-        )
+        return raw_text_rules(name, low, high, opener=opener, closer=closer, special_token=special_token)
+
+    if is_plain_string(prop):
+        return "\n".join(text_rules(rule, prop))
     schema = dict(prop)
     if defs:
         schema["$defs"] = dict(defs)
-    return f"{rule}: {rule}_json {close}\n{rule}_json: %json {json_options(schema, compact=compact)}"
+    value = f"{rule}_json: %json {json_options(schema, compact=compact)}"
+    text = string_alternative(prop, defs)
+    if text is None:
+        return f"{rule}: {rule}_json {close}\n{value}"
+    rules = [f"{rule}: {rule}_text | {rule}_json {close}", *text_rules(f"{rule}_text", text), value]
+    return "\n".join(rules)
 
 
 def raw_text_rules(
@@ -303,6 +312,39 @@ def resolve_ref(prop: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str
         if isinstance(target, Mapping):
             return target  # pyright: ignore[reportUnknownVariableType]
     return prop
+
+
+_SIMPLE_TYPES = frozenset({"null", "boolean", "integer", "number"})
+_NARROWING = ("enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
+
+
+def string_alternative(
+    prop: Mapping[str, Any], defs: Mapping[str, Any], *, marked: bool = False
+) -> Mapping[str, Any] | None:
+    """The string branch of a union the parsers may read from bare text (`str | None`,
+    `int | str`): one branch a plain string, every other a null, boolean or unbounded number.
+
+    Templates write a string value bare whatever its schema, and the parsers read bare text that is
+    not JSON of another allowed type as the string; any text they read as such JSON (`null`, `5`)
+    is valid too, as nothing narrows those branches. Where the format `marked` the text as a
+    string (DSML, XTML), the parsers keep it a string, so the other branches may be anything.
+    None for any other schema."""
+    options: Any = prop.get("anyOf") or prop.get("oneOf")
+    kinds = prop.get("type")
+    if isinstance(kinds, list) and not options and not any(k in prop for k in _NARROWING):
+        options = [{"type": k} for k in kinds]  # pyright: ignore[reportUnknownVariableType]
+    if not isinstance(options, list) or len(prop.get("allOf") or ()) > 0:
+        return None
+    strings: list[Mapping[str, Any]] = []
+    for option in options:  # pyright: ignore[reportUnknownVariableType]
+        if not isinstance(option, Mapping):
+            return None
+        branch = resolve_ref(option, defs)  # pyright: ignore[reportUnknownArgumentType]
+        if is_plain_string(branch):
+            strings.append(branch)
+        elif not marked and (branch.get("type") not in _SIMPLE_TYPES or any(k in branch for k in _NARROWING)):
+            return None
+    return strings[0] if len(strings) == 1 else None
 
 
 def is_plain_string(prop: Mapping[str, Any]) -> bool:

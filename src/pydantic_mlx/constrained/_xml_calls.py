@@ -27,6 +27,7 @@ from ._lark import (
     marker,
     marker_row,
     resolve_ref,
+    string_alternative,
     text_value_rule,
     tool_arguments,
 )
@@ -83,20 +84,30 @@ def _xml_function_rules(tools: Sequence[ToolSchema], *, compact: bool) -> list[s
 def _xml_value_rule(rule: str, prop: Mapping[str, Any], defs: Mapping[str, Any], *, compact: bool) -> str:
     """One value with its `</parameter>` closer and the newline the template writes after it."""
     prop = resolve_ref(prop, defs)
-    if is_plain_string(prop):
-        enum = prop.get("enum")
+
+    def text_rules(name: str, text: Mapping[str, Any]) -> str:
+        enum = text.get("enum")
         if isinstance(enum, list) and enum:
             choices = " | ".join(json.dumps(v) for v in enum)  # pyright: ignore[reportUnknownVariableType]
-            return f'{rule}: ({choices}) "\\n</parameter>\\n"'
-        limit = prop.get("maxLength")
+            return f'{name}: ({choices}) "\\n</parameter>\\n"'
+        limit = text.get("maxLength")
         length = f"{{0,{limit}}}" if isinstance(limit, int) else "*"
         # Lazy: the text ends at the first `</parameter>`, exactly where the parser ends it.
-        return f'{rule}: {rule}_text "\\n"\n{rule}_text[lazy]: /(?s:.{length})<\\/parameter>/'
+        return f'{name}: {name}_text "\\n"\n{name}_text[lazy]: /(?s:.{length})<\\/parameter>/'
+
+    if is_plain_string(prop):
+        return text_rules(rule, prop)
     schema = dict(prop)
     if defs:
         schema["$defs"] = dict(defs)
-    value = json_options(schema, compact=compact)
-    return f'{rule}: {rule}_json "\\n</parameter>\\n"\n{rule}_json: %json {value}'
+    value = f"{rule}_json: %json {json_options(schema, compact=compact)}"
+    # A string in a union is written bare by the template: raw text, or JSON of the union.
+    text = string_alternative(prop, defs)
+    if text is None:
+        return f'{rule}: {rule}_json "\\n</parameter>\\n"\n{value}'
+    return (
+        f'{rule}: {rule}_raw | {rule}_json "\\n</parameter>\\n"\n{text_rules(f"{rule}_raw", text)}\n{value}'
+    )
 
 
 _GLM_KEY = ("<arg_key>", "</arg_key>")
@@ -149,32 +160,40 @@ def _marked_value(
     forbidden: Sequence[str],
     special_token: SpecialToken,
     compact: bool,
-) -> tuple[bool, list[str]]:
+) -> tuple[list[tuple[bool, str]], list[str]]:
     """One value followed by `closer` (a row of marker pieces), for the formats whose tag says
-    whether the value is text: whether it is written as text, and its rules. A string-only
-    value is raw text that never spells `forbidden` (an `enum` is one of its values,
-    `minLength`/`maxLength` bound it); any other value is JSON valid against its schema."""
+    whether the value is text: its alternatives (whether written as text, and the rule), and
+    the rules. A string-only value is raw text that never spells `forbidden` (an `enum` is one of
+    its values, `minLength`/`maxLength` bound it); any other value is JSON valid against its
+    schema, or raw text valid for its one string branch (`str | None`, as the template writes it)."""
     prop = resolve_ref(prop, defs)
     closing = marker_row(closer, special_token)
-    if is_plain_string(prop):
-        enum = prop.get("enum")
+
+    def text_rules(name: str, text: Mapping[str, Any]) -> list[str]:
+        enum = text.get("enum")
         if isinstance(enum, list) and enum:
             choices = " | ".join(json.dumps(v) for v in enum)  # pyright: ignore[reportUnknownVariableType]
-            return True, [f"{rule}: ({choices}) {closing}"]
-        low, high = prop.get("minLength"), prop.get("maxLength")
-        return True, closed_text_rules(
-            rule,
+            return [f"{name}: ({choices}) {closing}"]
+        low, high = text.get("minLength"), text.get("maxLength")
+        return closed_text_rules(
+            name,
             low if isinstance(low, int) else 0,
             high if isinstance(high, int) else None,
             closer=closer,
             forbidden=forbidden,
             special_token=special_token,
         )
+
+    if is_plain_string(prop):
+        return [(True, rule)], text_rules(rule, prop)
     schema = dict(prop)
     if defs:
         schema["$defs"] = dict(defs)
-    value = f"{rule}_json: %json {json_options(schema, compact=compact)}"
-    return False, [f"{rule}: {rule}_json {closing}", value]
+    rules = [f"{rule}: {rule}_json {closing}", f"{rule}_json: %json {json_options(schema, compact=compact)}"]
+    text = string_alternative(prop, defs, marked=True)
+    if text is None:
+        return [(False, rule)], rules
+    return [(False, rule), (True, f"{rule}_text")], rules + text_rules(f"{rule}_text", text)
 
 
 _DSML = "｜DSML｜"
@@ -203,7 +222,7 @@ def dsml(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: b
         for key_index, (key, prop) in enumerate(properties.items()):
             parameter, value = f"dsml_parameter_{index}_{key_index}", f"dsml_value_{index}_{key_index}"
             parts.append(parameter if key in required else f"{parameter}?")
-            is_text, value_rules = _marked_value(
+            values, value_rules = _marked_value(
                 value,
                 prop,
                 defs,
@@ -212,8 +231,12 @@ def dsml(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: b
                 special_token=special_token,
                 compact=compact,
             )
-            opening = tag("<", f'parameter name="{key}" string="{"true" if is_text else "false"}">')
-            rules += [f"{parameter}: {gap} {opening} {value}", *value_rules]
+            marks = {
+                flag: tag("<", f'parameter name="{key}" string="{str(flag).lower()}">')
+                for flag in (True, False)
+            }
+            written = (f"{marks[is_text]} {name}" for is_text, name in values)
+            rules += [f"{parameter}: {gap} ({' | '.join(written)})", *value_rules]
         parts.append(f"{gap} {tag('</', 'invoke>')}")
         rules.append(f"dsml_invoke_{index}: " + " ".join(parts))
     openers: list[tuple[str, str, str]] = []
@@ -256,7 +279,7 @@ def xtml(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: b
         for key_index, (key, prop) in enumerate(properties.items()):
             argument, value = f"xtml_argument_{index}_{key_index}", f"xtml_value_{index}_{key_index}"
             parts.append(argument if key in required else f"{argument}?")
-            is_text, value_rules = _marked_value(
+            values, value_rules = _marked_value(
                 value,
                 prop,
                 defs,
@@ -266,12 +289,10 @@ def xtml(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: b
                 compact=compact,
             )
             head = f'argument key="{_attribute(key)}" type="'
-            opening = (
-                tag(_XTML_OPEN, f'{head}string"', _XTML_SEP)
-                if is_text
-                else f"{tag(_XTML_OPEN, head)} {_XTML_JSON_TYPES} {type_end}"
-            )
-            rules += [f"{argument}: {opening} {value}", *value_rules]
+            as_text = tag(_XTML_OPEN, f'{head}string"', _XTML_SEP)
+            as_json = f"{tag(_XTML_OPEN, head)} {_XTML_JSON_TYPES} {type_end}"
+            written = (f"{as_text if is_text else as_json} {name}" for is_text, name in values)
+            rules += [f"{argument}: ({' | '.join(written)})", *value_rules]
         whole = f"xtml_json_{index}"
         json_opening = tag(_XTML_OPEN, 'json type="object"', _XTML_SEP)
         rules.append(f"{whole}: {json_opening} {whole}_arguments {closing('json')}")
