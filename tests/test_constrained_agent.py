@@ -143,3 +143,37 @@ async def test_real_model_fenced_call_is_constrained(real_model_path: Path) -> N
     assert calls and calls[0].tool_name == "read_file", first
     assert isinstance(calls[0].args_as_dict()["path"], str)
     assert (first.provider_details or {})["constrained_regions"] >= 1
+
+
+async def test_batched_constrained_requests_equal_their_one_at_a_time_runs(random_model_path: Path) -> None:
+    """Each batched row has its own grammar state: concurrent constrained requests (required calls
+    and native output, greedy and seeded) answer exactly as they do one at a time."""
+    import asyncio
+
+    from pydantic_ai.output import OutputObjectDefinition
+
+    tool = ToolDefinition(name="read_file", parameters_json_schema=ReadArgs.model_json_schema())
+    output = OutputObjectDefinition(json_schema=Plan.model_json_schema(), name="Plan")
+    calls = ModelRequestParameters(function_tools=[tool], allow_text_output=True)
+    native = ModelRequestParameters(output_mode="native", output_object=output, allow_text_output=False)
+    cases = [
+        (params, {"max_tokens": 120, **({"tool_choice": "required"} if params is calls else {}), **sampling})
+        for params in (calls, native)
+        for sampling in ({}, *({"temperature": 1.0, "seed": seed} for seed in SEEDS))
+    ]
+
+    async def answer(model: MLXModel, params: ModelRequestParameters, settings: dict[str, object]) -> str:
+        response = await model_request(
+            model,
+            [ModelRequest(parts=[UserPromptPart("Plan the work.")])],
+            model_settings=settings,  # type: ignore[arg-type]
+            model_request_parameters=params,
+        )
+        return repr(
+            [(p.part_kind, getattr(p, "content", None), getattr(p, "args", None)) for p in response.parts]
+        )
+
+    serial = MLXModel(random_model_path, constrained=True, batching=False, model_name="serial")
+    expected = [await answer(serial, params, settings) for params, settings in cases]
+    batched = MLXModel(random_model_path, constrained=True, model_name="batched")
+    assert await asyncio.gather(*(answer(batched, p, s) for p, s in cases)) == expected
