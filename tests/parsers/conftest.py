@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic_mlx.parsers import Event, ParseResult, StreamParser, TextDelta, ThinkingDelta, ToolCallDelta
+from pydantic_mlx.parsers import (
+    Event,
+    MalformedCall,
+    ParseResult,
+    StreamParser,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    TruncatedCall,
+)
 
 
 def stream(
@@ -47,8 +56,12 @@ def events_agree(result: ParseResult, events: list[Event]) -> bool:
     import json
 
     rebuilt = [(names[i], json.loads("".join(calls[i]))) for i in sorted(calls)]
+    # Every call that could not be read is flagged on the text delta that carries exactly its text.
+    flagged = [(e.content, e.problem) for e in events if isinstance(e, TextDelta) and e.problem]
+    unread = [p for p in result.errors if isinstance(p, MalformedCall | TruncatedCall)]
     return (
         (text if text.strip() else None) == result.content
         and (thinking if thinking.strip() else None) == result.reasoning
         and rebuilt == [(c.name, c.arguments) for c in result.calls]
+        and flagged == [(p.text, p) for p in unread]
     )

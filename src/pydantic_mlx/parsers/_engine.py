@@ -367,11 +367,11 @@ class Engine:
             return self._step_trailer(state, final)
         return self._step_separator(final)
 
-    def _emit_text(self, end: int) -> None:
+    def _emit_text(self, end: int, problem: MalformedCall | TruncatedCall | None = None) -> None:
         if end > self._pos:
             piece = self._buf[self._pos : end]
             self._content.append(piece)
-            self._events.append(TextDelta(piece))
+            self._events.append(TextDelta(piece, problem))
             self._pos = end
         self._scan = max(self._scan, self._pos)
 
@@ -728,9 +728,11 @@ class Engine:
         if cut_off or (not closed and not all(s.closer_optional for _, s in state.candidates)):
             if self._complete_calls_of_section(state, body, end):
                 return True
-            if not state.at_start:
-                self.errors.append(TruncatedCall("the call was cut off before its end marker", raw, fmt_name))
-            return self._region_as_text(state, end)
+            if state.at_start:  # an answer that merely begins like a bare call is just text
+                return self._region_as_text(state, end)
+            cut = TruncatedCall("the call was cut off before its end marker", raw, fmt_name)
+            self.errors.append(cut)
+            return self._region_as_text(state, end, cut)
         problem = ""
         for fmt, syntax in state.candidates:
             try:
@@ -755,10 +757,12 @@ class Engine:
             return self._goto(_Text(), end)
         if not closed and self._complete_calls_of_section(state, body, end):
             return True
-        if not state.at_start:  # an answer that merely begins like a bare call is just text
-            error_type = MalformedCall if closed else TruncatedCall
-            self.errors.append(error_type(problem or "empty call region", raw, fmt_name))
-        return self._region_as_text(state, end)
+        if state.at_start:  # an answer that merely begins like a bare call is just text
+            return self._region_as_text(state, end)
+        error_type = MalformedCall if closed else TruncatedCall
+        unread = error_type(problem or "empty call region", raw, fmt_name)
+        self.errors.append(unread)
+        return self._region_as_text(state, end, unread)
 
     def _complete_calls_of_section(self, state: _Region, body: str, end: int) -> bool:
         """A section whose closer never came may still hold complete calls (each ended by its
@@ -777,21 +781,23 @@ class Engine:
             rest_start = state.body_start + cut
             self._emit_calls(calls, self._buf[state.start : rest_start], fmt.NAME, tagged=True)
             rest = self._buf[rest_start:end]
+            cut = None
             if rest.strip():
-                self.errors.append(
-                    TruncatedCall("a call was cut off after the complete ones", rest, fmt.NAME)
-                )
+                cut = TruncatedCall("a call was cut off after the complete ones", rest, fmt.NAME)
+                self.errors.append(cut)
             self._state = _Text()
             self._pos = self._scan = rest_start
-            self._emit_text(end)
+            self._emit_text(end, cut)
             return True
         return False
 
-    def _region_as_text(self, state: _Region, end: int) -> bool:
+    def _region_as_text(
+        self, state: _Region, end: int, problem: MalformedCall | TruncatedCall | None = None
+    ) -> bool:
         self._state = _Text()
         if state.fenced:
             self._code_fence = True
-        self._emit_text(end)
+        self._emit_text(end, problem)
         return True
 
     # -- untagged calls ---------------------------------------------------------------------
@@ -806,10 +812,9 @@ class Engine:
         if end is None:
             if not final:
                 return False
-            self.errors.append(
-                TruncatedCall("an untagged call was cut off", buf[state.start :], self._d.name, state.name)
-            )
-            return self._untagged_as_text(len(buf))
+            cut = TruncatedCall("an untagged call was cut off", buf[state.start :], self._d.name, state.name)
+            self.errors.append(cut)
+            return self._untagged_as_text(len(buf), cut)
         if not state.fenced:
             after = _untagged.stands_alone_before(buf, end, final=final)
             if after is Decision.WAIT:
@@ -842,9 +847,9 @@ class Engine:
                 raise CallSyntaxError(f"{call.name!r} is not a declared tool")
         return calls
 
-    def _untagged_as_text(self, end: int) -> bool:
+    def _untagged_as_text(self, end: int, problem: TruncatedCall | None = None) -> bool:
         self._state = _Text()
-        self._emit_text(end)
+        self._emit_text(end, problem)
         return True
 
     def _step_fence_tail(self, final: bool) -> bool:

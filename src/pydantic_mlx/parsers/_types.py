@@ -98,9 +98,15 @@ class ParseResult:
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
-    """More answer text."""
+    """More answer text.
+
+    `problem` is set when this text is a call the parser could not read (malformed, or cut off):
+    it is content, as `parse` reports it, but a consumer that acts on calls (an agent) can ask the
+    model to write the call again rather than take the markup for an answer.
+    """
 
     content: str
+    problem: MalformedCall | TruncatedCall | None = None
 
 
 @dataclass(frozen=True, slots=True)
