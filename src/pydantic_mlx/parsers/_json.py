@@ -3,6 +3,8 @@
 Small models write "JSON" with single quotes, Python's `True`/`False`/`None` and trailing commas.
 `loads_lenient` reads those too, but never invents structure: a value that is cut off, has
 unbalanced brackets or trailing garbage is an error, so a truncated call can't be "repaired".
+Nor does it guess: a key given twice (which value did the model mean?) and a number JSON does
+not allow (`01234`, a zip code that would lose its zero) are errors too.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ _LITERALS: dict[str, Any] = {
 }
 _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 _WS = " \t\r\n"
+_DIGITS = frozenset("0123456789")  # not str.isdigit(): int() would read "١٢" or "²" as digits
 
 
 def _reject_constant(name: str) -> Any:
@@ -37,13 +40,25 @@ def _finite_float(literal: str) -> float:
     return value
 
 
+def _object_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"key {key!r} given twice")
+        result[key] = value
+    return result
+
+
 def loads_lenient(text: str) -> Any:
     """Read one JSON value, accepting single quotes, Python literals and trailing commas.
 
-    Raises `ValueError` (never anything else) when `text` is not exactly one such value.
+    Raises `ValueError` (never anything else) when `text` is not exactly one such value, or
+    when an object in it gives a key twice.
     """
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        return json.loads(
+            text, parse_constant=_reject_constant, parse_float=_finite_float, object_pairs_hook=_object_once
+        )
     except RecursionError as exc:
         raise ValueError("JSON nested too deeply") from exc
     except ValueError:
@@ -82,7 +97,7 @@ class _LenientReader:
             return self._array(depth)
         if ch in "\"'":
             return self._string()
-        if ch == "-" or ch.isdigit():
+        if ch == "-" or ch in _DIGITS:
             return self._number()
         return self._literal()
 
@@ -96,7 +111,10 @@ class _LenientReader:
                 return result
             if self._peek() not in ("'", '"'):
                 raise ValueError(f"object key expected at offset {self.i}")
+            key_at = self.i
             key = self._string()
+            if key in result:
+                raise ValueError(f"key {key!r} given twice at offset {key_at}")
             self.skip_ws()
             if self._peek() != ":":
                 raise ValueError(f"':' expected at offset {self.i}")
@@ -176,15 +194,17 @@ class _LenientReader:
         if text[i] == "-":
             i += 1
         digits_start = i
-        while i < len(text) and text[i].isdigit():
+        while i < len(text) and text[i] in _DIGITS:
             i += 1
         if i == digits_start:
             raise ValueError(f"number expected at offset {self.i}")
+        if i - digits_start > 1 and text[digits_start] == "0":
+            raise ValueError(f"a number may not start with 0 at offset {self.i}")
         is_float = False
         if i < len(text) and text[i] == ".":
             i += 1
             frac_start = i
-            while i < len(text) and text[i].isdigit():
+            while i < len(text) and text[i] in _DIGITS:
                 i += 1
             if i == frac_start:
                 raise ValueError(f"digits expected after '.' at offset {i}")
@@ -194,7 +214,7 @@ class _LenientReader:
             if i < len(text) and text[i] in "+-":
                 i += 1
             exp_start = i
-            while i < len(text) and text[i].isdigit():
+            while i < len(text) and text[i] in _DIGITS:
                 i += 1
             if i == exp_start:
                 raise ValueError(f"exponent digits expected at offset {i}")
