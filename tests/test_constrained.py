@@ -498,3 +498,24 @@ def test_without_an_opened_reasoning_block_the_answer_starts_at_once(thinking_mo
     )
     assert _allowed(outputs[0], think)
     assert not _allowed(outputs[-1], think)
+
+
+def test_a_region_completed_by_the_token_that_opened_it_leaves_the_text_free(random_model_path: Path) -> None:
+    """A token may both open a call and end it (`()]` after `[ping`, in a vocabulary that has
+    it): the region is complete, so the text after it is free, not masked down to the end."""
+    from mlx_lm import load
+    from mlx_lm.tokenizer_utils import TokenizerWrapper
+    from tokenizers import AddedToken
+
+    _, loaded = load(str(random_model_path))
+    hf = loaded._tokenizer
+    hf.add_tokens([AddedToken("()]", special=False)])
+    tokenizer = TokenizerWrapper(hf)
+    processor = tool_call_processor(tokenizer, "pythonic", TOOL_SETS["all"])
+    tokens = tokenizer.encode("Calls:\n[ping()] and more", add_special_tokens=False)
+    closing = tokens.index(tokenizer.convert_tokens_to_ids("()]"))
+    outputs = _feed(processor, [1, 2, 3], tokens, len(hf) + 8)
+    assert processor.regions == 1 and processor.problems == []
+    assert not processor.constraining
+    after = outputs[closing + 1]  # the logits for the token after `()]`
+    assert not bool(mx.isinf(after).any().item()), "the text after the call is masked"

@@ -233,8 +233,9 @@ class GrammarLogitsProcessor:
         ):
             self.problems.append(f"the grammar does not accept the opening {opening[:80]!r}")
             return False
-        self._matcher = matcher
         self.regions += 1
+        # One token may open a region and end it (`()]` after `[ping`): then the text is free again.
+        self._matcher = None if matcher.is_stopped() and not answer else matcher
         return True
 
     def _give_up(self, matcher: llguidance.LLMatcher) -> None:
