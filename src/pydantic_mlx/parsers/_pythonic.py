@@ -148,6 +148,8 @@ def _literal(node: ast.expr) -> Any:
         for key, value in zip(node.keys, node.values, strict=True):
             if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
                 raise CallSyntaxError("dict keys must be strings")
+            if key.value in result:
+                raise CallSyntaxError(f"key {key.value!r} given twice")
             result[key.value] = _literal(value)
         return result
     raise CallSyntaxError(f"not a literal value: {type(node).__name__}")

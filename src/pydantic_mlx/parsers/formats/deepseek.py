@@ -214,6 +214,8 @@ def _dsml_parameters(body: str, pos: int, name: str, tools: ToolSet) -> tuple[di
         value = body[pos:end]
         if _PARAMETER_OPEN in value:
             raise CallSyntaxError("a DSML parameter opened inside another")
+        if key in arguments:  # which value did the model mean? It must say again
+            raise CallSyntaxError(f"parameter {key!r} given twice")
         written_as = _WRITTEN_AS.get(attributes.get("string", ""))
         arguments[key] = coerce_argument(name, key, value, tools, written_as=written_as)
         pos = end + len(_PARAMETER_CLOSE)

@@ -130,6 +130,8 @@ class _ArgumentReader:
             if self.peek() != ":":
                 raise CallSyntaxError(f"expected ':' after key {key[:40]!r}")
             self.i += 1
+            if key in result:  # which value did the model mean? It must say again
+                raise CallSyntaxError(f"key {key[:40]!r} given twice")
             result[key] = self.value(depth + 1)
             if not self.separator("}"):
                 return result

@@ -123,6 +123,8 @@ def _pairs(body: str, pos: int) -> tuple[dict[str, str], int]:
         if not key:
             raise CallSyntaxError("an empty <arg_key>")
         value, pos = _element(body, _skip_separator(body, pos), _VALUE_OPEN, _VALUE_CLOSE)
+        if key in raw:  # which value did the model mean? It must say again
+            raise CallSyntaxError(f"argument {key!r} given twice")
         raw[key] = value
 
 

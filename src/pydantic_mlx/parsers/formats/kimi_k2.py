@@ -231,6 +231,8 @@ def _k3_arguments(body: str, pos: int, name: str, tools: ToolSet) -> tuple[dict[
         if not key:
             raise CallSyntaxError("a Kimi-K3 argument without its key")
         value, pos = _xtml_value(body, pos, "argument")
+        if key in arguments:  # which value did the model mean? It must say again
+            raise CallSyntaxError(f"argument {key!r} given twice")
         written_as = "string" if attributes.get("type", "string") == "string" else "json"
         arguments[key] = coerce_argument(name, key, value, tools, written_as=written_as)
 

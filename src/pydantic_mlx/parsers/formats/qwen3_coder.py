@@ -137,6 +137,8 @@ def _function_at(body: str, pos: int, tools: ToolSet, markers: _Markers) -> tupl
         value_end, i = _value_end(body, gt + 1, markers)
         if value_end < 0:
             raise CallSyntaxError(f"parameter {key!r} never closed")
+        if key in raw:  # which value did the model mean? It must say again
+            raise CallSyntaxError(f"parameter {key!r} given twice")
         raw[key] = _strip_template_newlines(body[gt + 1 : value_end])
     return ToolCall(name=name, arguments=coerce_arguments(name, raw, tools)), i
 
