@@ -519,3 +519,15 @@ def test_a_region_completed_by_the_token_that_opened_it_leaves_the_text_free(ran
     assert not processor.constraining
     after = outputs[closing + 1]  # the logits for the token after `()]`
     assert not bool(mx.isinf(after).any().item()), "the text after the call is masked"
+
+
+def test_a_refused_token_is_reported_in_a_line_not_with_the_grammar(random_model: tuple[Any, Any]) -> None:
+    """`problems` end up in every response's `provider_details`: llguidance's error is cut to
+    its message (it appends the parser state and the grammar: 23 kB for 50 small tools)."""
+    tokenizer = random_model[1]
+    tools = [ToolSchema(f"tool_{i}", Weather.model_json_schema()) for i in range(50)]
+    processor = tool_call_processor(tokenizer, "hermes", tools, required=True)
+    tokens = tokenizer.encode("no call", add_special_tokens=False)  # as if a sampler overrode the mask
+    _feed(processor, [1, 2, 3], [*tokens, tokens[-1]], 1024)
+    [problem] = processor.problems
+    assert "doesn't satisfy the grammar" in problem and len(problem) <= 300, problem[:500]

@@ -34,6 +34,10 @@ __all__ = ["GrammarLogitsProcessor", "GrammarTokenizer", "grammar_tokenizer"]
 _COMPILED_GRAMMARS = 64
 """Compiled grammars kept per tokenizer (one per distinct set of tools or output schema)."""
 
+_PROBLEM_CHARS = 300
+"""Characters of an llguidance error kept: its message, not the parser state and grammar it
+appends (tens of kB for a few dozen tools, carried in every response's `provider_details`)."""
+
 _WINDOW = 512
 """Bytes of free text kept for trigger matching (longer than any trigger can match: the longest,
 a fence and `{"name": "<tool>"`, is under 150 bytes plus the tool name)."""
@@ -74,7 +78,7 @@ class GrammarTokenizer:
                     self.llg, llguidance.LLMatcher.grammar_from_lark(grammar), log_level=0
                 )
                 if compiled.is_error():
-                    raise ValueError(f"invalid grammar: {compiled.get_error()}")
+                    raise ValueError(f"invalid grammar: {_summary(compiled.get_error())}")
                 self._compiled[grammar] = compiled
                 while len(self._compiled) > _COMPILED_GRAMMARS:
                     self._compiled.popitem(last=False)
@@ -240,7 +244,7 @@ class GrammarLogitsProcessor:
 
     def _give_up(self, matcher: llguidance.LLMatcher) -> None:
         # Only a token outside the mask gets here (another processor or sampler overrode it).
-        self.problems.append(matcher.get_error() or "a token outside the grammar was sampled")
+        self.problems.append(_summary(matcher.get_error()) or "a token outside the grammar was sampled")
         self._matcher = None
         self._window = b""
 
@@ -290,3 +294,9 @@ def _first_match(
         if best is None or start < best[0]:
             best = (start, trigger)
     return best
+
+
+def _summary(error: str) -> str:
+    """llguidance's error message without the parser state and grammar dump that follow it."""
+    message = error.split("\n<state>", 1)[0].strip()
+    return message if len(message) <= _PROBLEM_CHARS else message[: _PROBLEM_CHARS - 1] + "…"
