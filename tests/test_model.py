@@ -16,7 +16,7 @@ from typing import Any, cast
 import pytest
 from pydantic_ai import Agent, NativeOutput, capture_run_messages
 from pydantic_ai.direct import model_request
-from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded, UserError
+from pydantic_ai.exceptions import IncompleteToolCall, UnexpectedModelBehavior, UsageLimitExceeded, UserError
 from pydantic_ai.messages import (
     ModelMessage,
     ModelMessagesTypeAdapter,
@@ -303,12 +303,41 @@ async def test_max_tokens_truncates_with_length(model: MLXModel) -> None:
     assert turn_text("plain_answer").startswith(text.content)
 
 
-async def test_truncated_call_never_becomes_a_call(model: MLXModel) -> None:
-    response = await first_response(model, "tool_call_tags", {"max_tokens": 12})
-    assert response.finish_reason == "length"
-    assert not any(isinstance(p, ToolCallPart) for p in response.parts)
+async def test_a_call_cut_off_by_max_tokens_is_an_incomplete_tool_call(model: MLXModel) -> None:
+    # Never a call, and never the answer: the run ends with pydantic-ai's own error for it (the
+    # markup `<tool_call>\n{"name": "read_file", "arguments":` used to be the agent's output).
+    sc = scenario("tool_call_tags")
+    with pytest.raises(IncompleteToolCall, match=r"token limit \(12\)"):
+        await sc.agent(model).run(sc.prompt, model_settings={"max_tokens": 12})
+    with pytest.raises(IncompleteToolCall):
+        async with sc.agent(model).run_stream(sc.prompt, model_settings={"max_tokens": 12}) as run:
+            await run.get_output()
+
+
+async def test_a_call_cut_off_by_a_stop_sequence_is_sent_back_for_a_retry(model: MLXModel) -> None:
+    # Unfinished, not by the token limit: the model is asked to write the call again, and its
+    # markup is not answer text.
+    response = await first_response(model, "tool_call_tags", {"stop_sequences": ['"arguments"']})
     assert response.provider_details is not None
     assert [p["kind"] for p in response.provider_details["parse_problems"]] == ["truncated_call"]
+    [call] = response.parts
+    assert isinstance(call, ToolCallPart)
+    assert call.tool_name == "read_file"
+    assert call.args == '<tool_call>\n{"name": "read_file", '
+    with pytest.raises(ValueError):
+        call.args_as_dict(raise_if_invalid=True)  # so it never runs: the agent asks again
+    sc = scenario("tool_call_tags")
+    with capture_run_messages() as messages, contextlib.suppress(UsageLimitExceeded):
+        await sc.agent(model).run(
+            sc.prompt,
+            model_settings={"stop_sequences": ['"arguments"']},
+            usage_limits=UsageLimits(request_limit=2),
+        )
+    retry = messages[2]  # pydantic-ai's answer to arguments that do not validate
+    assert isinstance(retry, ModelRequest)
+    [feedback] = retry.parts
+    assert getattr(feedback, "tool_name", None) == "read_file"
+    assert "Invalid JSON" in str(getattr(feedback, "content", ""))
 
 
 async def test_stop_sequences(model: MLXModel) -> None:
@@ -377,6 +406,11 @@ async def test_any_integer_seed_is_reproducible(model: MLXModel) -> None:
         ({"seed": "7"}, "integer"),
         ({"presence_penalty": "high"}, "number"),
         ({"stop_sequences": "END"}, "list of strings"),
+        ({"temperature": float("nan")}, "finite"),  # passed `< 0` and sampled garbage
+        ({"top_p": float("nan")}, "finite"),
+        ({"frequency_penalty": float("inf")}, "finite"),
+        ({"logit_bias": {"5": float("nan")}}, "finite"),
+        ({"logit_bias": {"5": float("inf")}}, "finite"),  # +inf is NaN after normalising
     ],
 )
 async def test_bad_settings_are_user_errors(

@@ -12,6 +12,8 @@ calls written as text (tagged, fenced JSON, bare JSON, XML, ...) into `ToolCallP
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -54,7 +56,6 @@ from ._prompt_cache import DEFAULT_PROMPT_CACHE_BYTES, DEFAULT_PROMPT_CACHE_ENTR
 from .constrained import is_available as constrained_decoding_available
 from .parsers import (
     Event,
-    MalformedCall,
     ParseProblem,
     StreamParser,
     TextDelta,
@@ -424,10 +425,10 @@ class MLXStreamedResponse(StreamedResponse):
             cache_read_tokens=stats.cached_tokens,
         )
         finish_reason: FinishReason | None
-        if mapper.calls:
-            finish_reason = "tool_call"
-        elif stats.finish_reason == "length":
+        if stats.finish_reason == "length":  # what was cut off (text after the calls) matters
             finish_reason = "length"
+        elif mapper.calls:
+            finish_reason = "tool_call"
         elif stats.finish_reason == "cancelled":
             finish_reason = None
         else:
@@ -476,11 +477,14 @@ class _PartsMapper:
     """
 
     def __init__(self, response: MLXStreamedResponse, *, text_is_answer: bool) -> None:
+        plan = response._plan  # pyright: ignore[reportPrivateUsage]
         self._parts = response._parts_manager  # pyright: ignore[reportPrivateUsage]
         self._text_is_answer = text_is_answer
-        self._one_call_only = response._plan.one_call_only  # pyright: ignore[reportPrivateUsage]
-        self._excluded_tools = response._plan.excluded_tools  # pyright: ignore[reportPrivateUsage]
+        self._one_call_only = plan.one_call_only
+        self._excluded_tools = plan.excluded_tools
+        self._offered_tools = [t.name for t in plan.tools]
         self._withheld_calls: set[int] = set()
+        self._call_ids: set[str] = set()
         self._held_text = ""
         self._in_text = False
         self.calls = 0
@@ -492,8 +496,10 @@ class _PartsMapper:
             if self.done:
                 return
             match event:
-                case TextDelta(content=content):
+                case TextDelta(content=content, problem=None):
                     yield from self._text(content)
+                case TextDelta(content=content):  # a call that could not be read
+                    yield from self._unread_call(content)
                 case ThinkingDelta(content=content):
                     self._in_text = False
                     yield from self._parts.handle_thinking_delta(vendor_part_id=None, content=content)
@@ -501,22 +507,32 @@ class _PartsMapper:
                     yield from self._call(event)
 
     def map_problems(self, problems: Sequence[ParseProblem]) -> Iterator[ModelResponseStreamEvent]:
-        """A malformed call to a named tool becomes a call whose arguments are the raw text, so the
-        agent's argument validation sends the model a retry prompt. Truncated calls never become
-        calls, and unknown tools are already calls (the agent answers those with a retry), except
-        for the agent's own tools that `tool_choice` excluded: the agent would run those, so
-        their calls are kept as the text the model wrote (as servers do with `tool_choice="none"`)."""
+        """Unknown tools are already calls (the agent answers those with a retry), except for the
+        agent's own tools that `tool_choice` excluded: the agent would run those, so their calls
+        are kept as the text the model wrote (as servers do with `tool_choice="none"`)."""
         for problem in problems:
             if isinstance(problem, UnknownTool) and problem.name in self._excluded_tools:
                 yield from self._text(problem.text)
-            elif isinstance(problem, MalformedCall) and problem.name:
-                self.calls += 1
-                yield self._parts.handle_tool_call_part(
-                    vendor_part_id=("malformed", self.calls),
-                    tool_name=problem.name,
-                    args=problem.text,
-                    tool_call_id=_utils.generate_tool_call_id(),
-                )
+
+    def _unread_call(self, text: str) -> Iterator[ModelResponseStreamEvent]:
+        """A call the parser could not read (malformed, or unfinished) is never the answer and
+        never runs: it becomes a call whose arguments are its raw text, which never validate (the
+        text starts with the call's markup, or is unfinished JSON). The agent then sends the model
+        a retry prompt, or, when `max_tokens` cut the call off (`finish_reason="length"`), raises
+        `IncompleteToolCall`, as it does for other models. Its name is the one offered tool the
+        text names, if exactly one, else `""` (the retry then lists the tools).
+        """
+        self._held_text = ""
+        self._in_text = False
+        self.calls += 1
+        yield self._parts.handle_tool_call_part(
+            vendor_part_id=("unread", self.calls),
+            tool_name=_named_tool(text, self._offered_tools),
+            args=text,
+            tool_call_id=_utils.generate_tool_call_id(),
+        )
+        if self._one_call_only:
+            self.done = True
 
     def _text(self, content: str) -> Iterator[ModelResponseStreamEvent]:
         if not self._in_text and not (self._held_text + content).strip():
@@ -537,20 +553,32 @@ class _PartsMapper:
         self._held_text = ""
         self._in_text = False
         first = delta.name is not None
+        call_id = None
         if first:
             self.calls += 1
+            # pydantic-ai refuses a response whose calls share an id; a model may repeat one.
+            call_id = (
+                delta.id if delta.id and delta.id not in self._call_ids else _utils.generate_tool_call_id()
+            )
+            self._call_ids.add(call_id)
         # `handle_tool_call_delta` rather than its newer `_events` wrapper: pydantic-ai-slim 2.62
         # (pinned by pydantic-evals) has only this one.
         event = self._parts.handle_tool_call_delta(
             vendor_part_id=("call", delta.index),
             tool_name=delta.name,
             args=delta.args_delta,
-            tool_call_id=(delta.id or _utils.generate_tool_call_id()) if first else None,
+            tool_call_id=call_id,
         )
         if event is not None:
             yield event
         if self._one_call_only and self.calls:
             self.done = True
+
+
+def _named_tool(text: str, tools: Sequence[str]) -> str:
+    """The one tool in `tools` that `text` names as a whole word, else `""`."""
+    named = [name for name in tools if re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w.-])", text)]
+    return named[0] if len(named) == 1 else ""
 
 
 def _offered_tools(
@@ -615,8 +643,10 @@ def _integer(settings: ModelSettings, name: str, default: int | None) -> Any:
 
 def _number(settings: ModelSettings, name: str, default: float | None) -> Any:
     value: Any = settings.get(name, default)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-        raise UserError(f"{name} must be a number, not {value!r}")
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+    ):
+        raise UserError(f"{name} must be a finite number, not {value!r}")
     return value
 
 
@@ -631,8 +661,8 @@ def _logit_bias(bias: Any, vocabulary: int) -> dict[int, float] | None:
             raise UserError(f"logit_bias keys must be token ids, not {key!r}") from None
         if not 0 <= token < vocabulary:
             raise UserError(f"logit_bias token id {token} is outside the vocabulary (0 to {vocabulary - 1})")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise UserError(f"logit_bias values must be numbers, not {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise UserError(f"logit_bias values must be finite numbers, not {value!r}")
         checked[token] = float(value)
     return checked
 

@@ -1,0 +1,133 @@
+"""How model text becomes response parts, for outputs the tiny model cannot be made to write.
+
+No MLX here: fixed text is fed through `MLXStreamedResponse`, whose mapping is the one `request`
+and `request_stream` use (tests/test_model.py covers it with real generation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
+from pydantic_ai.models import ModelRequestParameters
+from pydantic_ai.tools import ToolDefinition
+
+from pydantic_mlx._generation import FinishReason, GenerationOptions, GenerationStats
+from pydantic_mlx.model import MLXStreamedResponse, _RequestPlan  # pyright: ignore[reportPrivateUsage]
+
+pytestmark = pytest.mark.anyio
+
+
+class FixedText:
+    """Stands in for a `GenerationStream`: yields the given chunks, then ends with `finish_reason`."""
+
+    def __init__(self, chunks: Sequence[str], finish_reason: FinishReason) -> None:
+        self._chunks = list(chunks)
+        self.stats = GenerationStats(prompt_tokens=3, output_tokens=len(chunks), finish_reason=finish_reason)
+
+    def __aiter__(self) -> FixedText:
+        return self
+
+    async def __anext__(self) -> str:
+        if not self._chunks:
+            raise StopAsyncIteration
+        return self._chunks.pop(0)
+
+    def stop(self) -> None:
+        self._chunks.clear()
+
+    async def aclose(self) -> None:
+        self._chunks.clear()
+
+
+def tool(name: str) -> ToolDefinition:
+    schema = {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}
+    return ToolDefinition(name=name, parameters_json_schema=schema)
+
+
+TOOLS = [tool("read_file"), tool("list_files")]
+
+
+async def mapped(text: str, finish_reason: FinishReason = "stop", *, chunk: int = 0) -> ModelResponse:
+    chunks = [text[i : i + chunk] for i in range(0, len(text), chunk)] if chunk else [text]
+    plan = _RequestPlan(
+        prompt=[1, 2, 3],
+        options=GenerationOptions(max_tokens=64),
+        tool_format="hermes",
+        tools=TOOLS,
+        excluded_tools=frozenset(),
+        in_reasoning=False,
+        text_is_answer=True,
+        one_call_only=False,
+    )
+    stream = MLXStreamedResponse(
+        model_request_parameters=ModelRequestParameters(function_tools=TOOLS),
+        _model_name="fixed-text",
+        _plan=plan,
+        _generation=FixedText(chunks, finish_reason),  # pyright: ignore[reportArgumentType]
+    )
+    async for _ in stream:
+        pass
+    return stream.get()
+
+
+@pytest.mark.parametrize("chunk", [0, 1, 5])
+@pytest.mark.parametrize(
+    ("body", "name"),
+    [
+        ('{"name": "read_file", "arguments": {"path": "a"', "read_file"),  # unbalanced brackets
+        ('{"name": "read_file", "arguments": "a"}', "read_file"),  # arguments that are not JSON
+        ('{"name": "list_files", "arguments": {"path": "."}} and more', "list_files"),
+        ("{not json at all}", ""),  # no tool named: the retry lists the tools
+        ('{"name": "read_file", "next": "list_files", "arguments": [}', ""),  # two named: no guess
+    ],
+)
+async def test_a_malformed_call_is_sent_back_for_a_retry_and_is_not_the_answer(
+    body: str, name: str, chunk: int
+) -> None:
+    text = f"Let me look.\n<tool_call>\n{body}\n</tool_call>"
+    response = await mapped(text, chunk=chunk)
+    assert response.parts[0] == TextPart("Let me look.\n")
+    [call] = response.parts[1:]
+    assert isinstance(call, ToolCallPart)
+    assert (call.tool_name, call.args) == (name, text.removeprefix("Let me look.\n"))
+    with pytest.raises(ValueError):
+        call.args_as_dict(raise_if_invalid=True)  # never runs: pydantic-ai asks the model again
+    assert response.finish_reason == "tool_call"
+
+
+async def test_a_call_cut_off_after_a_complete_one_is_the_last_part_and_reports_length() -> None:
+    # The complete call alone (finish_reason "tool_call") would run while the second one was
+    # silently lost; now the agent sees a cut-off call last and raises `IncompleteToolCall`.
+    text = (
+        '<tool_call>\n{"name": "read_file", "arguments": {"path": "a"}}\n</tool_call>\n'
+        '<tool_call>\n{"name": "read_fi'
+    )
+    response = await mapped(text, "length")
+    assert response.finish_reason == "length"
+    complete, cut = response.parts
+    assert isinstance(complete, ToolCallPart) and complete.args_as_dict() == {"path": "a"}
+    assert isinstance(cut, ToolCallPart) and cut.args == '<tool_call>\n{"name": "read_fi'
+    with pytest.raises(ValueError):
+        cut.args_as_dict(raise_if_invalid=True)
+
+
+async def test_text_cut_off_after_a_call_reports_length() -> None:
+    text = '<tool_call>\n{"name": "read_file", "arguments": {"path": "a"}}\n</tool_call>\nNow I will'
+    response = await mapped(text, "length")
+    assert [type(p) for p in response.parts] == [ToolCallPart, TextPart]
+    assert response.finish_reason == "length"
+
+
+async def test_ids_a_model_repeats_in_one_response_are_made_unique() -> None:
+    # pydantic-ai refuses a response whose calls share an id.
+    text = "\n".join(
+        f'<tool_call>\n{{"id": "call_1", "name": "read_file", "arguments": {{"path": "{path}"}}}}\n</tool_call>'
+        for path in ("a", "b")
+    )
+    response = await mapped(text)
+    ids = [p.tool_call_id for p in response.parts if isinstance(p, ToolCallPart)]
+    assert len(ids) == 2
+    assert ids[0] == "call_1"
+    assert ids[1] != "call_1"
