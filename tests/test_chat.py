@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import (
+    CachePoint,
     FilePart,
     ImageUrl,
     ModelMessage,
@@ -79,6 +81,12 @@ def test_later_system_prompt_stays_in_place() -> None:
 
 def test_user_prompt_text_items_are_joined() -> None:
     part = UserPromptPart(["first", TextContent("second")])
+    assert chat_messages([request(part)]) == [{"role": "user", "content": "first\n\nsecond"}]
+
+
+def test_cache_points_are_left_out() -> None:
+    # A marker for providers with explicit prompt caching (OpenAI's model drops it too).
+    part = UserPromptPart(["first", CachePoint(), "second"])
     assert chat_messages([request(part)]) == [{"role": "user", "content": "first\n\nsecond"}]
 
 
@@ -389,3 +397,75 @@ def test_renders_from_several_threads_are_not_mixed_up(tokenizer: Any) -> None:
     assert len(results) == 4
     for ids in results:
         assert ids == expected * 40
+
+
+# A template with the checks Mistral's make (written here, not copied): tool-call ids of exactly
+# 9 letters or digits, and a system message only first.
+STRICT_TEMPLATE = (
+    "{%- if messages[0].role == 'system' %}{%- set loop_messages = messages[1:] %}"
+    "{%- else %}{%- set loop_messages = messages %}{%- endif %}"
+    "{%- for message in loop_messages %}"
+    "{%- if message.role == 'user' %}[INST]{{ message.content }}[/INST]"
+    "{%- elif message.tool_calls is defined and message.tool_calls %}[TOOL_CALLS]["
+    "{%- for call in message.tool_calls %}"
+    "{%- if call.id is not defined or call.id|length != 9 %}"
+    "{{ raise_exception('Tool call IDs should be alphanumeric strings with length 9!') }}{%- endif %}"
+    "{{ call.function|tojson }} id={{ call.id }}{%- endfor %}]"
+    "{%- elif message.role == 'assistant' %}{{ message.content }}"
+    "{%- elif message.role == 'tool' %}"
+    "{%- if message.tool_call_id is not defined or message.tool_call_id|length != 9 %}"
+    "{{ raise_exception('Tool call IDs should be alphanumeric strings with length 9!') }}{%- endif %}"
+    "[TOOL_RESULTS]id={{ message.tool_call_id }} {{ message.content }}[/TOOL_RESULTS]"
+    "{%- else %}{{ raise_exception('Only user and assistant roles are supported after the first message') }}"
+    "{%- endif %}{%- endfor %}"
+)
+
+
+@pytest.fixture(scope="module")
+def strict_tokenizer(tokenizer: Any) -> Any:
+    return copy_with_template(tokenizer, STRICT_TEMPLATE)
+
+
+def test_call_ids_are_fitted_to_a_template_that_checks_their_length(strict_tokenizer: Any) -> None:
+    # pydantic-ai's generated ids (`pyd_ai_<32 hex>`) made Mistral's template raise on turn 2.
+    messages: list[ModelMessage] = [
+        request(UserPromptPart("Read a.txt")),
+        ModelResponse(
+            parts=[ToolCallPart("read_file", {"path": "a.txt"}, tool_call_id="pyd_ai_" + "0f" * 16)]
+        ),
+        request(ToolReturnPart("read_file", "hello", tool_call_id="pyd_ai_" + "0f" * 16)),
+        ModelResponse(parts=[ToolCallPart("read_file", {"path": "b"}, tool_call_id="abc123XYZ")]),  # fits
+        request(ToolReturnPart("read_file", "hi", tool_call_id="abc123XYZ")),
+    ]
+    text = strict_tokenizer.decode(render_prompt(strict_tokenizer, messages, [READ_FILE]))
+    fitted = re.findall(r"id=(\w+)", text)
+    assert len(fitted) == 4 and all(len(i) == 9 for i in fitted)
+    assert fitted[0] == fitted[1] != fitted[2] == fitted[3] == "abc123XYZ"  # a call still meets its result
+
+
+def test_system_messages_after_the_first_become_user_turns_when_the_template_refuses_them(
+    strict_tokenizer: Any,
+) -> None:
+    # pydantic-ai sends retry instructions as a system message mid-conversation.
+    messages = [
+        request(SystemPromptPart("Be brief."), UserPromptPart("Hi")),
+        ModelResponse(parts=[TextPart("Hello")]),
+        request(SystemPromptPart("Please include your response in a tool call.")),
+    ]
+    text = strict_tokenizer.decode(render_prompt(strict_tokenizer, messages, []))
+    assert text.endswith("[INST]Please include your response in a tool call.[/INST]")
+
+
+def test_a_conversation_the_template_refuses_is_a_user_error(tokenizer: Any) -> None:
+    refusing = copy_with_template(tokenizer, "{{ raise_exception('Conversation roles must alternate') }}")
+    with pytest.raises(UserError, match="cannot render this conversation: Conversation roles must alternate"):
+        render_prompt(refusing, [request(UserPromptPart("Hi"))], [])
+
+
+def copy_with_template(tokenizer: Any, template: str) -> Any:
+    import copy
+
+    copied = copy.copy(tokenizer)
+    copied._tokenizer = copy.copy(tokenizer._tokenizer)
+    copied._tokenizer.chat_template = template
+    return copied

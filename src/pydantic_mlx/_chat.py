@@ -20,6 +20,7 @@ string is treated as content when it spells one of the tokenizer's added tokens.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 import secrets
@@ -29,8 +30,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from jinja2 import TemplateError
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import (
+    CachePoint,
     InstructionPart,
     ModelMessage,
     ModelRequest,
@@ -130,17 +133,34 @@ def render_prompt(
     instructions) is tokenized with special tokens recognised, and each content string is
     tokenized on its own with special tokens treated as plain text.
     """
-    chat = chat_messages(messages, instructions)
+    template = getattr(tokenizer, "chat_template", None)
+    chat = _fit_call_ids(chat_messages(messages, instructions), template)
     tools = tool_schemas(tool_defs)
     holder = _Placeholders.for_chat([*chat, *tools])
-    rendered = tokenizer.apply_chat_template(
-        holder.stand_in(chat),
-        # Only strings that spell an added token are held: templates read a schema's structure
-        # (types, required names) and must see it as it is.
-        tools=holder.hold_json(tools, _added_tokens(tokenizer)) or None,
-        tokenize=False,
-        add_generation_prompt=add_generation_prompt,
-    )
+    held_tools = holder.hold_json(tools, _added_tokens(tokenizer)) or None
+
+    def apply(conversation: list[dict[str, Any]]) -> Any:
+        return tokenizer.apply_chat_template(
+            holder.stand_in(conversation),
+            # Only strings that spell an added token are held: templates read a schema's structure
+            # (types, required names) and must see it as it is.
+            tools=held_tools,
+            tokenize=False,
+            add_generation_prompt=add_generation_prompt,
+        )
+
+    try:
+        try:
+            rendered = apply(chat)
+        except TemplateError:
+            # Templates that allow a system message only first (Mistral's, Gemma's) refuse the ones
+            # pydantic-ai sends mid-conversation (retry instructions, say): those become user turns.
+            later_system = [i for i, m in enumerate(chat) if i and m["role"] == "system"]
+            if not later_system:
+                raise
+            rendered = apply([{**m, "role": "user"} if i in later_system else m for i, m in enumerate(chat)])
+    except (TemplateError, ValueError) as error:  # ValueError: the tokenizer has no chat template
+        raise UserError(f"The chat template cannot render this conversation: {error}") from error
     if not isinstance(rendered, str):
         raise TypeError(f"apply_chat_template(tokenize=False) returned {type(rendered).__name__}, not str")
     encode = _encoder(tokenizer)
@@ -149,6 +169,38 @@ def render_prompt(
         if text:
             token_ids.extend(encode(text, is_content))
     return token_ids
+
+
+def _fit_call_ids(chat: list[dict[str, Any]], template: object) -> list[dict[str, Any]]:
+    """`chat` with tool-call ids of the length the template insists on, if it checks one.
+
+    Mistral's templates raise unless every id is 9 letters or digits; pydantic-ai's generated ids
+    are longer. Each other id is replaced by a digest of it, so a call and its result still match.
+    """
+    match = _ID_LENGTH_CHECK.search(template) if isinstance(template, str) else None
+    if match is None:
+        return chat
+    length = int(match.group(1))
+
+    def fit(call_id: Any) -> Any:
+        if not isinstance(call_id, str) or (len(call_id) == length and call_id.isalnum()):
+            return call_id
+        digest = hashlib.sha256(call_id.encode()).hexdigest()
+        return (digest * (length // len(digest) + 1))[:length]
+
+    fitted: list[dict[str, Any]] = []
+    for message in chat:
+        message = dict(message)
+        if "tool_call_id" in message:
+            message["tool_call_id"] = fit(message["tool_call_id"])
+        if "tool_calls" in message:
+            message["tool_calls"] = [{**call, "id": fit(call.get("id"))} for call in message["tool_calls"]]
+        fitted.append(message)
+    return fitted
+
+
+_ID_LENGTH_CHECK = re.compile(r"id\s*\|\s*length\s*!=\s*(\d+)")
+"""A template's check of its tool-call ids' length: `tool_call.id|length != 9` (Mistral)."""
 
 
 def _added_tokens(tokenizer: ChatTokenizer) -> re.Pattern[str]:
@@ -269,6 +321,8 @@ def _user_text(part: UserPromptPart) -> str:
             texts.append(item)
         elif isinstance(item, TextContent):
             texts.append(item.content)
+        elif isinstance(item, CachePoint):
+            continue  # a marker for providers with prompt caching; the prompt cache here is automatic
         else:
             raise UserError(
                 f"pydantic-mlx renders text prompts only; cannot send {type(item).__name__} to a text model."
