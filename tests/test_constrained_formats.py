@@ -619,3 +619,58 @@ def test_a_string_in_a_union_may_be_written_bare_as_the_template_writes_it(
     # `-1` written bare reads back as the integer -1, which `level` refuses: only JSON there.
     text = render([ToolCall("save", {"title": "a", "level": -1})])
     assert not _accepts(loaded, grammars.answer, text), text
+
+
+# Schemas that refer to their own parts by path: zod-to-json-schema (MCP servers in TypeScript)
+# writes a reused sub-schema as `#/properties/...`, and a recursive one as `#`.
+ADDRESS = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}},
+    "required": ["city"],
+    "additionalProperties": False,
+}
+PATH_REFS = [
+    (
+        {
+            "type": "object",
+            "properties": {"home": ADDRESS, "work": {"$ref": "#/properties/home"}},
+            "required": ["home", "work"],
+            "additionalProperties": False,
+        },
+        {"home": {"city": "A"}, "work": {"city": "B"}},
+        {"home": {"city": "A"}, "work": {"town": "B"}},
+    ),
+    (
+        {
+            "type": "object",
+            "properties": {"v": {"type": "integer"}, "child": {"$ref": "#"}},
+            "required": ["v"],
+            "additionalProperties": False,
+        },
+        {"v": 1, "child": {"v": 2, "child": {"v": 3}}},
+        {"v": 1, "child": {"w": 2}},
+    ),
+]
+
+
+@pytest.mark.parametrize("tool_format", CALL_FORMATS)
+def test_references_by_path_resolve_where_the_schema_is_embedded(
+    loaded: tuple[Any, Any], tool_format: str
+) -> None:
+    special_token = grammar_tokenizer(loaded[1]).special_token
+    render = get_format(tool_format if tool_format != "auto" else "hermes").render
+    for schema, good, bad in PATH_REFS:
+        grammars = tool_call_grammars(
+            tool_format,
+            [ToolSchema("t", schema)],
+            required=True,
+            untagged_json=True,
+            reasoning=None,
+            special_token=special_token,
+        )
+        assert grammars is not None and grammars.answer is not None
+        text = render([ToolCall("t", good)])
+        tools = [{"type": "function", "function": {"name": "t", "parameters": schema}}]
+        assert [c.arguments for c in parse(text, tool_format, tools).calls] == [good], text
+        assert _accepts(loaded, grammars.answer, text), text
+        assert not _accepts(loaded, grammars.answer, render([ToolCall("t", bad)])), bad

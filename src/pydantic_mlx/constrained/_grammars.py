@@ -20,7 +20,15 @@ from typing import Any, Protocol
 
 from . import _json_calls, _literal_calls, _xml_calls
 from ._json_calls import call_json_rule
-from ._lark import JSON_WHITESPACE, STANDS_ALONE, CallSyntax, SpecialToken, ToolSchema, json_options
+from ._lark import (
+    JSON_WHITESPACE,
+    STANDS_ALONE,
+    CallSyntax,
+    SpecialToken,
+    ToolSchema,
+    json_options,
+    with_local_refs_as_defs,
+)
 
 __all__ = [
     "CALL_FORMATS",
@@ -97,6 +105,7 @@ def tool_call_grammars(
     """
     if not tools:
         return None
+    tools = [with_local_refs_as_defs(t) for t in tools]
     if required:
         return answer_grammars(
             tool_format,
@@ -147,6 +156,7 @@ def answer_grammars(
     """
     alternatives: list[str] = []
     rules: list[str] = []
+    tools = [with_local_refs_as_defs(t) for t in tools]
     if tools:
         builder = _CALL_SYNTAXES.get(tool_format)
         syntax = builder(tools, special_token, compact=True) if builder is not None else None

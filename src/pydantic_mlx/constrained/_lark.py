@@ -31,6 +31,7 @@ __all__ = [
     "string_alternative",
     "text_value_rule",
     "tool_arguments",
+    "with_local_refs_as_defs",
 ]
 
 JSON_WHITESPACE = r"(?:\n[ \t]{0,24}|[ ])"
@@ -91,6 +92,66 @@ def tool_arguments(tool: ToolSchema) -> Arguments:
     defs: Mapping[str, Any] = parameters.get("$defs") or parameters.get("definitions") or {}
     root = resolve_ref(parameters, defs)
     return Arguments(root.get("properties") or {}, frozenset(root.get("required") or ()), defs)
+
+
+def with_local_refs_as_defs(tool: ToolSchema) -> ToolSchema:
+    """`tool` with every local `$ref` that is not to one of its `$defs` (`#`, or a path such as
+    `#/properties/home`, as zod-to-json-schema writes a reused schema) pointing at a copy of its
+    target in `$defs` instead.
+
+    A tool's schema is embedded in larger ones (the call object, one value's schema), where a
+    path from its root no longer resolves (llguidance then refuses to compile, or `#` becomes
+    the call object); only `$defs` travel with it."""
+    parameters = tool.parameters
+    table = "definitions" if "definitions" in parameters and "$defs" not in parameters else "$defs"
+    added: dict[str, Any] = {}
+
+    def target(pointer: str) -> Any:
+        node: Any = parameters
+        for part in pointer[2:].split("/") if pointer != "#" else ():
+            key = part.replace("~1", "/").replace("~0", "~")
+            if isinstance(node, Mapping):
+                node = node.get(key)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+            elif isinstance(node, list) and key.isdigit() and int(key) < len(node):  # pyright: ignore[reportUnknownArgumentType]
+                node = node[int(key)]  # pyright: ignore[reportUnknownVariableType]
+            else:
+                return True  # a dangling reference: any value, as a lenient schema
+        return node  # pyright: ignore[reportUnknownVariableType]
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, Mapping):
+            out: dict[str, Any] = {}
+            for key, value in node.items():  # pyright: ignore[reportUnknownVariableType]
+                if key == "$ref" and isinstance(value, str) and _is_path_ref(value):
+                    name = "ref" + "".join(c if c.isalnum() else "_" for c in value[1:])
+                    if name not in added:
+                        added[name] = True  # a placeholder while its own references are rewritten
+                        found = target(value)
+                        if isinstance(found, Mapping):
+                            found = {k: v for k, v in found.items() if k not in ("$defs", "definitions")}  # pyright: ignore[reportUnknownVariableType]
+                        added[name] = rewrite(found)
+                    value = f"#/{table}/{name}"
+                out[str(key)] = value if key == "$ref" else rewrite(value)  # pyright: ignore[reportUnknownArgumentType]
+            return out
+        if isinstance(node, list):
+            return [rewrite(item) for item in node]  # pyright: ignore[reportUnknownVariableType]
+        return node
+
+    rewritten = rewrite(parameters)
+    if not added:
+        return tool
+    rewritten[table] = {**(rewritten.get(table) or {}), **added}
+    return ToolSchema(tool.name, rewritten)
+
+
+def _is_path_ref(ref: str) -> bool:
+    """A local reference that is not to one definition (`#/$defs/NAME`)."""
+    if not ref.startswith("#"):
+        return False
+    for root in ("#/$defs/", "#/definitions/"):
+        if ref.startswith(root) and "/" not in ref[len(root) :]:
+            return False
+    return True
 
 
 def marker(text: str, special_token: SpecialToken) -> str:
