@@ -28,3 +28,28 @@ def test_unknown_command_is_an_error(capsys: pytest.CaptureFixture[str]) -> None
         main(["frobnicate"])
     assert exit_info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_eval_refuses_a_max_tokens_below_one(
+    demo_model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every request would fail and the model be scored FAIL on every case, exit 0.
+    report = tmp_path / "report.html"
+    assert main(["eval", "--model", str(demo_model_path), "--max-tokens", "0", "--report", str(report)]) == 2
+    assert "--max-tokens must be at least 1" in capsys.readouterr().err
+    assert not report.exists()
+
+
+def test_parse_with_a_tools_entry_whose_function_is_not_an_object_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+    import json
+
+    tools = tmp_path / "tools.json"
+    tools.write_text(json.dumps([{"type": "function", "function": "read_file"}]))
+    monkeypatch.setattr(
+        "sys.stdin", io.StringIO('<tool_call>{"name": "read_file", "arguments": {}}</tool_call>')
+    )
+    assert main(["parse", "--tools", str(tools)]) == 2  # was an AttributeError traceback, exit 1
+    assert "bad --tools" in capsys.readouterr().err

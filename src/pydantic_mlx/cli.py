@@ -131,6 +131,10 @@ def run_eval(args: argparse.Namespace) -> int:
         print("pydantic-mlx eval needs pydantic-evals: pip install 'pydantic-mlx[eval]'", file=sys.stderr)
         return 2
 
+    if args.max_tokens < 1:  # else every request fails, and the model is scored FAIL on every case
+        print(f"error: --max-tokens must be at least 1, not {args.max_tokens}", file=sys.stderr)
+        return 2
+
     def progress(message: str) -> None:
         print(f"  {message}", file=sys.stderr, flush=True)
 

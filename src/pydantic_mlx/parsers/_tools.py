@@ -57,8 +57,8 @@ def tool_set(tools: ToolsArg | ToolSet) -> ToolSet:
 
 def _name_and_schema(tool: Any) -> tuple[str, Mapping[str, Any]]:
     if isinstance(tool, Mapping):
-        spec: Mapping[str, Any] = tool.get("function", tool)  # type: ignore[assignment]
-        name = spec.get("name")
+        spec: Any = tool.get("function", tool)
+        name = spec.get("name") if isinstance(spec, Mapping) else None
         if isinstance(name, str):
             schema = spec.get("parameters") or spec.get("input_schema") or {}
             return name, schema if isinstance(schema, Mapping) else {}
