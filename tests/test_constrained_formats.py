@@ -674,3 +674,25 @@ def test_references_by_path_resolve_where_the_schema_is_embedded(
         assert [c.arguments for c in parse(text, tool_format, tools).calls] == [good], text
         assert _accepts(loaded, grammars.answer, text), text
         assert not _accepts(loaded, grammars.answer, render([ToolCall("t", bad)])), bad
+
+
+@pytest.mark.parametrize("tool_format", CALL_FORMATS)
+def test_a_boolean_property_schema_builds_a_grammar(loaded: tuple[Any, Any], tool_format: str) -> None:
+    """`"x": true` (any value) is valid JSON Schema: building the grammar used to raise
+    AttributeError in the tag formats, failing the whole request on the generation thread."""
+    schema = {"type": "object", "properties": {"x": True, "y": {"type": "integer"}}, "required": ["y"]}
+    grammars = tool_call_grammars(
+        tool_format,
+        [ToolSchema("t", schema)],
+        required=True,
+        untagged_json=True,
+        reasoning=None,
+        special_token=grammar_tokenizer(loaded[1]).special_token,
+    )
+    assert grammars is not None and grammars.answer is not None
+    render = get_format(tool_format if tool_format != "auto" else "hermes").render
+    tools = [{"type": "function", "function": {"name": "t", "parameters": schema}}]
+    for arguments in ({"y": 1}, {"x": [1, "a"], "y": 2}):
+        text = render([ToolCall("t", arguments)])
+        assert [c.arguments for c in parse(text, tool_format, tools).calls] == [arguments], text
+        assert _accepts(loaded, grammars.answer, text), text

@@ -91,7 +91,14 @@ def tool_arguments(tool: ToolSchema) -> Arguments:
     parameters = tool.parameters
     defs: Mapping[str, Any] = parameters.get("$defs") or parameters.get("definitions") or {}
     root = resolve_ref(parameters, defs)
-    return Arguments(root.get("properties") or {}, frozenset(root.get("required") or ()), defs)
+    declared: Mapping[str, Any] = root.get("properties") or {}
+    # A boolean schema is valid JSON Schema: `true` allows any value, `false` none (never written).
+    properties = {
+        key: prop if isinstance(prop, Mapping) else {}
+        for key, prop in declared.items()  # pyright: ignore[reportUnknownVariableType]
+        if prop is not False
+    }
+    return Arguments(properties, frozenset(root.get("required") or ()), defs)
 
 
 def with_local_refs_as_defs(tool: ToolSchema) -> ToolSchema:
