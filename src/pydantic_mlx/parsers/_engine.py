@@ -213,6 +213,8 @@ class Engine:
         self._closed = False
         self._truncated = False
         self._region_ends: dict[str, RegionEnd] = {}
+        # Where each run of spaces skipped so far ends, by its start (see `_skip_spaces`).
+        self._space_runs: dict[int, int] = {}
         # With `in_reasoning`, some models still write the opener the prompt already wrote.
         self._opener_may_repeat = in_reasoning
         # Where the answer begins (output start, or after reasoning), `at_start` openers count.
@@ -407,6 +409,7 @@ class Engine:
         buffer offsets."""
         cut = self._pos - _KEEP_BEHIND
         if cut > _TRIM_AT and isinstance(self._state, _Text | _Reasoning):
+            self._space_runs.clear()  # its offsets are the untrimmed buffer's
             self._buf = self._buf[cut:]
             self._pos -= cut
             self._scan -= cut
@@ -415,7 +418,17 @@ class Engine:
         self._state = state
         self._pos = pos
         self._scan = pos
+        self._space_runs.clear()
         return True
+
+    def _skip_spaces(self, j: int) -> int:
+        """The first index from `j` on that is not a space. States that wait for what follows
+        spaces (the answer's start, a fence's closer, a trailer, a separator, a JSON value) ask
+        again on every feed from the same `j`: resuming where the run was left keeps a long run
+        of spaces linear, not quadratic."""
+        end = _skip_space(self._buf, self._space_runs.get(j, j))
+        self._space_runs[j] = end
+        return end
 
     # -- text -------------------------------------------------------------------------------
 
@@ -454,7 +467,7 @@ class Engine:
         """At the start of the answer: open an `at_start` region if one begins here (after
         spaces). None once it is settled that none does."""
         buf = self._buf
-        j = _skip_space(buf, self._pos)
+        j = self._skip_spaces(self._pos)
         if j >= len(buf) and not final:
             return False
         for opener, candidates in self._d.start_openers.items():
@@ -489,8 +502,7 @@ class Engine:
         "code" (a fresh fence: its text is code, no untagged calls inside) or "text" (the text
         after calls in a fence: the fence ended without its closer)."""
         buf = self._buf
-        while j < len(buf) and buf[j] in " \t\r\n":
-            j += 1
+        j = self._skip_spaces(j)
         if j >= len(buf):
             if final:
                 return self._goto(_Text(), self._pos) if on_other == "text" else self._emit_all_text()
@@ -660,7 +672,7 @@ class Engine:
         """Index of the first character of the region's JSON value (which the caller checks is
         `{` or `[`), or None while the buffer ends before that is known."""
         buf = self._buf
-        j = _skip_space(buf, state.body_start)
+        j = self._skip_spaces(state.body_start)
         if j >= len(buf):
             return None
         if buf[j] in "{[":
@@ -671,7 +683,7 @@ class Engine:
             k = j
             while k < len(buf) and (buf[k].isalnum() or buf[k] in "_.-"):
                 k += 1
-            k = _skip_space(buf, k)
+            k = self._skip_spaces(k)
             if k >= len(buf):
                 return None
             if buf[k] != "[":
@@ -689,23 +701,19 @@ class Engine:
             state.scan = max(state.body_start, len(buf) - longest + 1)
             return None
         k, marker = min(found)
-        k = _skip_space(buf, k + len(marker))
+        k = self._skip_spaces(k + len(marker))
         return k if k < len(buf) else None
 
     def _after_separator(self, end: int, separator: str) -> int | None:
         """Index of the value after `separator` (spaces allowed), `len(buf)` when there is none,
         or None when the buffer ends before that is known."""
         buf = self._buf
-        j = end
-        while j < len(buf) and buf[j] in " \t\r\n":
-            j += 1
+        j = self._skip_spaces(end)
         if j >= len(buf):
             return None
         if not buf.startswith(separator, j):
             return None if _could_become(buf, j, separator) else len(buf)
-        j += len(separator)
-        while j < len(buf) and buf[j] in " \t\r\n":
-            j += 1
+        j = self._skip_spaces(j + len(separator))
         return None if j >= len(buf) else j
 
     def _region_unfinished(self, state: _Region, final: bool) -> bool:
@@ -854,9 +862,7 @@ class Engine:
 
     def _step_fence_tail(self, final: bool) -> bool:
         buf = self._buf
-        j = self._pos
-        while j < len(buf) and buf[j] in " \t\r\n":
-            j += 1
+        j = self._skip_spaces(self._pos)
         if not final and j < len(buf) and _could_become(buf, j, FENCE):
             return False
         if buf.startswith(FENCE, j):
@@ -868,7 +874,7 @@ class Engine:
 
     def _step_trailer(self, state: _Trailer, final: bool) -> bool:
         buf = self._buf
-        j = _skip_space(buf, self._pos)
+        j = self._skip_spaces(self._pos)
         if buf.startswith(state.marker, j):
             return self._goto(_Text(), j + len(state.marker))
         if not final and (j >= len(buf) or _could_become(buf, j, state.marker)):
