@@ -696,3 +696,30 @@ def test_a_boolean_property_schema_builds_a_grammar(loaded: tuple[Any, Any], too
         text = render([ToolCall("t", arguments)])
         assert [c.arguments for c in parse(text, tool_format, tools).calls] == [arguments], text
         assert _accepts(loaded, grammars.answer, text), text
+
+
+def test_qwen3_coder_string_lengths_do_not_count_the_template_newline(loaded: tuple[Any, Any]) -> None:
+    """The template writes `\\nVALUE\\n</parameter>` and the parser drops both newlines: a value
+    of exactly `maxLength` characters is valid, one under `minLength` is not."""
+    schema = {"type": "object", "properties": {"s": {"type": "string", "minLength": 2, "maxLength": 4}}}
+    grammars = tool_call_grammars(
+        "qwen3_coder",
+        [ToolSchema("t", schema)],
+        required=True,
+        untagged_json=False,
+        reasoning=None,
+        special_token=grammar_tokenizer(loaded[1]).special_token,
+    )
+    assert grammars is not None and grammars.answer is not None
+    render = get_format("qwen3_coder").render
+    tools = [{"type": "function", "function": {"name": "t", "parameters": schema}}]
+    for value, valid in [("a", False), ("ab", True), ("abcd", True), ("abc\n", True), ("abcde", False)]:
+        text = render([ToolCall("t", {"s": value})])
+        assert [c.arguments for c in parse(text, "qwen3_coder", tools).calls] == [{"s": value}]
+        assert _accepts(loaded, grammars.answer, text) is valid, text
+        if value.endswith("\n"):
+            continue
+        # Without the template's newline before the closer, the parser reads the same value.
+        bare = text.replace("\n</parameter>", "</parameter>")
+        assert [c.arguments for c in parse(bare, "qwen3_coder", tools).calls] == [{"s": value}]
+        assert _accepts(loaded, grammars.answer, bare) is valid, bare

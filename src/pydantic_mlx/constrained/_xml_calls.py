@@ -90,10 +90,14 @@ def _xml_value_rule(rule: str, prop: Mapping[str, Any], defs: Mapping[str, Any],
         if isinstance(enum, list) and enum:
             choices = " | ".join(json.dumps(v) for v in enum)  # pyright: ignore[reportUnknownVariableType]
             return f'{name}: ({choices}) "\\n</parameter>\\n"'
-        limit = text.get("maxLength")
-        length = f"{{0,{limit}}}" if isinstance(limit, int) else "*"
-        # Lazy: the text ends at the first `</parameter>`, exactly where the parser ends it.
-        return f'{name}: {name}_text "\\n"\n{name}_text[lazy]: /(?s:.{length})<\\/parameter>/'
+        low, high = text.get("minLength"), text.get("maxLength")
+        low = low if isinstance(low, int) else 0
+        high = high if isinstance(high, int) else None
+        # The parser drops one newline before `</parameter>` (the template's): the value's length
+        # is the text's without it. Lazy: the text ends at the first `</parameter>`, as there.
+        return (
+            f'{name}: {name}_text "\\n"\n{name}_text[lazy]: /(?s:{_text_of_length(low, high)})<\\/parameter>/'
+        )
 
     if is_plain_string(prop):
         return text_rules(rule, prop)
@@ -108,6 +112,21 @@ def _xml_value_rule(rule: str, prop: Mapping[str, Any], defs: Mapping[str, Any],
     return (
         f'{rule}: {rule}_raw | {rule}_json "\\n</parameter>\\n"\n{text_rules(f"{rule}_raw", text)}\n{value}'
     )
+
+
+def _text_of_length(low: int, high: int | None) -> str:
+    """A regex for `low` to `high` characters, then a newline that does not count; or, without
+    that newline, the characters alone (the last one not a newline)."""
+    if high is not None and high < low:
+        return r"[^\s\S]"  # no string is valid: an empty character class
+    most = "" if high is None else str(high)
+    shorter = "" if high is None else str(high - 1)
+    alternatives = [f".{{{low},{most}}}\\n"]
+    if high != 0:
+        alternatives.append(f".{{{max(low - 1, 0)},{shorter}}}[^\\n]")
+    if low == 0:
+        alternatives.append("")
+    return "(?:" + "|".join(alternatives) + ")"
 
 
 _GLM_KEY = ("<arg_key>", "</arg_key>")
