@@ -1,4 +1,5 @@
-"""Streaming stays linear in the text where a state waits for what follows a run of spaces."""
+"""Streaming stays linear in the text where a state waits for what follows a run of spaces
+or of name characters."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import pytest
 
 from pydantic_mlx.parsers import StreamParser, parse
 
-# (format, text before the run, the space that repeats): each state that looks past spaces for
-# what comes next, fed a run that never ends while the stream lasts.
-WAITING_ON_SPACES = {
+# (format, text before the run, what repeats): each state that looks past spaces (or a name)
+# for what comes next, fed a run that never ends while the stream lasts.
+WAITING_ON_A_RUN = {
     "answer start": ("auto", "", "\n"),
     "answer start after reasoning": ("auto", "<think>x</think>", " "),
     "gpt-oss answer start": ("harmony", "", " "),
@@ -22,6 +23,9 @@ WAITING_ON_SPACES = {
     "Mistral value": ("mistral", "[TOOL_CALLS]", " "),
     "Llama value": ("llama3_json", "<|python_tag|>", " "),
     "Llama separator": ("llama3_json", '<|python_tag|>{"name": "f", "parameters": {}}', " "),
+    # A name before the value (`[TOOL_CALLS]add{...}`, `<|python_tag|>tool.call(...)`).
+    "Mistral name": ("mistral", "[TOOL_CALLS]", "a"),
+    "Llama name": ("llama3_json", "<|python_tag|>", "a"),
 }
 
 
@@ -38,10 +42,10 @@ def _stream_seconds(format: str, text: str) -> float:
     return best
 
 
-@pytest.mark.parametrize("case", list(WAITING_ON_SPACES))
-def test_a_long_run_of_spaces_streams_in_linear_time(case: str) -> None:
-    format, before, space = WAITING_ON_SPACES[case]
-    short = _stream_seconds(format, before + space * 4_000)
-    long = _stream_seconds(format, before + space * 40_000)
+@pytest.mark.parametrize("case", list(WAITING_ON_A_RUN))
+def test_a_long_run_streams_in_linear_time(case: str) -> None:
+    format, before, unit = WAITING_ON_A_RUN[case]
+    short = _stream_seconds(format, before + unit * 4_000)
+    long = _stream_seconds(format, before + unit * 40_000)
     # Ten times the text: about ten times the work (a rescan per feed would be a hundred).
     assert long < 30 * max(short, 1e-3), (short, long)

@@ -213,8 +213,9 @@ class Engine:
         self._closed = False
         self._truncated = False
         self._region_ends: dict[str, RegionEnd] = {}
-        # Where each run of spaces skipped so far ends, by its start (see `_skip_spaces`).
+        # Where each run of spaces or name skipped so far ends, by its start (`_skip_spaces`).
         self._space_runs: dict[int, int] = {}
+        self._name_runs: dict[int, int] = {}
         # With `in_reasoning`, some models still write the opener the prompt already wrote.
         self._opener_may_repeat = in_reasoning
         # Where the answer begins (output start, or after reasoning), `at_start` openers count.
@@ -409,7 +410,8 @@ class Engine:
         buffer offsets."""
         cut = self._pos - _KEEP_BEHIND
         if cut > _TRIM_AT and isinstance(self._state, _Text | _Reasoning):
-            self._space_runs.clear()  # its offsets are the untrimmed buffer's
+            self._space_runs.clear()  # their offsets are the untrimmed buffer's
+            self._name_runs.clear()
             self._buf = self._buf[cut:]
             self._pos -= cut
             self._scan -= cut
@@ -419,6 +421,7 @@ class Engine:
         self._pos = pos
         self._scan = pos
         self._space_runs.clear()
+        self._name_runs.clear()
         return True
 
     def _skip_spaces(self, j: int) -> int:
@@ -429,6 +432,16 @@ class Engine:
         end = _skip_space(self._buf, self._space_runs.get(j, j))
         self._space_runs[j] = end
         return end
+
+    def _name_end(self, j: int) -> int:
+        """The end of the name (letters, digits, `_.-`) that starts at `j`, resumed on each feed
+        like `_skip_spaces`."""
+        buf = self._buf
+        k = self._name_runs.get(j, j)
+        while k < len(buf) and (buf[k].isalnum() or buf[k] in "_.-"):
+            k += 1
+        self._name_runs[j] = k
+        return k
 
     # -- text -------------------------------------------------------------------------------
 
@@ -680,10 +693,7 @@ class Engine:
             if not starts_marker:
                 return j
         if rule.after_name and (buf[j].isalpha() or buf[j] == "_"):
-            k = j
-            while k < len(buf) and (buf[k].isalnum() or buf[k] in "_.-"):
-                k += 1
-            k = self._skip_spaces(k)
+            k = self._skip_spaces(self._name_end(j))
             if k >= len(buf):
                 return None
             if buf[k] != "[":
