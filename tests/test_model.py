@@ -340,6 +340,19 @@ async def test_a_call_cut_off_by_a_stop_sequence_is_sent_back_for_a_retry(model:
     assert "Invalid JSON" in str(getattr(feedback, "content", ""))
 
 
+async def test_control_tokens_the_model_writes_are_not_text(model: MLXModel) -> None:
+    # The bias makes the tiny model write `<|im_start|>` (a turn marker, not a call marker) and then
+    # its answer; text is decoded with special tokens kept for the parsers, and this one used to
+    # reach the answer ('<|im_start|><|im_start|>...'), where servers skip special tokens.
+    await model.load()
+    im_start = model.loaded.tokenizer.convert_tokens_to_ids("<|im_start|>")
+    response = await first_response(
+        model, "plain_answer", {"logit_bias": {str(im_start): 100}, "max_tokens": 3}
+    )
+    assert response.usage.output_tokens == 3
+    assert response.parts == []  # three control tokens: no text at all
+
+
 async def test_stop_sequences(model: MLXModel) -> None:
     response = await first_response(model, "plain_answer", {"stop_sequences": ["anything"]})
     assert response.parts == [TextPart("Hello! Ask me ")]

@@ -65,6 +65,7 @@ class LoadedModel:
         self._model: Any = None
         self._tokenizer: TokenizerWrapper | None = None
         self._prompt_cache: PromptCache | None = None
+        self._control_tokens: frozenset[str] | None = None
         self._load_lock = threading.Lock()
         self._thread = _GenerationThread.acquire()
         # Not at exit (see the module's docstring): only when the model is collected before.
@@ -96,6 +97,16 @@ class LoadedModel:
         if self._prompt_cache is None:
             raise RuntimeError("model not loaded yet")
         return self._prompt_cache
+
+    @property
+    def control_tokens(self) -> frozenset[str]:
+        """The texts of the tokenizer's special tokens (`<|im_start|>`, `<|endoftext|>`, ...): a
+        model that writes one outside a call has written markup, not words. Only valid after
+        `load()`."""
+        if self._control_tokens is None:
+            special: Any = getattr(self.tokenizer, "all_special_tokens", ())
+            self._control_tokens = frozenset(str(text) for text in special if text)
+        return self._control_tokens
 
     def load_sync(self) -> None:
         """Load the weights now, in the calling thread (idempotent)."""

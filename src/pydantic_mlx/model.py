@@ -315,6 +315,7 @@ class MLXModel(Model):
             text_is_answer=text_is_answer,
             one_call_only=one_call_only,
             constraint=constraint,
+            control_tokens=self._loaded.control_tokens,
         )
 
     def _constraint(
@@ -386,6 +387,8 @@ class _RequestPlan:
     one_call_only: bool
     constraint: _Constraint | None = None
     """The grammar logits processor, when constrained decoding applies to this request."""
+    control_tokens: frozenset[str] = frozenset()
+    """Special-token texts to keep out of text and thinking (the format's own markers excepted)."""
 
 
 @dataclass
@@ -399,7 +402,9 @@ class MLXStreamedResponse(StreamedResponse):
 
     async def _get_event_iterator(self) -> AsyncIterator[ModelResponseStreamEvent]:
         plan = self._plan
-        parser = StreamParser(plan.tool_format, plan.tools, in_reasoning=plan.in_reasoning)
+        parser = StreamParser(
+            plan.tool_format, plan.tools, in_reasoning=plan.in_reasoning, drop=plan.control_tokens
+        )
         mapper = _PartsMapper(self, text_is_answer=plan.text_is_answer)
         async for text in self._generation:
             for event in mapper.map_events(parser.feed(text)):

@@ -24,9 +24,10 @@ def stream(
     tools: object = None,
     in_reasoning: bool = False,
     truncated: bool = False,
+    drop: Sequence[str] = (),
 ) -> tuple[ParseResult, list[Event]]:
     """Feed `text` cut at the given offsets; return the final result and every event."""
-    parser = StreamParser(format, tools, in_reasoning)  # type: ignore[arg-type]
+    parser = StreamParser(format, tools, in_reasoning, drop)  # type: ignore[arg-type]
     events = feed_in_pieces(parser, text, cuts, truncated)
     return parser.result(), events
 

@@ -17,6 +17,7 @@ assert p.result() == parse(whole_text)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 
 from ._engine import Engine
@@ -70,13 +71,13 @@ def available_formats() -> list[str]:
 
 
 @cache
-def _dialect(format: str) -> Dialect:
+def _dialect(format: str, drop: frozenset[str] = frozenset()) -> Dialect:
     if format == "auto":
         names = format_names()
         ordered = [n for n in _AUTO_FIRST if n in names] + [n for n in names if n not in _AUTO_FIRST]
-        return Dialect.of("auto", ordered)
+        return Dialect.of("auto", ordered, drop)
     get_format(format)  # raises ValueError naming the known formats
-    return Dialect.of(format, [format])
+    return Dialect.of(format, [format], drop)
 
 
 class StreamParser:
@@ -87,13 +88,22 @@ class StreamParser:
     untagged call) is held back. `close(truncated=...)` flushes the rest; afterwards
     `result()` equals `parse(whole_text, ...)` with the same arguments, whatever the chunking.
     Calls are emitted once complete (never a half call that could turn out truncated).
+
+    `drop`: more text to remove wherever it appears outside calls, as each format removes its own
+    end-of-turn tokens (e.g. a tokenizer's control tokens, `<|im_start|>`); the formats' own
+    markers are never dropped.
     """
 
     def __init__(
-        self, format: str = "auto", tools: ToolsArg | ToolSet = None, in_reasoning: bool = False
+        self,
+        format: str = "auto",
+        tools: ToolsArg | ToolSet = None,
+        in_reasoning: bool = False,
+        drop: Iterable[str] = (),
     ) -> None:
         self.format = format
-        self._engine = Engine(_dialect(format), tool_set(tools), in_reasoning=in_reasoning)
+        dialect = _dialect(format, frozenset(t for t in drop if t))
+        self._engine = Engine(dialect, tool_set(tools), in_reasoning=in_reasoning)
 
     def feed(self, delta: str) -> list[Event]:
         """Add model text; returns the events it settles."""
@@ -115,13 +125,14 @@ def parse(
     tools: ToolsArg | ToolSet = None,
     in_reasoning: bool = False,
     truncated: bool = False,
+    drop: Iterable[str] = (),
 ) -> ParseResult:
     """Parse one complete model output into content, reasoning, calls and problems.
 
     Never raises on any text (only on a bad `format` or `tools` argument). `tools=None` means
     the declared tools are unknown; `tools=[]` means nothing may be called.
     """
-    parser = StreamParser(format, tools, in_reasoning)
+    parser = StreamParser(format, tools, in_reasoning, drop)
     parser.feed(text)
     parser.close(truncated)
     return parser.result()

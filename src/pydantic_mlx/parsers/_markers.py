@@ -98,12 +98,15 @@ class Dialect:
     quiet_code: re.Pattern[str]  # the same inside a code fence (`tagged_pattern`'s markers)
 
     @classmethod
-    def of(cls, name: str, format_names: Sequence[str]) -> Dialect:
+    def of(cls, name: str, format_names: Sequence[str], extra_drop: frozenset[str] = frozenset()) -> Dialect:
+        """The formats' markers together; `extra_drop` adds text to remove outside calls (a
+        tokenizer's control tokens), except where it is one of the formats' own markers."""
         formats = tuple(get_format(n) for n in format_names)
         reasoning: dict[str, tuple[str, ...]] = {}
         openers: dict[str, list[tuple[Format, CallSyntax]]] = {}
         start_openers: dict[str, list[tuple[Format, CallSyntax]]] = {}
         drop: set[str] = set()
+        ends: set[str] = set()
         for fmt in formats:
             for opener, closer in fmt.REASONING:
                 closers = reasoning.setdefault(opener, ())
@@ -112,11 +115,17 @@ class Dialect:
             for syntax in fmt.CALLS:
                 table = start_openers if syntax.at_start else openers
                 table.setdefault(syntax.opener, []).append((fmt, syntax))
+                ends.update(getattr(syntax.end, "markers", ()), getattr(syntax.end, "after", ()))
             drop.update(fmt.DROP)
         untagged_json = any("json" in f.UNTAGGED for f in formats)
         untagged_pythonic = any("pythonic" in f.UNTAGGED for f in formats)
         # A marker that is also a call opener or reasoning opener is not dropped.
         drop -= set(openers) | set(reasoning)
+        # Nor is extra text that is, or is inside, any marker the formats know (gpt-oss's markers
+        # start with `<|channel|>`).
+        closers = {closer for pair in reasoning.values() for closer in pair}
+        own = set(openers) | set(start_openers) | set(reasoning) | closers | ends | drop
+        drop |= {text for text in extra_drop if not any(text in marker for marker in own)}
         tagged = set(openers) | set(reasoning) | drop
         untagged: set[str] = set()
         if untagged_json or untagged_pythonic:
