@@ -723,3 +723,31 @@ def test_qwen3_coder_string_lengths_do_not_count_the_template_newline(loaded: tu
         bare = text.replace("\n</parameter>", "</parameter>")
         assert [c.arguments for c in parse(bare, "qwen3_coder", tools).calls] == [{"s": value}]
         assert _accepts(loaded, grammars.answer, bare) is valid, bare
+
+
+@pytest.mark.parametrize(
+    ("tool_format", "layout"),
+    [("qwen3_coder", "qwen3_coder"), ("glm", "glm"), ("deepseek", "dsml"), ("kimi_k2", "xtml")],
+)
+def test_a_string_const_is_the_only_value_a_tag_format_may_write(
+    loaded: tuple[Any, Any], tool_format: str, layout: str
+) -> None:
+    """`Literal["fixed"]` is `{"const": "fixed", "type": "string"}` in pydantic's schema: the tag
+    formats wrote any text there (and refused the bare value when `type` was left out)."""
+    render = _render_in(layout)
+    for const in ({"const": "fixed", "type": "string"}, {"const": "fixed"}):
+        schema = {"type": "object", "properties": {"mode": const}, "required": ["mode"]}
+        grammars = tool_call_grammars(
+            tool_format,
+            [ToolSchema("t", schema)],
+            required=True,
+            untagged_json=False,
+            reasoning=None,
+            special_token=grammar_tokenizer(loaded[1]).special_token,
+        )
+        assert grammars is not None and grammars.answer is not None
+        good = render([ToolCall("t", {"mode": "fixed"})])
+        tools = [{"type": "function", "function": {"name": "t", "parameters": schema}}]
+        assert [c.arguments for c in parse(good, tool_format, tools).calls] == [{"mode": "fixed"}]
+        assert _accepts(loaded, grammars.answer, good), good
+        assert not _accepts(loaded, grammars.answer, render([ToolCall("t", {"mode": "other"})]))

@@ -29,6 +29,7 @@ __all__ = [
     "raw_text_rules",
     "resolve_ref",
     "string_alternative",
+    "string_choices",
     "text_value_rule",
     "tool_arguments",
     "with_local_refs_as_defs",
@@ -286,9 +287,9 @@ def text_value_rule(
     close = marker(closer, special_token)
 
     def text_rules(name: str, text: Mapping[str, Any]) -> list[str]:
-        enum = text.get("enum")
-        if isinstance(enum, list) and enum:
-            choices = " | ".join(json.dumps(v) for v in enum)  # pyright: ignore[reportUnknownVariableType]
+        enum = string_choices(text)
+        if enum:
+            choices = " | ".join(json.dumps(v) for v in enum)
             return [f"{name}: ({choices}) {close}"]
         low, high = text.get("minLength"), text.get("maxLength")
         low = low if isinstance(low, int) else 0
@@ -415,15 +416,18 @@ def string_alternative(
     return strings[0] if len(strings) == 1 else None
 
 
+def string_choices(prop: Mapping[str, Any]) -> list[Any] | None:
+    """The values a string schema allows, when it lists them: its `enum`, or its `const` (as
+    pydantic writes `Literal["fixed"]`)."""
+    enum = prop.get("enum")
+    if isinstance(enum, list) and enum:
+        return enum  # pyright: ignore[reportUnknownVariableType]
+    return [prop["const"]] if "const" in prop else None
+
+
 def is_plain_string(prop: Mapping[str, Any]) -> bool:
     kind = prop.get("type")
     if kind == "string":
         return True
-    return (
-        kind is None
-        and isinstance(prop.get("enum"), list)
-        and all(
-            isinstance(v, str)
-            for v in prop["enum"]  # pyright: ignore[reportUnknownVariableType]
-        )
-    )
+    choices = string_choices(prop)
+    return kind is None and choices is not None and all(isinstance(v, str) for v in choices)

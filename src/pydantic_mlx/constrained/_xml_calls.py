@@ -28,6 +28,7 @@ from ._lark import (
     marker_row,
     resolve_ref,
     string_alternative,
+    string_choices,
     text_value_rule,
     tool_arguments,
 )
@@ -86,9 +87,9 @@ def _xml_value_rule(rule: str, prop: Mapping[str, Any], defs: Mapping[str, Any],
     prop = resolve_ref(prop, defs)
 
     def text_rules(name: str, text: Mapping[str, Any]) -> str:
-        enum = text.get("enum")
-        if isinstance(enum, list) and enum:
-            choices = " | ".join(json.dumps(v) for v in enum)  # pyright: ignore[reportUnknownVariableType]
+        enum = string_choices(text)
+        if enum:
+            choices = " | ".join(json.dumps(v) for v in enum)
             return f'{name}: ({choices}) "\\n</parameter>\\n"'
         low, high = text.get("minLength"), text.get("maxLength")
         low = low if isinstance(low, int) else 0
@@ -189,9 +190,9 @@ def _marked_value(
     closing = marker_row(closer, special_token)
 
     def text_rules(name: str, text: Mapping[str, Any]) -> list[str]:
-        enum = text.get("enum")
-        if isinstance(enum, list) and enum:
-            choices = " | ".join(json.dumps(v) for v in enum)  # pyright: ignore[reportUnknownVariableType]
+        enum = string_choices(text)
+        if enum:
+            choices = " | ".join(json.dumps(v) for v in enum)
             return [f"{name}: ({choices}) {closing}"]
         low, high = text.get("minLength"), text.get("maxLength")
         return closed_text_rules(
