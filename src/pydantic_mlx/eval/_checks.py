@@ -70,8 +70,10 @@ def tool_calls(messages: list[ModelMessage]) -> list[ToolCallPart]:
 
 def _call_args(call: ToolCallPart) -> dict[str, Any] | None:
     try:
-        return call.args_as_dict()
-    except (ValueError, TypeError):  # arguments that are not a JSON object
+        # Without `raise_if_invalid`, unreadable arguments come back as `{"INVALID_JSON": ...}`,
+        # which would match a call expected with no arguments.
+        return call.args_as_dict(raise_if_invalid=True)
+    except (ValueError, TypeError, AssertionError):  # arguments that are not a JSON object
         return None
 
 
