@@ -113,6 +113,23 @@ async def test_a_call_cut_off_after_a_complete_one_is_the_last_part_and_reports_
         cut.args_as_dict(raise_if_invalid=True)
 
 
+@pytest.mark.parametrize("finish_reason", ["length", "stop_sequence"])
+async def test_a_complete_body_cut_before_its_end_marker_is_not_a_call(finish_reason: FinishReason) -> None:
+    # A stop sequence (or the token limit) cut the output: the body might have gone on.
+    response = await mapped('<tool_call>\n{"name": "read_file", "arguments": {"path": "a"}}', finish_reason)
+    [call] = response.parts
+    assert isinstance(call, ToolCallPart)
+    with pytest.raises(ValueError):
+        call.args_as_dict(raise_if_invalid=True)
+
+
+async def test_a_complete_body_at_the_end_of_the_turn_is_a_call_without_its_end_marker() -> None:
+    # Small models often end their turn without `</tool_call>`.
+    response = await mapped('<tool_call>\n{"name": "read_file", "arguments": {"path": "a"}}', "stop")
+    [call] = response.parts
+    assert isinstance(call, ToolCallPart) and call.args_as_dict() == {"path": "a"}
+
+
 async def test_text_cut_off_after_a_call_reports_length() -> None:
     text = '<tool_call>\n{"name": "read_file", "arguments": {"path": "a"}}\n</tool_call>\nNow I will'
     response = await mapped(text, "length")

@@ -415,7 +415,9 @@ class MLXStreamedResponse(StreamedResponse):
         stats = self._generation.stats
         if mapper.done:
             await self._generation.aclose()
-        truncated = stats.finish_reason == "length"
+        # Cut by the token limit or by a stop sequence, a call missing its end marker is unfinished
+        # (at the end of the model's own turn, a complete body without it is still a call).
+        truncated = stats.finish_reason in ("length", "stop_sequence")
         for event in mapper.map_events(parser.close(truncated=truncated)):
             yield event
         problems = [] if mapper.done else parser.result().errors
