@@ -124,3 +124,12 @@ async def test_streamed_run_calls_the_tool(real_model: MLXModel, tmp_path: Path)
         if isinstance(p, TextPart)
     ]
     assert not any('"name": "read_file"' in t for t in texts), texts
+
+
+async def test_control_tokens_include_the_ones_only_flagged_special(real_model: MLXModel) -> None:
+    # Qwen2.5's `all_special_tokens` lists only <|im_end|> and <|endoftext|>; a model that writes
+    # <|im_start|> or a fill-in-the-middle token must still not hand it to the user as text.
+    await real_model.load()
+    tokens = real_model.loaded.control_tokens
+    assert {"<|im_start|>", "<|im_end|>", "<|fim_middle|>", "<|endoftext|>"} <= tokens
+    assert "<tool_call>" not in tokens  # an added token, not a special one: the parser's marker

@@ -104,8 +104,13 @@ class LoadedModel:
         model that writes one outside a call has written markup, not words. Only valid after
         `load()`."""
         if self._control_tokens is None:
-            special: Any = getattr(self.tokenizer, "all_special_tokens", ())
-            self._control_tokens = frozenset(str(text) for text in special if text)
+            tokenizer = self.tokenizer
+            # `all_special_tokens` names only the roles (BOS, EOS, pad, ...) in recent transformers;
+            # the added tokens flagged special hold the rest (Qwen2.5: `<|im_start|>`, `<|fim_*|>`).
+            texts: set[str] = {str(t) for t in getattr(tokenizer, "all_special_tokens", ()) if t}
+            added: Any = getattr(tokenizer, "added_tokens_decoder", None) or {}
+            texts.update(str(t.content) for t in added.values() if getattr(t, "special", False) and t.content)
+            self._control_tokens = frozenset(texts)
         return self._control_tokens
 
     def load_sync(self) -> None:
