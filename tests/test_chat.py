@@ -13,6 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import (
+    BinaryContent,
     CachePoint,
     FilePart,
     ImageUrl,
@@ -94,6 +95,26 @@ def test_non_text_user_content_is_a_user_error() -> None:
     part = UserPromptPart(["look:", ImageUrl("https://example.com/cat.png")])
     with pytest.raises(UserError, match="ImageUrl"):
         chat_messages([request(part)])
+
+
+def test_text_files_are_inlined_as_pydantic_ai_frames_them() -> None:
+    # As OpenAI's chat model does for text-only input; images and binary files still raise.
+    notes = BinaryContent(b"The project is called demo.", media_type="text/plain", identifier="notes")
+    [message] = chat_messages([request(UserPromptPart(["Read this:", notes]))])
+    assert message["content"] == (
+        'Read this:\n\n-----BEGIN FILE id="notes" type="text/plain"-----\n'
+        'The project is called demo.\n-----END FILE id="notes"-----'
+    )
+    data = BinaryContent(b'{"a": 1}', media_type="application/json", identifier="data")
+    [message] = chat_messages([request(ToolReturnPart("fetch", ["Here:", data], tool_call_id="c1"))])
+    assert '-----BEGIN FILE id="data" type="application/json"-----\n{"a": 1}' in message["content"]
+    with pytest.raises(UserError, match="not UTF-8"):
+        chat_messages([request(UserPromptPart([BinaryContent(b"\xff\xfe", media_type="text/plain")]))])
+    image = BinaryContent(b"\x89PNG", media_type="image/png")
+    with pytest.raises(UserError, match="BinaryContent"):
+        chat_messages([request(UserPromptPart([image]))])
+    with pytest.raises(UserError, match="returned BinaryContent"):
+        chat_messages([request(ToolReturnPart("shot", image, tool_call_id="c2"))])
 
 
 def test_tool_return_uses_its_own_serialisation() -> None:

@@ -31,8 +31,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from jinja2 import TemplateError
+from pydantic_ai._utils import format_inlined_text_file, is_text_like_media_type  # pyright: ignore[reportPrivateUsage]
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import (
+    BinaryContent,
     CachePoint,
     InstructionPart,
     ModelMessage,
@@ -323,6 +325,8 @@ def _user_text(part: UserPromptPart) -> str:
             texts.append(item.content)
         elif isinstance(item, CachePoint):
             continue  # a marker for providers with prompt caching; the prompt cache here is automatic
+        elif (inlined := _inlined_text_file(item)) is not None:
+            texts.append(inlined)
         else:
             raise UserError(
                 f"pydantic-mlx renders text prompts only; cannot send {type(item).__name__} to a text model."
@@ -330,8 +334,31 @@ def _user_text(part: UserPromptPart) -> str:
     return "\n\n".join(texts)
 
 
+def _inlined_text_file(item: object) -> str | None:
+    """A text file given as content (`BinaryContent` of a text media type) framed as pydantic-ai
+    frames inlined files for text-only models; `None` for anything else."""
+    if not isinstance(item, BinaryContent) or not is_text_like_media_type(item.media_type):
+        return None
+    try:
+        text = item.data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"File {item.identifier!r} ({item.media_type}) is not UTF-8 text.") from None
+    return format_inlined_text_file(text, media_type=item.media_type, identifier=item.identifier)
+
+
 def _tool_message(part: ToolReturnPart) -> dict[str, Any]:
-    text, files = part.model_response_str_and_user_content()
+    text, extra = part.model_response_str_and_user_content()
+    # Files come with pydantic-ai's own text around them (`<pyai:tool_result ...>`); text files
+    # are inlined there, as in a user prompt.
+    pieces = [text]
+    files: list[object] = []
+    for item in extra:
+        inlined = item if isinstance(item, str) else _inlined_text_file(item)
+        if inlined is None:
+            files.append(item)
+        else:
+            pieces.append(inlined)
+    text = "\n".join(pieces)
     if files:
         kinds = ", ".join(sorted({type(file).__name__ for file in files}))
         raise UserError(
