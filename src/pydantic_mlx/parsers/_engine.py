@@ -371,6 +371,10 @@ class Engine:
         return self._step_separator(final)
 
     def _emit_text(self, end: int, problem: MalformedCall | TruncatedCall | None = None) -> None:
+        """Text up to `end`. With `problem` (a call that could not be read): the problem is
+        recorded, and the text that carries it is flagged with it."""
+        if problem is not None:
+            self.errors.append(problem)
         if end > self._pos:
             piece = self._buf[self._pos : end]
             self._content.append(piece)
@@ -749,7 +753,6 @@ class Engine:
             if state.at_start:  # an answer that merely begins like a bare call is just text
                 return self._region_as_text(state, end)
             cut = TruncatedCall("the call was cut off before its end marker", raw, fmt_name)
-            self.errors.append(cut)
             return self._region_as_text(state, end, cut)
         problem = ""
         for fmt, syntax in state.candidates:
@@ -778,9 +781,7 @@ class Engine:
         if state.at_start:  # an answer that merely begins like a bare call is just text
             return self._region_as_text(state, end)
         error_type = MalformedCall if closed else TruncatedCall
-        unread = error_type(problem or "empty call region", raw, fmt_name)
-        self.errors.append(unread)
-        return self._region_as_text(state, end, unread)
+        return self._region_as_text(state, end, error_type(problem or "empty call region", raw, fmt_name))
 
     def _complete_calls_of_section(self, state: _Region, body: str, end: int) -> bool:
         """A section whose closer never came may still hold complete calls (each ended by its
@@ -799,13 +800,12 @@ class Engine:
             rest_start = state.body_start + cut
             self._emit_calls(calls, self._buf[state.start : rest_start], fmt.NAME, tagged=True)
             rest = self._buf[rest_start:end]
-            cut = None
+            unfinished = None
             if rest.strip():
-                cut = TruncatedCall("a call was cut off after the complete ones", rest, fmt.NAME)
-                self.errors.append(cut)
+                unfinished = TruncatedCall("a call was cut off after the complete ones", rest, fmt.NAME)
             self._state = _Text()
             self._pos = self._scan = rest_start
-            self._emit_text(end, cut)
+            self._emit_text(end, unfinished)
             return True
         return False
 
@@ -831,7 +831,6 @@ class Engine:
             if not final:
                 return False
             cut = TruncatedCall("an untagged call was cut off", buf[state.start :], self._d.name, state.name)
-            self.errors.append(cut)
             return self._untagged_as_text(len(buf), cut)
         if not state.fenced:
             after = _untagged.stands_alone_before(buf, end, final=final)
