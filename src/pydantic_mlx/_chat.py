@@ -179,10 +179,9 @@ def _fit_call_ids(chat: list[dict[str, Any]], template: object) -> list[dict[str
     Mistral's templates raise unless every id is 9 letters or digits; pydantic-ai's generated ids
     are longer. Each other id is replaced by a digest of it, so a call and its result still match.
     """
-    match = _ID_LENGTH_CHECK.search(template) if isinstance(template, str) else None
-    if match is None:
+    length = _checked_id_length(template) if isinstance(template, str) else None
+    if length is None:
         return chat
-    length = int(match.group(1))
 
     def fit(call_id: Any) -> Any:
         if not isinstance(call_id, str) or (len(call_id) == length and call_id.isalnum()):
@@ -201,8 +200,12 @@ def _fit_call_ids(chat: list[dict[str, Any]], template: object) -> list[dict[str
     return fitted
 
 
-_ID_LENGTH_CHECK = re.compile(r"id\s*\|\s*length\s*!=\s*(\d+)")
-"""A template's check of its tool-call ids' length: `tool_call.id|length != 9` (Mistral)."""
+@functools.lru_cache(maxsize=16)
+def _checked_id_length(template: str) -> int | None:
+    """The tool-call id length a template insists on (`tool_call.id|length != 9`: Mistral's), read
+    once per template rather than on every render."""
+    match = re.search(r"id\s*\|\s*length\s*!=\s*(\d+)", template)
+    return int(match.group(1)) if match else None
 
 
 def _added_tokens(tokenizer: ChatTokenizer) -> re.Pattern[str]:

@@ -650,11 +650,14 @@ def _integer(settings: ModelSettings, name: str, default: int | None) -> Any:
 
 def _number(settings: ModelSettings, name: str, default: float | None) -> Any:
     value: Any = settings.get(name, default)
-    if value is not None and (
-        isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
-    ):
+    if value is not None and not _is_finite_number(value):
         raise UserError(f"{name} must be a finite number, not {value!r}")
     return value
+
+
+def _is_finite_number(value: Any) -> bool:
+    # NaN passes every range check, and an infinite bias turns into NaN once normalised.
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
 
 
 def _logit_bias(bias: Any, vocabulary: int) -> dict[int, float] | None:
@@ -668,7 +671,7 @@ def _logit_bias(bias: Any, vocabulary: int) -> dict[int, float] | None:
             raise UserError(f"logit_bias keys must be token ids, not {key!r}") from None
         if not 0 <= token < vocabulary:
             raise UserError(f"logit_bias token id {token} is outside the vocabulary (0 to {vocabulary - 1})")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if not _is_finite_number(value):
             raise UserError(f"logit_bias values must be finite numbers, not {value!r}")
         checked[token] = float(value)
     return checked
