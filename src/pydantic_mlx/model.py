@@ -62,6 +62,7 @@ from .parsers import (
     ThinkingDelta,
     ToolCallDelta,
     UnknownTool,
+    UnreadCall,
     available_formats,
     detect_format,
 )
@@ -503,10 +504,10 @@ class _PartsMapper:
             if self.done:
                 return
             match event:
-                case TextDelta(content=content, problem=None):
+                case TextDelta(content=content):
                     yield from self._text(content)
-                case TextDelta(content=content):  # a call that could not be read
-                    yield from self._unread_call(content)
+                case UnreadCall(problem=problem):  # a call that could not be read
+                    yield from self._unread_call(problem.text)
                 case ThinkingDelta(content=content):
                     self._in_text = False
                     yield from self._parts.handle_thinking_delta(vendor_part_id=None, content=content)

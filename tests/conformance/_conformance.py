@@ -214,7 +214,7 @@ def _call_dict(name: str, arguments: Any, call_id: str | None) -> dict[str, Any]
 
 def observe_events(events: list[Any]) -> tuple[Observed, list[str]]:
     """Rebuild a result from stream events alone; also check the event invariants."""
-    from pydantic_mlx.parsers import TextDelta, ThinkingDelta, ToolCallDelta
+    from pydantic_mlx.parsers import TextDelta, ThinkingDelta, ToolCallDelta, UnreadCall
 
     content, reasoning, problems = [], [], []
     names: dict[int, str] = {}
@@ -237,6 +237,8 @@ def observe_events(events: list[Any]) -> tuple[Observed, list[str]]:
             elif ev.name is not None and ev.name != names[ev.index]:
                 problems.append(f"events: call {ev.index} renamed")
             args[ev.index].append(ev.args_delta)
+        elif isinstance(ev, UnreadCall):
+            continue  # a call the parser could not read: neither content nor a call
         else:
             problems.append(f"events: unknown event {type(ev).__name__}")
     calls = []

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 
 import pytest
 
+from parsers.conftest import unread
 from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, detect_format, parse
 from pydantic_mlx.parsers.formats import deepseek
 
-from . import CALL_LISTS, FormatCase, assert_reads, assert_stays_content, reads_back, soup
+from . import CALL_LISTS, FormatCase, assert_reads, assert_unread, reads_back, soup
 
 WEATHER = {
     "type": "function",
@@ -223,7 +224,7 @@ def test_output_starting_inside_reasoning() -> None:
     ],
 )
 def test_malformed_stays_content(text: str) -> None:
-    assert_stays_content(text, "deepseek", TOOLS, MalformedCall)
+    assert_unread(text, "deepseek", TOOLS, MalformedCall)
 
 
 @pytest.mark.parametrize(
@@ -235,7 +236,7 @@ def test_malformed_stays_content(text: str) -> None:
     ],
 )
 def test_truncated_is_never_a_call(text: str) -> None:
-    assert_stays_content(text, "deepseek", TOOLS, TruncatedCall, truncated=True)
+    assert_unread(text, "deepseek", TOOLS, TruncatedCall, truncated=True)
 
 
 @pytest.mark.parametrize(
@@ -253,7 +254,9 @@ def test_truncated_is_never_a_call(text: str) -> None:
 def test_calls_completed_before_a_truncated_section_end_stand(complete: str, cut_off: str) -> None:
     result = parse(complete + cut_off, format="deepseek", tools=TOOLS, truncated=True)
     assert result.calls == [PARIS]
-    assert result.content == (cut_off if cut_off.strip() else None)
+    # The cut-off call is not content: its text is on its problem.
+    assert result.content is None
+    assert "".join(e.text for e in result.errors) == (cut_off if cut_off.strip() else "")
     assert [e.kind for e in result.errors] == (["truncated_call"] if cut_off else [])
 
 
@@ -272,7 +275,7 @@ def test_cut_off_call_without_truncation_flag_is_not_a_call() -> None:
     text = f'{BEGIN}{CALL}get_weather{SEP}{{"city": "Paris"}}'
     result = parse(text, format="deepseek", tools=TOOLS)
     assert result.calls == []
-    assert result.content == text
+    assert unread(result) == text
 
 
 @pytest.mark.parametrize(

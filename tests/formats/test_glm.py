@@ -9,7 +9,7 @@ from pydantic_mlx.parsers._tools import tool_set
 from pydantic_mlx.parsers._types import CallSyntaxError
 from pydantic_mlx.parsers.formats import glm
 
-from . import CALL_LISTS, FormatCase, assert_reads, assert_stays_content, reads_back, soup
+from . import CALL_LISTS, FormatCase, assert_reads, assert_unread, reads_back, soup
 
 WEATHER = {
     "type": "function",
@@ -167,7 +167,7 @@ def test_glm_rejects_bodies_that_are_not_its_own(body: str) -> None:
     ],
 )
 def test_malformed_stays_content(text: str) -> None:
-    assert_stays_content(text, "glm", TOOLS, MalformedCall)
+    assert_unread(text, "glm", TOOLS, MalformedCall)
 
 
 def test_auto_still_reads_hermes_and_qwen3_coder_bodies() -> None:
@@ -186,7 +186,7 @@ def test_auto_still_reads_hermes_and_qwen3_coder_bodies() -> None:
     ],
 )
 def test_truncated_is_never_a_call(text: str) -> None:
-    assert_stays_content(text, "glm", TOOLS, TruncatedCall, truncated=True)
+    assert_unread(text, "glm", TOOLS, TruncatedCall, truncated=True)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parsers.conftest import stream
+from parsers.conftest import stream, unread
 from pydantic_mlx.parsers import (
     MalformedCall,
     ToolCall,
@@ -289,7 +289,7 @@ def test_adversarial_headers_parse_in_linear_time() -> None:
     for header in ("a." * 40 + "!", "a." * 100_000 + "!", " a" * 100_000 + "!"):
         text = f"<|channel|>commentary to=functions.f {header}<|message|>{{}}<|call|>"
         result = parse(text, format=FORMAT)
-        assert result.calls == [] and result.content == text
+        assert result.calls == [] and unread(result) == text
 
 
 def test_recipient_without_the_functions_namespace_is_a_call() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import strategies as st
 
+from parsers.conftest import unread
 from pydantic_mlx.parsers import (
     MalformedCall,
     ToolCall,
@@ -142,7 +143,7 @@ def test_other_code_after_python_tag_is_not_a_call(code: str) -> None:
     text = f"<|python_tag|>{code}"
     result = parse(text, format=FORMAT)
     assert result.calls == []
-    assert result.content == text
+    assert unread(result) == text
     assert [type(e) for e in result.errors] == [MalformedCall]
 
 
@@ -150,7 +151,7 @@ def test_malformed_call_stays_content() -> None:
     text = '<|python_tag|>{"nam": "get_time", "parameters": {}}'
     result = parse(text, format=FORMAT)
     assert result.calls == []
-    assert result.content == text
+    assert unread(result) == text
     assert [type(e) for e in result.errors] == [MalformedCall]
 
 
@@ -159,7 +160,7 @@ def test_truncated_call_is_never_a_call() -> None:
     for truncated in (True, False):
         result = parse(text, format=FORMAT, truncated=truncated)
         assert result.calls == []
-        assert result.content == text
+        assert unread(result) == text
         assert [type(e) for e in result.errors] == [TruncatedCall]
 
 

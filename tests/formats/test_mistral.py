@@ -7,6 +7,7 @@ import json
 import pytest
 from hypothesis import strategies as st
 
+from parsers.conftest import unread
 from pydantic_mlx.parsers import (
     MalformedCall,
     ToolCall,
@@ -148,7 +149,7 @@ def test_json_example_in_prose_stays_content() -> None:
 def test_malformed_calls_stay_content(text: str) -> None:
     result = parse(text, format=FORMAT)
     assert result.calls == []
-    assert result.content == text
+    assert unread(result) == text
     assert len(result.errors) == 1 and isinstance(result.errors[0], MalformedCall | TruncatedCall)
 
 
@@ -157,7 +158,7 @@ def test_truncated_arguments_are_never_a_call() -> None:
     for truncated in (True, False):
         result = parse(text, format=FORMAT, truncated=truncated)
         assert result.calls == []
-        assert result.content == text
+        assert unread(result) == text
         assert [type(e) for e in result.errors] == [TruncatedCall]
 
 

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from parsers.conftest import unread
 from pydantic_mlx.parsers import (
     CallSyntaxError,
     MalformedCall,
@@ -266,7 +267,7 @@ def test_one_bad_call_keeps_the_whole_list_as_text(text: str) -> None:
     # Never half a list: the good sibling is not salvaged out of text that is not a call list.
     result = parse(f"<|python_start|>{text}<|python_end|>", format=FORMAT)
     assert result.calls == []
-    assert result.content == f"<|python_start|>{text}<|python_end|>"
+    assert unread(result) == f"<|python_start|>{text}<|python_end|>"
     assert [type(e) for e in result.errors] == [MalformedCall]
 
 
@@ -274,7 +275,7 @@ def test_malformed_region_stays_content_with_a_problem() -> None:
     text = "<|python_start|>[get_weather(city)]<|python_end|>"
     result = parse(text, format=FORMAT)
     assert result.calls == []
-    assert result.content == text
+    assert unread(result) == text
     assert [type(e) for e in result.errors] == [MalformedCall]
 
 
@@ -282,7 +283,7 @@ def test_truncated_region_is_never_a_call() -> None:
     text = '<|python_start|>[get_weather(city="Pa'
     result = parse(text, format=FORMAT, truncated=True)
     assert result.calls == []
-    assert result.content == text
+    assert unread(result) == text
     assert [type(e) for e in result.errors] == [TruncatedCall]
     # A complete body whose end marker never came is a call only when the model stopped itself.
     complete = '<|python_start|>[get_weather(city="Paris")]'

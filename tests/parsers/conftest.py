@@ -13,6 +13,7 @@ from pydantic_mlx.parsers import (
     ThinkingDelta,
     ToolCallDelta,
     TruncatedCall,
+    UnreadCall,
 )
 
 
@@ -57,12 +58,21 @@ def events_agree(result: ParseResult, events: list[Event]) -> bool:
     import json
 
     rebuilt = [(names[i], json.loads("".join(calls[i]))) for i in sorted(calls)]
-    # Every call that could not be read is flagged on the text delta that carries exactly its text.
-    flagged = [(e.content, e.problem) for e in events if isinstance(e, TextDelta) and e.problem]
+    # Every call that could not be read is an `UnreadCall` event carrying exactly its problem.
+    flagged = [e.problem for e in events if isinstance(e, UnreadCall)]
     unread = [p for p in result.errors if isinstance(p, MalformedCall | TruncatedCall)]
     return (
         (text if text.strip() else None) == result.content
         and (thinking if thinking.strip() else None) == result.reasoning
         and rebuilt == [(c.name, c.arguments) for c in result.calls]
-        and flagged == [(p.text, p) for p in unread]
+        and flagged == unread
     )
+
+
+def unread(result: ParseResult) -> str | None:
+    """The raw text of the calls that could not be read, when the output held nothing else
+    (no content): markup that was not read is never the answer."""
+    if result.content is not None:
+        return f"<content {result.content!r}>"
+    texts = [e.text for e in result.errors if isinstance(e, MalformedCall | TruncatedCall)]
+    return "".join(texts) or None

@@ -6,7 +6,7 @@ import pytest
 
 from pydantic_mlx.parsers import ToolCall, parse
 
-from .conftest import stream
+from .conftest import stream, unread
 
 TOOLS = [
     {"type": "function", "function": {"name": "read_file", "parameters": {"type": "object"}}},
@@ -169,7 +169,7 @@ def test_tagged_call_to_undeclared_tool_is_a_call_and_a_problem() -> None:
 def test_truncated_is_never_a_call(text: str) -> None:
     result = parse(text, tools=TOOLS, truncated=True)
     assert result.calls == []
-    assert result.content == text
+    assert unread(result) == text
     assert [e.kind for e in result.errors] == ["truncated_call"]
 
 
@@ -177,7 +177,7 @@ def test_cut_off_body_is_not_a_call_even_when_not_truncated() -> None:
     text = '<tool_call>\n{"name": "read_file", "arguments": {"path": "a.t'
     result = parse(text, tools=TOOLS)
     assert result.calls == []
-    assert result.content == text
+    assert unread(result) == text
     assert [e.kind for e in result.errors] == ["truncated_call"]
 
 
@@ -193,7 +193,7 @@ def test_cut_off_body_is_not_a_call_even_when_not_truncated() -> None:
 def test_malformed_is_content_and_a_problem(text: str) -> None:
     result = parse(text, format="hermes", tools=TOOLS)
     assert result.calls == []
-    assert result.content == text
+    assert unread(result) == text
     assert [e.kind for e in result.errors] == ["malformed_call"]
 
 

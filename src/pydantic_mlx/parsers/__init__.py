@@ -35,6 +35,7 @@ from ._types import (
     ToolCallDelta,
     TruncatedCall,
     UnknownTool,
+    UnreadCall,
 )
 from .formats import format_names, get_format
 
@@ -52,6 +53,7 @@ __all__ = [
     "ToolSet",
     "TruncatedCall",
     "UnknownTool",
+    "UnreadCall",
     "available_formats",
     "detect_format",
     "parse",

@@ -33,7 +33,7 @@ without a step, reaching exactly the decision a step would (`tests/parsers/test_
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from . import _untagged
@@ -53,6 +53,7 @@ from ._types import (
     ToolCallDelta,
     TruncatedCall,
     UnknownTool,
+    UnreadCall,
 )
 from ._untagged import Decision
 from .formats import Format
@@ -114,11 +115,15 @@ class _Region:
     quote: Quote | None = None  # inside a quoted span of the body, where closers don't count
     at_start: bool = False  # opened by an `at_start` opener: failing, it was just the answer's text
     ends: RegionEnd | None = None  # how it ends, once known (None for a `JsonValue` region)
+    unreadable: bool = False  # a `JsonValue` region with no readable value: it runs to the end
+
 
     def settles_nothing(self, buf: str) -> bool:
         """Whether the text added to `buf` since the last step cannot end this region, so no
         step is needed: it holds no marker that a step must decide on (quoted spans are walked
         here, as a step walks them), or, for a JSON value, the value is still open."""
+        if self.unreadable:
+            return True
         if self.scanner is not None:
             return self.scanner.scan(buf) is None and not self.scanner.broken
         ends = self.ends
@@ -371,14 +376,16 @@ class Engine:
         return self._step_separator(final)
 
     def _emit_text(self, end: int, problem: MalformedCall | TruncatedCall | None = None) -> None:
-        """Text up to `end`. With `problem` (a call that could not be read): the problem is
-        recorded, and the text that carries it is flagged with it."""
+        """Text up to `end`. With `problem`, the text up to `end` is a call that could not be
+        read: not content, but an `UnreadCall` carrying the problem (whose `text` is that span)."""
         if problem is not None:
             self.errors.append(problem)
-        if end > self._pos:
+            self._events.append(UnreadCall(problem))
+            self._pos = max(self._pos, end)
+        elif end > self._pos:
             piece = self._buf[self._pos : end]
             self._content.append(piece)
-            self._events.append(TextDelta(piece, problem))
+            self._events.append(TextDelta(piece))
             self._pos = end
         self._scan = max(self._scan, self._pos)
 
@@ -389,6 +396,16 @@ class Engine:
             self._events.append(ThinkingDelta(piece))
             self._pos = end
         self._scan = max(self._scan, self._pos)
+
+    def _emit_region_items(self, items: Sequence[ToolCall | CallSyntaxError], raw: str, fmt: str) -> None:
+        """A region's calls in order; a bad call among them is an `UnreadCall` of its own text."""
+        for item in items:
+            if isinstance(item, ToolCall):
+                self._emit_calls([item], raw, fmt, tagged=True)
+            else:
+                problem = MalformedCall(f"{fmt}: {item}", item.text or raw, fmt, item.name)
+                self.errors.append(problem)
+                self._events.append(UnreadCall(problem))
 
     def _emit_calls(self, calls: list[ToolCall], raw: str, fmt: str, *, tagged: bool) -> None:
         for call in calls:
@@ -661,18 +678,21 @@ class Engine:
     def _region_json(self, state: _Region, rule: JsonValue, final: bool) -> bool:
         buf = self._buf
         while True:
+            if state.unreadable:
+                return self._region_unreadable(state, final)
             if state.scanner is None:
                 start = self._json_value_start(state, rule)
                 if start is None:
                     return self._region_unfinished(state, final)
                 opening = "{[(" if rule.after_name else "{["
                 if buf[start] not in opening:  # the body holds no value where one must be
-                    return self._resolve_region(state, buf[state.body_start : start], start, closed=True)
+                    state.unreadable = True
+                    continue
                 state.scanner = ValueScanner(start)
             end = state.scanner.scan(buf)
             if state.scanner.broken:
-                stop = state.scanner.end or len(buf)
-                return self._resolve_region(state, buf[state.body_start : stop], stop, closed=True)
+                state.unreadable = True
+                continue
             if end is None:
                 return self._region_unfinished(state, final)
             state.value_end = end
@@ -730,6 +750,17 @@ class Engine:
         j = self._skip_spaces(j + len(separator))
         return None if j >= len(buf) else j
 
+    def _region_unreadable(self, state: _Region, final: bool) -> bool:
+        """A marker followed by no readable value (`<|python_tag|>x = 1`, `[TOOL_CALLS]get time`):
+        nothing after the marker says where the call ends, and none of it is an answer, so the
+        rest of the output is the unread call (the model is asked to write it again)."""
+        if not final:
+            return False
+        if state.at_start:
+            return self._region_as_text(state, len(self._buf))
+        body = self._buf[state.body_start :]
+        return self._resolve_region(state, body, len(self._buf), closed=True)
+
     def _region_unfinished(self, state: _Region, final: bool) -> bool:
         if not final:
             return False
@@ -765,7 +796,7 @@ class Engine:
                 problem = problem or f"{fmt.NAME}: internal error {type(exc).__name__}: {exc}"
                 continue
             if calls:
-                self._emit_calls(calls, raw, fmt.NAME, tagged=True)
+                self._emit_region_items(calls, raw, fmt.NAME)
             else:
                 # The format read the region as addressed to something that is not a function
                 # (e.g. gpt-oss's built-in `python` tool): not a call, not text, but reported.
@@ -778,10 +809,16 @@ class Engine:
             return self._goto(_Text(), end)
         if not closed and self._complete_calls_of_section(state, body, end):
             return True
-        if state.at_start:  # an answer that merely begins like a bare call is just text
+        if state.at_start or self._in_inline_code(state):
+            # An answer that merely begins like a bare call, or a marker quoted as code in prose
+            # (`<tool_call>`), is just text.
             return self._region_as_text(state, end)
         error_type = MalformedCall if closed else TruncatedCall
         return self._region_as_text(state, end, error_type(problem or "empty call region", raw, fmt_name))
+
+    def _in_inline_code(self, state: _Region) -> bool:
+        """Whether the region's opener is quoted as inline code (right after a backtick)."""
+        return not state.fenced and state.start > 0 and self._buf[state.start - 1] == "`"
 
     def _complete_calls_of_section(self, state: _Region, body: str, end: int) -> bool:
         """A section whose closer never came may still hold complete calls (each ended by its
@@ -795,10 +832,10 @@ class Engine:
                 calls = fmt.parse_region(syntax, body[:cut], self._tools)
             except Exception:  # CallSyntaxError, or a format bug: fall back to the whole region
                 continue
-            if not calls:
+            if not any(isinstance(c, ToolCall) for c in calls):
                 continue
             rest_start = state.body_start + cut
-            self._emit_calls(calls, self._buf[state.start : rest_start], fmt.NAME, tagged=True)
+            self._emit_region_items(calls, self._buf[state.start : rest_start], fmt.NAME)
             rest = self._buf[rest_start:end]
             unfinished = None
             if rest.strip():

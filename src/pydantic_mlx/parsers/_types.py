@@ -23,6 +23,7 @@ __all__ = [
     "ToolCallDelta",
     "TruncatedCall",
     "UnknownTool",
+    "UnreadCall",
 ]
 
 
@@ -46,7 +47,8 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class MalformedCall:
-    """A call region whose body could not be read as a call; its text stayed in `content`."""
+    """A call region whose body could not be read as a call. Its raw text is here, in `text`,
+    never in `content`: markup is not an answer."""
 
     message: str
     text: str
@@ -57,7 +59,8 @@ class MalformedCall:
 
 @dataclass(frozen=True)
 class TruncatedCall:
-    """A call that never finished (its end marker or body never came); its text stayed in `content`."""
+    """A call that never finished (its end marker or body never came). Its raw text is here, in
+    `text`, never in `content`: a cut-off call is neither an answer nor a call."""
 
     message: str
     text: str
@@ -98,15 +101,20 @@ class ParseResult:
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
-    """More answer text.
-
-    `problem` is set when this text is a call the parser could not read (malformed, or cut off):
-    it is content, as `parse` reports it, but a consumer that acts on calls (an agent) can ask the
-    model to write the call again rather than take the markup for an answer.
-    """
+    """More answer text."""
 
     content: str
-    problem: MalformedCall | TruncatedCall | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadCall:
+    """A call region the parser could not read (malformed, or cut off): not answer text, not a call.
+
+    `problem.text` holds its raw text. A consumer that acts on calls (an agent) asks the model to
+    write the call again; one that shows text may show it as an error, never as the answer.
+    """
+
+    problem: MalformedCall | TruncatedCall
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,12 +138,21 @@ class ToolCallDelta:
     id: str | None = None
 
 
-Event = TextDelta | ThinkingDelta | ToolCallDelta
+Event = TextDelta | ThinkingDelta | ToolCallDelta | UnreadCall
 """What `StreamParser.feed` and `StreamParser.close` return."""
 
 
 class CallSyntaxError(ValueError):
-    """Raised by a format's `parse_region` when a region's body is not a valid call.
+    """A region's body, or one call in it, is not a valid call.
 
-    Internal to the parsers: `parse` and `StreamParser` catch it and report a `MalformedCall`.
+    Internal to the parsers. A format's `parse_region` raises it when the whole region is
+    unreadable; in a region that holds several calls (a Kimi section, a Mistral list, a DSML
+    block) it may instead return one in place of each bad call, with `text` set to that call's
+    raw text, so the well-formed calls beside it are kept. `parse` and `StreamParser` report
+    each as a `MalformedCall`.
     """
+
+    def __init__(self, message: str, text: str | None = None, name: str | None = None) -> None:
+        super().__init__(message)
+        self.text = text
+        self.name = name

@@ -10,8 +10,10 @@ Each format module exposes the same few names:
 - `UNTAGGED: frozenset[str]` — small-model habits this format also accepts without markers:
   `"json"` (fenced or bare call objects) and/or `"pythonic"` (`[f(a=1)]`).
 - `TEMPLATE_HINTS: tuple[str, ...]` — substrings of a chat template that mean this format.
-- `parse_region(syntax, body, tools) -> list[ToolCall]` — the calls in one region's body
-  (opener and closer removed); raises `CallSyntaxError` when the body is not a valid call.
+- `parse_region(syntax, body, tools) -> list[ToolCall | CallSyntaxError]` — the calls in one
+  region's body (opener and closer removed); raises `CallSyntaxError` when the body is not a
+  valid call. In a region of several calls, a bad one is returned as a `CallSyntaxError` carrying
+  its raw text, in its place, so its well-formed neighbours are kept.
 - `render(calls) -> str` — the text a model of this family writes for `calls`, markers included
   (tests round-trip it through `parse`).
 
@@ -29,7 +31,7 @@ from types import ModuleType
 from typing import Any, Protocol, cast
 
 from .._tools import ToolSet
-from .._types import ToolCall
+from .._types import CallSyntaxError, ToolCall
 from ._syntax import CallSyntax
 
 __all__ = ["Format", "format_names", "get_format"]
@@ -45,7 +47,9 @@ class Format(Protocol):
     UNTAGGED: frozenset[str]
     TEMPLATE_HINTS: tuple[str, ...]
 
-    def parse_region(self, syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]: ...
+    def parse_region(
+        self, syntax: CallSyntax, body: str, tools: ToolSet
+    ) -> Sequence[ToolCall | CallSyntaxError]: ...
 
     def render(self, calls: Sequence[ToolCall]) -> str: ...
 
