@@ -117,7 +117,6 @@ class _Region:
     ends: RegionEnd | None = None  # how it ends, once known (None for a `JsonValue` region)
     unreadable: bool = False  # a `JsonValue` region with no readable value: it runs to the end
 
-
     def settles_nothing(self, buf: str) -> bool:
         """Whether the text added to `buf` since the last step cannot end this region, so no
         step is needed: it holds no marker that a step must decide on (quoted spans are walked
