@@ -94,6 +94,12 @@ class StreamParser:
     `drop`: more text to remove wherever it appears outside calls, as each format removes its own
     end-of-turn tokens (e.g. a tokenizer's control tokens, `<|im_start|>`); the formats' own
     markers are never dropped.
+
+    `special_tokens`: the texts of the tokenizer's special tokens, when the caller knows which
+    generated pieces are special tokens (`MLXModel` does). Then a marker that is one of them
+    (`[TOOL_CALLS]`, `<|tool_calls_section_begin|>`, `<|channel|>`, ...) counts only where it
+    was fed as that token, `feed(text, special=True)`; spelled with ordinary tokens (a model
+    writing about the format) it is text. Without it, every marker counts, as in `parse`.
     """
 
     def __init__(
@@ -102,14 +108,17 @@ class StreamParser:
         tools: ToolsArg | ToolSet = None,
         in_reasoning: bool = False,
         drop: Iterable[str] = (),
+        special_tokens: Iterable[str] | None = None,
     ) -> None:
         self.format = format
         dialect = _dialect(format, frozenset(t for t in drop if t))
-        self._engine = Engine(dialect, tool_set(tools), in_reasoning=in_reasoning)
+        special = None if special_tokens is None else frozenset(t for t in special_tokens if t)
+        self._engine = Engine(dialect, tool_set(tools), in_reasoning=in_reasoning, special_tokens=special)
 
-    def feed(self, delta: str) -> list[Event]:
-        """Add model text; returns the events it settles."""
-        return self._engine.feed(delta)
+    def feed(self, delta: str, special: bool = False) -> list[Event]:
+        """Add model text; returns the events it settles. `special=True` says `delta` is exactly
+        one special token's text (see `special_tokens`)."""
+        return self._engine.feed(delta, special=special)
 
     def close(self, truncated: bool = False) -> list[Event]:
         """End of output. `truncated=True` when generation hit its token limit: then a call

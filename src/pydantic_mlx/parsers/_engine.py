@@ -202,9 +202,21 @@ _State = _Text | _Reasoning | _Region | _Untagged | _FenceTail | _Separator | _T
 class Engine:
     """Incremental parser state for one model output. See `StreamParser` for the public face."""
 
-    def __init__(self, dialect: Dialect, tools: ToolSet, *, in_reasoning: bool) -> None:
+    def __init__(
+        self,
+        dialect: Dialect,
+        tools: ToolSet,
+        *,
+        in_reasoning: bool,
+        special_tokens: frozenset[str] | None = None,
+    ) -> None:
         self._d = dialect
         self._tools = tools
+        # With the tokenizer's special tokens known, a marker that is one of them counts only
+        # where it came as that token (`feed(..., special=True)`); spelled by ordinary tokens
+        # (prose about the format), it is text. `_special_at` maps such a piece's start to its end.
+        self._guarded = dialect.markers & special_tokens if special_tokens else frozenset[str]()
+        self._special_at: dict[int, int] = {}
         self._buf = ""
         self._pos = 0  # everything before this has been decided
         self._scan = 0  # the trigger search resumes here (>= _pos)
@@ -237,7 +249,9 @@ class Engine:
 
     # -- public -----------------------------------------------------------------------------
 
-    def feed(self, text: str) -> list[Event]:
+    def feed(self, text: str, *, special: bool = False) -> list[Event]:
+        if special and text and not self._closed and text in self._guarded:
+            self._special_at[len(self._buf)] = len(self._buf) + len(text)
         quiet = self._quiet  # None once closed
         if quiet is not None and text:
             buf = self._append(text)
@@ -432,6 +446,8 @@ class Engine:
         if cut > _TRIM_AT and isinstance(self._state, _Text | _Reasoning):
             self._space_runs.clear()  # their offsets are the untrimmed buffer's
             self._name_runs.clear()
+            if self._special_at:
+                self._special_at = {i - cut: j - cut for i, j in self._special_at.items() if i >= cut}
             self._buf = self._buf[cut:]
             self._pos -= cut
             self._scan -= cut
@@ -443,6 +459,11 @@ class Engine:
         self._space_runs.clear()
         self._name_runs.clear()
         return True
+
+    def _is_marker(self, i: int, marker: str) -> bool:
+        """Whether `marker`, found at `i`, is markup: always, unless it is a special token the
+        parser was told of and it did not come as that token."""
+        return marker not in self._guarded or self._special_at.get(i) == i + len(marker)
 
     def _skip_spaces(self, j: int) -> int:
         """The first index from `j` on that is not a space. States that wait for what follows
@@ -488,6 +509,9 @@ class Engine:
             return self._on_fence(i, final)
         if marker in ("{", "["):
             return self._on_bracket(i, final, fence_start=None)
+        if not self._is_marker(i, marker):  # a special token's text spelled by ordinary tokens
+            self._scan = i + 1
+            return True
         self._emit_text(i)
         end = i + len(marker)
         if marker in d.drop:
@@ -504,7 +528,7 @@ class Engine:
         if j >= len(buf) and not final:
             return False
         for opener, candidates in self._d.start_openers.items():
-            if buf.startswith(opener, j):
+            if buf.startswith(opener, j) and self._is_marker(j, opener):
                 self._answer_start = False
                 self._emit_text(j)
                 end = j + len(opener)
@@ -606,6 +630,8 @@ class Engine:
                     return False
             self._opener_may_repeat = False
         match = state.pattern.search(buf, self._scan)
+        while match is not None and not self._is_marker(match.start(), match.group()):
+            match = state.pattern.search(buf, match.start() + 1)
         if match is not None and not final:
             longest = max((len(c) for c in state.prefixes), default=0) + 1
             if self._pending_prefix(match.start(), match.start(), state.prefixes, longest) is not None:
@@ -652,6 +678,9 @@ class Engine:
             if not final and any(_could_become(buf, match.start(), m) for m in ends.longer[match.group()]):
                 state.scan = match.start()  # a longer marker may still be forming here
                 return False
+            if not self._is_marker(match.start(), match.group()):
+                state.scan = match.start() + 1  # spelled by ordinary tokens: part of the body
+                continue
             if match.group() in ends.closers:
                 body = buf[state.body_start : match.start()]
                 return self._resolve_region(state, body, match.end(), closed=True)

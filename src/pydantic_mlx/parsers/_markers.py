@@ -96,6 +96,7 @@ class Dialect:
     max_marker: int
     quiet_text: re.Pattern[str]  # `quiet_pattern` of the text state (`full_pattern`'s markers)
     quiet_code: re.Pattern[str]  # the same inside a code fence (`tagged_pattern`'s markers)
+    markers: frozenset[str]  # every literal marker: openers, closers, reasoning and drop markers
 
     @classmethod
     def of(cls, name: str, format_names: Sequence[str], extra_drop: frozenset[str] = frozenset()) -> Dialect:
@@ -151,6 +152,7 @@ class Dialect:
             max_marker=max((len(m) for m in markers), default=1),
             quiet_text=quiet_pattern(frozenset(markers), prefixes),
             quiet_code=quiet_pattern(frozenset(code_markers), prefixes),
+            markers=frozenset(own | drop),
         )
 
 
