@@ -220,6 +220,7 @@ class _BatchRun:
         self._scheduler = scheduler
         self._loaded = loaded
         self._eos = StopSequences([(t,) for t in loaded.tokenizer.eos_token_ids])
+        self._markers = loaded.marker_tokens
         self._active: dict[int, _Request] = {}
         self._samplers: dict[tuple[Any, ...], Sampler] = {}
         # Streams with new text in this step, by event loop: each loop is woken once per step.
@@ -398,7 +399,8 @@ class _BatchRun:
         if finish is not None and not stopped:
             text += request.stops.flush()
         stream = request.stream
-        if text and stream._add(text):  # pyright: ignore[reportPrivateUsage]
+        marker = self._markers.get(token) if finish != "stop" else None
+        if (text or marker is not None) and stream._add(text, marker):  # pyright: ignore[reportPrivateUsage]
             self._to_wake.setdefault(stream._loop, []).append(stream)  # pyright: ignore[reportPrivateUsage]
         if stopped:
             return "stop_sequence"

@@ -22,6 +22,7 @@ from mlx_lm.generate import generate_step, generation_stream
 from mlx_lm.sample_utils import apply_top_k, apply_top_p, make_logits_processors
 
 from ._loading import LoadedModel
+from ._token_markers import MarkerSplitter, MarkerText, overlap
 
 __all__ = [
     "GenerationOptions",
@@ -80,7 +81,10 @@ class GenerationStream:
     """Decoded text of one generation, as it arrives. Iterate with `async for`; stop with `aclose()`.
 
     Each item is all the text decoded since the previous one (several tokens if the consumer was
-    slower than the model). `stats` is complete once iteration has ended.
+    slower than the model), except that the text of a marker token (an added or special token
+    the tokenizer holds whole, `<tool_call>`) comes as a `MarkerText` item of its own, so the
+    parser can tell it from the same characters written as ordinary tokens. `stats` is complete
+    once iteration has ended.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -91,6 +95,8 @@ class GenerationStream:
         # per token: both threads share the GIL, so every wake-up is time taken from generation.
         self._lock = threading.Lock()
         self._pending: list[str] = []
+        self._markers_pending = 0  # `MarkerText` items in `_pending`
+        self._markers: MarkerSplitter | None = None  # made at the first marker token
         self._wake_scheduled = False
         self._finished = False
         self._error: BaseException | None = None
@@ -105,9 +111,13 @@ class GenerationStream:
     async def __anext__(self) -> str:
         while True:
             with self._lock:
-                text, self._pending = "".join(self._pending), []
+                if self._markers_pending:
+                    text = self._take_up_to_marker()
+                else:
+                    text, self._pending = "".join(self._pending), []
                 finished = self._finished
-                self._ready.clear()
+                if not self._pending:
+                    self._ready.clear()
             if text:
                 return text
             if finished:
@@ -116,6 +126,17 @@ class GenerationStream:
                     raise error
                 raise StopAsyncIteration
             await self._ready.wait()
+
+    def _take_up_to_marker(self) -> str:
+        """The pending text before the first marker, or that marker alone (under `_lock`)."""
+        pending = self._pending
+        first = next(i for i, piece in enumerate(pending) if type(piece) is MarkerText)
+        if first == 0:
+            self._markers_pending -= 1
+            self._pending = pending[1:]
+            return pending[0]
+        self._pending = pending[first:]
+        return "".join(pending[:first])
 
     def stop(self) -> None:
         """Ask the generation thread to stop after the token it is computing (non-blocking).
@@ -142,14 +163,33 @@ class GenerationStream:
             raise cancelled
 
     # Called from the generation thread.
-    def _emit(self, text: str) -> None:
-        if self._add(text):
+    def _emit(self, text: str, marker: str | None = None) -> None:
+        if self._add(text, marker):
             self._call_soon(self._wake)
 
-    def _add(self, text: str) -> bool:
-        """Queue `text`; whether the loop must be woken for it (no wake-up is pending yet)."""
+    def _add(self, text: str, marker: str | None = None) -> bool:
+        """Queue the text of a step, and the marker token it sampled, if it did (see
+        `MarkerSplitter`); whether the loop must be woken for it (no wake-up is pending yet)."""
+        splitter = self._markers
+        if marker is None and (splitter is None or splitter.idle):
+            if not text:
+                return False
+            with self._lock:
+                self._pending.append(text)
+                if self._wake_scheduled:
+                    return False
+                self._wake_scheduled = True
+                return True
+        if splitter is None:
+            splitter = self._markers = MarkerSplitter()
+        if marker is not None:
+            splitter.expect(marker)
+        pieces = splitter.split(text)
+        if not pieces:
+            return False
         with self._lock:
-            self._pending.append(text)
+            self._pending += pieces
+            self._markers_pending += sum(type(piece) is MarkerText for piece in pieces)
             if self._wake_scheduled:
                 return False
             self._wake_scheduled = True
@@ -157,6 +197,8 @@ class GenerationStream:
 
     def _finish(self, error: BaseException | None = None) -> None:
         with self._lock:
+            if self._markers is not None and (held := self._markers.flush()):
+                self._pending.append(held)
             self._finished = True
             self._error = error
         self._call_soon(self._wake, self._done.set)
@@ -254,6 +296,7 @@ def _decode(
     stats = out.stats
     tokenizer = loaded.tokenizer
     eos = set(tokenizer.eos_token_ids)
+    markers = loaded.marker_tokens
     detokenizer = tokenizer.detokenizer
     stops = StopSequenceFilter(options.stop_sequences)
     steps = generate_step(
@@ -280,8 +323,9 @@ def _decode(
                 break
             detokenizer.add_token(token)
             text, stopped = stops.feed(detokenizer.last_segment)
-            if text:
-                out._emit(text)  # pyright: ignore[reportPrivateUsage]
+            marker = markers.get(token)
+            if text or marker is not None:
+                out._emit(text, marker)  # pyright: ignore[reportPrivateUsage]
             if stopped:
                 return "stop_sequence"
             if stop.is_set():
@@ -361,7 +405,7 @@ class StopSequenceFilter:
         if hits:
             self._pending = ""
             return pending[: min(hits)[1]], True
-        hold = max((_overlap(pending, s) for s in self._stops), default=0)
+        hold = max((overlap(pending, s) for s in self._stops), default=0)
         self._pending = pending[len(pending) - hold :]
         return pending[: len(pending) - hold], False
 
@@ -369,11 +413,3 @@ class StopSequenceFilter:
         """The held-back text, once no more text will come."""
         pending, self._pending = self._pending, ""
         return pending
-
-
-def _overlap(text: str, stop: str) -> int:
-    """Length of the longest end of `text` that is a proper start of `stop`."""
-    for n in range(min(len(text), len(stop) - 1), 0, -1):
-        if stop.startswith(text[-n:]):
-            return n
-    return 0

@@ -66,6 +66,8 @@ class LoadedModel:
         self._tokenizer: TokenizerWrapper | None = None
         self._prompt_cache: PromptCache | None = None
         self._control_tokens: frozenset[str] | None = None
+        self._marker_tokens: dict[int, str] | None = None
+        self._marker_token_texts: frozenset[str] = frozenset()
         self._load_lock = threading.Lock()
         self._thread = _GenerationThread.acquire()
         # Not at exit (see the module's docstring): only when the model is collected before.
@@ -112,6 +114,31 @@ class LoadedModel:
             texts.update(str(t.content) for t in added.values() if getattr(t, "special", False) and t.content)
             self._control_tokens = frozenset(texts)
         return self._control_tokens
+
+    @property
+    def marker_tokens(self) -> dict[int, str]:
+        """Token id -> text of every token the tokenizer holds whole for a string: its added and
+        special tokens (`<tool_call>`, `[TOOL_CALLS]`, `<|im_end|>`). A marker that is one of these
+        is markup only where the model sampled that token (see `_token_markers`). Only valid
+        after `load()`."""
+        if self._marker_tokens is None:
+            tokenizer: Any = self.tokenizer
+            added: Any = getattr(tokenizer, "added_tokens_decoder", None) or {}
+            markers = {int(i): str(t.content) for i, t in added.items() if getattr(t, "content", None)}
+            for text in getattr(tokenizer, "all_special_tokens", ()) or ():
+                token_id = tokenizer.convert_tokens_to_ids(text)
+                if isinstance(token_id, int) and token_id >= 0 and text:
+                    markers.setdefault(token_id, str(text))
+            self._marker_tokens = markers
+            self._marker_token_texts = frozenset(markers.values())
+        return self._marker_tokens
+
+    @property
+    def marker_token_texts(self) -> frozenset[str]:
+        """The texts of `marker_tokens`."""
+        if self._marker_tokens is None:
+            self.marker_tokens  # noqa: B018  (computes both)
+        return self._marker_token_texts
 
     def load_sync(self) -> None:
         """Load the weights now, in the calling thread (idempotent)."""

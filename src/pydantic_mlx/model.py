@@ -53,6 +53,7 @@ from ._chat import (
 from ._generation import GenerationOptions, GenerationStats, GenerationStream, start_generation
 from ._loading import LoadedModel, ModelSource, loaded_model
 from ._prompt_cache import DEFAULT_PROMPT_CACHE_BYTES, DEFAULT_PROMPT_CACHE_ENTRIES
+from ._token_markers import MarkerText
 from .constrained import is_available as constrained_decoding_available
 from .parsers import (
     Event,
@@ -317,6 +318,7 @@ class MLXModel(Model):
             one_call_only=one_call_only,
             constraint=constraint,
             control_tokens=self._loaded.control_tokens,
+            marker_tokens=self._loaded.marker_token_texts,
         )
 
     def _constraint(
@@ -389,6 +391,7 @@ class _RequestPlan:
     constraint: _Constraint | None = None
     """The grammar logits processor, when constrained decoding applies to this request."""
     control_tokens: frozenset[str] = frozenset()
+    marker_tokens: frozenset[str] = frozenset()
     """Special-token texts to keep out of text and thinking (the format's own markers excepted)."""
 
 
@@ -404,11 +407,16 @@ class MLXStreamedResponse(StreamedResponse):
     async def _get_event_iterator(self) -> AsyncIterator[ModelResponseStreamEvent]:
         plan = self._plan
         parser = StreamParser(
-            plan.tool_format, plan.tools, in_reasoning=plan.in_reasoning, drop=plan.control_tokens
+            plan.tool_format,
+            plan.tools,
+            in_reasoning=plan.in_reasoning,
+            drop=plan.control_tokens,
+            special_tokens=plan.marker_tokens,
         )
         mapper = _PartsMapper(self, text_is_answer=plan.text_is_answer)
         async for text in self._generation:
-            for event in mapper.map_events(parser.feed(text)):
+            # A marker token's text comes alone, as a `MarkerText`: only there is it markup.
+            for event in mapper.map_events(parser.feed(text, special=type(text) is MarkerText)):
                 yield event
             if mapper.done:
                 self._generation.stop()
