@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import mlx.core as mx
 import pytest
@@ -59,9 +60,21 @@ def test_the_pieces_always_join_to_the_text(cuts: list[int]) -> None:
 
 @pytest.fixture(scope="module")
 def loaded(random_model_path: Path) -> LoadedModel:
-    shared = loaded_model(random_model_path)
-    shared.load_sync()
-    return loaded_model((shared.model, shared.tokenizer))
+    """The random-weight model with Mistral's markers grown into its vocabulary as special tokens."""
+    from mlx_lm import load
+    from mlx_lm.tokenizer_utils import TokenizerWrapper
+    from tokenizers import AddedToken
+
+    model, tokenizer = load(str(random_model_path))
+    hf: Any = tokenizer._tokenizer  # pyright: ignore[reportAttributeAccessIssue]
+    hf.add_tokens([AddedToken(t, special=True) for t in ("[TOOL_CALLS]", "[ARGS]")])
+    # Rows for the new tokens in the (tied) embedding, so the model has logits for them.
+    embedding = model.model.embed_tokens
+    rows = len(hf) - embedding.weight.shape[0]
+    grown = mx.random.normal((rows, embedding.weight.shape[1]), key=mx.random.key(7)) * 0.02
+    embedding.weight = mx.concatenate([embedding.weight, grown.astype(embedding.weight.dtype)])
+    mx.eval(embedding.weight)  # computed here: the generation thread cannot run this thread's graph
+    return loaded_model((model, TokenizerWrapper(hf)))
 
 
 def scripted(tokens: list[int]) -> Callable[[], Callable[[mx.array, mx.array], mx.array]]:
@@ -91,7 +104,7 @@ def marker_id(loaded: LoadedModel, marker: str) -> int:
 
 async def read(loaded: LoadedModel, stream: GenerationStream) -> tuple[list[str], ParseResult]:
     """The stream's items, and what the parser makes of them as `MLXModel` feeds it."""
-    parser = StreamParser("hermes", special_tokens=loaded.marker_token_texts)
+    parser = StreamParser("mistral", special_tokens=loaded.marker_token_texts)
     items = [item async for item in stream]
     for item in items:
         parser.feed(item, special=type(item) is MarkerText)
@@ -100,23 +113,18 @@ async def read(loaded: LoadedModel, stream: GenerationStream) -> tuple[list[str]
 
 
 def scripts(loaded: LoadedModel) -> tuple[list[int], list[int]]:
-    call = '{"name": "get_weather", "arguments": {"city": "Paris"}}'
-    eos = loaded.tokenizer.eos_token_ids
+    eos = next(iter(loaded.tokenizer.eos_token_ids))
     as_tokens = [
         *encode(loaded, "Sure.\n"),
-        marker_id(loaded, "<tool_call>"),
-        *encode(loaded, call),
-        marker_id(loaded, "</tool_call>"),
-        next(iter(eos)),
+        marker_id(loaded, "[TOOL_CALLS]"),
+        *encode(loaded, "get_weather"),
+        marker_id(loaded, "[ARGS]"),
+        *encode(loaded, '{"city": "Paris"}'),
+        eos,
     ]
-    # Prose about the format: its markers spelled with ordinary tokens.
-    spelled = [
-        *encode(loaded, "Wrap a call in <"),
-        *encode(loaded, "tool_call> and </"),
-        *encode(loaded, "tool_call> tags."),
-        next(iter(eos)),
-    ]
-    assert marker_id(loaded, "<tool_call>") not in spelled
+    # Prose about the format: its marker spelled with ordinary tokens.
+    spelled = [*encode(loaded, "Mistral writes [TOOL"), *encode(loaded, "_CALLS] before calls."), eos]
+    assert marker_id(loaded, "[TOOL_CALLS]") not in spelled
     return as_tokens, spelled
 
 
@@ -131,7 +139,7 @@ async def test_one_at_a_time_a_sampled_marker_token_is_a_marker_and_a_spelled_on
     items, result = await read(
         loaded, start_generation(loaded, prompt, GenerationOptions(extra_processors=(scripted(as_tokens),)))
     )
-    assert [i for i in items if type(i) is MarkerText] == ["<tool_call>", "</tool_call>"]
+    assert [i for i in items if type(i) is MarkerText] == ["[TOOL_CALLS]", "[ARGS]"]
     assert (result.content, result.calls) == ("Sure.\n", [CALL])
     items, result = await read(
         loaded, start_generation(loaded, prompt, GenerationOptions(extra_processors=(scripted(spelled),)))

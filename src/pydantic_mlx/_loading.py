@@ -117,14 +117,19 @@ class LoadedModel:
 
     @property
     def marker_tokens(self) -> dict[int, str]:
-        """Token id -> text of every token the tokenizer holds whole for a string: its added and
-        special tokens (`<tool_call>`, `[TOOL_CALLS]`, `<|im_end|>`). A marker that is one of these
-        is markup only where the model sampled that token (see `_token_markers`). Only valid
-        after `load()`."""
+        """Token id -> text of the tokenizer's special tokens (`control_tokens` with their ids). A
+        format marker that is one of these (`[TOOL_CALLS]`, `<|tool_calls_section_begin|>`) is
+        markup only where the model sampled that token (see `_token_markers`); added tokens that
+        are not special (Qwen2.5's `<tool_call>`) stay markers however they were spelled. Only
+        valid after `load()`."""
         if self._marker_tokens is None:
             tokenizer: Any = self.tokenizer
             added: Any = getattr(tokenizer, "added_tokens_decoder", None) or {}
-            markers = {int(i): str(t.content) for i, t in added.items() if getattr(t, "content", None)}
+            markers = {
+                int(i): str(t.content)
+                for i, t in added.items()
+                if getattr(t, "special", False) and getattr(t, "content", None)
+            }
             for text in getattr(tokenizer, "all_special_tokens", ()) or ():
                 token_id = tokenizer.convert_tokens_to_ids(text)
                 if isinstance(token_id, int) and token_id >= 0 and text:
