@@ -819,6 +819,8 @@ class Engine:
                 return self._goto(_FenceTail(), end)
             if syntax.trailer:
                 return self._goto(_Trailer(syntax.trailer), end)
+            if syntax.echoed and body.strip():  # the body written again is dropped like a trailer
+                return self._goto(_Trailer(body.strip()), end)
             return self._goto(_Text(), end)
         if not closed and self._complete_calls_of_section(state, body, end):
             return True

@@ -83,6 +83,9 @@ class CallSyntax:
     """The opener counts only where the answer begins — the start of the output or right after
     a reasoning block, after optional spaces (gpt-oss's ` to=functions.` after a prompt that
     ended in `<|start|>assistant`, Gemma 4's bare `call:`). Elsewhere it is plain text."""
+    echoed: bool = False
+    """The model may write the region's body again right after its closer (LFM2 echoes its
+    call list): that echo, after optional spaces, is dropped rather than read as a second call."""
     closer_in_body: bool = False
     """The closer that ended the region is left at the end of the body `parse_region` gets, so
     the format can tell a body its closer ended (then a value left open before it is complete:
