@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from parsers.conftest import unread
+from parsers.conftest import events_agree, stream, unread
 from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, detect_format, parse
 from pydantic_mlx.parsers.formats import deepseek
 
@@ -45,19 +45,20 @@ V3 = (
 V31 = f'{BEGIN}{CALL}get_weather{SEP}{{"city": "Paris", "days": 3}}{CALL_END}{CALL}get_weather{SEP}{{"city": "Rome"}}{CALL_END}{END}{EOS}'
 
 
-def render_dsml(calls: Sequence[ToolCall], block: str = "function_calls") -> str:
-    """DSML as DeepSeek-V3.2's template writes it (V4 names the block `tool_calls`)."""
-    lines = [f"<｜DSML｜{block}>"]
+def render_dsml(calls: Sequence[ToolCall], block: str = "function_calls", bar: str = "｜DSML｜") -> str:
+    """DSML as DeepSeek-V3.2's template writes it (V4 names the block `tool_calls`; V4.1 names it
+    `calls` and writes a space after the bar: `bar="｜DSML｜ "`)."""
+    lines = [f"<{bar}{block}>"]
     for call in calls:
-        lines.append(f'<｜DSML｜invoke name="{call.name}">')
+        lines.append(f'<{bar}invoke name="{call.name}">')
         for key, value in call.arguments.items():
             is_string = isinstance(value, str)
             text = value if is_string else json.dumps(value, ensure_ascii=False)
             lines.append(
-                f'<｜DSML｜parameter name="{key}" string="{str(is_string).lower()}">{text}</｜DSML｜parameter>'
+                f'<{bar}parameter name="{key}" string="{str(is_string).lower()}">{text}</{bar}parameter>'
             )
-        lines.append("</｜DSML｜invoke>")
-    lines.append(f"</｜DSML｜{block}>")
+        lines.append(f"</{bar}invoke>")
+    lines.append(f"</{bar}{block}>")
     return "\n".join(lines)
 
 
@@ -72,6 +73,7 @@ def render_v3(calls: Sequence[ToolCall]) -> str:
 
 DSML = render_dsml([PARIS, ROME])
 DSML_V4 = render_dsml([PARIS, ROME], "tool_calls")
+DSML_V41 = render_dsml([PARIS, ROME], "calls", "｜DSML｜ ")
 
 
 @pytest.mark.parametrize("format", ["deepseek", "auto"])
@@ -84,6 +86,41 @@ DSML_V4 = render_dsml([PARIS, ROME], "tool_calls")
         ("<think>weather in two cities</think>" + V31, None, "weather in two cities", [PARIS, ROME]),
         (DSML, None, None, [PARIS, ROME]),
         (DSML_V4, None, None, [PARIS, ROME]),
+        (DSML_V41, None, None, [PARIS, ROME]),  # V4.1: a space after the bar, block `calls`
+        (render_dsml([PARIS], "tool_calls", "｜DSML｜ "), None, None, [PARIS]),
+        (  # a self-closing invoke: a call without arguments
+            '<｜DSML｜tool_calls>\n<｜DSML｜invoke name="get_weather"/>\n'
+            '<｜DSML｜ invoke name="get_weather" />\n</｜DSML｜tool_calls>',
+            None,
+            None,
+            [ToolCall("get_weather", {}), ToolCall("get_weather", {})],
+        ),
+        (  # invokes without their block; the stray block closer after them is markup
+            'Checking.\n<｜DSML｜invoke name="get_weather">\n'
+            '<｜DSML｜parameter name="city" string="true">Paris</｜DSML｜parameter>\n'
+            '<｜DSML｜parameter name="days" string="false">3</｜DSML｜parameter>\n</｜DSML｜invoke>\n'
+            '<｜DSML｜ invoke name="get_weather">\n<｜DSML｜ parameter name="city" string="true">Rome'
+            "</｜DSML｜ parameter>\n</｜DSML｜ invoke>\n</｜DSML｜tool_calls>",
+            "Checking.\n\n\n",
+            None,
+            [PARIS, ROME],
+        ),
+        ('<｜DSML｜invoke name="get_weather"/>', None, None, [ToolCall("get_weather", {})]),
+        (  # a lone invoke whose value writes `/>`: only a tag's own `/>` closes it
+            '<｜DSML｜invoke name="get_weather">\n<｜DSML｜parameter name="city" string="true">a/>b'
+            "</｜DSML｜parameter>\n</｜DSML｜invoke>",
+            None,
+            None,
+            [ToolCall("get_weather", {"city": "a/>b"})],
+        ),
+        (  # an invoke whose body is a JSON object of arguments (SGLang's V3.2 reader takes it)
+            '<｜DSML｜function_calls>\n  <｜DSML｜invoke name="get_weather">\n  {"city": "Paris", "days": 3}\n'
+            '  </｜DSML｜invoke>\n  <｜DSML｜invoke name="get_weather">{"city": "Rome"}</｜DSML｜invoke>\n'
+            "</｜DSML｜function_calls>",
+            None,
+            None,
+            [PARIS, ROME],
+        ),
         ("I'll look.\n\n" + DSML_V4 + EOS, "I'll look.\n\n", None, [PARIS, ROME]),
         (  # DSML string="false" values are JSON, string="true" values are text even when numeric
             '<｜DSML｜function_calls>\n<｜DSML｜invoke name="get_weather">\n'
@@ -199,6 +236,59 @@ def test_json_arguments_keep_their_types() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("text", "bad"),
+    [
+        (  # noise inside a section, before a good call
+            f'{BEGIN}junk{CALL}get_weather{SEP}{{"city": "Paris", "days": 3}}{CALL_END}{END}',
+            "junk",
+        ),
+        (  # a bad call between two good ones
+            f'{BEGIN}{CALL}get_weather{SEP}{{"city": "Paris", "days": 3}}{CALL_END}'
+            f"{CALL}get_weather{SEP}not json{CALL_END}"
+            f'{CALL}get_weather{SEP}{{"city": "Rome"}}{CALL_END}{END}',
+            f"{CALL}get_weather{SEP}not json{CALL_END}",
+        ),
+        (  # the same in a DSML block: an invoke with a parameter opened inside another
+            "<｜DSML｜tool_calls>\n"
+            + render_dsml([PARIS]).split("\n", 1)[1].rsplit("\n", 1)[0]
+            + '\n<｜DSML｜invoke name="get_weather">\n<｜DSML｜parameter name="city" string="true">a'
+            '<｜DSML｜parameter name="days">1</｜DSML｜parameter>\n</｜DSML｜invoke>\n'
+            + render_dsml([ROME]).split("\n", 1)[1].rsplit("\n", 1)[0]
+            + "\n</｜DSML｜tool_calls>",
+            '<｜DSML｜invoke name="get_weather">\n<｜DSML｜parameter name="city" string="true">a'
+            '<｜DSML｜parameter name="days">1</｜DSML｜parameter>\n</｜DSML｜invoke>',
+        ),
+        (  # an invoke whose value holds the invoke closer: the bad one runs to its real end
+            '<｜DSML｜ calls>\n<｜DSML｜ invoke name="bad name">\n<｜DSML｜ parameter name="x">'
+            "</｜DSML｜ invoke>!</｜DSML｜ parameter>\n</｜DSML｜ invoke>\n"
+            + render_dsml([PARIS, ROME], "calls", "｜DSML｜ ").split("\n", 1)[1],
+            '<｜DSML｜ invoke name="bad name">\n<｜DSML｜ parameter name="x"></｜DSML｜ invoke>!'
+            "</｜DSML｜ parameter>\n</｜DSML｜ invoke>",
+        ),
+    ],
+)
+def test_one_bad_call_does_not_sink_its_neighbours(text: str, bad: str) -> None:
+    result = parse(text, format="deepseek", tools=TOOLS)
+    good = [PARIS, ROME] if "Rome" in text else [PARIS]
+    assert (result.content, result.calls) == (None, good)
+    assert [(e.kind, e.text) for e in result.errors] == [("malformed_call", bad)]
+    streamed, events = stream(text, range(len(text)), format="deepseek", tools=TOOLS)
+    assert streamed == result
+    assert events_agree(result, events)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '<｜DSML｜invoke name="get_weather">\n<｜DSML｜parameter name="city" string="true">Par',
+        '<｜DSML｜ invoke name="get_weather"',
+    ],
+)
+def test_a_lone_invoke_cut_off_is_never_a_call(text: str) -> None:
+    assert_unread(text, "deepseek", TOOLS, TruncatedCall, truncated=True)
+
+
 def test_output_starting_inside_reasoning() -> None:
     result = parse("thinking...</think>" + V31, format="deepseek", tools=TOOLS, in_reasoning=True)
     assert (result.reasoning, result.content, result.calls) == ("thinking...", None, [PARIS, ROME])
@@ -211,7 +301,6 @@ def test_output_starting_inside_reasoning() -> None:
         f'{BEGIN}{CALL}get_weather{SEP}{{"city": "Paris"}}{CALL}get_weather{SEP}{{}}{CALL_END}{END}',
         f"{BEGIN}{CALL}get_weather{SEP}not json{CALL_END}{END}",
         f'{BEGIN}{CALL}get_weather {{"city": "Paris"}}{CALL_END}{END}',  # no separator
-        f'{BEGIN}junk{CALL}get_weather{SEP}{{"city": "Paris"}}{CALL_END}{END}',
         f'{BEGIN}{CALL}function{SEP}get_weather\n```json\n{{"city": "Paris"}}\n{CALL_END}{END}',  # open fence
         f'{BEGIN}{CALL}get_weather{SEP}["Paris"]{CALL_END}{END}',  # not an object
         f"{BEGIN}{END}",  # empty section
@@ -306,6 +395,14 @@ DSML_SOUP = soup(
         '<｜DSML｜parameter name="a" string="true">',
         '<｜DSML｜parameter name="b" string="false">',
         "</｜DSML｜parameter>",
+        "<｜DSML｜ calls>",
+        "</｜DSML｜ calls>",
+        '<｜DSML｜ invoke name="f">',
+        '<｜DSML｜invoke name="f"/>',
+        "</｜DSML｜ invoke>",
+        '<｜DSML｜ parameter name="a">',
+        "</｜DSML｜ parameter>",
+        "/>",
         EOS,
     ]
 )
@@ -319,7 +416,8 @@ CASE = FormatCase(
         "v3": reads_back(render_v3),
         "dsml": reads_back(render_dsml),
         "dsml_v4": reads_back(lambda calls: render_dsml(calls, "tool_calls")),
+        "dsml_v41": reads_back(lambda calls: render_dsml(calls, "calls", "｜DSML｜ ")),
     },
     # JSON shapes need no schema; DSML string="false" values are JSON, so none needed either.
-    read_without_tools=("v3.1", "v3", "dsml", "dsml_v4"),
+    read_without_tools=("v3.1", "v3", "dsml", "dsml_v4", "dsml_v41"),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from parsers.conftest import stream
 from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, detect_format, parse
 from pydantic_mlx.parsers._tools import tool_set
 from pydantic_mlx.parsers._types import CallSyntaxError
@@ -21,6 +22,7 @@ WEATHER = {
                 "city": {"type": "string"},
                 "days": {"type": "integer"},
                 "options": {"type": "object"},
+                "stops": {"type": "array", "items": {"type": "object"}},
             },
         },
     },
@@ -107,6 +109,38 @@ GLM47 = (
             None,
             [ToolCall("get_weather", {"city": "a <tool_call> b"})],
         ),
+        (  # GLM-4.7 left out the last </arg_value>: the </tool_call> ends the value
+            "<tool_call>get_weather<arg_key>city</arg_key><arg_value>Paris</arg_value>"
+            "<arg_key>days</arg_key><arg_value>3</tool_call>",
+            None,
+            None,
+            [PARIS],
+        ),
+        (  # ... with GLM-4.5's newline before </tool_call>, which is not part of the value
+            "<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>Paris\n</tool_call>",
+            None,
+            None,
+            [ToolCall("get_weather", {"city": "Paris"})],
+        ),
+        (  # a value left open that mentions </tool_call>... cannot be told apart: the first ends it
+            "<tool_call>get_weather<arg_key>city</arg_key><arg_value>Paris</tool_call>\nDone.",
+            "\nDone.",
+            None,
+            [ToolCall("get_weather", {"city": "Paris"})],
+        ),
+        (  # GLM-4.6 writes an array parameter JSON-escaped, as if inside a JSON string
+            '<tool_call>get_weather\n<arg_key>stops</arg_key>\n<arg_value>[{\\"city\\": \\"C:\\\\\\\\x\\"}]'
+            "</arg_value>\n</tool_call>",
+            None,
+            None,
+            [ToolCall("get_weather", {"stops": [{"city": "C:\\x"}]})],
+        ),
+        (  # a whole hermes-style call object inside GLM's tags, as GLM models sometimes write
+            '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris", "days": 3}}</tool_call>',
+            None,
+            None,
+            [PARIS],
+        ),
         (  # model stopped by itself before </tool_call>, body complete
             "Sure.\n<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>Paris</arg_value>\n",
             "Sure.\n",
@@ -128,6 +162,19 @@ def test_output_starting_inside_reasoning() -> None:
     assert (result.reasoning, result.content, result.calls) == ("The user wants weather.", None, [PARIS])
 
 
+@pytest.mark.parametrize("format", ["glm", "auto"])
+def test_a_call_ends_reasoning_the_prompt_opened_and_never_closed(format: str) -> None:
+    text = "The user wants weather." + GLM47
+    result = parse(text, format=format, tools=TOOLS, in_reasoning=True)
+    assert (result.reasoning, result.content, result.calls) == ("The user wants weather.", None, [PARIS])
+    assert stream(text, range(len(text)), format=format, tools=TOOLS, in_reasoning=True)[0] == result
+
+
+def test_a_call_opener_in_reasoning_the_model_opened_is_reasoning() -> None:
+    result = parse("<think>Use <tool_call> here.</think>Ok.", format="glm", tools=TOOLS)
+    assert (result.reasoning, result.content, result.calls) == ("Use <tool_call> here.", "Ok.", [])
+
+
 def test_values_without_tools() -> None:
     text = (
         "<tool_call>f<arg_key>n</arg_key><arg_value>5</arg_value><arg_key>s</arg_key><arg_value>Paris"
@@ -139,7 +186,8 @@ def test_values_without_tools() -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        '{"name": "get_weather", "arguments": {"city": "Paris"}}',  # hermes JSON, not GLM
+        '{"name": "get_weather", "argu',  # JSON that does not read
+        '{"city": "Paris"}',  # JSON without a name
         "\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</function>\n",  # qwen3_coder
         "I will call get_weather now",
         "get_weather\n<arg_key>city</arg_key>\n",  # a key without its value
@@ -182,6 +230,7 @@ def test_auto_still_reads_hermes_and_qwen3_coder_bodies() -> None:
     [
         "<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>Paris</arg_value>\n",
         "<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>Par",
+        "<tool_call>get_weather<arg_key>city</arg_key><arg_value>Paris",
         "<tool_call>get_ti",
     ],
 )

@@ -7,7 +7,7 @@ import json
 import pytest
 from hypothesis import strategies as st
 
-from parsers.conftest import unread
+from parsers.conftest import events_agree, stream, unread
 from pydantic_mlx.parsers import (
     MalformedCall,
     ToolCall,
@@ -225,3 +225,23 @@ def test_detected_from_mistral_templates() -> None:
     pre_v11 = '{{- "[AVAILABLE_TOOLS] [" }}{%- for tool in tools %}'
     assert detect_format(v11) == FORMAT
     assert detect_format(pre_v11) == FORMAT
+
+
+def test_one_bad_entry_in_a_call_list_does_not_sink_its_neighbours() -> None:
+    text = '[TOOL_CALLS][{"name": "add", "arguments": {"a": 1}}, "junk", {"arguments": {"b": 2}}]'
+    result = parse(text, format="mistral")
+    assert (result.content, result.calls) == (None, [ToolCall("add", {"a": 1})])
+    assert [(e.kind, e.text) for e in result.errors] == [
+        ("malformed_call", '"junk"'),
+        ("malformed_call", '{"arguments": {"b": 2}}'),
+    ]
+    streamed, events = stream(text, range(len(text)), format="mistral")
+    assert streamed == result
+    assert events_agree(result, events)
+
+
+def test_a_call_list_with_no_good_entry_is_one_unread_region() -> None:
+    text = '[TOOL_CALLS][{"arguments": {"a": 1}}, "junk"]'
+    result = parse(text, format="mistral")
+    assert result.calls == []
+    assert [(e.kind, e.text) for e in result.errors] == [("malformed_call", text)]

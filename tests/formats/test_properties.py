@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from parsers.conftest import events_agree, stream
-from pydantic_mlx.parsers import parse
+from pydantic_mlx.parsers import ToolCall, parse
 from pydantic_mlx.parsers._tools import tool_set
 from pydantic_mlx.parsers._types import CallSyntaxError
 from pydantic_mlx.parsers.formats import format_names, get_format
@@ -84,7 +84,12 @@ def test_marker_soup_never_raises_and_streams_like_parse(
     except CallSyntaxError:
         return
     assert calls or case.regions_without_calls
+    # A region of several calls may hold a bad one, returned in its place with its own text.
+    assert any(isinstance(call, ToolCall) for call in calls) or not calls
     for call in calls:
+        if isinstance(call, CallSyntaxError):
+            assert call.text
+            continue
         assert isinstance(call.arguments, dict)
         json.dumps(call.arguments)
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import keyword
 from typing import Any
 
@@ -21,7 +22,7 @@ from pydantic_mlx.parsers import (
 )
 from pydantic_mlx.parsers._pythonic import parse_pythonic_calls
 
-from . import FormatCase, json_calls, marked, reads_back, tool
+from . import FormatCase, assert_reads, json_calls, marked, reads_back, tool
 
 FORMAT = "pythonic"
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -78,6 +79,17 @@ WEATHER = [tool("get_weather", city={"type": "string"}), tool("get_time")]
             "[do_something_cool(additional_data={}, steps=[])]",
             [("do_something_cool", {"additional_data": {}, "steps": []})],
         ),
+        # LFM2's slips, whose meaning is plain: a set is an array (once each, in the order
+        # written), leading zeros, raw line breaks and NULs inside one-line strings.
+        ("[label(tags={'b', 'a', 'b'})]", [("label", {"tags": ["b", "a"]})]),
+        ("[label(tags={1, True})]", [("label", {"tags": [1, True]})]),
+        (
+            "[set_date(month=07, day=00, year=2024, x=0.5)]",
+            [("set_date", {"month": 7, "day": 0, "year": 2024, "x": 0.5})],
+        ),
+        ("[run(cmd='cat << EOF\nx = 07\nEOF', n=01)]", [("run", {"cmd": "cat << EOF\nx = 07\nEOF", "n": 1})]),
+        ("[run(cmd='a\x00b\r\n')]", [("run", {"cmd": "a\x00b\r\n"})]),
+        ('[run(cmd="""two\nlines""")]', [("run", {"cmd": "two\nlines"})]),
         # Tools do have parameters named like Python keywords.
         (
             '[send(from="a@b.c", to="d@e.f", class=2)]',
@@ -101,7 +113,8 @@ def test_reads_literal_keyword_calls(text: str, expected: list[tuple[str, dict[s
         "[f(a=g())]",
         "[f(**opts)]",
         "[f(a={1: 'x'})]",  # JSON keys are strings
-        "[f(a={1, 2})]",  # a set
+        "[f(a={1, x})]",  # a set holding a variable
+        "[f(a=1, b=x07)]",
         "[f(a=b'x')]",
         "[f(a=1e999)]",  # infinity is not JSON
         "[f(a=f'{x}')]",
@@ -158,6 +171,40 @@ def test_lfm2_tool_call_start_region() -> None:
     result = parse(text, format=FORMAT)
     assert result.calls == [ToolCall("get_candidate_status", {"candidate_id": "12345"})]
     assert result.content == "Checking."
+
+
+@pytest.mark.parametrize("format", [FORMAT, "auto"])
+@pytest.mark.parametrize(
+    ("text", "content", "calls"),
+    [
+        (  # LFM2 writes JSON call objects inside its markers too
+            'On it. <|tool_call_start|>{"name": "get_weather", "arguments": {"city": "Rome"}}<|tool_call_end|>',
+            "On it. ",
+            [ToolCall("get_weather", {"city": "Rome"})],
+        ),
+        (
+            '<|tool_call_start|>[{"name": "get_weather", "parameters": {"city": "Rome"}}, '
+            '{"name": "get_weather", "arguments": {}}]<|tool_call_end|>',
+            None,
+            [ToolCall("get_weather", {"city": "Rome"}), ToolCall("get_weather", {})],
+        ),
+        (  # the call list echoed after the closer, capped by a stray closer: one call
+            "<|tool_call_start|>[get_weather(city='Rome')]<|tool_call_end|>"
+            " [get_weather(city='Rome')]<|tool_call_end|>Done.",
+            "Done.",
+            [ToolCall("get_weather", {"city": "Rome"})],
+        ),
+        (  # a different list after the closer is no echo: it is read on its own terms
+            "<|tool_call_start|>[get_weather(city='Rome')]<|tool_call_end|>\n[get_weather(city='Oslo')]",
+            None,
+            [ToolCall("get_weather", {"city": "Rome"}), ToolCall("get_weather", {"city": "Oslo"})],
+        ),
+    ],
+)
+def test_lfm2_json_calls_echoes_and_stray_closers(
+    format: str, text: str, content: str | None, calls: list[ToolCall]
+) -> None:
+    assert_reads(text, format, WEATHER, content, None, calls)
 
 
 @pytest.mark.parametrize("format", [FORMAT, "llama3_json", "auto"])
@@ -336,6 +383,17 @@ def render_bare_list(calls: list[ToolCall]) -> str:
     return render_calls(calls, FORMAT).removeprefix("<|python_start|>").removesuffix("<|python_end|>")
 
 
+def render_lfm2(calls: list[ToolCall]) -> str:
+    """LFM2: the pythonic list between `<|tool_call_start|>` and `<|tool_call_end|>`."""
+    return "<|tool_call_start|>" + render_bare_list(calls) + "<|tool_call_end|>"
+
+
+def render_lfm2_json(calls: list[ToolCall]) -> str:
+    """LFM2 asked for JSON: a list of call objects between the same markers."""
+    objects = [{"name": c.name, "arguments": c.arguments} for c in calls]
+    return "<|tool_call_start|>" + json.dumps(objects, ensure_ascii=False) + "<|tool_call_end|>"
+
+
 CASE = FormatCase(
     name=FORMAT,
     soup=marked(MARKERS),
@@ -344,8 +402,10 @@ CASE = FormatCase(
     renderings={
         "python_start": reads_back(lambda calls: render_calls(calls, FORMAT)),
         "bare_list": reads_back(render_bare_list),
+        "lfm2": reads_back(render_lfm2),
+        "lfm2_json": reads_back(render_lfm2_json),
     },
-    read_without_tools=("python_start",),
+    read_without_tools=("python_start", "lfm2", "lfm2_json"),
     prose=st.just(""),  # text after a bare call makes it text, by design
     round_trips=120,
 )

@@ -160,6 +160,34 @@ PARIS = ToolCall("get_weather", {"city": "Paris", "days": 3})
             None,
             [PARIS],
         ),
+        (  # </parameter> left out, but a later one closes the next parameter (vLLM's test shape)
+            "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n<parameter=days>\n3\n"
+            "</parameter>\n</function>\n</tool_call>",
+            None,
+            [PARIS],
+        ),
+        (  # ... and no </parameter> at all, in a bare function (SGLang's implicit parameter close)
+            "<function=get_weather>\n<parameter=city>Paris\n<parameter=days>3\n</function>",
+            None,
+            [PARIS],
+        ),
+        (  # only the block's </tool_call> closes the last value and the function
+            "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</tool_call>",
+            None,
+            [ToolCall("get_weather", {"city": "Paris"})],
+        ),
+        (  # a line `<parameter=KEY>` for a key the tool does not declare is the value's text
+            "<tool_call>\n<function=write_file>\n<parameter=content>\nx\n<parameter=city>\nParis\n"
+            "</parameter>\n</function>\n</tool_call>",
+            None,
+            [ToolCall("write_file", {"content": "x\n<parameter=city>\nParis"})],
+        ),
+        (  # ... as is one that does not start a line
+            "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis <parameter=days>3\n"
+            "</parameter>\n</function>\n</tool_call>",
+            None,
+            [ToolCall("get_weather", {"city": "Paris <parameter=days>3"})],
+        ),
         (  # the template's newlines left out
             "<tool_call><function=get_weather><parameter=city>Paris</parameter><parameter=days>3"
             "</parameter></function></tool_call>",
@@ -200,6 +228,17 @@ def test_reasoning_is_separated() -> None:
     assert result.calls == [PARIS]
 
 
+@pytest.mark.parametrize("format", ["qwen3_coder", "auto"])
+def test_a_call_ends_reasoning_the_prompt_opened(format: str) -> None:
+    # Qwen3.5's prompt opens <think>; the model went straight from thinking to its call.
+    text = "Need the weather.\n" + TEMPLATE_CALL
+    result = parse(text, format=format, tools=TOOLS, in_reasoning=True)
+    assert (result.reasoning, result.content, result.calls) == ("Need the weather.\n", None, [PARIS])
+    streamed, events = stream(text, range(len(text)), format=format, tools=TOOLS, in_reasoning=True)
+    assert streamed == result
+    assert events_agree(result, events)
+
+
 def test_values_without_tools_are_typed_only_when_obvious() -> None:
     text = (
         "<tool_call>\n<function=f>\n<parameter=n>\n5\n</parameter>\n<parameter=v>\n1.10\n</parameter>\n"
@@ -221,13 +260,11 @@ def test_undeclared_tool_is_a_call_and_a_problem() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</tool_call>",  # nothing closed
         "<tool_call>\n<function=get weather>\n</function>\n</tool_call>",  # not a name
         "<tool_call>\n<function=get_weather>\nParis\n</function>\n</tool_call>",  # text, not parameters
         "<tool_call>\nI will call get_weather.\n</tool_call>",
         "<tool_call>\n<function=get_weather>\n<parameter=days>\n3\n</parameter>\nextra\n</function>\n</tool_call>",
         '<function=get_weather>{"city": "Paris"</function>',  # cut-off JSON
-        "<function=get_weather>\n<parameter=city>\nParis\n</function>",  # bare, last parameter unclosed
     ],
 )
 def test_malformed_stays_content(format: str, text: str) -> None:
@@ -249,12 +286,30 @@ def test_truncated_is_never_a_call(text: str) -> None:
     assert_unread(text, "qwen3_coder", TOOLS, TruncatedCall, truncated=True)
 
 
-def test_cut_off_body_without_truncation_flag_is_not_a_call() -> None:
-    # The model "stopped" mid-value: the body lacks its inner closers, so it is incomplete.
-    text = "<tool_call>\n<function=get_weather>\n<parameter=city>\nPar"
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<tool_call>\n<function=get_weather>\n<parameter=city>\nPar",
+        "<function=get_weather>\n<parameter=city>\nPar",
+        "<function=get_weather>\n<parameter=city>\nParis\n<parameter=days>\n3",
+    ],
+)
+def test_cut_off_body_without_truncation_flag_is_not_a_call(text: str) -> None:
+    # The model "stopped" mid-value: no closer ended the value, the function or the block.
     result = parse(text, format="qwen3_coder", tools=TOOLS)
     assert result.calls == []
     assert unread(result) == text
+
+
+def test_a_parameter_line_ends_a_value_for_any_key_when_the_tool_is_unknown() -> None:
+    text = (
+        "<tool_call>\n<function=f>\n<parameter=a>\n1\n<parameter=b>\n2\n</parameter>\n"
+        "<parameter=c>\nx\n<parameter=a>\ny\n</parameter>\n</function>\n</tool_call>"
+    )
+    # `a` was given already: its second line stays inside `c`'s value.
+    assert parse(text, format="qwen3_coder").calls == [
+        ToolCall("f", {"a": 1, "b": 2, "c": "x\n<parameter=a>\ny"})
+    ]
 
 
 def test_text_without_markers_passes_through() -> None:

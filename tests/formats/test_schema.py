@@ -232,3 +232,21 @@ def test_rendered_values_come_back_with_their_type(value: Any) -> None:
     schema = {"type": kind.get(type(value), "object" if isinstance(value, dict) else "array")}
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     assert coerce_value(text, schema) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "schema", "expected"),
+    [
+        ('[{\\"id\\": \\"1\\"}]', {"type": "array"}, [{"id": "1"}]),
+        ('{\\"path\\": \\"C:\\\\\\\\tmp\\"}', {"type": "object"}, {"path": "C:\\tmp"}),
+        ('{\\"note\\": \\"a\\\\\\\\nb\\"}', {"type": "object"}, {"note": "a\\nb"}),
+        # A string is allowed: the text is that string, escapes and all.
+        ('[{\\"id\\": 1}]', {"type": ["array", "string"]}, '[{\\"id\\": 1}]'),
+        # Unescaped once it is still no object or array: the text as written.
+        ('\\"5\\"', {"type": "array"}, '\\"5\\"'),
+        ("[1, 2", {"type": "array"}, "[1, 2"),
+    ],
+)
+def test_json_escaped_containers_are_unescaped_once(text: str, schema: dict[str, Any], expected: Any) -> None:
+    # GLM-4.6 writes array and object parameters as if inside a JSON string.
+    assert coerce_value(text, schema) == expected

@@ -222,6 +222,26 @@ def test_in_reasoning_without_closer_is_all_reasoning() -> None:
     assert (result.reasoning, result.content) == ("thinking and thinking", None)
 
 
+@pytest.mark.parametrize("format", ["auto", "hermes"])
+def test_a_call_ends_reasoning_the_prompt_opened(format: str) -> None:
+    # Qwen3.5/3.6 templates open <think> in the prompt; a model may call without closing it.
+    text = (
+        'I need the file.\n<tool_call>\n{"name": "read_file", "arguments": {"path": "a.txt"}}\n</tool_call>'
+    )
+    result = parse(text, format=format, tools=TOOLS, in_reasoning=True)
+    assert (result.reasoning, result.content, result.calls) == ("I need the file.\n", None, [READ])
+    streamed, _ = stream(text, range(len(text)), format=format, tools=TOOLS, in_reasoning=True)
+    assert streamed == result
+
+
+@pytest.mark.parametrize("format", ["auto", "hermes"])
+def test_a_call_opener_in_reasoning_the_model_opened_is_reasoning(format: str) -> None:
+    # The model opened this block itself: it may be thinking about the markup it will write.
+    text = "<think>I will write <tool_call> tags.</think>Done."
+    result = parse(text, format=format, tools=TOOLS)
+    assert (result.reasoning, result.content, result.calls) == ("I will write <tool_call> tags.", "Done.", [])
+
+
 def test_end_of_turn_tokens_are_dropped() -> None:
     assert parse("Hello<|im_end|>").content == "Hello"
 

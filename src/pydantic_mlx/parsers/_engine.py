@@ -237,7 +237,9 @@ class Engine:
         # Where the answer begins (output start, or after reasoning), `at_start` openers count.
         self._answer_start = not in_reasoning
         all_closers = tuple(dict.fromkeys(c for cs in dialect.reasoning.values() for c in cs))
-        self._state: _State = self._reasoning_state(all_closers) if in_reasoning else _Text()
+        self._state: _State = (
+            self._reasoning_state(all_closers, prompt_opened=True) if in_reasoning else _Text()
+        )
         # Fast paths for the common delta that settles nothing new (see `_prepare_fast_paths`).
         self._quiet: re.Pattern[str] | None = None
         self._quiet_prefixes = dialect.proper_prefixes
@@ -614,8 +616,9 @@ class Engine:
 
     # -- reasoning --------------------------------------------------------------------------
 
-    def _reasoning_state(self, closers: tuple[str, ...]) -> _Reasoning:
-        ends = set(closers) | self._d.reasoning_enders
+    def _reasoning_state(self, closers: tuple[str, ...], *, prompt_opened: bool = False) -> _Reasoning:
+        # Some call openers end only a block the prompt opened (`CallSyntax.ends_prompt_reasoning`).
+        ends = set(closers) | (self._d.prompt_reasoning_enders if prompt_opened else self._d.reasoning_enders)
         prefixes = frozenset(c[:k] for c in ends for k in range(1, len(c)))
         return _Reasoning(closers, alternation(ends), prefixes, quiet_pattern(frozenset(ends), prefixes))
 
@@ -683,7 +686,7 @@ class Engine:
                 continue
             if match.group() in ends.closers:
                 body = buf[state.body_start : match.start()]
-                return self._resolve_region(state, body, match.end(), closed=True)
+                return self._resolve_region(state, body, match.end(), closed=True, closer=match.group())
             body = buf[state.body_start : match.start()]  # the opener again
             if body.strip():
                 return self._resolve_region(state, body, match.start(), closed=False, interrupted=True)
@@ -697,7 +700,8 @@ class Engine:
             )
             if first is not None:
                 j, closer = first
-                return self._resolve_region(state, buf[state.body_start : j], j + len(closer), closed=True)
+                body = buf[state.body_start : j]
+                return self._resolve_region(state, body, j + len(closer), closed=True, closer=closer)
         if final:
             return self._resolve_region(state, buf[state.body_start :], len(buf), closed=False)
         state.scan = max(state.scan, len(buf) - ends.longest + 1)
@@ -799,10 +803,18 @@ class Engine:
         return self._resolve_region(state, self._buf[state.body_start :], len(self._buf), closed=False)
 
     def _resolve_region(
-        self, state: _Region, body: str, end: int, *, closed: bool, interrupted: bool = False
+        self,
+        state: _Region,
+        body: str,
+        end: int,
+        *,
+        closed: bool,
+        interrupted: bool = False,
+        closer: str = "",
     ) -> bool:
         """Settle a region: its calls, or its raw text as content plus a problem. `interrupted`:
-        the same opener came again before the closer (not a truncation of the output)."""
+        the same opener came again before the closer (not a truncation of the output). `closer`:
+        the marker that ended the region, handed on to syntaxes with `closer_in_body`."""
         raw = self._buf[state.start : end]
         fmt_name = state.candidates[0][0].NAME
         cut_off = not closed and not interrupted and self._truncated
@@ -816,7 +828,9 @@ class Engine:
         problem = ""
         for fmt, syntax in state.candidates:
             try:
-                calls = fmt.parse_region(syntax, body, self._tools)
+                calls = fmt.parse_region(
+                    syntax, body + closer if syntax.closer_in_body else body, self._tools
+                )
             except CallSyntaxError as exc:
                 problem = problem or f"{fmt.NAME}: {exc}"
                 continue
@@ -834,6 +848,8 @@ class Engine:
                 return self._goto(_FenceTail(), end)
             if syntax.trailer:
                 return self._goto(_Trailer(syntax.trailer), end)
+            if syntax.echoed and body.strip():  # the body written again is dropped like a trailer
+                return self._goto(_Trailer(body.strip()), end)
             return self._goto(_Text(), end)
         if not closed and self._complete_calls_of_section(state, body, end):
             return True

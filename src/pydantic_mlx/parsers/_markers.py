@@ -88,6 +88,7 @@ class Dialect:
     openers: dict[str, tuple[tuple[Format, CallSyntax], ...]]
     start_openers: dict[str, tuple[tuple[Format, CallSyntax], ...]]  # only where the answer begins
     reasoning_enders: frozenset[str]  # call openers that also end an unclosed reasoning block
+    prompt_reasoning_enders: frozenset[str]  # ... and those that end only one the prompt opened
     untagged_json: bool
     untagged_pythonic: bool
     tagged_pattern: re.Pattern[str]
@@ -144,6 +145,11 @@ class Dialect:
             openers={k: tuple(v) for k, v in openers.items()},
             start_openers={k: tuple(v) for k, v in start_openers.items()},
             reasoning_enders=frozenset(o for o, c in openers.items() if any(s.ends_reasoning for _, s in c)),
+            prompt_reasoning_enders=frozenset(
+                o
+                for o, c in openers.items()
+                if any(s.ends_reasoning or s.ends_prompt_reasoning for _, s in c)
+            ),
             untagged_json=untagged_json,
             untagged_pythonic=untagged_pythonic,
             tagged_pattern=alternation(code_markers),

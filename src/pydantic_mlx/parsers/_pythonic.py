@@ -1,9 +1,12 @@
 """Pythonic tool calls, `[get_weather(city="Paris"), get_time()]`, read with `ast` (never `eval`).
 
 Llama 3.2 / Llama 4, LFM2 and some small models write calls as a Python list of calls. Only
-literal values are accepted (strings, numbers, booleans, None, and lists/tuples/dicts of them),
-with JSON's `true`/`false`/`null` as aliases because chat templates often render nested values
-as JSON. Arguments must be keywords: a positional argument, `**kwargs`, a variable or an
+literal values are accepted (strings, numbers, booleans, None, and lists/tuples/dicts/sets of
+them; a set is a JSON array), with JSON's `true`/`false`/`null` as aliases because chat
+templates often render nested values as JSON. Two slips Python rejects but whose meaning is
+plain are read (LFM2 makes them): a raw line break or NUL inside a one-line string (the
+character itself, as if escaped), and an integer with leading zeros (`month=07` is 7).
+Arguments must be keywords: a positional argument, `**kwargs`, a variable or an
 expression (`1 + 2`, `f()`) makes the text "not a call", so code that merely looks like a call
 is never taken for one.
 """
@@ -63,11 +66,64 @@ def parse_pythonic_calls(text: str) -> list[tuple[str, dict[str, Any]]]:
 def _parse_expression(source: str) -> ast.expr:
     try:
         return ast.parse(source, mode="eval").body
-    except SyntaxError:
+    except (SyntaxError, ValueError):  # ValueError: a NUL byte in the source
+        repaired = _repair_literals(source)
+        if repaired is not None:
+            source = repaired
+            try:
+                return ast.parse(source, mode="eval").body
+            except (SyntaxError, ValueError):
+                pass
         aliased = _alias_keyword_arguments(source)
         if aliased is None:
-            raise
+            raise CallSyntaxError("not a pythonic call: SyntaxError") from None
         return ast.parse(aliased, mode="eval").body
+
+
+# A run of leading zeros before a digit, in an integer literal standing alone (`07`, not `0.7`,
+# `x07`, `07.5` or `0x7`).
+_LEADING_ZEROS = re.compile(r"(?<![\w.])0+(?=\d)(\d+)(?![\w.])")
+_RAW_IN_STRING = {"\n": "\\n", "\r": "\\r", "\x00": "\\x00"}
+
+
+def _repair_literals(source: str) -> str | None:
+    """`source` with the two slips `ast` rejects made readable, or None when it has neither: raw
+    newlines and NULs inside one-line strings are escaped, and leading zeros outside strings are
+    dropped from integers. One pass over the text, walking in and out of strings."""
+    out: list[str] = []
+    changed = False
+    i = code_start = 0
+    while i < len(source):
+        quote_char = source[i]
+        if quote_char not in "'\"":
+            i += 1
+            continue
+        code = source[code_start:i]
+        fixed = _LEADING_ZEROS.sub(r"\1", code)
+        changed = changed or fixed != code
+        out.append(fixed)
+        quote = quote_char * 3 if source.startswith(quote_char * 3, i) else quote_char
+        j = i + len(quote)
+        out.append(quote)
+        while j < len(source) and not source.startswith(quote, j):
+            ch = source[j]
+            if ch == "\\" and j + 1 < len(source):
+                out.append(source[j : j + 2])
+                j += 2
+                continue
+            if ch in _RAW_IN_STRING and (len(quote) == 1 or ch == "\x00"):
+                out.append(_RAW_IN_STRING[ch])
+                changed = True
+            else:
+                out.append(ch)
+            j += 1
+        out.append(source[j : j + len(quote)])
+        i = code_start = j + len(quote)
+    code = source[code_start:]
+    fixed = _LEADING_ZEROS.sub(r"\1", code)
+    out.append(fixed)
+    changed = changed or fixed != code
+    return "".join(out) if changed else None
 
 
 def _alias_keyword_arguments(source: str) -> str | None:
@@ -143,6 +199,12 @@ def _literal(node: ast.expr) -> Any:
         raise CallSyntaxError("sign applied to a non-number")
     if isinstance(node, ast.List | ast.Tuple):
         return [_literal(item) for item in node.elts]
+    if isinstance(node, ast.Set):  # `tags={'a', 'b'}`: an array, in the order written, once each
+        items: list[Any] = []
+        for item in map(_literal, node.elts):
+            if not any(_same(item, seen) for seen in items):
+                items.append(item)
+        return items
     if isinstance(node, ast.Dict):
         result: dict[str, Any] = {}
         for key, value in zip(node.keys, node.values, strict=True):
@@ -153,6 +215,11 @@ def _literal(node: ast.expr) -> Any:
             result[key.value] = _literal(value)
         return result
     raise CallSyntaxError(f"not a literal value: {type(node).__name__}")
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON values (`True` is not `1`)."""
+    return type(a) is type(b) and a == b
 
 
 def render_pythonic_value(value: Any) -> str:

@@ -13,6 +13,8 @@ The rule, for one value's text:
   the text stays a string. A text that is not JSON at all stays a string: the call is what the
   model wrote, and validating it against the schema is the agent's job, not the parser's.
   An integral number where only `integer` is allowed becomes an `int` (`3.0` -> `3`).
+  Where only an object or array fits (no `string`), a value written JSON-escaped, as if inside
+  a JSON string (`[{\\"id\\": 1}]`, GLM-4.6 writes them), is unescaped once and then read.
 - No schema (tools unknown, tool or property not declared, or a property without types):
   only *obviously* typed text is converted: `true`, `false`, `null`, a JSON object or array,
   and a number whose JSON spelling is exactly the text (`5`, `-2`, `3.5`; not `007`, `1.10` or
@@ -70,6 +72,8 @@ def coerce_value(
     if allowed == frozenset({"string"}):
         return text
     value = _read_json(text)
+    if value is _NOT_JSON and "string" not in allowed and allowed & _CONTAINERS:
+        value = _read_escaped_json(text)
     if value is _NOT_JSON:
         return text
     kind = _json_type(value)
@@ -146,6 +150,20 @@ def _read_json(text: str) -> Any:
         return loads_lenient(text)
     except ValueError:
         return _NOT_JSON
+
+
+_CONTAINERS = frozenset({"object", "array"})
+
+
+def _read_escaped_json(text: str) -> Any:
+    """An object or array written JSON-escaped (`{\\"k\\": 1}`): the text read as the inside of
+    a JSON string, then that string as JSON. Anything else is not JSON here."""
+    try:
+        unescaped = json.loads(f'"{text.strip()}"', strict=False)
+    except ValueError:
+        return _NOT_JSON
+    value = _read_json(unescaped) if isinstance(unescaped, str) else _NOT_JSON
+    return value if isinstance(value, dict | list) else _NOT_JSON
 
 
 def _obvious_value(text: str) -> Any:

@@ -74,7 +74,19 @@ class CallSyntax:
     ends_reasoning: bool = False
     """The opener also ends a reasoning block that was never closed (Kimi-K2 and DeepSeek may
     start calls inside `<think>`). Only for special-token openers that never occur as prose."""
+    ends_prompt_reasoning: bool = False
+    """The opener ends a reasoning block that the prompt opened (`in_reasoning`) and the model
+    never closed, as llama.cpp reads Qwen3.5/3.6, hermes, Qwen3-Coder and GLM outputs: their
+    templates open `<think>` in the prompt, and a call there is the answer, not thinking. A
+    block the model opened itself keeps the opener as text (it may be writing about calls)."""
     at_start: bool = False
     """The opener counts only where the answer begins — the start of the output or right after
     a reasoning block, after optional spaces (gpt-oss's ` to=functions.` after a prompt that
     ended in `<|start|>assistant`, Gemma 4's bare `call:`). Elsewhere it is plain text."""
+    echoed: bool = False
+    """The model may write the region's body again right after its closer (LFM2 echoes its
+    call list): that echo, after optional spaces, is dropped rather than read as a second call."""
+    closer_in_body: bool = False
+    """The closer that ended the region is left at the end of the body `parse_region` gets, so
+    the format can tell a body its closer ended (then a value left open before it is complete:
+    GLM-4.7's missing last `</arg_value>`) from one the output's end cut off (never a call)."""

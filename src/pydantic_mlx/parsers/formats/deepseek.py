@@ -30,9 +30,18 @@ The markers are special tokens spelled with full-width bars `｜` (U+FF5C) and `
   number when the schema allows no string); a parameter without the attribute is typed by
   the schema (`parsers/_schema.py`).
 
+  DeepSeek-V4.1 writes the same with a space after the bar and names the block `calls`
+  (`<｜DSML｜ calls>`, `<｜DSML｜ invoke name="...">`, `<｜DSML｜ parameter ...>`); both spellings are
+  read for every tag. Also read: a self-closing invoke (`<｜DSML｜invoke name="x"/>`, no
+  arguments), an invoke whose body is one JSON object of arguments instead of parameters (as
+  SGLang's V3.2 reader accepts), and invokes written without their block (the stray block
+  closer after them is dropped).
+
 JSON arguments keep their types. Reasoning is `<think>...</think>`; `<｜end▁of▁sentence｜>` ends
 the turn and is dropped. Each call's own end marker must be there: a body whose last call lacks
-`<｜tool▁call▁end｜>` or `</｜DSML｜invoke>` may have been cut off and is not read as a call.
+`<｜tool▁call▁end｜>` or `</｜DSML｜invoke>` may have been cut off and is not read as a call. In a
+section or block of several calls, a bad call is reported on its own (its raw text on its
+problem) and the well-formed calls beside it are kept.
 """
 
 from __future__ import annotations
@@ -57,12 +66,18 @@ _CALLS_BEGIN, _CALLS_END = "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁e
 _CALL_BEGIN, _CALL_END = "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>"
 _SEP = "<｜tool▁sep｜>"
 _DSML = "｜DSML｜"
-_INVOKE_OPEN, _INVOKE_CLOSE = f"<{_DSML}invoke", f"</{_DSML}invoke>"
-_PARAMETER_OPEN, _PARAMETER_CLOSE = f"<{_DSML}parameter", f"</{_DSML}parameter>"
+# V4.1 writes a space after the bar: every DSML tag comes in both spellings.
+_SPELLINGS = (_DSML, _DSML + " ")
+_INVOKE_OPENS = tuple(f"<{d}invoke" for d in _SPELLINGS)
+_INVOKE_CLOSES = tuple(f"</{d}invoke>" for d in _SPELLINGS)
+_PARAMETER_OPENS = tuple(f"<{d}parameter" for d in _SPELLINGS)
+_PARAMETER_CLOSES = tuple(f"</{d}parameter>" for d in _SPELLINGS)
+_BLOCK_NAMES = ("function_calls", "tool_calls", "calls")  # V3.2, V4, V4.1
+_BLOCK_CLOSES = tuple(f"</{d}{name}>" for name in _BLOCK_NAMES for d in _SPELLINGS)
 
 # End markers written inside an argument (a JSON string, a DSML value) do not end the region.
 _JSON_STRING = Quote('"', ('"',), backslash=True)
-_DSML_VALUE = Quote(_PARAMETER_OPEN, (_PARAMETER_CLOSE,))
+_DSML_VALUES = tuple(Quote(opener, _PARAMETER_CLOSES) for opener in _PARAMETER_OPENS)
 # All openers are special tokens, so they also end a `<think>` block left open (V4 starts its
 # calls right after reasoning). Calls that have their own end marker stand even when the
 # section's end was cut off.
@@ -73,20 +88,30 @@ _SECTION = CallSyntax(
 )
 # A lone call without the section markers around it (the section end then is stray markup).
 _LONE_CALL = CallSyntax(_CALL_BEGIN, Closers((_CALL_END,), quotes=(_JSON_STRING,)), ends_reasoning=True)
-_DSML_V32 = CallSyntax(
-    f"<{_DSML}function_calls>",
-    Closers((f"</{_DSML}function_calls>",), quotes=(_DSML_VALUE,), complete_at=(_INVOKE_CLOSE,)),
-    ends_reasoning=True,
+_DSML_BLOCKS = tuple(
+    CallSyntax(
+        f"<{d}{name}>",
+        Closers(tuple(f"</{e}{name}>" for e in _SPELLINGS), quotes=_DSML_VALUES, complete_at=_INVOKE_CLOSES),
+        ends_reasoning=True,
+    )
+    for name in _BLOCK_NAMES
+    for d in _SPELLINGS
 )
-_DSML_V4 = CallSyntax(
-    f"<{_DSML}tool_calls>",
-    Closers((f"</{_DSML}tool_calls>",), quotes=(_DSML_VALUE,), complete_at=(_INVOKE_CLOSE,)),
-    ends_reasoning=True,
+# An invoke without its block: it ends at its own closer, or at the `/>` of a self-closing
+# tag (outside values and JSON strings). The closer stays in the body to tell the two apart.
+_LONE_INVOKES = tuple(
+    CallSyntax(
+        opener,
+        Closers((*_INVOKE_CLOSES, "/>"), quotes=(*_DSML_VALUES, _JSON_STRING)),
+        ends_reasoning=True,
+        closer_in_body=True,
+    )
+    for opener in _INVOKE_OPENS
 )
 
 REASONING = (("<think>", "</think>"),)
-DROP = ("<｜end▁of▁sentence｜>", _CALLS_END)
-CALLS = (_SECTION, _DSML_V32, _DSML_V4, _LONE_CALL)
+DROP = ("<｜end▁of▁sentence｜>", _CALLS_END, *_BLOCK_CLOSES)
+CALLS = (_SECTION, *_DSML_BLOCKS, _LONE_CALL, *_LONE_INVOKES)
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = (_CALLS_BEGIN, _CALL_BEGIN, _DSML)
 
@@ -94,13 +119,28 @@ _WRITTEN_AS: dict[str, Literal["string", "json"]] = {"true": "string", "false": 
 _ATTRIBUTE = regex.compile(r"""\s*([A-Za-z_][\w-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 
 
-def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
-    """The calls in one region: a `<｜tool▁calls▁begin｜>` section, a lone call, or a DSML block."""
+def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall | CallSyntaxError]:
+    """The calls in one region: a `<｜tool▁calls▁begin｜>` section, a lone call, a DSML block, or
+    a lone DSML invoke. A bad call among good ones comes back as a `CallSyntaxError` in its place."""
     if syntax.opener == _CALL_BEGIN:
         return [_call(body)]
     if syntax.opener == _CALLS_BEGIN:
-        return _section(body)
-    return _dsml(body, tools)
+        return _each_or_raise(_section(body))
+    if syntax.opener in _INVOKE_OPENS:
+        call, end = _invoke(syntax.opener + body, 0, tools)
+        if end != len(syntax.opener + body):
+            raise CallSyntaxError("text after a DSML invoke")
+        return [call]
+    return _each_or_raise(_dsml(body, tools))
+
+
+def _each_or_raise(items: list[ToolCall | CallSyntaxError]) -> list[ToolCall | CallSyntaxError]:
+    """The items of a region that holds at least one good call; otherwise the region as a whole
+    is unreadable (its raw text, markers included, goes on one problem)."""
+    if not any(isinstance(item, ToolCall) for item in items):
+        errors = [item for item in items if isinstance(item, CallSyntaxError)]
+        raise CallSyntaxError(str(errors[0]) if errors else "an empty call region")
+    return items
 
 
 def render(calls: Sequence[ToolCall]) -> str:
@@ -112,21 +152,28 @@ def render(calls: Sequence[ToolCall]) -> str:
     return _CALLS_BEGIN + "".join(parts) + _CALLS_END
 
 
-def _section(body: str) -> list[ToolCall]:
-    calls: list[ToolCall] = []
+def _section(body: str) -> list[ToolCall | CallSyntaxError]:
+    items: list[ToolCall | CallSyntaxError] = []
     pos = _skip_space(body, 0)
     while pos < len(body):
         if not body.startswith(_CALL_BEGIN, pos):
-            raise CallSyntaxError(f"expected {_CALL_BEGIN} in a tool-calls section")
+            # Noise before the next call: a bad item of its own, not the call after it.
+            end = body.find(_CALL_BEGIN, pos)
+            end = len(body) if end < 0 else end
+            items.append(CallSyntaxError(f"expected {_CALL_BEGIN} in a tool-calls section", body[pos:end]))
+            pos = end
+            continue
         start = pos + len(_CALL_BEGIN)
         end = _call_end(body, start)
         if end < 0:
-            raise CallSyntaxError(f"a call without its {_CALL_END}")
-        calls.append(_call(body[start:end]))
+            items.append(CallSyntaxError(f"a call without its {_CALL_END}", body[pos:]))
+            break
+        try:
+            items.append(_call(body[start:end]))
+        except CallSyntaxError as exc:
+            items.append(CallSyntaxError(str(exc), body[pos : end + len(_CALL_END)], exc.name))
         pos = _skip_space(body, end + len(_CALL_END))
-    if not calls:
-        raise CallSyntaxError("an empty tool-calls section")
-    return calls
+    return items
 
 
 def _call_end(body: str, start: int) -> int:
@@ -179,19 +226,73 @@ def _json_arguments(text: str) -> dict[str, Any]:
     return arguments
 
 
-def _dsml(body: str, tools: ToolSet) -> list[ToolCall]:
-    calls: list[ToolCall] = []
+def _dsml(body: str, tools: ToolSet) -> list[ToolCall | CallSyntaxError]:
+    items: list[ToolCall | CallSyntaxError] = []
     pos = _skip_space(body, 0)
     while pos < len(body):
-        attributes, pos = _tag(body, pos, _INVOKE_OPEN)
-        name = attributes.get("name", "")
-        _check_name(name)
+        try:
+            call, end = _invoke(body, pos, tools)
+        except CallSyntaxError as exc:
+            end = _bad_invoke_end(body, pos)
+            items.append(CallSyntaxError(str(exc), body[pos:end], exc.name))
+        else:
+            items.append(call)
+        pos = _skip_space(body, end)
+    return items
+
+
+def _bad_invoke_end(body: str, pos: int) -> int:
+    """Where an invoke at `pos` that could not be read ends: at the first `</｜DSML｜invoke>`
+    followed by another invoke or by the end of the block (so a value holding that closer does
+    not split it), or at the next invoke when `pos` is noise rather than an invoke."""
+    if _opener_at(body, pos, _INVOKE_OPENS) < 0:
+        found = [i for opener in _INVOKE_OPENS if (i := body.find(opener, pos)) >= 0]
+        return min(found, default=len(body))
+    at = pos
+    while True:
+        found = [(i, c) for c in _INVOKE_CLOSES if (i := body.find(c, at)) >= 0]
+        if not found:
+            return len(body)
+        i, closer = min(found)
+        after = _skip_space(body, i + len(closer))
+        if after == len(body) or _opener_at(body, after, _INVOKE_OPENS) >= 0:
+            return i + len(closer)
+        at = i + len(closer)
+
+
+def _invoke(body: str, pos: int, tools: ToolSet) -> tuple[ToolCall, int]:
+    """The invoke at `pos` (either spelling) and the offset after it: parameters, one JSON object
+    of arguments (types kept), or nothing (`<｜DSML｜invoke name="x"/>`)."""
+    attributes, pos, self_closing = _tag(body, pos, _INVOKE_OPENS)
+    name = attributes.get("name", "")
+    if not _is_name(name):
+        raise CallSyntaxError(f"not a function name: {name[:40]!r}")
+    if self_closing:
+        return ToolCall(name=name, arguments={}), pos
+    value = _skip_space(body, pos)
+    if body.startswith("{", value):
+        return _json_invoke(body, value, name)
+    try:
         raw_arguments, pos = _dsml_parameters(body, pos, name, tools)
-        calls.append(ToolCall(name=name, arguments=unwrap_arguments(name, raw_arguments, tools)))
-        pos = _skip_space(body, pos)
-    if not calls:
-        raise CallSyntaxError("an empty DSML block")
-    return calls
+    except CallSyntaxError as exc:
+        raise CallSyntaxError(str(exc), name=name) from None
+    return ToolCall(name=name, arguments=unwrap_arguments(name, raw_arguments, tools)), pos
+
+
+def _json_invoke(body: str, start: int, name: str) -> tuple[ToolCall, int]:
+    """`<｜DSML｜invoke name="x">{"k": 1}</｜DSML｜invoke>`: JSON arguments, types kept."""
+    end = ValueScanner(start).scan(body)
+    if end is None:
+        raise CallSyntaxError(f"JSON arguments of {name!r} never closed", name=name)
+    try:
+        arguments = _json_arguments(body[start:end])
+    except CallSyntaxError as exc:
+        raise CallSyntaxError(str(exc), name=name) from None
+    close = _skip_space(body, end)
+    after = _opener_at(body, close, _INVOKE_CLOSES)
+    if after < 0:
+        raise CallSyntaxError("an invoke without its closer after its JSON arguments", name=name)
+    return ToolCall(name=name, arguments=arguments), after
 
 
 def _dsml_parameters(body: str, pos: int, name: str, tools: ToolSet) -> tuple[dict[str, Any], int]:
@@ -200,48 +301,62 @@ def _dsml_parameters(body: str, pos: int, name: str, tools: ToolSet) -> tuple[di
     arguments: dict[str, Any] = {}
     while True:
         pos = _skip_space(body, pos)
-        if body.startswith(_INVOKE_CLOSE, pos):
-            return arguments, pos + len(_INVOKE_CLOSE)
+        after = _opener_at(body, pos, _INVOKE_CLOSES)
+        if after >= 0:
+            return arguments, after
         if pos == len(body):
-            raise CallSyntaxError(f"an invoke without its {_INVOKE_CLOSE}")
-        attributes, pos = _tag(body, pos, _PARAMETER_OPEN)
+            raise CallSyntaxError("an invoke without its </｜DSML｜invoke>")
+        attributes, pos, _ = _tag(body, pos, _PARAMETER_OPENS)
         key = attributes.get("name", "")
         if not key:
             raise CallSyntaxError("a DSML parameter without a name")
-        end = body.find(_PARAMETER_CLOSE, pos)
-        if end < 0:
-            raise CallSyntaxError(f"a parameter without its {_PARAMETER_CLOSE}")
+        found = [(i, c) for c in _PARAMETER_CLOSES if (i := body.find(c, pos)) >= 0]
+        if not found:
+            raise CallSyntaxError("a parameter without its </｜DSML｜parameter>")
+        end, closer = min(found)
         value = body[pos:end]
-        if _PARAMETER_OPEN in value:
+        if any(opener in value for opener in _PARAMETER_OPENS):
             raise CallSyntaxError("a DSML parameter opened inside another")
         if key in arguments:  # which value did the model mean? It must say again
             raise CallSyntaxError(f"parameter {key!r} given twice")
         written_as = _WRITTEN_AS.get(attributes.get("string", ""))
         arguments[key] = coerce_argument(name, key, value, tools, written_as=written_as)
-        pos = end + len(_PARAMETER_CLOSE)
+        pos = end + len(closer)
 
 
-def _tag(text: str, pos: int, opener: str) -> tuple[dict[str, str], int]:
-    """Read `<｜DSML｜invoke name="...">`-style tag at `pos`: its attributes and the end offset."""
-    if not text.startswith(opener, pos):
-        raise CallSyntaxError(f"expected {opener} in a DSML block")
-    start = pos + len(opener)
+def _opener_at(text: str, pos: int, markers: tuple[str, ...]) -> int:
+    """The offset after whichever of `markers` starts at `pos`, or -1."""
+    for marker in markers:
+        if text.startswith(marker, pos):
+            return pos + len(marker)
+    return -1
+
+
+def _tag(text: str, pos: int, openers: tuple[str, ...]) -> tuple[dict[str, str], int, bool]:
+    """Read a `<｜DSML｜invoke name="...">`-style tag at `pos` (any spelling in `openers`): its
+    attributes, the end offset, and whether it closed itself (`/>`)."""
+    start = _opener_at(text, pos, openers)
+    if start < 0 or (start < len(text) and not (text[start].isspace() or text[start] in "/>")):
+        raise CallSyntaxError(f"expected {openers[0]} in a DSML block")
     gt = text.find(">", start)
     if gt < 0:
-        raise CallSyntaxError(f"{opener} without its closing '>'")
+        raise CallSyntaxError(f"{openers[0]} without its closing '>'")
     inside = text[start:gt]
+    self_closing = inside.endswith("/")
+    if self_closing:
+        inside = inside[:-1]
     attributes: dict[str, str] = {}
     at = 0
     while at < len(inside):
         match = _ATTRIBUTE.match(inside, at)
         if match is None:
             if inside[at:].strip():
-                raise CallSyntaxError(f"unreadable attributes in {opener}: {inside[:60]!r}")
+                raise CallSyntaxError(f"unreadable attributes in {openers[0]}: {inside[:60]!r}")
             break
         value = match.group(2)
         attributes[match.group(1)] = value if value is not None else match.group(3)
         at = match.end()
-    return attributes, gt + 1
+    return attributes, gt + 1, self_closing
 
 
 def _is_name(text: str) -> bool:

@@ -15,9 +15,12 @@ value as is and anything else as JSON, so each value is typed by the tool's sche
 (`parsers/_schema.py`); string values are kept byte for byte. Reasoning is `<think>...</think>`;
 `<|user|>`, `<|observation|>` and `<|endoftext|>` end the turn and are dropped.
 
-`<tool_call>` is shared with hermes and qwen3_coder, so a body that is JSON, starts with
-`<function=` or is anything but a name followed by key/value pairs (or by one JSON object, a
-shape GLM also writes) is rejected here.
+Shapes GLM models also write are read too: a name and then one JSON object of arguments, a
+whole hermes-style call object (`<tool_call>{"name": ..., "arguments": {...}}</tool_call>`), and
+GLM-4.7's last `</arg_value>` left out right before `</tool_call>` (the region's closer is kept
+at the end of the body, `closer_in_body`, so a value cut off by the end of the output is told
+apart). `<tool_call>` is shared with hermes and qwen3_coder, so a body that starts with
+`<function=` or is anything but these shapes is rejected here.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from .._calls import calls_from_value
 from .._json import loads_lenient
 from .._scan import ForwardFinder
 from .._schema import coerce_arguments
@@ -38,12 +42,17 @@ NAME = "glm"
 REASONING = (("<think>", "</think>"),)
 DROP = ("<|user|>", "<|observation|>", "<|endoftext|>")
 CALLS = (
-    CallSyntax("<tool_call>", Closers(("</tool_call>",), quotes=(Quote("<arg_value>", ("</arg_value>",)),))),
+    CallSyntax(
+        "<tool_call>",
+        Closers(("</tool_call>",), quotes=(Quote("<arg_value>", ("</arg_value>",)),)),
+        closer_in_body=True,
+        ends_prompt_reasoning=True,  # GLM-4.7's prompt opens `<think>`; a call there ends it
+    ),
 )
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = ("<arg_key>",)
 
-_BLOCK_OPEN = "<tool_call>"
+_BLOCK_OPEN, _BLOCK_CLOSE = "<tool_call>", "</tool_call>"
 _KEY_OPEN, _KEY_CLOSE = "<arg_key>", "</arg_key>"
 _VALUE_OPEN, _VALUE_CLOSE = "<arg_value>", "</arg_value>"
 # Characters no tool name contains: they mean the body is prose, JSON or another format's XML.
@@ -52,8 +61,14 @@ _NOT_IN_NAME = frozenset("<>{}[]()\"'`,;=\\")
 
 def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
     """The call in a `<tool_call>` body: a name, then `<arg_key>`/`<arg_value>` pairs (or, as
-    GLM sometimes writes, a name and then a JSON object of arguments). When the model left out a
-    `</tool_call>`, the body holds the next `<tool_call>` too: each block is one call."""
+    GLM sometimes writes, a name and then a JSON object of arguments, or a JSON call object). When
+    the model left out a `</tool_call>`, the body holds the next `<tool_call>` too: each block is
+    one call. The body ends with `</tool_call>` when that closer ended the region."""
+    closed = body.endswith(_BLOCK_CLOSE)
+    if closed:
+        body = body[: -len(_BLOCK_CLOSE)]
+    if body.lstrip().startswith(("{", "[")):
+        return _json_call(body, tools)
     calls: list[ToolCall] = []
     keys, blocks = ForwardFinder(body, _KEY_OPEN), ForwardFinder(body, _BLOCK_OPEN)
     start = 0
@@ -61,7 +76,7 @@ def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall
         key, block = keys.next(start), blocks.next(start)
         if key >= 0 and (block < 0 or key < block):
             name = _name(body[start:key])
-            raw, end = _pairs(body, key)
+            raw, end = _pairs(body, key, closed=closed)
             calls.append(ToolCall(name=name, arguments=coerce_arguments(name, raw, tools)))
         else:
             end = block if block >= 0 else len(body)
@@ -81,6 +96,15 @@ def _name(text: str) -> str:
     if any(c.isspace() or c in _NOT_IN_NAME for c in name):
         raise CallSyntaxError(f"not a GLM function name: {name[:40]!r}")
     return name
+
+
+def _json_call(body: str, tools: ToolSet) -> list[ToolCall]:
+    """A hermes-style call object (or list of them) written inside GLM's `<tool_call>`."""
+    try:
+        value = loads_lenient(body)
+    except ValueError as exc:
+        raise CallSyntaxError(f"not a GLM call: the JSON body does not read: {exc}") from None
+    return calls_from_value(value, tools, untagged=False)
 
 
 def _name_and_json(body: str) -> ToolCall:
@@ -110,9 +134,10 @@ def render(calls: Sequence[ToolCall]) -> str:
     return "\n".join(blocks)
 
 
-def _pairs(body: str, pos: int) -> tuple[dict[str, str], int]:
+def _pairs(body: str, pos: int, *, closed: bool) -> tuple[dict[str, str], int]:
     """`<arg_key>K</arg_key><arg_value>V</arg_value>` pairs from `pos` to the end of `body` or to
-    the next `<tool_call>`, and where they ended."""
+    the next `<tool_call>`, and where they ended. With `closed` (the region's `</tool_call>` came
+    right after `body`), the last value may lack its `</arg_value>`: the closer ends it."""
     raw: dict[str, str] = {}
     while True:
         pos = _skip_separator(body, pos)
@@ -122,10 +147,23 @@ def _pairs(body: str, pos: int) -> tuple[dict[str, str], int]:
         key = key.strip()
         if not key:
             raise CallSyntaxError("an empty <arg_key>")
-        value, pos = _element(body, _skip_separator(body, pos), _VALUE_OPEN, _VALUE_CLOSE)
+        value, pos = _value(body, _skip_separator(body, pos), closed=closed)
         if key in raw:  # which value did the model mean? It must say again
             raise CallSyntaxError(f"argument {key!r} given twice")
         raw[key] = value
+
+
+def _value(body: str, pos: int, *, closed: bool) -> tuple[str, int]:
+    """An `<arg_value>` element at `pos`, or, in a closed region, the last one left open (its
+    text up to `</tool_call>`, less the newline GLM-4.5's template writes before that)."""
+    if not closed or _VALUE_CLOSE in body[pos:] or _BLOCK_OPEN in body[pos:]:
+        return _element(body, pos, _VALUE_OPEN, _VALUE_CLOSE)
+    if not body.startswith(_VALUE_OPEN, pos):
+        raise CallSyntaxError(f"expected {_VALUE_OPEN} in a GLM call")
+    text = body[pos + len(_VALUE_OPEN) :]
+    if _VALUE_OPEN in text:
+        raise CallSyntaxError(f"{_VALUE_OPEN} opened twice")
+    return text.removesuffix("\n"), len(body)
 
 
 def _element(body: str, pos: int, opener: str, closer: str) -> tuple[str, int]:

@@ -21,7 +21,14 @@ NAME = "hermes"
 REASONING = (("<think>", "</think>"),)
 DROP = ("<|im_end|>", "<|endoftext|>")
 # `</tool_call>` inside a JSON string (a file about tool calls) does not end the block.
-CALLS = (CallSyntax("<tool_call>", Closers(("</tool_call>",), quotes=(Quote('"', ('"',), backslash=True),))),)
+# A `<tool_call>` inside a reasoning block the prompt opened ends it (Qwen3.5/3.6 templates).
+CALLS = (
+    CallSyntax(
+        "<tool_call>",
+        Closers(("</tool_call>",), quotes=(Quote('"', ('"',), backslash=True),)),
+        ends_prompt_reasoning=True,
+    ),
+)
 UNTAGGED = frozenset({"json"})
 TEMPLATE_HINTS = ("<tool_call>",)
 

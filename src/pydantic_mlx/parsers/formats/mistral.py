@@ -14,14 +14,16 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import regex
 
-from .._calls import calls_from_value
+from .._calls import call_from_object, calls_from_value
 from .._json import loads_lenient
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
 from ._syntax import CallSyntax, JsonValue
+from .llama3_json import split_values
 
 __all__ = [
     "CALLS",
@@ -48,7 +50,7 @@ _NAME = regex.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _CALL_ID_VALUE = regex.compile(r"[A-Za-z0-9_\-]+")
 
 
-def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
+def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall | CallSyntaxError]:
     """The calls after one `[TOOL_CALLS]`: a JSON call list/object (pre-v11) or
     `name[ARGS]{...}` / `name[CALL_ID]id[ARGS]{...}` (v11+). Raises `CallSyntaxError` otherwise."""
     text = body.strip()
@@ -60,19 +62,47 @@ def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall
     return [_named_call_without_args(body)]
 
 
-def _json_calls(text: str, tools: ToolSet) -> list[ToolCall]:
+def _json_calls(text: str, tools: ToolSet) -> list[ToolCall | CallSyntaxError]:
+    """A pre-v11 call object or list. In a list, an entry that is not a call is returned as a
+    `CallSyntaxError` carrying its raw text, so the calls beside it are kept."""
     try:
         value = loads_lenient(text)
     except ValueError as exc:
         raise CallSyntaxError(f"not a JSON call list: {exc}") from None
-    calls = calls_from_value(value, tools, untagged=False)
-    # Mistral ids sit beside "name"; keep them when the shared reader did not.
-    items = value if isinstance(value, list) else [value]
-    for index, item in enumerate(items):
-        call_id = item.get("id") if isinstance(item, dict) else None
-        if calls[index].id is None and isinstance(call_id, str):
-            calls[index] = dataclasses.replace(calls[index], id=call_id)
-    return calls
+    if not isinstance(value, list) or not value:
+        return [_with_id(calls_from_value(value, tools, untagged=False)[0], value)]
+    entries: list[Any] = value  # pyright: ignore[reportUnknownVariableType]
+    texts = _entry_texts(text, len(entries))
+    items: list[ToolCall | CallSyntaxError] = []
+    for entry, raw in zip(entries, texts, strict=True):
+        try:
+            items.append(_with_id(call_from_object(entry, tools, untagged=False), entry))
+        except CallSyntaxError as exc:
+            items.append(CallSyntaxError(str(exc), raw))
+    if not any(isinstance(item, ToolCall) for item in items):
+        raise CallSyntaxError(str(items[0]))
+    return items
+
+
+def _with_id(call: ToolCall, entry: Any) -> ToolCall:
+    """Mistral ids sit beside "name"; keep them when the shared reader did not."""
+    call_id = entry.get("id") if isinstance(entry, dict) else None
+    if call.id is None and isinstance(call_id, str):
+        return dataclasses.replace(call, id=call_id)
+    return call
+
+
+def _entry_texts(text: str, count: int) -> list[str]:
+    """The raw text of each of the `count` entries of the JSON list `text` (cut at the commas
+    outside strings and brackets), or each entry re-encoded when the cut does not agree."""
+    inner = text.strip()[1:-1]
+    try:
+        pieces = split_values(inner, ",")
+    except CallSyntaxError:
+        pieces = []
+    if len(pieces) == count:
+        return pieces
+    return [json.dumps(entry, ensure_ascii=False) for entry in loads_lenient(text)]
 
 
 def _named_call(body: str) -> ToolCall:

@@ -2,7 +2,9 @@
 
 Llama 3.2 (pythonic template), Llama 4 and LFM2 write a Python list of calls with literal
 keyword arguments. Llama 4 wraps it in `<|python_start|>` … `<|python_end|>`, LFM2 in
-`<|tool_call_start|>` … `<|tool_call_end|>`; Llama 3.2 writes it after `<|python_tag|>` or bare
+`<|tool_call_start|>` … `<|tool_call_end|>` (and writes JSON call objects there too; it also
+echoes the call list after the closer, and leaves stray closers: both dropped); Llama 3.2
+writes it after `<|python_tag|>` or bare
 (the engine's untagged habit, counted only for declared tools). Values are read with `ast`, never
 evaluated. The same templates may ask for JSON instead (`{"name": ..., "parameters": ...}`), so
 bare JSON calls to declared tools and Llama 4's `<|python_start|><|python_end|>{json}` count too.
@@ -31,18 +33,19 @@ __all__ = [
 ]
 
 NAME = "pythonic"
+_LFM2_OPEN, _LFM2_CLOSE = "<|tool_call_start|>", "<|tool_call_end|>"
 # LFM2 / LFM2.5 thinking models reason in <think> … </think> before their calls.
 REASONING = (("<think>", "</think>"),)
 # End-of-turn tokens of Llama 3.x (`<|eot_id|>`, `<|eom_id|>`), Llama 4 (`<|eot|>`, `<|eom|>`)
-# and LFM2 (ChatML's `<|im_end|>`).
-DROP = ("<|eot_id|>", "<|eom_id|>", "<|eot|>", "<|eom|>", "<|im_end|>")
+# and LFM2 (ChatML's `<|im_end|>`), and the stray `<|tool_call_end|>` LFM2 writes after an echo.
+DROP = ("<|eot_id|>", "<|eom_id|>", "<|eot|>", "<|eom|>", "<|im_end|>", _LFM2_CLOSE)
 # Llama 4's own (Hugging Face) template renders a call as an empty python block followed by
 # JSON: `<|python_start|><|python_end|>{"name": "f", "parameters": {...}}`.
 _LLAMA4_JSON_OPENER = "<|python_start|><|python_end|>"
 CALLS = (
     CallSyntax(_LLAMA4_JSON_OPENER, JsonValue(separator=";")),
     CallSyntax("<|python_start|>", Closers(("<|python_end|>",))),
-    CallSyntax("<|tool_call_start|>", Closers(("<|tool_call_end|>",))),
+    CallSyntax(_LFM2_OPEN, Closers((_LFM2_CLOSE,)), echoed=True),
     # Llama 3.2's pythonic template writes `<|python_tag|>[f(a=1)]`; the region ends where the
     # list closes, as for llama3_json (whose end rule this must match: they share the opener).
     CallSyntax("<|python_tag|>", JsonValue(separator=";", after_name=True)),
@@ -53,13 +56,16 @@ TEMPLATE_HINTS = ("[func_name1(", "<|python_start|>", "<|tool_call_start|>")
 
 
 def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
-    """The calls in a marked region: `[f(a=1), g()]` or a single `f(a=1)` (JSON call objects
-    after Llama 4's empty `<|python_start|><|python_end|>` block).
+    """The calls in a marked region: `[f(a=1), g()]` or a single `f(a=1)`, or JSON call objects
+    (after Llama 4's empty `<|python_start|><|python_end|>` block, or inside the markers).
 
     Raises `CallSyntaxError` for anything that is not literal-only keyword calls."""
-    if syntax.opener == _LLAMA4_JSON_OPENER:
+    stripped = body.strip()
+    if syntax.opener == _LLAMA4_JSON_OPENER or stripped.startswith("{") or stripped.startswith("[{"):
+        # JSON call objects: after Llama 4's empty python block, or inside LFM2's or Llama 4's
+        # markers (a pythonic list never starts with `{` or `[{`).
         try:
-            value = loads_lenient(body)
+            value = loads_lenient(stripped)
         except ValueError as exc:
             raise CallSyntaxError(f"not a JSON call: {exc}") from None
         return calls_from_value(value, tools, untagged=False)

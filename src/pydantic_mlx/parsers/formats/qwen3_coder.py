@@ -19,7 +19,11 @@ Models also drop the opening `<tool_call>` (then the call opens at `<function=` 
 `</tool_call>` after it belongs to the call), put several functions in one block, leave out a
 `</function>` or a `</tool_call>` between blocks, and now and then a `</parameter>`: a value
 ends at its own `</parameter>` (so it may contain `<parameter=x>` or `</function>` text, e.g.
-code that writes this format), and a value without one ends at the next marker.
+code that writes this format), and a value without one ends at the next marker, or at a
+`<parameter=KEY>` that starts a line and names a parameter still to come (one the tool
+declares, when its schema is known) even though a `</parameter>` follows later. The region's
+closer is kept at the end of the body (`closer_in_body`), so a last value left open before
+`</function>` or `</tool_call>` ends there, while one cut off by the end of the output does not.
 `<function=NAME>{"k": 1}</function>` (JSON inside, Llama 3.1's custom-tool format) is read too,
 with the JSON types kept.
 """
@@ -27,7 +31,7 @@ with the JSON types kept.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from .._json import ValueScanner, loads_lenient
 from .._scan import ForwardFinder
@@ -44,9 +48,17 @@ DROP = ("<|im_end|>", "<|endoftext|>")
 # A value may mention the closers (a file about tool calls). A value missing its own closer
 # hides them until the output ends; then the first closer counts after all.
 _VALUE = Quote("<parameter=", ("</parameter>",))
-_TOOL_CALL = CallSyntax("<tool_call>", Closers(("</tool_call>",), quotes=(_VALUE,)))
+# A `<tool_call>` inside a reasoning block the prompt opened ends it (Qwen3.5/3.6 templates).
+_TOOL_CALL = CallSyntax(
+    "<tool_call>",
+    Closers(("</tool_call>",), quotes=(_VALUE,)),
+    closer_in_body=True,
+    ends_prompt_reasoning=True,
+)
 # Without the opening <tool_call>, the template's closing </tool_call> still follows.
-_BARE_FUNCTION = CallSyntax("<function=", Closers(("</function>",), quotes=(_VALUE,)), trailer="</tool_call>")
+_BARE_FUNCTION = CallSyntax(
+    "<function=", Closers(("</function>",), quotes=(_VALUE,)), trailer="</tool_call>", closer_in_body=True
+)
 CALLS = (_TOOL_CALL, _BARE_FUNCTION)
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = ("<parameter=",)
@@ -118,6 +130,7 @@ def _function_at(body: str, pos: int, tools: ToolSet, markers: _Markers) -> tupl
     if body.startswith("{", i):
         return _json_function(body, name, i)
     raw: dict[str, str] = {}
+    declared = _declared_parameters(name, tools)
     while True:
         i = _skip_space(body, i)
         if body.startswith(_FUNCTION_CLOSE, i):
@@ -134,7 +147,7 @@ def _function_at(body: str, pos: int, tools: ToolSet, markers: _Markers) -> tupl
         key = body[key_start:gt].strip()
         if not key or "\n" in key or "<" in key:
             raise CallSyntaxError(f"not a parameter name: {key[:40]!r}")
-        value_end, i = _value_end(body, gt + 1, markers)
+        value_end, i = _value_end(body, gt + 1, markers, _NextKeys(declared, given={*raw, key}))
         if value_end < 0:
             raise CallSyntaxError(f"parameter {key!r} never closed")
         if key in raw:  # which value did the model mean? It must say again
@@ -143,16 +156,20 @@ def _function_at(body: str, pos: int, tools: ToolSet, markers: _Markers) -> tupl
     return ToolCall(name=name, arguments=coerce_arguments(name, raw, tools)), i
 
 
-def _value_end(body: str, start: int, markers: _Markers) -> tuple[int, int]:
+def _value_end(body: str, start: int, markers: _Markers, next_keys: _NextKeys) -> tuple[int, int]:
     """Where the value starting at `start` ends, and where parsing goes on (-1, -1: never).
 
     A value ends at its `</parameter>`, even past a `</function>` written inside it (code that
     writes this format). A value without its own `</parameter>` ends at the next marker: the
     next `<parameter=`, `</function>`, `<function=` or block boundary. The `</parameter>` found
     first is not its own when a `</function>` comes before it and a new function or parameter
-    opens in between.
+    opens in between, or when a `<parameter=KEY>` before it starts a line and KEY is one of
+    `next_keys` (the model left out this value's `</parameter>`, as Qwen3-Coder now and then does).
     """
     close = markers.parameter_close.next(start)
+    opener = markers.parameter_open.next(start)
+    if 0 <= opener < close and _opens_parameter(body, opener, next_keys):
+        return opener, opener
     following = [
         markers.parameter_open.next(start),
         function_close := markers.function_close.next(start),
@@ -166,6 +183,45 @@ def _value_end(body: str, start: int, markers: _Markers) -> tuple[int, int]:
     if not ends:
         return -1, -1
     return min(ends), min(ends)
+
+
+def _opens_parameter(body: str, at: int, next_keys: _NextKeys) -> bool:
+    """Whether the `<parameter=` at `at` starts a line (as the template writes it) and names one
+    of `next_keys`, so it opens a parameter rather than sitting in a value."""
+    if at == 0 or body[at - 1] != "\n":
+        return False
+    gt = body.find(">", at)
+    newline = body.find("\n", at)
+    if gt < 0 or 0 <= newline < gt:
+        return False
+    return body[at + len(_PARAMETER_OPEN) : gt].strip() in next_keys
+
+
+def _declared_parameters(name: str, tools: ToolSet) -> _AnyKey | frozenset[str]:
+    """The parameter names tool `name` declares, or every name when its schema is unknown."""
+    schema = tools.schema(name)
+    properties = schema.get("properties") if schema is not None else None
+    if not isinstance(properties, Mapping):
+        return _AnyKey()
+    return frozenset(str(k) for k in properties)  # pyright: ignore[reportUnknownVariableType]
+
+
+class _AnyKey:
+    """Stands for every parameter name (a tool whose schema is unknown)."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+
+class _NextKeys:
+    """The parameters that may still come in a function: declared ones not given yet."""
+
+    def __init__(self, declared: _AnyKey | frozenset[str], given: set[str]) -> None:
+        self.declared = declared
+        self.given = given
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.declared and key not in self.given
 
 
 def _opens_between(body: str, start: int, end: int) -> bool:
