@@ -245,3 +245,35 @@ def test_a_call_list_with_no_good_entry_is_one_unread_region() -> None:
     result = parse(text, format="mistral")
     assert result.calls == []
     assert [(e.kind, e.text) for e in result.errors] == [("malformed_call", text)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[TOOL_CALLS] [TOOL_CALLS] [{"name": "get_time", "arguments": {"tz": "UTC"}}]',
+        '[TOOL_CALLS][TOOL_CALLS]{"name": "get_time", "arguments": {"tz": "UTC"}}',
+        '[TOOL_CALLS] [TOOL_CALLS] get_time[ARGS]{"tz": "UTC"}',
+    ],
+)
+def test_a_doubled_opener_is_one_region(text: str) -> None:
+    for cuts in (range(len(text)), [len(text) // 2]):
+        result, _ = stream(text, cuts, format=FORMAT)
+        assert (result.content, result.calls, result.errors) == (
+            None,
+            [ToolCall("get_time", {"tz": "UTC"})],
+            [],
+        )
+
+
+def test_comma_joined_objects_without_brackets_are_all_calls() -> None:
+    text = (
+        '[TOOL_CALLS] {"name": "get_time", "arguments": {}}, {"name": "get_time", "arguments": {"tz": "CET"}}'
+    )
+    result = parse(text, format=FORMAT)
+    assert result.calls == [ToolCall("get_time", {}), ToolCall("get_time", {"tz": "CET"})]
+    assert result.content is None
+    streamed, _ = stream(text, range(len(text)), format=FORMAT)
+    assert streamed == result
+    # A comma followed by prose ends the region; the prose is text.
+    after = parse('[TOOL_CALLS] [{"name": "get_time", "arguments": {}}], and then more.', format=FORMAT)
+    assert (after.content, after.calls) == (", and then more.", [ToolCall("get_time", {})])

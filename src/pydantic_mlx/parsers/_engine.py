@@ -744,6 +744,12 @@ class Engine:
         j = self._skip_spaces(state.body_start)
         if j >= len(buf):
             return None
+        if buf.startswith(state.opener, j):
+            # The opener written twice (`[TOOL_CALLS] [TOOL_CALLS] [...]`): one region.
+            state.body_start = j + len(state.opener)
+            return self._json_value_start(state, rule)
+        if _could_become(buf, j, state.opener):
+            return None
         if buf[j] in "{[":
             starts_marker = any(buf.startswith(a, j) or _could_become(buf, j, a) for a in rule.after)
             if not starts_marker:

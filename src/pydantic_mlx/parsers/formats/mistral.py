@@ -40,7 +40,8 @@ NAME = "mistral"
 REASONING = (("[THINK]", "[/THINK]"), ("<think>", "</think>"))
 DROP: tuple[str, ...] = ()
 # `after_name`: decoded without control tokens, v11 calls lose their [ARGS] (`[TOOL_CALLS]add{...}`).
-CALLS = (CallSyntax("[TOOL_CALLS]", JsonValue(after=("[ARGS]",), after_name=True)),)
+# `separator`: pre-v11 objects are sometimes written one after another, comma-joined, unbracketed.
+CALLS = (CallSyntax("[TOOL_CALLS]", JsonValue(after=("[ARGS]",), after_name=True, separator=",")),)
 UNTAGGED = frozenset({"json"})
 TEMPLATE_HINTS = ("[TOOL_CALLS]", "[AVAILABLE_TOOLS]")
 
@@ -55,6 +56,8 @@ def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall
     `name[ARGS]{...}` / `name[CALL_ID]id[ARGS]{...}` (v11+). Raises `CallSyntaxError` otherwise."""
     text = body.strip()
     if text.startswith(("{", "[")) and not text.startswith(_ARGS):
+        if text.startswith("{") and len(_comma_joined(text)) > 1:
+            text = f"[{text}]"  # `{a}, {b}`: the objects of a list whose brackets were left out
         return _json_calls(text, tools)
     if _ARGS in body:
         return [_named_call(body)]
@@ -82,6 +85,14 @@ def _json_calls(text: str, tools: ToolSet) -> list[ToolCall | CallSyntaxError]:
     if not any(isinstance(item, ToolCall) for item in items):
         raise CallSyntaxError(str(items[0]))
     return items
+
+
+def _comma_joined(text: str) -> list[str]:
+    """The values of `text` cut at the commas outside strings and brackets (one if it is one)."""
+    try:
+        return split_values(text, ",")
+    except CallSyntaxError:
+        return [text]
 
 
 def _with_id(call: ToolCall, entry: Any) -> ToolCall:
