@@ -117,6 +117,11 @@ class _Region:
     ends: RegionEnd | None = None  # how it ends, once known (None for a `JsonValue` region)
     unreadable: bool = False  # a `JsonValue` region with no readable value: it runs to the end
 
+    def may_be_prose(self, body: str) -> bool:
+        """Whether, unread, this region is the answer's text: opened by an `at_start` opener, and
+        its body holds none of the markers that make it markup (`CallSyntax.markup_if_holds`)."""
+        return self.at_start and not any(m in body for _, s in self.candidates for m in s.markup_if_holds)
+
     def settles_nothing(self, buf: str) -> bool:
         """Whether the text added to `buf` since the last step cannot end this region, so no
         step is needed: it holds no marker that a step must decide on (quoted spans are walked
@@ -755,9 +760,9 @@ class Engine:
         rest of the output is the unread call (the model is asked to write it again)."""
         if not final:
             return False
-        if state.at_start:
-            return self._region_as_text(state, len(self._buf))
         body = self._buf[state.body_start :]
+        if state.may_be_prose(body):
+            return self._region_as_text(state, len(self._buf))
         return self._resolve_region(state, body, len(self._buf), closed=True)
 
     def _region_unfinished(self, state: _Region, final: bool) -> bool:
@@ -780,7 +785,7 @@ class Engine:
         if cut_off or (not closed and not all(s.closer_optional for _, s in state.candidates)):
             if self._complete_calls_of_section(state, body, end):
                 return True
-            if state.at_start:  # an answer that merely begins like a bare call is just text
+            if state.may_be_prose(body):  # an answer that merely begins like a bare call is just text
                 return self._region_as_text(state, end)
             cut = TruncatedCall("the call was cut off before its end marker", raw, fmt_name)
             return self._region_as_text(state, end, cut)
@@ -808,7 +813,7 @@ class Engine:
             return self._goto(_Text(), end)
         if not closed and self._complete_calls_of_section(state, body, end):
             return True
-        if state.at_start or self._in_inline_code(state):
+        if state.may_be_prose(body) or self._in_inline_code(state):
             # An answer that merely begins like a bare call, or a marker quoted as code in prose
             # (`<tool_call>`), is just text.
             return self._region_as_text(state, end)

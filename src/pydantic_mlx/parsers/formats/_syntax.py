@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CallSyntax", "Closers", "EndRule", "JsonValue", "Quote"]
+__all__ = ["CallSyntax", "Closers", "EndRule", "JsonValue", "Quote", "SpacedTags"]
 
 
 @dataclass(frozen=True)
@@ -77,4 +77,20 @@ class CallSyntax:
     at_start: bool = False
     """The opener counts only where the answer begins — the start of the output or right after
     a reasoning block, after optional spaces (gpt-oss's ` to=functions.` after a prompt that
-    ended in `<|start|>assistant`, Gemma 4's bare `call:`). Elsewhere it is plain text."""
+    ended in `<|start|>assistant`, Gemma 4's bare `call:`). Elsewhere it is plain text. Such a
+    region that cannot be read is the answer's text, unless it holds one of `markup_if_holds`."""
+    markup_if_holds: tuple[str, ...] = ()
+    """With `at_start`: markers (special tokens) that make a region that cannot be read, or was
+    cut off, an unread call rather than the answer's text (gpt-oss's
+    ` to=functions.f<|channel|>commentary` cut inside its header)."""
+
+
+@dataclass(frozen=True)
+class SpacedTags:
+    """Markers spelled `OPENER WORD CLOSER` out of special tokens (Kimi-K3's `<|open|>tools<|sep|>`)
+    that models sometimes write with spaces around the word (`<|open|>   tools <|sep|>`). A format
+    declares them as `SPACED_TAGS`; the parser reads such a marker without its spaces, so the
+    format's markers stay plain literals."""
+
+    openers: tuple[str, ...]
+    closer: str
