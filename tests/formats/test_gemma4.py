@@ -244,7 +244,7 @@ def test_a_bad_call_after_good_ones_is_reported_alone(rest: str, message: str) -
 
 def test_a_bare_call_where_the_answer_begins_must_stand_alone() -> None:
     # Where the answer begins, `call:f{...}` followed by more text is prose about a call.
-    text = f"call:get_time{{}} is how the tool is called."
+    text = "call:get_time{} is how the tool is called."
     result = parse(text, format=FORMAT, tools=TOOLS)
     assert (result.content, result.calls, result.errors) == (text, [], [])
 

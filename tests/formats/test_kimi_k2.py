@@ -354,12 +354,26 @@ SOUP = soup(
         "response",
         'call tool="f"',
         'argument key="a" type="number"',
+        # Degraded K3 spelling: spaces around a marker's word.
+        "<|open|> ",
+        " <|sep|>",
+        "<|close|>\n",
+        "  ",
     ]
 )
 
 
 def expected_k2(calls: list[ToolCall]) -> list[ToolCall]:
     return [ToolCall(c.name, c.arguments, id=f"functions.{c.name}:{i}") for i, c in enumerate(calls)]
+
+
+def _spaced(text: str, spaces: str) -> str:
+    """K3 markup with `spaces` around every marker's word, as degraded outputs write it."""
+    for word in ("think", "response", "tools", "call", "argument", "json", "message"):
+        text = text.replace(f"<|open|>{word}<|sep|>", f"<|open|>{spaces}{word}{spaces}<|sep|>")
+        text = text.replace(f"<|open|>{word} ", f"<|open|>{spaces}{word} ")
+        text = text.replace(f"<|close|>{word}<|sep|>", f"<|close|>{spaces}{word}{spaces}<|sep|>")
+    return text
 
 
 CASE = FormatCase(
@@ -371,6 +385,7 @@ CASE = FormatCase(
         "k2": lambda calls: (kimi_k2.render(calls), expected_k2(calls)),
         "k3": reads_back(render_k3),
         "k3_json": reads_back(lambda calls: render_k3(calls, json_block=True)),
+        "k3_spaced": reads_back(lambda calls: _spaced(render_k3(calls), " \n ")),
     },
     read_without_tools=("k2", "k3_json"),
 )
@@ -419,3 +434,45 @@ def test_call_markers_outside_a_section_never_reach_the_answer() -> None:
     # is dropped, as a stray section end always was (SGLang keeps it in the content).
     text = f'Done.get_weather:0{ARGS}{{"city": "Oslo"}}{CALL_END}{SECTION_END}'
     assert_reads(text, "kimi_k2", TOOLS, 'Done.get_weather:0{"city": "Oslo"}', None, [])
+
+
+@pytest.mark.parametrize("fmt", ["kimi_k2", "auto"])
+def test_k3_answer_that_skips_the_think_channel_is_content(fmt: str) -> None:
+    # The prompt opened `<|open|>think<|sep|>`; the model answers in `response` without thinking.
+    answer = "<|open|>response<|sep|>Sunny.<|close|>response<|sep|><|close|>message<|sep|>"
+    for text, in_reasoning, reasoning in (
+        (answer, True, None),
+        ("Easy.<|close|>think<|sep|>" + answer, True, "Easy."),
+        ("<|open|>think<|sep|>Easy." + answer, False, "Easy."),
+    ):
+        result = parse(text, format=fmt, tools=TOOLS, in_reasoning=in_reasoning)
+        assert (result.content, result.reasoning, result.calls, result.errors) == (
+            "Sunny.",
+            reasoning,
+            [],
+            [],
+        )
+        assert stream(text, range(len(text)), format=fmt, tools=TOOLS, in_reasoning=in_reasoning)[0] == result
+
+
+@pytest.mark.parametrize("spaces", [" ", "\n", "  \t ", " " * 40])
+@pytest.mark.parametrize("fmt", ["kimi_k2", "auto"])
+def test_k3_markers_with_spaces_around_their_word(spaces: str, fmt: str) -> None:
+    # vLLM's K3 tests: `<|open|>   tools <|sep|>` is the tools marker (issue 12, item 5).
+    assert_reads(_spaced(K3, spaces), fmt, TOOLS, "Let me look.", "The user wants weather.", [K3_PARIS])
+    json_block = _spaced(render_k3([K3_PARIS], json_block=True), spaces)
+    assert_reads(json_block, fmt, TOOLS, None, None, [K3_PARIS])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<|open|> " + "x" * 40 + " <|sep|>",  # a word longer than any marker's
+        "<|open|>" + " " * 80 + "tools<|sep|>",  # more spaces than a degraded marker has
+        "<|open|> two words <|sep|>",
+        "<|close|> tools",
+    ],
+)
+def test_spaced_tags_beyond_the_bounds_are_left_as_written(text: str) -> None:
+    result = parse("Ok. " + text, format="kimi_k2", tools=TOOLS)
+    assert result.content == "Ok. " + text and result.calls == []

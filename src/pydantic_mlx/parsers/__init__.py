@@ -22,6 +22,7 @@ from functools import cache
 
 from ._engine import Engine
 from ._markers import Dialect
+from ._respell import Respeller, spaced_tags
 from ._tools import ToolsArg, ToolSet, tool_set
 from ._types import (
     CallSyntaxError,
@@ -105,7 +106,9 @@ class StreamParser:
     ) -> None:
         self.format = format
         dialect = _dialect(format, frozenset(t for t in drop if t))
-        self._engine = Engine(dialect, tool_set(tools), in_reasoning=in_reasoning)
+        tags = spaced_tags(dialect.formats)
+        respeller = Respeller(tags) if tags else None
+        self._engine = Engine(dialect, tool_set(tools), in_reasoning=in_reasoning, respeller=respeller)
 
     def feed(self, delta: str) -> list[Event]:
         """Add model text; returns the events it settles."""

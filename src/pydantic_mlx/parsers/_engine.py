@@ -40,6 +40,7 @@ from . import _untagged
 from ._calls import calls_from_value
 from ._json import ValueScanner, loads_lenient
 from ._markers import FENCE, Dialect, RegionEnd, alternation, quiet_pattern, tail_pattern
+from ._respell import Respeller
 from ._tools import ToolSet
 from ._types import (
     CallSyntaxError,
@@ -207,8 +208,12 @@ _State = _Text | _Reasoning | _Region | _Untagged | _FenceTail | _Separator | _T
 class Engine:
     """Incremental parser state for one model output. See `StreamParser` for the public face."""
 
-    def __init__(self, dialect: Dialect, tools: ToolSet, *, in_reasoning: bool) -> None:
+    def __init__(
+        self, dialect: Dialect, tools: ToolSet, *, in_reasoning: bool, respeller: Respeller | None = None
+    ) -> None:
         self._d = dialect
+        # Reads spaced tag markers (Kimi-K3's `<|open|> tools <|sep|>`) plain before the buffer.
+        self._respeller = respeller
         self._tools = tools
         self._buf = ""
         self._pos = 0  # everything before this has been decided
@@ -243,6 +248,9 @@ class Engine:
     # -- public -----------------------------------------------------------------------------
 
     def feed(self, text: str) -> list[Event]:
+        respeller = self._respeller
+        if respeller is not None and (respeller.held or respeller.begins in text):
+            text = respeller.feed(text)
         quiet = self._quiet  # None once closed
         if quiet is not None and text:
             buf = self._append(text)
@@ -269,6 +277,8 @@ class Engine:
 
     def close(self, *, truncated: bool) -> list[Event]:
         if not self._closed:
+            if self._respeller is not None and self._respeller.held:
+                self._append(self._respeller.flush())
             self._closed = True
             self._truncated = truncated
             self._run(final=True)

@@ -42,9 +42,19 @@ from .._json import ValueScanner, loads_lenient
 from .._schema import coerce_argument, unwrap_arguments
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
-from ._syntax import CallSyntax, Closers, Quote
+from ._syntax import CallSyntax, Closers, Quote, SpacedTags
 
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
+__all__ = [
+    "CALLS",
+    "DROP",
+    "NAME",
+    "REASONING",
+    "SPACED_TAGS",
+    "TEMPLATE_HINTS",
+    "UNTAGGED",
+    "parse_region",
+    "render",
+]
 
 NAME = "kimi_k2"
 
@@ -78,7 +88,13 @@ _K3_TOOLS = CallSyntax(
     ends_reasoning=True,
 )
 
-REASONING = (("<think>", "</think>"), (f"{_OPEN}think{_SEP}", _xtml_close("think")))
+# A K3 completion may skip its think channel (the prompt opened it) and answer at once: the
+# response channel's opener ends the thinking too.
+REASONING = (
+    ("<think>", "</think>"),
+    (f"{_OPEN}think{_SEP}", _xtml_close("think")),
+    (f"{_OPEN}think{_SEP}", f"{_OPEN}response{_SEP}"),
+)
 # A section's inner markers outside any section (the model lost its opener) are markup, not an
 # answer: dropped like a stray section end.
 DROP = (
@@ -99,6 +115,9 @@ CALLS = (
     CallSyntax(_CALL_BEGIN, Closers((_CALL_END,), quotes=(_JSON_STRING,)), ends_reasoning=True),
 )
 UNTAGGED: frozenset[str] = frozenset()
+# Degraded K3 outputs put spaces around a marker's word (`<|open|> response <|sep|>`, vLLM's tests):
+# read as the marker.
+SPACED_TAGS = (SpacedTags((_OPEN, _CLOSE), _SEP),)
 TEMPLATE_HINTS = (_SECTION_BEGIN, _CALL_BEGIN, "tool_declare<|im_middle|>", _OPEN)
 
 # `functions.NAME:INDEX`; vLLM, SGLang and llama.cpp all require the index (`functions.x.0` is
