@@ -84,6 +84,15 @@ def _fence_run_end(buf: str, i: int) -> int:
     return i
 
 
+def _escaped(buf: str, j: int) -> bool:
+    """Whether the character at `j` is escaped: an odd run of backslashes stands before it (a
+    quoted span's own opener ends the run, so the walk stays inside the span)."""
+    k = j
+    while k > 0 and buf[k - 1] == "\\":
+        k -= 1
+    return (j - k) % 2 == 1
+
+
 def _skip_space(buf: str, j: int) -> int:
     while j < len(buf) and buf[j] in " \t\r\n":
         j += 1
@@ -165,7 +174,7 @@ class _Region:
                 match = ends.inner[self.quote.opener].search(buf, self.scan)
                 if match is None:
                     return None
-                if not match.group().startswith("\\") or not self.quote.backslash:
+                if not (self.quote.backslash and _escaped(buf, match.start())):
                     self.quote = None
                 self.scan = match.end()
 

@@ -190,10 +190,11 @@ class RegionEnd:
         inner: dict[str, re.Pattern[str]] = {}
         wake_inner: dict[str, re.Pattern[str]] = {}
         for q in quotes.values():
-            wake_inner[q.opener] = _first_characters({*q.closers, *(["\\"] if q.backslash else [])})
+            # Only a closer can end a quoted span (an escaped one is told by the backslashes
+            # before it, `_Region.next_marker`), so a backslash wakes nothing: JSON full of `\\n`
+            # streams without a step per escape.
+            wake_inner[q.opener] = _first_characters(set(q.closers))
             alternatives = [re.escape(c) for c in sorted(q.closers, key=len, reverse=True)]
-            if q.backslash:
-                alternatives.insert(0, r"\\.")
             inner[q.opener] = re.compile("|".join(alternatives), re.DOTALL)
         reopen = None if opener in closers or opener in quotes else opener
         markers = closers | set(quotes) | ({reopen} if reopen else set())
