@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parsers.conftest import stream, unread
+from parsers.conftest import events_agree, stream, unread
 from pydantic_mlx.parsers import (
     MalformedCall,
     ToolCall,
@@ -408,3 +408,28 @@ def test_recipient_text_inside_prose_is_prose() -> None:
     result = parse(text, format=FORMAT)
     assert result.content == "Send it to=functions.foo later."
     assert result.calls == [] and result.errors == []
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        '{"name": "get_time", "arguments": {}}',
+        '```json\n{"name": "get_weather", "arguments": {"location": "Oslo"}}\n```',
+        "[get_time()]",
+    ],
+)
+@pytest.mark.parametrize(
+    "header", ["<|channel|>final<|message|>", "<|channel|>final <|constrain|>json<|message|>"]
+)
+def test_the_final_channel_is_the_answer_even_when_it_looks_like_a_call(header: str, answer: str) -> None:
+    # Issue 12, item 8: with format="auto" (whose other formats read untagged calls), a gpt-oss
+    # final answer is never read as a small model's bare call.
+    text = f"<|channel|>analysis<|message|>The user wants JSON.<|end|><|start|>assistant{header}{answer}<|return|>"
+    for format in (FORMAT, "auto"):
+        result = parse(text, format=format, tools=TOOLS)
+        assert (result.content, result.calls, result.errors) == (answer, [], [])
+        for cuts in (range(len(text)), range(0, len(text), 5)):
+            streamed, events = stream(text, cuts, format=format, tools=TOOLS)
+            assert streamed == result and events_agree(result, events)
+    # Outside the answer channel, auto still reads the habit.
+    assert parse(answer.replace("```json\n", "").replace("\n```", ""), format="auto", tools=TOOLS).calls

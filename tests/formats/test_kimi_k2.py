@@ -476,3 +476,16 @@ def test_k3_markers_with_spaces_around_their_word(spaces: str, fmt: str) -> None
 def test_spaced_tags_beyond_the_bounds_are_left_as_written(text: str) -> None:
     result = parse("Ok. " + text, format="kimi_k2", tools=TOOLS)
     assert result.content == "Ok. " + text and result.calls == []
+
+
+@pytest.mark.parametrize("in_reasoning", [False, True])
+def test_the_k3_response_channel_is_the_answer_even_when_it_looks_like_a_call(in_reasoning: bool) -> None:
+    # Issue 12, item 8: with format="auto", text in K3's response channel is never an untagged call.
+    answer = '{"name": "get_weather", "arguments": {"city": "Oslo"}}'
+    text = f"<|open|>response<|sep|>{answer}<|close|>response<|sep|><|close|>message<|sep|>"
+    for fmt in ("kimi_k2", "auto"):
+        result = parse(text, format=fmt, tools=TOOLS, in_reasoning=in_reasoning)
+        assert (result.content, result.reasoning, result.calls, result.errors) == (answer, None, [], [])
+        for cuts in (range(len(text)), range(0, len(text), 6)):
+            streamed, events = stream(text, cuts, format=fmt, tools=TOOLS, in_reasoning=in_reasoning)
+            assert streamed == result and events_agree(result, events)

@@ -228,6 +228,9 @@ class Engine:
         self._pos = 0  # everything before this has been decided
         self._scan = 0  # the trigger search resumes here (>= _pos)
         self._code_fence = False  # inside a ``` block that is not a call: no untagged calls
+        # Inside a format's explicit answer channel (gpt-oss `final`, Kimi-K3 `response`): the
+        # text is the answer, and the small-model habits (untagged calls) never apply there.
+        self._answer_channel = False
         self._events: list[Event] = []
         self._content: list[str] = []
         self._reasoning: list[str] = []
@@ -369,9 +372,10 @@ class Engine:
         settled = self._scan == self._pos  # the next step would search from `_pos`
         if isinstance(state, _Text):
             if settled and not (self._answer_start and self._d.start_openers):
-                self._quiet = self._d.quiet_code if self._code_fence else self._d.quiet_text
+                no_untagged = self._code_fence or self._answer_channel
+                self._quiet = self._d.quiet_code if no_untagged else self._d.quiet_text
                 self._quiet_prefixes = self._d.proper_prefixes
-                untagged = not self._code_fence and (self._d.untagged_json or self._d.untagged_pythonic)
+                untagged = not no_untagged and (self._d.untagged_json or self._d.untagged_pythonic)
                 self._quiet_brackets = _BRACKETS if untagged else _NO_BRACKETS
                 self._quiet_pieces, self._quiet_event = self._content, TextDelta
         elif isinstance(state, _Reasoning):
@@ -495,7 +499,7 @@ class Engine:
             if settled is not None:
                 return settled
         d, buf = self._d, self._buf
-        pattern = d.tagged_pattern if self._code_fence else d.full_pattern
+        pattern = d.tagged_pattern if self._code_fence or self._answer_channel else d.full_pattern
         match = pattern.search(buf, self._scan)
         stop = match.start() if match else len(buf) - 1
         if not final:
@@ -509,13 +513,21 @@ class Engine:
             return False
         i, marker = match.start(), match.group()
         if marker == FENCE:
+            if self._answer_channel:  # a fence in the answer is the answer's text
+                self._scan = _fence_run_end(buf, i)
+                return True
             return self._on_fence(i, final)
         if marker in ("{", "["):
             return self._on_bracket(i, final, fence_start=None)
         self._emit_text(i)
         end = i + len(marker)
         if marker in d.drop:
+            if marker in d.answer_openers:
+                self._answer_channel = True
+            elif marker in d.answer_closers:
+                self._answer_channel = False
             return self._goto(_Text(), end)
+        self._answer_channel = False  # a call or reasoning begins: the answer channel ended
         if marker in d.reasoning:
             return self._goto(self._reasoning_state(d.reasoning[marker]), end)
         return self._goto(_Region(i, end, marker, d.openers[marker], fenced=False, scan=end), i)
@@ -646,6 +658,7 @@ class Engine:
         self._emit_thinking(match.start())
         self._answer_start = True
         if match.group() in state.closers:
+            self._answer_channel = match.group() in self._d.answer_openers
             return self._goto(_Text(), match.end())
         return self._goto(
             _Text(), match.start()

@@ -90,6 +90,8 @@ class Dialect:
     reasoning_enders: frozenset[str]  # call openers that also end an unclosed reasoning block
     untagged_json: bool
     untagged_pythonic: bool
+    answer_openers: frozenset[str]  # drop markers that open an explicit answer channel (`ANSWER`)
+    answer_closers: frozenset[str]  # drop markers that end one
     tagged_pattern: re.Pattern[str]
     full_pattern: re.Pattern[str]
     proper_prefixes: frozenset[str]
@@ -145,6 +147,9 @@ class Dialect:
             reasoning_enders=frozenset(o for o, c in openers.items() if any(s.ends_reasoning for _, s in c)),
             untagged_json=untagged_json,
             untagged_pythonic=untagged_pythonic,
+            # Optional in a format module: `ANSWER = (openers, closers)`, its explicit answer channel.
+            answer_openers=frozenset(o for f in formats for o in getattr(f, "ANSWER", ((), ()))[0]),
+            answer_closers=frozenset(c for f in formats for c in getattr(f, "ANSWER", ((), ()))[1]),
             tagged_pattern=alternation(code_markers),
             full_pattern=alternation(markers),
             proper_prefixes=prefixes,

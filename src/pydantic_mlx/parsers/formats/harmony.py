@@ -32,6 +32,7 @@ from .._types import CallSyntaxError, ToolCall
 from ._syntax import CallSyntax, Closers, Quote
 
 __all__ = [
+    "ANSWER",
     "CALLS",
     "DROP",
     "NAME",
@@ -100,6 +101,9 @@ CALLS = (
     CallSyntax(_BARE_FUNCTIONS_OPENER, _CALL_END, at_start=True, markup_if_holds=_HEADER_TOKENS),
 )
 UNTAGGED: frozenset[str] = frozenset()
+# The final answer and preambles are the explicit answer: text there is content even when it
+# looks like a JSON call (with `format="auto"`, whose other formats read untagged calls).
+ANSWER = (_CONTENT_HEADERS, (*_MESSAGE_ENDS, "<|start|>assistant", "<|start|>"))
 TEMPLATE_HINTS = ("<|channel|>", "<|constrain|>")
 
 _FUNCTIONS = "functions."

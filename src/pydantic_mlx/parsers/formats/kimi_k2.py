@@ -45,6 +45,7 @@ from .._types import CallSyntaxError, ToolCall
 from ._syntax import CallSyntax, Closers, Quote, SpacedTags
 
 __all__ = [
+    "ANSWER",
     "CALLS",
     "DROP",
     "NAME",
@@ -115,6 +116,8 @@ CALLS = (
     CallSyntax(_CALL_BEGIN, Closers((_CALL_END,), quotes=(_JSON_STRING,)), ends_reasoning=True),
 )
 UNTAGGED: frozenset[str] = frozenset()
+# K3's response channel is the explicit answer: no untagged call is read in it (`format="auto"`).
+ANSWER = ((f"{_OPEN}response{_SEP}",), (_xtml_close("response"), _xtml_close("message"), "<|end_of_msg|>"))
 # Degraded K3 outputs put spaces around a marker's word (`<|open|> response <|sep|>`, vLLM's tests):
 # read as the marker.
 SPACED_TAGS = (SpacedTags((_OPEN, _CLOSE), _SEP),)
