@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import strategies as st
 
-from parsers.conftest import unread
+from parsers.conftest import events_agree, stream, unread
 from pydantic_mlx.parsers import (
     MalformedCall,
     ToolCall,
@@ -14,7 +14,7 @@ from pydantic_mlx.parsers import (
     render_calls,
 )
 
-from . import FormatCase, json_calls, marked, reads_back, tool
+from . import FormatCase, assert_reads, json_calls, marked, reads_back, tool
 
 FORMAT = "gemma4"
 Q = '<|"|>'
@@ -179,7 +179,6 @@ def test_a_complete_call_missing_its_end_token() -> None:
     [
         f"get_weather{{location:{Q}x{Q}}}",  # no "call:"
         f"call:get_weather location:{Q}x{Q}",
-        f"call:get_weather{{location:{Q}x{Q}}} and more",
         f"call:get_weather{{location {Q}x{Q}}}",
         "call:get_weather{location:}",
         f"call:get_weather{{location:{Q}x{Q}",  # unbalanced
@@ -195,6 +194,59 @@ def test_malformed_calls_stay_content(body: str) -> None:
     assert result.calls == []
     assert unread(result) == text
     assert [type(e) for e in result.errors] == [MalformedCall]
+
+
+def test_bare_opener_without_the_call_word() -> None:
+    # vLLM reads `<|tool_call>:NAME{...}`: the model wrote the colon but left out `call`.
+    text = (
+        f"<|tool_call>:get_weather{{location:{Q}Oslo{Q},days:2}}<tool_call|>"
+        "<|tool_call>:get_time{}<tool_call|>"
+    )
+    calls = [ToolCall("get_weather", {"location": "Oslo", "days": 2}), ToolCall("get_time", {})]
+    assert_reads(text, FORMAT, TOOLS, None, None, calls)
+    assert_reads(text, "auto", TOOLS, None, None, calls)
+
+
+def test_several_calls_in_one_block() -> None:
+    # mlx-lm reads calls written back to back inside one `<|tool_call>` block.
+    text = (
+        f"Checking both.<|tool_call>call:get_weather{{location:{Q}Lima{Q}}}"
+        f" call:get_weather{{location:{Q}Quito{Q},extra:{{deep:[1,{Q}x{Q}]}}}}call:get_time{{}}<tool_call|>"
+    )
+    calls = [
+        ToolCall("get_weather", {"location": "Lima"}),
+        ToolCall("get_weather", {"location": "Quito", "extra": {"deep": [1, "x"]}}),
+        ToolCall("get_time", {}),
+    ]
+    assert_reads(text, FORMAT, TOOLS, "Checking both.", None, calls)
+
+
+@pytest.mark.parametrize(
+    ("rest", "message"),
+    [
+        (f"call:get_weather location:{Q}x{Q}", "expected '{'"),
+        (f"call:{{location:{Q}x{Q}}}", "expected a tool name"),
+        ("and that is all", "unexpected text after the arguments"),
+    ],
+)
+def test_a_bad_call_after_good_ones_is_reported_alone(rest: str, message: str) -> None:
+    good = f"call:get_weather{{location:{Q}Lima{Q}}}"
+    text = f"<|tool_call>{good}{rest}<tool_call|>"
+    result = parse(text, format=FORMAT, tools=TOOLS)
+    assert result.calls == [ToolCall("get_weather", {"location": "Lima"})]
+    assert result.content is None
+    [problem] = result.errors
+    assert isinstance(problem, MalformedCall) and problem.text == rest and message in problem.message
+    for cuts in (range(len(text)), [7, 30, 31, 60]):
+        streamed, events = stream(text, cuts, format=FORMAT, tools=TOOLS)
+        assert streamed == result and events_agree(result, events)
+
+
+def test_a_bare_call_where_the_answer_begins_must_stand_alone() -> None:
+    # Where the answer begins, `call:f{...}` followed by more text is prose about a call.
+    text = "call:get_time{} is how the tool is called."
+    result = parse(text, format=FORMAT, tools=TOOLS)
+    assert (result.content, result.calls, result.errors) == (text, [], [])
 
 
 def test_truncated_call_is_never_a_call() -> None:
@@ -255,13 +307,31 @@ MARKERS = [
 ]
 
 
+def _in_one_block(calls: list[ToolCall]) -> str:
+    """Several calls back to back inside one `<|tool_call>` block (mlx-lm reads these)."""
+    bodies = (render_calls([call], FORMAT)[len("<|tool_call>") : -len("<tool_call|>")] for call in calls)
+    return "<|tool_call>" + "".join(bodies) + "<tool_call|>"
+
+
+def _with_bare_openers(calls: list[ToolCall]) -> str:
+    """Each call opened by `<|tool_call>:NAME{` (the `call` word left out; vLLM reads these)."""
+    return "".join(
+        "<|tool_call>:" + render_calls([call], FORMAT)[len("<|tool_call>call:") :] for call in calls
+    )
+
+
 CASE = FormatCase(
     name=FORMAT,
     soup=marked(MARKERS),
     soup_tools=[None, [], TOOLS],
     calls=json_calls(keys=texts, texts=texts, nested_keys=texts),
-    renderings={"gemma4": reads_back(lambda calls: render_calls(calls, FORMAT))},
-    read_without_tools=("gemma4",),
+    renderings={
+        "gemma4": reads_back(lambda calls: render_calls(calls, FORMAT)),
+        # Several calls in one block, and the bare `<|tool_call>:NAME{...}` opener.
+        "one_block": reads_back(_in_one_block),
+        "bare_opener": reads_back(_with_bare_openers),
+    },
+    read_without_tools=("gemma4", "one_block", "bare_opener"),
     round_trips=60,
 )
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parsers.conftest import stream, unread
+from parsers.conftest import events_agree, stream, unread
 from pydantic_mlx.parsers import (
     MalformedCall,
     ToolCall,
@@ -223,17 +223,97 @@ def test_plain_text_passes_through() -> None:
     assert parse(text, format=FORMAT, tools=TOOLS).content == text
 
 
+@pytest.mark.parametrize("marker", ["<|call|>", "<|end|>", "<|return|>", "<|start|>assistant", '\\"<|call|>'])
+def test_end_tokens_inside_argument_strings_do_not_end_the_call(marker: str) -> None:
+    # A JSON string is read as one: the `<|call|>` in it is part of the value (issue 12, item 3).
+    location = f"Paris{marker}Texas"
+    text = (
+        f"<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>"
+        f"{json.dumps({'location': location})}<|call|>"
+    )
+    check(text, None, None, [ToolCall("get_weather", {"location": location})])
+
+
+def test_end_tokens_inside_analysis_text_are_reasoning() -> None:
+    # An analysis message ends with <|end|>; <|call|> and <|return|> end other messages only.
+    thought = "I end a call with <|call|> and an answer with <|return|>."
+    answer = "<|end|><|start|>assistant<|channel|>final<|message|>Done.<|return|>"
+    for text, in_reasoning in (
+        (f"<|channel|>analysis<|message|>{thought}{answer}", False),
+        (thought + answer, True),
+    ):
+        for format in (FORMAT, "auto"):
+            result = parse(text, format=format, tools=TOOLS, in_reasoning=in_reasoning)
+            assert (result.content, result.reasoning, result.calls, result.errors) == (
+                "Done.",
+                thought,
+                [],
+                [],
+            )
+            streamed = stream(text, range(len(text)), format=format, tools=TOOLS, in_reasoning=in_reasoning)
+            assert streamed[0] == result
+
+
+@pytest.mark.parametrize("content_type", [" json", "<|constrain|>json", " <|constrain|>json"])
+@pytest.mark.parametrize("channel", ["final", "commentary"])
+def test_a_content_type_in_an_answer_header_never_leaks(content_type: str, channel: str) -> None:
+    # llama.cpp's gpt-oss tests: `<|channel|>final <|constrain|>json<|message|>{...}` is the answer.
+    answer = '{"amount": 12.5, "currency": "EUR"}'
+    text = (
+        "<|channel|>analysis<|message|>Reply in JSON.<|end|>"
+        f"<|start|>assistant<|channel|>{channel}{content_type}<|message|>{answer}<|return|>"
+    )
+    check(text, answer, "Reply in JSON.", [])
+
+
+@pytest.mark.parametrize(
+    ("text", "content", "reasoning"),
+    [
+        ("<|channel|>commentary to=assistant<|channel|>analysis<|message|>Hmm.<|end|>", None, "Hmm."),
+        (
+            "<|channel|>analysis<|message|>Hmm.<|end|><|start|>assistant"
+            "<|channel|>commentary to=assistant<|channel|>final<|message|>Hi!",
+            "Hi!",
+            "Hmm.",
+        ),
+        ("<|channel|>commentary to=assistant<|message|>One moment.<|end|>", "One moment.", None),
+    ],
+)
+def test_a_message_to_the_assistant_is_read_by_its_channel(
+    text: str, content: str | None, reasoning: str | None
+) -> None:
+    # llama.cpp's gpt-oss tests: `to=assistant` names no tool; the channel decides what the text is.
+    check(text, content, reasoning, [])
+    assert parse(text, format=FORMAT, tools=TOOLS).errors == []
+
+
+@pytest.mark.parametrize("truncated", [True, False])
+@pytest.mark.parametrize(
+    "text",
+    [
+        " to=functions.get_weather<|channel|>commentary <|constrain|>json",
+        " to=functions.get_weather<|channel|>commentary",
+        '<|channel|>analysis<|message|>Look it up.<|end|> to=functions.get_weather<|channel|>commentary json<|message|>{"loc',
+    ],
+)
+def test_a_call_cut_inside_its_header_is_an_unread_call(text: str, truncated: bool) -> None:
+    # The output began at the recipient (the prompt ended with `<|start|>assistant`) and stopped
+    # before the arguments were complete: no call, and none of its markup in the answer.
+    for format in (FORMAT, "auto"):
+        result = parse(text, format=format, tools=TOOLS, truncated=truncated)
+        assert (result.content, result.calls) == (None, [])
+        [problem] = result.errors
+        assert isinstance(problem, TruncatedCall) and text.endswith(problem.text)
+        assert stream(text, range(len(text)), format=format, tools=TOOLS, truncated=truncated)[0] == result
+
+
 # -- properties ---------------------------------------------------------------------------------
 
 _SPECIAL = ("<|call|>", "<|end|>", "<|return|>", "<|start|>assistant")
 
 
-def _no_special_tokens(text: str) -> bool:
-    # Harmony's special tokens never occur inside a JSON message.
-    return not any(token in text for token in _SPECIAL)
-
-
-texts = st.text(max_size=12).filter(_no_special_tokens)
+# Harmony's end tokens may stand inside a JSON string: the call still ends at the one after it.
+texts = st.text(max_size=12) | st.sampled_from(_SPECIAL)
 MARKERS = [
     "<|channel|>",
     "<|message|>",
@@ -328,3 +408,28 @@ def test_recipient_text_inside_prose_is_prose() -> None:
     result = parse(text, format=FORMAT)
     assert result.content == "Send it to=functions.foo later."
     assert result.calls == [] and result.errors == []
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        '{"name": "get_time", "arguments": {}}',
+        '```json\n{"name": "get_weather", "arguments": {"location": "Oslo"}}\n```',
+        "[get_time()]",
+    ],
+)
+@pytest.mark.parametrize(
+    "header", ["<|channel|>final<|message|>", "<|channel|>final <|constrain|>json<|message|>"]
+)
+def test_the_final_channel_is_the_answer_even_when_it_looks_like_a_call(header: str, answer: str) -> None:
+    # Issue 12, item 8: with format="auto" (whose other formats read untagged calls), a gpt-oss
+    # final answer is never read as a small model's bare call.
+    text = f"<|channel|>analysis<|message|>The user wants JSON.<|end|><|start|>assistant{header}{answer}<|return|>"
+    for format in (FORMAT, "auto"):
+        result = parse(text, format=format, tools=TOOLS)
+        assert (result.content, result.calls, result.errors) == (answer, [], [])
+        for cuts in (range(len(text)), range(0, len(text), 5)):
+            streamed, events = stream(text, cuts, format=format, tools=TOOLS)
+            assert streamed == result and events_agree(result, events)
+    # Outside the answer channel, auto still reads the habit.
+    assert parse(answer.replace("```json\n", "").replace("\n```", ""), format="auto", tools=TOOLS).calls

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from parsers.conftest import stream, unread
+from parsers.conftest import events_agree, stream, unread
 from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, detect_format, parse
 from pydantic_mlx.parsers.formats import kimi_k2
 
@@ -239,12 +239,12 @@ def test_k2_output_starting_inside_reasoning() -> None:
     "text",
     [
         f'{SECTION}{CALL}functions.get_weather:0{ARGS}{{"city": "Paris"}}{SECTION_END}',  # call end missing
-        f'{SECTION}{CALL}functions.get_weather:0{ARGS}{{"city": "Paris"}}{CALL}functions.f:1{ARGS}{{}}{CALL_END}'
-        f"{SECTION_END}",
         f"{SECTION}{CALL}functions.get_weather:0{ARGS}not json{CALL_END}{SECTION_END}",
         f'{SECTION}{CALL}functions.get_weather:0 {{"city": "Paris"}}{CALL_END}{SECTION_END}',  # no ARGS
         f'{SECTION}{CALL}{ARGS}{{"city": "Paris"}}{CALL_END}{SECTION_END}',  # no id
-        f'{SECTION}text{CALL}functions.get_weather:0{ARGS}{{"city": "Paris"}}{CALL_END}{SECTION_END}',
+        f'{SECTION}{CALL}functions.get_weather.0{ARGS}{{"city": "Paris"}}{CALL_END}{SECTION_END}',  # no :INDEX
+        f"{SECTION}{CALL}functions.get_weather:0{ARGS}not json{CALL_END}{CALL}0{ARGS}{{}}{CALL_END}{SECTION_END}",
+        f"{SECTION}\n  \n{SECTION_END}",
         f"{SECTION}{CALL}functions.get_weather:0{ARGS}[1]{CALL_END}{SECTION_END}",
         f"{SECTION}{SECTION_END}",
         '<|open|>tools<|sep|><|open|>call index="1"<|sep|><|close|>call<|sep|><|close|>tools<|sep|>',  # no tool
@@ -256,6 +256,52 @@ def test_k2_output_starting_inside_reasoning() -> None:
 )
 def test_malformed_stays_content(text: str) -> None:
     assert_unread(text, "kimi_k2", TOOLS, MalformedCall)
+
+
+GOOD_K2 = f'{CALL}functions.get_weather:1{ARGS}{{"city": "Rome"}}{CALL_END}'
+GOOD_K3 = render_k3([K3_PARIS]).removeprefix("<|open|>tools<|sep|>").removesuffix("<|close|>tools<|sep|>")
+
+
+@pytest.mark.parametrize(
+    ("section", "bad", "good"),
+    [
+        # K2: arguments that are not JSON, an id without its index, a call that lost its end marker
+        (SECTION + "{}" + SECTION_END, f'{CALL}functions.get_weather:0{ARGS}{{"city": "Pa{CALL_END}', [ROME]),
+        (SECTION + "{}" + SECTION_END, f"{CALL}functions.get_weather.0{ARGS}{{}}{CALL_END}", [ROME]),
+        (SECTION + "{}" + SECTION_END, f'{CALL}functions.get_weather:0{ARGS}{{"city": "Paris"}}', [ROME]),
+        # K3: a call without its tool name, an argument without its key
+        (
+            "<|open|>tools<|sep|>{}<|close|>tools<|sep|>",
+            '<|open|>call index="1"<|sep|><|close|>call<|sep|>',
+            [K3_PARIS],
+        ),
+        (
+            "<|open|>tools<|sep|>{}<|close|>tools<|sep|>",
+            '<|open|>call tool="get_weather"<|sep|><|open|>argument<|sep|>x<|close|>argument<|sep|><|close|>call<|sep|>',
+            [K3_PARIS],
+        ),
+    ],
+)
+def test_one_bad_call_does_not_sink_its_neighbours(section: str, bad: str, good: list[ToolCall]) -> None:
+    good_text = GOOD_K2 if section.startswith(SECTION) else GOOD_K3
+    for body, calls in ((bad + good_text, good), (good_text + bad + good_text, good + good)):
+        text = "Checking." + section.format(body)
+        result = parse(text, format="kimi_k2", tools=TOOLS)
+        assert (result.content, result.calls) == ("Checking.", calls)
+        [problem] = result.errors
+        assert isinstance(problem, MalformedCall) and problem.text == bad
+        for cuts in (range(len(text)), range(0, len(text), 7)):
+            streamed, events = stream(text, cuts, format="kimi_k2", tools=TOOLS)
+            assert streamed == result and events_agree(result, events)
+
+
+@pytest.mark.parametrize("noise", ["\n", "I will now call:", " functions ", "<|im_end|>"])
+def test_noise_between_calls_of_a_section_is_not_content(noise: str) -> None:
+    k2 = f'{SECTION}{noise}{CALL}functions.get_weather:0{ARGS}{{"city": "Paris", "days": 3}}{CALL_END}'
+    k2 += f"{noise}{GOOD_K2}{noise}{SECTION_END}"
+    assert_reads(k2, "kimi_k2", TOOLS, None, None, [PARIS, ROME])
+    k3 = f"<|open|>tools<|sep|>{noise}{GOOD_K3}{noise}{GOOD_K3}{noise}<|close|>tools<|sep|>"
+    assert_reads(k3, "kimi_k2", TOOLS, None, None, [K3_PARIS, K3_PARIS])
 
 
 @pytest.mark.parametrize(
@@ -308,12 +354,26 @@ SOUP = soup(
         "response",
         'call tool="f"',
         'argument key="a" type="number"',
+        # Degraded K3 spelling: spaces around a marker's word.
+        "<|open|> ",
+        " <|sep|>",
+        "<|close|>\n",
+        "  ",
     ]
 )
 
 
 def expected_k2(calls: list[ToolCall]) -> list[ToolCall]:
     return [ToolCall(c.name, c.arguments, id=f"functions.{c.name}:{i}") for i, c in enumerate(calls)]
+
+
+def _spaced(text: str, spaces: str) -> str:
+    """K3 markup with `spaces` around every marker's word, as degraded outputs write it."""
+    for word in ("think", "response", "tools", "call", "argument", "json", "message"):
+        text = text.replace(f"<|open|>{word}<|sep|>", f"<|open|>{spaces}{word}{spaces}<|sep|>")
+        text = text.replace(f"<|open|>{word} ", f"<|open|>{spaces}{word} ")
+        text = text.replace(f"<|close|>{word}<|sep|>", f"<|close|>{spaces}{word}{spaces}<|sep|>")
+    return text
 
 
 CASE = FormatCase(
@@ -325,6 +385,7 @@ CASE = FormatCase(
         "k2": lambda calls: (kimi_k2.render(calls), expected_k2(calls)),
         "k3": reads_back(render_k3),
         "k3_json": reads_back(lambda calls: render_k3(calls, json_block=True)),
+        "k3_spaced": reads_back(lambda calls: _spaced(render_k3(calls), " \n ")),
     },
     read_without_tools=("k2", "k3_json"),
 )
@@ -366,3 +427,65 @@ def test_a_call_section_ends_an_unclosed_reasoning_block(fmt: str) -> None:
     assert (result.reasoning, result.content, result.calls) == ("Two cities.", None, [PARIS, ROME])
     result = parse("<think>Two cities." + K2, format=fmt, tools=TOOLS)
     assert (result.reasoning, result.content, result.calls) == ("Two cities.", None, [PARIS, ROME])
+
+
+def test_call_markers_outside_a_section_never_reach_the_answer() -> None:
+    # The model lost `<|tool_calls_section_begin|><|tool_call_begin|>`: what is left of the markup
+    # is dropped, as a stray section end always was (SGLang keeps it in the content).
+    text = f'Done.get_weather:0{ARGS}{{"city": "Oslo"}}{CALL_END}{SECTION_END}'
+    assert_reads(text, "kimi_k2", TOOLS, 'Done.get_weather:0{"city": "Oslo"}', None, [])
+
+
+@pytest.mark.parametrize("fmt", ["kimi_k2", "auto"])
+def test_k3_answer_that_skips_the_think_channel_is_content(fmt: str) -> None:
+    # The prompt opened `<|open|>think<|sep|>`; the model answers in `response` without thinking.
+    answer = "<|open|>response<|sep|>Sunny.<|close|>response<|sep|><|close|>message<|sep|>"
+    for text, in_reasoning, reasoning in (
+        (answer, True, None),
+        ("Easy.<|close|>think<|sep|>" + answer, True, "Easy."),
+        ("<|open|>think<|sep|>Easy." + answer, False, "Easy."),
+    ):
+        result = parse(text, format=fmt, tools=TOOLS, in_reasoning=in_reasoning)
+        assert (result.content, result.reasoning, result.calls, result.errors) == (
+            "Sunny.",
+            reasoning,
+            [],
+            [],
+        )
+        assert stream(text, range(len(text)), format=fmt, tools=TOOLS, in_reasoning=in_reasoning)[0] == result
+
+
+@pytest.mark.parametrize("spaces", [" ", "\n", "  \t ", " " * 40])
+@pytest.mark.parametrize("fmt", ["kimi_k2", "auto"])
+def test_k3_markers_with_spaces_around_their_word(spaces: str, fmt: str) -> None:
+    # vLLM's K3 tests: `<|open|>   tools <|sep|>` is the tools marker (issue 12, item 5).
+    assert_reads(_spaced(K3, spaces), fmt, TOOLS, "Let me look.", "The user wants weather.", [K3_PARIS])
+    json_block = _spaced(render_k3([K3_PARIS], json_block=True), spaces)
+    assert_reads(json_block, fmt, TOOLS, None, None, [K3_PARIS])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<|open|> " + "x" * 40 + " <|sep|>",  # a word longer than any marker's
+        "<|open|>" + " " * 80 + "tools<|sep|>",  # more spaces than a degraded marker has
+        "<|open|> two words <|sep|>",
+        "<|close|> tools",
+    ],
+)
+def test_spaced_tags_beyond_the_bounds_are_left_as_written(text: str) -> None:
+    result = parse("Ok. " + text, format="kimi_k2", tools=TOOLS)
+    assert result.content == "Ok. " + text and result.calls == []
+
+
+@pytest.mark.parametrize("in_reasoning", [False, True])
+def test_the_k3_response_channel_is_the_answer_even_when_it_looks_like_a_call(in_reasoning: bool) -> None:
+    # Issue 12, item 8: with format="auto", text in K3's response channel is never an untagged call.
+    answer = '{"name": "get_weather", "arguments": {"city": "Oslo"}}'
+    text = f"<|open|>response<|sep|>{answer}<|close|>response<|sep|><|close|>message<|sep|>"
+    for fmt in ("kimi_k2", "auto"):
+        result = parse(text, format=fmt, tools=TOOLS, in_reasoning=in_reasoning)
+        assert (result.content, result.reasoning, result.calls, result.errors) == (answer, None, [], [])
+        for cuts in (range(len(text)), range(0, len(text), 6)):
+            streamed, events = stream(text, cuts, format=fmt, tools=TOOLS, in_reasoning=in_reasoning)
+            assert streamed == result and events_agree(result, events)

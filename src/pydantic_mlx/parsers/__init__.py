@@ -22,6 +22,7 @@ from functools import cache
 
 from ._engine import Engine
 from ._markers import Dialect
+from ._respell import Respeller, spaced_tags
 from ._tools import ToolsArg, ToolSet, tool_set
 from ._types import (
     CallSyntaxError,
@@ -113,7 +114,11 @@ class StreamParser:
         self.format = format
         dialect = _dialect(format, frozenset(t for t in drop if t))
         special = None if special_tokens is None else frozenset(t for t in special_tokens if t)
-        self._engine = Engine(dialect, tool_set(tools), in_reasoning=in_reasoning, special_tokens=special)
+        tags = spaced_tags(dialect.formats)
+        respeller = Respeller(tags) if tags else None
+        self._engine = Engine(
+            dialect, tool_set(tools), in_reasoning=in_reasoning, special_tokens=special, respeller=respeller
+        )
 
     def feed(self, delta: str, special: bool = False) -> list[Event]:
         """Add model text; returns the events it settles. `special=True` says `delta` is exactly

@@ -40,6 +40,7 @@ from . import _untagged
 from ._calls import calls_from_value
 from ._json import ValueScanner, loads_lenient
 from ._markers import FENCE, Dialect, RegionEnd, alternation, quiet_pattern, tail_pattern
+from ._respell import Respeller
 from ._tools import ToolSet
 from ._types import (
     CallSyntaxError,
@@ -83,6 +84,15 @@ def _fence_run_end(buf: str, i: int) -> int:
     return i
 
 
+def _escaped(buf: str, j: int) -> bool:
+    """Whether the character at `j` is escaped: an odd run of backslashes stands before it (a
+    quoted span's own opener ends the run, so the walk stays inside the span)."""
+    k = j
+    while k > 0 and buf[k - 1] == "\\":
+        k -= 1
+    return (j - k) % 2 == 1
+
+
 def _skip_space(buf: str, j: int) -> int:
     while j < len(buf) and buf[j] in " \t\r\n":
         j += 1
@@ -116,6 +126,11 @@ class _Region:
     at_start: bool = False  # opened by an `at_start` opener: failing, it was just the answer's text
     ends: RegionEnd | None = None  # how it ends, once known (None for a `JsonValue` region)
     unreadable: bool = False  # a `JsonValue` region with no readable value: it runs to the end
+
+    def may_be_prose(self, body: str) -> bool:
+        """Whether, unread, this region is the answer's text: opened by an `at_start` opener, and
+        its body holds none of the markers that make it markup (`CallSyntax.markup_if_holds`)."""
+        return self.at_start and not any(m in body for _, s in self.candidates for m in s.markup_if_holds)
 
     def settles_nothing(self, buf: str) -> bool:
         """Whether the text added to `buf` since the last step cannot end this region, so no
@@ -159,7 +174,7 @@ class _Region:
                 match = ends.inner[self.quote.opener].search(buf, self.scan)
                 if match is None:
                     return None
-                if not match.group().startswith("\\") or not self.quote.backslash:
+                if not (self.quote.backslash and _escaped(buf, match.start())):
                     self.quote = None
                 self.scan = match.end()
 
@@ -209,8 +224,11 @@ class Engine:
         *,
         in_reasoning: bool,
         special_tokens: frozenset[str] | None = None,
+        respeller: Respeller | None = None,
     ) -> None:
         self._d = dialect
+        # Reads spaced tag markers (Kimi-K3's `<|open|> tools <|sep|>`) plain before the buffer.
+        self._respeller = respeller
         self._tools = tools
         # With the tokenizer's special tokens known, a marker that is one of them counts only
         # where it came as that token (`feed(..., special=True)`); spelled by ordinary tokens
@@ -221,6 +239,9 @@ class Engine:
         self._pos = 0  # everything before this has been decided
         self._scan = 0  # the trigger search resumes here (>= _pos)
         self._code_fence = False  # inside a ``` block that is not a call: no untagged calls
+        # Inside a format's explicit answer channel (gpt-oss `final`, Kimi-K3 `response`): the
+        # text is the answer, and the small-model habits (untagged calls) never apply there.
+        self._answer_channel = False
         self._events: list[Event] = []
         self._content: list[str] = []
         self._reasoning: list[str] = []
@@ -252,8 +273,13 @@ class Engine:
     # -- public -----------------------------------------------------------------------------
 
     def feed(self, text: str, *, special: bool = False) -> list[Event]:
-        if special and text and not self._closed and text in self._guarded:
-            self._special_at[len(self._buf)] = len(self._buf) + len(text)
+        token = text if special and not self._closed and text in self._guarded else None
+        respeller = self._respeller
+        if respeller is not None and (respeller.held or respeller.begins in text):
+            text = respeller.feed(text)
+        if token is not None and text.endswith(token):  # (a respelled marker took it otherwise)
+            start = len(self._buf) + len(text) - len(token)
+            self._special_at[start] = start + len(token)
         quiet = self._quiet  # None once closed
         if quiet is not None and text:
             buf = self._append(text)
@@ -280,6 +306,8 @@ class Engine:
 
     def close(self, *, truncated: bool) -> list[Event]:
         if not self._closed:
+            if self._respeller is not None and self._respeller.held:
+                self._append(self._respeller.flush())
             self._closed = True
             self._truncated = truncated
             self._run(final=True)
@@ -361,9 +389,10 @@ class Engine:
         settled = self._scan == self._pos  # the next step would search from `_pos`
         if isinstance(state, _Text):
             if settled and not (self._answer_start and self._d.start_openers):
-                self._quiet = self._d.quiet_code if self._code_fence else self._d.quiet_text
+                no_untagged = self._code_fence or self._answer_channel
+                self._quiet = self._d.quiet_code if no_untagged else self._d.quiet_text
                 self._quiet_prefixes = self._d.proper_prefixes
-                untagged = not self._code_fence and (self._d.untagged_json or self._d.untagged_pythonic)
+                untagged = not no_untagged and (self._d.untagged_json or self._d.untagged_pythonic)
                 self._quiet_brackets = _BRACKETS if untagged else _NO_BRACKETS
                 self._quiet_pieces, self._quiet_event = self._content, TextDelta
         elif isinstance(state, _Reasoning):
@@ -494,7 +523,7 @@ class Engine:
             if settled is not None:
                 return settled
         d, buf = self._d, self._buf
-        pattern = d.tagged_pattern if self._code_fence else d.full_pattern
+        pattern = d.tagged_pattern if self._code_fence or self._answer_channel else d.full_pattern
         match = pattern.search(buf, self._scan)
         stop = match.start() if match else len(buf) - 1
         if not final:
@@ -508,6 +537,9 @@ class Engine:
             return False
         i, marker = match.start(), match.group()
         if marker == FENCE:
+            if self._answer_channel:  # a fence in the answer is the answer's text
+                self._scan = _fence_run_end(buf, i)
+                return True
             return self._on_fence(i, final)
         if marker in ("{", "["):
             return self._on_bracket(i, final, fence_start=None)
@@ -517,7 +549,12 @@ class Engine:
         self._emit_text(i)
         end = i + len(marker)
         if marker in d.drop:
+            if marker in d.answer_openers:
+                self._answer_channel = True
+            elif marker in d.answer_closers:
+                self._answer_channel = False
             return self._goto(_Text(), end)
+        self._answer_channel = False  # a call or reasoning begins: the answer channel ended
         if marker in d.reasoning:
             return self._goto(self._reasoning_state(d.reasoning[marker]), end)
         return self._goto(_Region(i, end, marker, d.openers[marker], fenced=False, scan=end), i)
@@ -651,6 +688,7 @@ class Engine:
         self._emit_thinking(match.start())
         self._answer_start = True
         if match.group() in state.closers:
+            self._answer_channel = match.group() in self._d.answer_openers
             return self._goto(_Text(), match.end())
         return self._goto(
             _Text(), match.start()
@@ -794,9 +832,9 @@ class Engine:
         rest of the output is the unread call (the model is asked to write it again)."""
         if not final:
             return False
-        if state.at_start:
-            return self._region_as_text(state, len(self._buf))
         body = self._buf[state.body_start :]
+        if state.may_be_prose(body):
+            return self._region_as_text(state, len(self._buf))
         return self._resolve_region(state, body, len(self._buf), closed=True)
 
     def _region_unfinished(self, state: _Region, final: bool) -> bool:
@@ -827,7 +865,7 @@ class Engine:
         if cut_off or (not closed and not all(s.closer_optional for _, s in state.candidates)):
             if self._complete_calls_of_section(state, body, end):
                 return True
-            if state.at_start:  # an answer that merely begins like a bare call is just text
+            if state.may_be_prose(body):  # an answer that merely begins like a bare call is just text
                 return self._region_as_text(state, end)
             cut = TruncatedCall("the call was cut off before its end marker", raw, fmt_name)
             return self._region_as_text(state, end, cut)
@@ -859,7 +897,7 @@ class Engine:
             return self._goto(_Text(), end)
         if not closed and self._complete_calls_of_section(state, body, end):
             return True
-        if state.at_start or self._in_inline_code(state):
+        if state.may_be_prose(body) or self._in_inline_code(state):
             # An answer that merely begins like a bare call, or a marker quoted as code in prose
             # (`<tool_call>`), is just text.
             return self._region_as_text(state, end)

@@ -91,6 +91,8 @@ class Dialect:
     prompt_reasoning_enders: frozenset[str]  # ... and those that end only one the prompt opened
     untagged_json: bool
     untagged_pythonic: bool
+    answer_openers: frozenset[str]  # drop markers that open an explicit answer channel (`ANSWER`)
+    answer_closers: frozenset[str]  # drop markers that end one
     tagged_pattern: re.Pattern[str]
     full_pattern: re.Pattern[str]
     proper_prefixes: frozenset[str]
@@ -152,6 +154,9 @@ class Dialect:
             ),
             untagged_json=untagged_json,
             untagged_pythonic=untagged_pythonic,
+            # Optional in a format module: `ANSWER = (openers, closers)`, its explicit answer channel.
+            answer_openers=frozenset(o for f in formats for o in getattr(f, "ANSWER", ((), ()))[0]),
+            answer_closers=frozenset(c for f in formats for c in getattr(f, "ANSWER", ((), ()))[1]),
             tagged_pattern=alternation(code_markers),
             full_pattern=alternation(markers),
             proper_prefixes=prefixes,
@@ -198,10 +203,11 @@ class RegionEnd:
         inner: dict[str, re.Pattern[str]] = {}
         wake_inner: dict[str, re.Pattern[str]] = {}
         for q in quotes.values():
-            wake_inner[q.opener] = _first_characters({*q.closers, *(["\\"] if q.backslash else [])})
+            # Only a closer can end a quoted span (an escaped one is told by the backslashes
+            # before it, `_Region.next_marker`), so a backslash wakes nothing: JSON full of `\\n`
+            # streams without a step per escape.
+            wake_inner[q.opener] = _first_characters(set(q.closers))
             alternatives = [re.escape(c) for c in sorted(q.closers, key=len, reverse=True)]
-            if q.backslash:
-                alternatives.insert(0, r"\\.")
             inner[q.opener] = re.compile("|".join(alternatives), re.DOTALL)
         reopen = None if opener in closers or opener in quotes else opener
         markers = closers | set(quotes) | ({reopen} if reopen else set())

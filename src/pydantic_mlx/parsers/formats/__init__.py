@@ -17,6 +17,14 @@ Each format module exposes the same few names:
 - `render(calls) -> str` — the text a model of this family writes for `calls`, markers included
   (tests round-trip it through `parse`).
 
+Optional names (most formats have none):
+
+- `ANSWER: tuple[tuple[str, ...], tuple[str, ...]]` — drop markers that open and that end the
+  format's explicit answer channel (gpt-oss `final`, Kimi-K3 `response`): untagged calls are
+  never read inside it.
+- `SPACED_TAGS: tuple[SpacedTags, ...]` — markers built around a word that models sometimes
+  write with spaces around it (Kimi-K3's `<|open|> tools <|sep|>`), read without them.
+
 Keep a format's knowledge in its own module; shared helpers live in `parsers/_json.py`,
 `parsers/_calls.py` and `parsers/_schema.py`.
 """

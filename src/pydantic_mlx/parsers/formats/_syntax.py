@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CallSyntax", "Closers", "EndRule", "JsonValue", "Quote"]
+__all__ = ["CallSyntax", "Closers", "EndRule", "JsonValue", "Quote", "SpacedTags"]
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,8 @@ class CallSyntax:
     at_start: bool = False
     """The opener counts only where the answer begins — the start of the output or right after
     a reasoning block, after optional spaces (gpt-oss's ` to=functions.` after a prompt that
-    ended in `<|start|>assistant`, Gemma 4's bare `call:`). Elsewhere it is plain text."""
+    ended in `<|start|>assistant`, Gemma 4's bare `call:`). Elsewhere it is plain text. Such a
+    region that cannot be read is the answer's text, unless it holds one of `markup_if_holds`."""
     echoed: bool = False
     """The model may write the region's body again right after its closer (LFM2 echoes its
     call list): that echo, after optional spaces, is dropped rather than read as a second call."""
@@ -90,3 +91,18 @@ class CallSyntax:
     """The closer that ended the region is left at the end of the body `parse_region` gets, so
     the format can tell a body its closer ended (then a value left open before it is complete:
     GLM-4.7's missing last `</arg_value>`) from one the output's end cut off (never a call)."""
+    markup_if_holds: tuple[str, ...] = ()
+    """With `at_start`: markers (special tokens) that make a region that cannot be read, or was
+    cut off, an unread call rather than the answer's text (gpt-oss's
+    ` to=functions.f<|channel|>commentary` cut inside its header)."""
+
+
+@dataclass(frozen=True)
+class SpacedTags:
+    """Markers spelled `OPENER WORD CLOSER` out of special tokens (Kimi-K3's `<|open|>tools<|sep|>`)
+    that models sometimes write with spaces around the word (`<|open|>   tools <|sep|>`). A format
+    declares them as `SPACED_TAGS`; the parser reads such a marker without its spaces, so the
+    format's markers stay plain literals."""
+
+    openers: tuple[str, ...]
+    closer: str

@@ -74,17 +74,50 @@ _MAX_DEPTH = 128
 _WHITESPACE = " \t\r\n"
 
 
-def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
-    """The one call in a `<|tool_call>` block: `call:NAME{...}`. Raises `CallSyntaxError` when the
-    body is anything else, including an object that is cut off or followed by more text."""
+def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall | CallSyntaxError]:
+    """The calls in a `<|tool_call>` block: `call:NAME{...}`, usually one, sometimes several
+    back to back (`call:a{...}call:b{...}`, as mlx-lm reads them). Also read: the bare opener
+    `<|tool_call>:NAME{...}` (the `call` word left out) and a stray colon (`:call:NAME{...}`).
+
+    Raises `CallSyntaxError` when the block does not begin with a readable call. What follows a
+    complete call must be another call: a bad call, or other text, comes back as a
+    `CallSyntaxError` carrying the rest of the block, so the calls before it are kept."""
     text = body.strip(_WHITESPACE)
     if syntax.opener == _BARE_CALL_OPENER:
         text = _CALL_PREFIX + text
     if text.startswith(":" + _CALL_PREFIX):  # a stray colon after the token: `<|tool_call>:call:f{}`
         text = text[1:]
-    if not text.startswith(_CALL_PREFIX):
+    elif text.startswith(":"):  # the bare opener: `<|tool_call>:get_weather{...}` (vLLM reads it)
+        text = "call" + text
+    calls: list[ToolCall | CallSyntaxError] = []
+    pos = 0
+    while True:
+        try:
+            call, end = _read_call(text, pos)
+        except CallSyntaxError as exc:
+            if not calls:
+                raise
+            calls.append(CallSyntaxError(str(exc), text=text[pos:]))
+            return calls
+        calls.append(call)
+        if syntax.opener == _BARE_CALL_OPENER and end < len(text):
+            # Where the answer begins, `call:f{...}` followed by more is prose that looks like a call.
+            raise CallSyntaxError(f"{call.name}: unexpected text after the arguments")
+        pos = _skip_whitespace(text, end)
+        if pos == len(text):
+            return calls
+        if not text.startswith(_CALL_PREFIX, pos):
+            calls.append(
+                CallSyntaxError(f"{call.name}: unexpected text after the arguments", text=text[pos:])
+            )
+            return calls
+
+
+def _read_call(text: str, pos: int) -> tuple[ToolCall, int]:
+    """The call `call:NAME{...}` at `pos`, and the offset after its closing brace."""
+    if not text.startswith(_CALL_PREFIX, pos):
         raise CallSyntaxError("expected call:NAME{...}")
-    name_match = _NAME.match(text, len(_CALL_PREFIX))
+    name_match = _NAME.match(text, pos + len(_CALL_PREFIX))
     if name_match is None:
         raise CallSyntaxError("expected a tool name after call:")
     name = name_match.group()
@@ -93,10 +126,13 @@ def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall
     if reader.peek() != "{":
         raise CallSyntaxError(f"{name}: expected '{{' after the name")
     arguments = reader.object(0)
-    reader.skip_whitespace()
-    if reader.i != len(text):
-        raise CallSyntaxError(f"{name}: unexpected text after the arguments")
-    return [ToolCall(name=name, arguments=arguments)]
+    return ToolCall(name=name, arguments=arguments), reader.i
+
+
+def _skip_whitespace(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in _WHITESPACE:
+        pos += 1
+    return pos
 
 
 class _ArgumentReader:

@@ -29,9 +29,10 @@ import regex
 from .._json import loads_lenient
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
-from ._syntax import CallSyntax, Closers
+from ._syntax import CallSyntax, Closers, Quote
 
 __all__ = [
+    "ANSWER",
     "CALLS",
     "DROP",
     "NAME",
@@ -48,15 +49,32 @@ _MESSAGE_ENDS = ("<|end|>", "<|return|>", "<|call|>")
 # without one (consumed whole, so "assistant" never leaks).
 _ENDS = (*_MESSAGE_ENDS, "<|start|>assistant")
 # The bare forms (`analysis<|message|>`) start an output whose prompt already ended with
-# `<|channel|>`; they hold a special token, so they are never prose.
+# `<|channel|>`; they hold a special token, so they are never prose. An analysis message ends
+# with <|end|> only: <|call|> ends a call and <|return|> the final answer, so either written in
+# the analysis text is reasoning (the channel grammar; vLLM reads it by tokens).
 _ANALYSIS = ("<|channel|>analysis<|message|>", "analysis<|message|>")
-REASONING = tuple((opener, closer) for opener in _ANALYSIS for closer in _ENDS)
+REASONING = tuple((opener, closer) for opener in _ANALYSIS for closer in ("<|end|>", "<|start|>assistant"))
+# Headers of messages whose text is content (the final answer, a commentary preamble), with the
+# content type some outputs give them (`<|channel|>final <|constrain|>json<|message|>`, llama.cpp's
+# tests): the type is markup, never part of the answer.
+_CONTENT_TYPES = ("", " <|constrain|>json", "<|constrain|>json", " json")
+_CONTENT_HEADERS = tuple(
+    f"{prefix}{channel}{content_type}<|message|>"
+    for prefix in ("<|channel|>", "")
+    for channel in ("final", "commentary")
+    for content_type in _CONTENT_TYPES
+)
+# A message addressed to the assistant itself (`<|channel|>commentary to=assistant<|channel|>final`,
+# llama.cpp's tests) is no call: its header is markup and the channel it names decides the rest.
+_TO_ASSISTANT = tuple(
+    f"<|channel|>{channel} to=assistant{after}"
+    for channel in ("commentary", "analysis", "final")
+    for after in ("<|channel|>", "<|message|>")
+)
 DROP = (
     "<|start|>assistant",
-    "<|channel|>final<|message|>",
-    "<|channel|>commentary<|message|>",
-    "final<|message|>",
-    "commentary<|message|>",
+    *_CONTENT_HEADERS,
+    *_TO_ASSISTANT,
     "<|channel|>final",
     "<|channel|>commentary",
     "<|channel|>analysis",
@@ -66,20 +84,26 @@ DROP = (
     "<|message|>",
     "<|constrain|>",
 )
-_CALL_END = Closers(_ENDS)
+# A `<|call|>` (or any end) written inside a JSON string of the arguments is part of them.
+_CALL_END = Closers(_ENDS, quotes=(Quote('"', ('"',), backslash=True),))
 _RECIPIENT_OPENERS = (
     "<|channel|>commentary to=",
     "<|channel|>analysis to=",
     "<|start|>assistant to=",
 )
 # The output right after a `<|start|>assistant` prompt begins with the recipient
-# (" to=functions.f<|channel|>..."); only there is a bare "to=functions." a header.
+# (" to=functions.f<|channel|>..."); only there is a bare "to=functions." a header. Unread, it is
+# prose unless it holds a header token: then it is a call cut off or garbled, not the answer.
 _BARE_FUNCTIONS_OPENER = "to=functions."
+_HEADER_TOKENS = ("<|channel|>", "<|constrain|>", "<|message|>")
 CALLS = (
     *(CallSyntax(opener, _CALL_END) for opener in _RECIPIENT_OPENERS),
-    CallSyntax(_BARE_FUNCTIONS_OPENER, _CALL_END, at_start=True),
+    CallSyntax(_BARE_FUNCTIONS_OPENER, _CALL_END, at_start=True, markup_if_holds=_HEADER_TOKENS),
 )
 UNTAGGED: frozenset[str] = frozenset()
+# The final answer and preambles are the explicit answer: text there is content even when it
+# looks like a JSON call (with `format="auto"`, whose other formats read untagged calls).
+ANSWER = (_CONTENT_HEADERS, (*_MESSAGE_ENDS, "<|start|>assistant", "<|start|>"))
 TEMPLATE_HINTS = ("<|channel|>", "<|constrain|>")
 
 _FUNCTIONS = "functions."

@@ -42,9 +42,20 @@ from .._json import ValueScanner, loads_lenient
 from .._schema import coerce_argument, unwrap_arguments
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
-from ._syntax import CallSyntax, Closers, Quote
+from ._syntax import CallSyntax, Closers, Quote, SpacedTags
 
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
+__all__ = [
+    "ANSWER",
+    "CALLS",
+    "DROP",
+    "NAME",
+    "REASONING",
+    "SPACED_TAGS",
+    "TEMPLATE_HINTS",
+    "UNTAGGED",
+    "parse_region",
+    "render",
+]
 
 NAME = "kimi_k2"
 
@@ -55,6 +66,7 @@ _ARGUMENT_BEGIN = "<|tool_call_argument_begin|>"
 _SECTION_ENDS = (_SECTION_END, _SINGULAR_END)
 
 _OPEN, _SEP, _CLOSE = "<|open|>", "<|sep|>", "<|close|>"
+_K3_CALL = f"{_OPEN}call"
 
 
 def _xtml_close(tag: str) -> str:
@@ -77,10 +89,20 @@ _K3_TOOLS = CallSyntax(
     ends_reasoning=True,
 )
 
-REASONING = (("<think>", "</think>"), (f"{_OPEN}think{_SEP}", _xtml_close("think")))
+# A K3 completion may skip its think channel (the prompt opened it) and answer at once: the
+# response channel's opener ends the thinking too.
+REASONING = (
+    ("<think>", "</think>"),
+    (f"{_OPEN}think{_SEP}", _xtml_close("think")),
+    (f"{_OPEN}think{_SEP}", f"{_OPEN}response{_SEP}"),
+)
+# A section's inner markers outside any section (the model lost its opener) are markup, not an
+# answer: dropped like a stray section end.
 DROP = (
     "<|im_end|>",
     *_SECTION_ENDS,
+    _CALL_END,
+    _ARGUMENT_BEGIN,
     f"{_OPEN}response{_SEP}",
     _xtml_close("response"),
     _xtml_close("message"),
@@ -94,33 +116,63 @@ CALLS = (
     CallSyntax(_CALL_BEGIN, Closers((_CALL_END,), quotes=(_JSON_STRING,)), ends_reasoning=True),
 )
 UNTAGGED: frozenset[str] = frozenset()
+# K3's response channel is the explicit answer: no untagged call is read in it (`format="auto"`).
+ANSWER = ((f"{_OPEN}response{_SEP}",), (_xtml_close("response"), _xtml_close("message"), "<|end_of_msg|>"))
+# Degraded K3 outputs put spaces around a marker's word (`<|open|> response <|sep|>`, vLLM's tests):
+# read as the marker.
+SPACED_TAGS = (SpacedTags((_OPEN, _CLOSE), _SEP),)
 TEMPLATE_HINTS = (_SECTION_BEGIN, _CALL_BEGIN, "tool_declare<|im_middle|>", _OPEN)
 
-_CALL_ID = regex.compile(r"(?:functions\.)?(.+?)(?::\d+)?")
+# `functions.NAME:INDEX`; vLLM, SGLang and llama.cpp all require the index (`functions.x.0` is
+# not an id).
+_CALL_ID = regex.compile(r"(?:functions\.)?(.+?):\d+")
 _ATTRIBUTE = regex.compile(r'\s*([A-Za-z_][\w-]*)="([^"]*)"')
 _ENTITY = regex.compile(r"&(quot|amp);")
 
 
-def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
-    """The calls in a K2 section, a lone K2 call, or a K3 `tools` channel."""
+def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall | CallSyntaxError]:
+    """The calls in a K2 section, a lone K2 call, or a K3 `tools` channel.
+
+    In a section or channel of several calls, a bad call comes back as a `CallSyntaxError`
+    carrying its own text, in its place, and the good ones are kept. Raises `CallSyntaxError`
+    when the region holds no readable call at all (an empty section is not an answer either)."""
     if syntax.opener == _K3_TOOLS.opener:
-        return _k3_tools(body, tools)
-    if syntax.opener == _CALL_BEGIN:
+        items = _k3_tools(body, tools)
+    elif syntax.opener == _CALL_BEGIN:
         return [_k2_call(body, tools)]
-    calls: list[ToolCall] = []
-    pos = _skip_space(body, 0)
-    while pos < len(body):
-        if not body.startswith(_CALL_BEGIN, pos):
-            raise CallSyntaxError(f"expected {_CALL_BEGIN} in a tool-calls section")
-        start = pos + len(_CALL_BEGIN)
-        end = _call_end(body, start)
-        if end < 0:
-            raise CallSyntaxError(f"a call without its {_CALL_END}")
-        calls.append(_k2_call(body[start:end], tools))
-        pos = _skip_space(body, end + len(_CALL_END))
-    if not calls:
+    else:
+        items = _k2_section(body, tools)
+    if not items:
         raise CallSyntaxError("an empty tool-calls section")
-    return calls
+    if not any(isinstance(item, ToolCall) for item in items):
+        first = items[0]
+        assert isinstance(first, CallSyntaxError)
+        raise CallSyntaxError(str(first), name=first.name)  # the whole region is the problem
+    return items
+
+
+def _k2_section(body: str, tools: ToolSet) -> list[ToolCall | CallSyntaxError]:
+    """Each `<|tool_call_begin|>…<|tool_call_end|>` of a section in order. Text between calls
+    is not a call and not an answer (vLLM and SGLang skip it too): it is left out."""
+    items: list[ToolCall | CallSyntaxError] = []
+    pos = body.find(_CALL_BEGIN)
+    while pos >= 0:
+        start = pos + len(_CALL_BEGIN)
+        end, lost_end = _call_end(body, start)
+        if end < 0:
+            text = body[pos:]
+            items.append(CallSyntaxError(f"a call without its {_CALL_END}", text=text))
+            break
+        if lost_end:  # the next call began before this one's end marker
+            items.append(CallSyntaxError(f"a call without its {_CALL_END}", text=body[pos:end]))
+            pos = end
+            continue
+        try:
+            items.append(_k2_call(body[start:end], tools))
+        except CallSyntaxError as exc:
+            items.append(CallSyntaxError(str(exc), text=body[pos : end + len(_CALL_END)], name=exc.name))
+        pos = body.find(_CALL_BEGIN, end + len(_CALL_END))
+    return items
 
 
 def render(calls: Sequence[ToolCall]) -> str:
@@ -133,19 +185,25 @@ def render(calls: Sequence[ToolCall]) -> str:
     return _SECTION_BEGIN + "".join(parts) + _SECTION_END
 
 
-def _call_end(body: str, start: int) -> int:
+def _call_end(body: str, start: int) -> tuple[int, bool]:
     """Where the call starting at `start` ends: the first `<|tool_call_end|>` after its JSON
-    arguments (one written inside a JSON string is part of the arguments), or -1."""
+    arguments (one written inside a JSON string is part of the arguments), or -1. With True,
+    the call lost its end marker: the offset is where the next call begins."""
     end = body.find(_CALL_END, start)
     arguments = body.find(_ARGUMENT_BEGIN, start)
-    if arguments < 0 or 0 <= end < arguments:
-        return end
-    value = _skip_space(body, arguments + len(_ARGUMENT_BEGIN))
-    if value < len(body) and body[value] in "{[":
-        closed = ValueScanner(value).scan(body)
-        if closed is not None:
-            return body.find(_CALL_END, closed)
-    return end
+    following = body.find(_CALL_BEGIN, start)
+    search_from = start
+    if arguments >= 0 and not (0 <= end < arguments) and not (0 <= following < arguments):
+        value = _skip_space(body, arguments + len(_ARGUMENT_BEGIN))
+        if value < len(body) and body[value] in "{[":
+            closed = ValueScanner(value).scan(body)
+            if closed is not None:
+                search_from = closed
+    end = body.find(_CALL_END, search_from)
+    following = body.find(_CALL_BEGIN, search_from)
+    if following >= 0 and (end < 0 or following < end):
+        return following, True
+    return end, False
 
 
 def _k2_call(text: str, tools: ToolSet) -> ToolCall:
@@ -185,20 +243,27 @@ def _only_tool_taking(arguments: dict[str, Any], tools: ToolSet) -> str:
     return fitting[0] if len(fitting) == 1 else ""
 
 
-def _k3_tools(body: str, tools: ToolSet) -> list[ToolCall]:
-    calls: list[ToolCall] = []
-    pos = _skip_space(body, 0)
-    while pos < len(body):
-        attributes, pos = _xtml_open(body, pos, "call")
-        name = attributes.get("tool", "")
-        if not name:
-            raise CallSyntaxError("a Kimi-K3 call without its tool name")
-        arguments, pos = _k3_arguments(body, pos, name, tools)
-        calls.append(ToolCall(name=name, arguments=unwrap_arguments(name, arguments, tools)))
-        pos = _skip_space(body, pos)
-    if not calls:
-        raise CallSyntaxError("an empty Kimi-K3 tools channel")
-    return calls
+def _k3_tools(body: str, tools: ToolSet) -> list[ToolCall | CallSyntaxError]:
+    """Each `<|open|>call …<|close|>call<|sep|>` of a tools channel in order. A bad call runs to
+    where the next call opens (an `<|open|>` never stands inside a value); text between calls is
+    left out, as in a K2 section."""
+    items: list[ToolCall | CallSyntaxError] = []
+    pos = body.find(_K3_CALL)
+    while pos >= 0:
+        start = pos
+        try:
+            attributes, pos = _xtml_open(body, pos, "call")
+            name = attributes.get("tool", "")
+            if not name:
+                raise CallSyntaxError("a Kimi-K3 call without its tool name")
+            arguments, pos = _k3_arguments(body, pos, name, tools)
+            items.append(ToolCall(name=name, arguments=unwrap_arguments(name, arguments, tools)))
+        except CallSyntaxError as exc:
+            pos = body.find(_K3_CALL, start + len(_K3_CALL))
+            items.append(CallSyntaxError(str(exc), text=body[start : pos if pos >= 0 else len(body)]))
+            continue
+        pos = body.find(_K3_CALL, pos)
+    return items
 
 
 def _k3_arguments(body: str, pos: int, name: str, tools: ToolSet) -> tuple[dict[str, Any], int]:
