@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from pydantic_evals.lifecycle import CaseLifecycle
 from pydantic_evals.reporting import ReportCase, ReportCaseFailure
 
 from ..model import MLXModel
+from ..traces import Trace, TraceError, TraceRecorder, save_trace
 from ._checks import CaseOutcome, case_evaluators
 from ._report import EvalRun, json_report_path, read_report, write_report
 from ._results import CaseResult, Check, ConfigError, ConfigResult, EvalConfig, ReportError, RunStatus
@@ -69,8 +71,9 @@ async def _loaded(config: EvalConfig) -> MLXModel:
 
 async def run_case(model: MLXModel, case: EvalCase, *, max_tokens: int = DEFAULT_MAX_TOKENS) -> CaseOutcome:
     """One agent run of `case` on `model`, with the case's real tools in a fresh sandbox."""
+    recorder = TraceRecorder(model)  # what each request offered the model, for the case's trace
     agent = Agent(
-        model,
+        recorder,
         system_prompt=case.system_prompt,
         tools=[Tool(TOOLBOX[name]) for name in case.tools],
         deps_type=Sandbox,
@@ -97,6 +100,10 @@ async def run_case(model: MLXModel, case: EvalCase, *, max_tokens: int = DEFAULT
                 messages = list(captured)
         files_after = sandbox.snapshot()
     responses = [m for m in messages if isinstance(m, ModelResponse)]
+    try:
+        offered = recorder.trace(messages, name="case")
+    except TraceError:  # the run stopped before its first request
+        offered = None
     return CaseOutcome(
         answer=answer,
         messages=messages,
@@ -105,6 +112,8 @@ async def run_case(model: MLXModel, case: EvalCase, *, max_tokens: int = DEFAULT
         seconds=time.perf_counter() - started,
         output_tokens=sum(r.usage.output_tokens for r in responses),
         decode_seconds=sum(float((r.provider_details or {}).get("decode_seconds", 0.0)) for r in responses),
+        tools=offered.tools if offered else [],
+        instructions=offered.instructions if offered else None,
     )
 
 
@@ -119,6 +128,7 @@ async def run_eval(
     progress: Progress | None = None,
     report: Path | None = None,
     resume: bool = False,
+    save_traces: Path | None = None,
 ) -> list[ConfigResult]:
     """Run every case (the built-in suite by default) on every configuration, scored the same way.
 
@@ -130,6 +140,10 @@ async def run_eval(
     them "interrupted after N of M cases" before the cancellation goes on. With `resume`, the cases
     that JSON already holds as finished, for an equal configuration and an equal case, are kept and
     not run again (`ReportError` if it cannot be read or used other `max_tokens`).
+
+    With `save_traces` (a folder), each finished case's trace (its message history, the tools
+    offered, the verdict: `pydantic_mlx.traces`) is written to `<folder>/<configuration>/<case>.trace.json`,
+    the kept ones of a resumed run included, ready for `pydantic-mlx export`.
     """
     suite = list(cases) if cases is not None else builtin_suite()
     labels = [config.label for config in configs]
@@ -166,6 +180,9 @@ async def run_eval(
         save("running")
         for index, (config, model, done) in enumerate(zip(configs, models, finished, strict=True)):
             where = f"[{index + 1}/{len(configs)} {config.label}]"
+            if save_traces is not None:
+                for kept in done.values():
+                    _save_trace(kept, config, save_traces)
             if done and progress is not None:
                 progress(f"{where} {len(done)}/{len(suite)} kept from the report")
             earlier_seconds, started = seconds[index], time.perf_counter()
@@ -180,10 +197,13 @@ async def run_eval(
                 where: str = where,
                 earlier_seconds: float = earlier_seconds,
                 started: float = started,
+                config: EvalConfig = config,
             ) -> None:
                 done[result.case.name] = result
                 seconds[index] = earlier_seconds + time.perf_counter() - started
                 save("running")
+                if save_traces is not None:
+                    _save_trace(result, config, save_traces)
                 if progress is not None:
                     outcome = result.outcome
                     ran = (
@@ -256,3 +276,36 @@ def _case_result(
     checks = [Check(name, bool(result.value), result.reason) for name, result in reported.assertions.items()]
     errors = [f"{f.name}: {f.error_message}" for f in reported.evaluator_failures]
     return CaseResult(case, checks, reported.output, error="; ".join(errors) or None)
+
+
+def _file_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.") or "unnamed"
+
+
+def _save_trace(result: CaseResult, config: EvalConfig, folder: Path) -> None:
+    """Write a finished case's trace; an eval error (no run) has none."""
+    outcome, case = result.outcome, result.case
+    if outcome is None:
+        return
+    trace = Trace(
+        name=_file_name(case.name),
+        messages=outcome.messages,
+        tools=outcome.tools,
+        instructions=outcome.instructions,
+        passed=result.passed,
+        metadata={
+            "case": case.name,
+            "category": case.category,
+            "prompt": case.prompt,
+            "configuration": {
+                "label": config.label,
+                "model": config.model,
+                "adapter": config.adapter,
+                "tool_format": config.tool_format,
+                "constrained": config.constrained,
+            },
+            "checks": [{"name": c.name, "passed": c.passed, "reason": c.reason} for c in result.checks],
+            "run_error": outcome.error,
+        },
+    )
+    save_trace(trace, folder / _file_name(config.label))
