@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import (
@@ -295,6 +295,30 @@ def test_rendering_decodes_to_exactly_the_template_text(
         "NFC", template_text(tokenizer, messages, [READ_FILE])
     )
     assert ids.count(tokenizer.convert_tokens_to_ids("<|im_start|>")) == 7
+
+
+@settings(max_examples=60, deadline=None)
+@given(user=content, tool_result=content, argument=content, answer=content)
+@example(user="Read a.txt.", tool_result="ok.", argument="a.txt", answer="Done.")
+def test_tokens_are_hugging_faces_when_no_content_spells_an_added_token(
+    tokenizer: Any, user: str, tool_result: str, argument: str, answer: str
+) -> None:
+    # The model was trained on Hugging Face's tokenization of whole rendered conversations, and
+    # mlx_lm.lora tokenizes training records that way: "answer." then the template's "\n" merge
+    # into one token there. Content tokenized on its own gave other ids at its edges.
+    messages = conversation(user, tool_result, argument, answer)
+    assume(not any(marker in text for text in (user, tool_result, argument, answer) for marker in ADDED))
+    ids = render_prompt(tokenizer, messages, [READ_FILE])
+    expected = tokenizer.apply_chat_template(
+        chat_messages(messages),
+        tools=tool_schemas([READ_FILE]),
+        add_generation_prompt=True,
+        return_dict=False,
+    )
+    assert ids == expected
+
+
+ADDED = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>")
 
 
 def test_content_that_looks_like_a_placeholder_is_rendered_as_written(tokenizer: Any) -> None:

@@ -63,6 +63,7 @@ __all__ = [
     "render_request",
     "request_instructions",
     "request_tool_defs",
+    "template_conversation",
     "tool_schemas",
 ]
 
@@ -131,46 +132,100 @@ def render_prompt(
 ) -> list[int]:
     """Render messages and tools with the tokenizer's chat template; return the prompt's token ids.
 
-    Content is rendered as placeholders, so the template's own text (turn markers, tool
-    instructions) is tokenized with special tokens recognised, and each content string is
-    tokenized on its own with special tokens treated as plain text.
+    Content is rendered as placeholders, so that where it lies in the template's text is known.
+    When no content spells one of the tokenizer's added tokens (turn markers, `<tool_call>`), the
+    whole text is tokenized at once, exactly as Hugging Face's `apply_chat_template(tokenize=True)`
+    (and so `mlx_lm.lora`, `mlx_lm.server`) tokenizes it: the model sees the token sequences it
+    was trained on, merges across the edges of content included. Otherwise the template's own
+    text is tokenized with special tokens recognised, and each content string on its own with
+    special tokens treated as plain text, so content cannot forge a turn.
     """
     template = getattr(tokenizer, "chat_template", None)
     chat = _fit_call_ids(chat_messages(messages, instructions), template)
     tools = tool_schemas(tool_defs)
     holder = _Placeholders.for_chat([*chat, *tools])
-    held_tools = holder.hold_json(tools, _added_tokens(tokenizer)) or None
-
-    def apply(conversation: list[dict[str, Any]]) -> Any:
-        return tokenizer.apply_chat_template(
+    marked = _added_tokens(tokenizer)
+    # Only strings that spell an added token are held: templates read a schema's structure
+    # (types, required names) and must see it as it is.
+    held_tools = holder.hold_json(tools, marked) or None
+    _, rendered = _render_fitted(
+        chat,
+        lambda conversation: tokenizer.apply_chat_template(
             holder.stand_in(conversation),
-            # Only strings that spell an added token are held: templates read a schema's structure
-            # (types, required names) and must see it as it is.
             tools=held_tools,
             tokenize=False,
             add_generation_prompt=add_generation_prompt,
-        )
+        ),
+    )
+    if not isinstance(rendered, str):
+        raise TypeError(f"apply_chat_template(tokenize=False) returned {type(rendered).__name__}, not str")
+    encode = _encoder(tokenizer)
+    pieces = holder.splice(rendered)
+    if not _content_spells_added_tokens(pieces, marked):
+        return encode("".join(text for text, _ in pieces), False)
+    token_ids: list[int] = []
+    for text, is_content in pieces:
+        if text:
+            token_ids.extend(encode(text, is_content))
+    return token_ids
 
+
+def template_conversation(
+    tokenizer: ChatTokenizer,
+    messages: Sequence[ModelMessage],
+    tool_defs: Sequence[ToolDefinition],
+    *,
+    instructions: str | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The chat dicts and tool schemas exactly as `render_prompt` gives them to the template.
+
+    That is `chat_messages` and `tool_schemas`, fitted to what the template insists on: tool-call
+    ids of the length it checks (Mistral's), and system messages after the first turned into user
+    turns where it refuses them. Rendering the result with the template (`apply_chat_template`,
+    as `mlx_lm.lora` does with a training record) gives the text `render_prompt` tokenizes.
+    Raises `UserError` if the template cannot render the conversation.
+    """
+    template = getattr(tokenizer, "chat_template", None)
+    chat = _fit_call_ids(chat_messages(messages, instructions), template)
+    tools = tool_schemas(tool_defs)
+    chat, _ = _render_fitted(
+        chat,
+        lambda conversation: tokenizer.apply_chat_template(conversation, tools=tools or None, tokenize=False),
+    )
+    return chat, tools
+
+
+def _render_fitted(
+    chat: list[dict[str, Any]], render: Callable[[list[dict[str, Any]]], Any]
+) -> tuple[list[dict[str, Any]], Any]:
+    """`render(chat)`, or, where the template refuses system messages after the first, `chat` with
+    those as user turns and its rendering. `UserError` if the template cannot render it."""
     try:
         try:
-            rendered = apply(chat)
+            return chat, render(chat)
         except TemplateError:
             # Templates that allow a system message only first (Mistral's, Gemma's) refuse the ones
             # pydantic-ai sends mid-conversation (retry instructions, say): those become user turns.
             later_system = [i for i, m in enumerate(chat) if i and m["role"] == "system"]
             if not later_system:
                 raise
-            rendered = apply([{**m, "role": "user"} if i in later_system else m for i, m in enumerate(chat)])
+            chat = [{**m, "role": "user"} if i in later_system else m for i, m in enumerate(chat)]
+            return chat, render(chat)
     except (TemplateError, ValueError) as error:  # ValueError: the tokenizer has no chat template
         raise UserError(f"The chat template cannot render this conversation: {error}") from error
-    if not isinstance(rendered, str):
-        raise TypeError(f"apply_chat_template(tokenize=False) returned {type(rendered).__name__}, not str")
-    encode = _encoder(tokenizer)
-    token_ids: list[int] = []
-    for text, is_content in holder.splice(rendered):
-        if text:
-            token_ids.extend(encode(text, is_content))
-    return token_ids
+
+
+def _content_spells_added_tokens(pieces: list[tuple[str, bool]], marked: re.Pattern[str]) -> bool:
+    """Whether tokenizing the pieces' text at once could read an added token out of content:
+    one inside a content piece, or one spanning the edge of content and template text."""
+    text = "".join(piece for piece, _ in pieces)
+    template_spans: set[tuple[int, int]] = set()
+    position = 0
+    for piece, is_content in pieces:
+        if not is_content:
+            template_spans.update((position + m.start(), position + m.end()) for m in marked.finditer(piece))
+        position += len(piece)
+    return any(match.span() not in template_spans for match in marked.finditer(text))
 
 
 def _fit_call_ids(chat: list[dict[str, Any]], template: object) -> list[dict[str, Any]]:

@@ -79,7 +79,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         "configuration are kept, not run again",
     )
     evaluate.add_argument("--max-tokens", type=int, default=512, help="token limit per model request")
+    evaluate.add_argument(
+        "--save-traces",
+        type=Path,
+        metavar="DIR",
+        help="write each case's trace (messages, tools offered, verdict) to DIR/<configuration>/, "
+        "for `pydantic-mlx export`",
+    )
     evaluate.set_defaults(run=run_eval)
+
+    export = commands.add_parser(
+        "export",
+        help="turn saved traces into mlx_lm.lora training data (tools/chat JSONL)",
+        description="Read the traces in DIR (written by `eval --save-traces` or pydantic_mlx.traces) and "
+        'write mlx_lm.lora\'s chat JSONL: {"messages": [...], "tools": [...]} per line, tool calls as '
+        "structured tool_calls, tool results as tool messages. See docs/finetune.md.",
+    )
+    export.add_argument("traces", nargs="+", type=Path, metavar="DIR", help="trace folders or files")
+    export.add_argument("--out", type=Path, required=True, help="where the training records go (train.jsonl)")
+    export.add_argument("--only-passed", action="store_true", help="only the traces whose verdict is a pass")
+    export.add_argument(
+        "--split",
+        type=float,
+        help="this share of the traces goes to --out, the rest to valid.jsonl beside it (e.g. 0.9)",
+    )
+    export.add_argument(
+        "--per-request",
+        action="store_true",
+        help="one record per model response (train with --mask-prompt), not one per conversation",
+    )
+    export.add_argument(
+        "--model",
+        help="check every record against this model's chat template: its tokens must be what MLXModel "
+        "rendered (records that differ are left out and listed)",
+    )
+    export.add_argument("--seed", type=int, default=0, help="shuffle seed of --split (default 0)")
+    export.set_defaults(run=run_export)
 
     args = parser.parse_args(argv)
     return args.run(args)
@@ -123,6 +158,8 @@ def run_eval(args: argparse.Namespace) -> int:
     exit `EVAL_INTERRUPTED` after Ctrl-C, with the tables and reports of the cases that finished."""
     import asyncio
 
+    from .traces import TraceError
+
     try:
         from . import eval as evals
     except ModuleNotFoundError as exc:
@@ -151,9 +188,10 @@ def run_eval(args: argparse.Namespace) -> int:
                 progress=progress,
                 report=args.report,
                 resume=args.resume,
+                save_traces=args.save_traces,
             )
         )
-    except (evals.ConfigError, evals.SuiteError, evals.ReportError) as exc:
+    except (evals.ConfigError, evals.SuiteError, evals.ReportError, TraceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -161,7 +199,62 @@ def run_eval(args: argparse.Namespace) -> int:
     print(evals.summary_table(results), end="\n\n")
     print(evals.case_table(results), end="\n\n")
     print(f"Report with every transcript: {args.report} (JSON: {evals.json_report_path(args.report)})")
+    if args.save_traces is not None:
+        print(f"Traces: {args.save_traces} (pydantic-mlx export {args.save_traces} --out train.jsonl)")
     return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """`pydantic-mlx export`: traces to mlx_lm.lora JSONL. Exit 2 on unreadable traces or bad
+    arguments, 1 when no record could be written."""
+    from pydantic_ai.exceptions import UserError
+
+    from .traces import TraceError, export_traces, load_traces
+
+    if args.split is not None and not 0 < args.split <= 1:
+        print(f"error: --split must be above 0 and at most 1, not {args.split}", file=sys.stderr)
+        return 2
+    try:
+        traces = load_traces(args.traces)
+        tokenizer = _tokenizer(args.model) if args.model else None
+        summary = export_traces(
+            traces,
+            args.out,
+            only_passed=args.only_passed,
+            split=args.split,
+            per_request=args.per_request,
+            tokenizer=tokenizer,
+            seed=args.seed,
+        )
+    except (TraceError, UserError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for line in summary.skipped:
+        print(f"  left out {line}", file=sys.stderr)
+    chosen = "passed " if args.only_passed else ""
+    print(
+        f"{summary.exported} of {summary.traces} traces exported ({chosen}and round-trip checked)"
+        if summary.checked
+        else f"{summary.exported} of {summary.traces} traces exported"
+    )
+    print(f"{summary.train_records} records -> {summary.train_path}")
+    if summary.valid_path is not None:
+        print(f"{summary.valid_records} records -> {summary.valid_path}")
+    return 0 if summary.train_records else 1
+
+
+def _tokenizer(model: str) -> Any:
+    """The tokenizer (chat template included) of a model folder or Hugging Face id, as mlx-lm loads it."""
+    from huggingface_hub import snapshot_download
+    from mlx_lm.utils import load_tokenizer
+
+    path = Path(model).expanduser()
+    try:
+        if not path.exists():  # the tokenizer's files only, not the weights
+            path = Path(snapshot_download(model, allow_patterns=["*.json", "*.jinja", "*.model", "*.txt"]))
+        return load_tokenizer(path)
+    except Exception as exc:  # whatever transformers or the hub raise: the user needs the reason
+        raise OSError(f"cannot load the tokenizer of {model}: {type(exc).__name__}: {exc}") from exc
 
 
 def _eval_interrupted(report: Path) -> int:

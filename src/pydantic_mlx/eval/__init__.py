@@ -37,18 +37,8 @@ from ._report import (
     write_html_report,
     write_report,
 )
-from ._runner import (
-    DEFAULT_MAX_TOKENS,
-    CaseResult,
-    Check,
-    ConfigError,
-    ConfigResult,
-    EvalConfig,
-    ReportError,
-    RunStatus,
-    run_case,
-    run_eval,
-)
+from ._results import CaseResult, Check, ConfigError, ConfigResult, EvalConfig, ReportError, RunStatus
+from ._runner import DEFAULT_MAX_TOKENS, run_case, run_eval
 from ._sandbox import TOOLBOX, Sandbox
 from ._suite import EvalCase, Expectation, ExpectedCall, SuiteError, builtin_suite, load_suite
 

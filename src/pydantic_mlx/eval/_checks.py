@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart, ToolReturnPart
+from pydantic_ai.tools import ToolDefinition
 from pydantic_evals.evaluators import EvaluationReason, Evaluator, EvaluatorContext
 
 from ._suite import EvalCase, Expectation, ExpectedCall
@@ -52,6 +53,10 @@ class CaseOutcome:
     output_tokens: int = 0
     decode_seconds: float = 0.0
     """Generation time reported by the model (MLXModel's `decode_seconds`), summed over requests."""
+    tools: list[ToolDefinition] = field(default_factory=list[ToolDefinition])
+    """The tools the run's last request offered the model (for its trace)."""
+    instructions: str | None = None
+    """The instructions in force for the run's last request (for its trace)."""
 
 
 Context = EvaluatorContext[EvalCase, CaseOutcome, Any]

@@ -22,7 +22,7 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 
-from ._runner import CaseResult, ConfigResult, ReportError, RunStatus
+from ._results import CaseResult, ConfigResult, ReportError, RunStatus
 
 __all__ = [
     "EvalRun",

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic_ai import Agent, Tool, capture_run_messages
 from pydantic_ai.exceptions import AgentRunError, UserError
@@ -19,81 +19,20 @@ from pydantic_evals.lifecycle import CaseLifecycle
 from pydantic_evals.reporting import ReportCase, ReportCaseFailure
 
 from ..model import MLXModel
+from ..traces import Trace, TraceError, TraceRecorder, save_trace
 from ._checks import CaseOutcome, case_evaluators
+from ._report import EvalRun, json_report_path, read_report, write_report
+from ._results import CaseResult, Check, ConfigError, ConfigResult, EvalConfig, ReportError, RunStatus
 from ._sandbox import TOOLBOX, Sandbox
 from ._suite import EvalCase, builtin_suite
 
-__all__ = [
-    "DEFAULT_MAX_TOKENS",
-    "REQUEST_LIMIT",
-    "CaseResult",
-    "Check",
-    "ConfigError",
-    "ConfigResult",
-    "EvalConfig",
-    "ReportError",
-    "RunStatus",
-    "run_case",
-    "run_eval",
-]
+__all__ = ["DEFAULT_MAX_TOKENS", "REQUEST_LIMIT", "run_case", "run_eval"]
 
 DEFAULT_MAX_TOKENS = 512
 """Completion tokens per model request in an eval (answers to these cases are short)."""
 
 REQUEST_LIMIT = 8
 """Model requests one case may make before it fails (stops endless retry loops)."""
-
-_CONFIG_KEYS = ("model", "adapter", "tool_format", "constrained", "name")
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot run: a missing model or adapter, an unknown option, a failed load."""
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """One model configuration to evaluate: model, LoRA adapter, tool-call format, constrained decoding."""
-
-    model: str
-    adapter: str | None = None
-    tool_format: str | None = None
-    constrained: bool = False
-    name: str | None = None
-
-    @property
-    def label(self) -> str:
-        """The name shown in tables and reports: `name`, else what the configuration sets."""
-        if self.name:
-            return self.name
-        label = Path(self.model).name or self.model
-        if self.adapter:
-            label += f" +{Path(self.adapter).name}"
-        if self.tool_format:
-            label += f" [{self.tool_format}]"
-        if self.constrained:
-            label += " [constrained]"
-        return label
-
-    def varied(self, spec: str) -> EvalConfig:
-        """This configuration with the settings of `spec` changed: comma-separated `key=value`
-        pairs with keys model, adapter, tool_format, constrained (true/false) and name, e.g.
-        `adapter=adapters/v2,name=v2`. `constrained` alone means `constrained=true`."""
-        changes: dict[str, Any] = {"name": None}
-        for item in filter(None, (piece.strip() for piece in spec.split(","))):
-            key, sep, value = item.partition("=")
-            key = key.strip().replace("-", "_")
-            if key not in _CONFIG_KEYS:
-                raise ConfigError(f"--compare {spec!r}: unknown key {key!r}; use {', '.join(_CONFIG_KEYS)}")
-            value = value.strip()
-            if key == "constrained":
-                if sep and value.lower() not in ("true", "false"):
-                    raise ConfigError(f"--compare {spec!r}: constrained must be true or false")
-                changes[key] = not sep or value.lower() == "true"
-            elif not value:
-                raise ConfigError(f"--compare {spec!r}: {key} needs a value")
-            else:
-                changes[key] = value
-        return replace(self, **changes)
 
 
 def _model(config: EvalConfig) -> MLXModel:
@@ -132,8 +71,9 @@ async def _loaded(config: EvalConfig) -> MLXModel:
 
 async def run_case(model: MLXModel, case: EvalCase, *, max_tokens: int = DEFAULT_MAX_TOKENS) -> CaseOutcome:
     """One agent run of `case` on `model`, with the case's real tools in a fresh sandbox."""
+    recorder = TraceRecorder(model)  # what each request offered the model, for the case's trace
     agent = Agent(
-        model,
+        recorder,
         system_prompt=case.system_prompt,
         tools=[Tool(TOOLBOX[name]) for name in case.tools],
         deps_type=Sandbox,
@@ -160,6 +100,10 @@ async def run_case(model: MLXModel, case: EvalCase, *, max_tokens: int = DEFAULT
                 messages = list(captured)
         files_after = sandbox.snapshot()
     responses = [m for m in messages if isinstance(m, ModelResponse)]
+    try:
+        offered = recorder.trace(messages, name="case")
+    except TraceError:  # the run stopped before its first request
+        offered = None
     return CaseOutcome(
         answer=answer,
         messages=messages,
@@ -168,72 +112,9 @@ async def run_case(model: MLXModel, case: EvalCase, *, max_tokens: int = DEFAULT
         seconds=time.perf_counter() - started,
         output_tokens=sum(r.usage.output_tokens for r in responses),
         decode_seconds=sum(float((r.provider_details or {}).get("decode_seconds", 0.0)) for r in responses),
+        tools=offered.tools if offered else [],
+        instructions=offered.instructions if offered else None,
     )
-
-
-@dataclass(frozen=True)
-class Check:
-    """One evaluator's verdict on a case."""
-
-    name: str
-    passed: bool
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class CaseResult:
-    """A case's verdict under one configuration: passed only if every check passed."""
-
-    case: EvalCase
-    checks: list[Check]
-    outcome: CaseOutcome | None
-    error: str | None = None
-    """An error of the eval itself (a crashed task or evaluator), not of the model."""
-
-    @property
-    def passed(self) -> bool:
-        return self.error is None and bool(self.checks) and all(check.passed for check in self.checks)
-
-
-@dataclass(frozen=True)
-class ConfigResult:
-    """The results of one configuration over the whole suite."""
-
-    config: EvalConfig
-    cases: list[CaseResult]
-    seconds: float
-
-    @property
-    def categories(self) -> list[str]:
-        return list(dict.fromkeys(result.case.category for result in self.cases))
-
-    def score(self, category: str | None = None) -> float:
-        """Share of cases passed (0 to 1), overall or in one category."""
-        chosen = [r for r in self.cases if category is None or r.case.category == category]
-        return sum(r.passed for r in chosen) / len(chosen) if chosen else 0.0
-
-    def passed(self, category: str | None = None) -> int:
-        return sum(r.passed for r in self.cases if category is None or r.case.category == category)
-
-    def count(self, category: str | None = None) -> int:
-        return sum(1 for r in self.cases if category is None or r.case.category == category)
-
-    @property
-    def output_tokens(self) -> int:
-        return sum(r.outcome.output_tokens for r in self.cases if r.outcome)
-
-    @property
-    def tokens_per_second(self) -> float:
-        """Generated tokens per second of generation, over every request of the suite."""
-        seconds = sum(r.outcome.decode_seconds for r in self.cases if r.outcome)
-        return self.output_tokens / seconds if seconds else 0.0
-
-
-class ReportError(ValueError):
-    """A report to resume that cannot be read or was run with other settings."""
-
-
-RunStatus = Literal["running", "finished", "interrupted"]
 
 
 Progress = Callable[[str], None]
@@ -247,6 +128,7 @@ async def run_eval(
     progress: Progress | None = None,
     report: Path | None = None,
     resume: bool = False,
+    save_traces: Path | None = None,
 ) -> list[ConfigResult]:
     """Run every case (the built-in suite by default) on every configuration, scored the same way.
 
@@ -258,10 +140,11 @@ async def run_eval(
     them "interrupted after N of M cases" before the cancellation goes on. With `resume`, the cases
     that JSON already holds as finished, for an equal configuration and an equal case, are kept and
     not run again (`ReportError` if it cannot be read or used other `max_tokens`).
-    """
-    # Imported here: the report module reads this module's result types.
-    from ._report import EvalRun, json_report_path, read_report, write_report
 
+    With `save_traces` (a folder), each finished case's trace (its message history, the tools
+    offered, the verdict: `pydantic_mlx.traces`) is written to `<folder>/<configuration>/<case>.trace.json`,
+    the kept ones of a resumed run included, ready for `pydantic-mlx export`.
+    """
     suite = list(cases) if cases is not None else builtin_suite()
     labels = [config.label for config in configs]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
@@ -297,6 +180,9 @@ async def run_eval(
         save("running")
         for index, (config, model, done) in enumerate(zip(configs, models, finished, strict=True)):
             where = f"[{index + 1}/{len(configs)} {config.label}]"
+            if save_traces is not None:
+                for kept in done.values():
+                    _save_trace(kept, config, save_traces)
             if done and progress is not None:
                 progress(f"{where} {len(done)}/{len(suite)} kept from the report")
             earlier_seconds, started = seconds[index], time.perf_counter()
@@ -311,10 +197,13 @@ async def run_eval(
                 where: str = where,
                 earlier_seconds: float = earlier_seconds,
                 started: float = started,
+                config: EvalConfig = config,
             ) -> None:
                 done[result.case.name] = result
                 seconds[index] = earlier_seconds + time.perf_counter() - started
                 save("running")
+                if save_traces is not None:
+                    _save_trace(result, config, save_traces)
                 if progress is not None:
                     outcome = result.outcome
                     ran = (
@@ -387,3 +276,36 @@ def _case_result(
     checks = [Check(name, bool(result.value), result.reason) for name, result in reported.assertions.items()]
     errors = [f"{f.name}: {f.error_message}" for f in reported.evaluator_failures]
     return CaseResult(case, checks, reported.output, error="; ".join(errors) or None)
+
+
+def _file_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.") or "unnamed"
+
+
+def _save_trace(result: CaseResult, config: EvalConfig, folder: Path) -> None:
+    """Write a finished case's trace; an eval error (no run) has none."""
+    outcome, case = result.outcome, result.case
+    if outcome is None:
+        return
+    trace = Trace(
+        name=_file_name(case.name),
+        messages=outcome.messages,
+        tools=outcome.tools,
+        instructions=outcome.instructions,
+        passed=result.passed,
+        metadata={
+            "case": case.name,
+            "category": case.category,
+            "prompt": case.prompt,
+            "configuration": {
+                "label": config.label,
+                "model": config.model,
+                "adapter": config.adapter,
+                "tool_format": config.tool_format,
+                "constrained": config.constrained,
+            },
+            "checks": [{"name": c.name, "passed": c.passed, "reason": c.reason} for c in result.checks],
+            "run_error": outcome.error,
+        },
+    )
+    save_trace(trace, folder / _file_name(config.label))

@@ -1,0 +1,221 @@
+"""Traces to `mlx_lm.lora` training data (its `tools`/`chat` JSONL), and the round-trip check.
+
+A record is `{"messages": [...], "tools": [...]}`: OpenAI-style chat dicts made from the trace's
+message history by the same function `MLXModel` renders prompts with (`_chat.chat_messages`), so
+tool calls are structured `tool_calls` that the model's own template writes in its own syntax, and
+tool results are `tool` messages. With a tokenizer, each record is also checked: the template's
+tokens for the record (`apply_chat_template`, as `mlx_lm.lora` computes them) must start with
+exactly the prompt `MLXModel` renders before each response, so training sees the text the model
+is asked to continue.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    RetryFeedbackPart,
+    RetryPromptPart,  # pyright: ignore[reportDeprecated]
+    ToolReturnPart,
+)
+
+from .._chat import ChatTokenizer, chat_messages, render_prompt, template_conversation, tool_schemas
+from ._trace import Trace
+
+__all__ = ["ExportSummary", "export_traces", "round_trip_problems", "training_records"]
+
+Record = dict[str, Any]
+
+
+def _responses(messages: Sequence[ModelMessage]) -> list[int]:
+    return [i for i, message in enumerate(messages) if isinstance(message, ModelResponse)]
+
+
+def _retried(messages: Sequence[ModelMessage], index: int) -> bool:
+    """Whether the response at `index` was sent back to the model for a retry (a wrong call or answer)."""
+    after = messages[index + 1] if index + 1 < len(messages) else None
+    return isinstance(after, ModelRequest) and any(
+        isinstance(part, RetryFeedbackPart | RetryPromptPart)  # pyright: ignore[reportDeprecated]
+        or (isinstance(part, ToolReturnPart) and part.outcome == "retried")
+        for part in after.parts
+    )
+
+
+def _conversation(trace: Trace, tokenizer: ChatTokenizer | None) -> tuple[list[Record], list[Record]]:
+    if tokenizer is None:
+        return chat_messages(trace.messages, trace.instructions), tool_schemas(trace.tools)
+    return template_conversation(tokenizer, trace.messages, trace.tools, instructions=trace.instructions)
+
+
+def _assistant_positions(chat: list[Record]) -> list[int]:
+    # `chat_messages` gives each ModelResponse exactly one assistant message, in order.
+    return [i for i, message in enumerate(chat) if message["role"] == "assistant"]
+
+
+def _record(chat: list[Record], tools: list[Record]) -> Record:
+    return {"messages": chat, "tools": tools} if tools else {"messages": chat}
+
+
+def training_records(
+    trace: Trace,
+    *,
+    per_request: bool = False,
+    include_retried: bool = False,
+    tokenizer: ChatTokenizer | None = None,
+) -> list[Record]:
+    """The `mlx_lm.lora` records of one trace.
+
+    By default one record: the whole conversation up to its last response (requests after it, as in
+    a run that failed, have no answer to learn). With `per_request`, one record per response: the
+    conversation up to and including it, so `mlx_lm.lora --mask-prompt` trains each response once,
+    on exactly its prompt; responses the agent sent back for a retry are left out unless
+    `include_retried`. With `tokenizer`, the chat is fitted to its template as `MLXModel` fits it
+    (tool-call ids of the length it checks, later system messages as user turns if it refuses them).
+    """
+    chat, tools = _conversation(trace, tokenizer)
+    positions = _assistant_positions(chat)
+    if not positions:
+        return []
+    if not per_request:
+        return [_record(chat[: positions[-1] + 1], tools)]
+    responses = _responses(trace.messages)
+    return [
+        _record(chat[: position + 1], tools)
+        for position, response in zip(positions, responses, strict=True)
+        if include_retried or not _retried(trace.messages, response)
+    ]
+
+
+def round_trip_problems(trace: Trace, tokenizer: ChatTokenizer, *, per_request: bool = False) -> list[str]:
+    """What differs between training on the trace's records and the run: empty when, for every
+    record and every response in it, the template's tokens of the record (`apply_chat_template`,
+    as `mlx_lm.lora` tokenizes it) start with exactly the prompt `MLXModel` renders before that
+    response, and the prompt alone (`--mask-prompt`'s offset) is that prompt too."""
+    problems: list[str] = []
+    responses = _responses(trace.messages)
+    try:
+        records = training_records(trace, per_request=per_request, include_retried=True, tokenizer=tokenizer)
+    except UserError as exc:
+        return [str(exc)]
+    for number, record in enumerate(records, 1):
+        chat, tools = record["messages"], record.get("tools")
+        whole = list(tokenizer.apply_chat_template(chat, tools=tools, return_dict=False))
+        for turn, position in enumerate(_assistant_positions(chat)):
+            ours = render_prompt(
+                tokenizer, trace.messages[: responses[turn]], trace.tools, instructions=trace.instructions
+            )
+            alone = list(
+                tokenizer.apply_chat_template(
+                    chat[:position], tools=tools, add_generation_prompt=True, return_dict=False
+                )
+            )
+            where = f"record {number}, response {turn + 1}"
+            if alone != ours:
+                problems.append(f"{where}: the template renders the prompt {_first_difference(alone, ours)}")
+            elif whole[: len(ours)] != ours:
+                problems.append(f"{where}: the record's tokens {_first_difference(whole, ours)}")
+    return problems
+
+
+def _first_difference(theirs: list[int], ours: list[int]) -> str:
+    at = next((i for i, (a, b) in enumerate(zip(theirs, ours, strict=False)) if a != b), None)
+    if at is None:
+        return f"differently: {len(theirs)} tokens where MLXModel rendered {len(ours)}"
+    return (
+        f"differently from token {at} of {len(ours)} that MLXModel rendered (ids {theirs[at]} vs {ours[at]})"
+    )
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """What `export_traces` read and wrote."""
+
+    traces: int
+    """Traces given."""
+    exported: int
+    """Traces whose records were written (after `only_passed` and the round-trip check)."""
+    train_path: Path
+    train_records: int
+    valid_path: Path | None
+    valid_records: int
+    skipped: list[str] = field(default_factory=list[str])
+    """One line per trace left out, and why."""
+    checked: bool = False
+    """Whether every written record passed the round-trip check against a tokenizer."""
+
+
+def export_traces(
+    traces: Sequence[Trace],
+    out: Path,
+    *,
+    only_passed: bool = False,
+    split: float | None = None,
+    per_request: bool = False,
+    tokenizer: ChatTokenizer | None = None,
+    seed: int = 0,
+) -> ExportSummary:
+    """Write the traces' training records to `out` (JSON lines), ready for `mlx_lm.lora --data`.
+
+    `only_passed` keeps the traces whose verdict is a pass. With `split` (a share between 0 and 1),
+    that share of the traces, shuffled with `seed`, goes to `out` and the rest to `valid.jsonl`
+    beside it (whole traces, so no conversation is on both sides; at least one on each side
+    when there are two or more). With `tokenizer`, a trace whose records fail the round-trip check
+    (`round_trip_problems`) is left out and listed in `skipped`. Raises `UserError` for a bad
+    `split` or an `out` named valid.jsonl while splitting.
+    """
+    if split is not None and not 0 < split <= 1:
+        raise UserError(f"split must be above 0 and at most 1, not {split}")
+    valid_path = out.with_name("valid.jsonl") if split is not None else None
+    if valid_path is not None and out.name == valid_path.name:
+        raise UserError(f"{out}: the validation records go to valid.jsonl beside --out; name --out otherwise")
+    skipped: list[str] = []
+    kept: list[list[Record]] = []
+    for trace in traces:
+        if only_passed and trace.passed is not True:
+            continue
+        if tokenizer is not None and (
+            problems := round_trip_problems(trace, tokenizer, per_request=per_request)
+        ):
+            skipped.append(f"{trace.name}: {problems[0]}")
+            continue
+        records = training_records(trace, per_request=per_request, tokenizer=tokenizer)
+        if not records:
+            skipped.append(f"{trace.name}: no model response to learn")
+            continue
+        kept.append(records)
+    train, valid = kept, []
+    if split is not None and split < 1:
+        order = list(range(len(kept)))
+        random.Random(seed).shuffle(order)
+        cut = round(len(kept) * split)
+        if len(kept) >= 2:
+            cut = min(max(cut, 1), len(kept) - 1)
+        train, valid = [kept[i] for i in order[:cut]], [kept[i] for i in order[cut:]]
+    train_count = _write(out, train)
+    valid_count = _write(valid_path, valid) if valid_path is not None else 0
+    return ExportSummary(
+        traces=len(traces),
+        exported=len(kept),
+        train_path=out,
+        train_records=train_count,
+        valid_path=valid_path,
+        valid_records=valid_count,
+        skipped=skipped,
+        checked=tokenizer is not None,
+    )
+
+
+def _write(path: Path, groups: list[list[Record]]) -> int:
+    lines = [json.dumps(record, ensure_ascii=False) for records in groups for record in records]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return len(lines)
