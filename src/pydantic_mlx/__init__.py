@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0.dev0"
 
 if TYPE_CHECKING:
-    from .model import MLXModel
+    from .model import MLXModel, MLXModelSettings
 
-__all__ = ["MLXModel", "__version__"]
+__all__ = ["MLXModel", "MLXModelSettings", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "MLXModel":
-        from .model import MLXModel
+    if name in ("MLXModel", "MLXModelSettings"):
+        from . import model
 
-        return MLXModel
+        return getattr(model, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

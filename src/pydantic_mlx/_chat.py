@@ -26,7 +26,7 @@ import re
 import secrets
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -55,6 +55,8 @@ from pydantic_ai.profiles import ModelProfile
 from pydantic_ai.tools import ToolDefinition
 from tokenizers import Tokenizer
 
+from ._thinking import thinking_switch
+
 __all__ = [
     "CHAT_TEMPLATE_PROFILE",
     "ChatTokenizer",
@@ -78,6 +80,11 @@ CHAT_TEMPLATE_PROFILE = ModelProfile(
     # itself keeps special tokens in content from being encoded as control tokens (the key is
     # not set here because pydantic-ai-slim 2.62, which pydantic-evals pins, does not know it).
     default_structured_output_mode="tool",
+    # PydanticAI passes the `thinking` setting on (as `ModelRequestParameters.thinking`) only to
+    # models that say so; otherwise it drops it. Nothing else in its rules reads this key (forced
+    # tool choice and output modes follow `forced_tool_choice_disables_thinking`, left False: a
+    # chat template renders a forced call's tools whether the model thinks or not).
+    supports_thinking=True,
 )
 """The pydantic-ai profile of a model driven through its chat template (used by `MLXModel` and the demo)."""
 
@@ -129,6 +136,7 @@ def render_prompt(
     *,
     instructions: str | None = None,
     add_generation_prompt: bool = True,
+    template_kwargs: Mapping[str, Any] | None = None,
 ) -> list[int]:
     """Render messages and tools with the tokenizer's chat template; return the prompt's token ids.
 
@@ -138,10 +146,13 @@ def render_prompt(
     (and so `mlx_lm.lora`, `mlx_lm.server`) tokenizes it: the model sees the token sequences it
     was trained on, merges across the edges of content included. Otherwise the template's own
     text is tokenized with special tokens recognised, and each content string on its own with
-    special tokens treated as plain text, so content cannot forge a turn.
+    special tokens treated as plain text, so content cannot forge a turn. `template_kwargs` are
+    more variables for the template (its thinking switch: see `pydantic_mlx._thinking`).
     """
     template = getattr(tokenizer, "chat_template", None)
     chat = _fit_call_ids(chat_messages(messages, instructions), template)
+    if isinstance(template, str) and _READS_MESSAGE_THINKING.search(template):
+        chat = _reasoning_as_thinking(chat)
     tools = tool_schemas(tool_defs)
     holder = _Placeholders.for_chat([*chat, *tools])
     marked = _added_tokens(tokenizer)
@@ -155,6 +166,7 @@ def render_prompt(
             tools=held_tools,
             tokenize=False,
             add_generation_prompt=add_generation_prompt,
+            **(template_kwargs or {}),
         ),
     )
     if not isinstance(rendered, str):
@@ -226,6 +238,28 @@ def _content_spells_added_tokens(pieces: list[tuple[str, bool]], marked: re.Patt
             template_spans.update((position + m.start(), position + m.end()) for m in marked.finditer(piece))
         position += len(piece)
     return any(match.span() not in template_spans for match in marked.finditer(text))
+
+
+_READS_MESSAGE_THINKING = re.compile(r"""\.thinking\b|\[\s*["']thinking["']\s*\]""")
+"""A template that reads a message's `thinking` (gpt-oss's): `message.thinking`, `message['thinking']`."""
+
+
+def _reasoning_as_thinking(chat: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`chat` with reasoning under `thinking`, the key gpt-oss's template reads it from.
+
+    That template raises when a message with calls has both content and thinking (it renders
+    either as the analysis before the call): such content is appended to the thinking instead.
+    """
+    moved: list[dict[str, Any]] = []
+    for message in chat:
+        reasoning = message.get("reasoning_content")
+        if reasoning is not None:
+            message = {key: value for key, value in message.items() if key != "reasoning_content"}
+            if message.get("tool_calls") and message.get("content"):
+                reasoning, message["content"] = f"{reasoning}\n\n{message['content']}", ""
+            message["thinking"] = reasoning
+        moved.append(message)
+    return moved
 
 
 def _fit_call_ids(chat: list[dict[str, Any]], template: object) -> list[dict[str, Any]]:
@@ -336,13 +370,19 @@ def render_request(
     *,
     add_generation_prompt: bool = True,
 ) -> list[int]:
-    """Prompt token ids for one `Model.request`: its messages, instructions and tools, via `render_prompt`."""
+    """Prompt token ids for one `Model.request`: its messages, instructions, tools and thinking
+    setting (`model_request_parameters.thinking`, carried to the template's switch), via `render_prompt`."""
+    template = getattr(tokenizer, "chat_template", None)
+    switch = thinking_switch(
+        template if isinstance(template, str) else None, model_request_parameters.thinking
+    )
     return render_prompt(
         tokenizer,
         messages,
         request_tool_defs(model_request_parameters),
         instructions=request_instructions(model, messages, model_request_parameters),
         add_generation_prompt=add_generation_prompt,
+        template_kwargs=switch.template_kwargs,
     )
 
 
@@ -569,7 +609,7 @@ class _Placeholders:
         held: list[dict[str, Any]] = []
         for message in chat:
             copy = dict(message)
-            for key in ("content", "reasoning_content"):
+            for key in ("content", "reasoning_content", "thinking"):
                 if isinstance(copy.get(key), str):
                     copy[key] = self._hold_content(copy[key])
             if "tool_calls" in copy:

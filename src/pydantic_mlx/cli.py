@@ -12,7 +12,7 @@ from typing import Any
 EVAL_INTERRUPTED = 130
 """Exit status of an eval stopped by Ctrl-C (128 + SIGINT, as shells report it); its report is kept."""
 
-DEMO_SCENARIOS = ("tool_call_tags", "tool_call_json_fence")
+DEMO_SCENARIOS = ("tool_call_tags", "tool_call_json_fence", "thinking", "thinking_off")
 """The demo's agent runs: a call in Qwen's `<tool_call>` form, then one written as a bare ```json fence."""
 
 
@@ -278,7 +278,7 @@ def _eval_interrupted(report: Path) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     """`pydantic-mlx demo`: real agent runs, with real tools, on the tiny model."""
-    from pydantic_ai.messages import ModelResponse, ToolCallPart, ToolReturnPart
+    from pydantic_ai.messages import ModelResponse, ThinkingPart, ToolCallPart, ToolReturnPart
 
     from . import MLXModel
     from .demo import build_demo_model, scenario
@@ -294,11 +294,15 @@ def run_demo(args: argparse.Namespace) -> int:
     model = MLXModel(path)
     for name in DEMO_SCENARIOS:
         case = scenario(name)
-        print(f"▶ {case.prompt}    [scenario {name}]")
+        thinking = (case.model_settings or {}).get("thinking")
+        settings = "" if thinking is None else f", thinking={thinking}"
+        print(f"▶ {case.prompt}    [scenario {name}{settings}]")
         result = case.agent(model).run_sync(case.prompt)
         for message in result.all_messages():
             for part in message.parts:
-                if isinstance(message, ModelResponse) and isinstance(part, ToolCallPart):
+                if isinstance(part, ThinkingPart):
+                    print(f"  thinking    {_one_line(part.content.strip())}")
+                elif isinstance(message, ModelResponse) and isinstance(part, ToolCallPart):
                     print(f"  tool call   {part.tool_name}({part.args_as_json_str()})")
                 elif isinstance(part, ToolReturnPart):
                     print(f"  result      {_one_line(part.model_response_str())}")

@@ -53,6 +53,8 @@ from ._chat import (
 from ._generation import GenerationOptions, GenerationStats, GenerationStream, start_generation
 from ._loading import LoadedModel, ModelSource, loaded_model
 from ._prompt_cache import DEFAULT_PROMPT_CACHE_BYTES, DEFAULT_PROMPT_CACHE_ENTRIES
+from ._thinking import ThinkingSwitch, thinking_switch
+from ._thinking_budget import ReasoningMarkers, ThinkingBudgetProcessor, reasoning_markers
 from ._token_markers import MarkerText
 from .constrained import is_available as constrained_decoding_available
 from .parsers import (
@@ -68,13 +70,27 @@ from .parsers import (
     detect_format,
 )
 
-__all__ = ["DEFAULT_MAX_TOKENS", "MLXModel", "MLXStreamedResponse"]
+__all__ = ["DEFAULT_MAX_TOKENS", "MLXModel", "MLXModelSettings", "MLXStreamedResponse"]
 
 DEFAULT_MAX_TOKENS = 2048
 """Completion length limit when `max_tokens` is not set."""
 
 _REASONING_OPENERS = ("<think>",)
 """Prompt endings that mean the template already opened the model's reasoning block."""
+
+
+class MLXModelSettings(ModelSettings, total=False):
+    """Settings of `MLXModel`: PydanticAI's own, and these (prefixed `mlx_`, as other models prefix theirs).
+
+    PydanticAI's `thinking` (`True`, `False` or an effort level) is carried to the chat template's
+    own switch (`enable_thinking`, `thinking`, `reasoning_effort`); see docs/model.md.
+    """
+
+    mlx_thinking_budget: int
+    """Reasoning tokens allowed per response. Once the model has written this many inside its
+    reasoning block, the block's closer (`</think>`, harmony's `<|end|>`, ...) is forced and the
+    model goes on to its answer. `0` closes the block as soon as it opens. Applies where the chat
+    template shows a reasoning block; `provider_details["thinking_budget"]` reports what was spent."""
 
 
 class MLXModel(Model):
@@ -112,8 +128,10 @@ class MLXModel(Model):
     Settings honoured: `max_tokens`, `temperature`, `top_p`, `top_k`, `seed`, `stop_sequences`,
     `presence_penalty`, `frequency_penalty`, `logit_bias` (token ids as keys), `tool_choice`
     (`'none'` renders no tools; `'required'` or a list of names keeps text out of the answer, so
-    the agent asks again for a call) and `parallel_tool_calls=False` (generation stops after the
-    first complete call). The ones in `unsupported_settings` are ignored.
+    the agent asks again for a call), `parallel_tool_calls=False` (generation stops after the
+    first complete call), `thinking` (to the chat template's switch; where it has none, and
+    `thinking=False`, the reasoning block is closed as soon as it opens) and `MLXModelSettings`'
+    `mlx_thinking_budget`. The ones in `unsupported_settings` are ignored.
     """
 
     unsupported_settings = frozenset(
@@ -294,19 +312,30 @@ class MLXModel(Model):
     ) -> _RequestPlan:
         tokenizer = self._loaded.tokenizer
         tools, text_is_answer = _offered_tools(settings, params)
+        template = getattr(tokenizer, "chat_template", None)
+        template = template if isinstance(template, str) else None
+        switch = thinking_switch(template, params.thinking)
+        budget = _thinking_budget(settings, params, switch)
         prompt = render_prompt(
             cast(ChatTokenizer, tokenizer),
             messages,
             tools,
             instructions=request_instructions(self, messages, params),
+            template_kwargs=switch.template_kwargs,
         )
-        tail = tokenizer.decode(prompt[-8:]) if prompt else ""
-        in_reasoning = tail.rstrip().endswith(_REASONING_OPENERS)
+        tail = tokenizer.decode(prompt[-8:]).rstrip() if prompt else ""
+        in_reasoning = tail.endswith(_REASONING_OPENERS)
+        budget_plan = None
+        if budget is not None:
+            markers = reasoning_markers(template, self.tool_format, tokenizer)
+            budget_plan = _Budget(budget, markers, in_reasoning or _opens(tail, markers))
         one_call_only = settings.get("parallel_tool_calls") is False
         constraint = self._constraint(params, tools, text_is_answer, one_call_only, in_reasoning)
         options = _generation_options(settings, _vocabulary_size(self._loaded))
-        if constraint is not None:
-            options = replace(options, extra_processors=(constraint,))
+        # The budget comes last: where it forces the closer, nothing after it may unforce it.
+        processors = tuple(p for p in (constraint, budget_plan) if p is not None and p.applies)
+        if processors:
+            options = replace(options, extra_processors=processors)
         return _RequestPlan(
             prompt=prompt,
             options=options,
@@ -319,6 +348,8 @@ class MLXModel(Model):
             constraint=constraint,
             control_tokens=self._loaded.control_tokens,
             marker_tokens=self._loaded.marker_token_texts,
+            thinking=switch.details(params.thinking) if params.thinking is not None else None,
+            budget=budget_plan,
         )
 
     def _constraint(
@@ -368,10 +399,66 @@ class _Constraint:
 
     make: Callable[[], Any]
     processor: Any = None
+    applies: bool = True
 
     def __call__(self) -> Any:
         self.processor = self.make()
         return self.processor
+
+
+@dataclass
+class _Budget:
+    """Makes the request's thinking-budget processor on the generation thread, and keeps it for its report."""
+
+    budget: int
+    markers: ReasoningMarkers | None
+    """The family's reasoning block; `None` when the template shows none (the budget has nothing to close)."""
+    in_reasoning: bool
+    processor: ThinkingBudgetProcessor | None = None
+
+    @property
+    def applies(self) -> bool:
+        return self.markers is not None
+
+    def __call__(self) -> ThinkingBudgetProcessor:
+        assert self.markers is not None
+        self.processor = ThinkingBudgetProcessor(self.markers, self.budget, in_reasoning=self.in_reasoning)
+        return self.processor
+
+    def details(self) -> dict[str, Any]:
+        """`provider_details["thinking_budget"]`: the budget, and what the response spent of it."""
+        if self.markers is None:
+            return {
+                "budget": self.budget,
+                "applied": False,
+                "note": "the chat template shows no reasoning block",
+            }
+        processor = self.processor
+        return {
+            "budget": self.budget,
+            "applied": True,
+            "closer": self.markers.closer,
+            "spent": processor.spent if processor is not None else 0,
+            "closed_by_budget": bool(processor is not None and processor.closed_by_budget),
+        }
+
+
+def _opens(prompt_tail: str, markers: ReasoningMarkers | None) -> bool:
+    """Whether the prompt ends by opening the family's reasoning block (the model reasons first)."""
+    return markers is not None and prompt_tail.endswith(markers.opener.strip())
+
+
+def _thinking_budget(
+    settings: ModelSettings, params: ModelRequestParameters, switch: ThinkingSwitch
+) -> int | None:
+    """`mlx_thinking_budget`, checked; or 0 for `thinking=False` on a template that cannot turn
+    thinking off (PydanticAI's rule: think as little as the model allows)."""
+    budget = _integer(settings, "mlx_thinking_budget", None)
+    if budget is not None and budget < 0:
+        raise UserError(f"mlx_thinking_budget must not be negative, not {budget}")
+    if params.thinking is False and not switch.honoured:
+        return 0
+    return budget
 
 
 @dataclass(frozen=True)
@@ -393,6 +480,10 @@ class _RequestPlan:
     control_tokens: frozenset[str] = frozenset()
     marker_tokens: frozenset[str] = frozenset()
     """Special-token texts to keep out of text and thinking (the format's own markers excepted)."""
+    thinking: dict[str, Any] | None = None
+    """What the `thinking` setting became (`provider_details["thinking"]`), when it was set."""
+    budget: _Budget | None = None
+    """The thinking budget, when one applies (`mlx_thinking_budget`, or `thinking=False` without a switch)."""
 
 
 @dataclass
@@ -460,6 +551,10 @@ class MLXStreamedResponse(StreamedResponse):
                 {"kind": p.kind, "message": p.message, "name": p.name, "text": p.text} for p in problems
             ],
         }
+        if self._plan.thinking is not None:
+            self.provider_details["thinking"] = self._plan.thinking
+        if self._plan.budget is not None:
+            self.provider_details["thinking_budget"] = self._plan.budget.details()
         if self._plan.constraint is not None and (processor := self._plan.constraint.processor) is not None:
             self.provider_details["constrained_regions"] = processor.regions
             self.provider_details["constraint_problems"] = list(processor.problems)
@@ -503,6 +598,7 @@ class _PartsMapper:
         self._call_ids: set[str] = set()
         self._held_text = ""
         self._in_text = False
+        self._after_reasoning = False
         self.calls = 0
         self.done = False
         """Set once `parallel_tool_calls=False` has its one call: nothing after it is mapped."""
@@ -518,6 +614,7 @@ class _PartsMapper:
                     yield from self._unread_call(problem.text)
                 case ThinkingDelta(content=content):
                     self._in_text = False
+                    self._after_reasoning = True
                     yield from self._parts.handle_thinking_delta(vendor_part_id=None, content=content)
                 case ToolCallDelta():
                     yield from self._call(event)
@@ -551,6 +648,13 @@ class _PartsMapper:
             self.done = True
 
     def _text(self, content: str) -> Iterator[ModelResponseStreamEvent]:
+        if self._after_reasoning:
+            # The blank lines after a reasoning block separate it from the answer (templates
+            # write them back themselves, `content.lstrip('\n')`): they are not the answer's.
+            content = content.lstrip()
+            if not content:
+                return
+            self._after_reasoning = False
         if not self._in_text and not (self._held_text + content).strip():
             self._held_text += content
             return

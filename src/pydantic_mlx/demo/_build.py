@@ -96,6 +96,7 @@ def _describe(scenario: Scenario) -> dict[str, Any]:
         "output_type": repr(scenario.output_type),
         "tools": [inspect.getsource(tool) for tool in scenario.tools],
         "turns": [repr(turn) for turn in scenario.turns],
+        "model_settings": repr(scenario.model_settings),
     }
 
 

@@ -1,8 +1,12 @@
-"""The demo model's chat template: ChatML, with tools rendered the way Qwen2.5 renders them.
+"""The demo model's chat template: ChatML, with tools rendered the way Qwen2.5 renders them and
+reasoning the way Qwen3 does.
 
 Written for this project after Qwen2.5's published template: tool schemas as JSON lines inside
 `<tools>` in the system turn, calls as `<tool_call>` JSON in assistant turns, and results as
-`<tool_response>` blocks inside one user turn per run of consecutive tool messages.
+`<tool_response>` blocks inside one user turn per run of consecutive tool messages. After Qwen3's:
+`enable_thinking=False` ends the prompt with an empty `<think>` block, and an assistant turn's
+`reasoning_content` is rendered back in `<think>` tags after the last user query only (earlier
+turns' reasoning is dropped).
 """
 
 from __future__ import annotations
@@ -27,7 +31,18 @@ CHAT_TEMPLATE = r"""
     {{- '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>' -}}
 {%- endif -%}
 {{- '<|im_end|>\n' -}}
+{%- set ns = namespace(last_query=-1) -%}
 {%- for message in loop_messages -%}
+    {%- if message.role == 'user' -%}
+        {%- set ns.last_query = loop.index0 -%}
+    {%- endif -%}
+{%- endfor -%}
+{%- for message in loop_messages -%}
+    {%- if message.role == 'assistant' and message.reasoning_content and loop.index0 > ns.last_query -%}
+        {%- set thought = '<think>\n' + message.reasoning_content.strip('\n') + '\n</think>\n\n' -%}
+    {%- else -%}
+        {%- set thought = '' -%}
+    {%- endif -%}
     {%- if message.role == 'tool' -%}
         {%- if loop.first or loop_messages[loop.index0 - 1].role != 'tool' -%}
             {{- '<|im_start|>user' -}}
@@ -38,12 +53,18 @@ CHAT_TEMPLATE = r"""
         {%- endif -%}
     {%- elif message.role == 'assistant' and message.tool_calls -%}
         {{- '<|im_start|>assistant' -}}
-        {%- if message.content -%}
+        {%- if thought -%}
+            {{- '\n' + thought + message.content -}}
+        {%- elif message.content -%}
             {{- '\n' + message.content -}}
         {%- endif -%}
         {%- for tool_call in message.tool_calls -%}
             {%- set call = tool_call.function if tool_call.function is defined else tool_call -%}
-            {{- '\n<tool_call>\n{"name": "' + call.name + '", "arguments": ' -}}
+            {%- if thought and loop.first and not message.content -%}
+                {{- '<tool_call>\n{"name": "' + call.name + '", "arguments": ' -}}
+            {%- else -%}
+                {{- '\n<tool_call>\n{"name": "' + call.name + '", "arguments": ' -}}
+            {%- endif -%}
             {%- if call.arguments is string -%}
                 {{- call.arguments -}}
             {%- else -%}
@@ -53,11 +74,14 @@ CHAT_TEMPLATE = r"""
         {%- endfor -%}
         {{- '<|im_end|>\n' -}}
     {%- else -%}
-        {{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' -}}
+        {{- '<|im_start|>' + message.role + '\n' + thought + message.content + '<|im_end|>\n' -}}
     {%- endif -%}
 {%- endfor -%}
 {%- if add_generation_prompt -%}
     {{- '<|im_start|>assistant\n' -}}
+    {%- if enable_thinking is defined and enable_thinking is false -%}
+        {{- '<think>\n\n</think>\n\n' -}}
+    {%- endif -%}
 {%- endif -%}
 """.strip()
 """Jinja source, stored in the model's `tokenizer_config.json` as `chat_template`."""

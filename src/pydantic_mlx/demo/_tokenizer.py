@@ -23,8 +23,8 @@ QWEN2_SPLIT_REGEX = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 """Control tokens: never produced from text in message content (see `pydantic_mlx._chat`)."""
 
-TOOL_CALL_TOKENS = ("<tool_call>", "</tool_call>")
-"""Single tokens, but not special ones (as in Qwen2.5): they decode as text for the parsers to see."""
+TOOL_CALL_TOKENS = ("<tool_call>", "</tool_call>", "<think>", "</think>")
+"""Single tokens, but not special ones (as in Qwen2.5 and Qwen3): they decode as text for the parsers."""
 
 EOS_TOKEN = "<|im_end|>"
 PAD_TOKEN = "<|endoftext|>"

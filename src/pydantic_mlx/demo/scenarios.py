@@ -19,7 +19,14 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic_ai import Agent, PromptedOutput, ToolOutput
-from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelResponse,
+    ModelResponsePart,
+    TextPart,
+    ThinkingPart,
+    ToolCallPart,
+)
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
 
@@ -92,7 +99,8 @@ class ScriptedTurn:
     """One model turn: the exact text the model writes, and the calls that text stands for.
 
     A turn without calls is a text answer (`TextPart`); a turn with calls is answered by those
-    `ToolCallPart`s alone, which is how `MLXModel` hands a parsed call to pydantic-ai.
+    `ToolCallPart`s alone, which is how `MLXModel` hands a parsed call to pydantic-ai. A turn
+    that opens with a `<think>` block has that reasoning first, as a `ThinkingPart`.
     """
 
     text: str
@@ -100,9 +108,17 @@ class ScriptedTurn:
 
     def response(self) -> ModelResponse:
         """The `ModelResponse` a parser makes of `text`."""
+        parts: list[ModelResponsePart] = []
+        answer = self.text
+        if answer.startswith("<think>") and "</think>" in answer:
+            reasoning, answer = answer.removeprefix("<think>").split("</think>", 1)
+            parts.append(ThinkingPart(reasoning.strip("\n")))
+            answer = answer.lstrip("\n")
         if not self.calls:
-            return ModelResponse(parts=[TextPart(self.text)])
-        return ModelResponse(parts=[ToolCallPart(call.tool_name, dict(call.args)) for call in self.calls])
+            return ModelResponse(parts=[*parts, TextPart(answer)])
+        return ModelResponse(
+            parts=[*parts, *(ToolCallPart(call.tool_name, dict(call.args)) for call in self.calls)]
+        )
 
 
 @dataclass(frozen=True)
@@ -115,11 +131,17 @@ class Scenario:
     output_type: Any = str
     tools: tuple[Callable[..., str], ...] = DEMO_TOOLS
     system_prompt: str = DEMO_SYSTEM_PROMPT
+    model_settings: ModelSettings | None = None
+    """Settings of the agent (`thinking`): they change the prompt the model is trained on."""
 
     def agent(self, model: Model) -> Agent[None, Any]:
         """The agent this scenario runs: the model trained on it reproduces every turn."""
         return Agent(
-            model, system_prompt=self.system_prompt, tools=list(self.tools), output_type=self.output_type
+            model,
+            system_prompt=self.system_prompt,
+            tools=list(self.tools),
+            output_type=self.output_type,
+            model_settings=self.model_settings,
         )
 
 
@@ -215,6 +237,40 @@ SCENARIOS: tuple[Scenario, ...] = (
         # Without tools: the JSON-answer instructions alone (and a much shorter prompt to train on).
         tools=(),
         turns=(ScriptedTurn('{"city": "Rome", "country": "Italy"}'),),
+    ),
+    # Thinking, as Qwen3 does it: reasoning in <think> before each call and before the answer. The
+    # template keeps this run's reasoning in the prompt, so each request extends the one before.
+    Scenario(
+        name="thinking",
+        prompt="Which files name the project?",
+        model_settings={"thinking": True},
+        turns=(
+            ScriptedTurn(
+                "<think>\nFirst I list the files\n</think>\n\n"
+                '<tool_call>\n{"name": "list_files", "arguments": {"directory": "."}}\n</tool_call>',
+                (_call("list_files", directory="."),),
+            ),
+            ScriptedTurn(
+                "<think>\nThe name is in pyproject\n</think>\n\n"
+                '<tool_call>\n{"name": "read_file", "arguments": {"path": "pyproject.toml"}}\n</tool_call>',
+                (_call("read_file", path="pyproject.toml"),),
+            ),
+            ScriptedTurn(
+                "<think>\nsetup.cfg may name it too\n</think>\n\n"
+                '<tool_call>\n{"name": "read_file", "arguments": {"path": "setup.cfg"}}\n</tool_call>',
+                (_call("read_file", path="setup.cfg"),),
+            ),
+            ScriptedTurn(
+                "<think>\nBoth say demo\n</think>\n\npyproject.toml and setup.cfg both name it demo."
+            ),
+        ),
+    ),
+    # The same question with `thinking=False`: the template's empty <think> block, then the answer.
+    Scenario(
+        name="thinking_off",
+        prompt="Which files name the project?",
+        model_settings={"thinking": False},
+        turns=(ScriptedTurn("pyproject.toml names it demo."),),
     ),
 )
 """The demo model's script. Names are stable: tests and the CLI look scenarios up by name."""
