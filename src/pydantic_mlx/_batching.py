@@ -6,6 +6,10 @@ every generation that arrives while others are in flight through one mlx-lm `Bat
 a request joins the batch when it arrives (its prompt is prefilled in chunks between decode
 steps) and leaves it when it finishes or is cancelled, without disturbing the others.
 
+A request that is alone is decoded outside the batch, as `generate_step` does (see
+`_lone_sequence`): the batch's machinery would cost it a good part of its speed where tokens are
+fast. The next request to arrive moves it into the batch where it stands.
+
 Each request keeps its own sampler, logits processors, `max_tokens`, end-of-sequence and stop
 sequences, and streams its own text through a `GenerationStream`, exactly as `start_generation`
 does for one request at a time. Greedy requests produce the same tokens batched as alone.
