@@ -451,6 +451,34 @@ async def test_a_newcomer_the_batch_cannot_take_fails_alone(
     assert not loaded.busy.locked()
 
 
+async def test_a_lone_request_the_batch_refuses_ends_with_the_error(
+    loaded: LoadedModel, prompts: list[list[int]], references: list[Output], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Handing a lone request over takes it out of the lone slot: if the batch then refuses it, it
+    # must end with that error (it used to be in neither place, and its stream never ended).
+    from pydantic_mlx import _batching
+
+    class RefusesFirst(_batching.BatchGenerator):
+        refused = False
+
+        def insert(self, *args: Any, **kwargs: Any) -> list[int]:
+            if not RefusesFirst.refused:
+                RefusesFirst.refused = True
+                raise ValueError("refused")
+            return super().insert(*args, **kwargs)
+
+    await loaded.run(loaded.prompt_cache.clear)
+    monkeypatch.setattr(_batching, "BatchGenerator", RefusesFirst)
+    scheduler = BatchScheduler(loaded)
+    first = scheduler.start(prompts[12], GenerationOptions(max_tokens=48))
+    await first.__anext__()
+    newcomer = scheduler.start(prompts[1], GREEDY)
+    with pytest.raises(ValueError, match="refused"):
+        await asyncio.wait_for(collect(first), 60)
+    assert await asyncio.wait_for(collect(newcomer), 60) == references[1]
+    assert not loaded.busy.locked()
+
+
 async def test_one_at_a_time_work_on_the_same_weights_is_not_starved_by_batched_traffic(
     loaded: LoadedModel, prompts: list[list[int]], references: list[Output]
 ) -> None:

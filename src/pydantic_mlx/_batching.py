@@ -432,15 +432,19 @@ class _BatchRun:
             unfed, max_tokens = [token], remaining
             held = prompt + stats.output_token_ids[:-1]
         request.context_start = len(prompt)
-        (request.uid,) = batch.insert(
-            [unfed],
-            max_tokens=[max_tokens],
-            caches=[lone.cache],
-            all_tokens=[held],
-            samplers=[request.sampler],
-            logits_processors=[request.processors],
-            stop_sequences=[self._eos],
-        )
+        try:
+            (request.uid,) = batch.insert(
+                [unfed],
+                max_tokens=[max_tokens],
+                caches=[lone.cache],
+                all_tokens=[held],
+                samplers=[request.sampler],
+                logits_processors=[request.processors],
+                stop_sequences=[self._eos],
+            )
+        except Exception as error:  # it is in neither place now: it ends, rather than never ending
+            self._ended.append((request.stream, error))
+            return
         self._active[request.uid] = request
 
     def _lone_step(self, request: _Request) -> None:
