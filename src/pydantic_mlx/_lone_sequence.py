@@ -114,7 +114,3 @@ class LoneSequence:
             for processor in self._processors:
                 logits = processor(context, logits)
         return self._sampler(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
-
-    def synchronize(self) -> None:
-        """Wait for the work queued ahead (before the cache is stored or the interpreter exits)."""
-        mx.synchronize(generation_stream)
