@@ -122,6 +122,86 @@ async def test_requests_join_a_running_batch(
     assert [await collect(s) for s in later] == references[:6]
 
 
+def seen_completions(seen: list[int]) -> Callable[[], LogitsProcessor]:
+    """A processor that records how many completion tokens it is shown and changes nothing."""
+
+    def make() -> LogitsProcessor:
+        def processor(tokens: mx.array, logits: mx.array) -> mx.array:
+            seen.append(tokens.shape[-1])
+            return logits
+
+        return processor
+
+    return make
+
+
+@pytest.mark.parametrize(
+    ("prompt_index", "options", "join_after"),
+    [
+        # Joined mid-prefill (the prompt takes two chunks; the newcomer comes after the first).
+        (12, GenerationOptions(max_tokens=20), 1),
+        # Joined mid-decode, with each kind of setting the lone request carries into the batch.
+        (0, GenerationOptions(max_tokens=20), 5),
+        (1, GenerationOptions(max_tokens=20, temperature=0.9, top_k=8, seed=4), 4),
+        (2, GenerationOptions(max_tokens=20, presence_penalty=3.0, frequency_penalty=1.0), 6),
+        (3, GenerationOptions(max_tokens=20, temperature=1.0, logit_bias={17: 5.0}, seed=9), 3),
+        # The token computed ahead is the last one: handing over ends the request.
+        (4, GenerationOptions(max_tokens=6), 6),
+    ],
+)
+async def test_a_lone_request_joined_by_another_goes_on_exactly(
+    loaded: LoadedModel,
+    prompts: list[list[int]],
+    references: list[Output],
+    monkeypatch: pytest.MonkeyPatch,
+    prompt_index: int,
+    options: GenerationOptions,
+    join_after: int,
+) -> None:
+    # A request alone is decoded outside the batch (a plain KV cache); a newcomer moves it into
+    # the batch where it stands. Its tokens, text and processors' view are as if it ran alone.
+    from pydantic_mlx import _batching
+
+    prompt = prompts[prompt_index]
+    alone = await one_at_a_time(loaded, prompt, options)
+    await loaded.run(loaded.prompt_cache.clear)
+    loop = asyncio.get_running_loop()
+    scheduler = BatchScheduler(loaded)
+    newcomers: list[GenerationStream] = []
+    handed_over_in_prefill: list[bool] = []
+
+    async def newcomer_arrives() -> None:
+        newcomers.append(scheduler.start(prompts[9], GREEDY))
+
+    class JoinedAfter(_batching.LoneSequence):
+        steps = 0
+
+        def step(self, *, last: bool = False) -> int | None:
+            token = super().step(last=last)
+            JoinedAfter.steps += 1
+            if JoinedAfter.steps == join_after:
+                handed_over_in_prefill.append(self.prefilling)
+                asyncio.run_coroutine_threadsafe(newcomer_arrives(), loop).result(30)
+            return token
+
+    monkeypatch.setattr(_batching, "LoneSequence", JoinedAfter)
+    seen: list[int] = []
+    joined = await asyncio.wait_for(
+        collect(
+            scheduler.start(prompt, dataclasses.replace(options, extra_processors=(seen_completions(seen),)))
+        ),
+        60,
+    )
+    assert joined == alone
+    # The completion so far, never the prompt, each length once, whichever side computed it.
+    assert seen == list(range(len(seen))) and len(seen) >= len(joined.tokens)
+    assert handed_over_in_prefill == [join_after == 1]
+    # Both decoded together, unless handing over gave the lone request its last token.
+    assert scheduler.largest_batch == (1 if join_after == options.max_tokens else 2)
+    assert [await collect(s) for s in newcomers] == [references[9]]
+    assert not loaded.busy.locked()
+
+
 async def test_mixed_settings_are_honoured_per_request(loaded: LoadedModel, prompts: list[list[int]]) -> None:
     eos = next(iter(loaded.tokenizer.eos_token_ids))
     greedy_text = (await one_at_a_time(loaded, prompts[8], GenerationOptions(max_tokens=16))).text
@@ -330,7 +410,7 @@ async def test_a_batch_that_cannot_start_fails_its_requests_and_the_next_one_run
 ) -> None:
     from pydantic_mlx import _batching
 
-    real = _batching.BatchGenerator
+    real = _batching._BatchRun  # pyright: ignore[reportPrivateUsage]
     failures = [MemoryError("no room for a batch")]
 
     def failing_once(*args: Any, **kwargs: Any) -> Any:
@@ -338,11 +418,64 @@ async def test_a_batch_that_cannot_start_fails_its_requests_and_the_next_one_run
             raise failures.pop()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(_batching, "BatchGenerator", failing_once)
+    monkeypatch.setattr(_batching, "_BatchRun", failing_once)
     scheduler = BatchScheduler(loaded)
     with pytest.raises(MemoryError):  # (it used to hang: no loop ran, and none ever would)
         await asyncio.wait_for(collect(scheduler.start(prompts[0], GREEDY)), 60)
     assert await asyncio.wait_for(collect(scheduler.start(prompts[1], GREEDY)), 60) == references[1]
+    assert not loaded.busy.locked()
+
+
+async def test_a_newcomer_the_batch_cannot_take_fails_alone(
+    loaded: LoadedModel, prompts: list[list[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A lone request runs without mlx-lm's BatchGenerator; one is made when a second request
+    # joins. If that fails, the newcomer fails and the lone request goes on untouched.
+    from pydantic_mlx import _batching
+
+    options = GenerationOptions(max_tokens=48)
+    reference = await one_at_a_time(loaded, prompts[12], options)
+    await loaded.run(loaded.prompt_cache.clear)
+
+    def no_batch(*args: Any, **kwargs: Any) -> Any:
+        raise MemoryError("no room for a batch")
+
+    monkeypatch.setattr(_batching, "BatchGenerator", no_batch)
+    scheduler = BatchScheduler(loaded)
+    first = scheduler.start(prompts[12], options)
+    early = await first.__anext__()
+    with pytest.raises(MemoryError):
+        await asyncio.wait_for(collect(scheduler.start(prompts[0], GREEDY)), 60)
+    rest = await asyncio.wait_for(collect(first), 60)
+    assert Output(early + rest.text, rest.tokens, rest.finish_reason) == reference
+    assert not loaded.busy.locked()
+
+
+async def test_a_lone_request_the_batch_refuses_ends_with_the_error(
+    loaded: LoadedModel, prompts: list[list[int]], references: list[Output], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Handing a lone request over takes it out of the lone slot: if the batch then refuses it, it
+    # must end with that error (it used to be in neither place, and its stream never ended).
+    from pydantic_mlx import _batching
+
+    class RefusesFirst(_batching.BatchGenerator):
+        refused = False
+
+        def insert(self, *args: Any, **kwargs: Any) -> list[int]:
+            if not RefusesFirst.refused:
+                RefusesFirst.refused = True
+                raise ValueError("refused")
+            return super().insert(*args, **kwargs)
+
+    await loaded.run(loaded.prompt_cache.clear)
+    monkeypatch.setattr(_batching, "BatchGenerator", RefusesFirst)
+    scheduler = BatchScheduler(loaded)
+    first = scheduler.start(prompts[12], GenerationOptions(max_tokens=48))
+    await first.__anext__()
+    newcomer = scheduler.start(prompts[1], GREEDY)
+    with pytest.raises(ValueError, match="refused"):
+        await asyncio.wait_for(collect(first), 60)
+    assert await asyncio.wait_for(collect(newcomer), 60) == references[1]
     assert not loaded.busy.locked()
 
 

@@ -6,6 +6,10 @@ every generation that arrives while others are in flight through one mlx-lm `Bat
 a request joins the batch when it arrives (its prompt is prefilled in chunks between decode
 steps) and leaves it when it finishes or is cancelled, without disturbing the others.
 
+A request that is alone is decoded outside the batch, as `generate_step` does (see
+`_lone_sequence`): the batch's machinery would cost it a good part of its speed where tokens are
+fast. The next request to arrive moves it into the batch where it stands.
+
 Each request keeps its own sampler, logits processors, `max_tokens`, end-of-sequence and stop
 sequences, and streams its own text through a `GenerationStream`, exactly as `start_generation`
 does for one request at a time. Greedy requests produce the same tokens batched as alone.
@@ -28,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import mlx.core as mx
-from mlx_lm.generate import BatchGenerator, StopSequences
+from mlx_lm.generate import BatchGenerator, StopSequences, generation_stream
 from mlx_lm.models.cache import make_prompt_cache
 from mlx_lm.sample_utils import make_logits_processors
 
@@ -38,10 +42,13 @@ from ._generation import (
     GenerationOptions,
     GenerationStream,
     StopSequenceFilter,
+    _cache_length,  # pyright: ignore[reportPrivateUsage]
     _make_sampler,  # pyright: ignore[reportPrivateUsage]
     start_generation,
 )
 from ._loading import LoadedModel, warn_if_limits_ignored
+from ._lone_sequence import LoneSequence
+from ._prompt_cache import CacheLease
 
 __all__ = ["DEFAULT_MAX_BATCH_SIZE", "BatchScheduler", "LogitsProcessor", "batch_scheduler"]
 
@@ -72,6 +79,14 @@ class _Request:
     stops: StopSequenceFilter = field(default_factory=lambda: StopSequenceFilter(()))
     error: Exception | None = None
     """Raised by one of its logits processors: it leaves the batch with this error."""
+    sampler: Sampler = field(default=lambda logprobs: mx.argmax(logprobs, axis=-1))
+    """Made when it joins (shared by the requests with the same settings)."""
+    processors: list[LogitsProcessor] = field(default_factory=lambda: list[LogitsProcessor]())
+    context_start: int = 0
+    """Where the completion starts in the tokens its processors are shown: the batch shows them
+    the whole prompt first, a lone sequence the completion alone."""
+    lone: LoneSequence | None = None
+    """Its decoding while it is alone (outside the batch)."""
 
     @property
     def stop_requested(self) -> bool:
@@ -204,6 +219,10 @@ class BatchScheduler:
             )
         return self._kv_bytes_per_token
 
+    def _has_waiting(self) -> bool:
+        with self._lock:
+            return bool(self._waiting)
+
     def _stop_if_idle(self) -> bool:
         """End the loop unless a request arrived meanwhile (atomic with `start`)."""
         with self._lock:
@@ -214,24 +233,29 @@ class BatchScheduler:
 
 
 class _BatchRun:
-    """One stretch of batched generation: from a first request until no request is left."""
+    """One stretch of batched generation: from a first request until no request is left.
+
+    A request that is alone is decoded as a `LoneSequence` (a plain KV cache, as `generate_step`):
+    the batch's own machinery costs a lone request a good part of its speed. When a second
+    request is admitted, the lone one is handed to the `BatchGenerator` where it stands (mid-prefill
+    or mid-decode, nothing computed twice) and both go on together.
+    """
 
     def __init__(self, scheduler: BatchScheduler, loaded: LoadedModel) -> None:
         self._scheduler = scheduler
         self._loaded = loaded
-        self._eos = StopSequences([(t,) for t in loaded.tokenizer.eos_token_ids])
+        self._eos_ids = frozenset(loaded.tokenizer.eos_token_ids)
+        self._eos = StopSequences([(t,) for t in self._eos_ids])
         self._markers = loaded.marker_tokens
         self._active: dict[int, _Request] = {}
+        self._lone: _Request | None = None
+        """The request decoded alone, outside the batch (then `_active` is empty)."""
         self._samplers: dict[tuple[Any, ...], Sampler] = {}
         # Streams with new text in this step, by event loop: each loop is woken once per step.
         self._to_wake: dict[asyncio.AbstractEventLoop, list[GenerationStream]] = {}
         self._ended: list[tuple[GenerationStream, BaseException | None]] = []
-        self._generator = BatchGenerator(
-            loaded.model,
-            completion_batch_size=scheduler.max_batch_size,
-            prefill_batch_size=min(PREFILL_BATCH_SIZE, scheduler.max_batch_size),
-            prefill_step_size=scheduler.prefill_step_size,
-        )
+        self._generator: BatchGenerator | None = None
+        """Made when a second request comes: a lone request never needs it."""
 
     def run(self) -> None:
         """Generate until no request is active or waiting (the last ones' streams are left in
@@ -246,9 +270,11 @@ class _BatchRun:
                 if not yielding:
                     self._admit()
                 self._drop_cancelled()
-                if self._active:
+                if self._lone is not None:
+                    self._lone_step(self._lone)
+                elif self._active:
                     self._step()
-                if not self._active:
+                if not self._generating:
                     if yielding:
                         self._loaded.submit(scheduler._serve)  # pyright: ignore[reportPrivateUsage]
                         return
@@ -258,19 +284,39 @@ class _BatchRun:
         except BaseException as error:
             # A failed step leaves the batch's caches in an unknown state: every request in it
             # ends with the error, and nothing is kept for reuse.
-            self._ended.extend((request.stream, error) for request in self._active.values())
+            running = [*self._active.values(), *([self._lone] if self._lone is not None else [])]
+            self._ended.extend((request.stream, error) for request in running)
             self._active.clear()
+            self._lone = None
             if not self._scheduler._stop_if_idle():  # pyright: ignore[reportPrivateUsage]
                 # Requests that arrived meanwhile get a fresh batch.
                 self._loaded.submit(self._scheduler._serve)  # pyright: ignore[reportPrivateUsage]
             if not isinstance(error, Exception):
                 raise
         finally:
-            # The batch computes a step ahead of what it hands out; wait for that work, so no MLX
-            # computation is left running once the callers see their streams end (an interpreter
-            # exiting meanwhile aborts in MLX's stream threads).
-            mx.synchronize(self._generator.stream)
-            self._generator.close()
+            # Both the batch and a lone sequence compute a step ahead of what they hand out; wait
+            # for that work, so no MLX computation is left running once the callers see their
+            # streams end (an interpreter exiting meanwhile aborts in MLX's stream threads).
+            mx.synchronize(generation_stream)
+            if self._generator is not None:
+                self._generator.close()
+
+    @property
+    def _generating(self) -> int:
+        """Requests being generated (in the batch or alone)."""
+        return len(self._active) + (self._lone is not None)
+
+    def _batch(self) -> BatchGenerator:
+        if self._generator is None:
+            scheduler = self._scheduler
+            self._generator = BatchGenerator(
+                self._loaded.model,
+                completion_batch_size=scheduler.max_batch_size,
+                prefill_batch_size=min(PREFILL_BATCH_SIZE, scheduler.max_batch_size),
+                prefill_step_size=scheduler.prefill_step_size,
+                stream=generation_stream,
+            )
+        return self._generator
 
     def _admit(self) -> None:
         scheduler = self._scheduler
@@ -278,12 +324,16 @@ class _BatchRun:
             # Measured (once) here, not in `_fits`: that runs under the lock `start` takes on the
             # event loops, and measuring is a forward pass.
             scheduler.kv_bytes_per_token(self._loaded.model)
-        while len(self._active) < scheduler.max_batch_size:
+        while self._generating < scheduler.max_batch_size:
             request = scheduler._take_waiting(self._fits)  # pyright: ignore[reportPrivateUsage]
             if request is None:
                 return
             try:
-                self._insert(request)
+                if not self._generating and not scheduler._has_waiting():  # pyright: ignore[reportPrivateUsage]
+                    self._start_lone(request)
+                else:
+                    self._hand_lone_to_batch()
+                    self._insert(request)
             except Exception as error:  # e.g. an empty prompt: this request fails, not the batch
                 self._ended.append((request.stream, error))
 
@@ -292,9 +342,10 @@ class _BatchRun:
         for each request from its prompt and `max_tokens`, so a burst of arrivals cannot overshoot
         before their prompts are prefilled). A request alone always fits."""
         limit = self._scheduler.max_batch_bytes
-        if limit is None or not self._active:
+        if limit is None or not self._generating:
             return True
-        reserved = sum(self._kv_bytes(r) for r in self._active.values())
+        running = [*self._active.values(), *([self._lone] if self._lone is not None else [])]
+        reserved = sum(self._kv_bytes(r) for r in running)
         return reserved + self._kv_bytes(request) <= limit
 
     def _kv_bytes(self, request: _Request) -> float:
@@ -302,33 +353,125 @@ class _BatchRun:
             self._loaded.model
         )
 
-    def _insert(self, request: _Request) -> None:
+    def _prepare(self, request: _Request) -> CacheLease:
+        """Make the request's sampler and processors, and lease it the cache of its longest known prefix."""
         prompt, options, stats = request.prompt, request.options, request.stream.stats
         # Made before the cache is leased: one that fails (a grammar that does not compile, say)
         # must not cost the conversation its cached prefix.
-        sampler = self._sampler(options)
-        processors = _logits_processors(request, len(prompt))
+        request.sampler = self._sampler(options)
+        request.processors = _logits_processors(request)
         lease = self._loaded.prompt_cache.lease(prompt)
         stats.prompt_tokens = len(prompt)
         stats.cached_tokens = lease.reused
         request.admitted = time.perf_counter()
         request.detokenizer = self._loaded.tokenizer.detokenizer
         request.stops = StopSequenceFilter(options.stop_sequences)
+        return lease
+
+    def _start_lone(self, request: _Request) -> None:
+        lease = self._prepare(request)
         try:
-            (request.uid,) = self._generator.insert(
-                [prompt[lease.reused :]],
-                max_tokens=[options.max_tokens],
+            request.lone = LoneSequence(
+                self._loaded.model,
+                lease.cache,
+                request.prompt[lease.reused :],
+                request.sampler,
+                request.processors,
+                self._scheduler.prefill_step_size,
+            )
+        except Exception:
+            self._keep_cache(request.prompt[: lease.reused], lease.cache)
+            raise
+        self._lone = request
+        self._scheduler.largest_batch = max(self._scheduler.largest_batch, 1)
+
+    def _insert(self, request: _Request) -> None:
+        lease = self._prepare(request)
+        request.context_start = len(request.prompt)
+        try:
+            (request.uid,) = self._batch().insert(
+                [request.prompt[lease.reused :]],
+                max_tokens=[request.options.max_tokens],
                 caches=[lease.cache],
-                all_tokens=[prompt[: lease.reused]],
-                samplers=[sampler],
-                logits_processors=[processors],
+                all_tokens=[request.prompt[: lease.reused]],
+                samplers=[request.sampler],
+                logits_processors=[request.processors],
                 stop_sequences=[self._eos],
             )
         except Exception:
             # Refused before any work on the cache: it still holds the prefix it was leased for.
-            self._keep_cache(prompt[: lease.reused], lease.cache)
+            self._keep_cache(request.prompt[: lease.reused], lease.cache)
             raise
         self._active[request.uid] = request
+
+    def _hand_lone_to_batch(self) -> None:
+        """Move the lone request into the batch, where it stands: the batch feeds it what the
+        lone sequence has not fed yet (the rest of its prompt, or the token it computed ahead)."""
+        request = self._lone
+        if request is None:
+            return
+        lone = request.lone
+        assert lone is not None
+        batch = self._batch()  # before anything moves: a batch that cannot be made fails the newcomer
+        self._lone = None
+        request.lone = None
+        prompt, stats = request.prompt, request.stream.stats
+        if lone.prefilling:
+            unfed, max_tokens = lone.unfed, request.options.max_tokens
+            held = prompt[: len(prompt) - len(unfed)]
+        else:
+            # The token computed ahead is this request's next one: it is handed out here, and
+            # the batch starts from it (as from a prompt's last token).
+            token = lone.take_ahead()
+            remaining = request.options.max_tokens - stats.output_tokens - 1
+            reason = self._deliver(request, token, "stop" if token in self._eos_ids else None)
+            if reason is None and remaining == 0:
+                reason = "length"
+            if reason is not None:
+                self._end_lone(request, lone, reason)
+                return
+            unfed, max_tokens = [token], remaining
+            held = prompt + stats.output_token_ids[:-1]
+        request.context_start = len(prompt)
+        try:
+            (request.uid,) = batch.insert(
+                [unfed],
+                max_tokens=[max_tokens],
+                caches=[lone.cache],
+                all_tokens=[held],
+                samplers=[request.sampler],
+                logits_processors=[request.processors],
+                stop_sequences=[self._eos],
+            )
+        except Exception as error:  # it is in neither place now: it ends, rather than never ending
+            self._ended.append((request.stream, error))
+            return
+        self._active[request.uid] = request
+
+    def _lone_step(self, request: _Request) -> None:
+        lone = request.lone
+        assert lone is not None
+        last = request.stream.stats.output_tokens + 1 >= request.options.max_tokens
+        token = lone.step(last=last)
+        if token is None:
+            return  # a prefill chunk
+        finish = "stop" if token in self._eos_ids else "length" if last else None
+        reason = self._deliver(request, token, finish)
+        if request.error is not None:  # a processor raised: what it computed is dropped
+            self._lone = request.lone = None
+            self._ended.append((request.stream, request.error))
+        elif reason is not None:
+            self._end_lone(request, lone, reason)
+        _wake(self._to_wake)
+        self._to_wake.clear()
+
+    def _end_lone(self, request: _Request, lone: LoneSequence, reason: FinishReason) -> None:
+        self._lone = request.lone = None
+        computed = _cache_length(lone.cache)
+        if computed:  # None: a cache that cannot say what it holds; 0: nothing to keep
+            self._keep_cache((request.prompt + request.stream.stats.output_token_ids)[:computed], lone.cache)
+        request.stream.stats.finish_reason = reason
+        self._ended.append((request.stream, None))
 
     def _sampler(self, options: GenerationOptions) -> Sampler:
         """The request's sampler, which also applies its logit bias.
@@ -352,21 +495,12 @@ class _BatchRun:
         return sampler
 
     def _step(self) -> None:
-        _, responses = self._generator.next()
+        _, responses = self._batch().next()
         self._scheduler.largest_batch = max(self._scheduler.largest_batch, len(responses))
         ended: list[int] = []
-        self._to_wake.clear()
         for response in responses:
             request = self._active[response.uid]
-            stats = request.stream.stats
-            now = time.perf_counter()
-            if not stats.output_token_ids:
-                request.first_token = now
-                stats.prefill_seconds = now - request.admitted
-            stats.output_token_ids.append(response.token)
-            stats.output_tokens += 1
-            stats.decode_seconds = now - request.first_token
-            reason = self._emit(request, response.token, response.finish_reason)
+            reason = self._deliver(request, response.token, response.finish_reason)
             if reason is None:
                 continue
             if response.finish_reason is None:
@@ -377,13 +511,26 @@ class _BatchRun:
         self._remove(ended)
         self._fail_broken()
         _wake(self._to_wake)
+        self._to_wake.clear()
+
+    def _deliver(self, request: _Request, token: int, finish: str | None) -> FinishReason | None:
+        """Count the token and stream its text; the reason the request ends here, if it does."""
+        stats = request.stream.stats
+        now = time.perf_counter()
+        if not stats.output_token_ids:
+            request.first_token = now
+            stats.prefill_seconds = now - request.admitted
+        stats.output_token_ids.append(token)
+        stats.output_tokens += 1
+        stats.decode_seconds = now - request.first_token
+        return self._emit(request, token, finish)
 
     def _fail_broken(self) -> None:
         """End the requests whose processors raised in this step (what they computed is dropped)."""
         broken = [uid for uid, request in self._active.items() if request.error is not None]
         if not broken:
             return
-        self._generator.remove(broken)
+        self._batch().remove(broken)
         for uid in broken:
             request = self._active.pop(uid)
             self._ended.append((request.stream, request.error))
@@ -412,6 +559,9 @@ class _BatchRun:
         for request in self._scheduler._take_cancelled():  # pyright: ignore[reportPrivateUsage]
             request.stream.stats.finish_reason = "cancelled"
             self._ended.append((request.stream, None))
+        lone = self._lone
+        if lone is not None and lone.stop_requested and lone.lone is not None:
+            self._end_lone(lone, lone.lone, "cancelled")
         cancelled = [uid for uid, request in self._active.items() if request.stop_requested]
         if not cancelled:
             return
@@ -423,7 +573,7 @@ class _BatchRun:
         """Take requests out of the batch, keeping what they computed in the prompt cache."""
         if not uids:
             return
-        caches = self._generator.remove(uids, return_prompt_caches=True)
+        caches = self._batch().remove(uids, return_prompt_caches=True)
         for cache, tokens in caches.values():
             self._keep_cache(tokens, cache)
 
@@ -480,7 +630,7 @@ def _with_bias(sampler: Sampler, bias: tuple[tuple[int, float], ...], *, renorma
     return sample
 
 
-def _logits_processors(request: _Request, prompt_length: int) -> list[LogitsProcessor]:
+def _logits_processors(request: _Request) -> list[LogitsProcessor]:
     """The request's penalties and extra processors (its logit bias is in its sampler).
 
     They run inside the batch's shared step: one that raises would fail every request in the
@@ -506,7 +656,7 @@ def _logits_processors(request: _Request, prompt_length: int) -> list[LogitsProc
             try:
                 # The batch shows a processor the whole prompt before the completion; penalties
                 # (and constrained decoding) are about the completion only, as in the OpenAI API.
-                return processor(tokens[prompt_length:], logits)
+                return processor(tokens[request.context_start :], logits)
             except Exception as error:
                 request.error = error
                 return logits
