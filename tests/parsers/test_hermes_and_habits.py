@@ -307,3 +307,22 @@ def test_standalone_bare_call_after_prose(text: str, content: str) -> None:
 def test_answer_that_only_looks_like_a_bare_call_start_is_text_without_problems(text: str) -> None:
     result = parse(text)
     assert (result.content, result.calls, result.errors) == (text, [], [])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A `"` in a GLM key or value is not a JSON string: it must not hide the first closer.
+        '<tool_call>f\n<arg_key>"</arg_key>\n<arg_value>null</arg_value></tool_call>\n'
+        '<tool_call>f\n<arg_key>"</arg_key>\n<arg_value>null</arg_value></tool_call>',
+        '<tool_call>f<arg_key>q</arg_key><arg_value>say "hi</arg_value></tool_call>'
+        '<tool_call>f<arg_key>q</arg_key><arg_value>x"</arg_value></tool_call>',
+        '<tool_call>\n<function=f>\n<parameter=q>\nsay "hi\n</parameter>\n</function>\n</tool_call>'
+        '<tool_call>\n<function=f>\n<parameter=q>\nx"\n</parameter>\n</function>\n</tool_call>',
+    ],
+)
+def test_auto_reads_a_quote_in_an_xml_call_as_text(text: str) -> None:
+    result = parse(text)
+    assert len(result.calls) == 2 and result.errors == [] and result.content is None
+    streamed, _ = stream(text, range(len(text)))
+    assert streamed == result

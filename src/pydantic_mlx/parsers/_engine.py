@@ -126,6 +126,22 @@ class _Region:
     at_start: bool = False  # opened by an `at_start` opener: failing, it was just the answer's text
     ends: RegionEnd | None = None  # how it ends, once known (None for a `JsonValue` region)
     unreadable: bool = False  # a `JsonValue` region with no readable value: it runs to the end
+    first: int | None = None  # where the body's first non-space character is, once seen
+
+    def in_json_value(self, buf: str, at: int) -> bool:
+        """Whether a `"` at `at` may open a JSON string. In a region one format reads, always;
+        where formats share the opener (`auto`'s `<tool_call>`: hermes JSON, GLM and Qwen3-Coder
+        XML), only when the body begins as JSON (`{`, `[` or a fence)."""
+        if len(self.candidates) == 1:
+            return True
+        if self.first is None:
+            j = self.body_start
+            while j < at and buf[j] in " \t\r\n":
+                j += 1
+            if j >= at:
+                return False  # only spaces before it: the `"` itself begins the body
+            self.first = j
+        return buf[self.first] in "{[`"
 
     def may_be_prose(self, body: str) -> bool:
         """Whether, unread, this region is the answer's text: opened by an `at_start` opener, and
@@ -168,7 +184,13 @@ class _Region:
                     or (not final and any(_could_become(buf, match.start(), m) for m in ends.longer[marker]))
                 ):
                     return match
-                self.quote = ends.quotes[marker]
+                quote = ends.quotes[marker]
+                if quote.backslash and not self.in_json_value(buf, match.start()):
+                    # A JSON string exists only inside a JSON body: a `"` in a GLM key or an XML
+                    # value, under `auto`'s shared `<tool_call>`, is text.
+                    self.scan = match.end()
+                    continue
+                self.quote = quote
                 self.scan = match.end()
             else:
                 match = ends.inner[self.quote.opener].search(buf, self.scan)
