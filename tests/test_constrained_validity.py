@@ -272,6 +272,30 @@ def test_an_all_of_of_several_objects_is_closed_over_all_their_keys() -> None:
     assert "additionalProperties" not in closed["$defs"]["Base"]
 
 
+def test_the_grammar_of_a_closed_all_of_takes_every_members_keys_and_no_other(
+    random_model_path: Path,
+) -> None:
+    from mlx_lm import load
+
+    from pydantic_mlx.constrained._decoding import grammar_tokenizer
+    from pydantic_mlx.constrained._grammars import output_grammars
+
+    schema = {
+        "$defs": {"Base": {"type": "object", "properties": {"id": {"type": "integer"}}, "required": ["id"]}},
+        "allOf": [{"$ref": "#/$defs/Base"}, {"type": "object", "properties": {"name": {"type": "string"}}}],
+    }
+    llg = grammar_tokenizer(load(str(random_model_path))[1])
+    grammar = output_grammars(schema, reasoning=None).answer or ""
+
+    def accepts(text: str) -> bool:
+        matcher = llg.matcher(grammar)
+        return matcher.consume_tokens(llg.llg.tokenize_str(text)) and matcher.is_accepting()
+
+    assert accepts('{"id": 1, "name": "a"}') and accepts('{"id": 1}')
+    assert not accepts('{"id": 1, "x": 2}')  # closed
+    assert not accepts('{"name": "a"}') and not accepts('{"id": "1"}')  # each member still checks
+
+
 def test_a_call_never_copies_schema_keys_into_its_arguments(random_model_path: Path) -> None:
     """What the real Qwen2.5-Coder-0.5B wrote, unconstrained: `"required"` copied from the schema.
     A schema that leaves `additionalProperties` unsaid (as many MCP servers write them) gets a
