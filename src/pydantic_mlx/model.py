@@ -605,7 +605,7 @@ def _named_tool(text: str, tools: Sequence[str]) -> str:
     named = [name for name in tools if re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w.-])", text)]
     if len(named) == 1:
         return named[0]
-    return tools[0] if len(tools) == 1 and not named else ""
+    return tools[0] if len(tools) == 1 else ""
 
 
 def _offered_tools(
