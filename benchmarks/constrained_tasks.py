@@ -107,8 +107,9 @@ async def attempt(model: MLXModel, task: Task, max_tokens: int) -> tuple[bool, i
         with capture_run_messages() as messages:
             try:
                 await agent.run(task.prompt, deps=deps)
-            except Exception:
+            except Exception as error:
                 failed = True
+                print(f"  raised {type(error).__name__}: {str(error)[:120]}")
         seconds = time.perf_counter() - started
     parts = [p for m in messages if isinstance(m, ModelRequest) for p in m.parts]
     results = [p for p in parts if isinstance(p, ToolReturnPart) and p.outcome != "retried"]
