@@ -306,7 +306,8 @@ async def test_max_tokens_truncates_with_length(model: MLXModel) -> None:
 async def test_a_call_cut_off_by_max_tokens_is_an_incomplete_tool_call(model: MLXModel) -> None:
     # Never a call, and never the answer: the run ends with pydantic-ai's own error for it (the
     # markup `<tool_call>\n{"name": "read_file", "arguments":` used to be the agent's output).
-    # No retry: what the tiny model writes after a retry prompt it never learned is arbitrary.
+    # No retries: what the tiny model writes after the retry (which now says the call was cut
+    # off) is not what this test is about.
     sc = scenario("tool_call_tags")
     agent = Agent(model, system_prompt=sc.system_prompt, tools=list(sc.tools), retries=0)
     with pytest.raises(IncompleteToolCall, match=r"token limit \(12\)"):

@@ -148,3 +148,59 @@ async def test_ids_a_model_repeats_in_one_response_are_made_unique() -> None:
     assert len(ids) == 2
     assert ids[0] == "call_1"
     assert ids[1] != "call_1"
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("run the command", "hermes: expected a JSON call object, got 'run the command'"),
+        ('{"name": "read_file", "arguments": "a"}', "hermes: arguments string is not JSON"),
+    ],
+)
+async def test_the_retry_of_an_unread_call_tells_the_model_what_could_not_be_read(
+    body: str, problem: str
+) -> None:
+    """pydantic-ai's own retry knows only the name (`Unknown tool name: ''`) or that the
+    arguments were not JSON; the prompt the model sees next says what the parser could not read."""
+    from pydantic_ai import Agent
+    from pydantic_ai.messages import ModelMessage
+    from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+    from pydantic_mlx._chat import chat_messages
+
+    unread = await mapped(f"<tool_call>\n{body}\n</tool_call>")
+    seen: list[list[dict[str, object]]] = []
+
+    def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        if len(messages) == 1:
+            return unread
+        seen.append(chat_messages(messages))
+        return ModelResponse(parts=[TextPart("done")])
+
+    agent = Agent(FunctionModel(respond))
+
+    @agent.tool_plain
+    def read_file(path: str) -> str:
+        return path
+
+    @agent.tool_plain
+    def list_files(path: str) -> str:
+        return path
+
+    assert (await agent.run("Go.")).output == "done"
+    [retry] = [m for m in seen[0] if m["role"] == "tool"]
+    content = str(retry["content"])
+    assert content.startswith("Your "), content
+    assert problem in content
+    [call] = [p for p in unread.parts if isinstance(p, ToolCallPart)]
+    assert (call.provider_details or {})["parse_problem"].startswith(problem)
+
+
+async def test_an_unread_call_when_one_tool_is_offered_names_that_tool() -> None:
+    """With one tool offered the model meant that one: the retry (and the error the user sees
+    when retries run out) names it, rather than `Tool ''`."""
+    from pydantic_mlx.model import _named_tool  # pyright: ignore[reportPrivateUsage]
+
+    assert _named_tool("<tool_call>\nrun it\n</tool_call>", ["final_result"]) == "final_result"
+    assert _named_tool("<tool_call>\nrun it\n</tool_call>", ["a", "b"]) == ""
+    assert _named_tool("<tool_call>\nb or a\n</tool_call>", ["a", "b"]) == ""

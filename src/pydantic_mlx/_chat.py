@@ -105,13 +105,42 @@ def chat_messages(messages: Sequence[ModelMessage], instructions: str | None = N
     text-only chat template cannot show the model, rather than dropping it.
     """
     chat: list[dict[str, Any]] = []
+    unread: dict[str, str] = {}
     for message in messages:
         if isinstance(message, ModelRequest):
             for part in message.parts:
-                chat.append(_request_part(part))
+                chat.append(_with_parse_problem(_request_part(part), unread))
         else:
             chat.append(_assistant_message(message))
+            unread |= _unread_calls(message)
     return _with_one_system_message(chat, instructions)
+
+
+UNREAD_CALL_PROBLEM = "parse_problem"
+"""The `provider_details` key of a `ToolCallPart` made of a call the parser could not read: what it
+could not read, which the retry that answers the call then tells the model."""
+
+
+def _unread_calls(message: ModelResponse) -> dict[str, str]:
+    """The parse problem of each call in `message` the parser could not read, by call id."""
+    return {
+        part.tool_call_id: str(details[UNREAD_CALL_PROBLEM])
+        for part in message.parts
+        if isinstance(part, ToolCallPart)
+        and (details := part.provider_details) is not None
+        and UNREAD_CALL_PROBLEM in details
+    }
+
+
+def _with_parse_problem(turn: dict[str, Any], unread: Mapping[str, str]) -> dict[str, Any]:
+    """A tool turn answering an unreadable call says first what could not be read: pydantic-ai's
+    own retry only knows the name (often none) and that the arguments did not validate."""
+    problem = unread.get(turn.get("tool_call_id") or "") if turn["role"] == "tool" else None
+    if problem is None:
+        return turn
+    call = f"call to {turn['name']}" if turn.get("name") else "tool call"
+    content = f"Your {call} could not be read: {problem}. Write the call again, complete and valid.\n"
+    return {**turn, "content": content + str(turn["content"])}
 
 
 def tool_schemas(tool_defs: Sequence[ToolDefinition]) -> list[dict[str, Any]]:

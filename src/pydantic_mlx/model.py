@@ -45,6 +45,7 @@ from pydantic_ai.usage import RequestUsage
 from ._batching import DEFAULT_MAX_BATCH_SIZE, BatchScheduler, batch_scheduler
 from ._chat import (
     CHAT_TEMPLATE_PROFILE,
+    UNREAD_CALL_PROBLEM,
     ChatTokenizer,
     render_prompt,
     request_instructions,
@@ -59,11 +60,13 @@ from ._token_markers import MarkerText
 from .constrained import is_available as constrained_decoding_available
 from .parsers import (
     Event,
+    MalformedCall,
     ParseProblem,
     StreamParser,
     TextDelta,
     ThinkingDelta,
     ToolCallDelta,
+    TruncatedCall,
     UnknownTool,
     UnreadCall,
     available_formats,
@@ -156,6 +159,8 @@ class MLXModel(Model):
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         max_batch_bytes: int | None = None,
     ) -> None:
+        if not isinstance(constrained, bool) and constrained != "auto":
+            raise UserError(f'constrained must be True, False or "auto", not {constrained!r}')
         if constrained is True and not constrained_decoding_available():
             raise UserError('constrained=True needs llguidance: pip install "pydantic-mlx[constrained]"')
         if tool_format is not None and tool_format not in available_formats():
@@ -316,6 +321,7 @@ class MLXModel(Model):
         template = template if isinstance(template, str) else None
         switch = thinking_switch(template, params.thinking)
         budget = _thinking_budget(settings, params, switch)
+        calls_required = bool(tools) and _calls_required(settings, params)
         prompt = render_prompt(
             cast(ChatTokenizer, tokenizer),
             messages,
@@ -330,7 +336,7 @@ class MLXModel(Model):
             markers = reasoning_markers(template, self.tool_format, tokenizer)
             budget_plan = _Budget(budget, markers, in_reasoning or _opens(tail, markers))
         one_call_only = settings.get("parallel_tool_calls") is False
-        constraint = self._constraint(params, tools, text_is_answer, one_call_only, in_reasoning)
+        constraint = self._constraint(params, tools, calls_required, one_call_only, in_reasoning)
         options = _generation_options(settings, _vocabulary_size(self._loaded))
         # The budget comes last: where it forces the closer, nothing after it may unforce it.
         processors = tuple(p for p in (constraint, budget_plan) if p is not None and p.applies)
@@ -356,7 +362,7 @@ class MLXModel(Model):
         self,
         params: ModelRequestParameters,
         tools: list[ToolDefinition],
-        text_is_answer: bool,
+        calls_required: bool,
         one_call_only: bool,
         in_reasoning: bool,
     ) -> _Constraint | None:
@@ -366,7 +372,7 @@ class MLXModel(Model):
         from .constrained import output_processor, tool_call_processor
 
         tokenizer, tool_format = self._loaded.tokenizer, self.tool_format
-        if params.output_mode == "native" and params.output_object is not None and text_is_answer:
+        if params.output_mode == "native" and params.output_object is not None and not calls_required:
             # The answer is the output object, or calls to the function tools the agent offers.
             schema = params.output_object.json_schema
             return _Constraint(
@@ -381,13 +387,18 @@ class MLXModel(Model):
             )
         if not tools:
             return None
+        # The agent takes the first output call and discards the rest: with output tools only,
+        # a forced answer is one call (a random or confused model may otherwise go on writing
+        # calls until `max_tokens` cuts one off).
+        output_names = {t.name for t in params.output_tools}
+        only_output = calls_required and all(t.name in output_names for t in tools)
         return _Constraint(
             lambda: tool_call_processor(
                 tokenizer,
                 tool_format,
                 tools,
-                required=not text_is_answer,
-                parallel=not one_call_only,
+                required=calls_required,
+                parallel=not (one_call_only or only_output),
                 in_reasoning=in_reasoning,
             )
         )
@@ -611,7 +622,7 @@ class _PartsMapper:
                 case TextDelta(content=content):
                     yield from self._text(content)
                 case UnreadCall(problem=problem):  # a call that could not be read
-                    yield from self._unread_call(problem.text)
+                    yield from self._unread_call(problem.text, problem)
                 case ThinkingDelta(content=content):
                     self._in_text = False
                     self._after_reasoning = True
@@ -627,22 +638,27 @@ class _PartsMapper:
             if isinstance(problem, UnknownTool) and problem.name in self._excluded_tools:
                 yield from self._text(problem.text)
 
-    def _unread_call(self, text: str) -> Iterator[ModelResponseStreamEvent]:
+    def _unread_call(
+        self, text: str, problem: MalformedCall | TruncatedCall
+    ) -> Iterator[ModelResponseStreamEvent]:
         """A call the parser could not read (malformed, or unfinished) is never the answer and
         never runs: it becomes a call whose arguments are its raw text, which never validate (the
         text starts with the call's markup, or is unfinished JSON). The agent then sends the model
         a retry prompt, or, when `max_tokens` cut the call off (`finish_reason="length"`), raises
-        `IncompleteToolCall`, as it does for other models. Its name is the one offered tool the
-        text names, if exactly one, else `""` (the retry then lists the tools).
+        `IncompleteToolCall`, as it does for other models. Its name is the tool the parser read,
+        else the one offered tool the text names, else the only tool offered, else `""` (the retry
+        then lists the tools). What the parser could not read is kept in its `provider_details`,
+        and the retry answering it tells the model (`_chat`).
         """
         self._held_text = ""
         self._in_text = False
         self.calls += 1
         yield self._parts.handle_tool_call_part(
             vendor_part_id=("unread", self.calls),
-            tool_name=_named_tool(text, self._offered_tools),
+            tool_name=problem.name or _named_tool(text, self._offered_tools),
             args=text,
             tool_call_id=_utils.generate_tool_call_id(),
+            provider_details={UNREAD_CALL_PROBLEM: problem.message},
         )
         if self._one_call_only:
             self.done = True
@@ -696,9 +712,12 @@ class _PartsMapper:
 
 
 def _named_tool(text: str, tools: Sequence[str]) -> str:
-    """The one tool in `tools` that `text` names as a whole word, else `""`."""
+    """The one tool in `tools` that `text` names as a whole word, else the only tool offered,
+    else `""`."""
     named = [name for name in tools if re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w.-])", text)]
-    return named[0] if len(named) == 1 else ""
+    if len(named) == 1:
+        return named[0]
+    return tools[0] if len(tools) == 1 else ""
 
 
 def _offered_tools(
@@ -718,6 +737,18 @@ def _offered_tools(
         return all_tools, not explicit
     mode, names = choice
     return [t for t in all_tools if t.name in names], mode == "auto" or not explicit
+
+
+def _calls_required(settings: ModelSettings, params: ModelRequestParameters) -> bool:
+    """Whether the answer must be tool calls: `tool_choice` demands one, or the request allows no
+    text (output tools only, `ToolOutput`), which pydantic-ai resolves to an implicit `'required'`.
+
+    A native-output answer is text (the output object's JSON), so there only an explicit choice counts.
+    """
+    choice = resolve_tool_choice(settings, params)
+    if choice in ("none", "auto") or (isinstance(choice, tuple) and choice[0] == "auto"):
+        return False
+    return params.output_mode != "native" or settings.get("tool_choice") not in (None, "auto")
 
 
 def _generation_options(settings: ModelSettings, vocabulary: int) -> GenerationOptions:

@@ -249,6 +249,10 @@ class GrammarLogitsProcessor:
         self._window = b""
 
     def _mask(self, matcher: llguidance.LLMatcher, logits: mx.array) -> mx.array:
+        # The forward pass that makes these logits does not need the mask, only the sampling after
+        # it does: start it now, and compute the mask on this thread while the device runs it
+        # (as vLLM and SGLang overlap them), instead of one after the other.
+        mx.async_eval(logits)
         words = self._words
         matcher.unsafe_compute_mask_ptr(words.ctypes.data, words.nbytes)
         if matcher.is_error():

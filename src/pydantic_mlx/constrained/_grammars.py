@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import _json_calls, _literal_calls, _xml_calls
+from ._closed_objects import close_objects
 from ._json_calls import call_json_rule
 from ._lark import (
     JSON_WHITESPACE,
@@ -105,7 +106,7 @@ def tool_call_grammars(
     """
     if not tools:
         return None
-    tools = [with_local_refs_as_defs(t) for t in tools]
+    tools = [_closed(with_local_refs_as_defs(t)) for t in tools]
     if required:
         return answer_grammars(
             tool_format,
@@ -156,7 +157,7 @@ def answer_grammars(
     """
     alternatives: list[str] = []
     rules: list[str] = []
-    tools = [with_local_refs_as_defs(t) for t in tools]
+    tools = [_closed(with_local_refs_as_defs(t)) for t in tools]
     if tools:
         builder = _CALL_SYNTAXES.get(tool_format)
         syntax = builder(tools, special_token, compact=True) if builder is not None else None
@@ -168,7 +169,7 @@ def answer_grammars(
             alternatives.append('untagged_call ("\\n" untagged_call)*' if parallel else "untagged_call")
     if output_schema is not None:
         alternatives.append("answer")
-        rules.append(f"answer: %json {json_options(dict(output_schema), compact=True)}")
+        rules.append(f"answer: %json {json_options(close_objects(output_schema), compact=True)}")
     if not alternatives:
         return None
     start = (
@@ -191,6 +192,14 @@ def output_grammars(schema: Mapping[str, Any], *, reasoning: tuple[str, str] | N
     )
     assert found is not None
     return found
+
+
+def _closed(tool: ToolSchema) -> ToolSchema:
+    """`tool` with its objects closed (`close_objects`): arguments hold declared keys only."""
+    parameters = tool.parameters
+    if not any(k in parameters for k in ("type", "$ref", "anyOf", "oneOf", "allOf")):
+        parameters = {"type": "object", **parameters}  # arguments are an object, even when unsaid
+    return ToolSchema(tool.name, close_objects(parameters))
 
 
 def _either(*builders: CallSyntaxBuilder) -> CallSyntaxBuilder:

@@ -1,0 +1,161 @@
+"""Real-model agent tasks with `constrained` off and on, side by side in one process.
+
+For each task (a coding agent with `read_file`, `write_file` and `run_command`, as in
+tests/test_model_real.py), and each setting, runs the agent and counts:
+
+- done:      the task's tool ran and its result reached the model (the run used the tool);
+- retries:   retry prompts the agent had to send (unreadable calls, arguments that did not
+             validate: `"required": [...]` copied into the arguments, say);
+- failed:    the run raised (retries exhausted, token limit);
+- seconds:   wall time of the run (the llguidance tokenizer is built before timing).
+
+    python benchmarks/constrained_tasks.py --model PATH [--rounds 2] [--max-tokens 256] [--tasks 0,1]
+
+`--model` defaults to $PYDANTIC_MLX_REAL_MODEL (build it with ../shared/real-model/). On Linux,
+preload OpenBLAS: LD_PRELOAD=/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic_ai import Agent, RunContext, capture_run_messages
+from pydantic_ai.messages import ModelRequest, ToolReturnPart
+
+from pydantic_mlx import MLXModel
+
+SYSTEM_PROMPT = "You are a coding assistant working in a project folder. Use the tools to do the task."
+
+
+def read_file(ctx: RunContext[Path], path: str) -> str:
+    """Read a text file of the project.
+
+    Args:
+        path: Path of the file, relative to the project folder.
+    """
+    target = ctx.deps / path
+    return target.read_text() if target.is_file() else f"error: no such file: {path}"
+
+
+def write_file(ctx: RunContext[Path], path: str, content: str) -> str:
+    """Create or replace a text file of the project.
+
+    Args:
+        path: Path of the file, relative to the project folder.
+        content: The complete new content of the file.
+    """
+    (ctx.deps / path).write_text(content)
+    return f"wrote {len(content)} characters to {path}"
+
+
+def run_command(ctx: RunContext[Path], command: str) -> str:
+    """Run a shell command in the project folder and return its exit code and output.
+
+    Args:
+        command: The command line to run.
+    """
+    done = subprocess.run(command, shell=True, cwd=ctx.deps, capture_output=True, text=True, timeout=60)
+    return f"exit code {done.returncode}\n{done.stdout}{done.stderr}"
+
+
+@dataclass(frozen=True)
+class Task:
+    prompt: str
+    tool: str
+    evidence: str
+    """Text the tool's result holds when the tool did the task."""
+
+
+TASKS = [
+    Task("Read the file notes.txt and tell me what it says.", "read_file", "pineapple"),
+    Task("Run the command 'echo hello'.", "run_command", "hello"),
+    Task("Run the command `ls` and tell me which files exist.", "run_command", "alpha.py"),
+    Task("Write 'print(42)' to the file answer.py.", "write_file", "answer.py"),
+]
+
+
+@dataclass
+class Tally:
+    done: int = 0
+    retries: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+
+async def attempt(model: MLXModel, task: Task, max_tokens: int) -> tuple[bool, int, bool, float]:
+    with tempfile.TemporaryDirectory() as folder:
+        deps = Path(folder)
+        (deps / "notes.txt").write_text("The secret word is pineapple.\n")
+        (deps / "alpha.py").write_text("print('a')\n")
+        agent = Agent(
+            model,
+            deps_type=Path,
+            system_prompt=SYSTEM_PROMPT,
+            tools=[read_file, write_file, run_command],
+            model_settings={"max_tokens": max_tokens},
+            retries=3,
+        )
+        started = time.perf_counter()
+        failed = False
+        with capture_run_messages() as messages:
+            try:
+                await agent.run(task.prompt, deps=deps)
+            except Exception as error:
+                failed = True
+                print(f"  raised {type(error).__name__}: {str(error)[:120]}")
+        seconds = time.perf_counter() - started
+    parts = [p for m in messages if isinstance(m, ModelRequest) for p in m.parts]
+    results = [p for p in parts if isinstance(p, ToolReturnPart) and p.outcome != "retried"]
+    retried = [p for p in parts if getattr(p, "outcome", None) == "retried" or p.part_kind == "retry-prompt"]
+    retries = len(retried)
+    done = any(r.tool_name == task.tool and task.evidence in str(r.content) for r in results)
+    return done, retries, failed, seconds
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default=os.environ.get("PYDANTIC_MLX_REAL_MODEL"))
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--tasks", default=None, help="indices into TASKS, comma-separated (default: all)")
+    args = parser.parse_args()
+    tasks = [TASKS[int(i)] for i in args.tasks.split(",")] if args.tasks else TASKS
+    if not args.model:
+        parser.error("--model (or $PYDANTIC_MLX_REAL_MODEL) is required")
+    models = {
+        "constrained=False": MLXModel(args.model, constrained=False, batching=False),
+        "constrained=True": MLXModel(args.model, constrained=True, batching=False),
+    }
+    started = time.perf_counter()
+    await models["constrained=True"].load()
+    from pydantic_mlx.constrained._decoding import grammar_tokenizer
+
+    grammar_tokenizer(models["constrained=True"].loaded.tokenizer)
+    print(f"llguidance tokenizer (once per model): {time.perf_counter() - started:.1f} s incl. load")
+    tallies = {name: Tally() for name in models}
+    for _ in range(args.rounds):
+        for task in tasks:
+            for name, model in models.items():  # alternating, so load drifts hit both alike
+                done, retries, failed, seconds = await attempt(model, task, args.max_tokens)
+                tally = tallies[name]
+                tally.done += done
+                tally.retries += retries
+                tally.failed += failed
+                tally.seconds += seconds
+                outcome = f"done={done} retries={retries} failed={failed} {seconds:.1f}s"
+                print(f"{name:18s} {task.prompt[:45]:45s} {outcome}")
+    runs = args.rounds * len(tasks)
+    print(f"\n{'setting':18s} {'done':>8s} {'retries':>8s} {'failed':>8s} {'s/run':>8s}")
+    for name, t in tallies.items():
+        print(f"{name:18s} {t.done:>5d}/{runs:<2d} {t.retries:>8d} {t.failed:>8d} {t.seconds / runs:>8.1f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
