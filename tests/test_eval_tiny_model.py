@@ -182,17 +182,22 @@ def test_broken_configurations_give_a_clear_error(
 ) -> None:
     model = str(demo_model_path)
     missing = tmp_path / "no-such-model"
-    assert f"model folder not found: {missing}" in _error(["eval", "--model", str(missing)], capsys)
-    assert "is not a model folder (no config.json)" in _error(["eval", "--model", str(tmp_path)], capsys)
+    assert f"model folder {str(missing)!r} does not exist" in _error(
+        ["eval", "--model", str(missing)], capsys
+    )
+    assert "is not an MLX model folder: it has no config.json" in _error(
+        ["eval", "--model", str(tmp_path)], capsys
+    )
     no_adapter = tmp_path / "no-adapter"
-    assert "is not an adapter folder" in _error(
+    assert f"adapter_path {str(no_adapter)!r} does not exist" in _error(
         ["eval", "--model", model, "--adapter", str(no_adapter)], capsys
     )
     bad_adapter = tmp_path / "bad-adapter"
     bad_adapter.mkdir()
     (bad_adapter / "adapter_config.json").write_text('{"fine_tune_type": "lora"}')
     err = _error(["eval", "--model", model, "--adapter", str(bad_adapter)], capsys)
-    assert "+bad-adapter: cannot load the model:" in err
+    assert "+bad-adapter: adapter_path" in err
+    assert "is not a LoRA adapter folder: it has no adapters.safetensors" in err
     assert "unknown tool_format 'nope'" in _error(
         ["eval", "--model", model, "--compare", "tool_format=nope"], capsys
     )
