@@ -292,6 +292,19 @@ def test_a_bad_suite_file_says_what_is_wrong(tmp_path: Path, content: str, messa
         load_suite(tmp_path / "missing.json")
 
 
+def test_suite_validation_errors_point_into_the_file_without_private_names(tmp_path: Path) -> None:
+    path = tmp_path / "suite.yaml"
+    path.write_text("cases:\n  - {name: x, prompt: 3, expect: {bogus: 1}}\n")
+    with pytest.raises(SuiteError) as raised:
+        load_suite(path)
+    assert str(raised.value).splitlines() == [
+        f"invalid suite {path}:",
+        "  cases[0].category: Field required (got {'name': 'x', 'prompt': 3, 'expect': {'bogus': 1}})",
+        "  cases[0].prompt: Input should be a valid string (got 3)",
+        "  cases[0].expect.bogus: Extra inputs are not permitted (got 1)",
+    ]
+
+
 def test_compare_specs_vary_the_base_configuration() -> None:
     base = EvalConfig("models/qwen", tool_format="hermes")
     assert base.varied("tool_format=auto") == EvalConfig("models/qwen", tool_format="auto")
@@ -318,7 +331,11 @@ def test_without_pydantic_evals_the_command_says_what_to_install() -> None:
     )
     done = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
-    assert done.stderr.strip() == "pydantic-mlx eval needs pydantic-evals: pip install 'pydantic-mlx[eval]'"
+    # This test suite runs from an editable install of the checkout, so the hint says so.
+    assert (
+        done.stderr.strip()
+        == 'pydantic-mlx eval needs pydantic-evals: pip install -e ".[eval]" (in your pydantic-mlx checkout)'
+    )
 
 
 def _finished(case: EvalCase, *, error: str | None = None) -> CaseResult:
