@@ -104,7 +104,7 @@ def test_the_command_prints_the_table_and_writes_a_report_with_every_case(
     out, err = capsys.readouterr()
     assert "1/14 tools/read_file" in err and "14/14 reasoning/youngest" in err  # progress
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
-    assert rows[demo_model_path.name][1:9] == ["14%", "(2/14)", "29%", "(2/7)", "0%", "(0/3)", "0%", "(0/4)"]
+    assert rows["demo-model"][1:9] == ["14%", "(2/14)", "29%", "(2/7)", "0%", "(0/3)", "0%", "(0/4)"]
     assert rows["auto"][1:3] == ["21%", "(3/14)"]
     assert rows["tools/list_files"][1:] == ["FAIL", "pass"]
     assert f"Report with every transcript: {report}" in out
@@ -159,7 +159,7 @@ def test_a_custom_suite_from_yaml(
     )
     out = capsys.readouterr().out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
-    assert rows[demo_model_path.name][1:7] == ["33%", "(1/3)", "50%", "(1/2)", "0%", "(0/1)"]
+    assert rows["demo-model"][1:7] == ["33%", "(1/3)", "50%", "(1/2)", "0%", "(0/1)"]
     assert [rows[name][1] for name in ("tools/open_setup", "tools/wrong_file", "other/not_from_a_tool")] == [
         "pass",
         "FAIL",

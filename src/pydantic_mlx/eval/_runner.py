@@ -65,7 +65,7 @@ class EvalConfig:
         """The name shown in tables and reports: `name`, else what the configuration sets."""
         if self.name:
             return self.name
-        label = Path(self.model).name or self.model
+        label = _model_label(self.model)
         if self.adapter:
             label += f" +{Path(self.adapter).name}"
         if self.tool_format:
@@ -94,6 +94,17 @@ class EvalConfig:
             else:
                 changes[key] = value
         return replace(self, **changes)
+
+
+def _model_label(model: str) -> str:
+    """A model's name for people: a folder's name, except where that name is a hash (a Hugging
+    Face cache snapshot is named by its commit, a pydantic-mlx demo folder by its recipe)."""
+    folder = Path(model).expanduser()
+    if folder.parent.name == "snapshots" and folder.parent.parent.name.startswith("models--"):
+        return folder.parent.parent.name.split("--")[-1]  # models--owner--name/snapshots/<commit>
+    if (folder / "pydantic_mlx_recipe.json").is_file():
+        return f"{folder.name.rsplit('-', 1)[0]}-model"  # demo-<recipe hash> -> "demo-model"
+    return folder.name or model
 
 
 def _model(config: EvalConfig) -> MLXModel:
