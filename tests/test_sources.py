@@ -108,3 +108,25 @@ def test_list_aliases_is_the_documented_table() -> None:
     table = (Path(__file__).resolve().parent.parent / "docs" / "model.md").read_text(encoding="utf-8")
     for name, repo in MLXModel.list_aliases().items():
         assert f"| `{name}` | `{repo}` |" in table
+
+
+@pytest.mark.anyio
+async def test_tool_format_is_read_from_the_files_before_the_model_loads(demo_model_path: Path) -> None:
+    model = MLXModel(demo_model_path)
+    assert (model.tool_format, model.loaded.is_loaded) == ("hermes", False)
+    await model.load()
+    assert model.tool_format == "hermes"
+
+
+def test_tool_format_follows_transformers_reading_of_the_template_files(tmp_path: Path) -> None:
+    folder = _model_folder(tmp_path / "coder")
+    named = [
+        {"name": "tool_use", "template": "<|python_tag|>"},
+        {"name": "default", "template": "<tool_call><function=x><parameter=y>"},
+    ]
+    (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": named}))
+    assert MLXModel(folder).tool_format == "qwen3_coder"
+    (folder / "chat_template.jinja").write_text("{{ '<|python_tag|>' }}")  # takes precedence
+    assert MLXModel(folder).tool_format == "llama3_json"
+    assert MLXModel(folder, tool_format="hermes").tool_format == "hermes"
+    assert MLXModel("mlx-community/not-downloaded-4bit").tool_format == "auto"  # known once loaded

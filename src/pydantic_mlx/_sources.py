@@ -10,11 +10,12 @@ look-up in the local Hugging Face cache: nothing is downloaded or loaded.
 from __future__ import annotations
 
 import difflib
+import json
 from pathlib import Path
 
 from pydantic_ai.exceptions import UserError
 
-__all__ = ["MODEL_ALIASES", "resolve_adapter", "resolve_model"]
+__all__ = ["MODEL_ALIASES", "chat_template_on_disk", "resolve_adapter", "resolve_model"]
 
 MODEL_ALIASES: dict[str, str] = {
     "Qwen2.5-Coder-0.5B": "mlx-community/Qwen2.5-Coder-0.5B-Instruct-4bit",
@@ -138,3 +139,32 @@ def _check_repo_id(source: str) -> None:
             f"{source!r} is neither an existing folder nor a valid Hugging Face repo id "
             f"('owner/name'): {error}"
         ) from None
+
+
+def chat_template_on_disk(source: str) -> str | None:
+    """The chat template of a resolved source without loading its tokenizer: from its folder, or
+    from the Hugging Face cache for a repo id; `None` when it is not on disk (not downloaded yet).
+
+    Read as transformers reads it: `chat_template.jinja` first, else `tokenizer_config.json`'s
+    `chat_template` (a string, or a list of named templates whose `default` is used).
+    """
+    folder = Path(source)
+    if not folder.is_dir():
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(source, "tokenizer_config.json")
+        if not isinstance(cached, str):
+            return None
+        folder = Path(cached).parent
+    jinja = folder / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text(encoding="utf-8")
+    try:
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    template = config.get("chat_template") if isinstance(config, dict) else None
+    if isinstance(template, list):
+        named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
+        template = named.get("default")
+    return template if isinstance(template, str) else None

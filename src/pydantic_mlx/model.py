@@ -54,7 +54,7 @@ from ._generation import GenerationOptions, GenerationStats, GenerationStream, s
 from ._install import install_hint
 from ._loading import LoadedModel, ModelSource, loaded_model
 from ._prompt_cache import DEFAULT_PROMPT_CACHE_BYTES, DEFAULT_PROMPT_CACHE_ENTRIES
-from ._sources import MODEL_ALIASES
+from ._sources import MODEL_ALIASES, chat_template_on_disk
 from .constrained import is_available as constrained_decoding_available
 from .parsers import (
     Event,
@@ -196,12 +196,17 @@ class MLXModel(Model):
 
     @property
     def tool_format(self) -> str:
-        """The tool-call format used to read the output (detected from the chat template once loaded)."""
+        """The tool-call format used to read the output: `tool_format` if given, else detected from
+        the chat template (read from the model's files before it loads; `"auto"` for a Hugging
+        Face model that is not downloaded yet)."""
         if self._tool_format is not None:
             return self._tool_format
         if self._detected_format is None:
             if not self._loaded.is_loaded:
-                return "auto"  # not known before the tokenizer is loaded
+                # Read from the model's files; "auto" only for a hub model not downloaded yet.
+                source = self._loaded.source
+                on_disk = chat_template_on_disk(source) if isinstance(source, str) else None
+                return detect_format(on_disk) if on_disk is not None else "auto"
             template = getattr(self._loaded.tokenizer, "chat_template", None)
             self._detected_format = detect_format(template if isinstance(template, str) else None)
         return self._detected_format
