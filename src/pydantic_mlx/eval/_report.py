@@ -175,7 +175,7 @@ th:first-child, td:first-child { text-align: left; }
 details { margin: .3em 0 .3em 1em; } summary { cursor: pointer; }
 pre { white-space: pre-wrap; background: #f6f6f6; padding: 6px; margin: 2px 0 8px; }
 .kind { color: #555; font-size: 12px; }
-table.grid td { text-align: center; }
+table.grid td:not(:first-child) { text-align: center; }
 .note { background: #fff3cd; border: 1px solid #e0c36a; padding: 6px 10px; font-weight: bold; }
 """
 
