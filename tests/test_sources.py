@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import huggingface_hub.constants
@@ -111,8 +112,12 @@ def test_list_aliases_is_the_documented_table() -> None:
 
 
 @pytest.mark.anyio
-async def test_tool_format_is_read_from_the_files_before_the_model_loads(demo_model_path: Path) -> None:
-    model = MLXModel(demo_model_path)
+async def test_tool_format_is_read_from_the_files_before_the_model_loads(
+    demo_model_path: Path, tmp_path: Path
+) -> None:
+    # A copy: the session's other MLXModels on the demo folder share (and have loaded) its weights.
+    folder = shutil.copytree(demo_model_path, tmp_path / "demo")
+    model = MLXModel(folder)
     assert (model.tool_format, model.loaded.is_loaded) == ("hermes", False)
     await model.load()
     assert model.tool_format == "hermes"
