@@ -125,9 +125,10 @@ async def test_requests_join_a_running_batch(
 async def test_mixed_settings_are_honoured_per_request(loaded: LoadedModel, prompts: list[list[int]]) -> None:
     eos = next(iter(loaded.tokenizer.eos_token_ids))
     greedy_text = (await one_at_a_time(loaded, prompts[8], GenerationOptions(max_tokens=16))).text
+    stop = greedy_text[4:7]  # it may occur earlier too (a model that repeats itself): the first one stops
     cases = [
         (prompts[0], GenerationOptions(max_tokens=3)),
-        (prompts[8], GenerationOptions(max_tokens=16, stop_sequences=(greedy_text[4:7],))),
+        (prompts[8], GenerationOptions(max_tokens=16, stop_sequences=(stop,))),
         (prompts[9], GenerationOptions(max_tokens=20, logit_bias={eos: -1000.0})),
         (prompts[10], GenerationOptions(max_tokens=20, presence_penalty=2.0)),
         (prompts[11], GenerationOptions(max_tokens=20, frequency_penalty=2.0)),
@@ -141,7 +142,10 @@ async def test_mixed_settings_are_honoured_per_request(loaded: LoadedModel, prom
     outputs = await asyncio.gather(*(collect(scheduler.start(p, o)) for p, o in cases))
     assert outputs == expected
     assert outputs[0].finish_reason == "length" and len(outputs[0].tokens) == 3
-    assert outputs[1].finish_reason == "stop_sequence" and outputs[1].text == greedy_text[:4]
+    assert (
+        outputs[1].finish_reason == "stop_sequence"
+        and outputs[1].text == greedy_text[: greedy_text.find(stop)]
+    )
     assert outputs[2].finish_reason == "length" and eos not in outputs[2].tokens
     assert scheduler.largest_batch > 1
 

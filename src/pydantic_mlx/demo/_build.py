@@ -98,6 +98,7 @@ def _describe(scenario: Scenario) -> dict[str, Any]:
         "name": scenario.name,
         "prompt": scenario.prompt,
         "system_prompt": scenario.system_prompt,
+        "in_tokenizer_corpus": scenario.in_tokenizer_corpus,
         "output_type": repr(scenario.output_type),
         "tools": [inspect.getsource(tool) for tool in scenario.tools],
         "turns": [repr(turn) for turn in scenario.turns],
@@ -194,7 +195,9 @@ def _build(folder: Path, recipe: dict[str, Any], say: Progress) -> None:
 
 def _corpus(captured: Sequence[tuple[Scenario, list[CapturedRequest]]]) -> list[str]:
     texts = [CHAT_TEMPLATE]
-    for _scenario, requests in captured:
+    for scenario, requests in captured:
+        if not scenario.in_tokenizer_corpus:
+            continue
         for request in requests:
             tools = request_tool_defs(request.model_request_parameters)
             texts.extend(json.dumps(schema, ensure_ascii=False) for schema in tool_schemas(tools))
