@@ -418,8 +418,10 @@ async def test_a_processor_that_raises_fails_only_its_own_request(
     await loaded.run(loaded.prompt_cache.clear)
     scheduler = BatchScheduler(loaded)
     good = [scheduler.start(p, GREEDY) for p in prompts[:3]]
+    eos = next(iter(loaded.tokenizer.eos_token_ids))  # so it reaches its third step, whatever the model says
     broken = scheduler.start(
-        prompts[3], GenerationOptions(max_tokens=24, extra_processors=(breaks_on_third_call,))
+        prompts[3],
+        GenerationOptions(max_tokens=24, logit_bias={eos: -1000.0}, extra_processors=(breaks_on_third_call,)),
     )
     with pytest.raises(RuntimeError, match="grammar state lost"):
         await collect(broken)
@@ -573,12 +575,18 @@ async def agent_run(model: MLXModel, name: str) -> tuple[Any, list[Any], list[An
     return run.result.output, replay(events), scrub(run.result.all_messages())
 
 
+RUNNABLE = [sc for sc in SCENARIOS if sc.name != "tool_call_qwen3_xml"]
+"""The scenarios whose runs are scripted with the default tool format. tool_call_qwen3_xml's call is
+read with tool_format="qwen3_coder" only (tests/test_model.py); with the default, its run goes on
+with whatever the model improvises after the retry, which no training pinned down."""
+
+
 @pytest.fixture(scope="module")
 def one_at_a_time_runs(demo_model_path: Path) -> dict[str, tuple[Any, list[Any], list[Any]]]:
     serial = MLXModel(demo_model_path, batching=False)
 
     async def run_all() -> dict[str, tuple[Any, list[Any], list[Any]]]:
-        return {sc.name: await agent_run(serial, sc.name) for sc in SCENARIOS}
+        return {sc.name: await agent_run(serial, sc.name) for sc in RUNNABLE}
 
     return asyncio.run(run_all())
 
@@ -590,7 +598,7 @@ async def test_concurrent_agent_runs_equal_their_one_at_a_time_runs(
     model = MLXModel(demo_model_path)  # batching is the default
     scheduler = batch_scheduler(model.loaded)
     scheduler.largest_batch = 0
-    names = [SCENARIOS[i % len(SCENARIOS)].name for i in range(n)]
+    names = [RUNNABLE[i % len(RUNNABLE)].name for i in range(n)]
     runs = await asyncio.gather(*(agent_run(model, name) for name in names))
     assert scheduler.largest_batch == 1 if n == 1 else scheduler.largest_batch > 1
     for name, run in zip(names, runs, strict=True):
@@ -603,7 +611,7 @@ def test_agent_runs_from_several_threads_are_batched_correctly(
     demo_model_path: Path, one_at_a_time_runs: dict[str, tuple[Any, list[Any], list[Any]]]
 ) -> None:
     model = MLXModel(demo_model_path)
-    names = [sc.name for sc in SCENARIOS[:4]]
+    names = [sc.name for sc in RUNNABLE[:4]]
     results: dict[str, Any] = {}
 
     def in_thread(name: str) -> None:
@@ -640,7 +648,7 @@ async def test_batching_off_generates_one_at_a_time(
     model = MLXModel(demo_model_path, batching=False)
     scheduler = batch_scheduler(model.loaded)
     scheduler.largest_batch = 0
-    names = [sc.name for sc in SCENARIOS[:4]]
+    names = [sc.name for sc in RUNNABLE[:4]]
     runs = await asyncio.gather(*(agent_run(model, name) for name in names))
     assert runs == [one_at_a_time_runs[name] for name in names]
     assert scheduler.largest_batch == 0  # the batch never ran
