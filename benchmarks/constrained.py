@@ -20,7 +20,7 @@ replaying the constrained run's tokens through a fresh processor on logits of th
 write the call in that format's syntax whatever its chat template says, so the figures are the
 grammar's cost for that format on this vocabulary.
 
-`--model` defaults to $PYDANTIC_MLX_REAL_MODEL, else /tmp/qwen05 if present, else the tiny
+`--model` defaults to $PYDANTIC_MLX_REAL_MODEL if it names a model folder, else the tiny
 random model (whose 1k vocabulary and ~0.1 ms forward pass say little about real models). On
 Linux, preload OpenBLAS for realistic numbers:
 LD_PRELOAD=/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0
@@ -64,9 +64,9 @@ CALL_PROMPT = "Write a Python implementation of a hash map with open addressing 
 
 
 def default_model() -> str:
-    for candidate in (os.environ.get("PYDANTIC_MLX_REAL_MODEL"), "/tmp/qwen05"):
-        if candidate and (Path(candidate) / "config.json").is_file():
-            return candidate
+    candidate = os.environ.get("PYDANTIC_MLX_REAL_MODEL")
+    if candidate and (Path(candidate) / "config.json").is_file():
+        return candidate
     from pydantic_mlx.demo import build_random_model
 
     return str(build_random_model())

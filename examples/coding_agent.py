@@ -1,10 +1,16 @@
 """A small coding agent: a local MLX model that reads, writes and runs things in one folder.
 
     python examples/coding_agent.py "Add a test for utils.slugify and run it" --workdir ./myproject
-    python examples/coding_agent.py "..." --model mlx-community/Qwen2.5-Coder-7B-Instruct-4bit
+    python examples/coding_agent.py "..." --model Qwen2.5-Coder-7B
+    python examples/coding_agent.py --demo      # offline, on the tiny demo model
 
 The tools only touch files under --workdir; `run_command` runs there with a timeout. Every tool
 call and result is printed as the agent works.
+
+The default model (`Qwen2.5-Coder-1.5B`, about 1 GB) is downloaded from Hugging Face on first use.
+`--demo` needs no download: it runs the same loop, tool calls and printout on the tiny demo model,
+which only knows its scripted prompts (docs/demo-model.md), so it runs its own task (reading two
+files of a toy project) instead of yours. A real model is what reads, writes and runs your files.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from pydantic_ai.messages import ModelRequest, ModelResponse, ToolCallPart, Tool
 
 from pydantic_mlx import MLXModel
 
-DEFAULT_MODEL = "mlx-community/Qwen2.5-Coder-1.5B-Instruct-4bit"
+DEFAULT_MODEL = "Qwen2.5-Coder-1.5B"  # the mlx-community 4-bit instruct build (MLXModel.list_aliases())
 
 SYSTEM_PROMPT = (
     "You are a coding agent working in a project folder. Use the tools: read files before changing "
@@ -70,19 +76,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("task")
+    parser.add_argument("task", nargs="?")
     parser.add_argument("--workdir", type=Path, default=Path.cwd())
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="HF id or local MLX model folder")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="short name, HF id or local MLX model folder")
+    parser.add_argument(
+        "--demo", action="store_true", help="run offline on the tiny demo model (its own task)"
+    )
     args = parser.parse_args()
 
-    agent = Agent(
-        MLXModel(args.model),
-        deps_type=Path,
-        system_prompt=SYSTEM_PROMPT,
-        tools=[read_file, write_file, run_command],
-        model_settings={"max_tokens": 1024},
-    )
-    result = agent.run_sync(args.task, deps=args.workdir.resolve())
+    if args.demo:
+        from pydantic_mlx.demo import build_demo_model, scenario
+
+        case = scenario("parallel_calls")
+        print(f"[demo model] {case.prompt}")
+        result = case.agent(MLXModel(build_demo_model())).run_sync(case.prompt)
+    elif args.task is None:
+        parser.error("give a task, or --demo")
+    else:
+        agent = Agent(
+            MLXModel(args.model),
+            deps_type=Path,
+            system_prompt=SYSTEM_PROMPT,
+            tools=[read_file, write_file, run_command],
+            model_settings={"max_tokens": 1024},
+        )
+        result = agent.run_sync(args.task, deps=args.workdir.resolve())
     for message in result.all_messages():
         for part in message.parts:
             if isinstance(message, ModelResponse) and isinstance(part, ToolCallPart):

@@ -50,5 +50,5 @@ def real_model_path() -> Path:
     """The real Qwen2.5-Coder-0.5B-Instruct folder named by `$PYDANTIC_MLX_REAL_MODEL`; skipped when absent."""
     folder = os.environ.get("PYDANTIC_MLX_REAL_MODEL")
     if not folder or not (Path(folder) / "config.json").is_file():
-        pytest.skip("set PYDANTIC_MLX_REAL_MODEL to a model folder (see /work/shared/real-model/) to run")
+        pytest.skip("set PYDANTIC_MLX_REAL_MODEL to a Qwen2.5-Coder-0.5B-Instruct MLX folder to run")
     return Path(folder)

@@ -205,9 +205,10 @@ async def test_a_lone_request_joined_by_another_goes_on_exactly(
 async def test_mixed_settings_are_honoured_per_request(loaded: LoadedModel, prompts: list[list[int]]) -> None:
     eos = next(iter(loaded.tokenizer.eos_token_ids))
     greedy_text = (await one_at_a_time(loaded, prompts[8], GenerationOptions(max_tokens=16))).text
+    stop = greedy_text[4:7]  # it may occur earlier too (a model that repeats itself): the first one stops
     cases = [
         (prompts[0], GenerationOptions(max_tokens=3)),
-        (prompts[8], GenerationOptions(max_tokens=16, stop_sequences=(greedy_text[4:7],))),
+        (prompts[8], GenerationOptions(max_tokens=16, stop_sequences=(stop,))),
         (prompts[9], GenerationOptions(max_tokens=20, logit_bias={eos: -1000.0})),
         (prompts[10], GenerationOptions(max_tokens=20, presence_penalty=2.0)),
         (prompts[11], GenerationOptions(max_tokens=20, frequency_penalty=2.0)),
@@ -221,7 +222,10 @@ async def test_mixed_settings_are_honoured_per_request(loaded: LoadedModel, prom
     outputs = await asyncio.gather(*(collect(scheduler.start(p, o)) for p, o in cases))
     assert outputs == expected
     assert outputs[0].finish_reason == "length" and len(outputs[0].tokens) == 3
-    assert outputs[1].finish_reason == "stop_sequence" and outputs[1].text == greedy_text[:4]
+    assert (
+        outputs[1].finish_reason == "stop_sequence"
+        and outputs[1].text == greedy_text[: greedy_text.find(stop)]
+    )
     assert outputs[2].finish_reason == "length" and eos not in outputs[2].tokens
     assert scheduler.largest_batch > 1
 
@@ -547,8 +551,10 @@ async def test_a_processor_that_raises_fails_only_its_own_request(
     await loaded.run(loaded.prompt_cache.clear)
     scheduler = BatchScheduler(loaded)
     good = [scheduler.start(p, GREEDY) for p in prompts[:3]]
+    eos = next(iter(loaded.tokenizer.eos_token_ids))  # so it reaches its third step, whatever the model says
     broken = scheduler.start(
-        prompts[3], GenerationOptions(max_tokens=24, extra_processors=(breaks_on_third_call,))
+        prompts[3],
+        GenerationOptions(max_tokens=24, logit_bias={eos: -1000.0}, extra_processors=(breaks_on_third_call,)),
     )
     with pytest.raises(RuntimeError, match="grammar state lost"):
         await collect(broken)
@@ -702,12 +708,18 @@ async def agent_run(model: MLXModel, name: str) -> tuple[Any, list[Any], list[An
     return run.result.output, replay(events), scrub(run.result.all_messages())
 
 
+RUNNABLE = [sc for sc in SCENARIOS if sc.name != "tool_call_qwen3_xml"]
+"""The scenarios whose runs are scripted with the default tool format. tool_call_qwen3_xml's call is
+read with tool_format="qwen3_coder" only (tests/test_model.py); with the default, its run goes on
+with whatever the model improvises after the retry, which no training pinned down."""
+
+
 @pytest.fixture(scope="module")
 def one_at_a_time_runs(demo_model_path: Path) -> dict[str, tuple[Any, list[Any], list[Any]]]:
     serial = MLXModel(demo_model_path, batching=False)
 
     async def run_all() -> dict[str, tuple[Any, list[Any], list[Any]]]:
-        return {sc.name: await agent_run(serial, sc.name) for sc in SCENARIOS}
+        return {sc.name: await agent_run(serial, sc.name) for sc in RUNNABLE}
 
     return asyncio.run(run_all())
 
@@ -719,7 +731,7 @@ async def test_concurrent_agent_runs_equal_their_one_at_a_time_runs(
     model = MLXModel(demo_model_path)  # batching is the default
     scheduler = batch_scheduler(model.loaded)
     scheduler.largest_batch = 0
-    names = [SCENARIOS[i % len(SCENARIOS)].name for i in range(n)]
+    names = [RUNNABLE[i % len(RUNNABLE)].name for i in range(n)]
     runs = await asyncio.gather(*(agent_run(model, name) for name in names))
     assert scheduler.largest_batch == 1 if n == 1 else scheduler.largest_batch > 1
     for name, run in zip(names, runs, strict=True):
@@ -732,7 +744,7 @@ def test_agent_runs_from_several_threads_are_batched_correctly(
     demo_model_path: Path, one_at_a_time_runs: dict[str, tuple[Any, list[Any], list[Any]]]
 ) -> None:
     model = MLXModel(demo_model_path)
-    names = [sc.name for sc in SCENARIOS[:4]]
+    names = [sc.name for sc in RUNNABLE[:4]]
     results: dict[str, Any] = {}
 
     def in_thread(name: str) -> None:
@@ -769,7 +781,7 @@ async def test_batching_off_generates_one_at_a_time(
     model = MLXModel(demo_model_path, batching=False)
     scheduler = batch_scheduler(model.loaded)
     scheduler.largest_batch = 0
-    names = [sc.name for sc in SCENARIOS[:4]]
+    names = [sc.name for sc in RUNNABLE[:4]]
     runs = await asyncio.gather(*(agent_run(model, name) for name in names))
     assert runs == [one_at_a_time_runs[name] for name in names]
     assert scheduler.largest_batch == 0  # the batch never ran

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
-from pydantic_mlx.cli import main
+from pydantic_mlx import MLXModel
+from pydantic_mlx.cli import BROKEN_PIPE, main
 
 
 def test_demo_runs_agents_that_call_tools_and_use_the_results(
@@ -53,3 +57,61 @@ def test_parse_with_a_tools_entry_whose_function_is_not_an_object_exits_2(
     )
     assert main(["parse", "--tools", str(tools)]) == 2  # was an AttributeError traceback, exit 1
     assert "bad --tools" in capsys.readouterr().err
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pydantic_mlx", *args]
+
+
+def test_version_and_python_dash_m(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"pydantic-mlx {version('pydantic-mlx')}"
+    done = subprocess.run(_command("--version"), capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, f"pydantic-mlx {version('pydantic-mlx')}")
+
+
+def test_top_level_help_describes_the_tool_not_the_module(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "function per subcommand" not in out
+    assert "Run local MLX models as PydanticAI models" in out
+    assert "models" in out
+
+
+def test_models_lists_the_short_names(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(MLXModel.list_aliases())
+    assert lines[1].split() == ["Qwen2.5-Coder-1.5B", "mlx-community/Qwen2.5-Coder-1.5B-Instruct-4bit"]
+
+
+def test_parse_into_a_reader_that_stops_early_prints_no_traceback(tmp_path: Path) -> None:
+    output = tmp_path / "output.txt"
+    output.write_text('<tool_call>{"name": "a", "arguments": {}}</tool_call>\n' * 5000)
+    with subprocess.Popen(
+        _command("parse", str(output)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout.readline().strip() == "{"
+        process.stdout.close()  # what `| head -1` does
+        err = process.stderr.read()
+        assert process.wait(timeout=60) == BROKEN_PIPE
+    assert err == ""
+
+
+def test_parse_names_the_tools_file_when_it_is_the_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "output.txt"
+    output.write_text("hello")
+    tools = tmp_path / "tools.json"
+    tools.write_text("[")
+    assert main(["parse", str(output), "--tools", str(tools)]) == 2
+    assert capsys.readouterr().err.startswith(f"the --tools file {tools} is not valid JSON:")
+    assert main(["parse", str(output), "--tools", str(tmp_path / "missing.json")]) == 2
+    assert capsys.readouterr().err.startswith("cannot read the --tools file: ")
+    assert main(["parse", str(tmp_path / "missing.txt")]) == 2
+    assert capsys.readouterr().err.startswith("cannot read the model output: ")

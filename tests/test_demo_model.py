@@ -162,3 +162,31 @@ def test_recipe_changes_with_the_scenarios(monkeypatch: pytest.MonkeyPatch) -> N
     extra = Scenario(name="extra", prompt="Hi?", turns=(ScriptedTurn("Hi."),))
     monkeypatch.setattr(_build, "SCENARIOS", (*SCENARIOS, extra))
     assert _build._recipe(seed=0, trained=True) != before  # pyright: ignore[reportPrivateUsage]
+
+
+def test_recipe_ignores_the_pydantic_ai_version_but_not_the_prompts(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Installing the eval extra moves pydantic-ai-slim to the version pydantic-evals pins; the demo
+    # model must not be retrained (nor its folder change) for that alone.
+    from pydantic_mlx.demo import _build
+
+    real_version = _build.version
+    before = _build._recipe(seed=0, trained=True)  # pyright: ignore[reportPrivateUsage]
+    monkeypatch.setattr(
+        _build, "version", lambda name: "0.0.1" if name == "pydantic-ai-slim" else real_version(name)
+    )
+    assert _build._recipe(seed=0, trained=True) == before  # pyright: ignore[reportPrivateUsage]
+    monkeypatch.setattr(_build, "version", lambda name: "0.0.1" if name == "mlx" else real_version(name))
+    assert _build._recipe(seed=0, trained=True) != before  # pyright: ignore[reportPrivateUsage]
+    # What pydantic-ai contributes, the requests it renders, is in the recipe.
+    monkeypatch.setattr(_build, "version", real_version)
+    monkeypatch.setattr(_build, "tool_schemas", lambda tools: [{"changed": True}])
+    assert _build._recipe(seed=0, trained=True) != before  # pyright: ignore[reportPrivateUsage]
+
+
+@pytest.mark.anyio
+async def test_the_recipe_is_computed_inside_a_running_event_loop() -> None:
+    # `build_demo_model()` in an `async def main` (examples/streaming.py --demo) captures the
+    # scenarios' requests with pydantic-ai's run_sync, which cannot nest in a running loop.
+    from pydantic_mlx.demo import _build
+
+    assert _build._recipe(seed=0, trained=True)["requests"]  # pyright: ignore[reportPrivateUsage]

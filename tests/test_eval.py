@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -292,6 +294,19 @@ def test_a_bad_suite_file_says_what_is_wrong(tmp_path: Path, content: str, messa
         load_suite(tmp_path / "missing.json")
 
 
+def test_suite_validation_errors_point_into_the_file_without_private_names(tmp_path: Path) -> None:
+    path = tmp_path / "suite.yaml"
+    path.write_text("cases:\n  - {name: x, prompt: 3, expect: {bogus: 1}}\n")
+    with pytest.raises(SuiteError) as raised:
+        load_suite(path)
+    assert str(raised.value).splitlines() == [
+        f"invalid suite {path}:",
+        "  cases[0].category: Field required (got {'name': 'x', 'prompt': 3, 'expect': {'bogus': 1}})",
+        "  cases[0].prompt: Input should be a valid string (got 3)",
+        "  cases[0].expect.bogus: Extra inputs are not permitted (got 1)",
+    ]
+
+
 def test_compare_specs_vary_the_base_configuration() -> None:
     base = EvalConfig("models/qwen", tool_format="hermes")
     assert base.varied("tool_format=auto") == EvalConfig("models/qwen", tool_format="auto")
@@ -318,7 +333,11 @@ def test_without_pydantic_evals_the_command_says_what_to_install() -> None:
     )
     done = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
-    assert done.stderr.strip() == "pydantic-mlx eval needs pydantic-evals: pip install 'pydantic-mlx[eval]'"
+    # This test suite runs from an editable install of the checkout, so the hint says so.
+    assert (
+        done.stderr.strip()
+        == 'pydantic-mlx eval needs pydantic-evals: pip install -e ".[eval]" (in your pydantic-mlx checkout)'
+    )
 
 
 def _finished(case: EvalCase, *, error: str | None = None) -> CaseResult:
@@ -352,6 +371,41 @@ def test_the_json_report_holds_the_whole_run_and_reads_back(tmp_path: Path) -> N
         [f"tools/{first.name}", "pass", "pass"],
         [f"tools/{second.name}", "-", "pass"],
     ]
+
+
+def test_the_html_report_has_the_grid_times_settings_and_versions(tmp_path: Path) -> None:
+    first, second, *_ = builtin_suite()
+    failed = CaseResult(second, [Check("RunCompleted", False, "boom")], run(), error=None)
+    base = ConfigResult(EvalConfig("models/qwen"), [_finished(first), failed], 12.4)
+    other = ConfigResult(EvalConfig("models/qwen", tool_format="auto"), [_finished(first)], 3.0)
+    run_so_far = EvalRun("finished", 4, 256, [base, other], versions={"python": "3.11.7", "mlx": "0.32.4"})
+    page = write_report(run_so_far, tmp_path / "r.html")[0].read_text(encoding="utf-8")
+    assert '<p class="kind">Run: max tokens per request 256, python 3.11.7, mlx 0.32.4</p>' in page
+    # The summary has the run's time; the grid is the command's, one row per case, a column per configuration.
+    assert "<th>time</th>" in page and "<td>12 s</td>" in page
+    grid = re.search(r'<table class="grid">(.*?)</table>', page)
+    assert grid is not None
+    rows = [re.sub(r"<[^>]+>", " ", row).split() for row in re.findall(r"<tr>(.*?)</tr>", grid.group(1))]
+    assert rows == [
+        ["case", "qwen", "qwen", "[auto]"],
+        [f"tools/{first.name}", "pass", "0.0", "s", "pass", "0.0", "s"],
+        [f"tools/{second.name}", "FAIL", "0.0", "s", "-"],
+    ]
+
+
+def test_reports_record_the_versions_that_ran_them() -> None:
+    versions = EvalRun("running", 1, 8, []).versions
+    assert versions["pydantic-mlx"] == version("pydantic-mlx") and versions["mlx"] == version("mlx")
+    assert set(versions) >= {"python", "platform", "pydantic-ai-slim", "pydantic-evals"}
+
+
+def test_a_demo_or_hub_cache_folder_is_labelled_by_its_model_not_its_hash(
+    demo_model_path: Path, tmp_path: Path
+) -> None:
+    assert EvalConfig(str(demo_model_path)).label == "demo-model"
+    snapshot = tmp_path / "models--mlx-community--Qwen2.5-Coder-0.5B-Instruct-4bit" / "snapshots" / "0123abcd"
+    assert EvalConfig(str(snapshot)).label == "Qwen2.5-Coder-0.5B-Instruct-4bit"
+    assert EvalConfig("models/qwen").label == "qwen"
 
 
 def test_a_report_that_cannot_be_resumed_says_why(tmp_path: Path) -> None:

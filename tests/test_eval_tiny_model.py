@@ -104,7 +104,7 @@ def test_the_command_prints_the_table_and_writes_a_report_with_every_case(
     out, err = capsys.readouterr()
     assert "1/14 tools/read_file" in err and "14/14 reasoning/youngest" in err  # progress
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
-    assert rows[demo_model_path.name][1:9] == ["14%", "(2/14)", "29%", "(2/7)", "0%", "(0/3)", "0%", "(0/4)"]
+    assert rows["demo-model"][1:9] == ["14%", "(2/14)", "29%", "(2/7)", "0%", "(0/3)", "0%", "(0/4)"]
     assert rows["auto"][1:3] == ["21%", "(3/14)"]
     assert rows["tools/list_files"][1:] == ["FAIL", "pass"]
     assert f"Report with every transcript: {report}" in out
@@ -159,7 +159,7 @@ def test_a_custom_suite_from_yaml(
     )
     out = capsys.readouterr().out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
-    assert rows[demo_model_path.name][1:7] == ["33%", "(1/3)", "50%", "(1/2)", "0%", "(0/1)"]
+    assert rows["demo-model"][1:7] == ["33%", "(1/3)", "50%", "(1/2)", "0%", "(0/1)"]
     assert [rows[name][1] for name in ("tools/open_setup", "tools/wrong_file", "other/not_from_a_tool")] == [
         "pass",
         "FAIL",
@@ -182,17 +182,22 @@ def test_broken_configurations_give_a_clear_error(
 ) -> None:
     model = str(demo_model_path)
     missing = tmp_path / "no-such-model"
-    assert f"model folder not found: {missing}" in _error(["eval", "--model", str(missing)], capsys)
-    assert "is not a model folder (no config.json)" in _error(["eval", "--model", str(tmp_path)], capsys)
+    assert f"model folder {str(missing)!r} does not exist" in _error(
+        ["eval", "--model", str(missing)], capsys
+    )
+    assert "is not an MLX model folder: it has no config.json" in _error(
+        ["eval", "--model", str(tmp_path)], capsys
+    )
     no_adapter = tmp_path / "no-adapter"
-    assert "is not an adapter folder" in _error(
+    assert f"adapter_path {str(no_adapter)!r} does not exist" in _error(
         ["eval", "--model", model, "--adapter", str(no_adapter)], capsys
     )
     bad_adapter = tmp_path / "bad-adapter"
     bad_adapter.mkdir()
     (bad_adapter / "adapter_config.json").write_text('{"fine_tune_type": "lora"}')
     err = _error(["eval", "--model", model, "--adapter", str(bad_adapter)], capsys)
-    assert "+bad-adapter: cannot load the model:" in err
+    assert "+bad-adapter: adapter_path" in err
+    assert "is not a LoRA adapter folder: it has no adapters.safetensors" in err
     assert "unknown tool_format 'nope'" in _error(
         ["eval", "--model", model, "--compare", "tool_format=nope"], capsys
     )

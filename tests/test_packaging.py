@@ -8,7 +8,10 @@ import tomllib
 from importlib.metadata import entry_points, version
 from pathlib import Path
 
+import pytest
+
 import pydantic_mlx
+from pydantic_mlx import _install
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,3 +73,58 @@ def test_console_script_is_declared_and_runs() -> None:
     result = subprocess.run([str(executable), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "demo" in result.stdout
+
+
+class _Distribution:
+    def __init__(self, direct_url: str | None) -> None:
+        self._direct_url = direct_url
+
+    def read_text(self, name: str) -> str | None:
+        assert name == "direct_url.json"
+        return self._direct_url
+
+
+@pytest.mark.parametrize(
+    ("direct_url", "hint"),
+    [
+        (
+            '{"url": "file:///src/pydantic-mlx", "dir_info": {"editable": true}}',
+            'pip install -e ".[eval]" (in your pydantic-mlx checkout)',
+        ),
+        (
+            '{"url": "file:///src/pydantic-mlx", "dir_info": {}}',
+            'pip install ".[eval]" (in your pydantic-mlx checkout)',
+        ),
+        (None, 'pip install "pydantic-mlx[eval]"'),
+        (
+            '{"url": "https://example.org/pydantic_mlx-0.1.whl", "archive_info": {}}',
+            'pip install "pydantic-mlx[eval]"',
+        ),
+    ],
+)
+def test_install_hints_match_how_the_package_was_installed(
+    direct_url: str | None, hint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_install, "distribution", lambda name: _Distribution(direct_url))
+    assert _install.install_hint("eval") == hint
+
+
+def test_this_checkout_is_an_editable_install() -> None:
+    # How README.md and CI install it: the hints of this test run are the checkout's.
+    assert (
+        _install.install_hint("constrained")
+        == 'pip install -e ".[constrained]" (in your pydantic-mlx checkout)'
+    )
+
+
+def test_importing_eval_without_the_extra_says_how_to_install_it() -> None:
+    absent = BLOCKER.replace(
+        'raise ImportError(f"{name} is blocked in this test")', "raise ModuleNotFoundError(name, name=name)"
+    )
+    result = run_python(absent + "import pydantic_mlx.eval", "pydantic_evals")
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == (
+        "ModuleNotFoundError: pydantic_mlx.eval needs pydantic-evals, which the eval extra installs: "
+        'pip install -e ".[eval]" (in your pydantic-mlx checkout)'
+    )

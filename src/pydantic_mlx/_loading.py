@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from mlx_lm.tokenizer_utils import TokenizerWrapper
 
 from ._prompt_cache import DEFAULT_PROMPT_CACHE_BYTES, DEFAULT_PROMPT_CACHE_ENTRIES, PromptCache
+from ._sources import resolve_adapter, resolve_model
 
 __all__ = ["LoadedModel", "ModelSource", "loaded_model", "warn_if_limits_ignored"]
 
@@ -266,13 +267,14 @@ def loaded_model(
     cache limits apply when the shared instance is created; other limits asked for later are
     ignored with a `UserWarning`.
     """
-    adapter = str(Path(adapter_path).expanduser().resolve()) if adapter_path is not None else None
     if isinstance(source, tuple):
-        key = (f"object:{id(source[0])}", adapter)
         normalised: str | tuple[Any, Any] = source
+        identity = f"object:{id(source[0])}"
     else:
-        normalised = _normalise_name(source)
-        key = (normalised, adapter)
+        # Checked here, before anything is loaded: a wrong path fails where the MLXModel is made.
+        normalised = identity = resolve_model(source)
+    adapter = resolve_adapter(adapter_path) if adapter_path is not None else None
+    key = (identity, adapter)
     with _registry_lock:
         existing = _registry.get(key)
         if existing is not None:
@@ -309,11 +311,3 @@ def warn_if_limits_ignored(
             UserWarning,
             stacklevel=4,  # the code that made the MLXModel
         )
-
-
-def _normalise_name(source: str | Path) -> str:
-    """A local folder becomes its absolute path (so two spellings share weights); an HF id stays."""
-    path = Path(source).expanduser()
-    if isinstance(source, Path) or path.exists():
-        return str(path.resolve())
-    return str(source)

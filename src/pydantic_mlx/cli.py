@@ -1,16 +1,28 @@
-"""The `pydantic-mlx` command line. One small function per subcommand."""
+"""The `pydantic-mlx` command line: one small function per subcommand."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ._install import install_hint
+
 EVAL_INTERRUPTED = 130
 """Exit status of an eval stopped by Ctrl-C (128 + SIGINT, as shells report it); its report is kept."""
+
+BROKEN_PIPE = 141
+"""Exit status when the reader of standard output went away (`pydantic-mlx parse ... | head`):
+128 + SIGPIPE, what a shell reports for a command that signal ends."""
+
+DESCRIPTION = (
+    "Run local MLX models as PydanticAI models: try the demo, parse model outputs into tool calls, "
+    "score models side by side, list the short model names."
+)
 
 DEMO_SCENARIOS = ("tool_call_tags", "tool_call_json_fence", "thinking", "thinking_off")
 """The demo's agent runs: a call in Qwen's `<tool_call>` form, then one written as a bare ```json fence."""
@@ -18,7 +30,8 @@ DEMO_SCENARIOS = ("tool_call_tags", "tool_call_json_fence", "thinking", "thinkin
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `pydantic-mlx` command."""
-    parser = argparse.ArgumentParser(prog="pydantic-mlx", description=__doc__)
+    parser = argparse.ArgumentParser(prog="pydantic-mlx", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser(
@@ -48,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="score model configurations on agent cases (tools, code, reasoning) side by side",
         description="Run the built-in suite (or --suite FILE) on the model configuration given and on each "
         "--compare variant of it; print the scores per category and tokens/s, and write an HTML report "
-        "with every case's transcript. Needs the eval extra: pip install 'pydantic-mlx[eval]'.",
+        f"with every case's transcript. Needs the eval extra: {install_hint('eval')}.",
     )
     evaluate.add_argument("--model", required=True, help="Hugging Face id or local folder of an MLX model")
     evaluate.add_argument("--adapter", help="LoRA adapter folder (as written by mlx_lm.lora)")
@@ -115,9 +128,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     export.add_argument("--seed", type=int, default=0, help="shuffle seed of --split (default 0)")
     export.set_defaults(run=run_export)
+    models = commands.add_parser(
+        "models",
+        help="list the short model names MLXModel accepts and the Hugging Face repo each one loads",
+        description="The short names MLXModel(...) and --model accept (case-insensitive, with or without "
+        "-Instruct), and the mlx-community repo each one loads. Any other model is named by its repo id "
+        "or local folder.",
+    )
+    models.set_defaults(run=run_models)
 
     args = parser.parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except BrokenPipeError:
+        # The reader stopped early (`| head`): not an error of ours, so no traceback. Python would
+        # still fail flushing stdout at exit, so it is pointed at /dev/null first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return BROKEN_PIPE
+
+
+def run_models(args: argparse.Namespace) -> int:
+    """`pydantic-mlx models`: the short-name table."""
+    from ._sources import MODEL_ALIASES
+
+    width = max(map(len, MODEL_ALIASES))
+    for name, repo in MODEL_ALIASES.items():
+        print(f"{name:<{width}}  {repo}")
+    return 0
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pydantic-mlx")
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        return "(not installed)"
 
 
 def run_parse(args: argparse.Namespace) -> int:
@@ -133,10 +180,17 @@ def run_parse(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        text = args.file.read_text(encoding="utf-8") if args.file else sys.stdin.read()
         tools = json.loads(args.tools.read_text(encoding="utf-8")) if args.tools else None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        print(f"cannot read input: {exc}", file=sys.stderr)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"cannot read the --tools file: {exc}", file=sys.stderr)
+        return 2
+    except json.JSONDecodeError as exc:
+        print(f"the --tools file {args.tools} is not valid JSON: {exc}", file=sys.stderr)
+        return 2
+    try:
+        text = args.file.read_text(encoding="utf-8") if args.file else sys.stdin.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"cannot read the model output: {exc}", file=sys.stderr)
         return 2
     if tools is not None and not isinstance(tools, list):
         print("--tools must hold a JSON list of tool definitions", file=sys.stderr)
@@ -165,7 +219,7 @@ def run_eval(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as exc:
         if exc.name != "pydantic_evals":
             raise
-        print("pydantic-mlx eval needs pydantic-evals: pip install 'pydantic-mlx[eval]'", file=sys.stderr)
+        print(f"pydantic-mlx eval needs pydantic-evals: {install_hint('eval')}", file=sys.stderr)
         return 2
 
     if args.max_tokens < 1:  # else every request fails, and the model is scored FAIL on every case

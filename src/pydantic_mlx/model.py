@@ -52,8 +52,10 @@ from ._chat import (
     request_tool_defs,
 )
 from ._generation import GenerationOptions, GenerationStats, GenerationStream, start_generation
+from ._install import install_hint
 from ._loading import LoadedModel, ModelSource, loaded_model
 from ._prompt_cache import DEFAULT_PROMPT_CACHE_BYTES, DEFAULT_PROMPT_CACHE_ENTRIES
+from ._sources import MODEL_ALIASES, chat_template_on_disk
 from ._thinking import ThinkingSwitch, thinking_switch
 from ._thinking_budget import ReasoningMarkers, ThinkingBudgetProcessor, reasoning_markers
 from ._token_markers import MarkerText
@@ -100,10 +102,12 @@ class MLXModel(Model):
     """A local MLX model, loaded in-process with `mlx_lm`, as a PydanticAI model.
 
     Args:
-        model: A Hugging Face id (`"mlx-community/Qwen2.5-Coder-1.5B-Instruct-4bit"`), a local
-            model folder, or an already loaded `(model, tokenizer)` pair from `mlx_lm.load`.
-            Weights load on the first request and are shared by every `MLXModel` naming the same
-            model and adapter.
+        model: A Hugging Face id (`"mlx-community/Qwen2.5-Coder-1.5B-Instruct-4bit"`), a short
+            name from `MLXModel.list_aliases()` (`"Qwen2.5-Coder-1.5B"`), a local model folder, or
+            an already loaded `(model, tokenizer)` pair from `mlx_lm.load`. A folder that does not
+            exist or is not a model, and an unknown short name, raise `UserError` here. Weights
+            load on the first request and are shared by every `MLXModel` naming the same model
+            and adapter.
         adapter_path: A LoRA adapter folder (as written by `mlx_lm.lora`) to apply on load.
         tool_format: How the model writes tool calls: a name from
             `pydantic_mlx.parsers.available_formats()`, or `None` (the default) to detect it from
@@ -162,7 +166,7 @@ class MLXModel(Model):
         if not isinstance(constrained, bool) and constrained != "auto":
             raise UserError(f'constrained must be True, False or "auto", not {constrained!r}')
         if constrained is True and not constrained_decoding_available():
-            raise UserError('constrained=True needs llguidance: pip install "pydantic-mlx[constrained]"')
+            raise UserError(f"constrained=True needs llguidance: {install_hint('constrained')}")
         if tool_format is not None and tool_format not in available_formats():
             raise UserError(f"unknown tool_format {tool_format!r}; choose from {available_formats()}")
         if max_batch_size < 1:
@@ -210,14 +214,24 @@ class MLXModel(Model):
         """The shared weights, tokenizer, prompt cache and generation thread behind this model."""
         return self._loaded
 
+    @staticmethod
+    def list_aliases() -> dict[str, str]:
+        """The short model names `MLXModel` accepts, and the mlx-community repo each one loads."""
+        return dict(MODEL_ALIASES)
+
     @property
     def tool_format(self) -> str:
-        """The tool-call format used to read the output (detected from the chat template once loaded)."""
+        """The tool-call format used to read the output: `tool_format` if given, else detected from
+        the chat template (read from the model's files before it loads; `"auto"` for a Hugging
+        Face model that is not downloaded yet)."""
         if self._tool_format is not None:
             return self._tool_format
         if self._detected_format is None:
             if not self._loaded.is_loaded:
-                return "auto"  # not known before the tokenizer is loaded
+                # Read from the model's files; "auto" only for a hub model not downloaded yet.
+                source = self._loaded.source
+                on_disk = chat_template_on_disk(source) if isinstance(source, str) else None
+                return detect_format(on_disk) if on_disk is not None else "auto"
             template = getattr(self._loaded.tokenizer, "chat_template", None)
             self._detected_format = detect_format(template if isinstance(template, str) else None)
         return self._detected_format
@@ -251,7 +265,7 @@ class MLXModel(Model):
         if model_request_parameters.output_mode == "native" and not self._constrained:
             raise UserError(
                 "NativeOutput needs constrained decoding: MLXModel(..., constrained=True) "
-                '(pip install "pydantic-mlx[constrained]"); or use ToolOutput (the default) '
+                f"({install_hint('constrained')}); or use ToolOutput (the default) "
                 "or PromptedOutput."
             )
         return super().prepare_request(model_settings, model_request_parameters)

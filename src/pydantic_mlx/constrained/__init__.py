@@ -28,6 +28,7 @@ import json
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._install import install_hint
 from ..parsers._tools import tool_set
 from ..parsers.formats import get_format
 from ._grammars import GrammarSet, SpecialToken, ToolSchema, answer_grammars, tool_call_grammars
@@ -130,7 +131,7 @@ def _processor(
 ) -> GrammarLogitsProcessor:
     """The processor for the grammars `grammars` makes, built once per tokenizer and `key`."""
     if not is_available():
-        raise ImportError('constrained decoding needs llguidance: pip install "pydantic-mlx[constrained]"')
+        raise ImportError(f"constrained decoding needs llguidance: {install_hint('constrained')}")
     from ._decoding import GrammarLogitsProcessor
 
     def build(grammar_tokenizer: GrammarTokenizer) -> GrammarSet | None:

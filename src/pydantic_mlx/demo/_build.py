@@ -6,6 +6,7 @@ import hashlib
 import inspect
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -44,7 +45,10 @@ MODEL_CONFIG: dict[str, Any] = {
 
 TRAINING = TrainingSettings()
 
-_RECIPE_LIBRARIES = ("mlx", "mlx-lm", "tokenizers", "transformers", "pydantic-ai-slim")
+_RECIPE_LIBRARIES = ("mlx", "mlx-lm", "tokenizers", "transformers")
+"""The libraries that train and load the model. pydantic-ai is not one: what it contributes, the
+requests it makes, is part of the recipe itself (`_requests_digest`), so a pydantic-ai version
+that renders the same prompts (e.g. the one an extra pins) keeps the cached model."""
 
 
 def default_cache_dir() -> Path:
@@ -83,6 +87,7 @@ def _recipe(*, seed: int, trained: bool) -> dict[str, Any]:
         "training": asdict(TRAINING) if trained else None,
         "template": CHAT_TEMPLATE,
         "scenarios": [_describe(scenario) for scenario in SCENARIOS],
+        "requests": _requests_digest(),
         "code": _code_digest(),
         "libraries": {name: version(name) for name in _RECIPE_LIBRARIES},
     }
@@ -93,11 +98,34 @@ def _describe(scenario: Scenario) -> dict[str, Any]:
         "name": scenario.name,
         "prompt": scenario.prompt,
         "system_prompt": scenario.system_prompt,
+        "in_tokenizer_corpus": scenario.in_tokenizer_corpus,
         "output_type": repr(scenario.output_type),
         "tools": [inspect.getsource(tool) for tool in scenario.tools],
         "turns": [repr(turn) for turn in scenario.turns],
         "model_settings": repr(scenario.model_settings),
     }
+
+
+def _requests_digest() -> str:
+    """A digest of every request the scenarios' agents make, as the chat template receives it."""
+    digest = hashlib.sha256()
+    for scenario in SCENARIOS:
+        for request in capture_requests(scenario):
+            tools = request_tool_defs(request.model_request_parameters)
+            instructions = request_instructions(
+                request.model, request.messages, request.model_request_parameters
+            )
+            rendered = {
+                "messages": chat_messages(request.messages, instructions),
+                "tools": tool_schemas(tools),
+            }
+            text = json.dumps(rendered, sort_keys=True, default=str)
+            digest.update(_GENERATED_CALL_ID.sub("<call id>", text).encode())
+    return digest.hexdigest()
+
+
+_GENERATED_CALL_ID = re.compile(r"pyd_ai_[0-9a-f]{32}")
+"""pydantic-ai's random tool-call ids: new in every capture, and not shown by the demo's template."""
 
 
 def _code_digest() -> str:
@@ -168,7 +196,9 @@ def _build(folder: Path, recipe: dict[str, Any], say: Progress) -> None:
 
 def _corpus(captured: Sequence[tuple[Scenario, list[CapturedRequest]]]) -> list[str]:
     texts = [CHAT_TEMPLATE]
-    for _scenario, requests in captured:
+    for scenario, requests in captured:
+        if not scenario.in_tokenizer_corpus:
+            continue
         for request in requests:
             tools = request_tool_defs(request.model_request_parameters)
             texts.extend(json.dumps(schema, ensure_ascii=False) for schema in tool_schemas(tools))

@@ -13,7 +13,9 @@ hash changes and the next `build_demo_model()` retrains it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +37,7 @@ from .._chat import CHAT_TEMPLATE_PROFILE
 __all__ = [
     "DEMO_SYSTEM_PROMPT",
     "DEMO_TOOLS",
+    "QUICKSTART_READ_FILE",
     "SCENARIOS",
     "CapturedRequest",
     "CityInfo",
@@ -130,24 +133,42 @@ class Scenario:
     turns: tuple[ScriptedTurn, ...]
     output_type: Any = str
     tools: tuple[Callable[..., str], ...] = DEMO_TOOLS
-    system_prompt: str = DEMO_SYSTEM_PROMPT
+    system_prompt: str | None = DEMO_SYSTEM_PROMPT
+    """`None`: the agent has no system prompt (as in the README's example)."""
     model_settings: ModelSettings | None = None
     """Settings of the agent (`thinking`): they change the prompt the model is trained on."""
+    in_tokenizer_corpus: bool = True
+    """`False` keeps this scenario's texts out of the tokenizer's training corpus, for a scenario
+    whose texts the others nearly all have: the tokenizer, and the token ids and vocabulary size
+    tests rely on, then stay as they were (byte-level BPE still encodes every text)."""
 
     def agent(self, model: Model) -> Agent[None, Any]:
         """The agent this scenario runs: the model trained on it reproduces every turn."""
         return Agent(
             model,
-            system_prompt=self.system_prompt,
+            system_prompt=self.system_prompt if self.system_prompt is not None else (),
             tools=list(self.tools),
             output_type=self.output_type,
             model_settings=self.model_settings,
         )
 
 
+class _Quickstart:
+    """The tool of the first example in README.md and docs/ (same name, signature and docstring,
+    hence the same prompt), so that example, run on the demo model, gets a sensible answer."""
+
+    @staticmethod
+    def read_file(path: str) -> str:
+        """Read a text file of the project."""
+        return _FILES.get(path, f"error: no such file: {path}")
+
+
 def _call(tool_name: str, **args: Any) -> ScriptedCall:
     return ScriptedCall(tool_name, args)
 
+
+QUICKSTART_READ_FILE = _Quickstart.read_file
+"""`read_file` as the README's example declares it (no system prompt, no argument docs)."""
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
@@ -272,6 +293,21 @@ SCENARIOS: tuple[Scenario, ...] = (
         model_settings={"thinking": False},
         turns=(ScriptedTurn("pyproject.toml names it demo."),),
     ),
+    Scenario(
+        # README.md's example, as written there: tests/test_docs.py runs it on this model.
+        name="quickstart",
+        prompt="What does README.md say?",
+        system_prompt=None,
+        in_tokenizer_corpus=False,  # only its tool's docstring is new
+        tools=(QUICKSTART_READ_FILE,),
+        turns=(
+            ScriptedTurn(
+                '<tool_call>\n{"name": "read_file", "arguments": {"path": "README.md"}}\n</tool_call>',
+                (_call("read_file", path="README.md"),),
+            ),
+            ScriptedTurn("README.md says: Demo, a tiny project."),
+        ),
+    ),
 )
 """The demo model's script. Names are stable: tests and the CLI look scenarios up by name."""
 
@@ -336,7 +372,15 @@ class ScriptedModel(Model):
 def capture_requests(scenario: Scenario) -> list[CapturedRequest]:
     """Run `scenario`'s agent once on `ScriptedModel`; return every request it made, one per scripted turn."""
     model = ScriptedModel(scenario.turns)
-    scenario.agent(model).run_sync(scenario.prompt)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        scenario.agent(model).run_sync(scenario.prompt)
+    else:
+        # Called from async code (`build_demo_model()` in an `async def main`): `run_sync` cannot
+        # run inside a running event loop, so the agent runs in a thread with a loop of its own.
+        with ThreadPoolExecutor(max_workers=1) as worker:
+            worker.submit(scenario.agent(model).run_sync, scenario.prompt).result()
     if len(model.captured) != len(scenario.turns):
         raise RuntimeError(
             f"scenario {scenario.name!r}: the agent made {len(model.captured)} requests "

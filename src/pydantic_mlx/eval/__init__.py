@@ -12,10 +12,25 @@ run keeps what finished, and `resume=True` continues it.
 
 Built on pydantic-evals: each case is a `pydantic_evals.Case` whose task is a real PydanticAI
 agent run with real tools in a temporary sandbox, scored by the evaluators in `_checks`. Needs the
-`eval` extra: `pip install "pydantic-mlx[eval]"`.
+`eval` extra: `pip install -e ".[eval]"` in a checkout, `pip install "pydantic-mlx[eval]"` from an index.
 """
 
 from __future__ import annotations
+
+import importlib
+
+from .._install import install_hint
+
+try:
+    importlib.import_module("pydantic_evals")  # every submodule needs it
+except ModuleNotFoundError as missing:
+    if missing.name != "pydantic_evals":
+        raise
+    # Said here, not as a bare "No module named 'pydantic_evals'" from deep inside a submodule.
+    raise ModuleNotFoundError(
+        f"pydantic_mlx.eval needs pydantic-evals, which the eval extra installs: {install_hint('eval')}",
+        name="pydantic_evals",
+    ) from None
 
 from ._checks import (
     AnswerIs,

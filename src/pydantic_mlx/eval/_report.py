@@ -5,8 +5,10 @@ from __future__ import annotations
 import html
 import json
 import os
+import platform
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +27,33 @@ from pydantic_ai.messages import (
 from ._results import CaseResult, ConfigResult, ReportError, RunStatus
 
 __all__ = [
+    "REPORTED_PACKAGES",
     "EvalRun",
     "case_table",
     "json_report_path",
     "read_report",
     "render_html_report",
+    "runtime_versions",
     "summary_table",
     "transcript",
     "write_html_report",
     "write_report",
 ]
+
+
+REPORTED_PACKAGES = ("pydantic-mlx", "mlx", "mlx-lm", "pydantic-ai-slim", "pydantic-evals", "llguidance")
+"""Whose versions a report records: what generated, parsed and scored its cases."""
+
+
+def runtime_versions() -> dict[str, str]:
+    """Python, the platform and `REPORTED_PACKAGES` (those installed) as the report shows them."""
+    versions = {"python": platform.python_version(), "platform": platform.platform(terse=True)}
+    for name in REPORTED_PACKAGES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return versions
 
 
 @dataclass(frozen=True)
@@ -46,6 +65,8 @@ class EvalRun:
     """Cases the run was asked for: configurations × suite cases."""
     max_tokens: int
     results: list[ConfigResult]
+    versions: dict[str, str] = field(default_factory=runtime_versions)
+    """What ran the cases (`runtime_versions()` when the report was written)."""
 
     @property
     def finished_cases(self) -> int:
@@ -154,6 +175,7 @@ th:first-child, td:first-child { text-align: left; }
 details { margin: .3em 0 .3em 1em; } summary { cursor: pointer; }
 pre { white-space: pre-wrap; background: #f6f6f6; padding: 6px; margin: 2px 0 8px; }
 .kind { color: #555; font-size: 12px; }
+table.grid td:not(:first-child) { text-align: center; }
 .note { background: #fff3cd; border: 1px solid #e0c36a; padding: 6px 10px; font-weight: bold; }
 """
 
@@ -189,26 +211,66 @@ def _case_details(result: CaseResult) -> str:
     return f"<details>{''.join(parts)}</details>"
 
 
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, classes: str = "") -> str:
+    """Cells are HTML already (escape text with `_e`)."""
+    head = "".join(f"<th>{cell}</th>" for cell in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f'<table class="{classes}"><tr>{head}</tr>{body}</table>'
+
+
+def _case_grid(results: Sequence[ConfigResult]) -> str:
+    """`case_table` as HTML: one row per case, pass/FAIL (or `-`, not run) per configuration."""
+    verdicts = [{c.case.name: c for c in r.cases} for r in results]
+    cases = {c.case.name: c.case for r in results for c in r.cases}.values()
+
+    def cell(result: CaseResult | None) -> str:
+        if result is None:
+            return "-"
+        seconds = f' <span class="kind">{result.outcome.seconds:.1f} s</span>' if result.outcome else ""
+        return _verdict(result.passed) + seconds
+
+    rows = [
+        [_e(f"{case.category}/{case.name}"), *(cell(v.get(case.name)) for v in verdicts)] for case in cases
+    ]
+    return _html_table(["case", *(_e(r.config.label) for r in results)], rows, classes="grid") if rows else ""
+
+
+def _run_settings(max_tokens: int | None, versions: dict[str, str] | None) -> str:
+    items = [f"max tokens per request {max_tokens}"] if max_tokens is not None else []
+    items += [f"{name} {value}" for name, value in (versions or {}).items()]
+    return f'<p class="kind">Run: {_e(", ".join(items))}</p>' if items else ""
+
+
 def render_html_report(
-    results: Sequence[ConfigResult], title: str = "pydantic-mlx eval", *, note: str | None = None
+    results: Sequence[ConfigResult],
+    title: str = "pydantic-mlx eval",
+    *,
+    note: str | None = None,
+    max_tokens: int | None = None,
+    versions: dict[str, str] | None = None,
 ) -> str:
-    """A self-contained HTML page: the summary table, then every case with each configuration's
-    checks and full transcript (prompts, calls, tool results, answers); `note` is shown above all."""
+    """A self-contained HTML page: the run's settings and versions, the summary table (scores,
+    tokens/s, time), the pass/fail grid of every case per configuration (as the command prints it,
+    with each run's time), then every case with each configuration's checks and full transcript
+    (prompts, calls, tool results, answers); `note` is shown above all."""
     categories = _categories(results)
-    head = "".join(f"<th>{_e(h)}</th>" for h in ["configuration", "overall", *categories, "tokens/s"])
-    rows = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{_e(cell)}</td>"
-            for cell in [r.config.label, _score(r), *(_score(r, c) for c in categories)]
-        )
-        + f"<td>{r.tokens_per_second:.1f}</td></tr>"
+    summary = [
+        [
+            _e(r.config.label),
+            _e(_score(r)),
+            *(_e(_score(r, c)) for c in categories),
+            f"{r.tokens_per_second:.1f}",
+            f"{r.seconds:.0f} s",
+        ]
         for r in results
-    )
+    ]
     body = [f"<h1>{_e(title)}</h1>"]
     if note:
         body.append(f'<p class="note">{_e(note)}</p>')
-    body.append(f"<table><tr>{head}</tr>{rows}</table>")
+    body.append(_run_settings(max_tokens, versions))
+    header = ["configuration", "overall", *map(_e, categories), "tokens/s", "time"]
+    body.append(_html_table(header, summary))
+    body.append(_case_grid(results))
     for r in results:
         config = r.config
         settings = (
@@ -259,7 +321,12 @@ def write_report(run: EvalRun, report: Path, title: str = "pydantic-mlx eval") -
         for case, dumped_case in zip(result.cases, dumped["cases"], strict=True):
             dumped_case["passed"] = case.passed
     _replace(json_path, json.dumps(data, ensure_ascii=False, indent=1))
-    _replace(report, render_html_report(run.results, title, note=run.note))
+    _replace(
+        report,
+        render_html_report(
+            run.results, title, note=run.note, max_tokens=run.max_tokens, versions=run.versions
+        ),
+    )
     return report, json_path
 
 

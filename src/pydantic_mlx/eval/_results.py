@@ -21,6 +21,17 @@ class ConfigError(ValueError):
     """A configuration that cannot run: a missing model or adapter, an unknown option, a failed load."""
 
 
+def _model_label(model: str) -> str:
+    """A model's name for people: a folder's name, except where that name is a hash (a Hugging
+    Face cache snapshot is named by its commit, a pydantic-mlx demo folder by its recipe)."""
+    folder = Path(model).expanduser()
+    if folder.parent.name == "snapshots" and folder.parent.parent.name.startswith("models--"):
+        return folder.parent.parent.name.split("--")[-1]  # models--owner--name/snapshots/<commit>
+    if (folder / "pydantic_mlx_recipe.json").is_file():
+        return f"{folder.name.rsplit('-', 1)[0]}-model"  # demo-<recipe hash> -> "demo-model"
+    return folder.name or model
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     """One model configuration to evaluate: model, LoRA adapter, tool-call format, constrained decoding."""
@@ -36,7 +47,7 @@ class EvalConfig:
         """The name shown in tables and reports: `name`, else what the configuration sets."""
         if self.name:
             return self.name
-        label = Path(self.model).name or self.model
+        label = _model_label(self.model)
         if self.adapter:
             label += f" +{Path(self.adapter).name}"
         if self.tool_format:

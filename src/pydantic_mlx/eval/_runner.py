@@ -36,21 +36,11 @@ REQUEST_LIMIT = 8
 
 
 def _model(config: EvalConfig) -> MLXModel:
-    """The `MLXModel` of a configuration; `ConfigError` for what can be checked without loading."""
-    source = Path(config.model).expanduser()
-    if source.exists() and not (source / "config.json").is_file():
-        raise ConfigError(f"{config.label}: {config.model} is not a model folder (no config.json)")
-    if not source.exists() and config.model.startswith(("/", ".", "~")):
-        raise ConfigError(f"{config.label}: model folder not found: {config.model}")
-    if config.adapter is not None:
-        adapter = Path(config.adapter).expanduser()
-        if not (adapter / "adapter_config.json").is_file():
-            raise ConfigError(
-                f"{config.label}: adapter {config.adapter} is not an adapter folder (no adapter_config.json)"
-            )
+    """The `MLXModel` of a configuration; `ConfigError` for what can be checked without loading
+    (`MLXModel` checks the model folder or name and the adapter folder when it is made)."""
     try:
         return MLXModel(
-            source if source.exists() else config.model,
+            config.model,
             adapter_path=config.adapter,
             tool_format=config.tool_format,
             model_name=config.label,

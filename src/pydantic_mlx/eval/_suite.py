@@ -120,7 +120,7 @@ def load_suite(path: Path) -> list[EvalCase]:
     try:
         cases = _SuiteFile.model_validate(data).cases
     except ValidationError as exc:
-        raise SuiteError(f"invalid suite {path}:\n{exc}") from exc
+        raise SuiteError(f"invalid suite {path}:\n{_describe_errors(exc)}") from exc
     names = [case.name for case in cases]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -128,6 +128,16 @@ def load_suite(path: Path) -> list[EvalCase]:
     if not cases:
         raise SuiteError(f"suite {path} has no cases")
     return cases
+
+
+def _describe_errors(error: ValidationError) -> str:
+    """One line per mistake, located in the file's own terms (`cases[0].expect.bogus`), without
+    pydantic's header, which names the private model class that validates the file."""
+    lines: list[str] = []
+    for detail in error.errors(include_url=False):
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in detail["loc"])
+        lines.append(f"  {where.lstrip('.') or '(top level)'}: {detail['msg']} (got {detail['input']!r})")
+    return "\n".join(lines)
 
 
 _DEMO_FILES = {
