@@ -388,10 +388,12 @@ async def test_top_p_zero_is_greedy(model: MLXModel) -> None:
     assert response.parts == [TextPart(turn_text("plain_answer"))]
 
 
-@pytest.mark.parametrize("top_k", [0, -5, 677, 10**6])
-async def test_top_k_that_keeps_everything_is_no_filter(model: MLXModel, top_k: int) -> None:
-    # 677 is the demo model's whole vocabulary: mlx-lm's top-k raised on it (inside a batched
-    # step, failing every request in the batch).
+@pytest.mark.parametrize("top_k", [0, -5, "vocabulary", 10**6])
+async def test_top_k_that_keeps_everything_is_no_filter(model: MLXModel, top_k: int | str) -> None:
+    # The model's whole vocabulary: mlx-lm's top-k raised on it (inside a batched step, failing
+    # every request in the batch).
+    if top_k == "vocabulary":
+        top_k = vocabulary_size(model)
     hot: ModelSettings = {"temperature": 20.0, "seed": 5, "max_tokens": 12}
     unfiltered = await first_response(model, "plain_answer", hot)
     assert (await first_response(model, "plain_answer", {**hot, "top_k": top_k})).parts == unfiltered.parts
@@ -410,7 +412,7 @@ async def test_any_integer_seed_is_reproducible(model: MLXModel) -> None:
     [
         ({"logit_bias": {"1000000": 5}}, "outside the vocabulary"),  # indexed past the logits: segfault
         ({"logit_bias": {"-1": 5}}, "outside the vocabulary"),  # silently biased the last token
-        ({"logit_bias": {"677": 5}}, "outside the vocabulary"),
+        ({"logit_bias": {"<vocabulary size>": 5}}, "outside the vocabulary"),
         ({"logit_bias": {"hello": 5}}, "token ids"),
         ({"logit_bias": {"5": "a lot"}}, "numbers"),
         ({"max_tokens": 0}, "at least 1"),
@@ -432,7 +434,10 @@ async def test_any_integer_seed_is_reproducible(model: MLXModel) -> None:
 async def test_bad_settings_are_user_errors(
     model_path: Path, batching: bool, settings: dict[str, Any], message: str
 ) -> None:
-    agent = scenario("plain_answer").agent(MLXModel(model_path, batching=batching))
+    mlx_model = MLXModel(model_path, batching=batching)
+    if settings.get("logit_bias") == {"<vocabulary size>": 5}:
+        settings = {"logit_bias": {str(vocabulary_size(mlx_model)): 5}}  # one past the last id
+    agent = scenario("plain_answer").agent(mlx_model)
     with pytest.raises(UserError, match=message):
         await agent.run(scenario("plain_answer").prompt, model_settings=cast(ModelSettings, settings))
 
@@ -594,3 +599,12 @@ def test_unknown_tool_format_is_refused(model_path: Path) -> None:
 def test_adapter_with_a_pair_is_refused(model: MLXModel) -> None:
     with pytest.raises(UserError, match="adapter_path"):
         MLXModel((object(), object()), adapter_path="adapters")
+
+
+def vocabulary_size(model: MLXModel) -> int:
+    """The logits the model computes per token (its vocabulary, with padding)."""
+    from pydantic_mlx.model import _vocabulary_size  # pyright: ignore[reportPrivateUsage]
+
+    loaded = model._loaded  # pyright: ignore[reportPrivateUsage]
+    loaded.load_sync()
+    return _vocabulary_size(loaded)

@@ -386,6 +386,9 @@ class MLXModel(Model):
         from .constrained import output_processor, tool_call_processor
 
         tokenizer, tool_format = self._loaded.tokenizer, self.tool_format
+        # Thinking turned off: the template closed (or the budget forbids) any reasoning block, so
+        # the grammar admits none before the answer.
+        reasoning_allowed = params.thinking is not False
         if params.output_mode == "native" and params.output_object is not None and not calls_required:
             # The answer is the output object, or calls to the function tools the agent offers.
             schema = params.output_object.json_schema
@@ -397,6 +400,7 @@ class MLXModel(Model):
                     tools=tools,
                     parallel=not one_call_only,
                     in_reasoning=in_reasoning,
+                    reasoning_allowed=reasoning_allowed,
                 )
             )
         if not tools:
@@ -414,6 +418,7 @@ class MLXModel(Model):
                 required=calls_required,
                 parallel=not (one_call_only or only_output),
                 in_reasoning=in_reasoning,
+                reasoning_allowed=reasoning_allowed,
             )
         )
 

@@ -62,6 +62,7 @@ def tool_call_processor(
     required: bool = False,
     parallel: bool = True,
     in_reasoning: bool = False,
+    reasoning_allowed: bool = True,
 ) -> GrammarLogitsProcessor:
     """A logits processor that keeps every tool call the model writes valid.
 
@@ -70,11 +71,13 @@ def tool_call_processor(
     for every format (`_grammars.CALL_FORMATS`); for every format that reads untagged JSON calls
     (hermes, llama3_json, mistral, pythonic, auto) a ```json fence or a bare `{"name": "<tool>"`
     is constrained too. With `parallel=False` a section of calls the model opens holds one call.
-    With nothing to constrain the processor leaves the logits alone.
+    With nothing to constrain the processor leaves the logits alone. `reasoning_allowed=False`
+    (thinking turned off) admits no reasoning block before the answer.
     """
     schemas = _tool_schemas(tools)
     untagged, reasoning = _format_facts(tool_format)
-    key = ("calls", tool_format, required, parallel, _schemas_key(schemas))
+    reasoning = reasoning if reasoning_allowed else None
+    key = ("calls", tool_format, required, parallel, reasoning, _schemas_key(schemas))
     return _processor(
         tokenizer,
         key,
@@ -99,13 +102,23 @@ def output_processor(
     tools: Iterable[Any] = (),
     parallel: bool = True,
     in_reasoning: bool = False,
+    reasoning_allowed: bool = True,
 ) -> GrammarLogitsProcessor:
     """A logits processor that makes the answer one JSON value valid against `schema` (after any
-    reasoning block of `tool_format`), then ends it. With `tools`, the answer may instead be
-    calls to them (in `tool_format`'s syntax), as an agent with tools and native output needs."""
+    reasoning block of `tool_format`, unless `reasoning_allowed=False`), then ends it. With
+    `tools`, the answer may instead be calls to them (in `tool_format`'s syntax), as an agent with
+    tools and native output needs."""
     schemas = _tool_schemas(tools)
     untagged, reasoning = _format_facts(tool_format)
-    key = ("output", tool_format, parallel, json.dumps(schema, sort_keys=True), _schemas_key(schemas))
+    reasoning = reasoning if reasoning_allowed else None
+    key = (
+        "output",
+        tool_format,
+        parallel,
+        reasoning,
+        json.dumps(schema, sort_keys=True),
+        _schemas_key(schemas),
+    )
     return _processor(
         tokenizer,
         key,
