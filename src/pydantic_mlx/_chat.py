@@ -135,6 +135,7 @@ def render_prompt(
     instructions) is tokenized with special tokens recognised, and each content string is
     tokenized on its own with special tokens treated as plain text.
     """
+    _check_schema_depth(tool_defs)
     template = getattr(tokenizer, "chat_template", None)
     chat = _fit_call_ids(chat_messages(messages, instructions), template)
     tools = tool_schemas(tool_defs)
@@ -171,6 +172,34 @@ def render_prompt(
         if text:
             token_ids.extend(encode(text, is_content))
     return token_ids
+
+
+MAX_SCHEMA_DEPTH = 128
+"""Nesting (objects and lists) a tool's schema may have: real schemas nest a dozen levels (models
+refer to each other through `$defs`); thousands would exhaust Python's stack while rendering."""
+
+
+def _check_schema_depth(tool_defs: Sequence[ToolDefinition]) -> None:
+    for tool in tool_defs:
+        depth = _json_depth(tool.parameters_json_schema)
+        if depth > MAX_SCHEMA_DEPTH:
+            raise UserError(
+                f"The schema of tool {tool.name!r} nests {depth} levels deep; pydantic-mlx renders "
+                f"at most {MAX_SCHEMA_DEPTH} (use `$defs` for deep or recursive types)."
+            )
+
+
+def _json_depth(value: Any) -> int:
+    """How deeply `value`'s dicts and lists nest (without recursing: any depth is measured)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            children: Any = node.values() if isinstance(node, dict) else node  # pyright: ignore[reportUnknownMemberType]
+            stack.extend((child, depth + 1) for child in children)  # pyright: ignore[reportUnknownVariableType]
+    return deepest
 
 
 def _fit_call_ids(chat: list[dict[str, Any]], template: object) -> list[dict[str, Any]]:

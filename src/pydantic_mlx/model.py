@@ -367,8 +367,19 @@ class _Constraint:
     processor: Any = None
 
     def __call__(self) -> Any:
-        self.processor = self.make()
-        return self.processor
+        # Every grammar is compiled before the prompt is prefilled: a schema that cannot be
+        # constrained fails the request, rather than leaving its calls silently unconstrained.
+        try:
+            processor = self.make()
+            processor.check()
+        except RecursionError:
+            raise UserError(
+                "constrained decoding cannot follow a schema of this request: it is nested too deeply"
+            ) from None
+        except ValueError as error:
+            raise UserError(f"constrained decoding cannot follow a schema of this request: {error}") from None
+        self.processor = processor
+        return processor
 
 
 @dataclass(frozen=True)
