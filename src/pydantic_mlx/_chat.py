@@ -140,11 +140,12 @@ def render_prompt(
     chat = _fit_call_ids(chat_messages(messages, instructions), template)
     tools = tool_schemas(tool_defs)
     holder = _Placeholders.for_chat([*chat, *tools])
-    held_tools = holder.hold_json(tools, _added_tokens(tokenizer)) or None
+    added_tokens = _added_tokens(tokenizer)
+    held_tools = holder.hold_json(tools, added_tokens) or None
 
     def apply(conversation: list[dict[str, Any]]) -> Any:
         return tokenizer.apply_chat_template(
-            holder.stand_in(conversation),
+            holder.stand_in(conversation, added_tokens),
             # Only strings that spell an added token are held: templates read a schema's structure
             # (types, required names) and must see it as it is.
             tools=held_tools,
@@ -269,7 +270,7 @@ def _encoder(tokenizer: ChatTokenizer) -> Callable[[str, bool], list[int]]:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if not isinstance(backend, Tokenizer):
         return lambda text, is_content: list(
-            tokenizer.encode(text, add_special_tokens=False, split_special_tokens=is_content)
+            tokenizer.encode(_well_formed(text), add_special_tokens=False, split_special_tokens=is_content)
         )
     with _backend_copies_lock:
         copies = _backend_copies.get(backend)
@@ -278,9 +279,24 @@ def _encoder(tokenizer: ChatTokenizer) -> Callable[[str, bool], list[int]]:
     template, content = copies
 
     def encode(text: str, is_content: bool) -> list[int]:
-        return (content if is_content else template).encode(text, add_special_tokens=False).ids
+        return (content if is_content else template).encode(_well_formed(text), add_special_tokens=False).ids
 
     return encode
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _well_formed(text: str) -> str:
+    """`text` with each lone surrogate replaced by U+FFFD (a surrogate pair joined).
+
+    Python strings may hold them (`os.listdir` decodes a file name that is not UTF-8 to one,
+    legal on Linux; `json.loads` reads `"\\ud800"`), tokenizers cannot: a tool result or prompt
+    holding one would fail the whole request.
+    """
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _backend_copy(backend: Tokenizer, split_special_tokens: bool) -> Tokenizer:
@@ -538,27 +554,35 @@ class _Placeholders:
             return [self.hold_json(item, marked) for item in value]  # pyright: ignore[reportUnknownVariableType]
         return value
 
-    def stand_in(self, chat: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """A copy of `chat` whose content strings (and tool-call names and arguments) are placeholders."""
+    def stand_in(self, chat: list[dict[str, Any]], marked: re.Pattern[str]) -> list[dict[str, Any]]:
+        """A copy of `chat` whose content strings (and tool-call names and arguments) are placeholders.
+
+        Every other string a template may print (a tool message's `tool_call_id` and `name`, a
+        call's `id`) is held too where `marked` finds an added token's text in it: held always, an
+        id would no longer pass a template's own check of its length (Mistral's).
+        """
         held: list[dict[str, Any]] = []
         for message in chat:
-            copy = dict(message)
-            for key in ("content", "reasoning_content"):
-                if isinstance(copy.get(key), str):
-                    copy[key] = self._hold_content(copy[key])
-            if "tool_calls" in copy:
-                copy["tool_calls"] = [
-                    {
-                        **call,
-                        "function": {
-                            "name": self._hold(call["function"]["name"]),
-                            "arguments": self.hold_json(call["function"]["arguments"]),
-                        },
-                    }
-                    for call in copy["tool_calls"]
-                ]
+            copy: dict[str, Any] = {}
+            for key, value in message.items():
+                if key in ("content", "reasoning_content") and isinstance(value, str):
+                    copy[key] = self._hold_content(value)
+                elif key == "tool_calls":
+                    copy[key] = [self._stand_in_call(call, marked) for call in value]
+                else:
+                    copy[key] = value if key == "role" else self.hold_json(value, marked)
             held.append(copy)
         return held
+
+    def _stand_in_call(self, call: dict[str, Any], marked: re.Pattern[str]) -> dict[str, Any]:
+        function = call["function"]
+        return {
+            **{key: self.hold_json(value, marked) for key, value in call.items()},
+            "function": {
+                "name": self._hold(function["name"]),
+                "arguments": self.hold_json(function["arguments"]),
+            },
+        }
 
     def splice(self, rendered: str) -> list[tuple[str, bool]]:
         """`rendered` cut into (text, is_content) pieces, each placeholder replaced by its original text.
