@@ -306,8 +306,12 @@ def _backend_copy(backend: Tokenizer, split_special_tokens: bool) -> Tokenizer:
 
 
 def request_tool_defs(model_request_parameters: ModelRequestParameters) -> list[ToolDefinition]:
-    """The tools a request offers the model, function tools first, then output tools."""
-    return [*model_request_parameters.function_tools, *model_request_parameters.output_tools]
+    """The tools a request declares to the model, function tools first, then output tools.
+
+    As pydantic-ai's own adapters read them (`declared_tool_defs`): a tool it withholds (a
+    `defer_loading` tool not yet revealed) is neither rendered nor given a grammar.
+    """
+    return list(model_request_parameters.declared_tool_defs.values())
 
 
 def request_instructions(

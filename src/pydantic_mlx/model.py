@@ -310,7 +310,7 @@ class MLXModel(Model):
             options=options,
             tool_format=self.tool_format,
             tools=tools,
-            excluded_tools=frozenset(t.name for t in request_tool_defs(params)) - {t.name for t in tools},
+            excluded_tools=frozenset(params.tool_defs) - {t.name for t in tools},
             in_reasoning=in_reasoning,
             text_is_answer=text_is_answer,
             one_call_only=one_call_only,
@@ -391,7 +391,8 @@ class _RequestPlan:
     tool_format: str
     tools: list[ToolDefinition]
     excluded_tools: frozenset[str]
-    """The agent's tools that `tool_choice` keeps from the model: a call to one is not a call."""
+    """The agent's tools that `tool_choice` or pydantic-ai (a withheld `defer_loading` tool) keep
+    from the model: a call to one is not a call."""
     in_reasoning: bool
     text_is_answer: bool
     """False when `tool_choice` demands a call: text is then kept as thinking, not offered as output."""
@@ -603,7 +604,7 @@ def _offered_tools(
     settings: ModelSettings, params: ModelRequestParameters
 ) -> tuple[list[ToolDefinition], bool]:
     """The tools to render for this request, and whether text counts as an answer (per `tool_choice`)."""
-    all_tools = [*params.function_tools, *params.output_tools]
+    all_tools = request_tool_defs(params)
     if not all_tools:
         return [], True
     choice = resolve_tool_choice(settings, params)
