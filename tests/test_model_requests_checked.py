@@ -125,14 +125,14 @@ def test_a_model_that_is_not_a_source_is_a_user_error(source: Any) -> None:
         ({"tool_choice": "bogus"}, "tool_choice must be 'auto', 'none', 'required'"),
         ({"tool_choice": 5}, "tool_choice must be"),
         ({"parallel_tool_calls": "no"}, "parallel_tool_calls must be True or False"),
-        ({"stop_sequences": [""]}, "stop_sequences must be a list of non-empty strings"),
+        ({"stop_sequences": [""]}, "stop_sequences must be a list of strings, none of them empty"),
         ({"temperature": 1e-45}, "temperature 1e-45 is too small"),  # 1/T is infinite in float32
         ({"temperature": 1e39}, "temperature must be a finite number"),
         ({"presence_penalty": 1e39}, "presence_penalty must be a finite number"),
         ({"frequency_penalty": -1e39}, "frequency_penalty must be a finite number"),
         ({"top_p": float("nan")}, "top_p must be a finite number"),
-        ({"max_tokens": 2**63}, "max_tokens must be between 1 and 2147483647"),
-        ({"max_tokens": 0}, "max_tokens must be between 1"),
+        ({"max_tokens": 2**63}, "max_tokens must be at least 1 and at most 2147483647"),
+        ({"max_tokens": 0}, "max_tokens must be at least 1"),
     ],
 )
 async def test_bad_settings_are_refused_before_any_work(

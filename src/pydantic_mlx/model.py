@@ -646,7 +646,7 @@ def _generation_options(settings: ModelSettings, vocabulary: int | None) -> Gene
     """
     max_tokens = _integer(settings, "max_tokens", DEFAULT_MAX_TOKENS)
     if not 1 <= max_tokens <= _INT32_MAX:
-        raise UserError(f"max_tokens must be between 1 and {_INT32_MAX}, not {max_tokens}")
+        raise UserError(f"max_tokens must be at least 1 and at most {_INT32_MAX}, not {max_tokens}")
     temperature = _number(settings, "temperature", 0.0)
     if temperature < 0:
         raise UserError(f"temperature must not be negative, not {temperature}")
@@ -767,7 +767,7 @@ def _stop_sequences(stops: Any) -> tuple[str, ...]:
     if stops is None:
         return ()
     if isinstance(stops, str) or not all(isinstance(stop, str) and stop for stop in stops):
-        raise UserError(f"stop_sequences must be a list of non-empty strings, not {stops!r}")
+        raise UserError(f"stop_sequences must be a list of strings, none of them empty, not {stops!r}")
     return tuple(stops)
 
 
