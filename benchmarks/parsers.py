@@ -8,7 +8,10 @@ Parse and every delta size are timed in turns within one run, so the ratios comp
 like on a busy machine; each time is CPU time (waiting for a shared core is not counted), the
 best of `--repeat` turns.
 
-Run: python benchmarks/parsers.py [--repeat N] [--format NAME ...] [--sizes 1 4 16 64]
+Worst case (issue 21): 1 MB of each adversarial text (`"{" * n`, call heads, marker halves, ...)
+through `auto`, parsed and streamed, against the 1 s per MB target (`--worst-case 0` skips it).
+
+Run: python benchmarks/parsers.py [--repeat N] [--format NAME ...] [--sizes 1 4 16 64] [--worst-case CHARS]
 """
 
 from __future__ import annotations
@@ -97,9 +100,65 @@ def _measure(name: str, text: str, steps: list[int], repeat: int) -> dict[str, f
     return _best_of(fns, repeat)
 
 
+ADVERSARIAL_UNITS = {
+    "open braces": "{",
+    "open brackets": "[",
+    "braces on lines": "{\n",
+    "call heads": '{"name": ',
+    "fenced call heads": '```json\n{"name": "read_file", "arguments": {"a": [',
+    "tag openers": "<tool_call>",
+    "marker halves": "<tool_",
+    "reasoning openers": "<think>",
+    "quotes": '"',
+    "spaces": " ",
+    "newlines": "\n",
+    "mistral markers": "[TOOL_CALLS]",
+    "pythonic heads": "[read_file(",
+}
+"""Texts of one repeated unit, each aimed at a state of the parser: what a hostile or broken model
+can write. Target (issue 21): 1 MB of any of them parsed by `auto` in under 1 s."""
+
+
+def adversarial(size: int, repeat: int) -> None:
+    """`parse(text, "auto")` of `size` chars of each adversarial text, and the same text streamed
+    in 16-char deltas, next to an ordinary agent output of the same size and the 1 s/MB target."""
+    ordinary = _auto_output(size)
+    ordinary_best = _best_of(
+        {
+            "parse": lambda: parse(ordinary, "auto", tools=TOOLS),
+            "stream": lambda: _stream(ordinary, "auto", 16),
+        },
+        repeat,
+    )
+    base = ordinary_best["parse"]
+    print(f"\nworst case, auto, {size / 1e6:.1f} MB each; CPU time, best of {repeat}; target < 1 s per MB")
+    print(f"{'text':<20} {'parse s/MB':>10} {'x ordinary':>10} {'stream16 s/MB':>13} {'x target':>8}")
+    stream_base = ordinary_best["stream"] / size * 1e6
+    print(f"{'ordinary output':<20} {base / size * 1e6:>10.3f} {1.0:>10.2f} {stream_base:>13.3f}")
+    worst = 0.0
+    for label, unit in ADVERSARIAL_UNITS.items():
+        text = (unit * (size // len(unit) + 1))[:size]
+        best = _best_of(
+            {
+                "parse": lambda text=text: parse(text, "auto", tools=TOOLS),
+                "stream": lambda text=text: _stream(text, "auto", 16),
+            },
+            repeat,
+        )
+        per_mb = {k: v / size * 1e6 for k, v in best.items()}
+        worst = max(worst, *per_mb.values())
+        print(
+            f"{label:<20} {per_mb['parse']:>10.3f} {best['parse'] / base:>10.2f}"
+            f" {per_mb['stream']:>13.3f} {max(per_mb.values()):>7.2f}x",
+            flush=True,
+        )
+    print(f"worst: {worst:.3f} s per MB ({'meets' if worst < 1 else 'misses'} the 1 s target)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--worst-case", type=int, default=1_000_000, metavar="CHARS")
     ap.add_argument("--size", type=int, default=20_000)
     ap.add_argument("--format", nargs="*", default=available_formats())
     ap.add_argument("--sizes", type=int, nargs="*", default=[1, 4, 16, 64])  # ~4 chars: one token
@@ -123,6 +182,8 @@ def main() -> None:
             row += f" {t / deltas * 1e6:>10.2f} {t / t_parse:>6.2f}x"
         print(row, flush=True)
     print("worst ratio to parse: " + ", ".join(f"{s}ch {worst[s]:.2f}x" for s in steps))
+    if args.worst_case:
+        adversarial(args.worst_case, min(args.repeat, 3))
 
 
 if __name__ == "__main__":

@@ -545,7 +545,10 @@ async def test_eight_concurrent_runs_are_all_correct(model: MLXModel) -> None:
 
 async def test_cancelling_a_stream_frees_the_model(model: MLXModel) -> None:
     eos = next(iter(model.loaded.tokenizer.eos_token_ids))
-    endless: ModelSettings = {"logit_bias": {str(eos): -1000}, "max_tokens": 100_000}
+    endless: ModelSettings = {
+        "logit_bias": {str(eos): -1000},
+        "max_tokens": 3_000,
+    }  # within the 4,096-token context
     sc = scenario("plain_answer")
     started = time.perf_counter()
     async with sc.agent(model).run_stream(sc.prompt, model_settings=endless) as result:
@@ -561,7 +564,10 @@ async def test_cancelling_a_stream_frees_the_model(model: MLXModel) -> None:
 
 async def test_cancelling_the_task_frees_the_model(model: MLXModel) -> None:
     eos = next(iter(model.loaded.tokenizer.eos_token_ids))
-    endless: ModelSettings = {"logit_bias": {str(eos): -1000}, "max_tokens": 100_000}
+    endless: ModelSettings = {
+        "logit_bias": {str(eos): -1000},
+        "max_tokens": 3_000,
+    }  # within the 4,096-token context
     sc = scenario("plain_answer")
     task = asyncio.create_task(sc.agent(model).run(sc.prompt, model_settings=endless))
     while not model.loaded.busy.locked():

@@ -178,6 +178,7 @@ def render_prompt(
     special tokens treated as plain text, so content cannot forge a turn. `template_kwargs` are
     more variables for the template (its thinking switch: see `pydantic_mlx._thinking`).
     """
+    _check_schema_depth(tool_defs)
     template = getattr(tokenizer, "chat_template", None)
     chat = _fit_call_ids(chat_messages(messages, instructions), template)
     if isinstance(template, str) and _READS_MESSAGE_THINKING.search(template):
@@ -191,7 +192,7 @@ def render_prompt(
     _, rendered = _render_fitted(
         chat,
         lambda conversation: tokenizer.apply_chat_template(
-            holder.stand_in(conversation),
+            holder.stand_in(conversation, marked),
             tools=held_tools,
             tokenize=False,
             add_generation_prompt=add_generation_prompt,
@@ -226,6 +227,7 @@ def template_conversation(
     as `mlx_lm.lora` does with a training record) gives the text `render_prompt` tokenizes.
     Raises `UserError` if the template cannot render the conversation.
     """
+    _check_schema_depth(tool_defs)
     template = getattr(tokenizer, "chat_template", None)
     chat = _fit_call_ids(chat_messages(messages, instructions), template)
     tools = tool_schemas(tool_defs)
@@ -289,6 +291,34 @@ def _reasoning_as_thinking(chat: list[dict[str, Any]]) -> list[dict[str, Any]]:
             message["thinking"] = reasoning
         moved.append(message)
     return moved
+
+
+MAX_SCHEMA_DEPTH = 128
+"""Nesting (objects and lists) a tool's schema may have: real schemas nest a dozen levels (models
+refer to each other through `$defs`); thousands would exhaust Python's stack while rendering."""
+
+
+def _check_schema_depth(tool_defs: Sequence[ToolDefinition]) -> None:
+    for tool in tool_defs:
+        depth = _json_depth(tool.parameters_json_schema)
+        if depth > MAX_SCHEMA_DEPTH:
+            raise UserError(
+                f"The schema of tool {tool.name!r} nests {depth} levels deep; pydantic-mlx renders "
+                f"at most {MAX_SCHEMA_DEPTH} (use `$defs` for deep or recursive types)."
+            )
+
+
+def _json_depth(value: Any) -> int:
+    """How deeply `value`'s dicts and lists nest (without recursing: any depth is measured)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            children: Any = node.values() if isinstance(node, dict) else node  # pyright: ignore[reportUnknownMemberType]
+            stack.extend((child, depth + 1) for child in children)  # pyright: ignore[reportUnknownVariableType]
+    return deepest
 
 
 def _fit_call_ids(chat: list[dict[str, Any]], template: object) -> list[dict[str, Any]]:
@@ -358,7 +388,7 @@ def _encoder(tokenizer: ChatTokenizer) -> Callable[[str, bool], list[int]]:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if not isinstance(backend, Tokenizer):
         return lambda text, is_content: list(
-            tokenizer.encode(text, add_special_tokens=False, split_special_tokens=is_content)
+            tokenizer.encode(_well_formed(text), add_special_tokens=False, split_special_tokens=is_content)
         )
     with _backend_copies_lock:
         copies = _backend_copies.get(backend)
@@ -367,9 +397,24 @@ def _encoder(tokenizer: ChatTokenizer) -> Callable[[str, bool], list[int]]:
     template, content = copies
 
     def encode(text: str, is_content: bool) -> list[int]:
-        return (content if is_content else template).encode(text, add_special_tokens=False).ids
+        return (content if is_content else template).encode(_well_formed(text), add_special_tokens=False).ids
 
     return encode
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _well_formed(text: str) -> str:
+    """`text` with each lone surrogate replaced by U+FFFD (a surrogate pair joined).
+
+    Python strings may hold them (`os.listdir` decodes a file name that is not UTF-8 to one,
+    legal on Linux; `json.loads` reads `"\\ud800"`), tokenizers cannot: a tool result or prompt
+    holding one would fail the whole request.
+    """
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _backend_copy(backend: Tokenizer, split_special_tokens: bool) -> Tokenizer:
@@ -379,8 +424,12 @@ def _backend_copy(backend: Tokenizer, split_special_tokens: bool) -> Tokenizer:
 
 
 def request_tool_defs(model_request_parameters: ModelRequestParameters) -> list[ToolDefinition]:
-    """The tools a request offers the model, function tools first, then output tools."""
-    return [*model_request_parameters.function_tools, *model_request_parameters.output_tools]
+    """The tools a request declares to the model, function tools first, then output tools.
+
+    As pydantic-ai's own adapters read them (`declared_tool_defs`): a tool it withholds (a
+    `defer_loading` tool not yet revealed) is neither rendered nor given a grammar.
+    """
+    return list(model_request_parameters.declared_tool_defs.values())
 
 
 def request_instructions(
@@ -633,27 +682,35 @@ class _Placeholders:
             return [self.hold_json(item, marked) for item in value]  # pyright: ignore[reportUnknownVariableType]
         return value
 
-    def stand_in(self, chat: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """A copy of `chat` whose content strings (and tool-call names and arguments) are placeholders."""
+    def stand_in(self, chat: list[dict[str, Any]], marked: re.Pattern[str]) -> list[dict[str, Any]]:
+        """A copy of `chat` whose content strings (and tool-call names and arguments) are placeholders.
+
+        Every other string a template may print (a tool message's `tool_call_id` and `name`, a
+        call's `id`) is held too where `marked` finds an added token's text in it: held always, an
+        id would no longer pass a template's own check of its length (Mistral's).
+        """
         held: list[dict[str, Any]] = []
         for message in chat:
-            copy = dict(message)
-            for key in ("content", "reasoning_content", "thinking"):
-                if isinstance(copy.get(key), str):
-                    copy[key] = self._hold_content(copy[key])
-            if "tool_calls" in copy:
-                copy["tool_calls"] = [
-                    {
-                        **call,
-                        "function": {
-                            "name": self._hold(call["function"]["name"]),
-                            "arguments": self.hold_json(call["function"]["arguments"]),
-                        },
-                    }
-                    for call in copy["tool_calls"]
-                ]
+            copy: dict[str, Any] = {}
+            for key, value in message.items():
+                if key in ("content", "reasoning_content", "thinking") and isinstance(value, str):
+                    copy[key] = self._hold_content(value)
+                elif key == "tool_calls":
+                    copy[key] = [self._stand_in_call(call, marked) for call in value]
+                else:
+                    copy[key] = value if key == "role" else self.hold_json(value, marked)
             held.append(copy)
         return held
+
+    def _stand_in_call(self, call: dict[str, Any], marked: re.Pattern[str]) -> dict[str, Any]:
+        function = call["function"]
+        return {
+            **{key: self.hold_json(value, marked) for key, value in call.items()},
+            "function": {
+                "name": self._hold(function["name"]),
+                "arguments": self.hold_json(function["arguments"]),
+            },
+        }
 
     def splice(self, rendered: str) -> list[tuple[str, bool]]:
         """`rendered` cut into (text, is_content) pieces, each placeholder replaced by its original text.

@@ -10,8 +10,10 @@ caller's stop sequences end the text without appearing in it.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -104,6 +106,7 @@ class GenerationStream:
         self._done = asyncio.Event()
         self._queued: Future[None] | None = None
         """The job on the generation thread's queue, for one-at-a-time generation."""
+        _in_flight.add(self)
 
     def __aiter__(self) -> GenerationStream:
         return self
@@ -215,6 +218,20 @@ class GenerationStream:
         with self._lock:
             self._wake_scheduled = False
         self._ready.set()
+
+
+_in_flight: weakref.WeakSet[GenerationStream] = weakref.WeakSet()
+"""Every stream not yet collected, so that interpreter exit can stop the ones still generating."""
+
+
+# Registered after `_loading`'s exit handler (this module imports it), so it runs before it:
+# atexit runs handlers last-registered first. A generation still running when the interpreter
+# finalizes (its consumer was a daemon thread) aborts the process inside MLX; stopped here, it
+# ends within one token, and `_loading`'s handler then finds the generation threads idle.
+@atexit.register
+def _stop_in_flight_generations() -> None:
+    for stream in list(_in_flight):
+        stream.stop()
 
 
 def start_generation(loaded: LoadedModel, prompt: list[int], options: GenerationOptions) -> GenerationStream:

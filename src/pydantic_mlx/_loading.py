@@ -10,7 +10,9 @@ That thread is a daemon that never ends before the process does: MLX keeps per-t
 finalizes aborts the process ("terminate called without an active exception"), and a model
 collected at exit would end its thread just then. When its model is collected, the thread goes
 back to a pool for the next model instead (not woken at all once the interpreter finalizes); at
-exit the threads are only waited for until idle.
+exit, generations still running are stopped (within one token, see `_generation`), the threads
+are waited for until idle, and then refuse new work: a daemon thread's agent run that asks again
+meanwhile gets a `RuntimeError` instead of starting MLX work while the interpreter finalizes.
 """
 
 from __future__ import annotations
@@ -192,6 +194,8 @@ class _GenerationThread:
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
+        self._closed = False
+        """Set at interpreter exit, on the thread itself: later work is refused, not run."""
         self._thread = threading.Thread(target=self._work, name="pydantic-mlx-generate", daemon=True)
         self._thread.start()
         _all_threads.append(self)
@@ -205,6 +209,8 @@ class _GenerationThread:
         return cls()
 
     def submit(self, fn: Callable[[], T]) -> Future[T]:
+        if self._closed:
+            raise RuntimeError(_CLOSED_MESSAGE)
         future: Future[T] = Future()
         self._queue.put((fn, future))
         return future
@@ -224,6 +230,14 @@ class _GenerationThread:
         with contextlib.suppress(TimeoutError):
             self.submit(lambda: None).result(timeout)
 
+    def close(self, timeout: float) -> None:
+        """Run everything submitted so far (waiting at most `timeout` seconds), then refuse all work."""
+        with contextlib.suppress(TimeoutError):
+            self.submit(self._refuse_work).result(timeout)
+
+    def _refuse_work(self) -> None:
+        self._closed = True
+
     def _work(self) -> None:
         while True:
             item = self._queue.get()
@@ -232,7 +246,9 @@ class _GenerationThread:
                     _idle_threads.append(self)
                 continue
             fn, future = item
-            if future.set_running_or_notify_cancel():
+            if self._closed:
+                future.set_exception(RuntimeError(_CLOSED_MESSAGE))
+            elif future.set_running_or_notify_cancel():
                 try:
                     future.set_result(fn())
                 except BaseException as error:  # handed to whoever waits, as an executor does
@@ -244,6 +260,8 @@ _all_threads: list[_GenerationThread] = []
 _idle_threads: list[_GenerationThread] = []
 _idle_lock = threading.Lock()
 
+_CLOSED_MESSAGE = "cannot generate: the interpreter is exiting"
+
 _EXIT_WAIT_SECONDS = 10.0
 """How long interpreter exit waits for a generation still running (then the process exits anyway)."""
 
@@ -251,7 +269,7 @@ _EXIT_WAIT_SECONDS = 10.0
 @atexit.register
 def _wait_for_generation_threads() -> None:
     for thread in list(_all_threads):
-        thread.wait_idle(_EXIT_WAIT_SECONDS)
+        thread.close(_EXIT_WAIT_SECONDS)
 
 
 def loaded_model(

@@ -192,6 +192,9 @@ def run_parse(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         print(f"cannot read the model output: {exc}", file=sys.stderr)
         return 2
+    except RecursionError:
+        print("cannot read input: --tools nests too deeply to read", file=sys.stderr)
+        return 2
     if tools is not None and not isinstance(tools, list):
         print("--tools must hold a JSON list of tool definitions", file=sys.stderr)
         return 2
@@ -201,6 +204,9 @@ def run_parse(args: argparse.Namespace) -> int:
         )
     except TypeError as exc:  # a tools entry that is not a tool definition
         print(f"bad --tools: {exc}", file=sys.stderr)
+        return 2
+    except RecursionError:  # a schema (or the text's JSON) nested thousands deep
+        print("cannot parse: the tools' schemas or the text nest too deeply", file=sys.stderr)
         return 2
     print(json.dumps(dataclasses.asdict(result), ensure_ascii=False, indent=2))
     return 0
@@ -342,7 +348,11 @@ def run_demo(args: argparse.Namespace) -> int:
 
     print("Preparing the demo model (built and trained on first use, then cached)...", file=sys.stderr)
     started = time.perf_counter()
-    path = build_demo_model(args.cache_dir, progress=progress)
+    try:
+        path = build_demo_model(args.cache_dir, progress=progress)
+    except OSError as exc:  # --cache-dir is a file, unwritable, or on a full disk
+        print(f"cannot use the cache folder: {exc}", file=sys.stderr)
+        return 2
     print(f"Model ready in {time.perf_counter() - started:.1f} s: {path}\n")
 
     model = MLXModel(path)

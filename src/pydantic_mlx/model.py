@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -38,7 +38,7 @@ from pydantic_ai.models import (
 )
 from pydantic_ai.models._tool_choice import resolve_tool_choice  # pyright: ignore[reportPrivateUsage]
 from pydantic_ai.profiles import ModelProfile, ModelProfileSpec, merge_profile
-from pydantic_ai.settings import ModelSettings
+from pydantic_ai.settings import ModelSettings, ToolOrOutput
 from pydantic_ai.tools import RunContext, ToolDefinition
 from pydantic_ai.usage import RequestUsage
 
@@ -169,8 +169,15 @@ class MLXModel(Model):
             raise UserError(f"constrained=True needs llguidance: {install_hint('constrained')}")
         if tool_format is not None and tool_format not in available_formats():
             raise UserError(f"unknown tool_format {tool_format!r}; choose from {available_formats()}")
-        if max_batch_size < 1:
-            raise UserError("max_batch_size must be at least 1")
+        _check_source(model)
+        _check_limit("prompt_cache_entries", prompt_cache_entries, minimum=0)
+        _check_limit("prompt_cache_bytes", prompt_cache_bytes, minimum=0)
+        _check_limit("max_batch_size", max_batch_size, minimum=1)
+        if max_batch_bytes is not None:
+            _check_limit("max_batch_bytes", max_batch_bytes, minimum=1)
+        if not isinstance(cast(Any, batching), bool):
+            raise UserError(f"batching must be True or False, not {batching!r}")
+        _generation_options(settings or {}, vocabulary=None)  # a bad default setting fails here
         if isinstance(model, tuple) and adapter_path is not None:
             raise UserError(
                 "adapter_path applies when MLXModel loads the model; apply it before passing a pair"
@@ -268,7 +275,11 @@ class MLXModel(Model):
                 f"({install_hint('constrained')}); or use ToolOutput (the default) "
                 "or PromptedOutput."
             )
-        return super().prepare_request(model_settings, model_request_parameters)
+        model_settings, model_request_parameters = super().prepare_request(
+            model_settings, model_request_parameters
+        )
+        _generation_options(model_settings or {}, vocabulary=None)  # before any work
+        return model_settings, model_request_parameters
 
     async def request(
         self,
@@ -351,7 +362,12 @@ class MLXModel(Model):
             budget_plan = _Budget(budget, markers, in_reasoning or _opens(tail, markers))
         one_call_only = settings.get("parallel_tool_calls") is False
         constraint = self._constraint(params, tools, calls_required, one_call_only, in_reasoning)
-        options = _generation_options(settings, _vocabulary_size(self._loaded))
+        options = _fitted_to_context(
+            _generation_options(settings, _vocabulary_size(self._loaded)),
+            len(prompt),
+            _context_length(self._loaded),
+            max_tokens_set="max_tokens" in settings,
+        )
         # The budget comes last: where it forces the closer, nothing after it may unforce it.
         processors = tuple(p for p in (constraint, budget_plan) if p is not None and p.applies)
         if processors:
@@ -361,7 +377,7 @@ class MLXModel(Model):
             options=options,
             tool_format=self.tool_format,
             tools=tools,
-            excluded_tools=frozenset(t.name for t in request_tool_defs(params)) - {t.name for t in tools},
+            excluded_tools=frozenset(params.tool_defs) - {t.name for t in tools},
             in_reasoning=in_reasoning,
             text_is_answer=text_is_answer,
             one_call_only=one_call_only,
@@ -432,8 +448,19 @@ class _Constraint:
     applies: bool = True
 
     def __call__(self) -> Any:
-        self.processor = self.make()
-        return self.processor
+        # Every grammar is compiled before the prompt is prefilled: a schema that cannot be
+        # constrained fails the request, rather than leaving its calls silently unconstrained.
+        try:
+            processor = self.make()
+            processor.check()
+        except RecursionError:
+            raise UserError(
+                "constrained decoding cannot follow a schema of this request: it is nested too deeply"
+            ) from None
+        except ValueError as error:
+            raise UserError(f"constrained decoding cannot follow a schema of this request: {error}") from None
+        self.processor = processor
+        return processor
 
 
 @dataclass
@@ -500,7 +527,8 @@ class _RequestPlan:
     tool_format: str
     tools: list[ToolDefinition]
     excluded_tools: frozenset[str]
-    """The agent's tools that `tool_choice` keeps from the model: a call to one is not a call."""
+    """The agent's tools that `tool_choice` or pydantic-ai (a withheld `defer_loading` tool) keep
+    from the model: a call to one is not a call."""
     in_reasoning: bool
     text_is_answer: bool
     """False when `tool_choice` demands a call: text is then kept as thinking, not offered as output."""
@@ -743,7 +771,7 @@ def _offered_tools(
     settings: ModelSettings, params: ModelRequestParameters
 ) -> tuple[list[ToolDefinition], bool]:
     """The tools to render for this request, and whether text counts as an answer (per `tool_choice`)."""
-    all_tools = [*params.function_tools, *params.output_tools]
+    all_tools = request_tool_defs(params)
     if not all_tools:
         return [], True
     choice = resolve_tool_choice(settings, params)
@@ -770,25 +798,32 @@ def _calls_required(settings: ModelSettings, params: ModelRequestParameters) -> 
     return params.output_mode != "native" or settings.get("tool_choice") not in (None, "auto")
 
 
-def _generation_options(settings: ModelSettings, vocabulary: int) -> GenerationOptions:
+def _generation_options(settings: ModelSettings, vocabulary: int | None) -> GenerationOptions:
     """The sampling settings, checked: a bad value is a `UserError` here, not a crash mid-batch.
+
+    With `vocabulary=None` (the model not loaded yet) everything but the token ids is checked:
+    `prepare_request` does so before any work.
 
     A token id outside the vocabulary would index past the logits (MLX does not check bounds:
     the process segfaults), and an error inside a batched step fails every request in the batch.
     """
     max_tokens = _integer(settings, "max_tokens", DEFAULT_MAX_TOKENS)
-    if max_tokens < 1:
-        raise UserError(f"max_tokens must be at least 1, not {max_tokens}")
+    if not 1 <= max_tokens <= _INT32_MAX:
+        raise UserError(f"max_tokens must be at least 1 and at most {_INT32_MAX}, not {max_tokens}")
     temperature = _number(settings, "temperature", 0.0)
     if temperature < 0:
         raise UserError(f"temperature must not be negative, not {temperature}")
+    if 0 < temperature < 1 / _FLOAT32_MAX:
+        # Sampling divides by it in float32: infinity, then NaN logits.
+        raise UserError(f"temperature {temperature} is too small to sample with; 0 is greedy decoding")
+    _check_choices(settings)
     top_p = _number(settings, "top_p", None)
     if top_p is not None and not 0 <= top_p <= 1:
         raise UserError(f"top_p must be between 0 and 1, not {top_p}")
     if top_p == 0:
         temperature = 0.0  # the nucleus shrinks to the most likely token: greedy decoding
     top_k = _integer(settings, "top_k", None)
-    if top_k is not None and not 0 < top_k < vocabulary:
+    if top_k is not None and not 0 < top_k < (vocabulary or _INT32_MAX):
         top_k = None  # 0 (or less) means no filter, as does keeping the whole vocabulary
     seed = _integer(settings, "seed", None)
     return GenerationOptions(
@@ -819,21 +854,72 @@ def _number(settings: ModelSettings, name: str, default: float | None) -> Any:
 
 
 def _is_finite_number(value: Any) -> bool:
-    # NaN passes every range check, and an infinite bias turns into NaN once normalised.
-    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+    # NaN passes every range check, and an infinite bias turns into NaN once normalised. Logits
+    # are float32: a value finite in float64 only (1e39) is infinite there.
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and abs(value) <= _FLOAT32_MAX
+    )
 
 
-def _logit_bias(bias: Any, vocabulary: int) -> dict[int, float] | None:
+_FLOAT32_MAX = 3.4028234663852886e38
+_INT32_MAX = 2**31 - 1
+_TOOL_CHOICES = ("auto", "none", "required")
+
+
+def _check_choices(settings: ModelSettings) -> None:
+    """`tool_choice` and `parallel_tool_calls` are of a type pydantic-ai defines (it asserts otherwise)."""
+    choice: Any = settings.get("tool_choice")
+    valid = (
+        choice is None
+        or choice in _TOOL_CHOICES
+        or isinstance(choice, ToolOrOutput)
+        or (isinstance(choice, list | tuple) and all(isinstance(name, str) for name in choice))  # pyright: ignore[reportUnknownVariableType]
+    )
+    if not valid:
+        raise UserError(
+            "tool_choice must be 'auto', 'none', 'required', a list of tool names or ToolOrOutput, "
+            f"not {choice!r}"
+        )
+    parallel: Any = settings.get("parallel_tool_calls")
+    if parallel is not None and not isinstance(parallel, bool):
+        raise UserError(f"parallel_tool_calls must be True or False, not {parallel!r}")
+
+
+def _check_source(model: Any) -> None:
+    if isinstance(model, str | Path):
+        return
+    if isinstance(model, tuple) and len(model) == 2:  # pyright: ignore[reportUnknownArgumentType]
+        return
+    raise UserError(
+        "model must be a Hugging Face id, a model folder or a (model, tokenizer) pair from "
+        f"mlx_lm.load, not {model!r}"
+    )
+
+
+def _check_limit(name: str, value: Any, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UserError(f"{name} must be an integer of at least {minimum}, not {value!r}")
+
+
+def _logit_bias(bias: Any, vocabulary: int | None) -> dict[int, float] | None:
+    if bias is None:
+        return None
+    if not isinstance(bias, Mapping):
+        raise UserError(f"logit_bias must be a mapping of token ids to biases, not {bias!r}")
     if not bias:
         return None
     checked: dict[int, float] = {}
-    for key, value in dict(bias).items():
+    for key, value in dict(cast(Mapping[Any, Any], bias)).items():
         try:
             token = int(key)
         except (TypeError, ValueError):
             raise UserError(f"logit_bias keys must be token ids, not {key!r}") from None
-        if not 0 <= token < vocabulary:
-            raise UserError(f"logit_bias token id {token} is outside the vocabulary (0 to {vocabulary - 1})")
+        if token < 0 or (vocabulary is not None and token >= vocabulary):
+            bounds = f" (0 to {vocabulary - 1})" if vocabulary is not None else ""
+            raise UserError(f"logit_bias token id {token} is outside the vocabulary{bounds}")
         if not _is_finite_number(value):
             raise UserError(f"logit_bias values must be finite numbers, not {value!r}")
         checked[token] = float(value)
@@ -843,9 +929,49 @@ def _logit_bias(bias: Any, vocabulary: int) -> dict[int, float] | None:
 def _stop_sequences(stops: Any) -> tuple[str, ...]:
     if stops is None:
         return ()
-    if isinstance(stops, str) or not all(isinstance(stop, str) for stop in stops):
-        raise UserError(f"stop_sequences must be a list of strings, not {stops!r}")
+    if isinstance(stops, str) or not all(isinstance(stop, str) and stop for stop in stops):
+        raise UserError(f"stop_sequences must be a list of strings, none of them empty, not {stops!r}")
     return tuple(stops)
+
+
+def _fitted_to_context(
+    options: GenerationOptions, prompt_tokens: int, context: int | None, *, max_tokens_set: bool
+) -> GenerationOptions:
+    """`options` for a prompt of `prompt_tokens` on a model with a `context`-token window.
+
+    What cannot fit is refused before prefill (a prompt past the window is computed for minutes,
+    then the model writes garbage); the default `max_tokens` shrinks to the room left, as servers do.
+    """
+    if context is None:
+        return options
+    room = context - prompt_tokens
+    if room < 1:
+        raise UserError(
+            f"The prompt is {prompt_tokens} tokens, and the model's context is {context} tokens: "
+            "shorten the conversation (pydantic-ai's history processors can drop old messages)."
+        )
+    if options.max_tokens <= room:
+        return options
+    if max_tokens_set:
+        raise UserError(
+            f"The prompt ({prompt_tokens} tokens) plus max_tokens ({options.max_tokens}) is "
+            f"{prompt_tokens + options.max_tokens} tokens, more than the model's context of {context} "
+            f"tokens: set max_tokens to at most {room}, or shorten the conversation."
+        )
+    return replace(options, max_tokens=room)
+
+
+_CONTEXT_LENGTH_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+
+
+def _context_length(loaded: LoadedModel) -> int | None:
+    """The model's context window in tokens, from its config (None when it does not say)."""
+    args = getattr(loaded.model, "args", None)
+    for key in _CONTEXT_LENGTH_KEYS:
+        value = getattr(args, key, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
 
 
 def _vocabulary_size(loaded: LoadedModel) -> int:

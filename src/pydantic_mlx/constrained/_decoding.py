@@ -149,6 +149,17 @@ class GrammarLogitsProcessor:
             if reasoning is not None:
                 self._may_open_reasoning = tokenizer.special_token(reasoning[0])
 
+    def check(self) -> None:
+        """Build and compile every grammar of this processor now (call it on the thread that will
+        generate: it may walk the vocabulary). Raises `ValueError` for a grammar llguidance
+        rejects (a schema it cannot follow), where generating would leave that region free and
+        only record the problem in `problems`."""
+        tokenizer = grammar_tokenizer(self._source)
+        grammars = self._build(tokenizer) or GrammarSet()
+        for grammar in (grammars.answer, *(trigger.grammar for trigger in grammars.triggers)):
+            if grammar is not None:
+                tokenizer.matcher(grammar)
+
     @property
     def constraining(self) -> bool:
         """Whether the next token is masked."""

@@ -109,8 +109,14 @@ def with_local_refs_as_defs(tool: ToolSchema) -> ToolSchema:
 
     A tool's schema is embedded in larger ones (the call object, one value's schema), where a
     path from its root no longer resolves (llguidance then refuses to compile, or `#` becomes
-    the call object); only `$defs` travel with it."""
-    parameters = tool.parameters
+    the call object); only `$defs` travel with it.
+
+    A root that is only a `$ref` to one of its definitions (pydantic writes a recursive model as
+    `{"$defs": {"Node": ...}, "$ref": "#/$defs/Node"}`) becomes that definition, `$defs` kept:
+    embedded, the root's reference would point at the larger schema's definitions instead."""
+    parameters = _root_ref_resolved(tool.parameters)
+    if parameters is not tool.parameters:
+        tool = ToolSchema(tool.name, parameters)
     table = "definitions" if "definitions" in parameters and "$defs" not in parameters else "$defs"
     added: dict[str, Any] = {}
 
@@ -150,6 +156,24 @@ def with_local_refs_as_defs(tool: ToolSchema) -> ToolSchema:
         return tool
     rewritten[table] = {**(rewritten.get(table) or {}), **added}
     return ToolSchema(tool.name, rewritten)
+
+
+def _root_ref_resolved(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`schema` with a root `$ref` to one of its definitions replaced by that definition (the
+    root's other keywords kept beside it); `schema` itself when it has none."""
+    ref = schema.get("$ref")
+    if not isinstance(ref, str) or _is_path_ref(ref) or not ref.startswith("#/"):
+        return schema
+    table = "$defs" if ref.startswith("#/$defs/") else "definitions"
+    defs: Any = schema.get(table)
+    target: Any = defs.get(ref.rsplit("/", 1)[1]) if isinstance(defs, Mapping) else None
+    if not isinstance(target, Mapping):
+        return schema
+    siblings = {k: v for k, v in schema.items() if k != "$ref"}
+    if any(k in target for k in siblings if k not in (table, "title", "description")):
+        # Keywords on both sides must both hold: keep the reference, next to the definitions.
+        return {**siblings, "allOf": [*siblings.get("allOf", []), {"$ref": ref}]}
+    return {**target, **siblings}
 
 
 def _is_path_ref(ref: str) -> bool:

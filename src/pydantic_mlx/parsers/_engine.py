@@ -667,8 +667,10 @@ class Engine:
             if fence_start is not None:
                 self._code_fence = True
             # Plain text: keep searching; the text is emitted in one piece when something else
-            # settles (coalescing keeps brace-heavy prose to a few events).
-            self._scan = i + 1
+            # settles (coalescing keeps brace-heavy prose to a few events). A bracket right after
+            # a bracket never stands alone: a run of them is passed in one step (`"{" * n` cost a
+            # step each), all but the last, which may open a marker (`[[TOOL_CALLS]`).
+            self._scan = max(i + 1, _untagged.bracket_run_end(buf, i + 1) - 1)
             return True
         self._emit_text(start)
         return self._goto(_Untagged(start, i, kind, fence_start is not None, name), start)

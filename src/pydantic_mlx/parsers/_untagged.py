@@ -8,6 +8,7 @@ so prose with braces streams out at once.
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 
 from ._calls import UNTAGGED_FIRST_KEYS
@@ -51,6 +52,15 @@ def stands_alone_after(buf: str, i: int) -> bool:
     while j > limit and buf[j] in " \t":
         j -= 1
     return j < 0 or buf[j] in "\r\n" or buf[j] in _ALONE_AFTER
+
+
+_BRACKET_RUN = re.compile(r"[{\[]*")
+
+
+def bracket_run_end(buf: str, i: int) -> int:
+    """The end of the run of `{` and `[` that starts at `buf[i]` (`i` itself if there is none)."""
+    found = _BRACKET_RUN.match(buf, i)
+    return found.end() if found is not None else i
 
 
 def stands_alone_before(buf: str, end: int, *, final: bool) -> Decision:
