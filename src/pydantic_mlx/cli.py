@@ -187,13 +187,13 @@ def run_parse(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as exc:
         print(f"the --tools file {args.tools} is not valid JSON: {exc}", file=sys.stderr)
         return 2
+    except RecursionError:
+        print("cannot read input: --tools nests too deeply to read", file=sys.stderr)
+        return 2
     try:
         text = args.file.read_text(encoding="utf-8") if args.file else sys.stdin.read()
     except (OSError, UnicodeDecodeError) as exc:
         print(f"cannot read the model output: {exc}", file=sys.stderr)
-        return 2
-    except RecursionError:
-        print("cannot read input: --tools nests too deeply to read", file=sys.stderr)
         return 2
     if tools is not None and not isinstance(tools, list):
         print("--tools must hold a JSON list of tool definitions", file=sys.stderr)
