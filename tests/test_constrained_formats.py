@@ -37,7 +37,18 @@ from test_constrained import (
     _prompt,
 )
 
-FORMATS = ["llama3_json", "mistral", "deepseek", "kimi_k2", "glm", "harmony", "gemma4", "pythonic"]
+FORMATS = [
+    "llama3_json",
+    "mistral",
+    "deepseek",
+    "kimi_k2",
+    "glm",
+    "harmony",
+    "gemma4",
+    "pythonic",
+    "minimax_m2",
+    "seed_oss",
+]
 
 SPECIAL_TOKENS = {
     "llama3_json": ["<|python_tag|>"],
@@ -64,6 +75,8 @@ SPECIAL_TOKENS = {
     "harmony": ["<|start|>", "<|channel|>", "<|message|>", "<|constrain|>", "<|call|>", "<|end|>"],
     "gemma4": ["<|tool_call>", "<tool_call|>", '<|"|>'],
     "pythonic": ["<|python_start|>", "<|python_end|>", "<|tool_call_start|>", "<|tool_call_end|>"],
+    "minimax_m2": ["<minimax:tool_call>", "</minimax:tool_call>"],
+    "seed_oss": ["<seed:tool_call>", "</seed:tool_call>"],
 }
 # The markers a `required` answer holds, one of each tuple (llama3_json's and pythonic's are
 # optional): a DeepSeek answer is a V3/V3.1 section or a DSML block, a Kimi one a K2 section or a
@@ -75,6 +88,8 @@ REQUIRED_OPENERS = {
     "glm": ("<tool_call>",),
     "harmony": ("<|channel|>",),
     "gemma4": ("<tool_call|>",),
+    "minimax_m2": ("<minimax:tool_call>",),
+    "seed_oss": ("<seed:tool_call>",),
 }
 
 # The layouts each parser reads from real models, beyond what `render` writes.
@@ -120,6 +135,16 @@ VARIANTS: dict[str, list[str]] = {
         "<|tool_call_start|>[ping()]<|tool_call_end|>",
         "<|python_start|>[get_weather(city='It\\'s', unit='celsius', days=3), ping()]<|python_end|>",
     ],
+    "minimax_m2": [
+        '<minimax:tool_call>\n<invoke name="get_weather">\n<parameter name="city">New\nYork</parameter>\n'
+        '<parameter name="unit">celsius</parameter>\n</invoke>\n<invoke name="ping">\n</invoke>\n'
+        "</minimax:tool_call>",
+    ],
+    "seed_oss": [
+        "<seed:tool_call>\n<function=get_weather>\n<parameter=city>Oslo</parameter>\n"
+        "<parameter=unit>celsius</parameter>\n</function>\n</seed:tool_call>\n"
+        "<seed:tool_call>\n<function=ping>\n</function>\n</seed:tool_call>",
+    ],
 }
 
 # What opens a call in each format (the lazy triggers), as the model would write it.
@@ -132,6 +157,8 @@ OPENERS = {
     "harmony": "<|channel|>commentary to=",
     "gemma4": "<|tool_call>",
     "pythonic": "<|python_start|>",
+    "minimax_m2": "<minimax:tool_call>",
+    "seed_oss": "<seed:tool_call>",
 }
 # Where a constrained call ends: the first of these after the opener (llama3: the JSON's end).
 CLOSERS = {
@@ -143,6 +170,8 @@ CLOSERS = {
     "harmony": "<|call|>",
     "gemma4": "<tool_call|>",
     "pythonic": "<|python_end|>",
+    "minimax_m2": "</minimax:tool_call>",
+    "seed_oss": "</seed:tool_call>",
 }
 
 
@@ -442,6 +471,8 @@ LAZY_REGIONS: dict[str, list[str]] = {
         "<|python_start|>[get_weather(city = 'Oslo',unit='celsius')]<|python_end|>",
         '[ping(), get_weather(city="Oslo", unit="celsius")]',  # bare, as Llama 3.2 writes it
     ],
+    "minimax_m2": VARIANTS["minimax_m2"],
+    "seed_oss": VARIANTS["seed_oss"][:1],
 }
 
 

@@ -235,6 +235,8 @@ _CALL_SYNTAXES: dict[str, CallSyntaxBuilder] = {
     "deepseek": _either(_json_calls.deepseek, _xml_calls.dsml),
     "kimi_k2": _either(_json_calls.kimi_k2, _xml_calls.xtml),
     "glm": _xml_calls.glm,
+    "minimax_m2": _xml_calls.minimax_m2,
+    "seed_oss": _xml_calls.seed_oss,
     "harmony": _json_calls.harmony,
     "gemma4": _literal_calls.gemma4,
     "pythonic": _literal_calls.pythonic,
