@@ -48,6 +48,8 @@ FORMATS = [
     "pythonic",
     "minimax_m2",
     "seed_oss",
+    "granite",
+    "nemotron",
 ]
 
 SPECIAL_TOKENS = {
@@ -77,6 +79,8 @@ SPECIAL_TOKENS = {
     "pythonic": ["<|python_start|>", "<|python_end|>", "<|tool_call_start|>", "<|tool_call_end|>"],
     "minimax_m2": ["<minimax:tool_call>", "</minimax:tool_call>"],
     "seed_oss": ["<seed:tool_call>", "</seed:tool_call>"],
+    "granite": ["<|tool_call|>"],
+    "nemotron": ["<TOOLCALL>", "</TOOLCALL>"],
 }
 # The markers a `required` answer holds, one of each tuple (llama3_json's and pythonic's are
 # optional): a DeepSeek answer is a V3/V3.1 section or a DSML block, a Kimi one a K2 section or a
@@ -90,6 +94,8 @@ REQUIRED_OPENERS = {
     "gemma4": ("<tool_call|>",),
     "minimax_m2": ("<minimax:tool_call>",),
     "seed_oss": ("<seed:tool_call>",),
+    "granite": ("<|tool_call|>",),
+    "nemotron": ("<TOOLCALL>",),
 }
 
 # The layouts each parser reads from real models, beyond what `render` writes.
@@ -145,6 +151,12 @@ VARIANTS: dict[str, list[str]] = {
         "<parameter=unit>celsius</parameter>\n</function>\n</seed:tool_call>\n"
         "<seed:tool_call>\n<function=ping>\n</function>\n</seed:tool_call>",
     ],
+    "granite": [
+        '<|tool_call|>[{"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}, {"name": "ping", "arguments": {}}]'
+    ],
+    "nemotron": [
+        '<TOOLCALL>[{"name": "ping", "arguments": {}}, {"name": "ping", "arguments": {}}]</TOOLCALL>'
+    ],
 }
 
 # What opens a call in each format (the lazy triggers), as the model would write it.
@@ -159,6 +171,8 @@ OPENERS = {
     "pythonic": "<|python_start|>",
     "minimax_m2": "<minimax:tool_call>",
     "seed_oss": "<seed:tool_call>",
+    "granite": "<|tool_call|>",
+    "nemotron": "<TOOLCALL>",
 }
 # Where a constrained call ends: the first of these after the opener (llama3: the JSON's end).
 CLOSERS = {
@@ -172,6 +186,8 @@ CLOSERS = {
     "pythonic": "<|python_end|>",
     "minimax_m2": "</minimax:tool_call>",
     "seed_oss": "</seed:tool_call>",
+    "granite": None,
+    "nemotron": "</TOOLCALL>",
 }
 
 
@@ -473,6 +489,8 @@ LAZY_REGIONS: dict[str, list[str]] = {
     ],
     "minimax_m2": VARIANTS["minimax_m2"],
     "seed_oss": VARIANTS["seed_oss"][:1],
+    "granite": VARIANTS["granite"],
+    "nemotron": VARIANTS["nemotron"],
 }
 
 

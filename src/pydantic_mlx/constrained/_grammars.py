@@ -236,6 +236,8 @@ _CALL_SYNTAXES: dict[str, CallSyntaxBuilder] = {
     "kimi_k2": _either(_json_calls.kimi_k2, _xml_calls.xtml),
     "glm": _xml_calls.glm,
     "minimax_m2": _xml_calls.minimax_m2,
+    "granite": _json_calls.granite,
+    "nemotron": _json_calls.nemotron,
     "seed_oss": _xml_calls.seed_oss,
     "harmony": _json_calls.harmony,
     "gemma4": _literal_calls.gemma4,
