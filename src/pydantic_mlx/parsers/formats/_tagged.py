@@ -22,7 +22,7 @@ from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
 from ._syntax import Quote
 
-__all__ = ["TaggedCalls", "render_blocks"]
+__all__ = ["TaggedCalls", "render_blocks", "skip_space", "strip_layout_newlines"]
 
 # Characters no function or parameter name written inside a tag holds.
 _NOT_IN_NAME = frozenset("<>\"'{}\n\r\t ")
@@ -46,11 +46,11 @@ class TaggedCalls:
         """The calls in a region's `body`: one or more function elements. Raises
         `CallSyntaxError` for anything else (text between them, a tag left open)."""
         calls: list[ToolCall] = []
-        pos = _skip_space(body, 0)
+        pos = skip_space(body, 0)
         while pos < len(body):
             call, pos = self._function(body, pos, tools)
             calls.append(call)
-            pos = _skip_space(body, pos)
+            pos = skip_space(body, pos)
         if not calls:
             raise CallSyntaxError(f"a call block without {self.function[0]}")
         return calls
@@ -76,7 +76,7 @@ class TaggedCalls:
         name, pos = _name(body, pos + len(self.function[0]), self.function[1])
         raw: dict[str, str] = {}
         while True:
-            pos = _skip_space(body, pos)
+            pos = skip_space(body, pos)
             if body.startswith(self.function_close, pos):
                 return ToolCall(name, coerce_arguments(name, raw, tools)), pos + len(self.function_close)
             if not body.startswith(self.parameter[0], pos):
@@ -87,7 +87,7 @@ class TaggedCalls:
                 raise CallSyntaxError(f"parameter {key!r} of {name!r} never closed")
             if key in raw:  # which value did the model mean? It must say again
                 raise CallSyntaxError(f"parameter {key!r} given twice")
-            raw[key] = _strip_layout_newlines(body[pos:end])
+            raw[key] = strip_layout_newlines(body[pos:end])
             pos = end + len(self.parameter_close)
 
 
@@ -102,8 +102,8 @@ def _name(body: str, pos: int, end_marker: str) -> tuple[str, int]:
     return name, end + len(end_marker)
 
 
-def _strip_layout_newlines(value: str) -> str:
-    """Remove one newline on each side of a value, and only that."""
+def strip_layout_newlines(value: str) -> str:
+    """Remove one newline on each side of a value (the layout the templates write), and only that."""
     if value.startswith("\n"):
         value = value[1:]
     if value.endswith("\n"):
@@ -111,7 +111,8 @@ def _strip_layout_newlines(value: str) -> str:
     return value
 
 
-def _skip_space(text: str, pos: int) -> int:
+def skip_space(text: str, pos: int) -> int:
+    """The offset of the first non-space character of `text` from `pos` (or its end)."""
     while pos < len(text) and text[pos].isspace():
         pos += 1
     return pos

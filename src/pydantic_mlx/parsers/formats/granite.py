@@ -10,10 +10,9 @@ hermes' `<tool_call>{...}</tool_call>` instead, which `detect_format` reads as `
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
-from .._calls import calls_from_json
+from .._calls import call_list_json, calls_from_json
 from .._tools import ToolSet
 from .._types import ToolCall
 from ._syntax import CallSyntax, JsonValue
@@ -35,5 +34,4 @@ def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall
 
 def render(calls: Sequence[ToolCall]) -> str:
     """The text Granite 3.x's chat template writes for `calls`."""
-    objects = [{"name": call.name, "arguments": call.arguments} for call in calls]
-    return "<|tool_call|>" + json.dumps(objects, ensure_ascii=False)
+    return "<|tool_call|>" + call_list_json(calls)

@@ -11,10 +11,9 @@ JSON string (an argument about this format) does not end the list.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
-from .._calls import calls_from_json
+from .._calls import call_list_json, calls_from_json
 from .._tools import ToolSet
 from .._types import ToolCall
 from ._syntax import CallSyntax, Closers, Quote
@@ -36,5 +35,4 @@ def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall
 
 def render(calls: Sequence[ToolCall]) -> str:
     """The text Llama-Nemotron's chat template writes for `calls`."""
-    objects = [{"name": call.name, "arguments": call.arguments} for call in calls]
-    return f"<TOOLCALL>{json.dumps(objects, ensure_ascii=False)}</TOOLCALL>"
+    return f"<TOOLCALL>{call_list_json(calls)}</TOOLCALL>"
