@@ -50,6 +50,7 @@ FORMATS = [
     "seed_oss",
     "granite",
     "nemotron",
+    "phi4_mini",
 ]
 
 SPECIAL_TOKENS = {
@@ -81,6 +82,7 @@ SPECIAL_TOKENS = {
     "seed_oss": ["<seed:tool_call>", "</seed:tool_call>"],
     "granite": ["<|tool_call|>"],
     "nemotron": ["<TOOLCALL>", "</TOOLCALL>"],
+    "phi4_mini": [],
 }
 # The markers a `required` answer holds, one of each tuple (llama3_json's and pythonic's are
 # optional): a DeepSeek answer is a V3/V3.1 section or a DSML block, a Kimi one a K2 section or a
@@ -157,6 +159,7 @@ VARIANTS: dict[str, list[str]] = {
     "nemotron": [
         '<TOOLCALL>[{"name": "ping", "arguments": {}}, {"name": "ping", "arguments": {}}]</TOOLCALL>'
     ],
+    "phi4_mini": ['functools[{"name": "ping", "arguments": {}}, {"name": "ping", "arguments": {}}]'],
 }
 
 # What opens a call in each format (the lazy triggers), as the model would write it.
@@ -173,7 +176,11 @@ OPENERS = {
     "seed_oss": "<seed:tool_call>",
     "granite": "<|tool_call|>",
     "nemotron": "<TOOLCALL>",
+    "phi4_mini": 'functools[{"name"',
 }
+# Text before a call: none where the opener counts only where the answer begins (`functools` is
+# Python's module too, so Phi-4-mini's calls are read only there).
+LEAD = {"phi4_mini": ""}
 # Where a constrained call ends: the first of these after the opener (llama3: the JSON's end).
 CLOSERS = {
     "mistral": None,
@@ -188,6 +195,7 @@ CLOSERS = {
     "seed_oss": "</seed:tool_call>",
     "granite": None,
     "nemotron": "</TOOLCALL>",
+    "phi4_mini": None,
 }
 
 
@@ -330,7 +338,7 @@ def test_a_call_opened_with_the_format_marker_is_valid(
 ) -> None:
     tools = TOOL_SETS["all"]
     tokenizer = loaded[1]
-    opening = "Let me check.\n" + OPENERS[tool_format]
+    opening = LEAD.get(tool_format, "Let me check.\n") + OPENERS[tool_format]
     processor = tool_call_processor(tokenizer, tool_format, tools, parallel=False)
     after_call = _countdown(lambda: processor.regions >= 1 and not processor.constraining, 3)
     text, _ = _generate(
@@ -491,6 +499,7 @@ LAZY_REGIONS: dict[str, list[str]] = {
     "seed_oss": VARIANTS["seed_oss"][:1],
     "granite": VARIANTS["granite"],
     "nemotron": VARIANTS["nemotron"],
+    "phi4_mini": VARIANTS["phi4_mini"],
 }
 
 
@@ -509,9 +518,9 @@ def test_every_lazy_opener_constrains_its_region(loaded: tuple[Any, Any], tool_f
     assert grammars is not None
     texts = [get_format(tool_format).render([call]) for call in GOOD_CALLS] + LAZY_REGIONS[tool_format]
     for text in texts:
-        result = parse("Sure.\n" + text, tool_format, TOOL_SETS["all"])
+        result = parse(LEAD.get(tool_format, "Sure.\n") + text, tool_format, TOOL_SETS["all"])
         assert result.calls and not result.errors, text
-        hit = _first_match(grammars.triggers, text.encode())
+        hit = _first_match(grammars.triggers, text.encode(), at_answer_start=tool_format in LEAD)
         assert hit is not None and hit[0] == 0, text
         assert _accepts(loaded, hit[1].grammar, text), text
 

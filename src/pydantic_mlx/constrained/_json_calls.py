@@ -7,6 +7,7 @@ token of the tokenizer is that one token in the grammar, and plain text otherwis
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,7 +22,17 @@ from ._lark import (
     marker,
 )
 
-__all__ = ["deepseek", "granite", "harmony", "hermes", "kimi_k2", "llama3_json", "mistral", "nemotron"]
+__all__ = [
+    "deepseek",
+    "granite",
+    "harmony",
+    "hermes",
+    "kimi_k2",
+    "llama3_json",
+    "mistral",
+    "nemotron",
+    "phi4_mini",
+]
 
 
 def call_json_rule(
@@ -122,6 +133,15 @@ def granite(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact
 def nemotron(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
     """Llama-Nemotron: `<TOOLCALL>[{"name": ..., "arguments": {...}}, ...]</TOOLCALL>`."""
     return _tagged_list("nemotron", tools, special_token, ("<TOOLCALL>", "</TOOLCALL>"), compact=compact)
+
+
+def phi4_mini(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """Phi-4-mini: `functools[{"name": ..., "arguments": {...}}, ...]` where the answer begins.
+    `functools` is plain text (Python's module too), so it triggers a region only at the start,
+    once a call object follows."""
+    syntax = _tagged_list("phi4", tools, special_token, ("functools", None), compact=compact)
+    at_start = ((r'functools\[\{"name"', syntax.one, syntax.many),)
+    return dataclasses.replace(syntax, openers=(), at_start=at_start)
 
 
 def _tagged_list(
