@@ -809,3 +809,17 @@ def test_a_string_const_is_the_only_value_a_tag_format_may_write(
         assert [c.arguments for c in parse(good, tool_format, tools).calls] == [{"mode": "fixed"}]
         assert _accepts(loaded, grammars.answer, good), good
         assert not _accepts(loaded, grammars.answer, render([ToolCall("t", {"mode": "other"})]))
+
+
+def test_xlam_answer_is_a_call_list_and_nothing_else(loaded: tuple[Any, Any]) -> None:
+    """xLAM-2 has no marker (so no lazy trigger of its own): a `required` answer is its bare list."""
+    one = _answer_grammar(loaded, "xlam", parallel=False)
+    many = _answer_grammar(loaded, "xlam", parallel=True)
+    render = get_format("xlam").render
+    for call in GOOD_CALLS:
+        assert _accepts(loaded, one, render([call])), call
+    pair = render(GOOD_CALLS[:2])
+    assert _accepts(loaded, many, pair) and not _accepts(loaded, one, pair)
+    for call in BAD_CALLS:
+        assert not _accepts(loaded, many, render([call])), call
+    assert not _accepts(loaded, many, "[]")

@@ -239,6 +239,7 @@ _CALL_SYNTAXES: dict[str, CallSyntaxBuilder] = {
     "granite": _json_calls.granite,
     "nemotron": _json_calls.nemotron,
     "phi4_mini": _json_calls.phi4_mini,
+    "xlam": _json_calls.xlam,
     "seed_oss": _xml_calls.seed_oss,
     "harmony": _json_calls.harmony,
     "gemma4": _literal_calls.gemma4,

@@ -32,6 +32,7 @@ __all__ = [
     "mistral",
     "nemotron",
     "phi4_mini",
+    "xlam",
 ]
 
 
@@ -142,6 +143,16 @@ def phi4_mini(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compa
     syntax = _tagged_list("phi4", tools, special_token, ("functools", None), compact=compact)
     at_start = ((r'functools\[\{"name"', syntax.one, syntax.many),)
     return dataclasses.replace(syntax, openers=(), at_start=at_start)
+
+
+def xlam(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """xLAM-2: the answer is `[{"name": ..., "arguments": {...}}, ...]`, no marker (so no lazy
+    trigger of its own: a region the model opens is read by the untagged-JSON triggers)."""
+    rules = (
+        _call_list("xlam_one", tools, 1, compact=compact),
+        _call_list("xlam_calls", tools, None, compact=compact),
+    )
+    return CallSyntax("xlam_one", "xlam_calls", rules, ())
 
 
 def _tagged_list(
