@@ -37,7 +37,21 @@ from test_constrained import (
     _prompt,
 )
 
-FORMATS = ["llama3_json", "mistral", "deepseek", "kimi_k2", "glm", "harmony", "gemma4", "pythonic"]
+FORMATS = [
+    "llama3_json",
+    "mistral",
+    "deepseek",
+    "kimi_k2",
+    "glm",
+    "harmony",
+    "gemma4",
+    "pythonic",
+    "minimax_m2",
+    "seed_oss",
+    "granite",
+    "nemotron",
+    "phi4_mini",
+]
 
 SPECIAL_TOKENS = {
     "llama3_json": ["<|python_tag|>"],
@@ -64,6 +78,11 @@ SPECIAL_TOKENS = {
     "harmony": ["<|start|>", "<|channel|>", "<|message|>", "<|constrain|>", "<|call|>", "<|end|>"],
     "gemma4": ["<|tool_call>", "<tool_call|>", '<|"|>'],
     "pythonic": ["<|python_start|>", "<|python_end|>", "<|tool_call_start|>", "<|tool_call_end|>"],
+    "minimax_m2": ["<minimax:tool_call>", "</minimax:tool_call>"],
+    "seed_oss": ["<seed:tool_call>", "</seed:tool_call>"],
+    "granite": ["<|tool_call|>"],
+    "nemotron": ["<TOOLCALL>", "</TOOLCALL>"],
+    "phi4_mini": [],
 }
 # The markers a `required` answer holds, one of each tuple (llama3_json's and pythonic's are
 # optional): a DeepSeek answer is a V3/V3.1 section or a DSML block, a Kimi one a K2 section or a
@@ -75,6 +94,10 @@ REQUIRED_OPENERS = {
     "glm": ("<tool_call>",),
     "harmony": ("<|channel|>",),
     "gemma4": ("<tool_call|>",),
+    "minimax_m2": ("<minimax:tool_call>",),
+    "seed_oss": ("<seed:tool_call>",),
+    "granite": ("<|tool_call|>",),
+    "nemotron": ("<TOOLCALL>",),
 }
 
 # The layouts each parser reads from real models, beyond what `render` writes.
@@ -120,6 +143,23 @@ VARIANTS: dict[str, list[str]] = {
         "<|tool_call_start|>[ping()]<|tool_call_end|>",
         "<|python_start|>[get_weather(city='It\\'s', unit='celsius', days=3), ping()]<|python_end|>",
     ],
+    "minimax_m2": [
+        '<minimax:tool_call>\n<invoke name="get_weather">\n<parameter name="city">New\nYork</parameter>\n'
+        '<parameter name="unit">celsius</parameter>\n</invoke>\n<invoke name="ping">\n</invoke>\n'
+        "</minimax:tool_call>",
+    ],
+    "seed_oss": [
+        "<seed:tool_call>\n<function=get_weather>\n<parameter=city>Oslo</parameter>\n"
+        "<parameter=unit>celsius</parameter>\n</function>\n</seed:tool_call>\n"
+        "<seed:tool_call>\n<function=ping>\n</function>\n</seed:tool_call>",
+    ],
+    "granite": [
+        '<|tool_call|>[{"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}, {"name": "ping", "arguments": {}}]'
+    ],
+    "nemotron": [
+        '<TOOLCALL>[{"name": "ping", "arguments": {}}, {"name": "ping", "arguments": {}}]</TOOLCALL>'
+    ],
+    "phi4_mini": ['functools[{"name": "ping", "arguments": {}}, {"name": "ping", "arguments": {}}]'],
 }
 
 # What opens a call in each format (the lazy triggers), as the model would write it.
@@ -132,7 +172,15 @@ OPENERS = {
     "harmony": "<|channel|>commentary to=",
     "gemma4": "<|tool_call>",
     "pythonic": "<|python_start|>",
+    "minimax_m2": "<minimax:tool_call>",
+    "seed_oss": "<seed:tool_call>",
+    "granite": "<|tool_call|>",
+    "nemotron": "<TOOLCALL>",
+    "phi4_mini": 'functools[{"name"',
 }
+# Text before a call: none where the opener counts only where the answer begins (`functools` is
+# Python's module too, so Phi-4-mini's calls are read only there).
+LEAD = {"phi4_mini": ""}
 # Where a constrained call ends: the first of these after the opener (llama3: the JSON's end).
 CLOSERS = {
     "mistral": None,
@@ -143,6 +191,11 @@ CLOSERS = {
     "harmony": "<|call|>",
     "gemma4": "<tool_call|>",
     "pythonic": "<|python_end|>",
+    "minimax_m2": "</minimax:tool_call>",
+    "seed_oss": "</seed:tool_call>",
+    "granite": None,
+    "nemotron": "</TOOLCALL>",
+    "phi4_mini": None,
 }
 
 
@@ -285,7 +338,7 @@ def test_a_call_opened_with_the_format_marker_is_valid(
 ) -> None:
     tools = TOOL_SETS["all"]
     tokenizer = loaded[1]
-    opening = "Let me check.\n" + OPENERS[tool_format]
+    opening = LEAD.get(tool_format, "Let me check.\n") + OPENERS[tool_format]
     processor = tool_call_processor(tokenizer, tool_format, tools, parallel=False)
     after_call = _countdown(lambda: processor.regions >= 1 and not processor.constraining, 3)
     text, _ = _generate(
@@ -442,6 +495,11 @@ LAZY_REGIONS: dict[str, list[str]] = {
         "<|python_start|>[get_weather(city = 'Oslo',unit='celsius')]<|python_end|>",
         '[ping(), get_weather(city="Oslo", unit="celsius")]',  # bare, as Llama 3.2 writes it
     ],
+    "minimax_m2": VARIANTS["minimax_m2"],
+    "seed_oss": VARIANTS["seed_oss"][:1],
+    "granite": VARIANTS["granite"],
+    "nemotron": VARIANTS["nemotron"],
+    "phi4_mini": VARIANTS["phi4_mini"],
 }
 
 
@@ -460,9 +518,9 @@ def test_every_lazy_opener_constrains_its_region(loaded: tuple[Any, Any], tool_f
     assert grammars is not None
     texts = [get_format(tool_format).render([call]) for call in GOOD_CALLS] + LAZY_REGIONS[tool_format]
     for text in texts:
-        result = parse("Sure.\n" + text, tool_format, TOOL_SETS["all"])
+        result = parse(LEAD.get(tool_format, "Sure.\n") + text, tool_format, TOOL_SETS["all"])
         assert result.calls and not result.errors, text
-        hit = _first_match(grammars.triggers, text.encode())
+        hit = _first_match(grammars.triggers, text.encode(), at_answer_start=tool_format in LEAD)
         assert hit is not None and hit[0] == 0, text
         assert _accepts(loaded, hit[1].grammar, text), text
 
@@ -751,3 +809,17 @@ def test_a_string_const_is_the_only_value_a_tag_format_may_write(
         assert [c.arguments for c in parse(good, tool_format, tools).calls] == [{"mode": "fixed"}]
         assert _accepts(loaded, grammars.answer, good), good
         assert not _accepts(loaded, grammars.answer, render([ToolCall("t", {"mode": "other"})]))
+
+
+def test_xlam_answer_is_a_call_list_and_nothing_else(loaded: tuple[Any, Any]) -> None:
+    """xLAM-2 has no marker (so no lazy trigger of its own): a `required` answer is its bare list."""
+    one = _answer_grammar(loaded, "xlam", parallel=False)
+    many = _answer_grammar(loaded, "xlam", parallel=True)
+    render = get_format("xlam").render
+    for call in GOOD_CALLS:
+        assert _accepts(loaded, one, render([call])), call
+    pair = render(GOOD_CALLS[:2])
+    assert _accepts(loaded, many, pair) and not _accepts(loaded, one, pair)
+    for call in BAD_CALLS:
+        assert not _accepts(loaded, many, render([call])), call
+    assert not _accepts(loaded, many, "[]")

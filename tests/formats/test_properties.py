@@ -79,6 +79,8 @@ def test_marker_soup_never_raises_and_streams_like_parse(
         assert events_agree(whole, events)
     # The format's reader, given the soup as a call body, returns calls or raises CallSyntaxError.
     region: Any = get_format(case.name)
+    if not region.CALLS:  # a format without markers (xLAM): the untagged readers did the reading
+        return
     try:
         calls = region.parse_region(data.draw(st.sampled_from(region.CALLS)), text, tool_set(tools))
     except CallSyntaxError:

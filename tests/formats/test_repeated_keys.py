@@ -8,6 +8,7 @@ from parsers.conftest import stream
 from pydantic_mlx.parsers import MalformedCall, ToolCall, available_formats, parse, render_calls
 
 NAMED_FORMATS = [f for f in available_formats() if f != "auto"]
+WITHOUT_MARKERS = frozenset({"xlam"})  # its calls are a bare JSON list, read by the untagged rules
 
 DSML = (
     '<｜DSML｜function_calls>\n<｜DSML｜invoke name="f">\n'
@@ -36,10 +37,20 @@ def _assert_malformed(text: str, format: str) -> None:
     assert streamed == result
 
 
-@pytest.mark.parametrize("format", NAMED_FORMATS)
+@pytest.mark.parametrize("format", [f for f in NAMED_FORMATS if f not in WITHOUT_MARKERS])
 def test_an_argument_given_twice_is_malformed(format: str) -> None:
     _assert_malformed(_repeated(format), format)
     _assert_malformed(_repeated(format), "auto")
+
+
+@pytest.mark.parametrize("format", sorted(WITHOUT_MARKERS))
+def test_an_unmarked_call_list_with_an_argument_given_twice_is_text(format: str) -> None:
+    # Without a marker nothing says it was meant as a call: JSON that is not a valid call stays
+    # the answer's text (the untagged rules), never a call with one of the two values.
+    text = _repeated(format)
+    for reader in (format, "auto"):
+        result = parse(text, format=reader)
+        assert (result.content, result.calls, result.errors) == (text, [], [])
 
 
 @pytest.mark.parametrize(("text", "format"), [(DSML, "deepseek"), (KIMI_K3, "kimi_k2")])

@@ -12,6 +12,8 @@ from .test_properties import MARKERS, SETTINGS, marked_text
 
 FORMATS = available_formats()
 CONTROL = ["<|im_start|>", "<|endoftext|>", "<start_of_turn>", "<|fim_middle|>"]
+# Formats whose calls are read only where the answer begins (Phi-4-mini's plain-word `functools`).
+ANSWER_START_ONLY = frozenset({"phi4_mini"})
 # Special tokens the formats' own markers are made of (as real tokenizers list them).
 FORMAT_TOKENS = [
     "<|channel|>",
@@ -70,11 +72,14 @@ def test_dropped_text_is_gone_and_calls_still_parse_when_their_markers_are_asked
     before: str, control: str, format: str
 ) -> None:
     call = render_calls([ToolCall("read_file", {"path": "a.txt"})], format)
+    if format in ANSWER_START_ONLY:
+        before = ""  # its calls count only where the answer begins: after dropped text, still
     text = f"{control}{before}{control}\n{call}{control}"
     plain = parse(text, format=format)
     # Every marker of every format, and the tokens they are made of, are in `drop` too: the
     # format's own must still work.
     result = parse(text, format=format, drop=[*CONTROL, *FORMAT_TOKENS, *MARKERS])
-    assert result.calls == plain.calls
+    if format not in ANSWER_START_ONLY:  # there, undropped, the control text began the answer
+        assert result.calls == plain.calls
     assert [(c.name, c.arguments) for c in result.calls] == [("read_file", {"path": "a.txt"})]
     assert control not in (result.content or "") + (result.reasoning or "")

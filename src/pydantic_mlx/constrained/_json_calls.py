@@ -7,8 +7,10 @@ token of the tokenizer is that one token in the grammar, and plain text otherwis
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ._lark import (
     CallSyntax,
@@ -20,7 +22,18 @@ from ._lark import (
     marker,
 )
 
-__all__ = ["deepseek", "harmony", "hermes", "kimi_k2", "llama3_json", "mistral"]
+__all__ = [
+    "deepseek",
+    "granite",
+    "harmony",
+    "hermes",
+    "kimi_k2",
+    "llama3_json",
+    "mistral",
+    "nemotron",
+    "phi4_mini",
+    "xlam",
+]
 
 
 def call_json_rule(
@@ -74,33 +87,93 @@ def llama3_json(tools: Sequence[ToolSchema], special_token: SpecialToken, *, com
 _MISTRAL_ID = {"type": "string", "pattern": "^[A-Za-z0-9]{9}$"}
 
 
+def _call_list(
+    rule: str,
+    tools: Sequence[ToolSchema],
+    most: int | None,
+    *,
+    compact: bool,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """`rule`: a JSON list of one to `most` call objects (each with `extra` keys allowed)."""
+    item = call_object_schema(tools, extra=extra)
+    schema: dict[str, Any] = {
+        "type": "array",
+        "items": item,
+        "minItems": 1,
+        **({"maxItems": most} if most else {}),
+    }
+    if "$defs" in item:  # `$ref`s point at the root
+        schema = {**schema, "items": {k: v for k, v in item.items() if k != "$defs"}, "$defs": item["$defs"]}
+    return f"{rule}: %json {json_options(schema, compact=compact)}"
+
+
 def mistral(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
     """v11+: `[TOOL_CALLS]name[ARGS]{...}` (`[CALL_ID]id` before `[ARGS]` optional), one
     `[TOOL_CALLS]` per call; before v11: `[TOOL_CALLS][{"name": ..., "arguments": {...}}, ...]`."""
     calls, args = marker("[TOOL_CALLS]", special_token), marker("[ARGS]", special_token)
     call_id = f"({marker('[CALL_ID]', special_token)} /[A-Za-z0-9]{{9}}/)?"
-    item = call_object_schema(tools, extra={"id": _MISTRAL_ID})
-
-    def call_list(rule: str, most: int | None) -> str:
-        schema = {"type": "array", "items": item, "minItems": 1, **({"maxItems": most} if most else {})}
-        if "$defs" in item:  # `$ref`s point at the root
-            schema = {
-                **schema,
-                "items": {k: v for k, v in item.items() if k != "$defs"},
-                "$defs": item["$defs"],
-            }
-        return f"{rule}: %json {json_options(schema, compact=compact)}"
-
+    extra = {"id": _MISTRAL_ID}
     rules = (
         f"mistral_call: {calls} (mistral_named | mistral_list)",
         *_named_calls("mistral_named", tools, f"{{name}} {call_id} {args}", compact=compact),
-        call_list("mistral_list", None),
+        _call_list("mistral_list", tools, None, compact=compact, extra=extra),
         f"mistral_one: {calls} (mistral_named | mistral_list_one)",
-        call_list("mistral_list_one", 1),
+        _call_list("mistral_list_one", tools, 1, compact=compact, extra=extra),
     )
     return CallSyntax(
         "mistral_one", "mistral_call+", rules, (("[TOOL_CALLS]", "mistral_one", "mistral_call"),)
     )
+
+
+def granite(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """Granite 3.x: `<|tool_call|>[{"name": ..., "arguments": {...}}, ...]`, every call in one list."""
+    return _tagged_list("granite", tools, special_token, ("<|tool_call|>", None), compact=compact)
+
+
+def nemotron(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """Llama-Nemotron: `<TOOLCALL>[{"name": ..., "arguments": {...}}, ...]</TOOLCALL>`."""
+    return _tagged_list("nemotron", tools, special_token, ("<TOOLCALL>", "</TOOLCALL>"), compact=compact)
+
+
+def phi4_mini(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """Phi-4-mini: `functools[{"name": ..., "arguments": {...}}, ...]` where the answer begins.
+    `functools` is plain text (Python's module too), so it triggers a region only at the start,
+    once a call object follows."""
+    syntax = _tagged_list("phi4", tools, special_token, ("functools", None), compact=compact)
+    at_start = ((r'functools\[\{"name"', syntax.one, syntax.many),)
+    return dataclasses.replace(syntax, openers=(), at_start=at_start)
+
+
+def xlam(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """xLAM-2: the answer is `[{"name": ..., "arguments": {...}}, ...]`, no marker (so no lazy
+    trigger of its own: a region the model opens is read by the untagged-JSON triggers)."""
+    rules = (
+        _call_list("xlam_one", tools, 1, compact=compact),
+        _call_list("xlam_calls", tools, None, compact=compact),
+    )
+    return CallSyntax("xlam_one", "xlam_calls", rules, ())
+
+
+def _tagged_list(
+    prefix: str,
+    tools: Sequence[ToolSchema],
+    special_token: SpecialToken,
+    tags: tuple[str, str | None],
+    *,
+    compact: bool,
+) -> CallSyntax:
+    """A JSON list of call objects after an opening tag (and before a closing one, if any)."""
+    opener = marker(tags[0], special_token)
+    closer = "" if tags[1] is None else f" {marker(tags[1], special_token)}"
+    one, many = f"{prefix}_one", f"{prefix}_calls"
+    rules = (
+        f"{one}: {opener} {one}_list{closer}",
+        _call_list(f"{one}_list", tools, 1, compact=compact),
+        f"{many}: {opener} {many}_list{closer}",
+        _call_list(f"{many}_list", tools, None, compact=compact),
+    )
+    return CallSyntax(one, many, rules, ((tags[0], one, many),))
 
 
 _DS_CALLS_BEGIN, _DS_CALLS_END = "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>"

@@ -33,7 +33,7 @@ from ._lark import (
     tool_arguments,
 )
 
-__all__ = ["auto", "dsml", "glm", "qwen3_coder", "xtml"]
+__all__ = ["auto", "dsml", "glm", "minimax_m2", "qwen3_coder", "seed_oss", "xtml"]
 
 
 def qwen3_coder(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
@@ -169,6 +169,84 @@ def glm(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bo
     return CallSyntax(
         "glm_call", 'glm_call ("\\n" glm_call)*', tuple(rules), (("<tool_call>", "glm_call", "glm_call"),)
     )
+
+
+def minimax_m2(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """MiniMax-M2: one `<minimax:tool_call>` block of `<invoke name="NAME">` elements, each
+    argument `<parameter name="KEY">VALUE</parameter>` on its own line."""
+    return _tagged_block(
+        tools,
+        special_token,
+        compact=compact,
+        prefix="minimax",
+        block=("<minimax:tool_call>", "</minimax:tool_call>"),
+        function=('<invoke name="', '">', "</invoke>"),
+        parameter=('<parameter name="', '">'),
+        one_block_per_call=False,
+    )
+
+
+def seed_oss(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """Seed-OSS: a `<seed:tool_call>` block per call around `<function=NAME>`, each argument
+    `<parameter=KEY>VALUE</parameter>` on its own line."""
+    return _tagged_block(
+        tools,
+        special_token,
+        compact=compact,
+        prefix="seed",
+        block=("<seed:tool_call>", "</seed:tool_call>"),
+        function=("<function=", ">", "</function>"),
+        parameter=("<parameter=", ">"),
+        one_block_per_call=True,
+    )
+
+
+def _tagged_block(
+    tools: Sequence[ToolSchema],
+    special_token: SpecialToken,
+    *,
+    compact: bool,
+    prefix: str,
+    block: tuple[str, str],
+    function: tuple[str, str, str],
+    parameter: tuple[str, str],
+    one_block_per_call: bool,
+) -> CallSyntax:
+    """Calls written as the parsers' `formats/_tagged.py` reads them: a block of function
+    elements, tags one per line, a string-only value raw text up to `</parameter>`, any other
+    value JSON valid against its schema."""
+    opener, closer = marker(block[0], special_token), marker(block[1], special_token)
+    rules = [f"{prefix}_function: " + " | ".join(f"{prefix}_function_{i}" for i in range(len(tools)))]
+    for index, tool in enumerate(tools):
+        properties, required, defs = tool_arguments(tool)
+        parts = [json.dumps(f"{function[0]}{tool.name}{function[1]}")]
+        for key_index, (key, prop) in enumerate(properties.items()):
+            pair, value = f"{prefix}_parameter_{index}_{key_index}", f"{prefix}_value_{index}_{key_index}"
+            parts.append(pair if key in required else f"{pair}?")
+            # The newline is in the tag's lexeme: a lone newline lexeme beside the closer's
+            # "\n</invoke>" would need the lexer to back up two bytes once `<p` follows.
+            tag = json.dumps("\n" + parameter[0] + key + parameter[1])
+            rules.append(f"{pair}: {tag} {value}")
+            rules.append(
+                text_value_rule(
+                    value,
+                    prop,
+                    defs,
+                    opener=parameter[0],
+                    closer="</parameter>",
+                    special_token=special_token,
+                    compact=compact,
+                )
+            )
+        parts.append(json.dumps(f"\n{function[2]}"))
+        rules.append(f"{prefix}_function_{index}: " + " ".join(parts))
+    one, many = f"{prefix}_call", f"{prefix}_calls"
+    rules.append(f'{one}: {opener} "\\n" {prefix}_function "\\n" {closer}')
+    if one_block_per_call:
+        rules.append(f'{many}: {one} ("\\n" {one})*')
+    else:
+        rules.append(f'{many}: {opener} "\\n" {prefix}_function ("\\n" {prefix}_function)* "\\n" {closer}')
+    return CallSyntax(one, many, tuple(rules), ((block[0], one, many),))
 
 
 def _marked_value(

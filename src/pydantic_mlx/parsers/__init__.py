@@ -63,8 +63,20 @@ __all__ = [
 
 # `auto` tries formats that share an opener in this order (each rejects bodies not its own).
 _AUTO_FIRST = ("hermes", "qwen3_coder", "glm")
-# Template detection checks the most specific formats first; hermes' `<tool_call>` is generic.
-_DETECT_FIRST = ("harmony", "kimi_k2", "deepseek", "glm", "qwen3_coder", "gemma4", "mistral", "pythonic")
+# Template detection checks the most specific formats first; hermes' `<tool_call>` is generic,
+# and Seed-OSS's template writes Qwen3-Coder's `<parameter=` inside its own `<seed:tool_call>`.
+_DETECT_FIRST = (
+    "harmony",
+    "kimi_k2",
+    "deepseek",
+    "minimax_m2",
+    "seed_oss",
+    "glm",
+    "qwen3_coder",
+    "gemma4",
+    "mistral",
+    "pythonic",
+)
 _DETECT_LAST = ("llama3_json", "hermes")
 
 

@@ -8,14 +8,21 @@ around them) are held to a stricter shape, because a JSON example in an answer m
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._json import loads_lenient
 from ._tools import ToolSet
 from ._types import CallSyntaxError, ToolCall
 
-__all__ = ["UNTAGGED_FIRST_KEYS", "call_from_object", "calls_from_value"]
+__all__ = [
+    "UNTAGGED_FIRST_KEYS",
+    "call_from_object",
+    "call_list_json",
+    "calls_from_json",
+    "calls_from_value",
+]
 
 _NAME_KEYS = ("name", "function", "tool", "tool_name")
 _ARGUMENT_KEYS = ("arguments", "parameters", "args", "input")
@@ -31,6 +38,21 @@ def calls_from_value(value: Any, tools: ToolSet, *, untagged: bool) -> list[Tool
             raise CallSyntaxError("an empty list is not a call")
         return [call_from_object(item, tools, untagged=untagged) for item in value]
     return [call_from_object(value, tools, untagged=untagged)]
+
+
+def calls_from_json(text: str, tools: ToolSet) -> list[ToolCall]:
+    """The calls in `text`, one JSON call object or a non-empty list of them, that a format's
+    markers delimit. Raises `CallSyntaxError` when `text` is not that."""
+    try:
+        value = loads_lenient(text)
+    except ValueError as exc:
+        raise CallSyntaxError(f"not a JSON call list: {exc}") from None
+    return calls_from_value(value, tools, untagged=False)
+
+
+def call_list_json(calls: Sequence[ToolCall]) -> str:
+    """`calls` as the JSON list `[{"name": ..., "arguments": {...}}, ...]` templates write."""
+    return json.dumps([{"name": c.name, "arguments": c.arguments} for c in calls], ensure_ascii=False)
 
 
 def call_from_object(obj: Any, tools: ToolSet, *, untagged: bool) -> ToolCall:

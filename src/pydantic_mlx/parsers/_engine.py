@@ -597,6 +597,13 @@ class Engine:
                 return self._goto(region, j)
             if not final and _could_become(buf, j, opener):
                 return False
+        for marker in self._d.drop:
+            # Dropped markup (a control token the tokenizer leaked) is not the answer: the answer
+            # still begins after it. The text loop drops it; this check runs again after it.
+            if buf.startswith(marker, j) and self._is_marker(j, marker):
+                return None
+            if not final and _could_become(buf, j, marker):
+                return False
         self._answer_start = False
         return None
 

@@ -39,6 +39,7 @@ from .._schema import coerce_arguments
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
 from ._syntax import CallSyntax, Closers, Quote
+from ._tagged import skip_space, strip_layout_newlines
 
 __all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
 
@@ -75,7 +76,7 @@ def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall
     `<function=...>` region (whose body starts right after that `<function=`)."""
     if syntax.opener == _FUNCTION_OPEN:
         return _functions(body, 0, tools)
-    pos = _skip_space(body, 0)
+    pos = skip_space(body, 0)
     if not body.startswith(_FUNCTION_OPEN, pos):
         raise CallSyntaxError("expected <function=NAME> in a <tool_call> block")
     return _functions(body, pos + len(_FUNCTION_OPEN), tools)
@@ -94,10 +95,10 @@ def _functions(body: str, start: int, tools: ToolSet) -> list[ToolCall]:
     while True:
         call, pos = _function_at(body, pos, tools, markers)
         calls.append(call)
-        pos = _skip_space(body, pos)
+        pos = skip_space(body, pos)
         for boundary in (_BLOCK_CLOSE, _BLOCK_OPEN):
             if body.startswith(boundary, pos):
-                pos = _skip_space(body, pos + len(boundary))
+                pos = skip_space(body, pos + len(boundary))
         if pos == len(body):
             return calls
         if not body.startswith(_FUNCTION_OPEN, pos):
@@ -126,13 +127,13 @@ def _function_at(body: str, pos: int, tools: ToolSet, markers: _Markers) -> tupl
     name = body[pos:gt].strip()
     if not name or any(c.isspace() or c in "<>{}\"'" for c in name):
         raise CallSyntaxError(f"not a function name: {name[:40]!r}")
-    i = _skip_space(body, gt + 1)
+    i = skip_space(body, gt + 1)
     if body.startswith("{", i):
         return _json_function(body, name, i)
     raw: dict[str, str] = {}
     declared = _declared_parameters(name, tools)
     while True:
-        i = _skip_space(body, i)
+        i = skip_space(body, i)
         if body.startswith(_FUNCTION_CLOSE, i):
             i += len(_FUNCTION_CLOSE)
             break
@@ -152,7 +153,7 @@ def _function_at(body: str, pos: int, tools: ToolSet, markers: _Markers) -> tupl
             raise CallSyntaxError(f"parameter {key!r} never closed")
         if key in raw:  # which value did the model mean? It must say again
             raise CallSyntaxError(f"parameter {key!r} given twice")
-        raw[key] = _strip_template_newlines(body[gt + 1 : value_end])
+        raw[key] = strip_layout_newlines(body[gt + 1 : value_end])
     return ToolCall(name=name, arguments=coerce_arguments(name, raw, tools)), i
 
 
@@ -239,27 +240,12 @@ def _json_function(body: str, name: str, start: int) -> tuple[ToolCall, int]:
         raise CallSyntaxError(f"JSON arguments of {name!r} are not JSON: {exc}") from None
     if not isinstance(arguments, dict):
         raise CallSyntaxError("JSON arguments must be an object")
-    after = _skip_space(body, end)
+    after = skip_space(body, end)
     if body.startswith(_FUNCTION_CLOSE, after):
         return ToolCall(name=name, arguments=arguments), after + len(_FUNCTION_CLOSE)
     if after == len(body) or body.startswith((_FUNCTION_OPEN, _BLOCK_OPEN, _BLOCK_CLOSE), after):
         return ToolCall(name=name, arguments=arguments), after
     raise CallSyntaxError(f"text after the JSON arguments of {name!r}")
-
-
-def _strip_template_newlines(value: str) -> str:
-    """Remove the one newline the template writes on each side of a value, and only that."""
-    if value.startswith("\n"):
-        value = value[1:]
-    if value.endswith("\n"):
-        value = value[:-1]
-    return value
-
-
-def _skip_space(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos].isspace():
-        pos += 1
-    return pos
 
 
 class _Markers:
