@@ -114,6 +114,25 @@ def test_the_shared_prefix_ends_where_the_first_user_content_starts(demo_model_p
     assert none == 0
 
 
+@pytest.mark.parametrize("batching", [True, False])
+async def test_the_file_is_written_after_the_response(
+    demo_model_path: Path, tmp_path: Path, batching: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = fresh_model(demo_model_path, tmp_path, batching=batching)
+    during_generation: list[bool] = []
+    write = DiskPromptCache.write
+
+    def recording_write(self: DiskPromptCache, tokens: list[int], cache: list[Any]) -> None:
+        # `busy` is held for the whole of a generation (its stream ends after it is released).
+        during_generation.append(model.loaded.busy.locked())
+        write(self, tokens, cache)
+
+    monkeypatch.setattr(DiskPromptCache, "write", recording_write)
+    await run_agent(model)
+    assert during_generation == [False]
+    assert len(cache_files(tmp_path)) == 1
+
+
 async def test_a_truncated_file_is_ignored_with_a_warning_and_rebuilt(
     demo_model_path: Path, tmp_path: Path
 ) -> None:

@@ -23,6 +23,7 @@ that made them); the folder itself may be shared by any number of processes.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import os
@@ -194,17 +195,12 @@ class DiskPromptCache:
 
     def _read(self, path: Path, tokens: list[int]) -> KVCacheLayers | None:
         try:
-            problem = _header_problem(path)
-            if problem is None:
-                cache, metadata = load_prompt_cache(str(path), return_metadata=True)
-                problem = self._metadata_problem(metadata, tokens) or self._layers_problem(cache, len(tokens))
-                if problem is None:
-                    mx.eval([c.state for c in cache])  # read now: a bad file fails here, not mid-generation
+            cache, problem = self._checked_load(path, tokens)
         except FileNotFoundError:
             return None  # evicted meanwhile by another process
         except Exception as error:  # whatever a damaged file makes the readers raise
-            problem = f"{type(error).__name__}: {error}"
-        if problem is not None:
+            cache, problem = None, f"{type(error).__name__}: {error}"
+        if cache is None:
             warnings.warn(
                 f"ignoring the prompt-cache file {path} ({problem}); it is deleted and will be written again",
                 DiskCacheWarning,
@@ -215,7 +211,19 @@ class DiskPromptCache:
             return None
         with contextlib.suppress(OSError):
             os.utime(path)  # least recently used goes first: this one was just used
-        return cache  # pyright: ignore[reportPossiblyUnboundVariable]
+        return cache
+
+    def _checked_load(self, path: Path, tokens: list[int]) -> tuple[KVCacheLayers | None, str | None]:
+        """The file's cache, or None and what is wrong with the file."""
+        problem = _header_problem(path)
+        if problem is not None:
+            return None, problem
+        cache, metadata = load_prompt_cache(str(path), return_metadata=True)
+        problem = self._metadata_problem(metadata, tokens) or self._layers_problem(cache, len(tokens))
+        if problem is not None:
+            return None, problem
+        mx.eval([c.state for c in cache])  # read now: a bad file fails here, not mid-generation
+        return cache, None
 
     def _metadata_problem(self, metadata: dict[str, Any], tokens: list[int]) -> str | None:
         if metadata.get("format") != FORMAT:
@@ -249,11 +257,10 @@ class DiskPromptCache:
                 for c in cache
             ]
         elif prefix == len(tokens) or all(c.is_trimmable() for c in cache):
-            import copy
-
             layers = copy.deepcopy(cache)
-            for c in layers:
-                c.trim(len(tokens) - prefix)
+            if prefix < len(tokens):
+                for c in layers:
+                    c.trim(len(tokens) - prefix)
         else:
             return None
         mx.eval([c.state for c in layers])
