@@ -7,6 +7,7 @@ the agent's shared prefix, never reads a damaged or foreign file, and keeps its 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -131,6 +132,23 @@ async def test_the_file_is_written_after_the_response(
     await run_agent(model)
     assert during_generation == [False]
     assert len(cache_files(tmp_path)) == 1
+
+
+async def test_concurrent_conversations_write_their_shared_prefix_once(
+    demo_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = fresh_model(demo_model_path, tmp_path)
+    writes: list[int] = []
+    write = DiskPromptCache.write
+
+    def counting_write(self: DiskPromptCache, tokens: list[int], cache: list[Any]) -> None:
+        writes.append(len(tokens))
+        write(self, tokens, cache)
+
+    monkeypatch.setattr(DiskPromptCache, "write", counting_write)
+    runs = await asyncio.gather(*(run_agent(model) for _ in range(3)))
+    assert len(writes) == 1 and len(cache_files(tmp_path)) == 1
+    assert replies(runs[0][0]) == replies(runs[1][0]) == replies(runs[2][0])
 
 
 async def test_a_truncated_file_is_ignored_with_a_warning_and_rebuilt(

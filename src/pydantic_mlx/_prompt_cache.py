@@ -81,6 +81,8 @@ class PromptCache:
         self._schedule = schedule
         self._entries: list[_Entry] = []  # least recently used first
         self._wanted_on_disk: list[list[int]] = []
+        self._writing: set[tuple[int, ...]] = set()
+        """Prefixes whose write is queued: concurrent conversations of one agent write it once."""
 
     @property
     def nbytes(self) -> int:
@@ -150,7 +152,9 @@ class PromptCache:
 
     def _want_on_disk(self, prefix: list[int] | None) -> None:
         disk = self.disk
-        if disk is None or not prefix or prefix in self._wanted_on_disk or disk.has(prefix):
+        if disk is None or not prefix or prefix in self._wanted_on_disk or tuple(prefix) in self._writing:
+            return
+        if disk.has(prefix):
             return
         self._wanted_on_disk = [*self._wanted_on_disk, prefix][-WANTED_ON_DISK:]
 
@@ -165,8 +169,16 @@ class PromptCache:
             if snapshot is None:
                 continue
 
-            def write(prefix: list[int] = prefix, snapshot: KVCache = snapshot) -> None:
-                disk.write(prefix, snapshot)
+            key = tuple(prefix)
+            self._writing.add(key)
+
+            def write(
+                prefix: list[int] = prefix, snapshot: KVCache = snapshot, key: tuple[int, ...] = key
+            ) -> None:
+                try:
+                    disk.write(prefix, snapshot)
+                finally:
+                    self._writing.discard(key)
 
             if self._schedule is None:
                 write()
