@@ -179,6 +179,7 @@ def render_prompt(
         instructions=instructions,
         add_generation_prompt=add_generation_prompt,
         template_kwargs=template_kwargs,
+        find_shared_prefix=False,
     )
     return prompt
 
@@ -191,6 +192,7 @@ def render_prompt_and_shared_prefix(
     instructions: str | None = None,
     add_generation_prompt: bool = True,
     template_kwargs: Mapping[str, Any] | None = None,
+    find_shared_prefix: bool = True,
 ) -> tuple[list[int], int]:
     """Render messages and tools with the tokenizer's chat template: the prompt's token ids, and
     how many of them come before the first user message's content (0 if there is none).
@@ -200,6 +202,7 @@ def render_prompt_and_shared_prefix(
     tools in the first user turn, Gemma's system text inside it). It is found where the first
     user content's placeholder lands in the rendered text, not by rendering the system part
     alone: templates render a conversation without a user turn differently, or refuse it.
+    `find_shared_prefix=False` skips finding it (it costs a tokenization of the prefix) and gives 0.
 
     Content is rendered as placeholders, so that where it lies in the template's text is known.
     When no content spells one of the tokenizer's added tokens (turn markers, `<tool_call>`), the
@@ -234,7 +237,7 @@ def render_prompt_and_shared_prefix(
         raise TypeError(f"apply_chat_template(tokenize=False) returned {type(rendered).__name__}, not str")
     encode = _encoder(tokenizer)
     pieces = holder.splice(rendered)
-    first_user = holder.first_user_piece
+    first_user = holder.first_user_piece if find_shared_prefix else None
     if not _content_spells_added_tokens(pieces, marked):
         token_ids = encode("".join(text for text, _ in pieces), False)
         if first_user is None:

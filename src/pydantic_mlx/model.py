@@ -363,6 +363,8 @@ class MLXModel(Model):
             tools,
             instructions=request_instructions(self, messages, params),
             template_kwargs=switch.template_kwargs,
+            # Only a disk cache keeps it: finding it costs a tokenization of the prefix.
+            find_shared_prefix=self._loaded.prompt_cache.disk is not None,
         )
         tail = tokenizer.decode(prompt[-8:]).rstrip() if prompt else ""
         in_reasoning = tail.endswith(_REASONING_OPENERS)
