@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0.dev0"
 
 if TYPE_CHECKING:
+    from ._disk_cache import DiskCacheWarning
     from .model import MLXModel, MLXModelSettings
 
-__all__ = ["MLXModel", "MLXModelSettings", "__version__"]
+__all__ = ["DiskCacheWarning", "MLXModel", "MLXModelSettings", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -20,4 +21,8 @@ def __getattr__(name: str) -> Any:
         from . import model
 
         return getattr(model, name)
+    if name == "DiskCacheWarning":
+        from ._disk_cache import DiskCacheWarning
+
+        return DiskCacheWarning
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -360,7 +360,7 @@ class _BatchRun:
         # must not cost the conversation its cached prefix.
         request.sampler = self._sampler(options)
         request.processors = _logits_processors(request)
-        lease = self._loaded.prompt_cache.lease(prompt)
+        lease = self._loaded.prompt_cache.lease(prompt, shared_prefix=options.shared_prefix)
         stats.prompt_tokens = len(prompt)
         stats.cached_tokens = lease.reused
         request.admitted = time.perf_counter()

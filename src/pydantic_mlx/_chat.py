@@ -62,6 +62,7 @@ __all__ = [
     "ChatTokenizer",
     "chat_messages",
     "render_prompt",
+    "render_prompt_and_shared_prefix",
     "render_request",
     "request_instructions",
     "request_tool_defs",
@@ -169,6 +170,40 @@ def render_prompt(
 ) -> list[int]:
     """Render messages and tools with the tokenizer's chat template; return the prompt's token ids.
 
+    See `render_prompt_and_shared_prefix`, which this is, less the shared prefix.
+    """
+    prompt, _ = render_prompt_and_shared_prefix(
+        tokenizer,
+        messages,
+        tool_defs,
+        instructions=instructions,
+        add_generation_prompt=add_generation_prompt,
+        template_kwargs=template_kwargs,
+        find_shared_prefix=False,
+    )
+    return prompt
+
+
+def render_prompt_and_shared_prefix(
+    tokenizer: ChatTokenizer,
+    messages: Sequence[ModelMessage],
+    tool_defs: Sequence[ToolDefinition],
+    *,
+    instructions: str | None = None,
+    add_generation_prompt: bool = True,
+    template_kwargs: Mapping[str, Any] | None = None,
+    find_shared_prefix: bool = True,
+) -> tuple[list[int], int]:
+    """Render messages and tools with the tokenizer's chat template: the prompt's token ids, and
+    how many of them come before the first user message's content (0 if there is none).
+
+    That prefix is what every conversation of an agent shares: system prompt, tool schemas, and
+    the template's text around them, wherever the template puts them (a system turn, Llama 3's
+    tools in the first user turn, Gemma's system text inside it). It is found where the first
+    user content's placeholder lands in the rendered text, not by rendering the system part
+    alone: templates render a conversation without a user turn differently, or refuse it.
+    `find_shared_prefix=False` skips finding it (it costs a tokenization of the prefix) and gives 0.
+
     Content is rendered as placeholders, so that where it lies in the template's text is known.
     When no content spells one of the tokenizer's added tokens (turn markers, `<tool_call>`), the
     whole text is tokenized at once, exactly as Hugging Face's `apply_chat_template(tokenize=True)`
@@ -203,13 +238,26 @@ def render_prompt(
         raise TypeError(f"apply_chat_template(tokenize=False) returned {type(rendered).__name__}, not str")
     encode = _encoder(tokenizer)
     pieces = holder.splice(rendered)
+    first_user = holder.first_user_piece if find_shared_prefix else None
     if not _content_spells_added_tokens(pieces, marked):
-        return encode("".join(text for text, _ in pieces), False)
-    token_ids: list[int] = []
-    for text, is_content in pieces:
+        token_ids = encode("".join(text for text, _ in pieces), False)
+        if first_user is None:
+            return token_ids, 0
+        # Tokenized at once, the prefix's last tokens may merge with the content after it: the
+        # prefix is the tokens its text alone gives that the prompt has too.
+        alone = encode("".join(text for text, _ in pieces[:first_user]), False)
+        shared = 0
+        while shared < min(len(alone), len(token_ids)) and alone[shared] == token_ids[shared]:
+            shared += 1
+        return token_ids, shared
+    token_ids = []
+    shared = 0
+    for i, (text, is_content) in enumerate(pieces):
+        if i == first_user:
+            shared = len(token_ids)
         if text:
             token_ids.extend(encode(text, is_content))
-    return token_ids
+    return token_ids, shared
 
 
 def template_conversation(
@@ -639,6 +687,10 @@ class _Placeholders:
     originals: list[str]
     padding: dict[int, tuple[str, str]] = field(default_factory=lambda: dict[int, tuple[str, str]]())
     """Outer whitespace of held content, by placeholder: left outside for the template to trim."""
+    first_user: int | None = None
+    """The placeholder of the first user message's content in the latest `stand_in`."""
+    first_user_piece: int | None = None
+    """Where that content is among the latest `splice`'s pieces (None: not rendered, or none)."""
 
     @classmethod
     def for_chat(cls, chat: list[dict[str, Any]]) -> _Placeholders:
@@ -690,11 +742,16 @@ class _Placeholders:
         id would no longer pass a template's own check of its length (Mistral's).
         """
         held: list[dict[str, Any]] = []
+        self.first_user = None
         for message in chat:
             copy: dict[str, Any] = {}
             for key, value in message.items():
                 if key in ("content", "reasoning_content", "thinking") and isinstance(value, str):
+                    held_before = len(self.originals)
                     copy[key] = self._hold_content(value)
+                    first = self.first_user is None and key == "content" and message.get("role") == "user"
+                    if first and len(self.originals) > held_before:
+                        self.first_user = held_before
                 elif key == "tool_calls":
                     copy[key] = [self._stand_in_call(call, marked) for call in value]
                 else:
@@ -720,6 +777,7 @@ class _Placeholders:
         """
         pieces: list[tuple[str, bool]] = []
         position = 0
+        self.first_user_piece = None
         for match in _PLACEHOLDER.finditer(rendered):
             if match.group(1) != self.nonce:  # text that merely looks like a placeholder
                 continue
@@ -738,6 +796,8 @@ class _Placeholders:
                     end += len(trail)
                     original += trail
             pieces.append((rendered[position:start], False))
+            if index == self.first_user and self.first_user_piece is None:
+                self.first_user_piece = len(pieces)
             pieces.append((original, True))
             position = end
         pieces.append((rendered[position:], False))

@@ -56,6 +56,9 @@ class GenerationOptions:
     """Factories of more mlx-lm logits processors (e.g. grammar constraints), run after the
     penalties. Called on the generation thread: MLX arrays belong to the thread that made them."""
     stop_sequences: Sequence[str] = ()
+    shared_prefix: int = 0
+    """Prompt tokens every conversation of the agent shares (system prompt and tools): with a
+    disk prompt cache, their KV is written to disk for later processes (see `PromptCache.lease`)."""
 
 
 @dataclass
@@ -266,7 +269,7 @@ def _generate(
     # must not cost the conversation its cached prefix.
     sampler = _make_sampler(options)
     processors = _make_logits_processors(options)
-    lease = loaded.prompt_cache.lease(prompt)
+    lease = loaded.prompt_cache.lease(prompt, shared_prefix=options.shared_prefix)
     cache = lease.cache
     stats.prompt_tokens = len(prompt)
     stats.cached_tokens = lease.reused

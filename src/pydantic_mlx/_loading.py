@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 from mlx_lm.tokenizer_utils import TokenizerWrapper
 
+from ._disk_cache import DEFAULT_DISK_CACHE_BYTES, DiskPromptCache
 from ._prompt_cache import DEFAULT_PROMPT_CACHE_BYTES, DEFAULT_PROMPT_CACHE_ENTRIES, PromptCache
 from ._sources import resolve_adapter, resolve_model
 
@@ -60,11 +61,14 @@ class LoadedModel:
         adapter_path: str | None = None,
         prompt_cache_entries: int = DEFAULT_PROMPT_CACHE_ENTRIES,
         prompt_cache_bytes: int = DEFAULT_PROMPT_CACHE_BYTES,
+        prompt_cache_dir: Path | None = None,
+        prompt_cache_disk_bytes: int = DEFAULT_DISK_CACHE_BYTES,
     ) -> None:
         self.source = source
         self.adapter_path = adapter_path
         self.busy = threading.Lock()
         self._prompt_cache_limits = (prompt_cache_entries, prompt_cache_bytes)
+        self._disk_cache_settings = (prompt_cache_dir, prompt_cache_disk_bytes)
         self._model: Any = None
         self._tokenizer: TokenizerWrapper | None = None
         self._prompt_cache: PromptCache | None = None
@@ -181,7 +185,14 @@ class LoadedModel:
         if not isinstance(tokenizer, TokenizerWrapper):
             tokenizer = TokenizerWrapper(tokenizer)
         entries, nbytes = self._prompt_cache_limits
-        self._prompt_cache = PromptCache(model, max_entries=entries, max_bytes=nbytes)
+        folder, disk_bytes = self._disk_cache_settings
+        disk = None
+        if folder is not None:
+            name = self.source if isinstance(self.source, str) else type(model).__module__
+            disk = DiskPromptCache(model, folder, max_bytes=disk_bytes, model_name=name)
+        self._prompt_cache = PromptCache(
+            model, max_entries=entries, max_bytes=nbytes, disk=disk, schedule=self.submit
+        )
         self._tokenizer = tokenizer
         self._model = model
 
@@ -278,6 +289,8 @@ def loaded_model(
     adapter_path: str | Path | None = None,
     prompt_cache_entries: int = DEFAULT_PROMPT_CACHE_ENTRIES,
     prompt_cache_bytes: int = DEFAULT_PROMPT_CACHE_BYTES,
+    prompt_cache_dir: str | Path | None = None,
+    prompt_cache_disk_bytes: int = DEFAULT_DISK_CACHE_BYTES,
 ) -> LoadedModel:
     """The shared `LoadedModel` for `source` + `adapter_path` (created, not loaded, if new).
 
@@ -293,6 +306,7 @@ def loaded_model(
         normalised = identity = resolve_model(source)
     adapter = resolve_adapter(adapter_path) if adapter_path is not None else None
     key = (identity, adapter)
+    folder = Path(prompt_cache_dir).expanduser().resolve() if prompt_cache_dir is not None else None
     with _registry_lock:
         existing = _registry.get(key)
         if existing is not None:
@@ -303,12 +317,21 @@ def loaded_model(
                 asked=(prompt_cache_entries, prompt_cache_bytes),
                 default=(DEFAULT_PROMPT_CACHE_ENTRIES, DEFAULT_PROMPT_CACHE_BYTES),
             )
+            warn_if_limits_ignored(
+                "disk prompt cache",
+                "prompt_cache_dir, prompt_cache_disk_bytes",
+                in_force=existing._disk_cache_settings,  # pyright: ignore[reportPrivateUsage]
+                asked=(folder, prompt_cache_disk_bytes),
+                default=(None, DEFAULT_DISK_CACHE_BYTES),
+            )
             return existing
         created = LoadedModel(
             normalised,
             adapter_path=adapter,
             prompt_cache_entries=prompt_cache_entries,
             prompt_cache_bytes=prompt_cache_bytes,
+            prompt_cache_dir=folder,
+            prompt_cache_disk_bytes=prompt_cache_disk_bytes,
         )
         _registry[key] = created
         return created

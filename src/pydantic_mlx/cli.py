@@ -21,7 +21,7 @@ BROKEN_PIPE = 141
 
 DESCRIPTION = (
     "Run local MLX models as PydanticAI models: try the demo, parse model outputs into tool calls, "
-    "score models side by side, list the short model names."
+    "score models side by side, list the short model names, manage the disk prompt cache."
 )
 
 DEMO_SCENARIOS = ("tool_call_tags", "tool_call_json_fence", "thinking", "thinking_off")
@@ -137,6 +137,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     models.set_defaults(run=run_models)
 
+    cache = commands.add_parser(
+        "cache",
+        help="list or clear the prompt caches kept on disk (MLXModel(prompt_cache_dir=...))",
+        description="The KV caches of shared prompt prefixes (system prompt and tools) that MLXModel "
+        "keeps in a folder across processes: `ls` lists them (newest first), `clear` deletes them.",
+    )
+    cache.add_argument("action", choices=("ls", "clear"), help="ls: list the files; clear: delete them")
+    cache.add_argument(
+        "dir",
+        nargs="?",
+        type=Path,
+        default=None,
+        help="the prompt_cache_dir (default: ~/.cache/pydantic-mlx/prompt-cache, or under "
+        "$PYDANTIC_MLX_CACHE)",
+    )
+    cache.set_defaults(run=run_cache)
+
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -156,6 +173,40 @@ def run_models(args: argparse.Namespace) -> int:
     for name, repo in MODEL_ALIASES.items():
         print(f"{name:<{width}}  {repo}")
     return 0
+
+
+def run_cache(args: argparse.Namespace) -> int:
+    """`pydantic-mlx cache ls|clear [DIR]`."""
+    from ._disk_cache import clear_cache_dir, default_prompt_cache_dir, list_cache_dir
+
+    folder: Path = args.dir if args.dir is not None else default_prompt_cache_dir()
+    if folder.exists() and not folder.is_dir():
+        print(f"error: {folder} is not a folder", file=sys.stderr)
+        return 2
+    if args.action == "clear":
+        print(f"deleted {clear_cache_dir(folder)} prompt-cache files from {folder}")
+        return 0
+    entries = list_cache_dir(folder)
+    if not entries:
+        print(f"no prompt-cache files in {folder}")
+        return 0
+    for entry in entries:
+        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.last_used))
+        tokens = "?" if entry.tokens is None else str(entry.tokens)
+        model = entry.model or "?"
+        print(f"{_size(entry.nbytes):>9}  {tokens:>7} tokens  {used}  {model}  {entry.path.name}")
+    total = sum(e.nbytes for e in entries)
+    print(f"{len(entries)} files, {_size(total)} in {folder}")
+    return 0
+
+
+def _size(nbytes: int) -> str:
+    size = float(nbytes)
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
 
 
 def _version() -> str:

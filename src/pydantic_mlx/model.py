@@ -47,10 +47,11 @@ from ._chat import (
     CHAT_TEMPLATE_PROFILE,
     UNREAD_CALL_PROBLEM,
     ChatTokenizer,
-    render_prompt,
+    render_prompt_and_shared_prefix,
     request_instructions,
     request_tool_defs,
 )
+from ._disk_cache import DEFAULT_DISK_CACHE_BYTES, default_prompt_cache_dir
 from ._generation import GenerationOptions, GenerationStats, GenerationStream, start_generation
 from ._install import install_hint
 from ._loading import LoadedModel, ModelSource, loaded_model
@@ -119,6 +120,14 @@ class MLXModel(Model):
         profile: Overrides of the model profile.
         prompt_cache_entries: How many conversations' KV caches to keep for reuse (per loaded model).
         prompt_cache_bytes: Memory bound of those caches (per loaded model).
+        prompt_cache_dir: A folder where the KV cache of the prompt prefix every conversation
+            shares (system prompt and tools) is kept across processes: a new process with the same
+            agent prefills only what follows it (`usage.cache_read_tokens` says how much it read).
+            Files are keyed by the model's weights (adapter, dtype, quantization included) and the
+            exact tokens; a damaged or foreign file is ignored with a warning. Shared safely by
+            several processes. `True` is `~/.cache/pydantic-mlx/prompt-cache` (or under
+            `$PYDANTIC_MLX_CACHE`). See docs/model.md and `pydantic-mlx cache`.
+        prompt_cache_disk_bytes: Disk bound of that folder; least recently used files go first.
         constrained: Grammar-constrained decoding (`pip install "pydantic-mlx[constrained]"`):
             every tool call the model opens is kept valid for a declared tool's schema,
             `tool_choice='required'` makes the answer a call, and `NativeOutput` works (the answer
@@ -158,6 +167,8 @@ class MLXModel(Model):
         profile: ModelProfileSpec | None = None,
         prompt_cache_entries: int = DEFAULT_PROMPT_CACHE_ENTRIES,
         prompt_cache_bytes: int = DEFAULT_PROMPT_CACHE_BYTES,
+        prompt_cache_dir: str | Path | bool | None = None,
+        prompt_cache_disk_bytes: int = DEFAULT_DISK_CACHE_BYTES,
         constrained: bool | Literal["auto"] = False,
         batching: bool = True,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
@@ -178,6 +189,14 @@ class MLXModel(Model):
         if not isinstance(cast(Any, batching), bool):
             raise UserError(f"batching must be True or False, not {batching!r}")
         _generation_options(settings or {}, vocabulary=None)  # a bad default setting fails here
+        if prompt_cache_disk_bytes < 1:
+            raise UserError("prompt_cache_disk_bytes must be at least 1")
+        if prompt_cache_dir is True:
+            prompt_cache_dir = default_prompt_cache_dir()
+        elif prompt_cache_dir is False:
+            prompt_cache_dir = None
+        if prompt_cache_dir is not None and Path(prompt_cache_dir).expanduser().is_file():
+            raise UserError(f"prompt_cache_dir {str(prompt_cache_dir)!r} is a file, not a folder")
         if isinstance(model, tuple) and adapter_path is not None:
             raise UserError(
                 "adapter_path applies when MLXModel loads the model; apply it before passing a pair"
@@ -187,6 +206,8 @@ class MLXModel(Model):
             adapter_path=adapter_path,
             prompt_cache_entries=prompt_cache_entries,
             prompt_cache_bytes=prompt_cache_bytes,
+            prompt_cache_dir=prompt_cache_dir,
+            prompt_cache_disk_bytes=prompt_cache_disk_bytes,
         )
         # One scheduler per loaded model, shared by every MLXModel on it: their requests batch together.
         self._scheduler: BatchScheduler | None = (
@@ -347,12 +368,14 @@ class MLXModel(Model):
         switch = thinking_switch(template, params.thinking)
         budget = _thinking_budget(settings, params, switch)
         calls_required = bool(tools) and _calls_required(settings, params)
-        prompt = render_prompt(
+        prompt, shared_prefix = render_prompt_and_shared_prefix(
             cast(ChatTokenizer, tokenizer),
             messages,
             tools,
             instructions=request_instructions(self, messages, params),
             template_kwargs=switch.template_kwargs,
+            # Only a disk cache keeps it: finding it costs a tokenization of the prefix.
+            find_shared_prefix=self._loaded.prompt_cache.disk is not None,
         )
         tail = tokenizer.decode(prompt[-8:]).rstrip() if prompt else ""
         in_reasoning = tail.endswith(_REASONING_OPENERS)
@@ -363,7 +386,9 @@ class MLXModel(Model):
         one_call_only = settings.get("parallel_tool_calls") is False
         constraint = self._constraint(params, tools, calls_required, one_call_only, in_reasoning)
         options = _fitted_to_context(
-            _generation_options(settings, _vocabulary_size(self._loaded)),
+            replace(
+                _generation_options(settings, _vocabulary_size(self._loaded)), shared_prefix=shared_prefix
+            ),
             len(prompt),
             _context_length(self._loaded),
             max_tokens_set="max_tokens" in settings,
