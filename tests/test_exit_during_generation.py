@@ -25,18 +25,19 @@ def start_runs_then_exit(path):
     # Two batched runs on one loaded model, one run on another copy served one at a time.
     pair = load(path)
     models = [MLXModel(path), MLXModel(path), MLXModel(pair, batching=False)]
-    # The end-of-sequence tokens are never sampled: every run is still generating at exit.
-    never_end = {"logit_bias": {str(t): -1000.0 for t in pair[1].eos_token_ids}}
+    # One word, over and over: every run streams text at once and is still generating at exit
+    # (untrained weights alone may end early, or write only what the parser holds back).
+    word = pair[1].encode("story", add_special_tokens=False)[0]
+    never_end = {"logit_bias": {str(word): 100.0}}
     generating = threading.Barrier(len(models) + 1, timeout=300)
 
     def run(model):
         async def consume():
             async with Agent(model).run_stream("Tell a long story", model_settings=never_end) as result:
-                # Any part counts as generating (an untrained model may "think" first).
-                responses = result.stream_responses(debounce_by=None)
-                await anext(responses)
+                text = result.stream_text(delta=True)
+                await anext(text)
                 generating.wait()
-                async for _ in responses:
+                async for _ in text:
                     pass
         asyncio.run(consume())
 
