@@ -62,13 +62,13 @@ async def test_an_agents_deferred_tool_is_not_rendered(
     model: MLXModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rendered: list[list[str]] = []
-    render_prompt = model_module.render_prompt
+    render = model_module.render_prompt_and_shared_prefix
 
-    def recording(tokenizer: Any, messages: Any, tools: Any, **kwargs: Any) -> list[int]:
+    def recording(tokenizer: Any, messages: Any, tools: Any, **kwargs: Any) -> tuple[list[int], int]:
         rendered.append([t.name for t in tools])
-        return render_prompt(tokenizer, messages, tools, **kwargs)
+        return render(tokenizer, messages, tools, **kwargs)
 
-    monkeypatch.setattr(model_module, "render_prompt", recording)
+    monkeypatch.setattr(model_module, "render_prompt_and_shared_prefix", recording)
 
     def read_file(path: str) -> str:
         """Read a file."""
