@@ -157,6 +157,8 @@ async def test_a_lazy_call_the_model_opens_is_valid_for_every_seed(
 ) -> None:
     """Text allowed: the model opens a call itself (forced here with the format's own opener, as
     random weights never would), and the grammar completes it validly whatever the seed."""
+    if tool_format in _NO_LAZY_OPENER:
+        pytest.skip(f"{tool_format}: a call cannot be opened after text (covered by the forced cases)")
     model = models[tool_format]
     await model.load()
     tokenizer = model.loaded.tokenizer
@@ -211,7 +213,14 @@ _OPENERS = {
     "harmony": "<|channel|>commentary to=",
     "gemma4": "<|tool_call>",
     "pythonic": "<|python_start|>",
+    "granite": "<|tool_call|>",
+    "nemotron": "<TOOLCALL>",
+    "minimax_m2": "<minimax:tool_call>",
+    "seed_oss": "<seed:tool_call>",
 }
+# Formats whose calls the model cannot open mid-text: read only where the answer begins
+# (phi4_mini's `functools[`), or with no marker at all (xlam's bare list is the whole answer).
+_NO_LAZY_OPENER = {"phi4_mini", "xlam"}
 
 
 # --- objects are closed unless the schema opens them ---------------------------------------------

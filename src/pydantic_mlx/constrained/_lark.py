@@ -411,6 +411,23 @@ _SIMPLE_TYPES = frozenset({"null", "boolean", "integer", "number"})
 _NARROWING = ("enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
 
 
+_UNION_ONLY = frozenset({"anyOf", "oneOf", "title", "description", "default"})
+
+
+def _flat_union(options: list[Any], defs: Mapping[str, Any], depth: int = 0) -> list[Any]:
+    """A union's branches, with a branch that is itself only a union (`(str | None) | None`, as
+    pydantic nests optional aliases) replaced by its own branches."""
+    flat: list[Any] = []
+    for option in options:
+        branch = resolve_ref(option, defs) if isinstance(option, Mapping) else option
+        nested = branch.get("anyOf") or branch.get("oneOf") if isinstance(branch, Mapping) else None
+        if isinstance(nested, list) and depth < 8 and set(branch) <= _UNION_ONLY:
+            flat += _flat_union(nested, defs, depth + 1)
+        else:
+            flat.append(option)
+    return flat
+
+
 def string_alternative(
     prop: Mapping[str, Any], defs: Mapping[str, Any], *, marked: bool = False
 ) -> Mapping[str, Any] | None:
@@ -429,7 +446,7 @@ def string_alternative(
     if not isinstance(options, list) or len(prop.get("allOf") or ()) > 0:
         return None
     strings: list[Mapping[str, Any]] = []
-    for option in options:  # pyright: ignore[reportUnknownVariableType]
+    for option in _flat_union(options, defs):
         if not isinstance(option, Mapping):
             return None
         branch = resolve_ref(option, defs)  # pyright: ignore[reportUnknownArgumentType]
