@@ -113,13 +113,10 @@ class LoadedModel:
         model that writes one outside a call has written markup, not words. Only valid after
         `load()`."""
         if self._control_tokens is None:
-            tokenizer = self.tokenizer
-            # `all_special_tokens` names only the roles (BOS, EOS, pad, ...) in recent transformers;
-            # the added tokens flagged special hold the rest (Qwen2.5: `<|im_start|>`, `<|fim_*|>`).
-            texts: set[str] = {str(t) for t in getattr(tokenizer, "all_special_tokens", ()) if t}
-            added: Any = getattr(tokenizer, "added_tokens_decoder", None) or {}
-            texts.update(str(t.content) for t in added.values() if getattr(t, "special", False) and t.content)
-            self._control_tokens = frozenset(texts)
+            # `marker_tokens` (the special tokens with their ids), and any role token the
+            # tokenizer names without an id.
+            roles = getattr(self.tokenizer, "all_special_tokens", ()) or ()
+            self._control_tokens = self.marker_token_texts | {str(t) for t in roles if t}
         return self._control_tokens
 
     @property
@@ -132,6 +129,8 @@ class LoadedModel:
         if self._marker_tokens is None:
             tokenizer: Any = self.tokenizer
             added: Any = getattr(tokenizer, "added_tokens_decoder", None) or {}
+            # `all_special_tokens` names only the roles (BOS, EOS, pad, ...) in recent transformers;
+            # the added tokens flagged special hold the rest (Qwen2.5: `<|im_start|>`, `<|fim_*|>`).
             markers = {
                 int(i): str(t.content)
                 for i, t in added.items()
