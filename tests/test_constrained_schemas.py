@@ -25,10 +25,10 @@ from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.tools import ToolDefinition
 
 from pydantic_mlx import MLXModel
+from pydantic_mlx._request_plan import Constraint  # pyright: ignore[reportPrivateUsage]
 from pydantic_mlx.constrained import tool_call_processor
 from pydantic_mlx.constrained._decoding import grammar_tokenizer
 from pydantic_mlx.constrained._grammars import CALL_FORMATS, ToolSchema, tool_call_grammars
-from pydantic_mlx.model import _Constraint  # pyright: ignore[reportPrivateUsage]
 from pydantic_mlx.parsers import ToolCall
 from pydantic_mlx.parsers.formats import get_format
 from test_constrained import _accepts
@@ -87,7 +87,7 @@ def _deep(levels: int) -> dict[str, Any]:
 
 @pytest.mark.parametrize("levels", [300, 2000])
 def test_a_schema_too_deep_to_constrain_is_a_user_error(loaded: tuple[Any, Any], levels: int) -> None:
-    constraint = _Constraint(
+    constraint = Constraint(
         lambda: tool_call_processor(loaded[1], "hermes", [ToolSchema("t", _deep(levels))], required=True)
     )
     with pytest.raises(UserError, match="constrained decoding cannot follow a schema"):
@@ -151,7 +151,7 @@ def test_every_schema_is_constrained_or_refused(
     loaded: tuple[Any, Any], case: tuple[dict[str, Any], Any], tool_format: str
 ) -> None:
     schema, value = case
-    constraint = _Constraint(
+    constraint = Constraint(
         lambda: tool_call_processor(loaded[1], tool_format, [ToolSchema("t", schema)], required=True)
     )
     try:

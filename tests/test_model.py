@@ -609,8 +609,8 @@ def test_adapter_with_a_pair_is_refused(model: MLXModel) -> None:
 
 def vocabulary_size(model: MLXModel) -> int:
     """The logits the model computes per token (its vocabulary, with padding)."""
-    from pydantic_mlx.model import _vocabulary_size  # pyright: ignore[reportPrivateUsage]
+    from pydantic_mlx._request_settings import vocabulary_size  # pyright: ignore[reportPrivateUsage]
 
     loaded = model._loaded  # pyright: ignore[reportPrivateUsage]
     loaded.load_sync()
-    return _vocabulary_size(loaded)
+    return vocabulary_size(loaded)

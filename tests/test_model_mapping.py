@@ -14,7 +14,8 @@ from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.tools import ToolDefinition
 
 from pydantic_mlx._generation import FinishReason, GenerationOptions, GenerationStats
-from pydantic_mlx.model import MLXStreamedResponse, _RequestPlan  # pyright: ignore[reportPrivateUsage]
+from pydantic_mlx._request_plan import RequestPlan  # pyright: ignore[reportPrivateUsage]
+from pydantic_mlx.model import MLXStreamedResponse
 
 pytestmark = pytest.mark.anyio
 
@@ -51,7 +52,7 @@ TOOLS = [tool("read_file"), tool("list_files")]
 
 async def mapped(text: str, finish_reason: FinishReason = "stop", *, chunk: int = 0) -> ModelResponse:
     chunks = [text[i : i + chunk] for i in range(0, len(text), chunk)] if chunk else [text]
-    plan = _RequestPlan(
+    plan = RequestPlan(
         prompt=[1, 2, 3],
         options=GenerationOptions(max_tokens=64),
         tool_format="hermes",
@@ -199,7 +200,7 @@ async def test_the_retry_of_an_unread_call_tells_the_model_what_could_not_be_rea
 async def test_an_unread_call_when_one_tool_is_offered_names_that_tool() -> None:
     """With one tool offered the model meant that one: the retry (and the error the user sees
     when retries run out) names it, rather than `Tool ''`."""
-    from pydantic_mlx.model import _named_tool  # pyright: ignore[reportPrivateUsage]
+    from pydantic_mlx._response import _named_tool  # pyright: ignore[reportPrivateUsage]
 
     assert _named_tool("<tool_call>\nrun it\n</tool_call>", ["final_result"]) == "final_result"
     assert _named_tool("<tool_call>\nrun it\n</tool_call>", ["a", "b"]) == ""
