@@ -103,15 +103,18 @@ def replay_tokens(
 
 
 def replay(processor: Processor, prompt: list[int], sequence: list[int], width: int) -> float:
-    """Seconds per token the processor itself takes (mask included), fed `sequence` after `prompt`."""
+    """Seconds per token the processor itself takes (mask included), fed `sequence` after `prompt`:
+    the median of the calls, so a one-off cost (a kernel compiled on first use) does not count."""
     logits = mx.zeros((1, width))
     inputs = [mx.array(prompt + sequence[:i]) for i in range(len(sequence))]
     mx.eval(logits, inputs)
     processor(inputs[0], logits)
-    started = time.perf_counter()
+    times: list[float] = []
     for tokens in inputs[1:]:
+        started = time.perf_counter()
         mx.eval(processor(tokens, logits))
-    return (time.perf_counter() - started) / max(len(inputs) - 1, 1)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) if times else 0.0
 
 
 def main() -> None:

@@ -166,6 +166,12 @@ class GrammarLogitsProcessor:
         return self._matcher is not None
 
     def __call__(self, tokens: mx.array, logits: mx.array) -> mx.array:
+        # Reading the token just sampled waits for the step that sampled it. Queue this step's
+        # forward pass first (it needs that token as an array, not its value): the device then
+        # goes on from one step to the next while this thread reads the token, scans it and
+        # computes the mask, instead of idling until the mask is ready (as vLLM and SGLang
+        # overlap them). The mask and the sampling after it are queued behind the forward pass.
+        mx.async_eval(logits)
         if self._seen is None:
             self._setup()
             self._seen = tokens.shape[-1]
@@ -260,10 +266,6 @@ class GrammarLogitsProcessor:
         self._window = b""
 
     def _mask(self, matcher: llguidance.LLMatcher, logits: mx.array) -> mx.array:
-        # The forward pass that makes these logits does not need the mask, only the sampling after
-        # it does: start it now, and compute the mask on this thread while the device runs it
-        # (as vLLM and SGLang overlap them), instead of one after the other.
-        mx.async_eval(logits)
         words = self._words
         matcher.unsafe_compute_mask_ptr(words.ctypes.data, words.nbytes)
         if matcher.is_error():
