@@ -166,19 +166,23 @@ class GrammarLogitsProcessor:
         return self._matcher is not None
 
     def __call__(self, tokens: mx.array, logits: mx.array) -> mx.array:
-        # Reading the token just sampled waits for the step that sampled it. Queue this step's
-        # forward pass first (it needs that token as an array, not its value): the device then
-        # goes on from one step to the next while this thread reads the token, scans it and
-        # computes the mask, instead of idling until the mask is ready (as vLLM and SGLang
-        # overlap them). The mask and the sampling after it are queued behind the forward pass.
+        # Reading the tokens just sampled waits for the step that sampled them. Queue their read
+        # (`tokens` is a lazy concatenation) and then this step's forward pass, which needs those
+        # tokens as arrays, not their values: the device goes on from one step to the next while
+        # this thread reads the token, scans it and computes the mask (as vLLM and SGLang overlap
+        # them), instead of idling until the mask is ready. Queued the other way round, the read
+        # would wait for the forward pass too.
+        fresh: mx.array | None = None
+        if self._seen is not None and tokens.shape[-1] > self._seen:
+            fresh = tokens[self._seen :]
+            mx.async_eval(fresh)
         mx.async_eval(logits)
         if self._seen is None:
             self._setup()
             self._seen = tokens.shape[-1]
-        elif tokens.shape[-1] > self._seen:
-            count = tokens.shape[-1] - self._seen
-            new: list[int] = [tokens[-1].item()] if count == 1 else tokens[self._seen :].tolist()  # type: ignore[assignment]
+        elif fresh is not None:
             self._seen = tokens.shape[-1]
+            new: list[int] = fresh.tolist()  # type: ignore[assignment]
             for token in new:
                 self._advance(token)
         if self._matcher is None:
