@@ -23,11 +23,11 @@ from collections.abc import Callable
 from typing import Any
 
 import llguidance
-import llguidance.hf
 import mlx.core as mx
 import numpy as np
 
 from ._grammars import GrammarSet, Trigger
+from ._token_table import llg_tokenizer
 
 __all__ = ["GrammarLogitsProcessor", "GrammarTokenizer", "grammar_tokenizer"]
 
@@ -46,14 +46,15 @@ a fence and `{"name": "<tool>"`, is under 150 bytes plus the tool name)."""
 class GrammarTokenizer:
     """llguidance's view of one model's tokenizer, with the grammars compiled for it.
 
-    Building it walks the whole vocabulary (about 1 s per 100k tokens), so there is one per
-    loaded tokenizer (`grammar_tokenizer`); compiled grammars are kept in a small LRU.
+    Building it walks the whole vocabulary (about 3 s per 100k tokens; under 1 s for 150k once its
+    token table is on disk, see `_token_table`), so there is one per loaded tokenizer
+    (`grammar_tokenizer`); compiled grammars are kept in a small LRU.
     """
 
     def __init__(self, tokenizer: Any) -> None:
         hf = getattr(tokenizer, "_tokenizer", tokenizer)
         eos = getattr(tokenizer, "eos_token_ids", None) or [hf.eos_token_id]
-        self.llg: llguidance.LLTokenizer = llguidance.hf.from_tokenizer(hf, eos_token=sorted(eos))
+        self.llg: llguidance.LLTokenizer = llg_tokenizer(hf, sorted(eos))
         self._compiled: OrderedDict[str, llguidance.LLMatcher] = OrderedDict()
         self._lock = threading.Lock()
         self.grammar_sets: dict[Any, GrammarSet | None] = {}
