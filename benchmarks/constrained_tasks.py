@@ -7,13 +7,14 @@ tests/test_model_real.py), and each setting, runs the agent and counts:
 - calls:     tool calls the model wrote (valid or not);
 - retries:   retry prompts the agent had to send (unreadable calls, arguments that did not
              validate: `"required": [...]` copied into the arguments, say);
-- failed:    the run raised (retries exhausted, token limit);
+- failed:    the run raised (retries exhausted, token limit, more than `--max-requests` model
+             requests: a model that keeps calling tools after the task is done);
 - tokens:    tokens the model generated over the run;
 - seconds:   wall time of the run (both models are loaded and the llguidance tokenizer is built
              before timing).
 
     python benchmarks/constrained_tasks.py --model PATH [--rounds 2] [--max-tokens 256] [--tasks 0,1]
-        [--temperature 0.7]
+        [--temperature 0.7] [--max-requests 6]
 
 Greedy by default (every round the same but for timing); with `--temperature`, round N samples
 with seed N, the same for both settings.
@@ -36,6 +37,7 @@ from pathlib import Path
 from pydantic_ai import Agent, RunContext, capture_run_messages
 from pydantic_ai.messages import ModelRequest, ModelResponse, ToolReturnPart
 from pydantic_ai.settings import ModelSettings
+from pydantic_ai.usage import UsageLimits
 
 from pydantic_mlx import MLXModel
 
@@ -100,7 +102,7 @@ class Tally:
 
 
 async def attempt(
-    model: MLXModel, task: Task, settings: ModelSettings
+    model: MLXModel, task: Task, settings: ModelSettings, max_requests: int
 ) -> tuple[bool, int, int, bool, int, float]:
     with tempfile.TemporaryDirectory() as folder:
         deps = Path(folder)
@@ -118,7 +120,7 @@ async def attempt(
         failed = False
         with capture_run_messages() as messages:
             try:
-                await agent.run(task.prompt, deps=deps)
+                await agent.run(task.prompt, deps=deps, usage_limits=UsageLimits(request_limit=max_requests))
             except Exception as error:
                 failed = True
                 print(f"  raised {type(error).__name__}: {str(error)[:120]}")
@@ -140,6 +142,7 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--temperature", type=float, default=0.0)
+    parser.add_argument("--max-requests", type=int, default=6, help="model requests a run may make")
     parser.add_argument("--tasks", default=None, help="indices into TASKS, comma-separated (default: all)")
     args = parser.parse_args()
     tasks = [TASKS[int(i)] for i in args.tasks.split(",")] if args.tasks else TASKS
@@ -162,7 +165,9 @@ async def main() -> None:
         settings["seed"] = round_
         for task in tasks:
             for name, model in models.items():  # alternating, so load drifts hit both alike
-                done, calls, retries, failed, tokens, seconds = await attempt(model, task, settings)
+                done, calls, retries, failed, tokens, seconds = await attempt(
+                    model, task, settings, args.max_requests
+                )
                 tally = tallies[name]
                 tally.done += done
                 tally.calls += calls
