@@ -4,12 +4,20 @@ For each task (a coding agent with `read_file`, `write_file` and `run_command`, 
 tests/test_model_real.py), and each setting, runs the agent and counts:
 
 - done:      the task's tool ran and its result reached the model (the run used the tool);
+- calls:     tool calls the model wrote (valid or not);
 - retries:   retry prompts the agent had to send (unreadable calls, arguments that did not
              validate: `"required": [...]` copied into the arguments, say);
-- failed:    the run raised (retries exhausted, token limit);
-- seconds:   wall time of the run (the llguidance tokenizer is built before timing).
+- failed:    the run raised (retries exhausted, token limit, more than `--max-requests` model
+             requests: a model that keeps calling tools after the task is done);
+- tokens:    tokens the model generated over the run;
+- seconds:   wall time of the run (both models are loaded and the llguidance tokenizer is built
+             before timing).
 
     python benchmarks/constrained_tasks.py --model PATH [--rounds 2] [--max-tokens 256] [--tasks 0,1]
+        [--temperature 0.7] [--max-requests 6]
+
+Greedy by default (every round the same but for timing); with `--temperature`, round N samples
+with seed N, the same for both settings.
 
 `--model` defaults to $PYDANTIC_MLX_REAL_MODEL (build it with ../shared/real-model/). On Linux,
 preload OpenBLAS: LD_PRELOAD=/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0
@@ -27,7 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic_ai import Agent, RunContext, capture_run_messages
-from pydantic_ai.messages import ModelRequest, ToolReturnPart
+from pydantic_ai.messages import ModelRequest, ModelResponse, ToolReturnPart
+from pydantic_ai.settings import ModelSettings
+from pydantic_ai.usage import UsageLimits
 
 from pydantic_mlx import MLXModel
 
@@ -84,12 +94,16 @@ TASKS = [
 @dataclass
 class Tally:
     done: int = 0
+    calls: int = 0
     retries: int = 0
     failed: int = 0
+    tokens: int = 0
     seconds: float = 0.0
 
 
-async def attempt(model: MLXModel, task: Task, max_tokens: int) -> tuple[bool, int, bool, float]:
+async def attempt(
+    model: MLXModel, task: Task, settings: ModelSettings, max_requests: int
+) -> tuple[bool, int, int, bool, int, float]:
     with tempfile.TemporaryDirectory() as folder:
         deps = Path(folder)
         (deps / "notes.txt").write_text("The secret word is pineapple.\n")
@@ -99,14 +113,14 @@ async def attempt(model: MLXModel, task: Task, max_tokens: int) -> tuple[bool, i
             deps_type=Path,
             system_prompt=SYSTEM_PROMPT,
             tools=[read_file, write_file, run_command],
-            model_settings={"max_tokens": max_tokens},
+            model_settings=settings,
             retries=3,
         )
         started = time.perf_counter()
         failed = False
         with capture_run_messages() as messages:
             try:
-                await agent.run(task.prompt, deps=deps)
+                await agent.run(task.prompt, deps=deps, usage_limits=UsageLimits(request_limit=max_requests))
             except Exception as error:
                 failed = True
                 print(f"  raised {type(error).__name__}: {str(error)[:120]}")
@@ -115,8 +129,11 @@ async def attempt(model: MLXModel, task: Task, max_tokens: int) -> tuple[bool, i
     results = [p for p in parts if isinstance(p, ToolReturnPart) and p.outcome != "retried"]
     retried = [p for p in parts if getattr(p, "outcome", None) == "retried" or p.part_kind == "retry-prompt"]
     retries = len(retried)
+    responses = [m for m in messages if isinstance(m, ModelResponse)]
+    calls = sum(len(m.tool_calls) for m in responses)
+    tokens = sum(m.usage.output_tokens for m in responses)
     done = any(r.tool_name == task.tool and task.evidence in str(r.content) for r in results)
-    return done, retries, failed, seconds
+    return done, calls, retries, failed, tokens, seconds
 
 
 async def main() -> None:
@@ -124,6 +141,8 @@ async def main() -> None:
     parser.add_argument("--model", default=os.environ.get("PYDANTIC_MLX_REAL_MODEL"))
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--temperature", type=float, default=0.0)
+    parser.add_argument("--max-requests", type=int, default=6, help="model requests a run may make")
     parser.add_argument("--tasks", default=None, help="indices into TASKS, comma-separated (default: all)")
     args = parser.parse_args()
     tasks = [TASKS[int(i)] for i in args.tasks.split(",")] if args.tasks else TASKS
@@ -133,28 +152,40 @@ async def main() -> None:
         "constrained=False": MLXModel(args.model, constrained=False, batching=False),
         "constrained=True": MLXModel(args.model, constrained=True, batching=False),
     }
-    started = time.perf_counter()
-    await models["constrained=True"].load()
+    for model in models.values():
+        await model.load()
     from pydantic_mlx.constrained._decoding import grammar_tokenizer
 
+    started = time.perf_counter()
     grammar_tokenizer(models["constrained=True"].loaded.tokenizer)
-    print(f"llguidance tokenizer (once per model): {time.perf_counter() - started:.1f} s incl. load")
+    print(f"llguidance tokenizer (once per model): {time.perf_counter() - started:.1f} s")
     tallies = {name: Tally() for name in models}
-    for _ in range(args.rounds):
+    for round_ in range(args.rounds):
+        settings: ModelSettings = {"max_tokens": args.max_tokens, "temperature": args.temperature}
+        settings["seed"] = round_
         for task in tasks:
             for name, model in models.items():  # alternating, so load drifts hit both alike
-                done, retries, failed, seconds = await attempt(model, task, args.max_tokens)
+                done, calls, retries, failed, tokens, seconds = await attempt(
+                    model, task, settings, args.max_requests
+                )
                 tally = tallies[name]
                 tally.done += done
+                tally.calls += calls
                 tally.retries += retries
                 tally.failed += failed
+                tally.tokens += tokens
                 tally.seconds += seconds
-                outcome = f"done={done} retries={retries} failed={failed} {seconds:.1f}s"
+                outcome = f"done={done} calls={calls} retries={retries} failed={failed}"
+                outcome += f" tokens={tokens} {seconds:.1f}s"
                 print(f"{name:18s} {task.prompt[:45]:45s} {outcome}")
     runs = args.rounds * len(tasks)
-    print(f"\n{'setting':18s} {'done':>8s} {'retries':>8s} {'failed':>8s} {'s/run':>8s}")
+    columns = ("done", "calls", "retries", "failed", "tokens", "s/run")
+    print(f"\n{'setting':18s} " + " ".join(f"{c:>8s}" for c in columns))
     for name, t in tallies.items():
-        print(f"{name:18s} {t.done:>5d}/{runs:<2d} {t.retries:>8d} {t.failed:>8d} {t.seconds / runs:>8.1f}")
+        print(
+            f"{name:18s} {t.done:>5d}/{runs:<2d} {t.calls:>8d} {t.retries:>8d} {t.failed:>8d}"
+            f" {t.tokens:>8d} {t.seconds / runs:>8.1f}"
+        )
 
 
 if __name__ == "__main__":

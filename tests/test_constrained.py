@@ -461,6 +461,10 @@ def _allowed(output: mx.array, token: int) -> bool:
     return bool(output[0, token].item() == 0.0)
 
 
+def _masked(output: mx.array) -> list[int]:
+    return [i for i, masked in enumerate(mx.isinf(output[0]).tolist()) if masked]  # pyright: ignore[reportArgumentType]
+
+
 def test_a_thinking_model_may_open_its_reasoning_before_the_constrained_answer(
     thinking_model: tuple[Any, Any],
 ) -> None:
@@ -476,7 +480,9 @@ def test_a_thinking_model_may_open_its_reasoning_before_the_constrained_answer(
     assert tokens[0] == think and _allowed(outputs[0], think)
     answer_from = len(tokens) - len(tokenizer.encode(answer, add_special_tokens=False))
     free = outputs[1:answer_from]
-    assert all(not bool(mx.isinf(o).any().item()) for o in free)  # the reasoning is not masked
+    # The reasoning is not masked, but it cannot end the output: the forced answer must follow.
+    ends = sorted(tokenizer.eos_token_ids)
+    assert all(_masked(o) == ends for o in free)
     constrained = outputs[answer_from:]
     assert all(
         _allowed(o, t)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_ai import Agent, NativeOutput
 from pydantic_ai.direct import model_request
 from pydantic_ai.exceptions import UserError
-from pydantic_ai.messages import ModelRequest, ModelResponse, ToolCallPart, UserPromptPart
+from pydantic_ai.messages import ModelRequest, ModelResponse, ThinkingPart, ToolCallPart, UserPromptPart
 from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.output import OutputObjectDefinition
 from pydantic_ai.tools import ToolDefinition
@@ -29,7 +30,8 @@ import mlx.core as mx
 
 from pydantic_mlx import MLXModel
 from pydantic_mlx._generation import GenerationOptions
-from pydantic_mlx.constrained import tool_call_processor
+from pydantic_mlx._thinking_budget import ReasoningMarkers, ThinkingBudgetProcessor
+from pydantic_mlx.constrained import _reasoning, output_processor, tool_call_processor  # pyright: ignore[reportPrivateUsage]
 from pydantic_mlx.constrained._closed_objects import close_objects
 from pydantic_mlx.parsers import parse
 from pydantic_mlx.parsers.formats import format_names
@@ -221,6 +223,119 @@ _OPENERS = {
 # Formats whose calls the model cannot open mid-text: read only where the answer begins
 # (phi4_mini's `functools[`), or with no marker at all (xlam's bare list is the whole answer).
 _NO_LAZY_OPENER = {"phi4_mini", "xlam"}
+
+
+# --- a forced answer after a reasoning block: the block closes, the answer follows -----------------
+
+
+class ThinksThenStops:
+    """A model that opens its reasoning block (when `opener` is given) and then wants to stop:
+    the end of the sequence strongly preferred. Before, a forced answer's grammar left the
+    reasoning free, end of sequence included: the response ended inside `<think>`, with no answer."""
+
+    def __init__(self, eos: int, opener: int | None = None) -> None:
+        self._eos = eos
+        self._opener = opener
+        self._calls = 0
+
+    def __call__(self, tokens: mx.array, logits: mx.array) -> mx.array:
+        first, self._calls = self._calls == 0, self._calls + 1
+        preferred = self._opener if first and self._opener is not None else self._eos
+        return logits + mx.where(mx.arange(logits.shape[-1]) == preferred, 30.0 if first else 8.0, 0.0)
+
+
+def _opens_with(tool_format: str, opener: str) -> bool:
+    reasoning = _reasoning(tool_format)
+    return reasoning is not None and reasoning[0] == opener
+
+
+_REASONING_FORMATS = [f for f in FORMATS if _reasoning(f) is not None]
+
+
+async def test_native_output_with_thinking_closes_the_reasoning_and_answers_for_every_seed(
+    models: dict[str, MLXModel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`NativeOutput`, thinking on, through `MLXModel`: the model opens `<think>` itself (its first
+    token, which the grammar allows, as Qwen3 does) and then prefers to stop. The end of the
+    sequence is refused until the reasoning closes (`mlx_thinking_budget` closes it here), then
+    the answer is valid JSON. Every format's reasoning block: the next test."""
+    model = models["hermes"]
+    await model.load()
+    tokenizer = model.loaded.tokenizer
+    opener, eos = tokenizer.convert_tokens_to_ids("<think>"), tokenizer.eos_token_id
+    plan = model._plan  # pyright: ignore[reportPrivateUsage]
+
+    def thinking_then_stopping(*args: Any) -> Any:
+        found = plan(*args)
+        processors = (lambda: ThinksThenStops(eos, opener), *found.options.extra_processors)
+        return replace(found, options=replace(found.options, extra_processors=processors))
+
+    monkeypatch.setattr(model, "_plan", thinking_then_stopping)
+    output = OutputObjectDefinition(json_schema=City.model_json_schema(), name="City")
+    params = ModelRequestParameters(
+        output_mode="native", output_object=output, allow_text_output=True, thinking=True
+    )
+    for response in await _requests(model, params, mlx_thinking_budget=6):
+        assert response.finish_reason == "stop", response
+        assert any(isinstance(p, ThinkingPart) for p in response.parts), response
+        _assert_city(json.loads(response.text or ""))
+
+
+@pytest.mark.parametrize("answer", ["native", "calls"])
+@pytest.mark.parametrize("tool_format", _REASONING_FORMATS)
+async def test_a_reasoning_block_the_prompt_opened_closes_before_the_forced_answer(
+    models: dict[str, MLXModel], tool_format: str, answer: str
+) -> None:
+    """Every format with a reasoning block, its opener ending the prompt (as thinking templates
+    end it), a forced answer (native output, or required calls): the end of the sequence cannot
+    come before the closer (forced here by the thinking budget after six tokens, spelled out
+    where the tokenizer lacks it), and the format's parser reads a valid answer after the
+    reasoning, for every seed."""
+    model = models[tool_format]
+    await model.load()
+    tokenizer = model.loaded.tokenizer
+    reasoning = _reasoning(tool_format)
+    assert reasoning is not None
+    markers = ReasoningMarkers(
+        *reasoning, tuple(tokenizer.encode(reasoning[0])), tuple(tokenizer.encode(reasoning[1]))
+    )
+    prompt = _prompt(tokenizer, None) + list(markers.opener_ids)
+    tools = [{"type": "function", "function": {"name": "add_city", "parameters": City.model_json_schema()}}]
+
+    def constraint() -> Any:
+        if answer == "native":
+            return output_processor(
+                tokenizer, City.model_json_schema(), tool_format=tool_format, in_reasoning=True
+            )
+        return tool_call_processor(
+            tokenizer, tool_format, tools, required=True, parallel=False, in_reasoning=True
+        )
+
+    async def one(seed: int) -> tuple[str, Any]:
+        processor = constraint()
+        options = GenerationOptions(
+            max_tokens=400,
+            temperature=1.0,
+            seed=seed,
+            extra_processors=(
+                lambda: ThinksThenStops(tokenizer.eos_token_id),
+                lambda: processor,
+                lambda: ThinkingBudgetProcessor(markers, 6, in_reasoning=True),
+            ),
+        )
+        assert model._scheduler is not None  # pyright: ignore[reportPrivateUsage]
+        stream = model._scheduler.start(prompt, options)  # pyright: ignore[reportPrivateUsage]
+        return "".join([chunk async for chunk in stream]), processor
+
+    for seed, (text, processor) in zip(SEEDS, await asyncio.gather(*(one(s) for s in SEEDS)), strict=True):
+        assert processor.regions == 1 and processor.problems == [], (seed, text)
+        result = parse(text, tool_format, tools if answer == "calls" else [], in_reasoning=True)
+        assert result.reasoning is not None and not result.errors, (seed, text, result)
+        if answer == "native":
+            _assert_city(json.loads(result.content or ""))
+        else:
+            assert [c.name for c in result.calls] == ["add_city"] and result.content is None, (seed, text)
+            _assert_city(result.calls[0].arguments)
 
 
 # --- objects are closed unless the schema opens them ---------------------------------------------

@@ -334,3 +334,13 @@ def test_reasoning_markers_come_from_the_family(demo_model_path: Path) -> None:
     assert markers is not None and (markers.opener, markers.closer) == ("<think>", "</think>")
     assert len(markers.closer_ids) == 1
     assert reasoning_markers("{{ messages }}", "hermes", tokenizer) is None
+
+
+def test_reasoning_markers_of_a_template_no_format_was_detected_from(demo_model_path: Path) -> None:
+    """`tool_format="auto"` (what an undetected template gets): the generic `<think>` pair. Before,
+    `mlx_thinking_budget` raised ValueError ("unknown tool-call format 'auto'") for such a model."""
+    from mlx_lm import load
+
+    _, tokenizer = load(str(demo_model_path))
+    markers = reasoning_markers(tokenizer.chat_template, "auto", tokenizer)
+    assert markers is not None and (markers.opener, markers.closer) == ("<think>", "</think>")

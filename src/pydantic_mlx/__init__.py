@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0.dev0"
 
 if TYPE_CHECKING:
-    from ._disk_cache import DiskCacheWarning
+    from ._cache_dir import DiskCacheWarning
     from .model import MLXModel, MLXModelSettings
 
 __all__ = ["DiskCacheWarning", "MLXModel", "MLXModelSettings", "__version__"]
@@ -22,7 +22,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(model, name)
     if name == "DiskCacheWarning":
-        from ._disk_cache import DiskCacheWarning
+        from ._cache_dir import DiskCacheWarning
 
         return DiskCacheWarning
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -41,6 +41,8 @@ import mlx.core as mx
 from mlx.utils import tree_flatten
 from mlx_lm.models.cache import KVCache, load_prompt_cache, make_prompt_cache, save_prompt_cache
 
+from ._cache_dir import DiskCacheWarning, cache_root
+
 __all__ = [
     "DEFAULT_DISK_CACHE_BYTES",
     "DiskCacheEntry",
@@ -72,12 +74,7 @@ KVCacheLayers = list[Any]
 def default_prompt_cache_dir() -> Path:
     """`$PYDANTIC_MLX_CACHE/prompt-cache`, else `~/.cache/pydantic-mlx/prompt-cache`: the folder
     `MLXModel(prompt_cache_dir=True)` and `pydantic-mlx cache` use."""
-    configured = os.environ.get("PYDANTIC_MLX_CACHE")
-    return (Path(configured) if configured else Path.home() / ".cache" / "pydantic-mlx") / "prompt-cache"
-
-
-class DiskCacheWarning(UserWarning):
-    """A prompt-cache file was unusable (truncated, corrupt, another model's): ignored and rebuilt."""
+    return cache_root() / "prompt-cache"
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,9 @@ def reasoning_markers(template: str | None, tool_format: str, tokenizer: object)
     """
     if not template:
         return None
-    pairs: Sequence[tuple[str, str]] = (*getattr(get_format(tool_format), "REASONING", ()), *_GENERIC)
+    # `auto` (a template no format was detected from) has no module of its own: the generic pair.
+    own = get_format(tool_format).REASONING if tool_format != "auto" else ()
+    pairs: Sequence[tuple[str, str]] = (*own, *_GENERIC)
     for opener, closer in pairs:
         if opener.strip() in template and closer in template:
             opener_ids = _encode(tokenizer, opener)

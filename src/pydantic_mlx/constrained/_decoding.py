@@ -6,7 +6,8 @@ nothing triggers; a trigger for the answer's start counts only there); once a tr
 starts that region's llguidance matcher on the triggering text and masks every token until the
 region is complete, then the output is free again. A whole-answer grammar
 (`tool_choice="required"`, native output) masks from the first token after any reasoning block up
-to the end-of-sequence token.
+to the end-of-sequence token; inside that reasoning block only the end-of-sequence token is
+masked (the block must close, and the answer follow).
 
 The mask is llguidance's bitmask turned into additive biases with plain `mx` ops (a lookup per
 mask byte), so it runs on every MLX backend (llguidance's own `llguidance.mlx` helper is a Metal
@@ -23,11 +24,11 @@ from collections.abc import Callable
 from typing import Any
 
 import llguidance
-import llguidance.hf
 import mlx.core as mx
 import numpy as np
 
 from ._grammars import GrammarSet, Trigger
+from ._token_table import llg_tokenizer
 
 __all__ = ["GrammarLogitsProcessor", "GrammarTokenizer", "grammar_tokenizer"]
 
@@ -46,14 +47,15 @@ a fence and `{"name": "<tool>"`, is under 150 bytes plus the tool name)."""
 class GrammarTokenizer:
     """llguidance's view of one model's tokenizer, with the grammars compiled for it.
 
-    Building it walks the whole vocabulary (about 1 s per 100k tokens), so there is one per
-    loaded tokenizer (`grammar_tokenizer`); compiled grammars are kept in a small LRU.
+    Building it walks the whole vocabulary (about 3 s per 100k tokens; under 1 s for 150k once its
+    token table is on disk, see `_token_table`), so there is one per loaded tokenizer
+    (`grammar_tokenizer`); compiled grammars are kept in a small LRU.
     """
 
     def __init__(self, tokenizer: Any) -> None:
         hf = getattr(tokenizer, "_tokenizer", tokenizer)
         eos = getattr(tokenizer, "eos_token_ids", None) or [hf.eos_token_id]
-        self.llg: llguidance.LLTokenizer = llguidance.hf.from_tokenizer(hf, eos_token=sorted(eos))
+        self.llg: llguidance.LLTokenizer = llg_tokenizer(hf, sorted(eos))
         self._compiled: OrderedDict[str, llguidance.LLMatcher] = OrderedDict()
         self._lock = threading.Lock()
         self.grammar_sets: dict[Any, GrammarSet | None] = {}
@@ -131,6 +133,7 @@ class GrammarLogitsProcessor:
         self._seen: int | None = None
         self._words = np.zeros(0, dtype=np.int32)
         self._tables: dict[mx.Dtype, mx.array] = {}
+        self._no_end: dict[tuple[mx.Dtype, int], mx.array] = {}
         self._may_open_reasoning: int | None = None
         self.regions = 0
         self.problems: list[str] = []
@@ -186,6 +189,10 @@ class GrammarLogitsProcessor:
             for token in new:
                 self._advance(token)
         if self._matcher is None:
+            if self._in_reasoning and self._grammars.answer is not None:
+                # The answer is forced and has not begun: the reasoning must close first, so the
+                # end of the sequence may not come inside it (the output would hold no answer).
+                return logits + self._no_end_bias(logits)
             return logits
         return self._mask(self._matcher, logits)
 
@@ -287,6 +294,21 @@ class GrammarLogitsProcessor:
         if self._may_open_reasoning is not None and self._may_open_reasoning < width:
             bias = mx.where(mx.arange(width) == self._may_open_reasoning, 0.0, bias).astype(bias.dtype)
         return logits + bias
+
+    def _no_end_bias(self, logits: mx.array) -> mx.array:
+        """0 for every token but the end-of-sequence ones, which get -inf (unless one of them is
+        the reasoning block's closer)."""
+        key = (logits.dtype, logits.shape[-1])
+        bias = self._no_end.get(key)
+        if bias is None:
+            tokenizer, reasoning = self._tokenizer, self._grammars.reasoning
+            assert tokenizer is not None and reasoning is not None
+            closer = tokenizer.special_token(reasoning[1])
+            width = logits.shape[-1]
+            values = np.zeros(width, dtype=np.float32)
+            values[[t for t in tokenizer.llg.eos_tokens if t < width and t != closer]] = -np.inf
+            bias = self._no_end[key] = mx.array(values).astype(logits.dtype)
+        return bias
 
     def _bias_table(self, dtype: mx.Dtype) -> mx.array:
         table = self._tables.get(dtype)

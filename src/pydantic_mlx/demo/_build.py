@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -16,6 +15,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from .._cache_dir import cache_root
 from .._chat import chat_messages, render_request, request_instructions, request_tool_defs, tool_schemas
 from ._template import CHAT_TEMPLATE
 from ._tokenizer import EOS_TOKEN, save_tokenizer, train_tokenizer
@@ -53,8 +53,7 @@ that renders the same prompts (e.g. the one an extra pins) keeps the cached mode
 
 def default_cache_dir() -> Path:
     """`$PYDANTIC_MLX_CACHE`, else `~/.cache/pydantic-mlx`."""
-    configured = os.environ.get("PYDANTIC_MLX_CACHE")
-    return Path(configured) if configured else Path.home() / ".cache" / "pydantic-mlx"
+    return cache_root()
 
 
 def build_demo_model(cache_dir: Path | None = None, *, progress: Progress | None = None) -> Path:
