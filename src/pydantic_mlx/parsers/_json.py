@@ -49,6 +49,12 @@ def _object_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+# Made once: `json.loads` with options builds a decoder per call, a cost on every region read.
+_STRICT = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_float=_finite_float, object_pairs_hook=_object_once
+)
+
+
 def loads_lenient(text: str) -> Any:
     """Read one JSON value, accepting single quotes, Python literals and trailing commas.
 
@@ -56,9 +62,7 @@ def loads_lenient(text: str) -> Any:
     when an object in it gives a key twice.
     """
     try:
-        return json.loads(
-            text, parse_constant=_reject_constant, parse_float=_finite_float, object_pairs_hook=_object_once
-        )
+        return _STRICT.decode(text)
     except RecursionError as exc:
         raise ValueError("JSON nested too deeply") from exc
     except ValueError:

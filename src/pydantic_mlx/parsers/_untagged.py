@@ -18,6 +18,8 @@ __all__ = [
     "Decision",
     "fence_opener_end",
     "json_call_start",
+    "may_open_pattern",
+    "open_at_end",
     "pythonic_call_start",
     "stands_alone_after",
     "stands_alone_before",
@@ -61,6 +63,38 @@ def bracket_run_end(buf: str, i: int) -> int:
     """The end of the run of `{` and `[` that starts at `buf[i]` (`i` itself if there is none)."""
     found = _BRACKET_RUN.match(buf, i)
     return found.end() if found is not None else i
+
+
+def may_open_pattern(*, json: bool, pythonic: bool) -> str:
+    """A regex matching each `{` or `[` that `json_call_start` or `pythonic_call_start` may not
+    reject by what follows it: a quote or a name after the spaces, or the text's end (undecided).
+    Any other bracket is text whatever comes before it, so the text state need not stop there
+    (`"{\\n" * n` or `"<eos>{" * n` cost a step per bracket). A superset of what the checks
+    accept (`[^\\W\\d]` holds every letter `str.isalpha` knows); the checks still decide."""
+    ws = f"[ \\t\\r\\n]{{0,{_MAX_WS}}}"
+    key = f"{ws}(?:[\"']|\\Z)"
+    alternatives: list[str] = []
+    if json:
+        alternatives.append(f"\\{{(?={key})")
+    after_list = ([f"\\{{{key}"] if json else []) + (["[^\\W\\d]"] if pythonic else [])
+    if after_list:
+        alternatives.append(f"\\[(?={ws}(?:\\Z|{'|'.join(after_list)}))")
+    return "|".join(alternatives)
+
+
+_WS_RUN = f"[ \\t\\r\\n]{{0,{_MAX_WS}}}"
+_OPEN_AT_END = {  # by whether JSON calls are read
+    True: re.compile(f"(?:\\{{|\\[(?:{_WS_RUN}\\{{)?){_WS_RUN}\\Z"),
+    False: re.compile(f"\\[{_WS_RUN}\\Z"),
+}
+
+
+def open_at_end(buf: str, i: int, *, json: bool) -> bool:
+    """Whether the bracket at `i` is followed by nothing but what `json_call_start` (when `json`)
+    and `pythonic_call_start` skip before they can decide (spaces, and the `{` after a `[`):
+    when it stands alone, they wait. One search instead of running them, on every delta of a
+    text that keeps ending in a bracket."""
+    return _OPEN_AT_END[json].match(buf, i) is not None
 
 
 def stands_alone_before(buf: str, end: int, *, final: bool) -> Decision:
