@@ -58,7 +58,7 @@ from ._types import (
 )
 from ._untagged import Decision
 from .formats import Format
-from .formats._syntax import CallSyntax, Closers, JsonValue, Quote
+from .formats._syntax import CallSyntax, JsonValue, Quote
 
 __all__ = ["Engine"]
 
@@ -271,7 +271,6 @@ class Engine:
         self.errors: list[ParseProblem] = []
         self._closed = False
         self._truncated = False
-        self._region_ends: dict[str, RegionEnd] = {}
         # Where each run of spaces or name skipped so far ends, by its start (`_skip_spaces`).
         self._space_runs: dict[int, int] = {}
         self._name_runs: dict[int, int] = {}
@@ -747,21 +746,14 @@ class Engine:
     # -- marked call regions ----------------------------------------------------------------
 
     def _step_region(self, state: _Region, final: bool) -> bool:
-        if state.ends is None:
-            rules = [s.end for _, s in state.candidates if isinstance(s.end, Closers)]
-            if rules:
-                state.ends = self._region_end(state.opener, rules)
-        if state.ends is not None:
-            return self._region_closers(state, state.ends, final)
+        ends = state.ends
+        if ends is None:
+            ends = state.ends = self._d.region_ends.get(state.opener)
+        if ends is not None:
+            return self._region_closers(state, ends, final)
         rule = state.candidates[0][1].end
         assert isinstance(rule, JsonValue)
         return self._region_json(state, rule, final)
-
-    def _region_end(self, opener: str, rules: list[Closers]) -> RegionEnd:
-        end = self._region_ends.get(opener)
-        if end is None:
-            end = self._region_ends[opener] = RegionEnd.of(opener, tuple(rules))
-        return end
 
     def _region_closers(self, state: _Region, ends: RegionEnd, final: bool) -> bool:
         buf = self._buf
@@ -913,7 +905,7 @@ class Engine:
         raw = self._buf[state.start : end]
         fmt_name = state.candidates[0][0].NAME
         cut_off = not closed and not interrupted and self._truncated
-        if cut_off or (not closed and not all(s.closer_optional for _, s in state.candidates)):
+        if cut_off or (not closed and state.opener not in self._d.closer_optional):
             if self._complete_calls_of_section(state, body, end):
                 return True
             if state.may_be_prose(body):  # an answer that merely begins like a bare call is just text
@@ -963,6 +955,8 @@ class Engine:
         """A section whose closer never came may still hold complete calls (each ended by its
         own marker): emit those, and the unfinished rest as text with a `TruncatedCall`."""
         markers = state.ends.complete_at if state.ends is not None else ()
+        if not markers:
+            return False
         cut = max((body.rfind(m) + len(m) for m in markers if m in body), default=-1)
         if cut <= 0:
             return False

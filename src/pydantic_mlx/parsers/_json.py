@@ -55,18 +55,31 @@ _STRICT = json.JSONDecoder(
 )
 
 
+_CLOSING = {"{": "}", "[": "]", '"': '"'}
+
+
+def _may_be_strict(text: str) -> bool:
+    """False when `text` cannot be strict JSON: it opens an object, array or string that its
+    last character does not close. Then the strict decoder is not tried (its failure, an error
+    built with line and column, costs more than the lenient read that follows it anyway)."""
+    stripped = text.strip(_WS)
+    closing = _CLOSING.get(stripped[:1])
+    return closing is None or (len(stripped) > 1 and stripped[-1] == closing)
+
+
 def loads_lenient(text: str) -> Any:
     """Read one JSON value, accepting single quotes, Python literals and trailing commas.
 
     Raises `ValueError` (never anything else) when `text` is not exactly one such value, or
     when an object in it gives a key twice.
     """
-    try:
-        return _STRICT.decode(text)
-    except RecursionError as exc:
-        raise ValueError("JSON nested too deeply") from exc
-    except ValueError:
-        pass
+    if _may_be_strict(text):
+        try:
+            return _STRICT.decode(text)
+        except RecursionError as exc:
+            raise ValueError("JSON nested too deeply") from exc
+        except ValueError:
+            pass
     reader = _LenientReader(text)
     value = reader.value(0)
     reader.skip_ws()

@@ -103,6 +103,8 @@ class Dialect:
     quiet_text: re.Pattern[str]  # `quiet_pattern` of the text state (`full_pattern`'s markers)
     quiet_code: re.Pattern[str]  # the same inside a code fence (`tagged_pattern`'s markers)
     markers: frozenset[str]  # every literal marker: openers, closers, reasoning and drop markers
+    region_ends: dict[str, RegionEnd]  # per call opener whose regions end at closers
+    closer_optional: frozenset[str]  # call openers whose every syntax has `closer_optional`
     drop_pattern: re.Pattern[str]  # the drop markers, longest first (`alternation`)
     start_prefixes: frozenset[str]  # proper prefixes of `start_openers` and `drop`
     start_longest: int  # the longest of `start_openers` and `drop`
@@ -175,10 +177,25 @@ class Dialect:
             quiet_text=quiet_pattern(frozenset(literal), prefixes, brackets),
             quiet_code=quiet_pattern(frozenset(code_markers), prefixes),
             markers=frozenset(own | drop),
+            region_ends=_region_ends({**start_openers, **openers}),
+            closer_optional=frozenset(
+                o for o, c in {**start_openers, **openers}.items() if all(s.closer_optional for _, s in c)
+            ),
             drop_pattern=alternation(drop),
             start_prefixes=frozenset(m[:k] for m in (*start_openers, *drop) for k in range(1, len(m))),
             start_longest=max((len(m) for m in (*start_openers, *drop)), default=0),
         )
+
+
+def _region_ends(openers: dict[str, list[tuple[Format, CallSyntax]]]) -> dict[str, RegionEnd]:
+    """How the regions of each opener end, for openers with `Closers` end rules (a region whose
+    syntaxes all end at a JSON value's end has none)."""
+    ends: dict[str, RegionEnd] = {}
+    for opener, candidates in openers.items():
+        rules = tuple(s.end for _, s in candidates if isinstance(s.end, Closers))
+        if rules:
+            ends[opener] = RegionEnd.of(opener, rules)
+    return ends
 
 
 def alternation(markers: set[str] | frozenset[str]) -> re.Pattern[str]:
