@@ -286,6 +286,7 @@ class Engine:
         self._quiet: re.Pattern[str] | None = None
         self._quiet_prefixes = dialect.proper_prefixes
         self._quiet_brackets = _NO_BRACKETS
+        self._quiet_fences = False
         self._quiet_pieces = self._content
         self._quiet_event: type[TextDelta] | type[ThinkingDelta] = TextDelta
         self._settles_nothing: Callable[[str], bool] | None = None
@@ -363,23 +364,31 @@ class Engine:
         assert quiet is not None
         # A bracket is decided here as `_on_bracket` decides it: text (inside code or a sentence,
         # `x = {...}`), or a wait for what follows it at the end of the text; a step opens a call
-        # (or holds a bracket that may begin a longer marker, `[TOOL_CALLS]`).
+        # (or holds a bracket that may begin a longer marker, `[TOOL_CALLS]`). So is a fence in
+        # answer text, as `_on_fence` decides it: text (inline code, a run of backticks), or a
+        # wait for its info line; a step opens it.
         brackets = self._quiet_brackets
         wait_at = None
-        while found is not None and found.group() in brackets:
-            i = found.start()
-            if len(buf) - i < self._d.max_marker and buf[i:] in self._quiet_prefixes:
-                break
-            if _untagged.open_at_end(buf, i, json=self._d.untagged_json):
-                decision = Decision.WAIT if _untagged.stands_alone_after(buf, i) else Decision.REJECT
+        while found is not None:
+            i, marker = found.start(), found.group()
+            if marker in brackets:
+                if len(buf) - i < self._d.max_marker and buf[i:] in self._quiet_prefixes:
+                    break
+                if _untagged.open_at_end(buf, i, json=self._d.untagged_json):
+                    decision = Decision.WAIT if _untagged.stands_alone_after(buf, i) else Decision.REJECT
+                else:
+                    decision = self._bracket_decision(i, False, fenced=False)[0]
+                resume = i + 1
+            elif marker == FENCE and self._quiet_fences:
+                decision, resume = _untagged.fence_opener_end(buf, i, final=False)
             else:
-                decision = self._bracket_decision(i, False, fenced=False)[0]
+                break
             if decision is Decision.WAIT:
                 wait_at = i
                 break
             if decision is Decision.ACCEPT:
                 break
-            found = quiet.search(buf, i + 1)
+            found = quiet.search(buf, resume)
         # The undecided text holds no marker, or only what may still grow into one at its end:
         # all before that is text (or reasoning) now, exactly what a step would decide.
         if wait_at is not None:
@@ -426,11 +435,12 @@ class Engine:
                 self._quiet_prefixes = self._d.proper_prefixes
                 untagged = not no_untagged and (self._d.untagged_json or self._d.untagged_pythonic)
                 self._quiet_brackets = _BRACKETS if untagged else _NO_BRACKETS
+                self._quiet_fences = untagged  # a fence opens a call or code (`_on_fence`)
                 self._quiet_pieces, self._quiet_event = self._content, TextDelta
         elif isinstance(state, _Reasoning):
             if settled and not self._opener_may_repeat:
                 self._quiet, self._quiet_prefixes = state.quiet, state.prefixes
-                self._quiet_brackets = _NO_BRACKETS
+                self._quiet_brackets, self._quiet_fences = _NO_BRACKETS, False
                 self._quiet_pieces, self._quiet_event = self._reasoning, ThinkingDelta
         elif isinstance(state, _Region | _Untagged):
             self._settles_nothing = state.settles_nothing
@@ -645,11 +655,17 @@ class Engine:
             return False
         if buf[j] in "{[":
             return self._on_bracket(j, final, fence_start=fence_start)
-        for opener in self._d.openers:
+        d = self._d
+        # The first opener (in the dialect's order) that begins here or may still: one search
+        # says whether there is any before they are tried one by one.
+        may_open = d.opener_pattern.match(buf, j) is not None or (
+            not final and len(buf) - j < d.max_marker and buf[j:] in d.opener_prefixes
+        )
+        for opener in d.openers if may_open else ():
             if buf.startswith(opener, j):
                 self._emit_text(fence_start)
                 end = j + len(opener)
-                region = _Region(fence_start, end, opener, self._d.openers[opener], fenced=True, scan=end)
+                region = _Region(fence_start, end, opener, d.openers[opener], fenced=True, scan=end)
                 return self._goto(region, fence_start)
             if not final and _could_become(buf, j, opener):
                 self._emit_text(fence_start)

@@ -103,6 +103,8 @@ class Dialect:
     quiet_text: re.Pattern[str]  # `quiet_pattern` of the text state (`full_pattern`'s markers)
     quiet_code: re.Pattern[str]  # the same inside a code fence (`tagged_pattern`'s markers)
     markers: frozenset[str]  # every literal marker: openers, closers, reasoning and drop markers
+    opener_pattern: re.Pattern[str]  # the call openers (`openers`), longest first
+    opener_prefixes: frozenset[str]  # proper prefixes of `openers`
     region_ends: dict[str, RegionEnd]  # per call opener whose regions end at closers
     closer_optional: frozenset[str]  # call openers whose every syntax has `closer_optional`
     drop_pattern: re.Pattern[str]  # the drop markers, longest first (`alternation`)
@@ -177,6 +179,8 @@ class Dialect:
             quiet_text=quiet_pattern(frozenset(literal), prefixes, brackets),
             quiet_code=quiet_pattern(frozenset(code_markers), prefixes),
             markers=frozenset(own | drop),
+            opener_pattern=alternation(set(openers)),
+            opener_prefixes=frozenset(o[:k] for o in openers for k in range(1, len(o))),
             region_ends=_region_ends({**start_openers, **openers}),
             closer_optional=frozenset(
                 o for o, c in {**start_openers, **openers}.items() if all(s.closer_optional for _, s in c)

@@ -57,6 +57,7 @@ def stands_alone_after(buf: str, i: int) -> bool:
 
 
 _BRACKET_RUN = re.compile(r"[{\[]*")
+_BACKTICKS = re.compile("`*")
 
 
 def bracket_run_end(buf: str, i: int) -> int:
@@ -66,19 +67,22 @@ def bracket_run_end(buf: str, i: int) -> int:
 
 
 def may_open_pattern(*, json: bool, pythonic: bool) -> str:
-    """A regex matching each `{` or `[` that `json_call_start` or `pythonic_call_start` may not
-    reject by what follows it: a quote or a name after the spaces, or the text's end (undecided).
-    Any other bracket is text whatever comes before it, so the text state need not stop there
-    (`"{\\n" * n` or `"<eos>{" * n` cost a step per bracket). A superset of what the checks
-    accept (`[^\\W\\d]` holds every letter `str.isalpha` knows); the checks still decide."""
+    """A regex matching each `{` or `[` that may open an untagged call: one that may stand alone
+    (`stands_alone_after`: right after a line's start, spaces or sentence punctuation) and that
+    `json_call_start` or `pythonic_call_start` may not reject by what follows it (a quote or a
+    name after spaces, or the text's end: undecided). Any other bracket is text, so the text
+    state need not stop there (`"{\\n" * n` or `"<eos>{" * n` cost a step per bracket). A superset
+    of what the checks accept (`[^\\W\\d]` holds every letter `str.isalpha` knows); they decide."""
+    before = re.escape("".join(sorted(_ALONE_AFTER)))
+    alone = f"(?<![^ \\t\\r\\n{before}])"
     ws = f"[ \\t\\r\\n]{{0,{_MAX_WS}}}"
     key = f"{ws}(?:[\"']|\\Z)"
     alternatives: list[str] = []
     if json:
-        alternatives.append(f"\\{{(?={key})")
+        alternatives.append(f"{alone}\\{{(?={key})")
     after_list = ([f"\\{{{key}"] if json else []) + (["[^\\W\\d]"] if pythonic else [])
     if after_list:
-        alternatives.append(f"\\[(?={ws}(?:\\Z|{'|'.join(after_list)}))")
+        alternatives.append(f"{alone}\\[(?={ws}(?:\\Z|{'|'.join(after_list)}))")
     return "|".join(alternatives)
 
 
@@ -194,14 +198,16 @@ def pythonic_call_start(buf: str, i: int, tools: ToolSet, *, final: bool) -> tup
 
 def fence_opener_end(buf: str, i: int, *, final: bool) -> tuple[Decision, int]:
     """For ``` at `buf[i]`: ACCEPT with the index after the fence's info line (language tag and
-    newline), REJECT when it is not a fence opener (e.g. inline ```code```), or WAIT."""
-    j = i + 3
+    newline), REJECT when it is not a fence opener (e.g. inline ```code```), or WAIT. On REJECT,
+    the index is where the search for the next marker resumes."""
     # ```` fences: the info line starts after the run. A run longer than any real fence is
-    # text; the bound keeps a long run from being rescanned on every feed.
-    while j < len(buf) and buf[j] == "`":
-        j += 1
-        if j - i > _MAX_FENCE_RUN:
-            return Decision.REJECT, j
+    # text, read in pieces of one more than the longest fence: each piece is rejected, and only
+    # the last, shorter one may open a fence. All the rejected pieces are passed at once.
+    run = _BACKTICKS.match(buf, i + 3)
+    j = run.end() if run is not None else i + 3
+    piece = _MAX_FENCE_RUN + 1
+    if j - i >= piece:
+        return Decision.REJECT, i + piece * ((j - i) // piece)
     if j >= len(buf) and not final:
         return Decision.WAIT, j
     newline = buf.find("\n", j, j + _MAX_FENCE_INFO + 1)
