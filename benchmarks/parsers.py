@@ -8,10 +8,15 @@ Parse and every delta size are timed in turns within one run, so the ratios comp
 like on a busy machine; each time is CPU time (waiting for a shared core is not counted), the
 best of `--repeat` turns.
 
-Worst case (issue 21): 1 MB of each adversarial text (`"{" * n`, call heads, marker halves, ...)
-through `auto`, parsed and streamed, against the 1 s per MB target (`--worst-case 0` skips it).
+Worst case (issue 21): hostile texts generated from each format's markers
+(tests/parsers/hostile.py: every marker repeated and halved, call openers followed by values that
+never close, quotes, backslashes, deep brackets, interleavings) are screened at a small size, a few
+search rounds grow the costliest into costlier ones, and the worst are measured at 1 MB, parsed
+and streamed in 1-, 4- and 8-char deltas, against the 1 s per MB target (`--worst-case 0` skips it;
+`--worst-formats auto hermes ...` picks the formats, `auto` by default).
 
 Run: python benchmarks/parsers.py [--repeat N] [--format NAME ...] [--sizes 1 4 16 64] [--worst-case CHARS]
+     [--worst-formats FORMAT ...] [--screen-size CHARS] [--top K] [--search ROUNDS]
 """
 
 from __future__ import annotations
@@ -19,12 +24,17 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from pydantic_mlx.parsers import StreamParser, ToolCall, available_formats, parse, render_calls
 from pydantic_mlx.parsers._pythonic import render_pythonic_calls
 from pydantic_mlx.parsers.formats import get_format
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout: tests/ is shared
+from tests.parsers.hostile import Shape, hostile_shapes, interleavings, vocabulary
 
 TOOLS = [
     {"type": "function", "function": {"name": "read_file", "parameters": {"type": "object"}}},
@@ -100,65 +110,98 @@ def _measure(name: str, text: str, steps: list[int], repeat: int) -> dict[str, f
     return _best_of(fns, repeat)
 
 
-ADVERSARIAL_UNITS = {
-    "open braces": "{",
-    "open brackets": "[",
-    "braces on lines": "{\n",
-    "call heads": '{"name": ',
-    "fenced call heads": '```json\n{"name": "read_file", "arguments": {"a": [',
-    "tag openers": "<tool_call>",
-    "marker halves": "<tool_",
-    "reasoning openers": "<think>",
-    "quotes": '"',
-    "spaces": " ",
-    "newlines": "\n",
-    "mistral markers": "[TOOL_CALLS]",
-    "pythonic heads": "[read_file(",
+NAMED = {  # the shapes issue 21 measured, always shown
+    "braces on lines": Shape("", "{\n"),
+    "mistral markers": Shape("", "[TOOL_CALLS]"),
+    "tag openers": Shape("", "<tool_call>"),
+    "call heads": Shape("", '{"name": '),
+    "open braces": Shape("", "{"),
+    "quotes": Shape("", '"'),
+    "backslashes": Shape("", "\\"),
 }
-"""Texts of one repeated unit, each aimed at a state of the parser: what a hostile or broken model
-can write. Target (issue 21): 1 MB of any of them parsed by `auto` in under 1 s."""
+WORST_CASE_MODES = ("parse", "1", "4", "8")  # `parse`, then streams in deltas of 1, 4, 8 chars
 
 
-def adversarial(size: int, repeat: int) -> None:
-    """`parse(text, "auto")` of `size` chars of each adversarial text, and the same text streamed
-    in 16-char deltas, next to an ordinary agent output of the same size and the 1 s/MB target."""
+def _cost(format: str, text: str, mode: str) -> Callable[[], object]:
+    if mode == "parse":
+        return lambda: parse(text, format, tools=TOOLS)
+    return lambda: _stream(text, format, int(mode))
+
+
+def _screen(format: str, shapes: list[Shape], size: int) -> list[tuple[float, Shape]]:
+    """Each shape's cost at `size` chars (CPU s per MB, the worst of `parse` and 4-char deltas),
+    worst first."""
+    costs: list[tuple[float, Shape]] = []
+    for shape in shapes:
+        text = shape.text(size)
+        best = _best_of({m: _cost(format, text, m) for m in ("parse", "4")}, 1)
+        costs.append((max(best.values()) / size * 1e6, shape))
+    return sorted(costs, key=lambda c: -c[0])
+
+
+def _search(format: str, seeds: list[Shape], rounds: int, size: int, rng: random.Random) -> list[Shape]:
+    """An adversary: from the costliest shapes, units grown or cut (a marker or piece added, a
+    unit doubled or halved), keeping the costliest of each round."""
+    pieces = [*vocabulary(format)[0], "{", "[", '"', "\\", "\n", " ", "x"]
+    found = list(seeds)
+    for _ in range(rounds):
+        children: list[Shape] = []
+        for parent in found[:8]:
+            unit = parent.unit
+            children += [
+                Shape(parent.prefix, unit + rng.choice(pieces)),
+                Shape(parent.prefix, rng.choice(pieces) + unit),
+                Shape(parent.prefix, unit[: max(1, len(unit) // 2)]),
+                Shape(parent.prefix + unit, rng.choice(pieces)),
+            ]
+        found = [shape for _, shape in _screen(format, list(dict.fromkeys(found + children)), size)]
+    return found
+
+
+def adversarial(size: int, repeat: int, formats: list[str], screen_size: int, top: int, rounds: int) -> None:
+    """Every hostile shape of each format (tests/parsers/hostile.py: its markers repeated, halved,
+    after an opener, quoted, ...) screened at `screen_size` chars; the `top` costliest, the search's
+    finds and the named shapes then measured at `size` chars: `parse` and streams of 1, 4, 8-char
+    deltas, against the 1 s per MB target and ordinary output (CPU time, best of `repeat`)."""
+    rng = random.Random(0)
     ordinary = _auto_output(size)
-    ordinary_best = _best_of(
-        {
-            "parse": lambda: parse(ordinary, "auto", tools=TOOLS),
-            "stream": lambda: _stream(ordinary, "auto", 16),
-        },
-        repeat,
+    base = _best_of({m: _cost("auto", ordinary, m) for m in WORST_CASE_MODES}, repeat)
+    print(f"\nworst case, {size / 1e6:.1f} MB each; CPU s per MB, best of {repeat}; target < 1 s per MB")
+    head = "".join(f" {('stream ' + m) if m != 'parse' else 'parse':>9}" for m in WORST_CASE_MODES)
+    print(f"{'format':<12} {'text':<52}{head}")
+    print(
+        f"{'auto':<12} {'(ordinary agent output)':<52}"
+        + "".join(f" {base[m] / size * 1e6:>9.3f}" for m in WORST_CASE_MODES)
     )
-    base = ordinary_best["parse"]
-    print(f"\nworst case, auto, {size / 1e6:.1f} MB each; CPU time, best of {repeat}; target < 1 s per MB")
-    print(f"{'text':<20} {'parse s/MB':>10} {'x ordinary':>10} {'stream16 s/MB':>13} {'x target':>8}")
-    stream_base = ordinary_best["stream"] / size * 1e6
-    print(f"{'ordinary output':<20} {base / size * 1e6:>10.3f} {1.0:>10.2f} {stream_base:>13.3f}")
-    worst = 0.0
-    for label, unit in ADVERSARIAL_UNITS.items():
-        text = (unit * (size // len(unit) + 1))[:size]
-        best = _best_of(
-            {
-                "parse": lambda text=text: parse(text, "auto", tools=TOOLS),
-                "stream": lambda text=text: _stream(text, "auto", 16),
-            },
-            repeat,
-        )
-        per_mb = {k: v / size * 1e6 for k, v in best.items()}
-        worst = max(worst, *per_mb.values())
-        print(
-            f"{label:<20} {per_mb['parse']:>10.3f} {best['parse'] / base:>10.2f}"
-            f" {per_mb['stream']:>13.3f} {max(per_mb.values()):>7.2f}x",
-            flush=True,
-        )
-    print(f"worst: {worst:.3f} s per MB ({'meets' if worst < 1 else 'misses'} the 1 s target)")
+    worst: dict[str, tuple[float, str]] = {}
+    for format in formats:
+        shapes = hostile_shapes(format) + interleavings(format, 40)
+        screened = [shape for _, shape in _screen(format, shapes, screen_size)]
+        found = _search(format, screened[:top], rounds, screen_size, rng) if rounds else []
+        chosen = list(dict.fromkeys([*NAMED.values(), *screened[:top], *found[:3]]))
+        for shape in chosen:
+            text = shape.text(size)
+            best = _best_of({m: _cost(format, text, m) for m in WORST_CASE_MODES}, repeat)
+            per_mb = {m: t / size * 1e6 for m, t in best.items()}
+            for mode, cost in per_mb.items():
+                if cost > worst.get(mode, (0.0, ""))[0]:
+                    worst[mode] = (cost, f"{format} {shape.label}")
+            row = "".join(f" {per_mb[m]:>9.3f}" for m in WORST_CASE_MODES)
+            print(f"{format:<12} {shape.label[:52]:<52}{row}", flush=True)
+    for mode, (cost, what) in worst.items():
+        name = "parse" if mode == "parse" else f"stream {mode}"
+        verdict = "meets" if cost < 1 else "misses"
+        print(f"worst {name}: {cost:.3f} s per MB ({what}; {verdict} the 1 s target)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--worst-case", type=int, default=1_000_000, metavar="CHARS")
+    ap.add_argument("--worst-formats", nargs="*", default=["auto"], metavar="FORMAT")
+    ap.add_argument("--screen-size", type=int, default=20_000, metavar="CHARS")
+    ap.add_argument("--top", type=int, default=8, help="costliest screened shapes measured at full size")
+    ap.add_argument("--search", type=int, default=2, metavar="ROUNDS", help="adversary rounds (0: none)")
     ap.add_argument("--size", type=int, default=20_000)
     ap.add_argument("--format", nargs="*", default=available_formats())
     ap.add_argument("--sizes", type=int, nargs="*", default=[1, 4, 16, 64])  # ~4 chars: one token
@@ -183,7 +226,9 @@ def main() -> None:
         print(row, flush=True)
     print("worst ratio to parse: " + ", ".join(f"{s}ch {worst[s]:.2f}x" for s in steps))
     if args.worst_case:
-        adversarial(args.worst_case, min(args.repeat, 3))
+        adversarial(
+            args.worst_case, min(args.repeat, 2), args.worst_formats, args.screen_size, args.top, args.search
+        )
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ from ._types import (
 )
 from ._untagged import Decision
 from .formats import Format
-from .formats._syntax import CallSyntax, Closers, JsonValue, Quote
+from .formats._syntax import CallSyntax, JsonValue, Quote
 
 __all__ = ["Engine"]
 
@@ -271,7 +271,6 @@ class Engine:
         self.errors: list[ParseProblem] = []
         self._closed = False
         self._truncated = False
-        self._region_ends: dict[str, RegionEnd] = {}
         # Where each run of spaces or name skipped so far ends, by its start (`_skip_spaces`).
         self._space_runs: dict[int, int] = {}
         self._name_runs: dict[int, int] = {}
@@ -287,6 +286,7 @@ class Engine:
         self._quiet: re.Pattern[str] | None = None
         self._quiet_prefixes = dialect.proper_prefixes
         self._quiet_brackets = _NO_BRACKETS
+        self._quiet_fences = False
         self._quiet_pieces = self._content
         self._quiet_event: type[TextDelta] | type[ThinkingDelta] = TextDelta
         self._settles_nothing: Callable[[str], bool] | None = None
@@ -362,19 +362,38 @@ class Engine:
         here what a step would settle the same way, else step."""
         buf, pos, quiet = self._buf, self._pos, self._quiet
         assert quiet is not None
-        # A bracket inside code or a sentence (`x = {...}`) is text, as `_on_bracket` finds
-        # (unless it may begin a longer marker, `[TOOL_CALLS]`: then a step holds it).
+        # A bracket is decided here as `_on_bracket` decides it: text (inside code or a sentence,
+        # `x = {...}`), or a wait for what follows it at the end of the text; a step opens a call
+        # (or holds a bracket that may begin a longer marker, `[TOOL_CALLS]`). So is a fence in
+        # answer text, as `_on_fence` decides it: text (inline code, a run of backticks), or a
+        # wait for its info line; a step opens it.
         brackets = self._quiet_brackets
-        while found is not None and found.group() in brackets:
-            i = found.start()
-            if len(buf) - i < self._d.max_marker and buf[i:] in self._quiet_prefixes:
+        wait_at = None
+        while found is not None:
+            i, marker = found.start(), found.group()
+            if marker in brackets:
+                if len(buf) - i < self._d.max_marker and buf[i:] in self._quiet_prefixes:
+                    break
+                if _untagged.open_at_end(buf, i, json=self._d.untagged_json):
+                    decision = Decision.WAIT if _untagged.stands_alone_after(buf, i) else Decision.REJECT
+                else:
+                    decision = self._bracket_decision(i, False, fenced=False)[0]
+                resume = i + 1
+            elif marker == FENCE and self._quiet_fences:
+                decision, resume = _untagged.fence_opener_end(buf, i, final=False)
+            else:
                 break
-            if _untagged.stands_alone_after(buf, i):
+            if decision is Decision.WAIT:
+                wait_at = i
                 break
-            found = quiet.search(buf, i + 1)
+            if decision is Decision.ACCEPT:
+                break
+            found = quiet.search(buf, resume)
         # The undecided text holds no marker, or only what may still grow into one at its end:
         # all before that is text (or reasoning) now, exactly what a step would decide.
-        if found is None:
+        if wait_at is not None:
+            end = wait_at
+        elif found is None:
             end = len(buf)
         elif found.end() == len(buf) and found.group() in self._quiet_prefixes:
             end = found.start()
@@ -416,11 +435,12 @@ class Engine:
                 self._quiet_prefixes = self._d.proper_prefixes
                 untagged = not no_untagged and (self._d.untagged_json or self._d.untagged_pythonic)
                 self._quiet_brackets = _BRACKETS if untagged else _NO_BRACKETS
+                self._quiet_fences = untagged  # a fence opens a call or code (`_on_fence`)
                 self._quiet_pieces, self._quiet_event = self._content, TextDelta
         elif isinstance(state, _Reasoning):
             if settled and not self._opener_may_repeat:
                 self._quiet, self._quiet_prefixes = state.quiet, state.prefixes
-                self._quiet_brackets = _NO_BRACKETS
+                self._quiet_brackets, self._quiet_fences = _NO_BRACKETS, False
                 self._quiet_pieces, self._quiet_event = self._reasoning, ThinkingDelta
         elif isinstance(state, _Region | _Untagged):
             self._settles_nothing = state.settles_nothing
@@ -584,27 +604,27 @@ class Engine:
     def _step_answer_start(self, final: bool) -> bool | None:
         """At the start of the answer: open an `at_start` region if one begins here (after
         spaces). None once it is settled that none does."""
-        buf = self._buf
+        buf, d = self._buf, self._d
         j = self._skip_spaces(self._pos)
         if j >= len(buf) and not final:
             return False
-        for opener, candidates in self._d.start_openers.items():
+        for opener, candidates in d.start_openers.items():
             if buf.startswith(opener, j) and self._is_marker(j, opener):
                 self._answer_start = False
                 self._emit_text(j)
                 end = j + len(opener)
                 region = _Region(j, end, opener, candidates, fenced=False, scan=end, at_start=True)
                 return self._goto(region, j)
-            if not final and _could_become(buf, j, opener):
-                return False
-        for marker in self._d.drop:
-            # Dropped markup (a control token the tokenizer leaked) is not the answer: the answer
-            # still begins after it. The text loop drops it; this check runs again after it.
-            if buf.startswith(marker, j) and self._is_marker(j, marker):
-                return None
-            if not final and _could_become(buf, j, marker):
-                return False
-        self._answer_start = False
+        if not final and len(buf) - j < d.start_longest and buf[j:] in d.start_prefixes:
+            return False  # may still grow into a start opener or dropped markup
+        # Dropped markup (a control token the tokenizer leaked) is not the answer: the answer
+        # still begins after it. The text loop drops it; this check runs again after it. (One
+        # search, not a test per marker: a hostile output repeats such markers without end.)
+        dropped = d.drop_pattern.match(buf, j) is not None
+        if dropped and self._guarded:
+            dropped = any(buf.startswith(m, j) and self._is_marker(j, m) for m in d.drop)
+        if not dropped:
+            self._answer_start = False
         return None
 
     def _on_fence(self, i: int, final: bool) -> bool:
@@ -635,11 +655,17 @@ class Engine:
             return False
         if buf[j] in "{[":
             return self._on_bracket(j, final, fence_start=fence_start)
-        for opener in self._d.openers:
+        d = self._d
+        # The first opener (in the dialect's order) that begins here or may still: one search
+        # says whether there is any before they are tried one by one.
+        may_open = d.opener_pattern.match(buf, j) is not None or (
+            not final and len(buf) - j < d.max_marker and buf[j:] in d.opener_prefixes
+        )
+        for opener in d.openers if may_open else ():
             if buf.startswith(opener, j):
                 self._emit_text(fence_start)
                 end = j + len(opener)
-                region = _Region(fence_start, end, opener, self._d.openers[opener], fenced=True, scan=end)
+                region = _Region(fence_start, end, opener, d.openers[opener], fenced=True, scan=end)
                 return self._goto(region, fence_start)
             if not final and _could_become(buf, j, opener):
                 self._emit_text(fence_start)
@@ -656,16 +682,9 @@ class Engine:
 
     def _on_bracket(self, i: int, final: bool, *, fence_start: int | None) -> bool:
         """A `{` or `[` at `i` in text (or first inside a fence opened at `fence_start`)."""
-        d, buf = self._d, self._buf
+        buf = self._buf
         start = i if fence_start is None else fence_start
-        decision, kind, name = Decision.REJECT, "json", None
-        # Inside code or a sentence (`x = {...}`, `print([f()])`, `` `{...}` ``) it is text.
-        alone = fence_start is not None or _untagged.stands_alone_after(buf, i)
-        if alone and d.untagged_json:
-            decision, name = _untagged.json_call_start(buf, i, self._tools, final=final)
-        if alone and decision is Decision.REJECT and d.untagged_pythonic and buf[i] == "[":
-            decision, name = _untagged.pythonic_call_start(buf, i, self._tools, final=final)
-            kind = "pythonic"
+        decision, kind, name = self._bracket_decision(i, final, fenced=fence_start is not None)
         if decision is Decision.WAIT:
             self._emit_text(start)
             return False
@@ -681,6 +700,21 @@ class Engine:
             return True
         self._emit_text(start)
         return self._goto(_Untagged(start, i, kind, fence_start is not None, name), start)
+
+    def _bracket_decision(self, i: int, final: bool, *, fenced: bool) -> tuple[Decision, str, str | None]:
+        """Whether the `{` or `[` at `i` opens an untagged call: the decision, the kind of call
+        ("json" or "pythonic") and its name, if read."""
+        d, buf = self._d, self._buf
+        # Inside code or a sentence (`x = {...}`, `print([f()])`, `` `{...}` ``) it is text.
+        if not (fenced or _untagged.stands_alone_after(buf, i)):
+            return Decision.REJECT, "json", None
+        decision, name = Decision.REJECT, None
+        if d.untagged_json:
+            decision, name = _untagged.json_call_start(buf, i, self._tools, final=final)
+        if decision is Decision.REJECT and d.untagged_pythonic and buf[i] == "[":
+            decision, name = _untagged.pythonic_call_start(buf, i, self._tools, final=final)
+            return decision, "pythonic", name
+        return decision, "json", name
 
     # -- reasoning --------------------------------------------------------------------------
 
@@ -728,21 +762,14 @@ class Engine:
     # -- marked call regions ----------------------------------------------------------------
 
     def _step_region(self, state: _Region, final: bool) -> bool:
-        if state.ends is None:
-            rules = [s.end for _, s in state.candidates if isinstance(s.end, Closers)]
-            if rules:
-                state.ends = self._region_end(state.opener, rules)
-        if state.ends is not None:
-            return self._region_closers(state, state.ends, final)
+        ends = state.ends
+        if ends is None:
+            ends = state.ends = self._d.region_ends.get(state.opener)
+        if ends is not None:
+            return self._region_closers(state, ends, final)
         rule = state.candidates[0][1].end
         assert isinstance(rule, JsonValue)
         return self._region_json(state, rule, final)
-
-    def _region_end(self, opener: str, rules: list[Closers]) -> RegionEnd:
-        end = self._region_ends.get(opener)
-        if end is None:
-            end = self._region_ends[opener] = RegionEnd.of(opener, tuple(rules))
-        return end
 
     def _region_closers(self, state: _Region, ends: RegionEnd, final: bool) -> bool:
         buf = self._buf
@@ -811,12 +838,13 @@ class Engine:
         `{` or `[`), or None while the buffer ends before that is known."""
         buf = self._buf
         j = self._skip_spaces(state.body_start)
+        while buf.startswith(state.opener, j):
+            # The opener written twice (`[TOOL_CALLS] [TOOL_CALLS] [...]`): one region. (A loop:
+            # a hostile output repeats it without end, and a recursion per repeat overflowed.)
+            state.body_start = j + len(state.opener)
+            j = self._skip_spaces(state.body_start)
         if j >= len(buf):
             return None
-        if buf.startswith(state.opener, j):
-            # The opener written twice (`[TOOL_CALLS] [TOOL_CALLS] [...]`): one region.
-            state.body_start = j + len(state.opener)
-            return self._json_value_start(state, rule)
         if _could_become(buf, j, state.opener):
             return None
         if buf[j] in "{[":
@@ -893,7 +921,7 @@ class Engine:
         raw = self._buf[state.start : end]
         fmt_name = state.candidates[0][0].NAME
         cut_off = not closed and not interrupted and self._truncated
-        if cut_off or (not closed and not all(s.closer_optional for _, s in state.candidates)):
+        if cut_off or (not closed and state.opener not in self._d.closer_optional):
             if self._complete_calls_of_section(state, body, end):
                 return True
             if state.may_be_prose(body):  # an answer that merely begins like a bare call is just text
@@ -942,7 +970,9 @@ class Engine:
     def _complete_calls_of_section(self, state: _Region, body: str, end: int) -> bool:
         """A section whose closer never came may still hold complete calls (each ended by its
         own marker): emit those, and the unfinished rest as text with a `TruncatedCall`."""
-        markers = [m for _, s in state.candidates if isinstance(s.end, Closers) for m in s.end.complete_at]
+        markers = state.ends.complete_at if state.ends is not None else ()
+        if not markers:
+            return False
         cut = max((body.rfind(m) + len(m) for m in markers if m in body), default=-1)
         if cut <= 0:
             return False

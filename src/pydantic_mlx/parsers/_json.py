@@ -49,20 +49,37 @@ def _object_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+# Made once: `json.loads` with options builds a decoder per call, a cost on every region read.
+_STRICT = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_float=_finite_float, object_pairs_hook=_object_once
+)
+
+
+_CLOSING = {"{": "}", "[": "]", '"': '"'}
+
+
+def _may_be_strict(text: str) -> bool:
+    """False when `text` cannot be strict JSON: it opens an object, array or string that its
+    last character does not close. Then the strict decoder is not tried (its failure, an error
+    built with line and column, costs more than the lenient read that follows it anyway)."""
+    stripped = text.strip(_WS)
+    closing = _CLOSING.get(stripped[:1])
+    return closing is None or (len(stripped) > 1 and stripped[-1] == closing)
+
+
 def loads_lenient(text: str) -> Any:
     """Read one JSON value, accepting single quotes, Python literals and trailing commas.
 
     Raises `ValueError` (never anything else) when `text` is not exactly one such value, or
     when an object in it gives a key twice.
     """
-    try:
-        return json.loads(
-            text, parse_constant=_reject_constant, parse_float=_finite_float, object_pairs_hook=_object_once
-        )
-    except RecursionError as exc:
-        raise ValueError("JSON nested too deeply") from exc
-    except ValueError:
-        pass
+    if _may_be_strict(text):
+        try:
+            return _STRICT.decode(text)
+        except RecursionError as exc:
+            raise ValueError("JSON nested too deeply") from exc
+        except ValueError:
+            pass
     reader = _LenientReader(text)
     value = reader.value(0)
     reader.skip_ws()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from ._untagged import may_open_pattern
 from .formats import Format, get_format
 from .formats._syntax import CallSyntax, Closers, Quote
 
@@ -43,14 +44,15 @@ def tail_pattern(prefixes: frozenset[str]) -> re.Pattern[str]:
 
 
 @cache
-def quiet_pattern(markers: frozenset[str], prefixes: frozenset[str]) -> re.Pattern[str]:
+def quiet_pattern(markers: frozenset[str], prefixes: frozenset[str], extra: str = "") -> re.Pattern[str]:
     """Matches where one of `markers` starts, or a suffix that is one of `prefixes` (see
     `tail_pattern`). Text with no match, in a state that holds nothing undecided, settles as
     plain text at once: one search in C instead of a step of the state machine per delta.
 
     At a position, the match is the rest of the text when that is a prefix (to be held back,
     as a step would), else the longest marker there. Written as one trie, so a character that
-    begins many markers (`<`, or harmony's `a` of `analysis<|message|>`) is tried once."""
+    begins many markers (`<`, or harmony's `a` of `analysis<|message|>`) is tried once. `extra`
+    is a regex of more triggers, tried after the markers (the brackets that may open a call)."""
     trie: dict[str, Any] = {}
     for word in markers | prefixes:
         node = trie
@@ -68,6 +70,7 @@ def quiet_pattern(markers: frozenset[str], prefixes: frozenset[str]) -> re.Patte
         return alternatives[0] if len(alternatives) == 1 else f"(?:{'|'.join(alternatives)})"
 
     alternatives = [f"{re.escape(ch)}{branch(child, ch)}" for ch, child in sorted(trie.items())]
+    alternatives += [extra] if extra else []
     return re.compile("|".join(alternatives) if alternatives else r"(?!)")
 
 
@@ -100,6 +103,13 @@ class Dialect:
     quiet_text: re.Pattern[str]  # `quiet_pattern` of the text state (`full_pattern`'s markers)
     quiet_code: re.Pattern[str]  # the same inside a code fence (`tagged_pattern`'s markers)
     markers: frozenset[str]  # every literal marker: openers, closers, reasoning and drop markers
+    opener_pattern: re.Pattern[str]  # the call openers (`openers`), longest first
+    opener_prefixes: frozenset[str]  # proper prefixes of `openers`
+    region_ends: dict[str, RegionEnd]  # per call opener whose regions end at closers
+    closer_optional: frozenset[str]  # call openers whose every syntax has `closer_optional`
+    drop_pattern: re.Pattern[str]  # the drop markers, longest first (`alternation`)
+    start_prefixes: frozenset[str]  # proper prefixes of `start_openers` and `drop`
+    start_longest: int  # the longest of `start_openers` and `drop`
 
     @classmethod
     def of(cls, name: str, format_names: Sequence[str], extra_drop: frozenset[str] = frozenset()) -> Dialect:
@@ -137,6 +147,11 @@ class Dialect:
             if untagged_json:
                 untagged.add("{")
         markers = tagged | untagged
+        # The text state stops at a bracket only where a call may open (`may_open_pattern`); a
+        # bracket that begins a longer marker (`[TOOL_CALLS]`) is that marker, tried first.
+        literal = tagged | (untagged - {"{", "["})
+        brackets = may_open_pattern(json=untagged_json, pythonic=untagged_pythonic)
+        text_pattern = alternation(literal).pattern + (f"|{brackets}" if brackets else "")
         code_markers = tagged | ({FENCE} if untagged else set())
         prefixes = frozenset(m[:k] for m in markers for k in range(1, len(m)))
         return cls(
@@ -158,13 +173,33 @@ class Dialect:
             answer_openers=frozenset(o for f in formats for o in getattr(f, "ANSWER", ((), ()))[0]),
             answer_closers=frozenset(c for f in formats for c in getattr(f, "ANSWER", ((), ()))[1]),
             tagged_pattern=alternation(code_markers),
-            full_pattern=alternation(markers),
+            full_pattern=re.compile(text_pattern),
             proper_prefixes=prefixes,
             max_marker=max((len(m) for m in markers), default=1),
-            quiet_text=quiet_pattern(frozenset(markers), prefixes),
+            quiet_text=quiet_pattern(frozenset(literal), prefixes, brackets),
             quiet_code=quiet_pattern(frozenset(code_markers), prefixes),
             markers=frozenset(own | drop),
+            opener_pattern=alternation(set(openers)),
+            opener_prefixes=frozenset(o[:k] for o in openers for k in range(1, len(o))),
+            region_ends=_region_ends({**start_openers, **openers}),
+            closer_optional=frozenset(
+                o for o, c in {**start_openers, **openers}.items() if all(s.closer_optional for _, s in c)
+            ),
+            drop_pattern=alternation(drop),
+            start_prefixes=frozenset(m[:k] for m in (*start_openers, *drop) for k in range(1, len(m))),
+            start_longest=max((len(m) for m in (*start_openers, *drop)), default=0),
         )
+
+
+def _region_ends(openers: dict[str, list[tuple[Format, CallSyntax]]]) -> dict[str, RegionEnd]:
+    """How the regions of each opener end, for openers with `Closers` end rules (a region whose
+    syntaxes all end at a JSON value's end has none)."""
+    ends: dict[str, RegionEnd] = {}
+    for opener, candidates in openers.items():
+        rules = tuple(s.end for _, s in candidates if isinstance(s.end, Closers))
+        if rules:
+            ends[opener] = RegionEnd.of(opener, rules)
+    return ends
 
 
 def alternation(markers: set[str] | frozenset[str]) -> re.Pattern[str]:

@@ -57,11 +57,12 @@ class Respeller:
             partial.append(f"(?:{opener}){_SPACES}(?:{_WORD}(?:{_SPACES}(?:{rest}))?)?")
             partial.extend(_proper_prefixes(o) for o in tag.openers)
         self._marker = re.compile("|".join(alternatives))  # (opener)(word)(closer?), per tag
-        self._partial = re.compile(f"(?:{'|'.join(partial)})\\Z")
         first = {o[0] for tag in tags for o in tag.openers}
         if len(first) != 1:  # one character to look for keeps the common delta cheap
             raise ValueError("spaced tag openers must all begin with the same character")
         self.begins = first.pop()
+        # From the first `begins` on which the rest of the text may still grow into a marker.
+        self._partial = re.compile(f"(?={re.escape(self.begins)})(?:{'|'.join(partial)})\\Z")
         # The longest text that may still grow into a marker: opener, spaces, word, spaces, and
         # the closer or an attribute's name.
         longest_opener = max(len(o) for tag in tags for o in tag.openers)
@@ -84,12 +85,8 @@ class Respeller:
 
     def _undecided(self, text: str) -> int:
         """Where the suffix that may still grow into a spaced marker begins (`len(text)` if none)."""
-        i = text.find(self.begins, max(0, len(text) - self._longest))
-        while i >= 0:
-            if self._partial.match(text, i) is not None:
-                return i
-            i = text.find(self.begins, i + 1)
-        return len(text)
+        found = self._partial.search(text, max(0, len(text) - self._longest))
+        return len(text) if found is None else found.start()
 
     @staticmethod
     def _plain(marker: re.Match[str]) -> str:

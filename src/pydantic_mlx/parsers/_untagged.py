@@ -18,6 +18,8 @@ __all__ = [
     "Decision",
     "fence_opener_end",
     "json_call_start",
+    "may_open_pattern",
+    "open_at_end",
     "pythonic_call_start",
     "stands_alone_after",
     "stands_alone_before",
@@ -55,12 +57,48 @@ def stands_alone_after(buf: str, i: int) -> bool:
 
 
 _BRACKET_RUN = re.compile(r"[{\[]*")
+_BACKTICKS = re.compile("`*")
 
 
 def bracket_run_end(buf: str, i: int) -> int:
     """The end of the run of `{` and `[` that starts at `buf[i]` (`i` itself if there is none)."""
     found = _BRACKET_RUN.match(buf, i)
     return found.end() if found is not None else i
+
+
+def may_open_pattern(*, json: bool, pythonic: bool) -> str:
+    """A regex matching each `{` or `[` that may open an untagged call: one that may stand alone
+    (`stands_alone_after`: right after a line's start, spaces or sentence punctuation) and that
+    `json_call_start` or `pythonic_call_start` may not reject by what follows it (a quote or a
+    name after spaces, or the text's end: undecided). Any other bracket is text, so the text
+    state need not stop there (`"{\\n" * n` or `"<eos>{" * n` cost a step per bracket). A superset
+    of what the checks accept (`[^\\W\\d]` holds every letter `str.isalpha` knows); they decide."""
+    before = re.escape("".join(sorted(_ALONE_AFTER)))
+    alone = f"(?<![^ \\t\\r\\n{before}])"
+    ws = f"[ \\t\\r\\n]{{0,{_MAX_WS}}}"
+    key = f"{ws}(?:[\"']|\\Z)"
+    alternatives: list[str] = []
+    if json:
+        alternatives.append(f"{alone}\\{{(?={key})")
+    after_list = ([f"\\{{{key}"] if json else []) + (["[^\\W\\d]"] if pythonic else [])
+    if after_list:
+        alternatives.append(f"{alone}\\[(?={ws}(?:\\Z|{'|'.join(after_list)}))")
+    return "|".join(alternatives)
+
+
+_WS_RUN = f"[ \\t\\r\\n]{{0,{_MAX_WS}}}"
+_OPEN_AT_END = {  # by whether JSON calls are read
+    True: re.compile(f"(?:\\{{|\\[(?:{_WS_RUN}\\{{)?){_WS_RUN}\\Z"),
+    False: re.compile(f"\\[{_WS_RUN}\\Z"),
+}
+
+
+def open_at_end(buf: str, i: int, *, json: bool) -> bool:
+    """Whether the bracket at `i` is followed by nothing but what `json_call_start` (when `json`)
+    and `pythonic_call_start` skip before they can decide (spaces, and the `{` after a `[`):
+    when it stands alone, they wait. One search instead of running them, on every delta of a
+    text that keeps ending in a bracket."""
+    return _OPEN_AT_END[json].match(buf, i) is not None
 
 
 def stands_alone_before(buf: str, end: int, *, final: bool) -> Decision:
@@ -160,14 +198,16 @@ def pythonic_call_start(buf: str, i: int, tools: ToolSet, *, final: bool) -> tup
 
 def fence_opener_end(buf: str, i: int, *, final: bool) -> tuple[Decision, int]:
     """For ``` at `buf[i]`: ACCEPT with the index after the fence's info line (language tag and
-    newline), REJECT when it is not a fence opener (e.g. inline ```code```), or WAIT."""
-    j = i + 3
+    newline), REJECT when it is not a fence opener (e.g. inline ```code```), or WAIT. On REJECT,
+    the index is where the search for the next marker resumes."""
     # ```` fences: the info line starts after the run. A run longer than any real fence is
-    # text; the bound keeps a long run from being rescanned on every feed.
-    while j < len(buf) and buf[j] == "`":
-        j += 1
-        if j - i > _MAX_FENCE_RUN:
-            return Decision.REJECT, j
+    # text, read in pieces of one more than the longest fence: each piece is rejected, and only
+    # the last, shorter one may open a fence. All the rejected pieces are passed at once.
+    run = _BACKTICKS.match(buf, i + 3)
+    j = run.end() if run is not None else i + 3
+    piece = _MAX_FENCE_RUN + 1
+    if j - i >= piece:
+        return Decision.REJECT, i + piece * ((j - i) // piece)
     if j >= len(buf) and not final:
         return Decision.WAIT, j
     newline = buf.find("\n", j, j + _MAX_FENCE_INFO + 1)
