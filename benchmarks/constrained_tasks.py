@@ -51,7 +51,10 @@ def read_file(ctx: RunContext[Path], path: str) -> str:
         path: Path of the file, relative to the project folder.
     """
     target = ctx.deps / path
-    return target.read_text() if target.is_file() else f"error: no such file: {path}"
+    try:
+        return target.read_text()
+    except (OSError, UnicodeDecodeError) as error:  # a tool reports, never raises: the run goes on
+        return f"error: cannot read {path}: {error}"
 
 
 def write_file(ctx: RunContext[Path], path: str, content: str) -> str:
@@ -61,7 +64,12 @@ def write_file(ctx: RunContext[Path], path: str, content: str) -> str:
         path: Path of the file, relative to the project folder.
         content: The complete new content of the file.
     """
-    (ctx.deps / path).write_text(content)
+    target = ctx.deps / path
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+    except OSError as error:
+        return f"error: cannot write {path}: {error}"
     return f"wrote {len(content)} characters to {path}"
 
 
@@ -71,7 +79,10 @@ def run_command(ctx: RunContext[Path], command: str) -> str:
     Args:
         command: The command line to run.
     """
-    done = subprocess.run(command, shell=True, cwd=ctx.deps, capture_output=True, text=True, timeout=60)
+    try:
+        done = subprocess.run(command, shell=True, cwd=ctx.deps, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return "error: the command ran for more than 60 s and was stopped"
     return f"exit code {done.returncode}\n{done.stdout}{done.stderr}"
 
 

@@ -461,3 +461,10 @@ def test_a_call_never_copies_schema_keys_into_its_arguments(random_model_path: P
 def test_constrained_takes_a_bool_or_auto_only(random_model_path: Path, value: Any) -> None:
     with pytest.raises(UserError, match="constrained"):
         MLXModel(random_model_path, constrained=value)
+
+
+def test_constrained_decoding_is_on_by_default(random_model_path: Path) -> None:
+    """`"auto"` is the default and llguidance a dependency: on unless turned off."""
+    assert MLXModel(random_model_path).constrained is True
+    assert MLXModel(random_model_path, constrained="auto").constrained is True
+    assert MLXModel(random_model_path, constrained=False).constrained is False

@@ -201,8 +201,8 @@ async def test_structured_output_via_prompt(model: MLXModel) -> None:
     assert result.output == CityInfo(city="Rome", country="Italy")
 
 
-async def test_native_output_is_refused_clearly(model: MLXModel) -> None:
-    agent = Agent(model, output_type=NativeOutput(CityInfo))
+async def test_native_output_is_refused_clearly_without_constraints(demo_model_path: Path) -> None:
+    agent = Agent(MLXModel(demo_model_path, constrained=False), output_type=NativeOutput(CityInfo))
     with pytest.raises(UserError, match="NativeOutput"):
         await agent.run("Which city is the capital of Spain?")
 

@@ -78,6 +78,6 @@ async def test_native_output_is_constrained_to_json(constrained_model: MLXModel)
 
 
 def test_native_output_without_constraints_is_refused(demo_model_path: Path) -> None:
-    agent = Agent(MLXModel(demo_model_path), output_type=NativeOutput(CityInfo))
+    agent = Agent(MLXModel(demo_model_path, constrained=False), output_type=NativeOutput(CityInfo))
     with pytest.raises(UserError, match="constrained"):
         agent.run_sync("Which city is the capital of Spain?")

@@ -123,11 +123,12 @@ class MLXModel(Model):
             several processes. `True` is `~/.cache/pydantic-mlx/prompt-cache` (or under
             `$PYDANTIC_MLX_CACHE`). See docs/model.md and `pydantic-mlx cache`.
         prompt_cache_disk_bytes: Disk bound of that folder; least recently used files go first.
-        constrained: Grammar-constrained decoding (`pip install "pydantic-mlx[constrained]"`):
-            every tool call the model opens is kept valid for a declared tool's schema,
-            `tool_choice='required'` makes the answer a call, and `NativeOutput` works (the answer
-            is JSON valid against the output schema). `"auto"` uses it when llguidance is
-            installed. See `pydantic_mlx.constrained`.
+        constrained: Grammar-constrained decoding (llguidance): every tool call the model opens
+            is kept valid for a declared tool's schema, `tool_choice='required'` makes the answer a
+            call, and `NativeOutput` works (the answer is JSON valid against the output schema).
+            `"auto"` (the default) uses it when llguidance is installed, which it is unless
+            pydantic-mlx was installed without its dependencies; `False` turns it off. See
+            `pydantic_mlx.constrained` and docs/constrained.md (why it is on by default).
         batching: Generate concurrent requests on the same loaded model together (continuous
             batching: a request joins the batch when it arrives and leaves when it ends), which
             multiplies the throughput of concurrent agent runs; each keeps its own settings and
@@ -164,7 +165,7 @@ class MLXModel(Model):
         prompt_cache_bytes: int = DEFAULT_PROMPT_CACHE_BYTES,
         prompt_cache_dir: str | Path | bool | None = None,
         prompt_cache_disk_bytes: int = DEFAULT_DISK_CACHE_BYTES,
-        constrained: bool | Literal["auto"] = False,
+        constrained: bool | Literal["auto"] = "auto",
         batching: bool = True,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         max_batch_bytes: int | None = None,

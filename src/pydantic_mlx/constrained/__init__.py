@@ -1,7 +1,7 @@
 """Grammar-constrained decoding with llguidance: tool calls and JSON output that are always valid.
 
-Install the extra: `pip install "pydantic-mlx[constrained]"`. `MLXModel(..., constrained=...)`
-uses it; the pieces here are usable on their own with `mlx_lm.generate`/`stream_generate`:
+llguidance is a dependency of pydantic-mlx; `MLXModel` uses this module unless
+`constrained=False`; the pieces here are usable on their own with `mlx_lm.generate`/`stream_generate`:
 
     from pydantic_mlx.constrained import tool_call_processor
 
@@ -50,7 +50,8 @@ _GRAMMAR_SETS = 64
 
 
 def is_available() -> bool:
-    """Whether llguidance is installed (`pip install "pydantic-mlx[constrained]"`)."""
+    """Whether llguidance is installed (a dependency: missing only where pydantic-mlx was installed
+    without its dependencies)."""
     return importlib.util.find_spec("llguidance") is not None
 
 
