@@ -121,6 +121,10 @@ class Dialect:
                 table.setdefault(syntax.opener, []).append((fmt, syntax))
                 ends.update(getattr(syntax.end, "markers", ()), getattr(syntax.end, "after", ()))
             drop.update(fmt.DROP)
+            if len(formats) == 1:
+                # Optional in a format module: markup spelled like an ordinary XML tag (ERNIE's
+                # `<response>`), dropped only where the format is named: under `auto` it is text.
+                drop.update(getattr(fmt, "DROP_WHEN_NAMED", ()))
         untagged_json = any("json" in f.UNTAGGED for f in formats)
         untagged_pythonic = any("pythonic" in f.UNTAGGED for f in formats)
         # A marker that is also a call opener or reasoning opener is not dropped.

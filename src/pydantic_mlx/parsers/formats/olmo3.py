@@ -1,0 +1,84 @@
+"""AllenAI OLMo 3 calls: Python-style calls, one a line, between `<function_calls>` tags.
+
+OLMo 3's chat template lists the functions in `<functions>` and asks for calls like this (a
+string value between single quotes, `null`/`true`/`false` and JSON for the rest)::
+
+    <function_calls>
+    get_weather(city='New York', units='celsius')
+    get_time()
+    </function_calls>
+
+Values are read with `ast` like `pythonic`'s, never evaluated. Only a newline outside brackets
+and strings separates two calls, so a value may span lines or mention `</function_calls>`.
+Reasoning (OLMo 3 Think) is `<think>...</think>`; `<|im_end|>` ends the turn. A
+`<function_calls>` whose body is no call (and holds no `(`) is the answer's text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from .._pythonic import parse_pythonic_calls
+from .._tools import ToolSet
+from .._types import ToolCall
+from ._syntax import CallSyntax, Closers, Quote
+
+__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
+
+NAME = "olmo3"
+REASONING = (("<think>", "</think>"),)
+DROP = ("<|im_end|>", "<|endoftext|>")
+_OPEN, _CLOSE = "<function_calls>", "</function_calls>"
+_STRINGS = (Quote("'", ("'",), backslash=True), Quote('"', ('"',), backslash=True))
+CALLS = (CallSyntax(_OPEN, Closers((_CLOSE,), quotes=_STRINGS), plain_tag=True, markup_if_holds=("(",)),)
+UNTAGGED: frozenset[str] = frozenset()
+TEMPLATE_HINTS = (_OPEN,)
+
+
+def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
+    """The calls in one block: one a line (or already a `[f(), g()]` list)."""
+    lines = _call_lines(body)
+    source = lines[0] if len(lines) == 1 and lines[0].startswith("[") else f"[{', '.join(lines)}]"
+    return [ToolCall(name, arguments) for name, arguments in parse_pythonic_calls(source)]
+
+
+def render(calls: Sequence[ToolCall]) -> str:
+    """The block OLMo 3's chat template writes for `calls`."""
+    lines = (f"{c.name}({', '.join(f'{k}={_value(v)}' for k, v in c.arguments.items())})" for c in calls)
+    return f"{_OPEN}\n" + "\n".join(lines) + f"\n{_CLOSE}"
+
+
+def _call_lines(body: str) -> list[str]:
+    """`body` cut at the newlines outside brackets and strings, blank pieces left out."""
+    pieces: list[str] = []
+    depth, quote, start, i = 0, "", 0, 0
+    while i < len(body):
+        ch = body[i]
+        if quote:
+            if ch == "\\":
+                i += 1  # the escaped character is part of the string
+            elif ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "\n" and depth <= 0:
+            pieces.append(body[start:i])
+            start = i + 1
+        i += 1
+    pieces.append(body[start:])
+    return [piece.strip() for piece in pieces if piece.strip()]
+
+
+def _value(value: Any) -> str:
+    """A value as the template writes it: a string quoted, `null`/`true`/`false`, else JSON."""
+    if isinstance(value, str):
+        return repr(value)
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    return json.dumps(value, ensure_ascii=False)
