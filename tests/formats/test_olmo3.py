@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, detect_format
+from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, detect_format, parse
 from pydantic_mlx.parsers._tools import tool_set
 from pydantic_mlx.parsers._types import CallSyntaxError
 from pydantic_mlx.parsers.formats import olmo3
@@ -81,13 +81,23 @@ def test_a_tag_that_holds_no_call_is_text(format: str) -> None:
         "get_weather",
         "get_weather('Paris')",  # positional
         "get_weather(city=Paris)",  # not a literal
-        "get_time()\nprint(1 + 2)",
+        "print(1 + 2)\nget_time(",
         "get_time() get_time()",
     ],
 )
 def test_rejects_bodies_that_are_not_calls(body: str) -> None:
     with pytest.raises(CallSyntaxError):
         olmo3.parse_region(olmo3.CALLS[0], body, tool_set(TOOLS))
+
+
+@pytest.mark.parametrize("format", ["olmo3", "auto"])
+@pytest.mark.parametrize("bad", ["bad(x=b'z')", "get_weather(days=1e999)"])  # bytes; a number JSON lacks
+def test_a_line_that_is_no_call_is_reported_and_its_neighbours_kept(format: str, bad: str) -> None:
+    # vLLM's olmo3 tests: one unconvertible call no longer drops its siblings.
+    text = f"<function_calls>\n{bad}\nget_weather(city='New York', units='celsius')\n</function_calls>"
+    result = parse(text, format=format, tools=TOOLS)
+    assert (result.content, result.calls) == (None, [NEW_YORK])
+    assert [(type(e), e.text) for e in result.errors] == [(MalformedCall, bad)]
 
 
 def test_malformed_stays_unread() -> None:

@@ -19,18 +19,6 @@ from __future__ import annotations
 
 from . import hermes
 
-__all__ = [
-    "CALLS",
-    "DROP",
-    "DROP_WHEN_NAMED",
-    "NAME",
-    "REASONING",
-    "TEMPLATE_HINTS",
-    "UNTAGGED",
-    "parse_region",
-    "render",
-]
-
 NAME = "ernie"
 REASONING = (("<think>", "</think>"),)
 DROP = ("<|im_end|>",)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from ._marked_json import MarkedJson
 
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
-
 NAME = "granite"
 REASONING: tuple[tuple[str, str], ...] = ()
 DROP = ("<|end_of_text|>",)

@@ -18,18 +18,6 @@ from __future__ import annotations
 
 from ._marked_json import MarkedJson
 
-__all__ = [
-    "CALLS",
-    "DROP",
-    "DROP_WHEN_NAMED",
-    "NAME",
-    "REASONING",
-    "TEMPLATE_HINTS",
-    "UNTAGGED",
-    "parse_region",
-    "render",
-]
-
 NAME = "hunyuan"
 REASONING = (("<think>", "</think>"),)
 DROP = ("<|eos|>",)

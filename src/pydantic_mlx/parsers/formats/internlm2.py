@@ -22,8 +22,6 @@ from .._types import ToolCall
 from ._marked_json import MarkedJson
 from ._syntax import CallSyntax, Closers
 
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
-
 NAME = "internlm2"
 REASONING: tuple[tuple[str, str], ...] = ()
 DROP = ("<|im_end|>",)

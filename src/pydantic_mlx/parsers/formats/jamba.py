@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from ._marked_json import MarkedJson
 
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
-
 NAME = "jamba"
 REASONING: tuple[tuple[str, str], ...] = ()
 DROP = ("<|eom|>",)

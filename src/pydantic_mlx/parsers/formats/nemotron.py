@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from ._marked_json import MarkedJson
 
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
-
 NAME = "nemotron"
 REASONING = (("<think>", "</think>"),)
 DROP = ("<|eot_id|>",)

@@ -9,7 +9,8 @@ string value between single quotes, `null`/`true`/`false` and JSON for the rest)
     </function_calls>
 
 Values are read with `ast` like `pythonic`'s, never evaluated. Only a newline outside brackets
-and strings separates two calls, so a value may span lines or mention `</function_calls>`.
+and strings separates two calls, so a value may span lines or mention `</function_calls>`; a
+line that is no call is reported in its place, and the calls beside it are kept.
 Reasoning (OLMo 3 Think) is `<think>...</think>`; `<|im_end|>` ends the turn. A
 `<function_calls>` whose body is no call (and holds no `(`) is the answer's text.
 """
@@ -21,11 +22,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._pythonic import parse_pythonic_calls
+from .._scan import split_outside
 from .._tools import ToolSet
-from .._types import ToolCall
+from .._types import CallSyntaxError, ToolCall
 from ._syntax import CallSyntax, Closers, Quote
-
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
 
 NAME = "olmo3"
 REASONING = (("<think>", "</think>"),)
@@ -37,42 +37,25 @@ UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = (_OPEN,)
 
 
-def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
-    """The calls in one block: one a line (or already a `[f(), g()]` list)."""
-    lines = _call_lines(body)
-    source = lines[0] if len(lines) == 1 and lines[0].startswith("[") else f"[{', '.join(lines)}]"
-    return [ToolCall(name, arguments) for name, arguments in parse_pythonic_calls(source)]
+def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall | CallSyntaxError]:
+    """The calls in one block, one a line (or already a `[f(), g()]` list). A line that is no
+    call comes back as a `CallSyntaxError` in its place; a block with no call at all raises."""
+    lines = [line for line in split_outside(body, "\n") if line]
+    items: list[ToolCall | CallSyntaxError] = []
+    for line in lines:
+        try:
+            items += [ToolCall(name, arguments) for name, arguments in parse_pythonic_calls(line)]
+        except CallSyntaxError as exc:
+            items.append(CallSyntaxError(str(exc), text=line))
+    if not any(isinstance(item, ToolCall) for item in items):
+        raise CallSyntaxError("a <function_calls> block without a readable call")
+    return items
 
 
 def render(calls: Sequence[ToolCall]) -> str:
     """The block OLMo 3's chat template writes for `calls`."""
     lines = (f"{c.name}({', '.join(f'{k}={_value(v)}' for k, v in c.arguments.items())})" for c in calls)
     return f"{_OPEN}\n" + "\n".join(lines) + f"\n{_CLOSE}"
-
-
-def _call_lines(body: str) -> list[str]:
-    """`body` cut at the newlines outside brackets and strings, blank pieces left out."""
-    pieces: list[str] = []
-    depth, quote, start, i = 0, "", 0, 0
-    while i < len(body):
-        ch = body[i]
-        if quote:
-            if ch == "\\":
-                i += 1  # the escaped character is part of the string
-            elif ch == quote:
-                quote = ""
-        elif ch in "'\"":
-            quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == "\n" and depth <= 0:
-            pieces.append(body[start:i])
-            start = i + 1
-        i += 1
-    pieces.append(body[start:])
-    return [piece.strip() for piece in pieces if piece.strip()]
 
 
 def _value(value: Any) -> str:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from ._marked_json import MarkedJson
 
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
-
 NAME = "phi4_mini"
 REASONING: tuple[tuple[str, str], ...] = ()
 DROP = ("<|end|>",)
