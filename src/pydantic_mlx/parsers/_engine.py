@@ -812,13 +812,14 @@ class Engine:
         """Index of the first character of the region's JSON value (which the caller checks is
         `{` or `[`), or None while the buffer ends before that is known."""
         buf = self._buf
-        j = self._skip_spaces(state.body_start)
-        if j >= len(buf):
-            return None
-        if buf.startswith(state.opener, j):
-            # The opener written twice (`[TOOL_CALLS] [TOOL_CALLS] [...]`): one region.
+        while True:
+            j = self._skip_spaces(state.body_start)
+            if j >= len(buf):
+                return None
+            if not buf.startswith(state.opener, j):
+                break
+            # The opener written again (`[TOOL_CALLS] [TOOL_CALLS] [...]`): one region.
             state.body_start = j + len(state.opener)
-            return self._json_value_start(state, rule)
         if _could_become(buf, j, state.opener):
             return None
         if buf[j] in "{[":
