@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from parsers.conftest import stream
 from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, detect_format, parse
 from pydantic_mlx.parsers._tools import tool_set
 from pydantic_mlx.parsers._types import CallSyntaxError
-from pydantic_mlx.parsers.formats import ernie
+from pydantic_mlx.parsers.formats import ernie, hermes
 
 from . import FormatCase, assert_reads, assert_unread, json_calls, marked, reads_back, tool
 
@@ -113,3 +115,23 @@ CASE = FormatCase(
     joiner="\n",
     round_trips=100,
 )
+
+
+def test_auto_reads_a_shared_region_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ernie's syntax and reader are hermes': under auto an unreadable <tool_call> is tried by
+    # hermes, qwen3_coder and glm, not by hermes' reader a second time.
+    from pydantic_mlx.parsers import StreamParser
+
+    calls: list[str] = []
+    reader = hermes.parse_region
+
+    def counted(*args: Any) -> Any:
+        calls.append("hermes")
+        return reader(*args)
+
+    monkeypatch.setattr(hermes, "parse_region", counted)
+    monkeypatch.setattr(ernie, "parse_region", counted)
+    parser = StreamParser("auto")
+    parser.feed("<tool_call>not a call</tool_call>")
+    parser.close()
+    assert calls == ["hermes"]

@@ -118,7 +118,11 @@ class Dialect:
                     reasoning[opener] = (*closers, closer)
             for syntax in fmt.CALLS:
                 table = start_openers if syntax.at_start else openers
-                table.setdefault(syntax.opener, []).append((fmt, syntax))
+                candidates = table.setdefault(syntax.opener, [])
+                # A format with another's syntax and reader (ernie: hermes'; jamba: hunyuan's)
+                # reads its regions already: trying it again would only repeat a failure.
+                if not any(s == syntax and f.parse_region == fmt.parse_region for f, s in candidates):
+                    candidates.append((fmt, syntax))
                 ends.update(getattr(syntax.end, "markers", ()), getattr(syntax.end, "after", ()))
             drop.update(fmt.DROP)
             if len(formats) == 1:

@@ -41,8 +41,10 @@ class MarkedJson:
             self.opener, end, at_start=at_start, plain_tag=plain_tag, markup_if_holds=markup_if_holds
         )
 
-    def parse_region(self, syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
-        """The calls in one region's body: a JSON call object or a list of them."""
+    @staticmethod
+    def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
+        """The calls in one region's body: a JSON call object or a list of them (the same for
+        every family, so `auto` tries it once where two share an opener)."""
         return calls_from_json(body.strip(), tools)
 
     def render(self, calls: Sequence[ToolCall]) -> str:
