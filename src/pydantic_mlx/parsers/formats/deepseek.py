@@ -51,7 +51,8 @@ import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from .._json import ValueScanner, loads_lenient
+from .._calls import arguments_from_json
+from .._json import ValueScanner
 from .._scan import read_attributes, skip_space
 from .._schema import coerce_argument, unwrap_arguments
 from .._tools import ToolSet
@@ -200,7 +201,7 @@ def _call(text: str) -> ToolCall:
         # line (in a ```json fence, as the template writes them, or bare).
         name, arguments_text = first_line.strip(), rest
     _check_name(name)
-    return ToolCall(name=name, arguments=_json_arguments(_unfence(arguments_text.strip())))
+    return ToolCall(name=name, arguments=arguments_from_json(_unfence(arguments_text.strip()), name))
 
 
 def _unfence(text: str) -> str:
@@ -212,16 +213,6 @@ def _unfence(text: str) -> str:
     if inner.startswith("json"):
         inner = inner[4:]
     return inner
-
-
-def _json_arguments(text: str) -> dict[str, Any]:
-    try:
-        arguments = loads_lenient(text)
-    except ValueError as exc:
-        raise CallSyntaxError(f"arguments are not JSON: {exc}") from None
-    if not isinstance(arguments, dict):
-        raise CallSyntaxError("arguments must be a JSON object")
-    return arguments
 
 
 def _dsml(body: str, tools: ToolSet) -> list[ToolCall | CallSyntaxError]:
@@ -283,7 +274,7 @@ def _json_invoke(body: str, start: int, name: str) -> tuple[ToolCall, int]:
     if end is None:
         raise CallSyntaxError(f"JSON arguments of {name!r} never closed", name=name)
     try:
-        arguments = _json_arguments(body[start:end])
+        arguments = arguments_from_json(body[start:end], name)
     except CallSyntaxError as exc:
         raise CallSyntaxError(str(exc), name=name) from None
     close = skip_space(body, end)

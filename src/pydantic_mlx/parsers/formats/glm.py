@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from .._calls import calls_from_value
+from .._calls import arguments_from_json, calls_from_value
 from .._json import loads_lenient
 from .._scan import ForwardFinder, text_until
 from .._schema import coerce_arguments
@@ -111,13 +111,7 @@ def _name_and_json(body: str) -> ToolCall:
     name = head.strip()
     if not name or any(c.isspace() or c in _NOT_IN_NAME for c in name):
         raise CallSyntaxError("not a GLM call: a JSON body needs a function name before it")
-    try:
-        arguments = loads_lenient("{" + tail)
-    except ValueError as exc:
-        raise CallSyntaxError(f"arguments of {name!r} are not JSON: {exc}") from None
-    if not isinstance(arguments, dict):
-        raise CallSyntaxError("arguments must be a JSON object")
-    return ToolCall(name=name, arguments=arguments)
+    return ToolCall(name=name, arguments=arguments_from_json("{" + tail, name))
 
 
 def render(calls: Sequence[ToolCall]) -> str:
