@@ -38,7 +38,7 @@ def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall
     """The call in one plugin action; none in an action to the code interpreter."""
     if syntax in _INTERPRETER:
         return []
-    return _PLUGIN[0].parse_region(syntax, body, tools)
+    return MarkedJson.parse_region(syntax, body, tools)
 
 
 def render(calls: Sequence[ToolCall]) -> str:

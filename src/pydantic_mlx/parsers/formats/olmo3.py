@@ -59,9 +59,5 @@ def render(calls: Sequence[ToolCall]) -> str:
 
 
 def _value(value: Any) -> str:
-    """A value as the template writes it: a string quoted, `null`/`true`/`false`, else JSON."""
-    if isinstance(value, str):
-        return repr(value)
-    if value is None or isinstance(value, bool):
-        return json.dumps(value)
-    return json.dumps(value, ensure_ascii=False)
+    """A value as the template writes it: a string quoted, anything else JSON (`null`, `true`)."""
+    return repr(value) if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
