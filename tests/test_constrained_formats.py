@@ -51,6 +51,11 @@ FORMATS = [
     "granite",
     "nemotron",
     "phi4_mini",
+    "hunyuan",
+    "jamba",
+    "internlm2",
+    "ernie",
+    "olmo3",
 ]
 
 SPECIAL_TOKENS = {
@@ -83,6 +88,11 @@ SPECIAL_TOKENS = {
     "granite": ["<|tool_call|>"],
     "nemotron": ["<TOOLCALL>", "</TOOLCALL>"],
     "phi4_mini": [],
+    "hunyuan": ["<tool_calls>", "</tool_calls>"],
+    "jamba": [],  # hunyuan's
+    "internlm2": ["<|action_start|>", "<|plugin|>", "<|action_end|>"],
+    "ernie": [],  # hermes' <tool_call>, already one
+    "olmo3": [],
 }
 # The markers a `required` answer holds, one of each tuple (llama3_json's and pythonic's are
 # optional): a DeepSeek answer is a V3/V3.1 section or a DSML block, a Kimi one a K2 section or a
@@ -98,6 +108,9 @@ REQUIRED_OPENERS = {
     "seed_oss": ("<seed:tool_call>",),
     "granite": ("<|tool_call|>",),
     "nemotron": ("<TOOLCALL>",),
+    "hunyuan": ("<tool_calls>",),
+    "jamba": ("<tool_calls>",),
+    "internlm2": ("<|action_start|>",),
 }
 
 # The layouts each parser reads from real models, beyond what `render` writes.
@@ -160,6 +173,26 @@ VARIANTS: dict[str, list[str]] = {
         '<TOOLCALL>[{"name": "ping", "arguments": {}}, {"name": "ping", "arguments": {}}]</TOOLCALL>'
     ],
     "phi4_mini": ['functools[{"name": "ping", "arguments": {}}, {"name": "ping", "arguments": {}}]'],
+    "hunyuan": [
+        '<tool_calls>[{"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}, '
+        '{"name": "ping", "arguments": {}}]</tool_calls>'
+    ],
+    "jamba": [
+        '<tool_calls>[\n    {"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}},\n    '
+        '{"name": "ping", "arguments": {}}\n]</tool_calls>'
+    ],
+    "internlm2": [
+        '<|action_start|><|plugin|>\n{"name": "ping", "parameters": {}}<|action_end|>'
+        '<|action_start|> <|plugin|>\n{"name": "get_weather", "parameters": {"city": "Oslo", "unit": "celsius"}}'
+        "<|action_end|>"
+    ],
+    "ernie": [
+        '<tool_call>\n{"name": "ping", "arguments": {}}\n</tool_call>\n'
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}\n</tool_call>'
+    ],
+    "olmo3": [
+        "<function_calls>\nget_weather(city='Oslo', unit=\"celsius\")\nping()\n</function_calls>",
+    ],
 }
 
 # What opens a call in each format (the lazy triggers), as the model would write it.
@@ -177,6 +210,11 @@ OPENERS = {
     "granite": "<|tool_call|>",
     "nemotron": "<TOOLCALL>",
     "phi4_mini": 'functools[{"name"',
+    "hunyuan": "<tool_calls>",
+    "jamba": "<tool_calls>",
+    "internlm2": "<|action_start|><|plugin|>",
+    "ernie": "<tool_call>",
+    "olmo3": "<function_calls>",
 }
 # Text before a call: none where the opener counts only where the answer begins (`functools` is
 # Python's module too, so Phi-4-mini's calls are read only there).
@@ -196,6 +234,11 @@ CLOSERS = {
     "granite": None,
     "nemotron": "</TOOLCALL>",
     "phi4_mini": None,
+    "hunyuan": "</tool_calls>",
+    "jamba": "</tool_calls>",
+    "internlm2": "<|action_end|>",
+    "ernie": "</tool_call>",
+    "olmo3": "</function_calls>",
 }
 
 
@@ -500,6 +543,14 @@ LAZY_REGIONS: dict[str, list[str]] = {
     "granite": VARIANTS["granite"],
     "nemotron": VARIANTS["nemotron"],
     "phi4_mini": VARIANTS["phi4_mini"],
+    "hunyuan": VARIANTS["hunyuan"],
+    "jamba": [*VARIANTS["jamba"], '<tool_calls>[{"name": "ping", "arguments": {}}]</tool_calls>'],
+    "internlm2": ['<|action_start|><|plugin|>\n{"name": "ping", "arguments": {}}<|action_end|>'],
+    "ernie": ['<tool_call>\n{"name": "ping", "arguments": {}}\n</tool_call>'],  # a region is one call
+    "olmo3": [
+        *VARIANTS["olmo3"],
+        "<function_calls>\nget_weather(city = 'Oslo',unit='celsius')\n</function_calls>",
+    ],
 }
 
 

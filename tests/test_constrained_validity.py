@@ -219,6 +219,10 @@ _OPENERS = {
     "nemotron": "<TOOLCALL>",
     "minimax_m2": "<minimax:tool_call>",
     "seed_oss": "<seed:tool_call>",
+    "hunyuan": "<tool_calls>",
+    "jamba": "<tool_calls>",
+    "internlm2": "<|action_start|><|plugin|>",
+    "olmo3": "<function_calls>",
 }
 # Formats whose calls the model cannot open mid-text: read only where the answer begins
 # (phi4_mini's `functools[`), or with no marker at all (xlam's bare list is the whole answer).

@@ -285,3 +285,13 @@ CASE = FormatCase(
     renderings={"glm45": reads_back(glm.render), "glm47": reads_back(render_glm47)},
     joiner="\n",
 )
+
+
+def test_ling3_template_is_detected_as_glm() -> None:
+    # Ling-3's template (excerpt) asks for GLM-4.5's calls (SGLang's Ling3Detector is GLM's).
+    template = (
+        "output the function name and arguments within the following XML format:\n"
+        "<tool_call>{function-name}\n<arg_key>{arg-key-1}</arg_key>\n<arg_value>{arg-value-1}</arg_value>\n"
+        "</tool_call>"
+    )
+    assert detect_format(template) == "glm"

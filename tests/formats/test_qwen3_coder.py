@@ -353,3 +353,14 @@ CASE = FormatCase(
     renderings={"qwen3_coder": reads_back(qwen3_coder.render)},
     joiner="\n",
 )
+
+
+def test_step_flash_templates_are_detected_as_qwen3_coder() -> None:
+    # Step-3.5/3.7-Flash's template (excerpt) asks for Qwen3-Coder's calls (SGLang reads `step3p5`
+    # with its Qwen3-Coder detector).
+    template = (
+        '{{- "\\n</tools>\\n\\nIf you choose to call a function ONLY reply in the following format with NO '
+        "suffix:\\n\\n<tool_call>\\n<function=example_function_name>\\n<parameter=example_parameter_1>\\n"
+        'value_1\\n</parameter>\\n</function>\\n</tool_call>" }}'
+    )
+    assert detect_format(template) == "qwen3_coder"

@@ -60,3 +60,18 @@ def test_what_follows_a_run_of_brackets_is_read_as_before(brackets: str, gap: st
     # come before (decided exactly as when each bracket was a step: compared on these cases).
     if call.startswith("[TOOL_CALLS]") or (gap == "\n" and call.startswith("[")):
         assert [c.name for c in whole.calls] == ["read_file"], text
+
+
+@pytest.mark.parametrize("opener", ["[TOOL_CALLS]", "<|tool_call|>", "<|python_tag|>"])
+def test_an_opener_repeated_thousands_of_times_is_one_unread_region(opener: str) -> None:
+    # A doubled opener is one region; it was read by one recursive call per repetition, so a
+    # long run (benchmarks/parsers.py's "mistral markers") raised RecursionError.
+    text = opener * 5_000
+    for result in (parse(text, "auto", tools=TOOLS), parse(text, "auto", tools=TOOLS, truncated=True)):
+        assert (result.content, result.calls) == (None, [])
+        assert [e.text for e in result.errors] == [text]
+    streamed = StreamParser("auto", tools=TOOLS)
+    for i in range(0, len(text), 16):
+        streamed.feed(text[i : i + 16])
+    streamed.close()
+    assert streamed.result() == parse(text, "auto", tools=TOOLS)

@@ -244,6 +244,11 @@ _CALL_SYNTAXES: dict[str, CallSyntaxBuilder] = {
     "harmony": _json_calls.harmony,
     "gemma4": _literal_calls.gemma4,
     "pythonic": _literal_calls.pythonic,
+    "ernie": _json_calls.hermes,
+    "hunyuan": _json_calls.hunyuan,
+    "internlm2": _json_calls.internlm2,
+    "jamba": _json_calls.jamba,
+    "olmo3": _literal_calls.olmo3,
 }
 """Each format's call grammar builder (the module of its family)."""
 

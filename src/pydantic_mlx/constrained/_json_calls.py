@@ -27,6 +27,9 @@ __all__ = [
     "granite",
     "harmony",
     "hermes",
+    "hunyuan",
+    "internlm2",
+    "jamba",
     "kimi_k2",
     "llama3_json",
     "mistral",
@@ -134,6 +137,40 @@ def granite(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact
 def nemotron(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
     """Llama-Nemotron: `<TOOLCALL>[{"name": ..., "arguments": {...}}, ...]</TOOLCALL>`."""
     return _tagged_list("nemotron", tools, special_token, ("<TOOLCALL>", "</TOOLCALL>"), compact=compact)
+
+
+def hunyuan(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """Hunyuan-A13B: `<tool_calls>[{"name": ..., "arguments": {...}}, ...]</tool_calls>`."""
+    return _tagged_list("hunyuan", tools, special_token, ("<tool_calls>", "</tool_calls>"), compact=compact)
+
+
+def jamba(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """Jamba: `<tool_calls>[\\n    {"name": ..., "arguments": {...}},\\n    ...\\n]</tool_calls>`, one
+    call object a line as the template lays them out (a region the model opened: any layout)."""
+    tags = ("<tool_calls>", "</tool_calls>")
+    if not compact:
+        return _tagged_list("jamba", tools, special_token, tags, compact=False)
+    opener, closer = marker(tags[0], special_token), marker(tags[1], special_token)
+    rules = (
+        f'jamba_one: {opener} "[\\n    " call_json "\\n]" {closer}',
+        f'jamba_calls: {opener} "[\\n    " call_json (",\\n    " call_json)* "\\n]" {closer}',
+        call_json_rule(tools, compact=True),
+    )
+    return CallSyntax("jamba_one", "jamba_calls", rules, ((tags[0], "jamba_one", "jamba_calls"),))
+
+
+def internlm2(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """InternLM2: `<|action_start|><|plugin|>\\n{"name": ..., "parameters": {...}}<|action_end|>` per
+    call. Only a plugin action triggers a region: the code interpreter's stays free."""
+    start, plugin = marker("<|action_start|>", special_token), marker("<|plugin|>", special_token)
+    end = marker("<|action_end|>", special_token)
+    keys = ("parameters",) if compact else ("parameters", "arguments")
+    rules = (
+        f'internlm_action: {start} " "? {plugin} "\\n" call_json {end}',
+        call_json_rule(tools, compact=compact, keys=keys),
+    )
+    opener = ("<|action_start|><|plugin|>", "internlm_action", "internlm_action+")
+    return CallSyntax("internlm_action", "internlm_action+", rules, (opener,), json_keys=keys)
 
 
 def phi4_mini(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:

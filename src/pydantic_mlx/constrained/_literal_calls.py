@@ -9,6 +9,7 @@ so recursive models work). Numbers are JSON numbers in both notations, so they u
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +27,7 @@ from ._lark import (
     tool_arguments,
 )
 
-__all__ = ["gemma4", "pythonic"]
+__all__ = ["gemma4", "olmo3", "pythonic"]
 
 
 @dataclass(frozen=True)
@@ -264,20 +265,7 @@ def pythonic(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compac
     parameter names are not identifiers cannot be called in this notation and is left out."""
     notation = _pythonic_notation(compact)
     values = LiteralValues(notation, "py")
-    assign = '"="' if compact else '" "? "=" " "?'
-    declared: list[str] = []
-    calls: list[str] = []
-    for tool in tools:
-        properties, required, defs = tool_arguments(tool)
-        if not _IDENTIFIER.fullmatch(tool.name.replace(".", "_")) or not all(
-            _IDENTIFIER.fullmatch(k) for k in properties
-        ):
-            continue
-        members = [
-            (json.dumps(key), values.value(prop, defs), key in required) for key, prop in properties.items()
-        ]
-        calls.append(values.members(f"{tool.name}(", members, assign, ")"))
-        declared.append(tool.name)
+    calls, declared = _keyword_calls(tools, values, compact=compact)
     if not calls:
         return None
     names = "|".join(re.escape(n) for n in sorted(declared, key=len, reverse=True))
@@ -311,6 +299,47 @@ def pythonic(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compac
         # Llama 3.2 writes the list bare; it counts where it stands alone and names a declared tool.
         untagged=((rf"{STANDS_ALONE}(?P<region>\[(?:{names})\()", "py_list_one", "py_list"),),
     )
+
+
+def _keyword_calls(
+    tools: Sequence[ToolSchema], values: LiteralValues, *, compact: bool
+) -> tuple[list[str], list[str]]:
+    """One `NAME(KEY=VALUE, ...)` rule per tool, values in `values`' notation, and the tools'
+    names. A tool whose parameter names are not identifiers cannot be called so: left out."""
+    assign = '"="' if compact else '" "? "=" " "?'
+    declared: list[str] = []
+    calls: list[str] = []
+    for tool in tools:
+        properties, required, defs = tool_arguments(tool)
+        if not _IDENTIFIER.fullmatch(tool.name.replace(".", "_")) or not all(
+            _IDENTIFIER.fullmatch(k) for k in properties
+        ):
+            continue
+        members = [
+            (json.dumps(key), values.value(prop, defs), key in required) for key, prop in properties.items()
+        ]
+        calls.append(values.members(f"{tool.name}(", members, assign, ")"))
+        declared.append(tool.name)
+    return calls, declared
+
+
+def olmo3(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax | None:
+    """OLMo 3: `<function_calls>\\nNAME(KEY=VALUE, ...)\\n...\\n</function_calls>`, one call a
+    line, strings quoted as in Python and the rest as the template writes it: `null`, `true`,
+    `false` and JSON."""
+    notation = dataclasses.replace(_pythonic_notation(compact), true='"true"', false='"false"', null='"null"')
+    values = LiteralValues(notation, "olmo")
+    calls, _ = _keyword_calls(tools, values, compact=compact)
+    if not calls:
+        return None
+    opener, closer = marker("<function_calls>", special_token), marker("</function_calls>", special_token)
+    rules = (
+        "olmo_call: " + " | ".join(calls),
+        f'olmo_one: {opener} "\\n" olmo_call "\\n" {closer}',
+        f'olmo_calls: {opener} "\\n" olmo_call ("\\n" olmo_call)* "\\n" {closer}',
+        *values.rules,
+    )
+    return CallSyntax("olmo_one", "olmo_calls", rules, (("<function_calls>", "olmo_one", "olmo_calls"),))
 
 
 # --- gemma4 -------------------------------------------------------------------------------------------

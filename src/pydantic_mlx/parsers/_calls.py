@@ -18,6 +18,7 @@ from ._types import CallSyntaxError, ToolCall
 
 __all__ = [
     "UNTAGGED_FIRST_KEYS",
+    "arguments_from_json",
     "call_from_object",
     "call_list_json",
     "calls_from_json",
@@ -53,6 +54,18 @@ def calls_from_json(text: str, tools: ToolSet) -> list[ToolCall]:
 def call_list_json(calls: Sequence[ToolCall]) -> str:
     """`calls` as the JSON list `[{"name": ..., "arguments": {...}}, ...]` templates write."""
     return json.dumps([{"name": c.name, "arguments": c.arguments} for c in calls], ensure_ascii=False)
+
+
+def arguments_from_json(text: str, name: str) -> dict[str, Any]:
+    """A call's arguments written as one JSON object (`name` says whose, in the error). Raises
+    `CallSyntaxError` for text that is not one."""
+    try:
+        value = loads_lenient(text)
+    except ValueError as exc:
+        raise CallSyntaxError(f"arguments of {name[:60]!r} are not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise CallSyntaxError(f"arguments of {name[:60]!r} must be a JSON object")
+    return value
 
 
 def call_from_object(obj: Any, tools: ToolSet, *, untagged: bool) -> ToolCall:

@@ -144,9 +144,11 @@ class _Region:
         return buf[self.first] in "{[`"
 
     def may_be_prose(self, body: str) -> bool:
-        """Whether, unread, this region is the answer's text: opened by an `at_start` opener, and
-        its body holds none of the markers that make it markup (`CallSyntax.markup_if_holds`)."""
-        return self.at_start and not any(m in body for _, s in self.candidates for m in s.markup_if_holds)
+        """Whether, unread, this region is the answer's text: opened by an `at_start` opener or
+        a tag every candidate declares plain (`CallSyntax.plain_tag`), and its body holds none
+        of the markers that make it markup (`CallSyntax.markup_if_holds`)."""
+        plain = self.at_start or all(s.plain_tag for _, s in self.candidates)
+        return plain and not any(m in body for _, s in self.candidates for m in s.markup_if_holds)
 
     def settles_nothing(self, buf: str) -> bool:
         """Whether the text added to `buf` since the last step cannot end this region, so no

@@ -128,9 +128,17 @@ class Dialect:
                     reasoning[opener] = (*closers, closer)
             for syntax in fmt.CALLS:
                 table = start_openers if syntax.at_start else openers
-                table.setdefault(syntax.opener, []).append((fmt, syntax))
+                candidates = table.setdefault(syntax.opener, [])
+                # A format with another's syntax and reader (ernie: hermes'; jamba: hunyuan's)
+                # reads its regions already: trying it again would only repeat a failure.
+                if not any(s == syntax and f.parse_region == fmt.parse_region for f, s in candidates):
+                    candidates.append((fmt, syntax))
                 ends.update(getattr(syntax.end, "markers", ()), getattr(syntax.end, "after", ()))
             drop.update(fmt.DROP)
+            if len(formats) == 1:
+                # Optional in a format module: markup spelled like an ordinary XML tag (ERNIE's
+                # `<response>`), dropped only where the format is named: under `auto` it is text.
+                drop.update(getattr(fmt, "DROP_WHEN_NAMED", ()))
         untagged_json = any("json" in f.UNTAGGED for f in formats)
         untagged_pythonic = any("pythonic" in f.UNTAGGED for f in formats)
         # A marker that is also a call opener or reasoning opener is not dropped.

@@ -22,6 +22,9 @@ Optional names (most formats have none):
 - `ANSWER: tuple[tuple[str, ...], tuple[str, ...]]` — drop markers that open and that end the
   format's explicit answer channel (gpt-oss `final`, Kimi-K3 `response`): untagged calls are
   never read inside it.
+- `DROP_WHEN_NAMED: tuple[str, ...]` — like `DROP`, for markup spelled like an ordinary XML tag
+  (ERNIE's `<response>`, Hunyuan's `<answer>`): removed only where this format is named (or
+  detected from the chat template); under `auto` it stays the answer's text.
 - `SPACED_TAGS: tuple[SpacedTags, ...]` — markers built around a word that models sometimes
   write with spaces around it (Kimi-K3's `<|open|> tools <|sep|>`), read without them.
 

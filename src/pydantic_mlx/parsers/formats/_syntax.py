@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CallSyntax", "Closers", "EndRule", "JsonValue", "Quote", "SpacedTags"]
+__all__ = ["JSON_STRING", "CallSyntax", "Closers", "EndRule", "JsonValue", "Quote", "SpacedTags"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,10 @@ class Quote:
     opener: str
     closers: tuple[str, ...]
     backslash: bool = False
+
+
+JSON_STRING = Quote('"', ('"',), backslash=True)
+"""A JSON string: a closer written inside one (an argument about the format) is not an end."""
 
 
 @dataclass(frozen=True)
@@ -91,10 +95,15 @@ class CallSyntax:
     """The closer that ended the region is left at the end of the body `parse_region` gets, so
     the format can tell a body its closer ended (then a value left open before it is complete:
     GLM-4.7's missing last `</arg_value>`) from one the output's end cut off (never a call)."""
+    plain_tag: bool = False
+    """The opener is spelled like an ordinary XML tag (`<tool_calls>`, `<function_calls>`), which
+    answers also write (an XML reply, a sentence about the format): a region that cannot be read,
+    or was cut off, is the answer's text, as for `at_start`, unless it holds one of
+    `markup_if_holds`. Read anywhere, not only where the answer begins."""
     markup_if_holds: tuple[str, ...] = ()
-    """With `at_start`: markers (special tokens) that make a region that cannot be read, or was
-    cut off, an unread call rather than the answer's text (gpt-oss's
-    ` to=functions.f<|channel|>commentary` cut inside its header)."""
+    """With `at_start` or `plain_tag`: text that makes a region that cannot be read, or was cut
+    off, an unread call rather than the answer's text (gpt-oss's ` to=functions.f<|channel|>`
+    cut inside its header, a call object's `{"name"` after Hunyuan's `<tool_calls>`)."""
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .._scan import skip_space
 from .._schema import coerce_arguments
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
-from ._syntax import Quote
+from ._syntax import CallSyntax, Closers, Quote
 
-__all__ = ["TaggedCalls", "render_blocks", "skip_space", "strip_layout_newlines"]
+__all__ = ["TaggedCalls", "strip_layout_newlines"]
 
 # Characters no function or parameter name written inside a tag holds.
 _NOT_IN_NAME = frozenset("<>\"'{}\n\r\t ")
@@ -30,20 +31,30 @@ _NOT_IN_NAME = frozenset("<>\"'{}\n\r\t ")
 
 @dataclass(frozen=True)
 class TaggedCalls:
-    """One family's tags: each pair is the text before and after a name."""
+    """One family's tags: `block` opens and closes a call region; each other pair is the text
+    before and after a name."""
 
+    block: tuple[str, str]
     function: tuple[str, str]
     function_close: str
     parameter: tuple[str, str]
     parameter_close: str = "</parameter>"
+    block_per_call: bool = False
+    """The template writes each call in a block of its own (else all of a turn's in one)."""
+
+    def syntax(self) -> CallSyntax:
+        """The region a block opens. The generation prompt may have opened reasoning, which a
+        block written there ends (`CallSyntax.ends_prompt_reasoning`)."""
+        end = Closers((self.block[1],), quotes=(self.value,))
+        return CallSyntax(self.block[0], end, ends_prompt_reasoning=True)
 
     @property
     def value(self) -> Quote:
         """Where a region's closer written inside a value does not end the region."""
         return Quote(self.parameter[0], (self.parameter_close,))
 
-    def read(self, body: str, tools: ToolSet) -> list[ToolCall]:
-        """The calls in a region's `body`: one or more function elements. Raises
+    def parse_region(self, syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
+        """The calls in a block's `body`: one or more function elements. Raises
         `CallSyntaxError` for anything else (text between them, a tag left open)."""
         calls: list[ToolCall] = []
         pos = skip_space(body, 0)
@@ -55,7 +66,14 @@ class TaggedCalls:
             raise CallSyntaxError(f"a call block without {self.function[0]}")
         return calls
 
-    def render(self, call: ToolCall) -> str:
+    def render(self, calls: Sequence[ToolCall]) -> str:
+        """The blocks the template writes for `calls`."""
+        groups = [[call] for call in calls] if self.block_per_call else [list(calls)]
+        return "\n".join(
+            "\n".join([self.block[0], *map(self._element, group), self.block[1]]) for group in groups
+        )
+
+    def _element(self, call: ToolCall) -> str:
         """One function element, tags one per line, as the templates write them. A string value
         that starts or ends with a newline is written between newlines, which reading removes."""
         lines = [f"{self.function[0]}{call.name}{self.function[1]}"]
@@ -109,15 +127,3 @@ def strip_layout_newlines(value: str) -> str:
     if value.endswith("\n"):
         value = value[:-1]
     return value
-
-
-def skip_space(text: str, pos: int) -> int:
-    """The offset of the first non-space character of `text` from `pos` (or its end)."""
-    while pos < len(text) and text[pos].isspace():
-        pos += 1
-    return pos
-
-
-def render_blocks(calls: Sequence[ToolCall], tags: TaggedCalls, block: tuple[str, str]) -> str:
-    """Every call in one block, `block` being its opener and closer."""
-    return "\n".join([block[0], *(tags.render(c) for c in calls), block[1]])

@@ -47,18 +47,17 @@ problem) and the well-formed calls beside it are kept.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import regex
-
-from .._json import ValueScanner, loads_lenient
+from .._calls import arguments_from_json
+from .._json import ValueScanner
+from .._scan import read_attributes, skip_space
 from .._schema import coerce_argument, unwrap_arguments
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
 from ._syntax import CallSyntax, Closers, Quote
-
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
 
 NAME = "deepseek"
 
@@ -116,7 +115,7 @@ UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = (_CALLS_BEGIN, _CALL_BEGIN, _DSML)
 
 _WRITTEN_AS: dict[str, Literal["string", "json"]] = {"true": "string", "false": "json"}
-_ATTRIBUTE = regex.compile(r"""\s*([A-Za-z_][\w-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_ATTRIBUTE = re.compile(r"""\s*([A-Za-z_][\w-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 
 
 def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall | CallSyntaxError]:
@@ -154,7 +153,7 @@ def render(calls: Sequence[ToolCall]) -> str:
 
 def _section(body: str) -> list[ToolCall | CallSyntaxError]:
     items: list[ToolCall | CallSyntaxError] = []
-    pos = _skip_space(body, 0)
+    pos = skip_space(body, 0)
     while pos < len(body):
         if not body.startswith(_CALL_BEGIN, pos):
             # Noise before the next call: a bad item of its own, not the call after it.
@@ -172,7 +171,7 @@ def _section(body: str) -> list[ToolCall | CallSyntaxError]:
             items.append(_call(body[start:end]))
         except CallSyntaxError as exc:
             items.append(CallSyntaxError(str(exc), body[pos : end + len(_CALL_END)], exc.name))
-        pos = _skip_space(body, end + len(_CALL_END))
+        pos = skip_space(body, end + len(_CALL_END))
     return items
 
 
@@ -202,7 +201,7 @@ def _call(text: str) -> ToolCall:
         # line (in a ```json fence, as the template writes them, or bare).
         name, arguments_text = first_line.strip(), rest
     _check_name(name)
-    return ToolCall(name=name, arguments=_json_arguments(_unfence(arguments_text.strip())))
+    return ToolCall(name=name, arguments=arguments_from_json(_unfence(arguments_text.strip()), name))
 
 
 def _unfence(text: str) -> str:
@@ -216,19 +215,9 @@ def _unfence(text: str) -> str:
     return inner
 
 
-def _json_arguments(text: str) -> dict[str, Any]:
-    try:
-        arguments = loads_lenient(text)
-    except ValueError as exc:
-        raise CallSyntaxError(f"arguments are not JSON: {exc}") from None
-    if not isinstance(arguments, dict):
-        raise CallSyntaxError("arguments must be a JSON object")
-    return arguments
-
-
 def _dsml(body: str, tools: ToolSet) -> list[ToolCall | CallSyntaxError]:
     items: list[ToolCall | CallSyntaxError] = []
-    pos = _skip_space(body, 0)
+    pos = skip_space(body, 0)
     while pos < len(body):
         try:
             call, end = _invoke(body, pos, tools)
@@ -237,7 +226,7 @@ def _dsml(body: str, tools: ToolSet) -> list[ToolCall | CallSyntaxError]:
             items.append(CallSyntaxError(str(exc), body[pos:end], exc.name))
         else:
             items.append(call)
-        pos = _skip_space(body, end)
+        pos = skip_space(body, end)
     return items
 
 
@@ -254,7 +243,7 @@ def _bad_invoke_end(body: str, pos: int) -> int:
         if not found:
             return len(body)
         i, closer = min(found)
-        after = _skip_space(body, i + len(closer))
+        after = skip_space(body, i + len(closer))
         if after == len(body) or _opener_at(body, after, _INVOKE_OPENS) >= 0:
             return i + len(closer)
         at = i + len(closer)
@@ -269,7 +258,7 @@ def _invoke(body: str, pos: int, tools: ToolSet) -> tuple[ToolCall, int]:
         raise CallSyntaxError(f"not a function name: {name[:40]!r}")
     if self_closing:
         return ToolCall(name=name, arguments={}), pos
-    value = _skip_space(body, pos)
+    value = skip_space(body, pos)
     if body.startswith("{", value):
         return _json_invoke(body, value, name)
     try:
@@ -285,10 +274,10 @@ def _json_invoke(body: str, start: int, name: str) -> tuple[ToolCall, int]:
     if end is None:
         raise CallSyntaxError(f"JSON arguments of {name!r} never closed", name=name)
     try:
-        arguments = _json_arguments(body[start:end])
+        arguments = arguments_from_json(body[start:end], name)
     except CallSyntaxError as exc:
         raise CallSyntaxError(str(exc), name=name) from None
-    close = _skip_space(body, end)
+    close = skip_space(body, end)
     after = _opener_at(body, close, _INVOKE_CLOSES)
     if after < 0:
         raise CallSyntaxError("an invoke without its closer after its JSON arguments", name=name)
@@ -300,7 +289,7 @@ def _dsml_parameters(body: str, pos: int, name: str, tools: ToolSet) -> tuple[di
     end marker inside a value stays in it), and the offset after `</｜DSML｜invoke>`."""
     arguments: dict[str, Any] = {}
     while True:
-        pos = _skip_space(body, pos)
+        pos = skip_space(body, pos)
         after = _opener_at(body, pos, _INVOKE_CLOSES)
         if after >= 0:
             return arguments, after
@@ -345,18 +334,7 @@ def _tag(text: str, pos: int, openers: tuple[str, ...]) -> tuple[dict[str, str],
     self_closing = inside.endswith("/")
     if self_closing:
         inside = inside[:-1]
-    attributes: dict[str, str] = {}
-    at = 0
-    while at < len(inside):
-        match = _ATTRIBUTE.match(inside, at)
-        if match is None:
-            if inside[at:].strip():
-                raise CallSyntaxError(f"unreadable attributes in {openers[0]}: {inside[:60]!r}")
-            break
-        value = match.group(2)
-        attributes[match.group(1)] = value if value is not None else match.group(3)
-        at = match.end()
-    return attributes, gt + 1, self_closing
+    return read_attributes(inside, _ATTRIBUTE, openers[0]), gt + 1, self_closing
 
 
 def _is_name(text: str) -> bool:
@@ -366,9 +344,3 @@ def _is_name(text: str) -> bool:
 def _check_name(name: str) -> None:
     if not _is_name(name):
         raise CallSyntaxError(f"not a function name: {name[:40]!r}")
-
-
-def _skip_space(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos].isspace():
-        pos += 1
-    return pos

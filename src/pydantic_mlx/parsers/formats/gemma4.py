@@ -20,20 +20,11 @@ from typing import Any
 
 import regex
 
+from .._json import LITERALS, BracketReader
+from .._scan import skip_space
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
 from ._syntax import CallSyntax, Closers, Quote
-
-__all__ = [
-    "CALLS",
-    "DROP",
-    "NAME",
-    "REASONING",
-    "TEMPLATE_HINTS",
-    "UNTAGGED",
-    "parse_region",
-    "render",
-]
 
 NAME = "gemma4"
 REASONING = (
@@ -62,14 +53,6 @@ _BARE_KEY_TEXT = regex.compile(r'[^:,{}\[\]"<]*+(?:<(?!\|"\|>)[^:,{}\[\]"<]*+)*+
 _BARE_VALUE_TEXT = regex.compile(r'[^,{}\[\]<]*+(?:<(?!\|"\|>)[^,{}\[\]<]*+)*+')
 # JSON numbers, plus a bare trailing point (`108.`), which is still plainly a float.
 _NUMBER = regex.compile(r"-?(?:0|[1-9][0-9]*)(?P<fraction>\.[0-9]*)?(?P<exponent>[eE][+-]?[0-9]+)?")
-_BARE_LITERALS: dict[str, Any] = {
-    "true": True,
-    "false": False,
-    "null": None,
-    "True": True,
-    "False": False,
-    "None": None,
-}
 _MAX_DEPTH = 128
 _WHITESPACE = " \t\r\n"
 
@@ -103,7 +86,7 @@ def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall
         if syntax.opener == _BARE_CALL_OPENER and end < len(text):
             # Where the answer begins, `call:f{...}` followed by more is prose that looks like a call.
             raise CallSyntaxError(f"{call.name}: unexpected text after the arguments")
-        pos = _skip_whitespace(text, end)
+        pos = skip_space(text, end)
         if pos == len(text):
             return calls
         if not text.startswith(_CALL_PREFIX, pos):
@@ -122,83 +105,18 @@ def _read_call(text: str, pos: int) -> tuple[ToolCall, int]:
         raise CallSyntaxError("expected a tool name after call:")
     name = name_match.group()
     reader = _ArgumentReader(text, name_match.end())
-    reader.skip_whitespace()
+    reader.skip_ws()
     if reader.peek() != "{":
         raise CallSyntaxError(f"{name}: expected '{{' after the name")
     arguments = reader.object(0)
     return ToolCall(name=name, arguments=arguments), reader.i
 
 
-def _skip_whitespace(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in _WHITESPACE:
-        pos += 1
-    return pos
+class _ArgumentReader(BracketReader):
+    """Gemma's argument notation: keys bare or quoted, strings between `<|"|>` tokens."""
 
-
-class _ArgumentReader:
-    """Recursive descent over Gemma's argument notation; depth-limited, one pass over the text."""
-
-    def __init__(self, text: str, start: int) -> None:
-        self.text = text
-        self.i = start
-
-    def peek(self) -> str:
-        return self.text[self.i] if self.i < len(self.text) else ""
-
-    def skip_whitespace(self) -> None:
-        text, i = self.text, self.i
-        while i < len(text) and text[i] in _WHITESPACE:
-            i += 1
-        self.i = i
-
-    def object(self, depth: int) -> dict[str, Any]:
-        if depth > _MAX_DEPTH:
-            raise CallSyntaxError("arguments nested too deeply")
-        self.i += 1  # the "{"
-        result: dict[str, Any] = {}
-        while True:
-            self.skip_whitespace()
-            if self.peek() == "}":
-                self.i += 1
-                return result
-            key = self.key()
-            self.skip_whitespace()
-            if self.peek() != ":":
-                raise CallSyntaxError(f"expected ':' after key {key[:40]!r}")
-            self.i += 1
-            if key in result:  # which value did the model mean? It must say again
-                raise CallSyntaxError(f"key {key[:40]!r} given twice")
-            result[key] = self.value(depth + 1)
-            if not self.separator("}"):
-                return result
-
-    def array(self, depth: int) -> list[Any]:
-        if depth > _MAX_DEPTH:
-            raise CallSyntaxError("arguments nested too deeply")
-        self.i += 1  # the "["
-        result: list[Any] = []
-        while True:
-            self.skip_whitespace()
-            if self.peek() == "]":
-                self.i += 1
-                return result
-            result.append(self.value(depth + 1))
-            if not self.separator("]"):
-                return result
-
-    def separator(self, closer: str) -> bool:
-        """After a member: True when a `,` follows (more may come), False once `closer` is read."""
-        self.skip_whitespace()
-        ch = self.peek()
-        if ch == ",":
-            self.i += 1
-            return True
-        if ch == closer:
-            self.i += 1
-            return False
-        if not ch:
-            raise CallSyntaxError("arguments cut off")
-        raise CallSyntaxError(f"expected ',' or {closer!r}, got {ch!r}")
+    error = CallSyntaxError
+    max_depth = _MAX_DEPTH
 
     def key(self) -> str:
         if self.text.startswith(STRING_DELIMITER, self.i):
@@ -216,7 +134,7 @@ class _ArgumentReader:
         return key
 
     def value(self, depth: int) -> Any:
-        self.skip_whitespace()
+        self.skip_ws()
         if self.text.startswith(STRING_DELIMITER, self.i):
             return self.delimited_string()
         ch = self.peek()
@@ -256,8 +174,8 @@ class _ArgumentReader:
         if not word:
             raise CallSyntaxError("missing value")
         self.i = match.end()
-        if word in _BARE_LITERALS:
-            return _BARE_LITERALS[word]
+        if word in LITERALS:
+            return LITERALS[word]
         number = _NUMBER.fullmatch(word)
         if number is None:
             return word

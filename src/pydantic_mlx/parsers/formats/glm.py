@@ -28,15 +28,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from .._calls import calls_from_value
+from .._calls import arguments_from_json, calls_from_value
 from .._json import loads_lenient
-from .._scan import ForwardFinder
+from .._scan import ForwardFinder, text_until
 from .._schema import coerce_arguments
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
 from ._syntax import CallSyntax, Closers, Quote
-
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
 
 NAME = "glm"
 REASONING = (("<think>", "</think>"),)
@@ -113,13 +111,7 @@ def _name_and_json(body: str) -> ToolCall:
     name = head.strip()
     if not name or any(c.isspace() or c in _NOT_IN_NAME for c in name):
         raise CallSyntaxError("not a GLM call: a JSON body needs a function name before it")
-    try:
-        arguments = loads_lenient("{" + tail)
-    except ValueError as exc:
-        raise CallSyntaxError(f"arguments of {name!r} are not JSON: {exc}") from None
-    if not isinstance(arguments, dict):
-        raise CallSyntaxError("arguments must be a JSON object")
-    return ToolCall(name=name, arguments=arguments)
+    return ToolCall(name=name, arguments=arguments_from_json("{" + tail, name))
 
 
 def render(calls: Sequence[ToolCall]) -> str:
@@ -169,14 +161,7 @@ def _value(body: str, pos: int, *, closed: bool) -> tuple[str, int]:
 def _element(body: str, pos: int, opener: str, closer: str) -> tuple[str, int]:
     if not body.startswith(opener, pos):
         raise CallSyntaxError(f"expected {opener} in a GLM call")
-    start = pos + len(opener)
-    end = body.find(closer, start)
-    if end < 0:
-        raise CallSyntaxError(f"{opener} without its {closer}")
-    text = body[start:end]
-    if opener in text:
-        raise CallSyntaxError(f"{opener} opened twice")
-    return text, end + len(closer)
+    return text_until(body, pos + len(opener), closer, opener)
 
 
 def _skip_separator(body: str, pos: int) -> int:

@@ -31,18 +31,6 @@ from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
 from ._syntax import CallSyntax, Closers, Quote
 
-__all__ = [
-    "ANSWER",
-    "CALLS",
-    "DROP",
-    "NAME",
-    "REASONING",
-    "TEMPLATE_HINTS",
-    "UNTAGGED",
-    "parse_region",
-    "render",
-]
-
 NAME = "harmony"
 _MESSAGE_ENDS = ("<|end|>", "<|return|>", "<|call|>")
 # A message normally ends with <|end|>; `<|start|>assistant` means the next message began

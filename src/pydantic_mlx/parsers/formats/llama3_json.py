@@ -15,20 +15,10 @@ from collections.abc import Sequence
 from .._calls import calls_from_value
 from .._json import loads_lenient
 from .._pythonic import parse_pythonic_calls
+from .._scan import split_outside
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
 from ._syntax import CallSyntax, JsonValue
-
-__all__ = [
-    "CALLS",
-    "DROP",
-    "NAME",
-    "REASONING",
-    "TEMPLATE_HINTS",
-    "UNTAGGED",
-    "parse_region",
-    "render",
-]
 
 NAME = "llama3_json"
 REASONING: tuple[tuple[str, str], ...] = ()
@@ -77,33 +67,10 @@ def split_values(body: str, separator: str) -> list[str]:
 
     Raises `CallSyntaxError` when a piece is empty: `a;;b` or a dangling `;` is not a call list.
     """
-    pieces: list[str] = []
-    depth = 0
-    quote = ""
-    escaped = False
-    start = 0
-    for i, ch in enumerate(body):
-        if quote:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == quote:
-                quote = ""
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "{[":
-            depth += 1
-        elif ch in "}]":
-            depth -= 1
-        elif ch == separator and depth == 0:
-            pieces.append(body[start:i])
-            start = i + 1
-    pieces.append(body[start:])
-    stripped = [piece.strip() for piece in pieces]
-    if not all(stripped):
+    pieces = split_outside(body, separator)
+    if not all(pieces):
         raise CallSyntaxError("empty call between separators")
-    return stripped
+    return pieces
 
 
 def render(calls: Sequence[ToolCall]) -> str:

@@ -11,28 +11,15 @@ JSON string (an argument about this format) does not end the list.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from .._calls import call_list_json, calls_from_json
-from .._tools import ToolSet
-from .._types import ToolCall
-from ._syntax import CallSyntax, Closers, Quote
-
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
+from ._marked_json import MarkedJson
 
 NAME = "nemotron"
 REASONING = (("<think>", "</think>"),)
 DROP = ("<|eot_id|>",)
-CALLS = (CallSyntax("<TOOLCALL>", Closers(("</TOOLCALL>",), quotes=(Quote('"', ('"',), backslash=True),))),)
+_CALLS = MarkedJson("<TOOLCALL>", "</TOOLCALL>")
+CALLS = (_CALLS.syntax(),)
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = ("<TOOLCALL>",)
 
-
-def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
-    """The calls between `<TOOLCALL>` and `</TOOLCALL>`: a JSON list of call objects (or one)."""
-    return calls_from_json(body.strip(), tools)
-
-
-def render(calls: Sequence[ToolCall]) -> str:
-    """The text Llama-Nemotron's chat template writes for `calls`."""
-    return f"<TOOLCALL>{call_list_json(calls)}</TOOLCALL>"
+parse_region = _CALLS.parse_region
+render = _CALLS.render

@@ -12,29 +12,16 @@ list (`functools.partial(...)`) stays the answer's text. `<|end|>` ends the turn
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from .._calls import call_list_json, calls_from_json
-from .._tools import ToolSet
-from .._types import ToolCall
-from ._syntax import CallSyntax, JsonValue
-
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
+from ._marked_json import MarkedJson
 
 NAME = "phi4_mini"
 REASONING: tuple[tuple[str, str], ...] = ()
 DROP = ("<|end|>",)
+_CALLS = MarkedJson("functools")
 # Right after `functools`, a list opening a call object is a call, even one cut off or unreadable.
-CALLS = (CallSyntax("functools", JsonValue(), at_start=True, markup_if_holds=('[{"name"',)),)
+CALLS = (_CALLS.syntax(at_start=True, markup_if_holds=('[{"name"',)),)
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = ("<|/tool|>",)
 
-
-def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
-    """The calls after `functools`: a JSON list of call objects."""
-    return calls_from_json(body.strip(), tools)
-
-
-def render(calls: Sequence[ToolCall]) -> str:
-    """The text Phi-4-mini writes for `calls`."""
-    return "functools" + call_list_json(calls)
+parse_region = _CALLS.parse_region
+render = _CALLS.render

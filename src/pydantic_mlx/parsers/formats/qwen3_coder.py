@@ -34,14 +34,12 @@ import json
 from collections.abc import Mapping, Sequence
 
 from .._json import ValueScanner, loads_lenient
-from .._scan import ForwardFinder
+from .._scan import ForwardFinder, skip_space
 from .._schema import coerce_arguments
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
 from ._syntax import CallSyntax, Closers, Quote
-from ._tagged import skip_space, strip_layout_newlines
-
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
+from ._tagged import strip_layout_newlines
 
 NAME = "qwen3_coder"
 REASONING = (("<think>", "</think>"),)

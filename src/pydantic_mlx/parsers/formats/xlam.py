@@ -18,8 +18,6 @@ from .._tools import ToolSet
 from .._types import ToolCall
 from ._syntax import CallSyntax
 
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
-
 NAME = "xlam"
 REASONING = (("<think>", "</think>"),)
 DROP = ("<|eot_id|>", "<|im_end|>")
