@@ -48,7 +48,10 @@ def model_path(demo_model_path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def model(model_path: Path) -> MLXModel:
-    return MLXModel(model_path)
+    # Unconstrained: these tests follow what the model writes as it was trained to, mistakes
+    # included (a call to an undeclared tool and its retry, text where a call was required),
+    # which constrained decoding (the default, tested in test_model_constrained.py) rules out.
+    return MLXModel(model_path, constrained=False)
 
 
 def responses(messages: list[ModelMessage]) -> list[ModelResponse]:
