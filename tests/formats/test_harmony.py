@@ -355,8 +355,10 @@ CASE = FormatCase(
 
 @SETTINGS
 @given(
-    reasoning=texts.filter(lambda t: "<|" not in t and t.strip() == t and t != ""),
-    answer=texts.filter(lambda t: "<|" not in t and t.strip() == t and t != ""),
+    # Stripped rather than filtered for it: filtering whitespace-edged texts out rejected so many
+    # that hypothesis's health check failed now and then (`filter_too_much`).
+    reasoning=texts.map(str.strip).filter(lambda t: "<|" not in t and t != ""),
+    answer=texts.map(str.strip).filter(lambda t: "<|" not in t and t != ""),
 )
 def test_channels_never_leak_markers(reasoning: str, answer: str) -> None:
     text = f"<|channel|>analysis<|message|>{reasoning}<|end|><|start|>assistant<|channel|>final<|message|>{answer}<|return|>"
