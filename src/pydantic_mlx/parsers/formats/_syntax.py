@@ -95,6 +95,10 @@ class CallSyntax:
     """With `at_start`: markers (special tokens) that make a region that cannot be read, or was
     cut off, an unread call rather than the answer's text (gpt-oss's
     ` to=functions.f<|channel|>commentary` cut inside its header)."""
+    may_hold_no_call: bool = False
+    """A region whose body reads as no calls at all (`parse_region` returns `[]`: Llama-Nemotron's
+    `<TOOLCALL>[]</TOOLCALL>`) is the model saying it calls nothing: dropped, no call and no
+    problem. Otherwise such a region is reported (it addressed something that is not a function)."""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ one JSON list between the tags::
     <TOOLCALL>[{"name": "get_weather", "arguments": {"city": "Paris"}}]</TOOLCALL>
 
 Reasoning is `<think>...</think>`; `<|eot_id|>` ends the turn. `</TOOLCALL>` written inside a
-JSON string (an argument about this format) does not end the list.
+JSON string (an argument about this format) does not end the list. An empty list,
+`<TOOLCALL>[]</TOOLCALL>`, is the model saying it calls nothing: no call, and no problem either.
 """
 
 from __future__ import annotations
@@ -23,13 +24,17 @@ __all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "
 NAME = "nemotron"
 REASONING = (("<think>", "</think>"),)
 DROP = ("<|eot_id|>",)
-CALLS = (CallSyntax("<TOOLCALL>", Closers(("</TOOLCALL>",), quotes=(Quote('"', ('"',), backslash=True),))),)
+_LIST_END = Closers(("</TOOLCALL>",), quotes=(Quote('"', ('"',), backslash=True),))
+CALLS = (CallSyntax("<TOOLCALL>", _LIST_END, may_hold_no_call=True),)
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = ("<TOOLCALL>",)
 
 
 def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
-    """The calls between `<TOOLCALL>` and `</TOOLCALL>`: a JSON list of call objects (or one)."""
+    """The calls between `<TOOLCALL>` and `</TOOLCALL>`: a JSON list of call objects (or one), or
+    none for an empty list."""
+    if "".join(body.split()) == "[]":
+        return []
     return calls_from_json(body.strip(), tools)
 
 
