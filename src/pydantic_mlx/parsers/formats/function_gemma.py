@@ -1,4 +1,4 @@
-"""Google FunctionGemma calls: `<start_function_call>call:NAME{key:<escape>text<escape>,n:3}<end_function_call>`.
+"""Google FunctionGemma calls: `<start_function_call>call:NAME{k:<escape>v<escape>}<end_function_call>`.
 
 FunctionGemma (Gemma 3 270M tuned for calling) writes each call in its own block, arguments in
 the notation Gemma 4 took over (`_gemma_notation.py`) with strings between `<escape>` tokens::
