@@ -634,6 +634,37 @@ def _render_in(layout: str) -> Any:
     return {"dsml": render_dsml, "xtml": render_k3}.get(layout) or get_format(layout).render
 
 
+@pytest.mark.parametrize("tool_format", ["minimax_m2", "seed_oss"])
+def test_tagged_string_lengths_do_not_count_the_layout_newlines(
+    loaded: tuple[Any, Any], tool_format: str
+) -> None:
+    """The templates write a value inline, or between two newlines when it starts or ends with
+    one, and the parser removes those two: lengths count the value as read back. The grammar
+    counted the newlines (refusing a valid multi-line value of `maxLength`) and let `\\n\\n`
+    through as two characters where the parser reads the empty string."""
+    schema = {"type": "object", "properties": {"s": {"type": "string", "minLength": 2, "maxLength": 4}}}
+    grammars = tool_call_grammars(
+        tool_format,
+        [ToolSchema("t", schema)],
+        required=True,
+        untagged_json=False,
+        reasoning=None,
+        special_token=grammar_tokenizer(loaded[1]).special_token,
+    )
+    assert grammars is not None and grammars.answer is not None
+    render = get_format(tool_format).render
+    tools = [{"type": "function", "function": {"name": "t", "parameters": schema}}]
+    values = [("a", False), ("ab", True), ("abcd", True), ("\nabc", True), ("ab\n\n", True), ("abcde", False)]
+    for value, valid in values:
+        text = render([ToolCall("t", {"s": value})])
+        assert [c.arguments for c in parse(text, tool_format, tools).calls] == [{"s": value}]
+        assert _accepts(loaded, grammars.answer, text) is valid, text
+    # Layout newlines around a value that is too short once they are removed.
+    short = render([ToolCall("t", {"s": "ab"})]).replace(">ab</parameter>", ">\n\n</parameter>")
+    assert [c.arguments for c in parse(short, tool_format, tools).calls] == [{"s": ""}]
+    assert not _accepts(loaded, grammars.answer, short), short
+
+
 @pytest.mark.parametrize(
     ("tool_format", "layout"),
     [("qwen3_coder", "qwen3_coder"), ("glm", "glm"), ("deepseek", "dsml"), ("kimi_k2", "xtml")],

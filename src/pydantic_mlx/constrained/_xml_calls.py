@@ -12,7 +12,7 @@ mark each value as text or JSON, and the mark follows the value).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._json_calls import call_json_rule
@@ -83,22 +83,40 @@ def _xml_function_rules(tools: Sequence[ToolSchema], *, compact: bool) -> list[s
 
 
 def _xml_value_rule(rule: str, prop: Mapping[str, Any], defs: Mapping[str, Any], *, compact: bool) -> str:
-    """One value with its `</parameter>` closer and the newline the template writes after it."""
+    """One value with its `</parameter>` closer and the newline the template writes after it.
+    The parser drops one newline before `</parameter>` (the template's): the value's length is
+    the text's without it."""
+    end, text_end = '"\\n</parameter>\\n"', ' "\\n"'
+    return _bare_value_rule(
+        rule, prop, defs, compact=compact, length=_text_of_length, end=end, text_end=text_end
+    )
+
+
+def _bare_value_rule(
+    rule: str,
+    prop: Mapping[str, Any],
+    defs: Mapping[str, Any],
+    *,
+    compact: bool,
+    length: Callable[[int, int | None], str],
+    end: str,
+    text_end: str = "",
+) -> str:
+    """One value written bare before `</parameter>`: a string-only value is raw text whose
+    `length` regex bounds it as the parser reads it back (lazy: it ends at the first
+    `</parameter>`, as there), then `text_end`; an `enum` is one of its values; any other value
+    is JSON valid against its schema, then `end` (a Lark literal holding `</parameter>`)."""
     prop = resolve_ref(prop, defs)
 
     def text_rules(name: str, text: Mapping[str, Any]) -> str:
         enum = string_choices(text)
         if enum:
             choices = " | ".join(json.dumps(v) for v in enum)
-            return f'{name}: ({choices}) "\\n</parameter>\\n"'
+            return f"{name}: ({choices}) {end}"
         low, high = text.get("minLength"), text.get("maxLength")
         low = low if isinstance(low, int) else 0
         high = high if isinstance(high, int) else None
-        # The parser drops one newline before `</parameter>` (the template's): the value's length
-        # is the text's without it. Lazy: the text ends at the first `</parameter>`, as there.
-        return (
-            f'{name}: {name}_text "\\n"\n{name}_text[lazy]: /(?s:{_text_of_length(low, high)})<\\/parameter>/'
-        )
+        return f"{name}: {name}_text{text_end}\n{name}_text[lazy]: /(?s:{length(low, high)})<\\/parameter>/"
 
     if is_plain_string(prop):
         return text_rules(rule, prop)
@@ -109,10 +127,8 @@ def _xml_value_rule(rule: str, prop: Mapping[str, Any], defs: Mapping[str, Any],
     # A string in a union is written bare by the template: raw text, or JSON of the union.
     text = string_alternative(prop, defs)
     if text is None:
-        return f'{rule}: {rule}_json "\\n</parameter>\\n"\n{value}'
-    return (
-        f'{rule}: {rule}_raw | {rule}_json "\\n</parameter>\\n"\n{text_rules(f"{rule}_raw", text)}\n{value}'
-    )
+        return f"{rule}: {rule}_json {end}\n{value}"
+    return f"{rule}: {rule}_raw | {rule}_json {end}\n{text_rules(f'{rule}_raw', text)}\n{value}"
 
 
 def _text_of_length(low: int, high: int | None) -> str:
@@ -128,6 +144,24 @@ def _text_of_length(low: int, high: int | None) -> str:
     if low == 0:
         alternatives.append("")
     return "(?:" + "|".join(alternatives) + ")"
+
+
+def _text_in_layout(low: int, high: int | None) -> str:
+    """A regex for a value of `low` to `high` characters as MiniMax-M2's and Seed-OSS's templates
+    write it: inline (not starting or ending with a newline), or between two newlines that the
+    parser removes (`formats/_tagged.py`), which do not count."""
+    if high is not None and high < low:
+        return r"[^\s\S]"
+    most = "" if high is None else str(high)
+    inline: list[str] = []
+    if low == 0:
+        inline.append("")
+    if low <= 1 and (high is None or high >= 1):
+        inline.append(r"[^\n]")
+    if high is None or high >= 2:
+        inner_most = "" if high is None else str(high - 2)
+        inline.append(f"[^\\n].{{{max(low - 2, 0)},{inner_most}}}[^\\n]")
+    return "(?:" + "|".join([f"\\n.{{{low},{most}}}\\n", *inline]) + ")"
 
 
 _GLM_KEY = ("<arg_key>", "</arg_key>")
@@ -227,16 +261,9 @@ def _tagged_block(
             # "\n</invoke>" would need the lexer to back up two bytes once `<p` follows.
             tag = json.dumps("\n" + parameter[0] + key + parameter[1])
             rules.append(f"{pair}: {tag} {value}")
+            layout = _text_in_layout
             rules.append(
-                text_value_rule(
-                    value,
-                    prop,
-                    defs,
-                    opener=parameter[0],
-                    closer="</parameter>",
-                    special_token=special_token,
-                    compact=compact,
-                )
+                _bare_value_rule(value, prop, defs, compact=compact, length=layout, end='"</parameter>"')
             )
         parts.append(json.dumps(f"\n{function[2]}"))
         rules.append(f"{prefix}_function_{index}: " + " ".join(parts))
