@@ -51,6 +51,10 @@ FORMATS = [
     "granite",
     "nemotron",
     "phi4_mini",
+    "function_gemma",
+    "command",
+    "longcat",
+    "gigachat",
 ]
 
 SPECIAL_TOKENS = {
@@ -83,6 +87,10 @@ SPECIAL_TOKENS = {
     "granite": ["<|tool_call|>"],
     "nemotron": ["<TOOLCALL>", "</TOOLCALL>"],
     "phi4_mini": [],
+    "function_gemma": ["<start_function_call>", "<end_function_call>", "<escape>"],
+    "command": ["<|START_ACTION|>", "<|END_ACTION|>"],
+    "longcat": ["<longcat_tool_call>", "</longcat_tool_call>", "<longcat_arg_key>", "</longcat_arg_key>"],
+    "gigachat": ["<|role_sep|>", "<|function_call|>", "｜GCML｜"],
 }
 # The markers a `required` answer holds, one of each tuple (llama3_json's and pythonic's are
 # optional): a DeepSeek answer is a V3/V3.1 section or a DSML block, a Kimi one a K2 section or a
@@ -98,6 +106,10 @@ REQUIRED_OPENERS = {
     "seed_oss": ("<seed:tool_call>",),
     "granite": ("<|tool_call|>",),
     "nemotron": ("<TOOLCALL>",),
+    "function_gemma": ("<start_function_call>",),
+    "command": ("<|START_ACTION|>",),
+    "longcat": ("<longcat_tool_call>",),
+    "gigachat": ("<|role_sep|>", "<|function_call|>", "｜GCML｜"),
 }
 
 # The layouts each parser reads from real models, beyond what `render` writes.
@@ -160,6 +172,26 @@ VARIANTS: dict[str, list[str]] = {
         '<TOOLCALL>[{"name": "ping", "arguments": {}}, {"name": "ping", "arguments": {}}]</TOOLCALL>'
     ],
     "phi4_mini": ['functools[{"name": "ping", "arguments": {}}, {"name": "ping", "arguments": {}}]'],
+    "function_gemma": [
+        "<start_function_call>call:get_weather{city:<escape>Oslo<escape>,unit:<escape>celsius<escape>}"
+        "<end_function_call><start_function_call>call:ping{}<end_function_call>",
+    ],
+    "command": [
+        '<|START_ACTION|>[{"tool_call_id": "0", "tool_name": "ping", "parameters": {}}]<|END_ACTION|>',
+        '<|START_ACTION|>\n[\n    {"tool_call_id": "0", "tool_name": "get_weather", "parameters": {"city": "Oslo", '
+        '"unit": "celsius"}},\n    {"tool_call_id": "1", "tool_name": "ping", "parameters": {}}\n]\n<|END_ACTION|>',
+    ],
+    "longcat": [
+        '<longcat_tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}\n'
+        "</longcat_tool_call>",
+        "<longcat_tool_call>get_weather<longcat_arg_key>city</longcat_arg_key><longcat_arg_value>Oslo"
+        "</longcat_arg_value><longcat_arg_key>unit</longcat_arg_key><longcat_arg_value>celsius"
+        "</longcat_arg_value></longcat_tool_call>",
+    ],
+    "gigachat": [
+        'function call<|role_sep|>\n{"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}',
+        '<|function_call|>{"name": "ping", "arguments": {}}',
+    ],
 }
 
 # What opens a call in each format (the lazy triggers), as the model would write it.
@@ -177,6 +209,10 @@ OPENERS = {
     "granite": "<|tool_call|>",
     "nemotron": "<TOOLCALL>",
     "phi4_mini": 'functools[{"name"',
+    "function_gemma": "<start_function_call>",
+    "command": "<|START_ACTION|>",
+    "longcat": "<longcat_tool_call>",
+    "gigachat": "<｜GCML｜tool_calls>",
 }
 # Text before a call: none where the opener counts only where the answer begins (`functools` is
 # Python's module too, so Phi-4-mini's calls are read only there).
@@ -196,6 +232,10 @@ CLOSERS = {
     "granite": None,
     "nemotron": "</TOOLCALL>",
     "phi4_mini": None,
+    "function_gemma": "<end_function_call>",
+    "command": "<|END_ACTION|>",
+    "longcat": "</longcat_tool_call>",
+    "gigachat": "</｜GCML｜tool_calls>",
 }
 
 
@@ -500,6 +540,10 @@ LAZY_REGIONS: dict[str, list[str]] = {
     "granite": VARIANTS["granite"],
     "nemotron": VARIANTS["nemotron"],
     "phi4_mini": VARIANTS["phi4_mini"],
+    "function_gemma": ["<start_function_call>call:ping{}<end_function_call>"],
+    "command": VARIANTS["command"],
+    "longcat": VARIANTS["longcat"],
+    "gigachat": VARIANTS["gigachat"],
 }
 
 

@@ -217,6 +217,10 @@ _OPENERS = {
     "nemotron": "<TOOLCALL>",
     "minimax_m2": "<minimax:tool_call>",
     "seed_oss": "<seed:tool_call>",
+    "function_gemma": "<start_function_call>",
+    "command": "<|START_ACTION|>",
+    "longcat": "<longcat_tool_call>",
+    "gigachat": "<｜GCML｜tool_calls>",
 }
 # Formats whose calls the model cannot open mid-text: read only where the answer begins
 # (phi4_mini's `functools[`), or with no marker at all (xlam's bare list is the whole answer).

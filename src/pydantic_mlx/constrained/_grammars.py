@@ -243,6 +243,10 @@ _CALL_SYNTAXES: dict[str, CallSyntaxBuilder] = {
     "seed_oss": _xml_calls.seed_oss,
     "harmony": _json_calls.harmony,
     "gemma4": _literal_calls.gemma4,
+    "function_gemma": _literal_calls.function_gemma,
+    "command": _json_calls.command,
+    "longcat": _xml_calls.longcat,
+    "gigachat": _either(_json_calls.gigachat, _xml_calls.gcml),
     "pythonic": _literal_calls.pythonic,
 }
 """Each format's call grammar builder (the module of its family)."""

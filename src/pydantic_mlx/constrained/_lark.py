@@ -241,9 +241,12 @@ def call_object_schema(
     *,
     keys: Sequence[str] = ("arguments",),
     extra: Mapping[str, Any] | None = None,
+    name_key: str = "name",
+    lead: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`{"name": <tool>, <key>: <its schema>}` for each tool and each arguments key, name first
-    (as templates write it); `extra` are optional properties after them (Mistral's `id`)."""
+    (as templates write it); `extra` are optional properties after them (Mistral's `id`), `lead`
+    required ones before them (Cohere's `tool_call_id`); `name_key` names the name's key."""
     defs: dict[str, Any] = {}
     variants: list[dict[str, Any]] = []
     for index, tool in enumerate(tools):
@@ -252,8 +255,13 @@ def call_object_schema(
             variants.append(
                 {
                     "type": "object",
-                    "properties": {"name": {"const": tool.name}, key: arguments, **(extra or {})},
-                    "required": ["name", key],
+                    "properties": {
+                        **(lead or {}),
+                        name_key: {"const": tool.name},
+                        key: arguments,
+                        **(extra or {}),
+                    },
+                    "required": [*(lead or {}), name_key, key],
                     "additionalProperties": False,
                 }
             )

@@ -33,7 +33,7 @@ from ._lark import (
     tool_arguments,
 )
 
-__all__ = ["auto", "dsml", "glm", "minimax_m2", "qwen3_coder", "seed_oss", "xtml"]
+__all__ = ["auto", "dsml", "gcml", "glm", "longcat", "minimax_m2", "qwen3_coder", "seed_oss", "xtml"]
 
 
 def qwen3_coder(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
@@ -164,45 +164,76 @@ def _text_in_layout(low: int, high: int | None) -> str:
     return "(?:" + "|".join([f"\\n.{{{low},{most}}}\\n", *inline]) + ")"
 
 
-_GLM_KEY = ("<arg_key>", "</arg_key>")
-_GLM_VALUE = ("<arg_value>", "</arg_value>")
-
-
 def glm(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
     """GLM-4.5-4.7: `<tool_call>NAME` then `<arg_key>KEY</arg_key><arg_value>VALUE</arg_value>`
     per argument and `</tool_call>`, with (GLM-4.5/4.6) or without (GLM-4.7) a newline before
     each tag; calls one per line. String values are raw text, others JSON (the template's
     `tojson`)."""
-    opener, closer = marker("<tool_call>", special_token), marker("</tool_call>", special_token)
-    key_open, key_close = (marker(m, special_token) for m in _GLM_KEY)
-    value_open = marker(_GLM_VALUE[0], special_token)
+    tags = (("<tool_call>", "</tool_call>"), ("<arg_key>", "</arg_key>"), ("<arg_value>", "</arg_value>"))
+    return _arg_pair_calls(tools, special_token, compact=compact, prefix="glm", tags=tags)
+
+
+def longcat(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """LongCat-Flash: `<longcat_tool_call>` around GLM's name-then-pairs shape with `longcat_`
+    tags (Flash-Thinking, Lite) or a `{"name": ..., "arguments": {...}}` object on its own line
+    (Flash-Chat's template)."""
+    tags = (
+        ("<longcat_tool_call>", "</longcat_tool_call>"),
+        ("<longcat_arg_key>", "</longcat_arg_key>"),
+        ("<longcat_arg_value>", "</longcat_arg_value>"),
+    )
+    return _arg_pair_calls(tools, special_token, compact=compact, prefix="longcat", tags=tags, json_body=True)
+
+
+def _arg_pair_calls(
+    tools: Sequence[ToolSchema],
+    special_token: SpecialToken,
+    *,
+    compact: bool,
+    prefix: str,
+    tags: tuple[tuple[str, str], tuple[str, str], tuple[str, str]],
+    json_body: bool = False,
+) -> CallSyntax:
+    """Calls as the parsers' `formats/_arg_pairs.py` reads them: the block's opener, the name,
+    then a key and a value element per argument, then the block's closer; with `json_body`, a
+    JSON call object instead of the name and pairs may fill the block."""
+    (block_open, block_close), (key_open, key_close), value_tags = tags
+    opener, closer = marker(block_open, special_token), marker(block_close, special_token)
+    key_opening, key_closing = marker(key_open, special_token), marker(key_close, special_token)
+    value_open = marker(value_tags[0], special_token)
     gap = '"\\n"?'
+    body = f"{prefix}_function {gap}"
+    if json_body:
+        body = f'({body} | "\\n" call_json "\\n")'
     rules = [
-        f"glm_call: {opener} glm_function {gap} {closer}",
-        "glm_function: " + " | ".join(f"glm_function_{i}" for i in range(len(tools))),
+        f"{prefix}_call: {opener} {body} {closer}",
+        f"{prefix}_function: " + " | ".join(f"{prefix}_function_{i}" for i in range(len(tools))),
     ]
+    if json_body:
+        rules.append(call_json_rule(tools, compact=compact))
     for index, tool in enumerate(tools):
         properties, required, defs = tool_arguments(tool)
         parts = [json.dumps(tool.name)]
         for key_index, (key, prop) in enumerate(properties.items()):
-            pair, value = f"glm_pair_{index}_{key_index}", f"glm_value_{index}_{key_index}"
+            pair, value = f"{prefix}_pair_{index}_{key_index}", f"{prefix}_value_{index}_{key_index}"
             parts.append(pair if key in required else f"{pair}?")
-            rules.append(f"{pair}: {gap} {key_open} {json.dumps(key)} {key_close} {gap} {value_open} {value}")
+            rules.append(
+                f"{pair}: {gap} {key_opening} {json.dumps(key)} {key_closing} {gap} {value_open} {value}"
+            )
             rules.append(
                 text_value_rule(
                     value,
                     prop,
                     defs,
-                    opener=_GLM_VALUE[0],
-                    closer=_GLM_VALUE[1],
+                    opener=value_tags[0],
+                    closer=value_tags[1],
                     special_token=special_token,
                     compact=compact,
                 )
             )
-        rules.append(f"glm_function_{index}: " + " ".join(parts))
-    return CallSyntax(
-        "glm_call", 'glm_call ("\\n" glm_call)*', tuple(rules), (("<tool_call>", "glm_call", "glm_call"),)
-    )
+        rules.append(f"{prefix}_function_{index}: " + " ".join(parts))
+    one = f"{prefix}_call"
+    return CallSyntax(one, f'{one} ("\\n" {one})*', tuple(rules), ((block_open, one, one),))
 
 
 def minimax_m2(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
@@ -321,38 +352,61 @@ def _marked_value(
     return [(False, rule), (True, f"{rule}_text")], rules + text_rules(f"{rule}_text", text)
 
 
-_DSML = "｜DSML｜"
+def dsml(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """DeepSeek V3.2's `<｜DSML｜function_calls>` (V4: `tool_calls`) block of invokes.
+    `｜DSML｜` is one special token in V3.2/V4's tokenizer, between text."""
+    return _invoke_blocks(
+        tools, special_token, compact=compact, prefix="dsml", namespace="｜DSML｜", blocks=_DSML_BLOCKS
+    )
+
+
+def gcml(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """GigaChat 3.5's `<｜GCML｜tool_calls>` block of invokes, DSML's shape in its namespace."""
+    return _invoke_blocks(
+        tools, special_token, compact=compact, prefix="gcml", namespace="｜GCML｜", blocks=("tool_calls",)
+    )
+
+
 _DSML_BLOCKS = ("function_calls", "tool_calls")
 """The block's name in DeepSeek V3.2 and in V4."""
 
 
-def dsml(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
-    """DeepSeek V3.2's `<｜DSML｜function_calls>` (V4: `tool_calls`) block of invokes,
-    `<｜DSML｜invoke name="NAME">` then
-    `<｜DSML｜parameter name="KEY" string="true">VALUE</｜DSML｜parameter>` per argument and
-    `</｜DSML｜invoke>`, tags one per line (as the template writes them; an invoke without
-    parameters has an empty line). `string="true"` marks a string-only value
-    (raw text), `string="false"` any other (JSON). `｜DSML｜` is one special token in V3.2/V4's
-    tokenizer, between text."""
+def _invoke_blocks(
+    tools: Sequence[ToolSchema],
+    special_token: SpecialToken,
+    *,
+    compact: bool,
+    prefix: str,
+    namespace: str,
+    blocks: Sequence[str],
+) -> CallSyntax:
+    """A block of invokes as the parsers' `formats/_invokes.py` reads them: `<NSinvoke name="NAME">`
+    then `<NSparameter name="KEY" string="true">VALUE</NSparameter>` per argument and
+    `</NSinvoke>`, tags one per line (as the templates write them; an invoke without parameters
+    has an empty line), `NS` being `namespace`. `string="true"` marks a string-only value (raw
+    text), `string="false"` any other (JSON)."""
 
     def tag(before: str, after: str) -> str:
-        return marker_row((before, _DSML, after), special_token)
+        return marker_row((before, namespace, after), special_token)
 
-    gap = "DSML_GAP?"
-    invokes = " | ".join(f"dsml_invoke_{i}" for i in range(len(tools)))
-    rules = [r"DSML_GAP: /\n{1,2}/", f"dsml_invoke: {invokes}"]
+    gap = f"{prefix.upper()}_GAP?"
+    invokes = " | ".join(f"{prefix}_invoke_{i}" for i in range(len(tools)))
+    rules = [rf"{prefix.upper()}_GAP: /\n{{1,2}}/", f"{prefix}_invoke: {invokes}"]
     for index, tool in enumerate(tools):
         properties, required, defs = tool_arguments(tool)
         parts = [tag("<", f'invoke name="{tool.name}">')]
         for key_index, (key, prop) in enumerate(properties.items()):
-            parameter, value = f"dsml_parameter_{index}_{key_index}", f"dsml_value_{index}_{key_index}"
+            parameter, value = (
+                f"{prefix}_parameter_{index}_{key_index}",
+                f"{prefix}_value_{index}_{key_index}",
+            )
             parts.append(parameter if key in required else f"{parameter}?")
             values, value_rules = _marked_value(
                 value,
                 prop,
                 defs,
-                closer=("</", _DSML, "parameter>"),
-                forbidden=(f"<{_DSML}parameter",),
+                closer=("</", namespace, "parameter>"),
+                forbidden=(f"<{namespace}parameter",),
                 special_token=special_token,
                 compact=compact,
             )
@@ -363,13 +417,13 @@ def dsml(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: b
             written = (f"{marks[is_text]} {name}" for is_text, name in values)
             rules += [f"{parameter}: {gap} ({' | '.join(written)})", *value_rules]
         parts.append(f"{gap} {tag('</', 'invoke>')}")
-        rules.append(f"dsml_invoke_{index}: " + " ".join(parts))
+        rules.append(f"{prefix}_invoke_{index}: " + " ".join(parts))
     openers: list[tuple[str, str, str]] = []
-    for block in _DSML_BLOCKS:
+    for block in blocks:
         begin, end = tag("<", f"{block}>"), tag("</", f"{block}>")
-        rules.append(f"dsml_{block}: {begin} ({gap} dsml_invoke)+ {gap} {end}")
-        rules.append(f"dsml_{block}_one: {begin} {gap} dsml_invoke {gap} {end}")
-        openers.append((f"<{_DSML}{block}>", f"dsml_{block}_one", f"dsml_{block}"))
+        rules.append(f"{prefix}_{block}: {begin} ({gap} {prefix}_invoke)+ {gap} {end}")
+        rules.append(f"{prefix}_{block}_one: {begin} {gap} {prefix}_invoke {gap} {end}")
+        openers.append((f"<{namespace}{block}>", f"{prefix}_{block}_one", f"{prefix}_{block}"))
     return CallSyntax(
         "(" + " | ".join(one for _, one, _ in openers) + ")",
         "(" + " | ".join(many for _, _, many in openers) + ")",
