@@ -36,9 +36,9 @@ PARIS = ToolCall("get_weather", {"city": "Paris", "days": 3})
     ("text", "content", "reasoning", "calls"),
     [
         (V3, None, None, [MEMORY]),  # vLLM's simple_gigachat3
-        ("I'll check that for you." + V3 + "</s>", "I'll check that for you.\n\n", None, [MEMORY]),
+        ("I'll check that for you." + V3, "I'll check that for you.\n\n", None, [MEMORY]),
         (V31, None, None, [MEMORY]),
-        ("I'll check that for you." + V31 + "</s>", "I'll check that for you.", None, [MEMORY]),
+        ("I'll check that for you." + V31, "I'll check that for you.", None, [MEMORY]),
         (
             "<|function_call|>"
             + json.dumps({"name": "manage_user_memory", "arguments": {"content": {"short_answers": True}}}),
@@ -47,7 +47,7 @@ PARIS = ToolCall("get_weather", {"city": "Paris", "days": 3})
             [ToolCall("manage_user_memory", {"content": {"short_answers": True}})],
         ),
         (GCML, None, None, [PARIS]),
-        ("<think>Weather.</think>\n\n" + GCML + "</s>", None, "Weather.", [PARIS]),
+        ("<think>Weather.</think>\n\n" + GCML, None, "Weather.", [PARIS]),
         (  # several invokes, one without parameters, a value mentioning the block's closer
             '<｜GCML｜tool_calls>\n<｜GCML｜invoke name="get_weather">\n'
             '<｜GCML｜parameter name="city" string="true">a </｜GCML｜tool_calls> b</｜GCML｜parameter>\n'
@@ -65,6 +65,13 @@ def test_calls(
     format: str, text: str, content: str | None, reasoning: str | None, calls: list[ToolCall]
 ) -> None:
     assert_reads(text, format, TOOLS, content, reasoning, calls)
+
+
+def test_the_end_of_sequence_text_is_not_dropped() -> None:
+    # `</s>` is HTML's strikethrough too; the real end-of-sequence token never reaches the text
+    # (MLXModel passes the tokenizer's control tokens as `drop`).
+    assert parse("<s>old</s> new", format="gigachat").content == "<s>old</s> new"
+    assert parse(V31 + "</s>", format="gigachat", drop=["</s>"]).calls == [MEMORY]
 
 
 def test_a_gcml_block_ends_reasoning_the_prompt_opened() -> None:
@@ -126,7 +133,6 @@ CASE = FormatCase(
             "</｜GCML｜parameter>",
             "<think>",
             "</think>",
-            "</s>",
         ]
     ),
     soup_tools=[TOOLS, None],

@@ -21,7 +21,7 @@ namespace (`_invokes.py`; `string="true"` values are text, others JSON)::
     </｜GCML｜tool_calls>
 
 Reasoning (3.5) is `<think>...</think>`; the generation prompt may open it, and a GCML block
-written there ends it. `<|message_sep|>` ends a message and `</s>` the turn: both are markup.
+written there ends it. `<|message_sep|>` ends a message: it is markup.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ __all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "
 
 NAME = "gigachat"
 REASONING = (("<think>", "</think>"),)
-DROP = ("<|message_sep|>", "</s>")
+# `</s>`, the end of the turn, is not dropped here: it is HTML's strikethrough too (the model's
+# end-of-sequence token never reaches the text; `MLXModel` drops the tokenizer's control tokens).
+DROP = ("<|message_sep|>",)
 _FUNCTION_CALL = "function call<|role_sep|>"
 _FUNCTION_CALL_31 = "<|function_call|>"
 _INVOKES = MarkupInvokes(("｜GCML｜",))
