@@ -55,6 +55,7 @@ FORMATS = [
     "command",
     "longcat",
     "gigachat",
+    "apertus",
 ]
 
 SPECIAL_TOKENS = {
@@ -91,6 +92,7 @@ SPECIAL_TOKENS = {
     "command": ["<|START_ACTION|>", "<|END_ACTION|>"],
     "longcat": ["<longcat_tool_call>", "</longcat_tool_call>", "<longcat_arg_key>", "</longcat_arg_key>"],
     "gigachat": ["<|role_sep|>", "<|function_call|>", "｜GCML｜"],
+    "apertus": ["<|tools_prefix|>", "<|tools_suffix|>"],
 }
 # The markers a `required` answer holds, one of each tuple (llama3_json's and pythonic's are
 # optional): a DeepSeek answer is a V3/V3.1 section or a DSML block, a Kimi one a K2 section or a
@@ -110,6 +112,7 @@ REQUIRED_OPENERS = {
     "command": ("<|START_ACTION|>",),
     "longcat": ("<longcat_tool_call>",),
     "gigachat": ("<|role_sep|>", "<|function_call|>", "｜GCML｜"),
+    "apertus": ("<|tools_prefix|>",),
 }
 
 # The layouts each parser reads from real models, beyond what `render` writes.
@@ -192,6 +195,9 @@ VARIANTS: dict[str, list[str]] = {
         'function call<|role_sep|>\n{"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}',
         '<|function_call|>{"name": "ping", "arguments": {}}',
     ],
+    "apertus": [
+        '<|tools_prefix|>[{"get_weather": {"city": "Oslo", "unit": "celsius"}}, {"ping": {}}]<|tools_suffix|>'
+    ],
 }
 
 # What opens a call in each format (the lazy triggers), as the model would write it.
@@ -213,6 +219,7 @@ OPENERS = {
     "command": "<|START_ACTION|>",
     "longcat": "<longcat_tool_call>",
     "gigachat": "<｜GCML｜tool_calls>",
+    "apertus": "<|tools_prefix|>",
 }
 # Text before a call: none where the opener counts only where the answer begins (`functools` is
 # Python's module too, so Phi-4-mini's calls are read only there).
@@ -236,6 +243,7 @@ CLOSERS = {
     "command": "<|END_ACTION|>",
     "longcat": "</longcat_tool_call>",
     "gigachat": "</｜GCML｜tool_calls>",
+    "apertus": "<|tools_suffix|>",
 }
 
 
@@ -544,6 +552,7 @@ LAZY_REGIONS: dict[str, list[str]] = {
     "command": VARIANTS["command"],
     "longcat": VARIANTS["longcat"],
     "gigachat": VARIANTS["gigachat"],
+    "apertus": VARIANTS["apertus"],
 }
 
 

@@ -221,6 +221,7 @@ _OPENERS = {
     "command": "<|START_ACTION|>",
     "longcat": "<longcat_tool_call>",
     "gigachat": "<｜GCML｜tool_calls>",
+    "apertus": "<|tools_prefix|>",
 }
 # Formats whose calls the model cannot open mid-text: read only where the answer begins
 # (phi4_mini's `functools[`), or with no marker at all (xlam's bare list is the whole answer).

@@ -245,6 +245,7 @@ _CALL_SYNTAXES: dict[str, CallSyntaxBuilder] = {
     "gemma4": _literal_calls.gemma4,
     "function_gemma": _literal_calls.function_gemma,
     "command": _json_calls.command,
+    "apertus": _json_calls.apertus,
     "longcat": _xml_calls.longcat,
     "gigachat": _either(_json_calls.gigachat, _xml_calls.gcml),
     "pythonic": _literal_calls.pythonic,

@@ -19,10 +19,12 @@ from ._lark import (
     arguments_rule,
     call_object_schema,
     json_options,
+    keyed_call_schema,
     marker,
 )
 
 __all__ = [
+    "apertus",
     "command",
     "deepseek",
     "gigachat",
@@ -96,9 +98,11 @@ def _call_list(
     *,
     compact: bool,
     extra: Mapping[str, Any] | None = None,
+    item: Mapping[str, Any] | None = None,
 ) -> str:
-    """`rule`: a JSON list of one to `most` call objects (each with `extra` keys allowed)."""
-    item = call_object_schema(tools, extra=extra)
+    """`rule`: a JSON list of one to `most` call objects (each with `extra` keys allowed), or of
+    `item`s."""
+    item = item or call_object_schema(tools, extra=extra)
     schema: dict[str, Any] = {
         "type": "array",
         "items": item,
@@ -136,6 +140,13 @@ def granite(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact
 def nemotron(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
     """Llama-Nemotron: `<TOOLCALL>[{"name": ..., "arguments": {...}}, ...]</TOOLCALL>`."""
     return _tagged_list("nemotron", tools, special_token, ("<TOOLCALL>", "</TOOLCALL>"), compact=compact)
+
+
+def apertus(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """Apertus: `<|tools_prefix|>[{"NAME": {...}}, ...]<|tools_suffix|>`, each call an object
+    keyed by the tool's name."""
+    tags = ("<|tools_prefix|>", "<|tools_suffix|>")
+    return _tagged_list("apertus", tools, special_token, tags, compact=compact, item=keyed_call_schema(tools))
 
 
 def command(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
@@ -202,16 +213,18 @@ def _tagged_list(
     tags: tuple[str, str | None],
     *,
     compact: bool,
+    item: Mapping[str, Any] | None = None,
 ) -> CallSyntax:
-    """A JSON list of call objects after an opening tag (and before a closing one, if any)."""
+    """A JSON list of call objects (or of `item`s) after an opening tag (and before a closing
+    one, if any)."""
     opener = marker(tags[0], special_token)
     closer = "" if tags[1] is None else f" {marker(tags[1], special_token)}"
     one, many = f"{prefix}_one", f"{prefix}_calls"
     rules = (
         f"{one}: {opener} {one}_list{closer}",
-        _call_list(f"{one}_list", tools, 1, compact=compact),
+        _call_list(f"{one}_list", tools, 1, compact=compact, item=item),
         f"{many}: {opener} {many}_list{closer}",
-        _call_list(f"{many}_list", tools, None, compact=compact),
+        _call_list(f"{many}_list", tools, None, compact=compact, item=item),
     )
     return CallSyntax(one, many, rules, ((tags[0], one, many),))
 
