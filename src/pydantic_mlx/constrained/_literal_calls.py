@@ -324,14 +324,7 @@ def gemma4(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact:
     tokens. Where the answer begins, the first call may leave out `<|tool_call>`
     (`call:NAME{...}<tool_call|>`, as Gemma 4 sometimes does); that bare call counts once it
     names a declared tool and opens its `{`."""
-    return _gemma_calls(
-        tools,
-        special_token,
-        prefix="gm",
-        quote='<|"|>',
-        block=("<|tool_call>", "<tool_call|>"),
-        bare_at_start=True,
-    )
+    return _gemma_calls(tools, special_token, _GEMMA4, bare_at_start=True)
 
 
 def function_gemma(
@@ -339,29 +332,31 @@ def function_gemma(
 ) -> CallSyntax | None:
     """FunctionGemma: `<start_function_call>call:NAME{key:VALUE,...}<end_function_call>` per call,
     strings between `<escape>` tokens."""
-    return _gemma_calls(
-        tools,
-        special_token,
-        prefix="fg",
-        quote="<escape>",
-        block=("<start_function_call>", "<end_function_call>"),
-        bare_at_start=False,
-    )
+    return _gemma_calls(tools, special_token, _FUNCTION_GEMMA, bare_at_start=False)
+
+
+@dataclass(frozen=True)
+class _GemmaStyle:
+    """One model's spelling of the notation: rule names' `prefix`, the string `quote` token, and
+    the `block` markers around a call."""
+
+    prefix: str
+    quote: str
+    block: tuple[str, str]
+
+
+_GEMMA4 = _GemmaStyle("gm", '<|"|>', ("<|tool_call>", "<tool_call|>"))
+_FUNCTION_GEMMA = _GemmaStyle("fg", "<escape>", ("<start_function_call>", "<end_function_call>"))
 
 
 def _gemma_calls(
-    tools: Sequence[ToolSchema],
-    special_token: SpecialToken,
-    *,
-    prefix: str,
-    quote: str,
-    block: tuple[str, str],
-    bare_at_start: bool,
+    tools: Sequence[ToolSchema], special_token: SpecialToken, style: _GemmaStyle, *, bare_at_start: bool
 ) -> CallSyntax | None:
-    """Calls in Google's notation (`parsers/formats/_gemma_notation.py`), one `block` each: strings
-    between `quote` tokens (raw text, never holding one), bare numbers, `true`/`false`/`null`,
+    """Calls in Google's notation (`parsers/formats/_gemma_notation.py`), one block each: strings
+    between quote tokens (raw text, never holding one), bare numbers, `true`/`false`/`null`,
     bare keys (quoted when not identifiers), `{}`/`[]` without spaces. With `bare_at_start`, the
     first call may leave out the block's opener where the answer begins."""
+    prefix, quote, block = style.prefix, style.quote, style.block
     quoted = marker(quote, special_token)
 
     def string(rule: str, low: int, high: int | None) -> list[str]:

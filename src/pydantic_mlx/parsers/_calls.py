@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from ._json import loads_lenient
 from ._tools import ToolSet
@@ -22,6 +22,7 @@ __all__ = [
     "call_list_json",
     "calls_from_json",
     "calls_from_value",
+    "json_arguments",
 ]
 
 _NAME_KEYS = ("name", "function", "tool", "tool_name")
@@ -99,6 +100,19 @@ def call_from_object(obj: Any, tools: ToolSet, *, untagged: bool) -> ToolCall:
         # A tagged call with its arguments written at the top level: {"name": "f", "path": "a"}.
         arguments = {k: v for k, v in fields.items() if k in rest}
     return ToolCall(name=name, arguments=arguments, id=call_id)
+
+
+def json_arguments(text: str, name: str | None = None) -> dict[str, Any]:
+    """The JSON object of arguments `text` holds (`name`: the call's, for the message). Raises
+    `CallSyntaxError` for anything else."""
+    whose = f" of {name!r}" if name else ""
+    try:
+        arguments = loads_lenient(text)
+    except ValueError as exc:
+        raise CallSyntaxError(f"arguments{whose} are not JSON: {exc}") from None
+    if not isinstance(arguments, dict):
+        raise CallSyntaxError(f"arguments{whose} must be a JSON object")
+    return cast(dict[str, Any], arguments)
 
 
 def _call_id(fields: Mapping[str, Any]) -> str | None:

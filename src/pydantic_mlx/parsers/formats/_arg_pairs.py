@@ -25,13 +25,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .._calls import calls_from_value
+from .._calls import calls_from_value, json_arguments
 from .._json import loads_lenient
 from .._scan import ForwardFinder
 from .._schema import coerce_arguments
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
-from ._syntax import Quote
+from ._syntax import CallSyntax, Closers, Quote
+from ._tagged import text_until
 
 __all__ = ["ArgPairCalls"]
 
@@ -47,12 +48,18 @@ class ArgPairCalls:
     key: tuple[str, str]
     value: tuple[str, str]
 
-    @property
-    def value_quote(self) -> Quote:
-        """Where the block's closer written inside a value does not end the block."""
-        return Quote(self.value[0], (self.value[1],))
+    def syntax(self, *, ends_prompt_reasoning: bool = False) -> CallSyntax:
+        """The block's syntax: it ends at its closer, which a value may hold, and which stays at
+        the end of the body (`closer_in_body`)."""
+        value_quote = Quote(self.value[0], (self.value[1],))
+        return CallSyntax(
+            self.block[0],
+            Closers((self.block[1],), quotes=(value_quote,)),
+            closer_in_body=True,
+            ends_prompt_reasoning=ends_prompt_reasoning,
+        )
 
-    def read(self, body: str, tools: ToolSet) -> list[ToolCall]:
+    def parse_region(self, syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
         """The calls in a block's `body` (which ends with the block's closer when that ended it).
         Raises `CallSyntaxError` for anything else."""
         closed = body.endswith(self.block[1])
@@ -78,7 +85,8 @@ class ArgPairCalls:
             start = end + len(self.block[0])  # body[end:] starts the next block
 
     def render(self, calls: Sequence[ToolCall]) -> str:
-        """The blocks GLM-4.5's chat template writes for `calls`, one per call."""
+        """The blocks GLM-4.5's chat template writes for `calls`, one per call (LongCat-Flash-
+        Thinking's too, in its tags)."""
         blocks: list[str] = []
         for call in calls:
             lines = [f"{self.block[0]}{call.name}"]
@@ -146,27 +154,14 @@ def _name_and_json(body: str) -> ToolCall:
     name = head.strip()
     if not name or any(c.isspace() or c in _NOT_IN_NAME for c in name):
         raise CallSyntaxError("a JSON body needs a function name before it")
-    try:
-        arguments = loads_lenient("{" + tail)
-    except ValueError as exc:
-        raise CallSyntaxError(f"arguments of {name!r} are not JSON: {exc}") from None
-    if not isinstance(arguments, dict):
-        raise CallSyntaxError("arguments must be a JSON object")
-    return ToolCall(name=name, arguments=arguments)
+    return ToolCall(name=name, arguments=json_arguments("{" + tail, name))
 
 
 def _element(body: str, pos: int, tags: tuple[str, str]) -> tuple[str, int]:
     opener, closer = tags
     if not body.startswith(opener, pos):
         raise CallSyntaxError(f"expected {opener}")
-    start = pos + len(opener)
-    end = body.find(closer, start)
-    if end < 0:
-        raise CallSyntaxError(f"{opener} without its {closer}")
-    text = body[start:end]
-    if opener in text:
-        raise CallSyntaxError(f"{opener} opened twice")
-    return text, end + len(closer)
+    return text_until(body, pos + len(opener), closer, opener)
 
 
 def _skip_separator(body: str, pos: int) -> int:

@@ -25,14 +25,15 @@ from typing import Any, Literal
 
 import regex
 
-from .._json import ValueScanner, loads_lenient
+from .._calls import json_arguments
+from .._json import ValueScanner
 from .._schema import coerce_argument, unwrap_arguments
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
 from ._syntax import Quote
 from ._tagged import skip_space
 
-__all__ = ["MarkupInvokes", "at_least_one_call", "is_name", "json_arguments"]
+__all__ = ["MarkupInvokes", "at_least_one_call", "is_name", "read_attributes"]
 
 _WRITTEN_AS: dict[str, Literal["string", "json"]] = {"true": "string", "false": "json"}
 _ATTRIBUTE = regex.compile(r"""\s*([A-Za-z_][\w-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
@@ -128,7 +129,7 @@ class MarkupInvokes:
         if end is None:
             raise CallSyntaxError(f"JSON arguments of {name!r} never closed", name=name)
         try:
-            arguments = json_arguments(body[start:end])
+            arguments = json_arguments(body[start:end], name)
         except CallSyntaxError as exc:
             raise CallSyntaxError(str(exc), name=name) from None
         after = _opener_at(body, skip_space(body, end), self.tags("invoke")[1])
@@ -176,17 +177,6 @@ def at_least_one_call(items: list[ToolCall | CallSyntaxError]) -> list[ToolCall 
     return items
 
 
-def json_arguments(text: str) -> dict[str, Any]:
-    """A JSON object of arguments. Raises `CallSyntaxError` for anything else."""
-    try:
-        arguments = loads_lenient(text)
-    except ValueError as exc:
-        raise CallSyntaxError(f"arguments are not JSON: {exc}") from None
-    if not isinstance(arguments, dict):
-        raise CallSyntaxError("arguments must be a JSON object")
-    return arguments
-
-
 def is_name(text: str) -> bool:
     """Whether `text` can be a function's name (no spaces, quotes or brackets)."""
     return bool(text) and not any(c.isspace() or c in "<>{}[]\"'`" for c in text)
@@ -213,15 +203,21 @@ def _tag(text: str, pos: int, openers: tuple[str, ...]) -> tuple[dict[str, str],
     self_closing = inside.endswith("/")
     if self_closing:
         inside = inside[:-1]
+    return read_attributes(inside, openers[0]), gt + 1, self_closing
+
+
+def read_attributes(inside: str, tag: str) -> dict[str, str]:
+    """The `key="value"` (or single-quoted) attributes written inside `tag`. Raises
+    `CallSyntaxError` for anything else there."""
     attributes: dict[str, str] = {}
     at = 0
     while at < len(inside):
         match = _ATTRIBUTE.match(inside, at)
         if match is None:
             if inside[at:].strip():
-                raise CallSyntaxError(f"unreadable attributes in {openers[0]}: {inside[:60]!r}")
+                raise CallSyntaxError(f"unreadable attributes in {tag}: {inside[:60]!r}")
             break
         value = match.group(2)
         attributes[match.group(1)] = value if value is not None else match.group(3)
         at = match.end()
-    return attributes, gt + 1, self_closing
+    return attributes

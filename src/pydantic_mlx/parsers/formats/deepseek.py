@@ -16,16 +16,10 @@ The markers are special tokens spelled with full-width bars `｜` (U+FF5C) and `
 
   (one line in reality).
 
-- DSML, V3.2 (`function_calls`) and V4 (`tool_calls`), several invokes in one block::
-
-    <｜DSML｜function_calls>
-    <｜DSML｜invoke name="get_weather">
-    <｜DSML｜parameter name="city" string="true">Paris</｜DSML｜parameter>
-    <｜DSML｜parameter name="days" string="false">3</｜DSML｜parameter>
-    </｜DSML｜invoke>
-    </｜DSML｜function_calls>
-
-  Values are typed as `_invokes.py` says (the `string` attribute, then the tool's schema).
+- DSML, V3.2 (`<｜DSML｜function_calls>`) and V4 (`<｜DSML｜tool_calls>`): several
+  `<｜DSML｜invoke name="...">` elements in one block, each argument a
+  `<｜DSML｜parameter name="..." string="true|false">` element, read as `_invokes.py` says
+  (values typed by the `string` attribute, then the tool's schema).
   DeepSeek-V4.1 writes the same with a space after the bar and names the block `calls`
   (`<｜DSML｜ calls>`, `<｜DSML｜ invoke name="...">`, `<｜DSML｜ parameter ...>`); both spellings are
   read for every tag. Also read: invokes written without their block (the stray block closer
@@ -43,10 +37,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from .._calls import json_arguments
 from .._json import ValueScanner
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
-from ._invokes import MarkupInvokes, at_least_one_call, is_name, json_arguments
+from ._invokes import MarkupInvokes, at_least_one_call, is_name
 from ._syntax import CallSyntax, Closers, Quote
 from ._tagged import skip_space
 

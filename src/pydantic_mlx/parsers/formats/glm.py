@@ -20,12 +20,7 @@ rejected here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from .._tools import ToolSet
-from .._types import ToolCall
 from ._arg_pairs import ArgPairCalls
-from ._syntax import CallSyntax, Closers
 
 __all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
 
@@ -35,23 +30,9 @@ DROP = ("<|user|>", "<|observation|>", "<|endoftext|>")
 _CALLS = ArgPairCalls(
     ("<tool_call>", "</tool_call>"), ("<arg_key>", "</arg_key>"), ("<arg_value>", "</arg_value>")
 )
-CALLS = (
-    CallSyntax(
-        _CALLS.block[0],
-        Closers((_CALLS.block[1],), quotes=(_CALLS.value_quote,)),
-        closer_in_body=True,
-        ends_prompt_reasoning=True,  # GLM-4.7's prompt opens `<think>`; a call there ends it
-    ),
-)
+# GLM-4.7's prompt opens `<think>`; a call there ends it.
+CALLS = (_CALLS.syntax(ends_prompt_reasoning=True),)
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = ("<arg_key>",)
-
-
-def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
-    """The calls in a `<tool_call>` body: a name, then `<arg_key>`/`<arg_value>` pairs."""
-    return _CALLS.read(body, tools)
-
-
-def render(calls: Sequence[ToolCall]) -> str:
-    """The text GLM-4.5's chat template writes for `calls`."""
-    return _CALLS.render(calls)
+parse_region = _CALLS.parse_region
+render = _CALLS.render

@@ -22,10 +22,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from .._tools import ToolSet
 from .._types import ToolCall
 from ._arg_pairs import ArgPairCalls
-from ._syntax import CallSyntax, Closers
 
 __all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
 
@@ -37,23 +35,11 @@ _CALLS = ArgPairCalls(
     ("<longcat_arg_key>", "</longcat_arg_key>"),
     ("<longcat_arg_value>", "</longcat_arg_value>"),
 )
-CALLS = (
-    CallSyntax(
-        _CALLS.block[0], Closers((_CALLS.block[1],), quotes=(_CALLS.value_quote,)), closer_in_body=True
-    ),
-)
+CALLS = (_CALLS.syntax(),)
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = ("<longcat_tool_call>",)
-
-
-def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
-    """The call in one `<longcat_tool_call>` block: a JSON call object, or a name and pairs."""
-    return _CALLS.read(body, tools)
-
-
-def render(calls: Sequence[ToolCall]) -> str:
-    """The blocks LongCat-Flash-Thinking writes for `calls`, one per call, as pairs."""
-    return _CALLS.render(calls)
+parse_region = _CALLS.parse_region
+render = _CALLS.render  # LongCat-Flash-Thinking's pairs
 
 
 def render_json(calls: Sequence[ToolCall]) -> str:
