@@ -77,6 +77,16 @@ def test_calls(
     assert_reads(text, format, TOOLS, content, reasoning, calls)
 
 
+@pytest.mark.parametrize("format", ["command", "auto"])
+def test_the_prompt_opened_plan_ends_at_the_action(format: str) -> None:
+    # The generation prompt may end with `<|START_THINKING|>` (llama.cpp: thinking forced open).
+    text = "I will look it up." + ACTION
+    result = parse(text, format=format, tools=TOOLS, in_reasoning=True)
+    assert (result.reasoning, result.content, result.calls) == ("I will look it up.", None, [FOO])
+    text = "I will look it up.<|END_THINKING|>" + ACTION
+    assert parse(text, format=format, tools=TOOLS, in_reasoning=True).calls == [FOO]
+
+
 def test_no_untagged_call_is_read_inside_the_response() -> None:
     text = '<|START_RESPONSE|>Write {"name": "foo", "arguments": {"query": "x"}} to call it.<|END_RESPONSE|>'
     result = parse(text, format="auto", tools=TOOLS)

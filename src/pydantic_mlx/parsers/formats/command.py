@@ -41,7 +41,13 @@ ANSWER = (_ANSWER_OPENERS, _ANSWER_CLOSERS)
 _ACTION = ("<|START_ACTION|>", "<|END_ACTION|>")
 _FENCE = "```"
 CALLS = (
-    CallSyntax(_ACTION[0], Closers((_ACTION[1],), quotes=(Quote('"', ('"',), backslash=True),))),
+    # A prompt ending in `<|START_THINKING|>` opens the plan (llama.cpp's "thinking forced open");
+    # an action written there ends it.
+    CallSyntax(
+        _ACTION[0],
+        Closers((_ACTION[1],), quotes=(Quote('"', ('"',), backslash=True),)),
+        ends_prompt_reasoning=True,
+    ),
     # Command R: `Action: ```json` where the answer begins, the list, and the fence's end.
     CallSyntax(f"Action: {_FENCE}json", JsonValue(), at_start=True, trailer=_FENCE),
 )
