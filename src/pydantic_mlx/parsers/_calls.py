@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 from ._json import loads_lenient
 from ._tools import ToolSet
@@ -18,11 +18,11 @@ from ._types import CallSyntaxError, ToolCall
 
 __all__ = [
     "UNTAGGED_FIRST_KEYS",
+    "arguments_from_json",
     "call_from_object",
     "call_list_json",
     "calls_from_json",
     "calls_from_value",
-    "json_arguments",
 ]
 
 _NAME_KEYS = ("name", "function", "tool", "tool_name")
@@ -55,6 +55,18 @@ def calls_from_json(text: str, tools: ToolSet) -> list[ToolCall]:
 def call_list_json(calls: Sequence[ToolCall]) -> str:
     """`calls` as the JSON list `[{"name": ..., "arguments": {...}}, ...]` templates write."""
     return json.dumps([{"name": c.name, "arguments": c.arguments} for c in calls], ensure_ascii=False)
+
+
+def arguments_from_json(text: str, name: str) -> dict[str, Any]:
+    """A call's arguments written as one JSON object (`name` says whose, in the error). Raises
+    `CallSyntaxError` for text that is not one."""
+    try:
+        value = loads_lenient(text)
+    except ValueError as exc:
+        raise CallSyntaxError(f"arguments of {name[:60]!r} are not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise CallSyntaxError(f"arguments of {name[:60]!r} must be a JSON object")
+    return value
 
 
 def call_from_object(obj: Any, tools: ToolSet, *, untagged: bool) -> ToolCall:
@@ -100,19 +112,6 @@ def call_from_object(obj: Any, tools: ToolSet, *, untagged: bool) -> ToolCall:
         # A tagged call with its arguments written at the top level: {"name": "f", "path": "a"}.
         arguments = {k: v for k, v in fields.items() if k in rest}
     return ToolCall(name=name, arguments=arguments, id=call_id)
-
-
-def json_arguments(text: str, name: str | None = None) -> dict[str, Any]:
-    """The JSON object of arguments `text` holds (`name`: the call's, for the message). Raises
-    `CallSyntaxError` for anything else."""
-    whose = f" of {name!r}" if name else ""
-    try:
-        arguments = loads_lenient(text)
-    except ValueError as exc:
-        raise CallSyntaxError(f"arguments{whose} are not JSON: {exc}") from None
-    if not isinstance(arguments, dict):
-        raise CallSyntaxError(f"arguments{whose} must be a JSON object")
-    return cast(dict[str, Any], arguments)
 
 
 def _call_id(fields: Mapping[str, Any]) -> str | None:

@@ -25,14 +25,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .._calls import calls_from_value, json_arguments
+from .._calls import arguments_from_json, calls_from_value
 from .._json import loads_lenient
-from .._scan import ForwardFinder
+from .._scan import ForwardFinder, text_until
 from .._schema import coerce_arguments
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
 from ._syntax import CallSyntax, Closers, Quote
-from ._tagged import text_until
 
 __all__ = ["ArgPairCalls"]
 
@@ -154,7 +153,7 @@ def _name_and_json(body: str) -> ToolCall:
     name = head.strip()
     if not name or any(c.isspace() or c in _NOT_IN_NAME for c in name):
         raise CallSyntaxError("a JSON body needs a function name before it")
-    return ToolCall(name=name, arguments=json_arguments("{" + tail, name))
+    return ToolCall(name=name, arguments=arguments_from_json("{" + tail, name))
 
 
 def _element(body: str, pos: int, tags: tuple[str, str]) -> tuple[str, int]:

@@ -19,24 +19,23 @@ is returned in its place, carrying its own text.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import regex
-
-from .._calls import json_arguments
+from .._calls import arguments_from_json
 from .._json import ValueScanner
+from .._scan import read_attributes, skip_space
 from .._schema import coerce_argument, unwrap_arguments
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
 from ._syntax import Quote
-from ._tagged import skip_space
 
-__all__ = ["MarkupInvokes", "at_least_one_call", "is_name", "read_attributes"]
+__all__ = ["MarkupInvokes", "at_least_one_call", "is_name"]
 
 _WRITTEN_AS: dict[str, Literal["string", "json"]] = {"true": "string", "false": "json"}
-_ATTRIBUTE = regex.compile(r"""\s*([A-Za-z_][\w-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_ATTRIBUTE = re.compile(r"""\s*([A-Za-z_][\w-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 
 
 @dataclass(frozen=True)
@@ -129,7 +128,7 @@ class MarkupInvokes:
         if end is None:
             raise CallSyntaxError(f"JSON arguments of {name!r} never closed", name=name)
         try:
-            arguments = json_arguments(body[start:end], name)
+            arguments = arguments_from_json(body[start:end], name)
         except CallSyntaxError as exc:
             raise CallSyntaxError(str(exc), name=name) from None
         after = _opener_at(body, skip_space(body, end), self.tags("invoke")[1])
@@ -203,21 +202,4 @@ def _tag(text: str, pos: int, openers: tuple[str, ...]) -> tuple[dict[str, str],
     self_closing = inside.endswith("/")
     if self_closing:
         inside = inside[:-1]
-    return read_attributes(inside, openers[0]), gt + 1, self_closing
-
-
-def read_attributes(inside: str, tag: str) -> dict[str, str]:
-    """The `key="value"` (or single-quoted) attributes written inside `tag`. Raises
-    `CallSyntaxError` for anything else there."""
-    attributes: dict[str, str] = {}
-    at = 0
-    while at < len(inside):
-        match = _ATTRIBUTE.match(inside, at)
-        if match is None:
-            if inside[at:].strip():
-                raise CallSyntaxError(f"unreadable attributes in {tag}: {inside[:60]!r}")
-            break
-        value = match.group(2)
-        attributes[match.group(1)] = value if value is not None else match.group(3)
-        at = match.end()
-    return attributes
+    return read_attributes(inside, _ATTRIBUTE, openers[0]), gt + 1, self_closing

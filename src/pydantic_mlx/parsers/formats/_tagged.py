@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from .._schema import coerce_arguments
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
-from ._syntax import CallSyntax, Closers, Quote
+from ._syntax import Quote
 
-__all__ = ["TaggedBlock", "TaggedCalls", "skip_space", "strip_layout_newlines", "text_until"]
+__all__ = ["TaggedCalls", "render_blocks", "skip_space", "strip_layout_newlines"]
 
 # Characters no function or parameter name written inside a tag holds.
 _NOT_IN_NAME = frozenset("<>\"'{}\n\r\t ")
@@ -91,35 +91,6 @@ class TaggedCalls:
             pos = end + len(self.parameter_close)
 
 
-@dataclass(frozen=True)
-class TaggedBlock:
-    """A family's call block: `block`'s opener and closer around function elements in `tags`,
-    every call of a turn in one block or (`block_per_call`) each in its own."""
-
-    tags: TaggedCalls
-    block: tuple[str, str]
-    block_per_call: bool = False
-
-    def syntax(self) -> CallSyntax:
-        """The block ends at its closer, which a value may hold; it ends reasoning the prompt
-        opened (the templates open `<think>` there)."""
-        return CallSyntax(
-            self.block[0], Closers((self.block[1],), quotes=(self.tags.value,)), ends_prompt_reasoning=True
-        )
-
-    def parse_region(self, syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
-        """The function elements of one block."""
-        return self.tags.read(body, tools)
-
-    def render(self, calls: Sequence[ToolCall]) -> str:
-        """The blocks the family's chat template writes for `calls`, tags one per line."""
-        groups = [[call] for call in calls] if self.block_per_call else [list(calls)]
-        return "\n".join(
-            "\n".join([self.block[0], *(self.tags.render(c) for c in group), self.block[1]])
-            for group in groups
-        )
-
-
 def _name(body: str, pos: int, end_marker: str) -> tuple[str, int]:
     """The name from `pos` to `end_marker`, and the offset after that marker."""
     end = body.find(end_marker, pos)
@@ -140,21 +111,13 @@ def strip_layout_newlines(value: str) -> str:
     return value
 
 
-def text_until(text: str, pos: int, closer: str, forbidden: str) -> tuple[str, int]:
-    """The text from `pos` to the first `closer`, and the offset after that closer. Raises
-    `CallSyntaxError` when the closer never comes, or `forbidden` (the element's opener: one
-    element opened inside another) comes before it."""
-    end = text.find(closer, pos)
-    if end < 0:
-        raise CallSyntaxError(f"{closer} never came")
-    value = text[pos:end]
-    if forbidden in value:
-        raise CallSyntaxError(f"{forbidden} before {closer}")
-    return value, end + len(closer)
-
-
 def skip_space(text: str, pos: int) -> int:
     """The offset of the first non-space character of `text` from `pos` (or its end)."""
     while pos < len(text) and text[pos].isspace():
         pos += 1
     return pos
+
+
+def render_blocks(calls: Sequence[ToolCall], tags: TaggedCalls, block: tuple[str, str]) -> str:
+    """Every call in one block, `block` being its opener and closer."""
+    return "\n".join([block[0], *(tags.render(c) for c in calls), block[1]])

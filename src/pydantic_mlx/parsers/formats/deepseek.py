@@ -37,13 +37,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from .._calls import json_arguments
+from .._calls import arguments_from_json
 from .._json import ValueScanner
+from .._scan import skip_space
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
 from ._invokes import MarkupInvokes, at_least_one_call, is_name
 from ._syntax import CallSyntax, Closers, Quote
-from ._tagged import skip_space
 
 __all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
 
@@ -175,7 +175,7 @@ def _call(text: str) -> ToolCall:
         # line (in a ```json fence, as the template writes them, or bare).
         name, arguments_text = first_line.strip(), rest
     _check_name(name)
-    return ToolCall(name=name, arguments=json_arguments(_unfence(arguments_text.strip())))
+    return ToolCall(name=name, arguments=arguments_from_json(_unfence(arguments_text.strip()), name))
 
 
 def _unfence(text: str) -> str:

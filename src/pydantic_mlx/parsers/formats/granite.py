@@ -10,7 +10,11 @@ hermes' `<tool_call>{...}</tool_call>` instead, which `detect_format` reads as `
 
 from __future__ import annotations
 
-from ._json_list import JsonCallList
+from collections.abc import Sequence
+
+from .._calls import call_list_json, calls_from_json
+from .._tools import ToolSet
+from .._types import ToolCall
 from ._syntax import CallSyntax, JsonValue
 
 __all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
@@ -18,10 +22,16 @@ __all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "
 NAME = "granite"
 REASONING: tuple[tuple[str, str], ...] = ()
 DROP = ("<|end_of_text|>",)
-_LIST = JsonCallList("<|tool_call|>")
 CALLS = (CallSyntax("<|tool_call|>", JsonValue()),)
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = ("<|tool_call|>",)
 
-parse_region = _LIST.parse_region
-render = _LIST.render
+
+def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
+    """The calls after one `<|tool_call|>`: a JSON list of call objects (or one object)."""
+    return calls_from_json(body.strip(), tools)
+
+
+def render(calls: Sequence[ToolCall]) -> str:
+    """The text Granite 3.x's chat template writes for `calls`."""
+    return "<|tool_call|>" + call_list_json(calls)

@@ -31,8 +31,17 @@ from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
 from ._syntax import CallSyntax, Closers, Quote
 
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
-__all__ += ["ANSWER"]  # optional names of the format interface
+__all__ = [
+    "ANSWER",
+    "CALLS",
+    "DROP",
+    "NAME",
+    "REASONING",
+    "TEMPLATE_HINTS",
+    "UNTAGGED",
+    "parse_region",
+    "render",
+]
 
 NAME = "harmony"
 _MESSAGE_ENDS = ("<|end|>", "<|return|>", "<|call|>")

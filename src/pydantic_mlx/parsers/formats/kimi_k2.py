@@ -38,17 +38,24 @@ from typing import Any
 
 import regex
 
-from .._calls import json_arguments
-from .._json import ValueScanner
+from .._json import ValueScanner, loads_lenient
 from .._schema import coerce_argument, unwrap_arguments
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
-from ._invokes import read_attributes
 from ._syntax import CallSyntax, Closers, Quote, SpacedTags
-from ._tagged import skip_space, text_until
 
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
-__all__ += ["ANSWER", "SPACED_TAGS"]  # optional names of the format interface
+__all__ = [
+    "ANSWER",
+    "CALLS",
+    "DROP",
+    "NAME",
+    "REASONING",
+    "SPACED_TAGS",
+    "TEMPLATE_HINTS",
+    "UNTAGGED",
+    "parse_region",
+    "render",
+]
 
 NAME = "kimi_k2"
 
@@ -119,6 +126,7 @@ TEMPLATE_HINTS = (_SECTION_BEGIN, _CALL_BEGIN, "tool_declare<|im_middle|>", _OPE
 # `functions.NAME:INDEX`; vLLM, SGLang and llama.cpp all require the index (`functions.x.0` is
 # not an id).
 _CALL_ID = regex.compile(r"(?:functions\.)?(.+?):\d+")
+_ATTRIBUTE = regex.compile(r'\s*([A-Za-z_][\w-]*)="([^"]*)"')
 _ENTITY = regex.compile(r"&(quot|amp);")
 
 
@@ -186,7 +194,7 @@ def _call_end(body: str, start: int) -> tuple[int, bool]:
     following = body.find(_CALL_BEGIN, start)
     search_from = start
     if arguments >= 0 and not (0 <= end < arguments) and not (0 <= following < arguments):
-        value = skip_space(body, arguments + len(_ARGUMENT_BEGIN))
+        value = _skip_space(body, arguments + len(_ARGUMENT_BEGIN))
         if value < len(body) and body[value] in "{[":
             closed = ValueScanner(value).scan(body)
             if closed is not None:
@@ -204,7 +212,12 @@ def _k2_call(text: str, tools: ToolSet) -> ToolCall:
     if not found:
         raise CallSyntaxError(f"a call without {_ARGUMENT_BEGIN}")
     call_id = call_id.strip()
-    arguments = json_arguments(arguments_text, call_id[:60])
+    try:
+        arguments = loads_lenient(arguments_text)
+    except ValueError as exc:
+        raise CallSyntaxError(f"arguments of {call_id[:60]!r} are not JSON: {exc}") from None
+    if not isinstance(arguments, dict):
+        raise CallSyntaxError("arguments must be a JSON object")
     if call_id.isdigit():
         name = _only_tool_taking(arguments, tools)
     else:
@@ -257,17 +270,23 @@ def _k3_arguments(body: str, pos: int, name: str, tools: ToolSet) -> tuple[dict[
     """The arguments of the call whose body starts at `pos`, read one block after the other (so
     an end marker inside a value stays in it), and the offset after `<|close|>call<|sep|>`."""
     call_close = _xtml_close("call")
-    pos = skip_space(body, pos)
+    pos = _skip_space(body, pos)
     if body.startswith(f"{_OPEN}json", pos):
         _, pos = _xtml_open(body, pos, "json")
         value, pos = _xtml_value(body, pos, "json")
-        pos = skip_space(body, pos)
+        pos = _skip_space(body, pos)
         if not body.startswith(call_close, pos):
             raise CallSyntaxError(f"a Kimi-K3 json block not followed by {call_close}")
-        return json_arguments(value, name), pos + len(call_close)
+        try:
+            whole = loads_lenient(value)
+        except ValueError as exc:
+            raise CallSyntaxError(f"arguments of {name!r} are not JSON: {exc}") from None
+        if not isinstance(whole, dict):
+            raise CallSyntaxError("arguments must be a JSON object")
+        return whole, pos + len(call_close)
     arguments: dict[str, Any] = {}
     while True:
-        pos = skip_space(body, pos)
+        pos = _skip_space(body, pos)
         if body.startswith(call_close, pos):
             return arguments, pos + len(call_close)
         if pos == len(body):
@@ -292,8 +311,18 @@ def _xtml_open(text: str, pos: int, tag: str) -> tuple[dict[str, str], int]:
     sep = text.find(_SEP, start)
     if sep < 0:
         raise CallSyntaxError(f"{opener} without its {_SEP}")
-    attributes = read_attributes(text[start:sep], opener)
-    return {key: _ENTITY.sub(_unescape, value) for key, value in attributes.items()}, sep + len(_SEP)
+    inside = text[start:sep]
+    attributes: dict[str, str] = {}
+    at = 0
+    while at < len(inside):
+        match = _ATTRIBUTE.match(inside, at)
+        if match is None:
+            if inside[at:].strip():
+                raise CallSyntaxError(f"unreadable attributes in {opener}: {inside[:60]!r}")
+            break
+        attributes[match.group(1)] = _ENTITY.sub(_unescape, match.group(2))
+        at = match.end()
+    return attributes, sep + len(_SEP)
 
 
 def _unescape(entity: regex.Match[str]) -> str:
@@ -302,4 +331,17 @@ def _unescape(entity: regex.Match[str]) -> str:
 
 def _xtml_value(text: str, pos: int, tag: str) -> tuple[str, int]:
     """The raw text from `pos` to `<|close|>TAG<|sep|>`, and the offset after that marker."""
-    return text_until(text, pos, _xtml_close(tag), _OPEN)
+    closer = _xtml_close(tag)
+    end = text.find(closer, pos)
+    if end < 0:
+        raise CallSyntaxError(f"{_OPEN}{tag} without its {closer}")
+    value = text[pos:end]
+    if _OPEN in value:
+        raise CallSyntaxError(f"{_OPEN} inside a Kimi-K3 {tag} value")
+    return value, end + len(closer)
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    return pos

@@ -19,7 +19,16 @@ from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
 from ._syntax import CallSyntax, JsonValue
 
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
+__all__ = [
+    "CALLS",
+    "DROP",
+    "NAME",
+    "REASONING",
+    "TEMPLATE_HINTS",
+    "UNTAGGED",
+    "parse_region",
+    "render",
+]
 
 NAME = "llama3_json"
 REASONING: tuple[tuple[str, str], ...] = ()

@@ -17,21 +17,32 @@ only its own `</parameter>` ends it.
 
 from __future__ import annotations
 
-from ._tagged import TaggedBlock, TaggedCalls
+from collections.abc import Sequence
+
+from .._tools import ToolSet
+from .._types import ToolCall
+from ._syntax import CallSyntax, Closers
+from ._tagged import TaggedCalls, render_blocks
 
 __all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
 
 NAME = "minimax_m2"
 REASONING = (("<think>", "</think>"),)
 DROP = ("[e~[",)
-# One block holds every call of a turn.
-_CALLS = TaggedBlock(
-    TaggedCalls(('<invoke name="', '">'), "</invoke>", ('<parameter name="', '">')),
-    ("<minimax:tool_call>", "</minimax:tool_call>"),
+_TAGS = TaggedCalls(
+    function=('<invoke name="', '">'), function_close="</invoke>", parameter=('<parameter name="', '">')
 )
-CALLS = (_CALLS.syntax(),)
+_BLOCK = ("<minimax:tool_call>", "</minimax:tool_call>")
+CALLS = (CallSyntax(_BLOCK[0], Closers((_BLOCK[1],), quotes=(_TAGS.value,)), ends_prompt_reasoning=True),)
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = ("<minimax:tool_call>",)
 
-parse_region = _CALLS.parse_region
-render = _CALLS.render
+
+def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
+    """The `<invoke>` elements of one `<minimax:tool_call>` block."""
+    return _TAGS.read(body, tools)
+
+
+def render(calls: Sequence[ToolCall]) -> str:
+    """The text MiniMax-M2's chat template writes for `calls`."""
+    return render_blocks(calls, _TAGS, _BLOCK)

@@ -18,14 +18,23 @@ from typing import Any
 
 import regex
 
-from .._calls import call_from_object, calls_from_value, json_arguments
+from .._calls import call_from_object, calls_from_value
 from .._json import loads_lenient
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
 from ._syntax import CallSyntax, JsonValue
 from .llama3_json import split_values
 
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
+__all__ = [
+    "CALLS",
+    "DROP",
+    "NAME",
+    "REASONING",
+    "TEMPLATE_HINTS",
+    "UNTAGGED",
+    "parse_region",
+    "render",
+]
 
 NAME = "mistral"
 REASONING = (("[THINK]", "[/THINK]"), ("<think>", "</think>"))
@@ -120,7 +129,13 @@ def _named_call(body: str) -> ToolCall:
         call_id = id_text.strip()
         if not _CALL_ID_VALUE.fullmatch(call_id):
             raise CallSyntaxError(f"not a call id: {call_id[:80]!r}")
-    return ToolCall(name=name, arguments=json_arguments(arguments_text, name), id=call_id)
+    try:
+        arguments = loads_lenient(arguments_text)
+    except ValueError as exc:
+        raise CallSyntaxError(f"{name}: arguments are not JSON: {exc}") from None
+    if not isinstance(arguments, dict):
+        raise CallSyntaxError(f"{name}: arguments must be a JSON object")
+    return ToolCall(name=name, arguments=arguments, id=call_id)
 
 
 def _named_call_without_args(text: str) -> ToolCall:
@@ -131,7 +146,13 @@ def _named_call_without_args(text: str) -> ToolCall:
     arguments_text = text.lstrip()[name_match.end() :]
     if not arguments_text.lstrip().startswith("{"):
         raise CallSyntaxError(f"{name}: expected name{{...}} or name[ARGS]{{...}}")
-    return ToolCall(name=name, arguments=json_arguments(arguments_text, name))
+    try:
+        arguments = loads_lenient(arguments_text)
+    except ValueError as exc:
+        raise CallSyntaxError(f"{name}: arguments are not JSON: {exc}") from None
+    if not isinstance(arguments, dict):
+        raise CallSyntaxError(f"{name}: arguments must be a JSON object")
+    return ToolCall(name=name, arguments=arguments)
 
 
 def render(calls: Sequence[ToolCall]) -> str:

@@ -12,7 +12,11 @@ JSON string (an argument about this format) does not end the list. An empty list
 
 from __future__ import annotations
 
-from ._json_list import JsonCallList
+from collections.abc import Sequence
+
+from .._calls import call_list_json, calls_from_json
+from .._tools import ToolSet
+from .._types import ToolCall
 from ._syntax import CallSyntax, Closers, Quote
 
 __all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
@@ -21,10 +25,19 @@ NAME = "nemotron"
 REASONING = (("<think>", "</think>"),)
 DROP = ("<|eot_id|>",)
 _LIST_END = Closers(("</TOOLCALL>",), quotes=(Quote('"', ('"',), backslash=True),))
-_LIST = JsonCallList("<TOOLCALL>", "</TOOLCALL>", may_be_empty=True)
 CALLS = (CallSyntax("<TOOLCALL>", _LIST_END, may_hold_no_call=True),)
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = ("<TOOLCALL>",)
 
-parse_region = _LIST.parse_region
-render = _LIST.render
+
+def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
+    """The calls between `<TOOLCALL>` and `</TOOLCALL>`: a JSON list of call objects (or one), or
+    none for an empty list."""
+    if "".join(body.split()) == "[]":
+        return []
+    return calls_from_json(body.strip(), tools)
+
+
+def render(calls: Sequence[ToolCall]) -> str:
+    """The text Llama-Nemotron's chat template writes for `calls`."""
+    return f"<TOOLCALL>{call_list_json(calls)}</TOOLCALL>"

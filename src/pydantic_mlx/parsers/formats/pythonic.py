@@ -21,7 +21,16 @@ from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
 from ._syntax import CallSyntax, Closers, JsonValue
 
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
+__all__ = [
+    "CALLS",
+    "DROP",
+    "NAME",
+    "REASONING",
+    "TEMPLATE_HINTS",
+    "UNTAGGED",
+    "parse_region",
+    "render",
+]
 
 NAME = "pythonic"
 _LFM2_OPEN, _LFM2_CLOSE = "<|tool_call_start|>", "<|tool_call_end|>"

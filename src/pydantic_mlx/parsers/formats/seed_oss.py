@@ -18,18 +18,32 @@ reasoning); `<seed:eos>` ends the turn.
 
 from __future__ import annotations
 
-from ._tagged import TaggedBlock, TaggedCalls
+from collections.abc import Sequence
+
+from .._tools import ToolSet
+from .._types import ToolCall
+from ._syntax import CallSyntax, Closers
+from ._tagged import TaggedCalls, render_blocks
 
 __all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
 
 NAME = "seed_oss"
 REASONING = (("<seed:think>", "</seed:think>"),)
 DROP = ("<seed:eos>",)
-_FUNCTION = TaggedCalls(("<function=", ">"), "</function>", ("<parameter=", ">"))
-_CALLS = TaggedBlock(_FUNCTION, ("<seed:tool_call>", "</seed:tool_call>"), block_per_call=True)
-CALLS = (_CALLS.syntax(),)
+_TAGS = TaggedCalls(
+    function=("<function=", ">"), function_close="</function>", parameter=("<parameter=", ">")
+)
+_BLOCK = ("<seed:tool_call>", "</seed:tool_call>")
+CALLS = (CallSyntax(_BLOCK[0], Closers((_BLOCK[1],), quotes=(_TAGS.value,)), ends_prompt_reasoning=True),)
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = ("<seed:tool_call>",)
 
-parse_region = _CALLS.parse_region
-render = _CALLS.render
+
+def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
+    """The `<function=...>` elements of one `<seed:tool_call>` block."""
+    return _TAGS.read(body, tools)
+
+
+def render(calls: Sequence[ToolCall]) -> str:
+    """The text Seed-OSS's chat template writes for `calls`: one block per call."""
+    return "\n".join(render_blocks([call], _TAGS, _BLOCK) for call in calls)

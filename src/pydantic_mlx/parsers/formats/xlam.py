@@ -11,7 +11,11 @@ is read too). `<think>...</think>` reasoning may come first.
 
 from __future__ import annotations
 
-from ._json_list import JsonCallList
+from collections.abc import Sequence
+
+from .._calls import call_list_json, calls_from_json
+from .._tools import ToolSet
+from .._types import ToolCall
 from ._syntax import CallSyntax
 
 __all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
@@ -19,11 +23,17 @@ __all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "
 NAME = "xlam"
 REASONING = (("<think>", "</think>"),)
 DROP = ("<|eot_id|>", "<|im_end|>")
-_LIST = JsonCallList("")
 CALLS: tuple[CallSyntax, ...] = ()
 UNTAGGED = frozenset({"json"})
 # xLAM-2's template (Llama- and Qwen-based alike) shows the list it expects in its instructions.
 TEMPLATE_HINTS = ('[{"name": "func_name1", "arguments": {"argument1": "value1"',)
 
-parse_region = _LIST.parse_region
-render = _LIST.render
+
+def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
+    """Never called for markers (xLAM has none); reads a JSON call list all the same."""
+    return calls_from_json(body.strip(), tools)
+
+
+def render(calls: Sequence[ToolCall]) -> str:
+    """The answer xLAM-2 writes for `calls`."""
+    return call_list_json(calls)
