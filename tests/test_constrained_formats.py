@@ -48,14 +48,14 @@ FORMATS = [
     "pythonic",
     "minimax_m2",
     "seed_oss",
-    "granite",
-    "nemotron",
-    "phi4_mini",
     "function_gemma",
     "command",
     "longcat",
     "gigachat",
     "apertus",
+    "granite",
+    "nemotron",
+    "phi4_mini",
 ]
 
 SPECIAL_TOKENS = {
@@ -85,14 +85,14 @@ SPECIAL_TOKENS = {
     "pythonic": ["<|python_start|>", "<|python_end|>", "<|tool_call_start|>", "<|tool_call_end|>"],
     "minimax_m2": ["<minimax:tool_call>", "</minimax:tool_call>"],
     "seed_oss": ["<seed:tool_call>", "</seed:tool_call>"],
-    "granite": ["<|tool_call|>"],
-    "nemotron": ["<TOOLCALL>", "</TOOLCALL>"],
-    "phi4_mini": [],
     "function_gemma": ["<start_function_call>", "<end_function_call>", "<escape>"],
     "command": ["<|START_ACTION|>", "<|END_ACTION|>"],
     "longcat": ["<longcat_tool_call>", "</longcat_tool_call>", "<longcat_arg_key>", "</longcat_arg_key>"],
     "gigachat": ["<|role_sep|>", "<|function_call|>", "｜GCML｜"],
     "apertus": ["<|tools_prefix|>", "<|tools_suffix|>"],
+    "granite": ["<|tool_call|>"],
+    "nemotron": ["<TOOLCALL>", "</TOOLCALL>"],
+    "phi4_mini": [],
 }
 # The markers a `required` answer holds, one of each tuple (llama3_json's and pythonic's are
 # optional): a DeepSeek answer is a V3/V3.1 section or a DSML block, a Kimi one a K2 section or a
@@ -106,13 +106,13 @@ REQUIRED_OPENERS = {
     "gemma4": ("<tool_call|>",),
     "minimax_m2": ("<minimax:tool_call>",),
     "seed_oss": ("<seed:tool_call>",),
-    "granite": ("<|tool_call|>",),
-    "nemotron": ("<TOOLCALL>",),
     "function_gemma": ("<start_function_call>",),
     "command": ("<|START_ACTION|>",),
     "longcat": ("<longcat_tool_call>",),
     "gigachat": ("<|role_sep|>", "<|function_call|>", "｜GCML｜"),
     "apertus": ("<|tools_prefix|>",),
+    "granite": ("<|tool_call|>",),
+    "nemotron": ("<TOOLCALL>",),
 }
 
 # The layouts each parser reads from real models, beyond what `render` writes.
@@ -168,13 +168,6 @@ VARIANTS: dict[str, list[str]] = {
         "<parameter=unit>celsius</parameter>\n</function>\n</seed:tool_call>\n"
         "<seed:tool_call>\n<function=ping>\n</function>\n</seed:tool_call>",
     ],
-    "granite": [
-        '<|tool_call|>[{"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}, {"name": "ping", "arguments": {}}]'
-    ],
-    "nemotron": [
-        '<TOOLCALL>[{"name": "ping", "arguments": {}}, {"name": "ping", "arguments": {}}]</TOOLCALL>'
-    ],
-    "phi4_mini": ['functools[{"name": "ping", "arguments": {}}, {"name": "ping", "arguments": {}}]'],
     "function_gemma": [
         "<start_function_call>call:get_weather{city:<escape>Oslo<escape>,unit:<escape>celsius<escape>}"
         "<end_function_call><start_function_call>call:ping{}<end_function_call>",
@@ -198,6 +191,13 @@ VARIANTS: dict[str, list[str]] = {
     "apertus": [
         '<|tools_prefix|>[{"get_weather": {"city": "Oslo", "unit": "celsius"}}, {"ping": {}}]<|tools_suffix|>'
     ],
+    "granite": [
+        '<|tool_call|>[{"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}, {"name": "ping", "arguments": {}}]'
+    ],
+    "nemotron": [
+        '<TOOLCALL>[{"name": "ping", "arguments": {}}, {"name": "ping", "arguments": {}}]</TOOLCALL>'
+    ],
+    "phi4_mini": ['functools[{"name": "ping", "arguments": {}}, {"name": "ping", "arguments": {}}]'],
 }
 
 # What opens a call in each format (the lazy triggers), as the model would write it.
@@ -212,14 +212,14 @@ OPENERS = {
     "pythonic": "<|python_start|>",
     "minimax_m2": "<minimax:tool_call>",
     "seed_oss": "<seed:tool_call>",
-    "granite": "<|tool_call|>",
-    "nemotron": "<TOOLCALL>",
-    "phi4_mini": 'functools[{"name"',
     "function_gemma": "<start_function_call>",
     "command": "<|START_ACTION|>",
     "longcat": "<longcat_tool_call>",
     "gigachat": "<｜GCML｜tool_calls>",
     "apertus": "<|tools_prefix|>",
+    "granite": "<|tool_call|>",
+    "nemotron": "<TOOLCALL>",
+    "phi4_mini": 'functools[{"name"',
 }
 # Text before a call: none where the opener counts only where the answer begins (`functools` is
 # Python's module too, so Phi-4-mini's calls are read only there).
@@ -236,14 +236,14 @@ CLOSERS = {
     "pythonic": "<|python_end|>",
     "minimax_m2": "</minimax:tool_call>",
     "seed_oss": "</seed:tool_call>",
-    "granite": None,
-    "nemotron": "</TOOLCALL>",
-    "phi4_mini": None,
     "function_gemma": "<end_function_call>",
     "command": "<|END_ACTION|>",
     "longcat": "</longcat_tool_call>",
     "gigachat": "</｜GCML｜tool_calls>",
     "apertus": "<|tools_suffix|>",
+    "granite": None,
+    "nemotron": "</TOOLCALL>",
+    "phi4_mini": None,
 }
 
 
@@ -545,14 +545,14 @@ LAZY_REGIONS: dict[str, list[str]] = {
     ],
     "minimax_m2": VARIANTS["minimax_m2"],
     "seed_oss": VARIANTS["seed_oss"][:1],
-    "granite": VARIANTS["granite"],
-    "nemotron": VARIANTS["nemotron"],
-    "phi4_mini": VARIANTS["phi4_mini"],
     "function_gemma": ["<start_function_call>call:ping{}<end_function_call>"],
     "command": VARIANTS["command"],
     "longcat": VARIANTS["longcat"],
     "gigachat": VARIANTS["gigachat"],
     "apertus": VARIANTS["apertus"],
+    "granite": VARIANTS["granite"],
+    "nemotron": VARIANTS["nemotron"],
+    "phi4_mini": VARIANTS["phi4_mini"],
 }
 
 

@@ -213,15 +213,15 @@ _OPENERS = {
     "harmony": "<|channel|>commentary to=",
     "gemma4": "<|tool_call>",
     "pythonic": "<|python_start|>",
-    "granite": "<|tool_call|>",
-    "nemotron": "<TOOLCALL>",
-    "minimax_m2": "<minimax:tool_call>",
-    "seed_oss": "<seed:tool_call>",
     "function_gemma": "<start_function_call>",
     "command": "<|START_ACTION|>",
     "longcat": "<longcat_tool_call>",
     "gigachat": "<｜GCML｜tool_calls>",
     "apertus": "<|tools_prefix|>",
+    "granite": "<|tool_call|>",
+    "nemotron": "<TOOLCALL>",
+    "minimax_m2": "<minimax:tool_call>",
+    "seed_oss": "<seed:tool_call>",
 }
 # Formats whose calls the model cannot open mid-text: read only where the answer begins
 # (phi4_mini's `functools[`), or with no marker at all (xlam's bare list is the whole answer).

@@ -313,7 +313,7 @@ def pythonic(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compac
     )
 
 
-# --- gemma4, function_gemma -----------------------------------------------------------------------
+# --- gemma4 -------------------------------------------------------------------------------------------
 
 _GEMMA_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _GEMMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
