@@ -26,7 +26,7 @@ from ._lark import (
     tool_arguments,
 )
 
-__all__ = ["function_gemma", "gemma4", "pythonic"]
+__all__ = ["gemma4", "pythonic"]
 
 
 @dataclass(frozen=True)
