@@ -13,10 +13,10 @@ import json
 import math
 from typing import Any, ClassVar
 
-__all__ = ["ValueScanner", "loads_lenient"]
+__all__ = ["LITERALS", "BracketReader", "ValueScanner", "loads_lenient"]
 
 _MAX_DEPTH = 512
-_LITERALS: dict[str, Any] = {
+LITERALS: dict[str, Any] = {
     "true": True,
     "false": False,
     "null": None,
@@ -24,6 +24,7 @@ _LITERALS: dict[str, Any] = {
     "False": False,
     "None": None,
 }
+"""The words that are values: JSON's, and Python's, which small models write instead."""
 _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 _WS = " \t\r\n"
 _DIGITS = frozenset("0123456789")  # not str.isdigit(): int() would read "١٢" or "²" as digits
@@ -71,12 +72,32 @@ def loads_lenient(text: str) -> Any:
     return value
 
 
-class _LenientReader:
-    """Recursive-descent reader over `text`; depth-limited so it never overflows the stack."""
+class BracketReader:
+    """Recursive descent over `{...}` objects and `[...]` arrays, from `start` in `text`.
 
-    def __init__(self, text: str) -> None:
+    The containers' grammar is shared by the notations models write arguments in (JSON, lenient
+    JSON, Gemma 4's): `,` between members, a trailing `,` allowed, a key given twice an error
+    (which value did the model mean?). A subclass reads keys and values in its own notation.
+    Depth-limited, so it never overflows the stack; every error is `error` (a `ValueError`).
+    """
+
+    error: type[ValueError] = ValueError
+    max_depth = _MAX_DEPTH
+
+    def __init__(self, text: str, start: int = 0) -> None:
         self.text = text
-        self.i = 0
+        self.i = start
+
+    def key(self) -> str:
+        """An object key at `i` (spaces skipped); `i` moves past it."""
+        raise NotImplementedError
+
+    def value(self, depth: int) -> Any:
+        """A value at `i`, at nesting `depth`; `i` moves past it."""
+        raise NotImplementedError
+
+    def peek(self) -> str:
+        return self.text[self.i] if self.i < len(self.text) else ""
 
     def skip_ws(self) -> None:
         text, i = self.text, self.i
@@ -84,66 +105,79 @@ class _LenientReader:
             i += 1
         self.i = i
 
+    def object(self, depth: int) -> dict[str, Any]:
+        """The object whose `{` is at `i`."""
+        self._enter(depth)
+        result: dict[str, Any] = {}
+        while True:
+            self.skip_ws()
+            if self.peek() == "}":
+                self.i += 1
+                return result
+            key_at = self.i
+            key = self.key()
+            self.skip_ws()
+            if self.peek() != ":":
+                raise self.error(f"':' expected after key {key[:40]!r} at offset {self.i}")
+            self.i += 1
+            if key in result:
+                raise self.error(f"key {key[:40]!r} given twice at offset {key_at}")
+            result[key] = self.value(depth + 1)
+            if not self._more("}"):
+                return result
+
+    def array(self, depth: int) -> list[Any]:
+        """The array whose `[` is at `i`."""
+        self._enter(depth)
+        result: list[Any] = []
+        while True:
+            self.skip_ws()
+            if self.peek() == "]":
+                self.i += 1
+                return result
+            result.append(self.value(depth + 1))
+            if not self._more("]"):
+                return result
+
+    def _enter(self, depth: int) -> None:
+        if depth > self.max_depth:
+            raise self.error("nested too deeply")
+        self.i += 1  # the opening bracket
+
+    def _more(self, closer: str) -> bool:
+        """After a member: True when a `,` follows (more may come), False once `closer` is read."""
+        self.skip_ws()
+        ch = self.peek()
+        self.i += 1
+        if ch == ",":
+            return True
+        if ch == closer:
+            return False
+        raise self.error(f"',' or {closer!r} expected at offset {self.i - 1}, got {ch or 'the end'!r}")
+
+
+class _LenientReader(BracketReader):
+    """Lenient JSON: quotes of both kinds, Python's literals."""
+
+    def key(self) -> str:
+        if self.peek() not in ("'", '"'):
+            raise ValueError(f"object key expected at offset {self.i}")
+        return self._string()
+
     def value(self, depth: int) -> Any:
-        if depth > _MAX_DEPTH:
-            raise ValueError("JSON nested too deeply")
         self.skip_ws()
         if self.i >= len(self.text):
             raise ValueError("JSON value expected, got end of text")
         ch = self.text[self.i]
         if ch == "{":
-            return self._object(depth)
+            return self.object(depth)
         if ch == "[":
-            return self._array(depth)
+            return self.array(depth)
         if ch in "\"'":
             return self._string()
         if ch == "-" or ch in _DIGITS:
             return self._number()
         return self._literal()
-
-    def _object(self, depth: int) -> dict[str, Any]:
-        self.i += 1
-        result: dict[str, Any] = {}
-        while True:
-            self.skip_ws()
-            if self._peek() == "}":
-                self.i += 1
-                return result
-            if self._peek() not in ("'", '"'):
-                raise ValueError(f"object key expected at offset {self.i}")
-            key_at = self.i
-            key = self._string()
-            if key in result:
-                raise ValueError(f"key {key!r} given twice at offset {key_at}")
-            self.skip_ws()
-            if self._peek() != ":":
-                raise ValueError(f"':' expected at offset {self.i}")
-            self.i += 1
-            result[key] = self.value(depth + 1)
-            self.skip_ws()
-            nxt = self._peek()
-            self.i += 1
-            if nxt == "}":
-                return result
-            if nxt != ",":
-                raise ValueError(f"',' or '}}' expected at offset {self.i - 1}")
-
-    def _array(self, depth: int) -> list[Any]:
-        self.i += 1
-        result: list[Any] = []
-        while True:
-            self.skip_ws()
-            if self._peek() == "]":
-                self.i += 1
-                return result
-            result.append(self.value(depth + 1))
-            self.skip_ws()
-            nxt = self._peek()
-            self.i += 1
-            if nxt == "]":
-                return result
-            if nxt != ",":
-                raise ValueError(f"',' or ']' expected at offset {self.i - 1}")
 
     def _string(self) -> str:
         text = self.text
@@ -234,13 +268,10 @@ class _LenientReader:
         while i < len(text) and (text[i].isalpha()):
             i += 1
         word = text[self.i : i]
-        if word not in _LITERALS:
+        if word not in LITERALS:
             raise ValueError(f"unexpected {text[self.i : self.i + 10]!r} at offset {self.i}")
         self.i = i
-        return _LITERALS[word]
-
-    def _peek(self) -> str:
-        return self.text[self.i] if self.i < len(self.text) else ""
+        return LITERALS[word]
 
 
 class ValueScanner:

@@ -21,6 +21,8 @@ from typing import Any
 
 import regex
 
+from .._json import LITERALS, BracketReader
+from .._scan import skip_space
 from .._types import CallSyntaxError, ToolCall
 
 __all__ = ["CALL_PREFIX", "GemmaNotation"]
@@ -30,14 +32,6 @@ _NAME = regex.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _BARE_KEY = regex.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # JSON numbers, plus a bare trailing point (`108.`), which is still plainly a float.
 _NUMBER = regex.compile(r"-?(?:0|[1-9][0-9]*)(?P<fraction>\.[0-9]*)?(?P<exponent>[eE][+-]?[0-9]+)?")
-_BARE_LITERALS: dict[str, Any] = {
-    "true": True,
-    "false": False,
-    "null": None,
-    "True": True,
-    "False": False,
-    "None": None,
-}
 _MAX_DEPTH = 128
 _WHITESPACE = " \t\r\n"
 
@@ -65,7 +59,7 @@ class GemmaNotation:
                 calls.append(CallSyntaxError(str(exc), text=text[pos:]))
                 return calls
             calls.append(call)
-            pos = _skip_whitespace(text, end)
+            pos = skip_space(text, end)
             if pos == len(text):
                 return calls
             if not text.startswith(CALL_PREFIX, pos):
@@ -82,7 +76,7 @@ class GemmaNotation:
             raise CallSyntaxError("expected a tool name after call:")
         name = name_match.group()
         reader = _ArgumentReader(self.quote, text, name_match.end())
-        reader.skip_whitespace()
+        reader.skip_ws()
         if reader.peek() != "{":
             raise CallSyntaxError(f"{name}: expected '{{' after the name")
         arguments = reader.object(0)
@@ -122,75 +116,16 @@ def _bare_text(quote: str) -> tuple[regex.Pattern[str], regex.Pattern[str]]:
     return regex.compile(key), regex.compile(value)
 
 
-def _skip_whitespace(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in _WHITESPACE:
-        pos += 1
-    return pos
+class _ArgumentReader(BracketReader):
+    """Keys and values in the notation; the containers are JSON's (`BracketReader`)."""
 
-
-class _ArgumentReader:
-    """Recursive descent over the notation; depth-limited, one pass over the text."""
+    error = CallSyntaxError
+    max_depth = _MAX_DEPTH
 
     def __init__(self, quote: str, text: str, start: int) -> None:
+        super().__init__(text, start)
         self.quote = quote
         self.bare_key, self.bare_value = _bare_text(quote)
-        self.text = text
-        self.i = start
-
-    def peek(self) -> str:
-        return self.text[self.i] if self.i < len(self.text) else ""
-
-    def skip_whitespace(self) -> None:
-        self.i = _skip_whitespace(self.text, self.i)
-
-    def object(self, depth: int) -> dict[str, Any]:
-        if depth > _MAX_DEPTH:
-            raise CallSyntaxError("arguments nested too deeply")
-        self.i += 1  # the "{"
-        result: dict[str, Any] = {}
-        while True:
-            self.skip_whitespace()
-            if self.peek() == "}":
-                self.i += 1
-                return result
-            key = self.key()
-            self.skip_whitespace()
-            if self.peek() != ":":
-                raise CallSyntaxError(f"expected ':' after key {key[:40]!r}")
-            self.i += 1
-            if key in result:  # which value did the model mean? It must say again
-                raise CallSyntaxError(f"key {key[:40]!r} given twice")
-            result[key] = self.value(depth + 1)
-            if not self.separator("}"):
-                return result
-
-    def array(self, depth: int) -> list[Any]:
-        if depth > _MAX_DEPTH:
-            raise CallSyntaxError("arguments nested too deeply")
-        self.i += 1  # the "["
-        result: list[Any] = []
-        while True:
-            self.skip_whitespace()
-            if self.peek() == "]":
-                self.i += 1
-                return result
-            result.append(self.value(depth + 1))
-            if not self.separator("]"):
-                return result
-
-    def separator(self, closer: str) -> bool:
-        """After a member: True when a `,` follows (more may come), False once `closer` is read."""
-        self.skip_whitespace()
-        ch = self.peek()
-        if ch == ",":
-            self.i += 1
-            return True
-        if ch == closer:
-            self.i += 1
-            return False
-        if not ch:
-            raise CallSyntaxError("arguments cut off")
-        raise CallSyntaxError(f"expected ',' or {closer!r}, got {ch!r}")
 
     def key(self) -> str:
         if self.text.startswith(self.quote, self.i):
@@ -208,7 +143,7 @@ class _ArgumentReader:
         return key
 
     def value(self, depth: int) -> Any:
-        self.skip_whitespace()
+        self.skip_ws()
         if self.text.startswith(self.quote, self.i):
             return self.delimited_string()
         ch = self.peek()
@@ -248,8 +183,8 @@ class _ArgumentReader:
         if not word:
             raise CallSyntaxError("missing value")
         self.i = match.end()
-        if word in _BARE_LITERALS:
-            return _BARE_LITERALS[word]
+        if word in LITERALS:
+            return LITERALS[word]
         number = _NUMBER.fullmatch(word)
         if number is None:
             return word
