@@ -22,8 +22,6 @@ from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
 from ._syntax import CallSyntax, Closers, Quote
 
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
-
 NAME = "apertus"
 REASONING = (("<|inner_prefix|>", "<|inner_suffix|>"),)
 DROP = ("<|assistant_end|>",)

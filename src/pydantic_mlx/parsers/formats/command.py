@@ -27,9 +27,6 @@ from .._tools import ToolSet
 from .._types import ToolCall
 from ._syntax import CallSyntax, Closers, JsonValue, Quote
 
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
-__all__ += ["ANSWER"]  # optional names of the format interface
-
 NAME = "command"
 REASONING = (("<|START_THINKING|>", "<|END_THINKING|>"),)
 _ANSWER_OPENERS, _ANSWER_CLOSERS = (

@@ -45,8 +45,6 @@ from .._types import CallSyntaxError, ToolCall
 from ._invokes import MarkupInvokes, at_least_one_call, is_name
 from ._syntax import CallSyntax, Closers, Quote
 
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
-
 NAME = "deepseek"
 
 _CALLS_BEGIN, _CALLS_END = "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>"

@@ -19,8 +19,6 @@ from .._types import CallSyntaxError, ToolCall
 from ._gemma_notation import GemmaNotation
 from ._syntax import CallSyntax, Closers, Quote
 
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
-
 NAME = "function_gemma"
 REASONING: tuple[tuple[str, str], ...] = ()
 DROP = ("<end_of_turn>", "<start_function_response>", "<eos>")

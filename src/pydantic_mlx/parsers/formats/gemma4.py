@@ -15,8 +15,6 @@ from .._types import CallSyntaxError, ToolCall
 from ._gemma_notation import CALL_PREFIX, GemmaNotation
 from ._syntax import CallSyntax, Closers, Quote
 
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
-
 NAME = "gemma4"
 REASONING = (
     ("<|channel>thought\n", "<channel|>"),

@@ -35,8 +35,6 @@ from .._types import CallSyntaxError, ToolCall
 from ._invokes import MarkupInvokes, at_least_one_call
 from ._syntax import CallSyntax, Closers, JsonValue
 
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
-
 NAME = "gigachat"
 REASONING = (("<think>", "</think>"),)
 # `</s>`, the end of the turn, is not dropped here: it is HTML's strikethrough too (the model's

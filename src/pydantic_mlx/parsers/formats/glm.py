@@ -22,8 +22,6 @@ from __future__ import annotations
 
 from ._arg_pairs import ArgPairCalls
 
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
-
 NAME = "glm"
 REASONING = (("<think>", "</think>"),)
 DROP = ("<|user|>", "<|observation|>", "<|endoftext|>")

@@ -25,8 +25,6 @@ from collections.abc import Sequence
 from .._types import ToolCall
 from ._arg_pairs import ArgPairCalls
 
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
-
 NAME = "longcat"
 REASONING = (("<longcat_think>", "</longcat_think>"),)
 DROP: tuple[str, ...] = ()
