@@ -48,6 +48,11 @@ FORMATS = [
     "pythonic",
     "minimax_m2",
     "seed_oss",
+    "function_gemma",
+    "command",
+    "longcat",
+    "gigachat",
+    "apertus",
     "granite",
     "nemotron",
     "phi4_mini",
@@ -85,6 +90,11 @@ SPECIAL_TOKENS = {
     "pythonic": ["<|python_start|>", "<|python_end|>", "<|tool_call_start|>", "<|tool_call_end|>"],
     "minimax_m2": ["<minimax:tool_call>", "</minimax:tool_call>"],
     "seed_oss": ["<seed:tool_call>", "</seed:tool_call>"],
+    "function_gemma": ["<start_function_call>", "<end_function_call>", "<escape>"],
+    "command": ["<|START_ACTION|>", "<|END_ACTION|>"],
+    "longcat": ["<longcat_tool_call>", "</longcat_tool_call>", "<longcat_arg_key>", "</longcat_arg_key>"],
+    "gigachat": ["<|role_sep|>", "<|function_call|>", "｜GCML｜"],
+    "apertus": ["<|tools_prefix|>", "<|tools_suffix|>"],
     "granite": ["<|tool_call|>"],
     "nemotron": ["<TOOLCALL>", "</TOOLCALL>"],
     "phi4_mini": [],
@@ -106,6 +116,11 @@ REQUIRED_OPENERS = {
     "gemma4": ("<tool_call|>",),
     "minimax_m2": ("<minimax:tool_call>",),
     "seed_oss": ("<seed:tool_call>",),
+    "function_gemma": ("<start_function_call>",),
+    "command": ("<|START_ACTION|>",),
+    "longcat": ("<longcat_tool_call>",),
+    "gigachat": ("<|role_sep|>", "<|function_call|>", "｜GCML｜"),
+    "apertus": ("<|tools_prefix|>",),
     "granite": ("<|tool_call|>",),
     "nemotron": ("<TOOLCALL>",),
     "hunyuan": ("<tool_calls>",),
@@ -166,6 +181,29 @@ VARIANTS: dict[str, list[str]] = {
         "<parameter=unit>celsius</parameter>\n</function>\n</seed:tool_call>\n"
         "<seed:tool_call>\n<function=ping>\n</function>\n</seed:tool_call>",
     ],
+    "function_gemma": [
+        "<start_function_call>call:get_weather{city:<escape>Oslo<escape>,unit:<escape>celsius<escape>}"
+        "<end_function_call><start_function_call>call:ping{}<end_function_call>",
+    ],
+    "command": [
+        '<|START_ACTION|>[{"tool_call_id": "0", "tool_name": "ping", "parameters": {}}]<|END_ACTION|>',
+        '<|START_ACTION|>\n[\n    {"tool_call_id": "0", "tool_name": "get_weather", "parameters": {"city": "Oslo", '
+        '"unit": "celsius"}},\n    {"tool_call_id": "1", "tool_name": "ping", "parameters": {}}\n]\n<|END_ACTION|>',
+    ],
+    "longcat": [
+        '<longcat_tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}\n'
+        "</longcat_tool_call>",
+        "<longcat_tool_call>get_weather<longcat_arg_key>city</longcat_arg_key><longcat_arg_value>Oslo"
+        "</longcat_arg_value><longcat_arg_key>unit</longcat_arg_key><longcat_arg_value>celsius"
+        "</longcat_arg_value></longcat_tool_call>",
+    ],
+    "gigachat": [
+        'function call<|role_sep|>\n{"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}',
+        '<|function_call|>{"name": "ping", "arguments": {}}',
+    ],
+    "apertus": [
+        '<|tools_prefix|>[{"get_weather": {"city": "Oslo", "unit": "celsius"}}, {"ping": {}}]<|tools_suffix|>'
+    ],
     "granite": [
         '<|tool_call|>[{"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}, {"name": "ping", "arguments": {}}]'
     ],
@@ -207,6 +245,11 @@ OPENERS = {
     "pythonic": "<|python_start|>",
     "minimax_m2": "<minimax:tool_call>",
     "seed_oss": "<seed:tool_call>",
+    "function_gemma": "<start_function_call>",
+    "command": "<|START_ACTION|>",
+    "longcat": "<longcat_tool_call>",
+    "gigachat": "<｜GCML｜tool_calls>",
+    "apertus": "<|tools_prefix|>",
     "granite": "<|tool_call|>",
     "nemotron": "<TOOLCALL>",
     "phi4_mini": 'functools[{"name"',
@@ -231,6 +274,11 @@ CLOSERS = {
     "pythonic": "<|python_end|>",
     "minimax_m2": "</minimax:tool_call>",
     "seed_oss": "</seed:tool_call>",
+    "function_gemma": "<end_function_call>",
+    "command": "<|END_ACTION|>",
+    "longcat": "</longcat_tool_call>",
+    "gigachat": "</｜GCML｜tool_calls>",
+    "apertus": "<|tools_suffix|>",
     "granite": None,
     "nemotron": "</TOOLCALL>",
     "phi4_mini": None,
@@ -540,6 +588,11 @@ LAZY_REGIONS: dict[str, list[str]] = {
     ],
     "minimax_m2": VARIANTS["minimax_m2"],
     "seed_oss": VARIANTS["seed_oss"][:1],
+    "function_gemma": ["<start_function_call>call:ping{}<end_function_call>"],
+    "command": VARIANTS["command"],
+    "longcat": VARIANTS["longcat"],
+    "gigachat": VARIANTS["gigachat"],
+    "apertus": VARIANTS["apertus"],
     "granite": VARIANTS["granite"],
     "nemotron": VARIANTS["nemotron"],
     "phi4_mini": VARIANTS["phi4_mini"],
@@ -683,6 +736,37 @@ def _render_in(layout: str) -> Any:
     from formats.test_kimi_k2 import render_k3
 
     return {"dsml": render_dsml, "xtml": render_k3}.get(layout) or get_format(layout).render
+
+
+@pytest.mark.parametrize("tool_format", ["minimax_m2", "seed_oss"])
+def test_tagged_string_lengths_do_not_count_the_layout_newlines(
+    loaded: tuple[Any, Any], tool_format: str
+) -> None:
+    """The templates write a value inline, or between two newlines when it starts or ends with
+    one, and the parser removes those two: lengths count the value as read back. The grammar
+    counted the newlines (refusing a valid multi-line value of `maxLength`) and let `\\n\\n`
+    through as two characters where the parser reads the empty string."""
+    schema = {"type": "object", "properties": {"s": {"type": "string", "minLength": 2, "maxLength": 4}}}
+    grammars = tool_call_grammars(
+        tool_format,
+        [ToolSchema("t", schema)],
+        required=True,
+        untagged_json=False,
+        reasoning=None,
+        special_token=grammar_tokenizer(loaded[1]).special_token,
+    )
+    assert grammars is not None and grammars.answer is not None
+    render = get_format(tool_format).render
+    tools = [{"type": "function", "function": {"name": "t", "parameters": schema}}]
+    values = [("a", False), ("ab", True), ("abcd", True), ("\nabc", True), ("ab\n\n", True), ("abcde", False)]
+    for value, valid in values:
+        text = render([ToolCall("t", {"s": value})])
+        assert [c.arguments for c in parse(text, tool_format, tools).calls] == [{"s": value}]
+        assert _accepts(loaded, grammars.answer, text) is valid, text
+    # Layout newlines around a value that is too short once they are removed.
+    short = render([ToolCall("t", {"s": "ab"})]).replace(">ab</parameter>", ">\n\n</parameter>")
+    assert [c.arguments for c in parse(short, tool_format, tools).calls] == [{"s": ""}]
+    assert not _accepts(loaded, grammars.answer, short), short
 
 
 @pytest.mark.parametrize(

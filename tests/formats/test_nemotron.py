@@ -58,10 +58,26 @@ def test_calls(
     assert_reads(text, format, TOOLS, content, reasoning, calls)
 
 
-@pytest.mark.parametrize("body", ["", "[]", "get_time()", '[{"arguments": {}}]', '[{"name": "f"}] trailing'])
+@pytest.mark.parametrize(
+    "body", ["", "[{}]", "get_time()", '[{"arguments": {}}]', '[{"name": "f"}] trailing']
+)
 def test_rejects_bodies_that_are_not_calls(body: str) -> None:
     with pytest.raises(CallSyntaxError):
         nemotron.parse_region(nemotron.CALLS[0], body, tool_set(TOOLS))
+
+
+@pytest.mark.parametrize("format", ["nemotron", "auto"])
+@pytest.mark.parametrize(
+    ("text", "content"),
+    [
+        ("<TOOLCALL>[]</TOOLCALL>", None),
+        ("No tool fits.<TOOLCALL>[ ]</TOOLCALL><|eot_id|>", "No tool fits."),
+        ("<TOOLCALL>[]", None),  # the model stopped before </TOOLCALL>
+    ],
+)
+def test_an_empty_list_is_no_call_and_no_problem(format: str, text: str, content: str | None) -> None:
+    # The model saying it calls nothing: not a malformed call, and no call is made up.
+    assert_reads(text, format, TOOLS, content, None, [])
 
 
 def test_malformed_stays_unread() -> None:
@@ -91,4 +107,5 @@ CASE = FormatCase(
     renderings={"template": reads_back(nemotron.render)},
     read_without_tools=("template",),
     round_trips=100,
+    regions_without_calls=True,  # `[]`: no call
 )

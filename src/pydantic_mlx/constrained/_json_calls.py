@@ -19,11 +19,15 @@ from ._lark import (
     arguments_rule,
     call_object_schema,
     json_options,
+    keyed_call_schema,
     marker,
 )
 
 __all__ = [
+    "apertus",
+    "command",
     "deepseek",
+    "gigachat",
     "granite",
     "harmony",
     "hermes",
@@ -97,9 +101,11 @@ def _call_list(
     *,
     compact: bool,
     extra: Mapping[str, Any] | None = None,
+    item: Mapping[str, Any] | None = None,
 ) -> str:
-    """`rule`: a JSON list of one to `most` call objects (each with `extra` keys allowed)."""
-    item = call_object_schema(tools, extra=extra)
+    """`rule`: a JSON list of one to `most` call objects (each with `extra` keys allowed), or of
+    `item`s."""
+    item = item or call_object_schema(tools, extra=extra)
     schema: dict[str, Any] = {
         "type": "array",
         "items": item,
@@ -199,16 +205,18 @@ def _tagged_list(
     tags: tuple[str, str | None],
     *,
     compact: bool,
+    item: Mapping[str, Any] | None = None,
 ) -> CallSyntax:
-    """A JSON list of call objects after an opening tag (and before a closing one, if any)."""
+    """A JSON list of call objects (or of `item`s) after an opening tag (and before a closing
+    one, if any)."""
     opener = marker(tags[0], special_token)
     closer = "" if tags[1] is None else f" {marker(tags[1], special_token)}"
     one, many = f"{prefix}_one", f"{prefix}_calls"
     rules = (
         f"{one}: {opener} {one}_list{closer}",
-        _call_list(f"{one}_list", tools, 1, compact=compact),
+        _call_list(f"{one}_list", tools, 1, compact=compact, item=item),
         f"{many}: {opener} {many}_list{closer}",
-        _call_list(f"{many}_list", tools, None, compact=compact),
+        _call_list(f"{many}_list", tools, None, compact=compact, item=item),
     )
     return CallSyntax(one, many, rules, ((tags[0], one, many),))
 
@@ -308,3 +316,48 @@ def harmony(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact
         ),
         at_start=((r"to=functions\.", "h_bare", "h_bare"),),
     )
+
+
+def apertus(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """Apertus: `<|tools_prefix|>[{"NAME": {...}}, ...]<|tools_suffix|>`, each call an object
+    keyed by the tool's name."""
+    tags = ("<|tools_prefix|>", "<|tools_suffix|>")
+    return _tagged_list("apertus", tools, special_token, tags, compact=compact, item=keyed_call_schema(tools))
+
+
+def command(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """Command A / R7B: `<|START_ACTION|>[` then `{"tool_call_id": "0", "tool_name": ...,
+    "parameters": {...}}` objects (ids numbered as the template numbers them) and
+    `]<|END_ACTION|>`, laid out one object a line as the template writes them, or on one line."""
+    call_id = {"type": "string", "pattern": "^[0-9]{1,3}$"}
+    item = call_object_schema(
+        tools, keys=("parameters",), name_key="tool_name", lead={"tool_call_id": call_id}
+    )
+    opener, closer = marker("<|START_ACTION|>", special_token), marker("<|END_ACTION|>", special_token)
+    gap = "COMMAND_GAP?"
+    more = f'({gap} "," {gap} command_item)*'
+    rules = (
+        r"COMMAND_GAP: /\n?[ \t]{1,8}|\n/",
+        f"command_item: %json {json_options(item, compact=compact)}",
+        f'command_one: {opener} {gap} "[" {gap} command_item {gap} "]" {gap} {closer}',
+        f'command_calls: {opener} {gap} "[" {gap} command_item {more} {gap} "]" {gap} {closer}',
+    )
+    return CallSyntax(
+        "command_one", "command_calls", rules, (("<|START_ACTION|>", "command_one", "command_calls"),)
+    )
+
+
+def gigachat(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """GigaChat 3: `function call<|role_sep|>` `\\n` `{"name": ..., "arguments": {...}}`; 3.1: the
+    same object after `<|function_call|>`. One call a turn."""
+    header = f'"function call" {marker("<|role_sep|>", special_token)} "\\n"'
+    rules = (
+        f"gc_message: {header} call_json",
+        f"gc_token: {marker('<|function_call|>', special_token)} call_json",
+        call_json_rule(tools, compact=compact),
+    )
+    openers = (
+        ("function call<|role_sep|>", "gc_message", "gc_message"),
+        ("<|function_call|>", "gc_token", "gc_token"),
+    )
+    return CallSyntax("(gc_message | gc_token)", "(gc_message | gc_token)", rules, openers)

@@ -241,22 +241,54 @@ def call_object_schema(
     *,
     keys: Sequence[str] = ("arguments",),
     extra: Mapping[str, Any] | None = None,
+    name_key: str = "name",
+    lead: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`{"name": <tool>, <key>: <its schema>}` for each tool and each arguments key, name first
-    (as templates write it); `extra` are optional properties after them (Mistral's `id`)."""
+    (as templates write it); `extra` are optional properties after them (Mistral's `id`), `lead`
+    required ones before them (Cohere's `tool_call_id`); `name_key` names the name's key."""
+
+    def objects(name: str, arguments: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {
+                "type": "object",
+                "properties": {**(lead or {}), name_key: {"const": name}, key: arguments, **(extra or {})},
+                "required": [*(lead or {}), name_key, key],
+                "additionalProperties": False,
+            }
+            for key in keys
+        ]
+
+    return _any_call(tools, objects)
+
+
+def keyed_call_schema(tools: Sequence[ToolSchema]) -> dict[str, Any]:
+    """`{<tool's name>: <its arguments>}` for each tool, the object's only key (Apertus's calls)."""
+
+    def objects(name: str, arguments: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {
+                "type": "object",
+                "properties": {name: arguments},
+                "required": [name],
+                "additionalProperties": False,
+            }
+        ]
+
+    return _any_call(tools, objects)
+
+
+def _any_call(
+    tools: Sequence[ToolSchema], objects: Callable[[str, dict[str, Any]], list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """Any of the call `objects` of each tool (given its name and arguments' schema), the
+    tools' `$defs` hoisted to the root under distinct names."""
     defs: dict[str, Any] = {}
-    variants: list[dict[str, Any]] = []
-    for index, tool in enumerate(tools):
-        arguments = _hoist_defs(_object_schema(tool.parameters), f"t{index}_", defs)
-        for key in keys:
-            variants.append(
-                {
-                    "type": "object",
-                    "properties": {"name": {"const": tool.name}, key: arguments, **(extra or {})},
-                    "required": ["name", key],
-                    "additionalProperties": False,
-                }
-            )
+    variants = [
+        variant
+        for index, tool in enumerate(tools)
+        for variant in objects(tool.name, _hoist_defs(_object_schema(tool.parameters), f"t{index}_", defs))
+    ]
     schema: dict[str, Any] = variants[0] if len(variants) == 1 else {"anyOf": variants}
     if defs:
         schema = {**schema, "$defs": defs}

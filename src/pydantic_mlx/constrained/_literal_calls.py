@@ -344,39 +344,64 @@ def olmo3(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: 
 
 # --- gemma4 -------------------------------------------------------------------------------------------
 
-_GEMMA_QUOTE = '<|"|>'
 _GEMMA_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _GEMMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 
 
 def gemma4(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax | None:
-    """`<|tool_call>call:NAME{key:VALUE,...}<tool_call|>` per call, in Gemma 4's notation: strings
-    between `<|"|>` tokens (raw text, never holding one), bare numbers, `true`/`false`/`null`,
-    bare keys (`<|"|>`-quoted when not identifiers), `{}`/`[]` without spaces. Where the answer
-    begins, the first call may leave out `<|tool_call>` (`call:NAME{...}<tool_call|>`, as Gemma 4
-    sometimes does); that bare call counts once it names a declared tool and opens its `{`."""
-    quote = marker(_GEMMA_QUOTE, special_token)
+    """`<|tool_call>call:NAME{key:VALUE,...}<tool_call|>` per call, strings between `<|"|>`
+    tokens. Where the answer begins, the first call may leave out `<|tool_call>`
+    (`call:NAME{...}<tool_call|>`, as Gemma 4 sometimes does); that bare call counts once it
+    names a declared tool and opens its `{`."""
+    return _gemma_calls(tools, special_token, _GEMMA4, bare_at_start=True)
+
+
+def function_gemma(
+    tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool
+) -> CallSyntax | None:
+    """FunctionGemma: `<start_function_call>call:NAME{key:VALUE,...}<end_function_call>` per call,
+    strings between `<escape>` tokens."""
+    return _gemma_calls(tools, special_token, _FUNCTION_GEMMA, bare_at_start=False)
+
+
+@dataclass(frozen=True)
+class _GemmaStyle:
+    """One model's spelling of the notation: rule names' `prefix`, the string `quote` token, and
+    the `block` markers around a call."""
+
+    prefix: str
+    quote: str
+    block: tuple[str, str]
+
+
+_GEMMA4 = _GemmaStyle("gm", '<|"|>', ("<|tool_call>", "<tool_call|>"))
+_FUNCTION_GEMMA = _GemmaStyle("fg", "<escape>", ("<start_function_call>", "<end_function_call>"))
+
+
+def _gemma_calls(
+    tools: Sequence[ToolSchema], special_token: SpecialToken, style: _GemmaStyle, *, bare_at_start: bool
+) -> CallSyntax | None:
+    """Calls in Google's notation (`parsers/formats/_gemma_notation.py`), one block each: strings
+    between quote tokens (raw text, never holding one), bare numbers, `true`/`false`/`null`,
+    bare keys (quoted when not identifiers), `{}`/`[]` without spaces. With `bare_at_start`, the
+    first call may leave out the block's opener where the answer begins."""
+    prefix, quote, block = style.prefix, style.quote, style.block
+    quoted = marker(quote, special_token)
 
     def string(rule: str, low: int, high: int | None) -> list[str]:
         return raw_text_rules(
-            rule,
-            low,
-            high,
-            opener=_GEMMA_QUOTE,
-            closer=_GEMMA_QUOTE,
-            special_token=special_token,
-            prefix=quote,
+            rule, low, high, opener=quote, closer=quote, special_token=special_token, prefix=quoted
         )
 
     def string_literal(value: str) -> str:
-        return f"{quote} {json.dumps(value)} {quote}"
+        return f"{quoted} {json.dumps(value)} {quoted}"
 
     def key(name: str) -> str:
         return json.dumps(name) if _GEMMA_KEY.fullmatch(name) else string_literal(name)
 
     bare_key = f"/{_GEMMA_KEY.pattern}/"
     notation = _Notation(string, string_literal, '"true"', '"false"', '"null"', key, bare_key, '","', '":"')
-    values = LiteralValues(notation, "gm")
+    values = LiteralValues(notation, prefix)
     calls: list[str] = []
     declared: list[str] = []
     for tool in tools:
@@ -388,17 +413,16 @@ def gemma4(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact:
         declared.append(tool.name)
     if not calls:
         return None
-    opener, closer = marker("<|tool_call>", special_token), marker("<tool_call|>", special_token)
+    opener, closer = marker(block[0], special_token), marker(block[1], special_token)
+    call, bare = f"{prefix}_call", f"{prefix}_bare"
+    rules = (f"{call}: {opener} {bare}", f"{bare}: ({' | '.join(calls)}) {closer}", *values.rules)
+    if not bare_at_start:
+        return CallSyntax(call, f"{call}+", rules, ((block[0], call, call),))
     names = "|".join(re.escape(n) for n in sorted(declared, key=len, reverse=True))
-    rules = (
-        f"gm_call: {opener} gm_bare",
-        f"gm_bare: ({' | '.join(calls)}) {closer}",
-        *values.rules,
-    )
     return CallSyntax(
-        "(gm_call | gm_bare)",
-        "(gm_call | gm_bare) gm_call*",
+        f"({call} | {bare})",
+        f"({call} | {bare}) {call}*",
         rules,
-        (("<|tool_call>", "gm_call", "gm_call"),),
-        at_start=((rf"call:(?:{names})\{{", "gm_bare", "gm_bare"),),
+        ((block[0], call, call),),
+        at_start=((rf"call:(?:{names})\{{", bare, bare),),
     )

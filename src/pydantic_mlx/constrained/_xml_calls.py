@@ -12,7 +12,7 @@ mark each value as text or JSON, and the mark follows the value).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._json_calls import call_json_rule
@@ -33,7 +33,7 @@ from ._lark import (
     tool_arguments,
 )
 
-__all__ = ["auto", "dsml", "glm", "minimax_m2", "qwen3_coder", "seed_oss", "xtml"]
+__all__ = ["auto", "dsml", "gcml", "glm", "longcat", "minimax_m2", "qwen3_coder", "seed_oss", "xtml"]
 
 
 def qwen3_coder(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
@@ -83,22 +83,40 @@ def _xml_function_rules(tools: Sequence[ToolSchema], *, compact: bool) -> list[s
 
 
 def _xml_value_rule(rule: str, prop: Mapping[str, Any], defs: Mapping[str, Any], *, compact: bool) -> str:
-    """One value with its `</parameter>` closer and the newline the template writes after it."""
+    """One value with its `</parameter>` closer and the newline the template writes after it.
+    The parser drops one newline before `</parameter>` (the template's): the value's length is
+    the text's without it."""
+    end, text_end = '"\\n</parameter>\\n"', ' "\\n"'
+    return _bare_value_rule(
+        rule, prop, defs, compact=compact, length=_text_of_length, end=end, text_end=text_end
+    )
+
+
+def _bare_value_rule(
+    rule: str,
+    prop: Mapping[str, Any],
+    defs: Mapping[str, Any],
+    *,
+    compact: bool,
+    length: Callable[[int, int | None], str],
+    end: str,
+    text_end: str = "",
+) -> str:
+    """One value written bare before `</parameter>`: a string-only value is raw text whose
+    `length` regex bounds it as the parser reads it back (lazy: it ends at the first
+    `</parameter>`, as there), then `text_end`; an `enum` is one of its values; any other value
+    is JSON valid against its schema, then `end` (a Lark literal holding `</parameter>`)."""
     prop = resolve_ref(prop, defs)
 
     def text_rules(name: str, text: Mapping[str, Any]) -> str:
         enum = string_choices(text)
         if enum:
             choices = " | ".join(json.dumps(v) for v in enum)
-            return f'{name}: ({choices}) "\\n</parameter>\\n"'
+            return f"{name}: ({choices}) {end}"
         low, high = text.get("minLength"), text.get("maxLength")
         low = low if isinstance(low, int) else 0
         high = high if isinstance(high, int) else None
-        # The parser drops one newline before `</parameter>` (the template's): the value's length
-        # is the text's without it. Lazy: the text ends at the first `</parameter>`, as there.
-        return (
-            f'{name}: {name}_text "\\n"\n{name}_text[lazy]: /(?s:{_text_of_length(low, high)})<\\/parameter>/'
-        )
+        return f"{name}: {name}_text{text_end}\n{name}_text[lazy]: /(?s:{length(low, high)})<\\/parameter>/"
 
     if is_plain_string(prop):
         return text_rules(rule, prop)
@@ -109,10 +127,8 @@ def _xml_value_rule(rule: str, prop: Mapping[str, Any], defs: Mapping[str, Any],
     # A string in a union is written bare by the template: raw text, or JSON of the union.
     text = string_alternative(prop, defs)
     if text is None:
-        return f'{rule}: {rule}_json "\\n</parameter>\\n"\n{value}'
-    return (
-        f'{rule}: {rule}_raw | {rule}_json "\\n</parameter>\\n"\n{text_rules(f"{rule}_raw", text)}\n{value}'
-    )
+        return f"{rule}: {rule}_json {end}\n{value}"
+    return f"{rule}: {rule}_raw | {rule}_json {end}\n{text_rules(f'{rule}_raw', text)}\n{value}"
 
 
 def _text_of_length(low: int, high: int | None) -> str:
@@ -130,8 +146,22 @@ def _text_of_length(low: int, high: int | None) -> str:
     return "(?:" + "|".join(alternatives) + ")"
 
 
-_GLM_KEY = ("<arg_key>", "</arg_key>")
-_GLM_VALUE = ("<arg_value>", "</arg_value>")
+def _text_in_layout(low: int, high: int | None) -> str:
+    """A regex for a value of `low` to `high` characters as MiniMax-M2's and Seed-OSS's templates
+    write it: inline (not starting or ending with a newline), or between two newlines that the
+    parser removes (`formats/_tagged.py`), which do not count."""
+    if high is not None and high < low:
+        return r"[^\s\S]"
+    most = "" if high is None else str(high)
+    inline: list[str] = []
+    if low == 0:
+        inline.append("")
+    if low <= 1 and (high is None or high >= 1):
+        inline.append(r"[^\n]")
+    if high is None or high >= 2:
+        inner_most = "" if high is None else str(high - 2)
+        inline.append(f"[^\\n].{{{max(low - 2, 0)},{inner_most}}}[^\\n]")
+    return "(?:" + "|".join([f"\\n.{{{low},{most}}}\\n", *inline]) + ")"
 
 
 def glm(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
@@ -139,36 +169,71 @@ def glm(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bo
     per argument and `</tool_call>`, with (GLM-4.5/4.6) or without (GLM-4.7) a newline before
     each tag; calls one per line. String values are raw text, others JSON (the template's
     `tojson`)."""
-    opener, closer = marker("<tool_call>", special_token), marker("</tool_call>", special_token)
-    key_open, key_close = (marker(m, special_token) for m in _GLM_KEY)
-    value_open = marker(_GLM_VALUE[0], special_token)
+    tags = (("<tool_call>", "</tool_call>"), ("<arg_key>", "</arg_key>"), ("<arg_value>", "</arg_value>"))
+    return _arg_pair_calls(tools, special_token, compact=compact, prefix="glm", tags=tags)
+
+
+def longcat(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """LongCat-Flash: `<longcat_tool_call>` around GLM's name-then-pairs shape with `longcat_`
+    tags (Flash-Thinking, Lite) or a `{"name": ..., "arguments": {...}}` object on its own line
+    (Flash-Chat's template)."""
+    tags = (
+        ("<longcat_tool_call>", "</longcat_tool_call>"),
+        ("<longcat_arg_key>", "</longcat_arg_key>"),
+        ("<longcat_arg_value>", "</longcat_arg_value>"),
+    )
+    return _arg_pair_calls(tools, special_token, compact=compact, prefix="longcat", tags=tags, json_body=True)
+
+
+def _arg_pair_calls(
+    tools: Sequence[ToolSchema],
+    special_token: SpecialToken,
+    *,
+    compact: bool,
+    prefix: str,
+    tags: tuple[tuple[str, str], tuple[str, str], tuple[str, str]],
+    json_body: bool = False,
+) -> CallSyntax:
+    """Calls as the parsers' `formats/_arg_pairs.py` reads them: the block's opener, the name,
+    then a key and a value element per argument, then the block's closer; with `json_body`, a
+    JSON call object instead of the name and pairs may fill the block."""
+    (block_open, block_close), (key_open, key_close), value_tags = tags
+    opener, closer = marker(block_open, special_token), marker(block_close, special_token)
+    key_opening, key_closing = marker(key_open, special_token), marker(key_close, special_token)
+    value_open = marker(value_tags[0], special_token)
     gap = '"\\n"?'
+    body = f"{prefix}_function {gap}"
+    if json_body:
+        body = f'({body} | "\\n" call_json "\\n")'
     rules = [
-        f"glm_call: {opener} glm_function {gap} {closer}",
-        "glm_function: " + " | ".join(f"glm_function_{i}" for i in range(len(tools))),
+        f"{prefix}_call: {opener} {body} {closer}",
+        f"{prefix}_function: " + " | ".join(f"{prefix}_function_{i}" for i in range(len(tools))),
     ]
+    if json_body:
+        rules.append(call_json_rule(tools, compact=compact))
     for index, tool in enumerate(tools):
         properties, required, defs = tool_arguments(tool)
         parts = [json.dumps(tool.name)]
         for key_index, (key, prop) in enumerate(properties.items()):
-            pair, value = f"glm_pair_{index}_{key_index}", f"glm_value_{index}_{key_index}"
+            pair, value = f"{prefix}_pair_{index}_{key_index}", f"{prefix}_value_{index}_{key_index}"
             parts.append(pair if key in required else f"{pair}?")
-            rules.append(f"{pair}: {gap} {key_open} {json.dumps(key)} {key_close} {gap} {value_open} {value}")
+            rules.append(
+                f"{pair}: {gap} {key_opening} {json.dumps(key)} {key_closing} {gap} {value_open} {value}"
+            )
             rules.append(
                 text_value_rule(
                     value,
                     prop,
                     defs,
-                    opener=_GLM_VALUE[0],
-                    closer=_GLM_VALUE[1],
+                    opener=value_tags[0],
+                    closer=value_tags[1],
                     special_token=special_token,
                     compact=compact,
                 )
             )
-        rules.append(f"glm_function_{index}: " + " ".join(parts))
-    return CallSyntax(
-        "glm_call", 'glm_call ("\\n" glm_call)*', tuple(rules), (("<tool_call>", "glm_call", "glm_call"),)
-    )
+        rules.append(f"{prefix}_function_{index}: " + " ".join(parts))
+    one = f"{prefix}_call"
+    return CallSyntax(one, f'{one} ("\\n" {one})*', tuple(rules), ((block_open, one, one),))
 
 
 def minimax_m2(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
@@ -227,16 +292,9 @@ def _tagged_block(
             # "\n</invoke>" would need the lexer to back up two bytes once `<p` follows.
             tag = json.dumps("\n" + parameter[0] + key + parameter[1])
             rules.append(f"{pair}: {tag} {value}")
+            layout = _text_in_layout
             rules.append(
-                text_value_rule(
-                    value,
-                    prop,
-                    defs,
-                    opener=parameter[0],
-                    closer="</parameter>",
-                    special_token=special_token,
-                    compact=compact,
-                )
+                _bare_value_rule(value, prop, defs, compact=compact, length=layout, end='"</parameter>"')
             )
         parts.append(json.dumps(f"\n{function[2]}"))
         rules.append(f"{prefix}_function_{index}: " + " ".join(parts))
@@ -294,38 +352,61 @@ def _marked_value(
     return [(False, rule), (True, f"{rule}_text")], rules + text_rules(f"{rule}_text", text)
 
 
-_DSML = "｜DSML｜"
+def dsml(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """DeepSeek V3.2's `<｜DSML｜function_calls>` (V4: `tool_calls`) block of invokes.
+    `｜DSML｜` is one special token in V3.2/V4's tokenizer, between text."""
+    return _invoke_blocks(
+        tools, special_token, compact=compact, prefix="dsml", namespace="｜DSML｜", blocks=_DSML_BLOCKS
+    )
+
+
+def gcml(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """GigaChat 3.5's `<｜GCML｜tool_calls>` block of invokes, DSML's shape in its namespace."""
+    return _invoke_blocks(
+        tools, special_token, compact=compact, prefix="gcml", namespace="｜GCML｜", blocks=("tool_calls",)
+    )
+
+
 _DSML_BLOCKS = ("function_calls", "tool_calls")
 """The block's name in DeepSeek V3.2 and in V4."""
 
 
-def dsml(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
-    """DeepSeek V3.2's `<｜DSML｜function_calls>` (V4: `tool_calls`) block of invokes,
-    `<｜DSML｜invoke name="NAME">` then
-    `<｜DSML｜parameter name="KEY" string="true">VALUE</｜DSML｜parameter>` per argument and
-    `</｜DSML｜invoke>`, tags one per line (as the template writes them; an invoke without
-    parameters has an empty line). `string="true"` marks a string-only value
-    (raw text), `string="false"` any other (JSON). `｜DSML｜` is one special token in V3.2/V4's
-    tokenizer, between text."""
+def _invoke_blocks(
+    tools: Sequence[ToolSchema],
+    special_token: SpecialToken,
+    *,
+    compact: bool,
+    prefix: str,
+    namespace: str,
+    blocks: Sequence[str],
+) -> CallSyntax:
+    """A block of invokes as the parsers' `formats/_invokes.py` reads them: `<NSinvoke name="NAME">`
+    then `<NSparameter name="KEY" string="true">VALUE</NSparameter>` per argument and
+    `</NSinvoke>`, tags one per line (as the templates write them; an invoke without parameters
+    has an empty line), `NS` being `namespace`. `string="true"` marks a string-only value (raw
+    text), `string="false"` any other (JSON)."""
 
     def tag(before: str, after: str) -> str:
-        return marker_row((before, _DSML, after), special_token)
+        return marker_row((before, namespace, after), special_token)
 
-    gap = "DSML_GAP?"
-    invokes = " | ".join(f"dsml_invoke_{i}" for i in range(len(tools)))
-    rules = [r"DSML_GAP: /\n{1,2}/", f"dsml_invoke: {invokes}"]
+    gap = f"{prefix.upper()}_GAP?"
+    invokes = " | ".join(f"{prefix}_invoke_{i}" for i in range(len(tools)))
+    rules = [rf"{prefix.upper()}_GAP: /\n{{1,2}}/", f"{prefix}_invoke: {invokes}"]
     for index, tool in enumerate(tools):
         properties, required, defs = tool_arguments(tool)
         parts = [tag("<", f'invoke name="{tool.name}">')]
         for key_index, (key, prop) in enumerate(properties.items()):
-            parameter, value = f"dsml_parameter_{index}_{key_index}", f"dsml_value_{index}_{key_index}"
+            parameter, value = (
+                f"{prefix}_parameter_{index}_{key_index}",
+                f"{prefix}_value_{index}_{key_index}",
+            )
             parts.append(parameter if key in required else f"{parameter}?")
             values, value_rules = _marked_value(
                 value,
                 prop,
                 defs,
-                closer=("</", _DSML, "parameter>"),
-                forbidden=(f"<{_DSML}parameter",),
+                closer=("</", namespace, "parameter>"),
+                forbidden=(f"<{namespace}parameter",),
                 special_token=special_token,
                 compact=compact,
             )
@@ -336,13 +417,13 @@ def dsml(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: b
             written = (f"{marks[is_text]} {name}" for is_text, name in values)
             rules += [f"{parameter}: {gap} ({' | '.join(written)})", *value_rules]
         parts.append(f"{gap} {tag('</', 'invoke>')}")
-        rules.append(f"dsml_invoke_{index}: " + " ".join(parts))
+        rules.append(f"{prefix}_invoke_{index}: " + " ".join(parts))
     openers: list[tuple[str, str, str]] = []
-    for block in _DSML_BLOCKS:
+    for block in blocks:
         begin, end = tag("<", f"{block}>"), tag("</", f"{block}>")
-        rules.append(f"dsml_{block}: {begin} ({gap} dsml_invoke)+ {gap} {end}")
-        rules.append(f"dsml_{block}_one: {begin} {gap} dsml_invoke {gap} {end}")
-        openers.append((f"<{_DSML}{block}>", f"dsml_{block}_one", f"dsml_{block}"))
+        rules.append(f"{prefix}_{block}: {begin} ({gap} {prefix}_invoke)+ {gap} {end}")
+        rules.append(f"{prefix}_{block}_one: {begin} {gap} {prefix}_invoke {gap} {end}")
+        openers.append((f"<{namespace}{block}>", f"{prefix}_{block}_one", f"{prefix}_{block}"))
     return CallSyntax(
         "(" + " | ".join(one for _, one, _ in openers) + ")",
         "(" + " | ".join(many for _, _, many in openers) + ")",

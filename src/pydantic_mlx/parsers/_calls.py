@@ -27,7 +27,8 @@ __all__ = [
 
 _NAME_KEYS = ("name", "function", "tool", "tool_name")
 _ARGUMENT_KEYS = ("arguments", "parameters", "args", "input")
-_ENVELOPE_KEYS = frozenset({"id", "type", "call_id"})
+_ID_KEYS = ("id", "tool_call_id")  # Cohere's Command models write `tool_call_id`
+_ENVELOPE_KEYS = frozenset({*_ID_KEYS, "type", "call_id"})
 UNTAGGED_FIRST_KEYS = frozenset({*_NAME_KEYS, *_ENVELOPE_KEYS})
 """Keys an untagged call object may start with (the engine's early look-ahead uses these)."""
 
@@ -77,7 +78,7 @@ def call_from_object(obj: Any, tools: ToolSet, *, untagged: bool) -> ToolCall:
     if not isinstance(obj, Mapping):
         raise CallSyntaxError(f"a call must be a JSON object, got {type(obj).__name__}")
     fields: Mapping[str, Any] = obj
-    call_id = fields.get("id") if isinstance(fields.get("id"), str) else None
+    call_id = _call_id(fields)
     inner = fields.get("function")
     if isinstance(inner, Mapping):
         # OpenAI shape: {"type": "function", "id": ..., "function": {"name", "arguments"}}
@@ -85,8 +86,7 @@ def call_from_object(obj: Any, tools: ToolSet, *, untagged: bool) -> ToolCall:
         if untagged and extra:
             raise CallSyntaxError(f"unexpected keys {sorted(extra)} around an OpenAI-shaped call")
         fields = inner
-        if call_id is None and isinstance(fields.get("id"), str):
-            call_id = fields["id"]
+        call_id = call_id or _call_id(fields)
 
     name_key = next((k for k in _NAME_KEYS if isinstance(fields.get(k), str)), None)
     if name_key is None:
@@ -112,6 +112,10 @@ def call_from_object(obj: Any, tools: ToolSet, *, untagged: bool) -> ToolCall:
         # A tagged call with its arguments written at the top level: {"name": "f", "path": "a"}.
         arguments = {k: v for k, v in fields.items() if k in rest}
     return ToolCall(name=name, arguments=arguments, id=call_id)
+
+
+def _call_id(fields: Mapping[str, Any]) -> str | None:
+    return next((value for key in _ID_KEYS if isinstance(value := fields.get(key), str)), None)
 
 
 def _arguments(value: Any) -> dict[str, Any]:

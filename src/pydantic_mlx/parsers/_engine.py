@@ -944,7 +944,7 @@ class Engine:
                 continue
             if calls:
                 self._emit_region_items(calls, raw, fmt.NAME)
-            else:
+            elif not syntax.may_hold_no_call:
                 # The format read the region as addressed to something that is not a function
                 # (e.g. gpt-oss's built-in `python` tool): not a call, not text, but reported.
                 message = "the region addresses a built-in tool, not a function"

@@ -29,7 +29,11 @@ Optional names (most formats have none):
   write with spaces around it (Kimi-K3's `<|open|> tools <|sep|>`), read without them.
 
 Keep a format's knowledge in its own module; shared helpers live in `parsers/_json.py`,
-`parsers/_calls.py` and `parsers/_schema.py`.
+`parsers/_calls.py`, `parsers/_scan.py` and `parsers/_schema.py`, and the shapes several
+families write in `_tagged.py` (function elements of parameter elements), `_arg_pairs.py` (a
+name, then key and value tags), `_invokes.py` (DSML-style invokes) and `_gemma_notation.py`
+(Google's `call:NAME{...}`). `parse_region` and `render` may be the bound methods of such a
+shape (`parse_region = _CALLS.parse_region`).
 """
 
 from __future__ import annotations

@@ -91,6 +91,10 @@ class CallSyntax:
     echoed: bool = False
     """The model may write the region's body again right after its closer (LFM2 echoes its
     call list): that echo, after optional spaces, is dropped rather than read as a second call."""
+    may_hold_no_call: bool = False
+    """A region whose body reads as no calls at all (`parse_region` returns `[]`: Llama-Nemotron's
+    `<TOOLCALL>[]</TOOLCALL>`) is the model saying it calls nothing: dropped, no call and no
+    problem. Otherwise such a region is reported (it addressed something that is not a function)."""
     closer_in_body: bool = False
     """The closer that ended the region is left at the end of the body `parse_region` gets, so
     the format can tell a body its closer ended (then a value left open before it is complete:

@@ -16,26 +16,14 @@ The markers are special tokens spelled with full-width bars `｜` (U+FF5C) and `
 
   (one line in reality).
 
-- DSML, V3.2 (`function_calls`) and V4 (`tool_calls`), several invokes in one block::
-
-    <｜DSML｜function_calls>
-    <｜DSML｜invoke name="get_weather">
-    <｜DSML｜parameter name="city" string="true">Paris</｜DSML｜parameter>
-    <｜DSML｜parameter name="days" string="false">3</｜DSML｜parameter>
-    </｜DSML｜invoke>
-    </｜DSML｜function_calls>
-
-  `string="true"` values are text, kept byte for byte, and `string="false"` values are JSON,
-  unless the tool's schema says otherwise (a number the model marked as a string is still a
-  number when the schema allows no string); a parameter without the attribute is typed by
-  the schema (`parsers/_schema.py`).
-
+- DSML, V3.2 (`<｜DSML｜function_calls>`) and V4 (`<｜DSML｜tool_calls>`): several
+  `<｜DSML｜invoke name="...">` elements in one block, each argument a
+  `<｜DSML｜parameter name="..." string="true|false">` element, read as `_invokes.py` says
+  (values typed by the `string` attribute, then the tool's schema).
   DeepSeek-V4.1 writes the same with a space after the bar and names the block `calls`
   (`<｜DSML｜ calls>`, `<｜DSML｜ invoke name="...">`, `<｜DSML｜ parameter ...>`); both spellings are
-  read for every tag. Also read: a self-closing invoke (`<｜DSML｜invoke name="x"/>`, no
-  arguments), an invoke whose body is one JSON object of arguments instead of parameters (as
-  SGLang's V3.2 reader accepts), and invokes written without their block (the stray block
-  closer after them is dropped).
+  read for every tag. Also read: invokes written without their block (the stray block closer
+  after them is dropped).
 
 JSON arguments keep their types. Reasoning is `<think>...</think>`; `<｜end▁of▁sentence｜>` ends
 the turn and is dropped. Each call's own end marker must be there: a body whose last call lacks
@@ -47,16 +35,14 @@ problem) and the well-formed calls beside it are kept.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
-from typing import Any, Literal
 
 from .._calls import arguments_from_json
 from .._json import ValueScanner
-from .._scan import read_attributes, skip_space
-from .._schema import coerce_argument, unwrap_arguments
+from .._scan import skip_space
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
+from ._invokes import MarkupInvokes, at_least_one_call, is_name
 from ._syntax import CallSyntax, Closers, Quote
 
 NAME = "deepseek"
@@ -67,16 +53,14 @@ _SEP = "<｜tool▁sep｜>"
 _DSML = "｜DSML｜"
 # V4.1 writes a space after the bar: every DSML tag comes in both spellings.
 _SPELLINGS = (_DSML, _DSML + " ")
-_INVOKE_OPENS = tuple(f"<{d}invoke" for d in _SPELLINGS)
-_INVOKE_CLOSES = tuple(f"</{d}invoke>" for d in _SPELLINGS)
-_PARAMETER_OPENS = tuple(f"<{d}parameter" for d in _SPELLINGS)
-_PARAMETER_CLOSES = tuple(f"</{d}parameter>" for d in _SPELLINGS)
+_INVOKES = MarkupInvokes(_SPELLINGS)
+_INVOKE_OPENS, _INVOKE_CLOSES = _INVOKES.tags("invoke")
 _BLOCK_NAMES = ("function_calls", "tool_calls", "calls")  # V3.2, V4, V4.1
 _BLOCK_CLOSES = tuple(f"</{d}{name}>" for name in _BLOCK_NAMES for d in _SPELLINGS)
 
 # End markers written inside an argument (a JSON string, a DSML value) do not end the region.
 _JSON_STRING = Quote('"', ('"',), backslash=True)
-_DSML_VALUES = tuple(Quote(opener, _PARAMETER_CLOSES) for opener in _PARAMETER_OPENS)
+_DSML_VALUES = _INVOKES.value_quotes
 # All openers are special tokens, so they also end a `<think>` block left open (V4 starts its
 # calls right after reasoning). Calls that have their own end marker stand even when the
 # section's end was cut off.
@@ -114,9 +98,6 @@ CALLS = (_SECTION, *_DSML_BLOCKS, _LONE_CALL, *_LONE_INVOKES)
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = (_CALLS_BEGIN, _CALL_BEGIN, _DSML)
 
-_WRITTEN_AS: dict[str, Literal["string", "json"]] = {"true": "string", "false": "json"}
-_ATTRIBUTE = re.compile(r"""\s*([A-Za-z_][\w-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
-
 
 def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall | CallSyntaxError]:
     """The calls in one region: a `<｜tool▁calls▁begin｜>` section, a lone call, a DSML block, or
@@ -124,22 +105,13 @@ def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall
     if syntax.opener == _CALL_BEGIN:
         return [_call(body)]
     if syntax.opener == _CALLS_BEGIN:
-        return _each_or_raise(_section(body))
+        return at_least_one_call(_section(body))
     if syntax.opener in _INVOKE_OPENS:
-        call, end = _invoke(syntax.opener + body, 0, tools)
+        call, end = _INVOKES.read_invoke(syntax.opener + body, 0, tools)
         if end != len(syntax.opener + body):
             raise CallSyntaxError("text after a DSML invoke")
         return [call]
-    return _each_or_raise(_dsml(body, tools))
-
-
-def _each_or_raise(items: list[ToolCall | CallSyntaxError]) -> list[ToolCall | CallSyntaxError]:
-    """The items of a region that holds at least one good call; otherwise the region as a whole
-    is unreadable (its raw text, markers included, goes on one problem)."""
-    if not any(isinstance(item, ToolCall) for item in items):
-        errors = [item for item in items if isinstance(item, CallSyntaxError)]
-        raise CallSyntaxError(str(errors[0]) if errors else "an empty call region")
-    return items
+    return at_least_one_call(_INVOKES.read_block(body, tools))
 
 
 def render(calls: Sequence[ToolCall]) -> str:
@@ -196,7 +168,7 @@ def _call(text: str) -> ToolCall:
         raise CallSyntaxError(f"a call without {_SEP}")
     name, arguments_text = head.strip(), tail
     first_line, newline, rest = tail.partition("\n")
-    if name == "function" and newline and _is_name(first_line.strip()):
+    if name == "function" and newline and is_name(first_line.strip()):
         # V3 / R1: the call type before the separator, then NAME, and the arguments on the next
         # line (in a ```json fence, as the template writes them, or bare).
         name, arguments_text = first_line.strip(), rest
@@ -215,132 +187,6 @@ def _unfence(text: str) -> str:
     return inner
 
 
-def _dsml(body: str, tools: ToolSet) -> list[ToolCall | CallSyntaxError]:
-    items: list[ToolCall | CallSyntaxError] = []
-    pos = skip_space(body, 0)
-    while pos < len(body):
-        try:
-            call, end = _invoke(body, pos, tools)
-        except CallSyntaxError as exc:
-            end = _bad_invoke_end(body, pos)
-            items.append(CallSyntaxError(str(exc), body[pos:end], exc.name))
-        else:
-            items.append(call)
-        pos = skip_space(body, end)
-    return items
-
-
-def _bad_invoke_end(body: str, pos: int) -> int:
-    """Where an invoke at `pos` that could not be read ends: at the first `</｜DSML｜invoke>`
-    followed by another invoke or by the end of the block (so a value holding that closer does
-    not split it), or at the next invoke when `pos` is noise rather than an invoke."""
-    if _opener_at(body, pos, _INVOKE_OPENS) < 0:
-        found = [i for opener in _INVOKE_OPENS if (i := body.find(opener, pos)) >= 0]
-        return min(found, default=len(body))
-    at = pos
-    while True:
-        found = [(i, c) for c in _INVOKE_CLOSES if (i := body.find(c, at)) >= 0]
-        if not found:
-            return len(body)
-        i, closer = min(found)
-        after = skip_space(body, i + len(closer))
-        if after == len(body) or _opener_at(body, after, _INVOKE_OPENS) >= 0:
-            return i + len(closer)
-        at = i + len(closer)
-
-
-def _invoke(body: str, pos: int, tools: ToolSet) -> tuple[ToolCall, int]:
-    """The invoke at `pos` (either spelling) and the offset after it: parameters, one JSON object
-    of arguments (types kept), or nothing (`<｜DSML｜invoke name="x"/>`)."""
-    attributes, pos, self_closing = _tag(body, pos, _INVOKE_OPENS)
-    name = attributes.get("name", "")
-    if not _is_name(name):
-        raise CallSyntaxError(f"not a function name: {name[:40]!r}")
-    if self_closing:
-        return ToolCall(name=name, arguments={}), pos
-    value = skip_space(body, pos)
-    if body.startswith("{", value):
-        return _json_invoke(body, value, name)
-    try:
-        raw_arguments, pos = _dsml_parameters(body, pos, name, tools)
-    except CallSyntaxError as exc:
-        raise CallSyntaxError(str(exc), name=name) from None
-    return ToolCall(name=name, arguments=unwrap_arguments(name, raw_arguments, tools)), pos
-
-
-def _json_invoke(body: str, start: int, name: str) -> tuple[ToolCall, int]:
-    """`<｜DSML｜invoke name="x">{"k": 1}</｜DSML｜invoke>`: JSON arguments, types kept."""
-    end = ValueScanner(start).scan(body)
-    if end is None:
-        raise CallSyntaxError(f"JSON arguments of {name!r} never closed", name=name)
-    try:
-        arguments = arguments_from_json(body[start:end], name)
-    except CallSyntaxError as exc:
-        raise CallSyntaxError(str(exc), name=name) from None
-    close = skip_space(body, end)
-    after = _opener_at(body, close, _INVOKE_CLOSES)
-    if after < 0:
-        raise CallSyntaxError("an invoke without its closer after its JSON arguments", name=name)
-    return ToolCall(name=name, arguments=arguments), after
-
-
-def _dsml_parameters(body: str, pos: int, name: str, tools: ToolSet) -> tuple[dict[str, Any], int]:
-    """The parameters of the invoke whose body starts at `pos`, read one after the other (so an
-    end marker inside a value stays in it), and the offset after `</｜DSML｜invoke>`."""
-    arguments: dict[str, Any] = {}
-    while True:
-        pos = skip_space(body, pos)
-        after = _opener_at(body, pos, _INVOKE_CLOSES)
-        if after >= 0:
-            return arguments, after
-        if pos == len(body):
-            raise CallSyntaxError("an invoke without its </｜DSML｜invoke>")
-        attributes, pos, _ = _tag(body, pos, _PARAMETER_OPENS)
-        key = attributes.get("name", "")
-        if not key:
-            raise CallSyntaxError("a DSML parameter without a name")
-        found = [(i, c) for c in _PARAMETER_CLOSES if (i := body.find(c, pos)) >= 0]
-        if not found:
-            raise CallSyntaxError("a parameter without its </｜DSML｜parameter>")
-        end, closer = min(found)
-        value = body[pos:end]
-        if any(opener in value for opener in _PARAMETER_OPENS):
-            raise CallSyntaxError("a DSML parameter opened inside another")
-        if key in arguments:  # which value did the model mean? It must say again
-            raise CallSyntaxError(f"parameter {key!r} given twice")
-        written_as = _WRITTEN_AS.get(attributes.get("string", ""))
-        arguments[key] = coerce_argument(name, key, value, tools, written_as=written_as)
-        pos = end + len(closer)
-
-
-def _opener_at(text: str, pos: int, markers: tuple[str, ...]) -> int:
-    """The offset after whichever of `markers` starts at `pos`, or -1."""
-    for marker in markers:
-        if text.startswith(marker, pos):
-            return pos + len(marker)
-    return -1
-
-
-def _tag(text: str, pos: int, openers: tuple[str, ...]) -> tuple[dict[str, str], int, bool]:
-    """Read a `<｜DSML｜invoke name="...">`-style tag at `pos` (any spelling in `openers`): its
-    attributes, the end offset, and whether it closed itself (`/>`)."""
-    start = _opener_at(text, pos, openers)
-    if start < 0 or (start < len(text) and not (text[start].isspace() or text[start] in "/>")):
-        raise CallSyntaxError(f"expected {openers[0]} in a DSML block")
-    gt = text.find(">", start)
-    if gt < 0:
-        raise CallSyntaxError(f"{openers[0]} without its closing '>'")
-    inside = text[start:gt]
-    self_closing = inside.endswith("/")
-    if self_closing:
-        inside = inside[:-1]
-    return read_attributes(inside, _ATTRIBUTE, openers[0]), gt + 1, self_closing
-
-
-def _is_name(text: str) -> bool:
-    return bool(text) and not any(c.isspace() or c in "<>{}[]\"'`" for c in text)
-
-
 def _check_name(name: str) -> None:
-    if not _is_name(name):
+    if not is_name(name):
         raise CallSyntaxError(f"not a function name: {name[:40]!r}")

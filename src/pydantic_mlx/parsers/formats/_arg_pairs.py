@@ -1,0 +1,175 @@
+"""Calls that write a name, then each argument as a key tag and a value tag, the shape GLM and
+LongCat share::
+
+    <tool_call>get_weather                     <longcat_tool_call>get_weather
+    <arg_key>city</arg_key>                    <longcat_arg_key>city</longcat_arg_key>
+    <arg_value>Paris</arg_value>               <longcat_arg_value>Paris</longcat_arg_value>
+    </tool_call>                               </longcat_tool_call>
+
+The newlines are GLM-4.5's layout; GLM-4.7 writes none (`<tool_call>NAME<arg_key>...`), and a
+call without arguments is just the name. The templates write a string value as is and anything
+else as JSON, so each value is typed by the tool's schema (`parsers/_schema.py`); string values
+are kept byte for byte.
+
+Shapes these models also write are read too: a name and then one JSON object of arguments, a
+whole JSON call object (`{"name": ..., "arguments": {...}}`, LongCat-Flash-Chat's own shape),
+and the last value's closer left out right before the block's closer (GLM-4.7). The format's
+syntax keeps the block's closer at the end of the body (`closer_in_body`), so a value cut off by
+the end of the output is told apart. When the model left out a block's closer, the body holds
+the next block too: each block is one call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .._calls import arguments_from_json, calls_from_value
+from .._json import loads_lenient
+from .._scan import ForwardFinder, text_until
+from .._schema import coerce_arguments
+from .._tools import ToolSet
+from .._types import CallSyntaxError, ToolCall
+from ._syntax import CallSyntax, Closers, Quote
+
+__all__ = ["ArgPairCalls"]
+
+# Characters no tool name contains: they mean the body is prose, JSON or another format's XML.
+_NOT_IN_NAME = frozenset("<>{}[]()\"'`,;=\\")
+
+
+@dataclass(frozen=True)
+class ArgPairCalls:
+    """One family's tags, each an (opener, closer) pair."""
+
+    block: tuple[str, str]
+    key: tuple[str, str]
+    value: tuple[str, str]
+
+    def syntax(self, *, ends_prompt_reasoning: bool = False) -> CallSyntax:
+        """The block's syntax: it ends at its closer, which a value may hold, and which stays at
+        the end of the body (`closer_in_body`)."""
+        value_quote = Quote(self.value[0], (self.value[1],))
+        return CallSyntax(
+            self.block[0],
+            Closers((self.block[1],), quotes=(value_quote,)),
+            closer_in_body=True,
+            ends_prompt_reasoning=ends_prompt_reasoning,
+        )
+
+    def parse_region(self, syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
+        """The calls in a block's `body` (which ends with the block's closer when that ended it).
+        Raises `CallSyntaxError` for anything else."""
+        closed = body.endswith(self.block[1])
+        if closed:
+            body = body[: -len(self.block[1])]
+        if body.lstrip().startswith(("{", "[")):
+            return _json_calls(body, tools)
+        calls: list[ToolCall] = []
+        keys, blocks = ForwardFinder(body, self.key[0]), ForwardFinder(body, self.block[0])
+        start = 0
+        while True:
+            key, block = keys.next(start), blocks.next(start)
+            if key >= 0 and (block < 0 or key < block):
+                name = _name(body[start:key])
+                raw, end = self._pairs(body, key, closed=closed)
+                calls.append(ToolCall(name=name, arguments=coerce_arguments(name, raw, tools)))
+            else:
+                end = block if block >= 0 else len(body)
+                head = body[start:end]
+                calls.append(_name_and_json(head) if "{" in head else ToolCall(_name(head), {}))
+            if end == len(body):
+                return calls
+            start = end + len(self.block[0])  # body[end:] starts the next block
+
+    def render(self, calls: Sequence[ToolCall]) -> str:
+        """The blocks GLM-4.5's chat template writes for `calls`, one per call (LongCat-Flash-
+        Thinking's too, in its tags)."""
+        blocks: list[str] = []
+        for call in calls:
+            lines = [f"{self.block[0]}{call.name}"]
+            for key, value in call.arguments.items():
+                text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+                lines += [f"{self.key[0]}{key}{self.key[1]}", f"{self.value[0]}{text}{self.value[1]}"]
+            blocks.append("\n".join(lines) + self.block[1])
+        return "\n".join(blocks)
+
+    def _pairs(self, body: str, pos: int, *, closed: bool) -> tuple[dict[str, str], int]:
+        """Key and value pairs from `pos` to the end of `body` or to the next block, and where
+        they ended. With `closed` (the block's closer came right after `body`), the last value
+        may lack its closer: the block's closer ends it."""
+        raw: dict[str, str] = {}
+        while True:
+            pos = _skip_separator(body, pos)
+            if pos == len(body) or body.startswith(self.block[0], pos):
+                return raw, pos
+            key, pos = _element(body, pos, self.key)
+            key = key.strip()
+            if not key:
+                raise CallSyntaxError(f"an empty {self.key[0]}")
+            value, pos = self._value(body, _skip_separator(body, pos), closed=closed)
+            if key in raw:  # which value did the model mean? It must say again
+                raise CallSyntaxError(f"argument {key!r} given twice")
+            raw[key] = value
+
+    def _value(self, body: str, pos: int, *, closed: bool) -> tuple[str, int]:
+        """A value element at `pos`, or, in a closed block, the last one left open (its text up
+        to the block's closer, less the newline GLM-4.5's template writes before that)."""
+        opener, closer = self.value
+        if not closed or closer in body[pos:] or self.block[0] in body[pos:]:
+            return _element(body, pos, self.value)
+        if not body.startswith(opener, pos):
+            raise CallSyntaxError(f"expected {opener}")
+        text = body[pos + len(opener) :]
+        if opener in text:
+            raise CallSyntaxError(f"{opener} opened twice")
+        return text.removesuffix("\n"), len(body)
+
+
+def _name(text: str) -> str:
+    name = text.strip()
+    while name.endswith("\\n"):  # the literal `\n` some outputs write after the name
+        name = name[:-2].rstrip()
+    if not name:
+        raise CallSyntaxError("a call needs a function name")
+    if any(c.isspace() or c in _NOT_IN_NAME for c in name):
+        raise CallSyntaxError(f"not a function name: {name[:40]!r}")
+    return name
+
+
+def _json_calls(body: str, tools: ToolSet) -> list[ToolCall]:
+    """A JSON call object (or a list of them) written inside the block."""
+    try:
+        value = loads_lenient(body)
+    except ValueError as exc:
+        raise CallSyntaxError(f"the JSON body does not read: {exc}") from None
+    return calls_from_value(value, tools, untagged=False)
+
+
+def _name_and_json(body: str) -> ToolCall:
+    """`NAME {"k": "v"}` / `NAME\\n{...}`: the name, then JSON arguments (types kept)."""
+    head, _, tail = body.partition("{")
+    name = head.strip()
+    if not name or any(c.isspace() or c in _NOT_IN_NAME for c in name):
+        raise CallSyntaxError("a JSON body needs a function name before it")
+    return ToolCall(name=name, arguments=arguments_from_json("{" + tail, name))
+
+
+def _element(body: str, pos: int, tags: tuple[str, str]) -> tuple[str, int]:
+    opener, closer = tags
+    if not body.startswith(opener, pos):
+        raise CallSyntaxError(f"expected {opener}")
+    return text_until(body, pos + len(opener), closer, opener)
+
+
+def _skip_separator(body: str, pos: int) -> int:
+    """Skip whitespace and the literal two characters `\\n` some outputs put between tags."""
+    while pos < len(body):
+        if body[pos].isspace():
+            pos += 1
+        elif body.startswith("\\n", pos):
+            pos += 2
+        else:
+            break
+    return pos
