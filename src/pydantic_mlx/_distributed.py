@@ -531,7 +531,9 @@ def open_session(loaded: LoadedModel, group: mx.distributed.Group, sharding: str
         existing = _sessions.get(loaded)
         if existing is not None:
             return existing
-        if any(not _ended(session) for session in _sessions.values()):
+        for ended in [model for model, session in _sessions.items() if _ended(session)]:
+            del _sessions[ended]  # its weights are freed with the last MLXModel on them
+        if _sessions:
             raise UserError(
                 "this process already runs another distributed model: close it first "
                 "(MLXModel.close() on rank 0); the processes run one distributed model at a time"
