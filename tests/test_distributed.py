@@ -220,9 +220,12 @@ def test_a_lost_rank_is_an_error_on_the_other_rank_not_a_hang(
     script.write_text(LOSING_A_RANK)
     hostfile = tmp_path / "hosts.json"
     hostfile.write_text(json.dumps([[f"127.0.0.1:{port}"] for port in free_ports(2)]))
+    commands = [[sys.executable, str(script), str(demo_model_path), str(dying)]] * 2
+    if dying == 0:  # the follower is the command line's
+        commands[1] = [sys.executable, "-m", "pydantic_mlx", "follow", str(demo_model_path)]
     ranks = [
         subprocess.Popen(
-            [sys.executable, str(script), str(demo_model_path), str(dying)],
+            commands[rank],
             env={**os.environ, "MLX_HOSTFILE": str(hostfile), "MLX_RANK": str(rank)},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -246,8 +249,9 @@ def test_a_lost_rank_is_an_error_on_the_other_rank_not_a_hang(
     else:
         assert ranks[0].returncode == 5, rank_0[-2000:]
         assert "first: answered" in rank_0
-        assert ranks[1].returncode == 0, rank_1[-3000:]
-        assert "follow: DistributedGroupError" in rank_1, rank_1[-3000:]
+        assert ranks[1].returncode == 1, rank_1[-3000:]
+        assert "rank 1 of 2: following rank 0" in rank_1
+        assert "error: rank 1 stopped following rank 0" in rank_1, rank_1[-3000:]
         assert "restart every rank" in rank_1
 
 
@@ -329,6 +333,17 @@ async def _run(model: MLXModel, name: str) -> list[Any]:
     run = scenario(name)
     result = await run.agent(model).run(run.prompt)
     return parts(result.all_messages())
+
+
+def test_the_command_line_follower_needs_a_distributed_group(demo_model_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pydantic_mlx", "follow", str(demo_model_path)],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MLX_")},
+    )
+    assert done.returncode == 2
+    assert "not a rank of a distributed group: start it with mlx.launch" in done.stderr
 
 
 def test_a_group_of_one_runs_the_whole_model(demo_model_path: Path) -> None:
