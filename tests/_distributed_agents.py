@@ -27,14 +27,14 @@ def parts(messages: Sequence[ModelMessage]) -> list[Any]:
 
 
 async def exercise(model: MLXModel, constrained_model: MLXModel) -> dict[str, Any]:
-    """A non-streamed run with a tool call, a streamed one with reasoning, a cancelled run and the
-    run after it, and a constrained run: what each answered."""
+    """A non-streamed run with a tool call in tags, a streamed one with a call in a JSON fence, a
+    cancelled run and the run after it, and a constrained run: what each answered."""
     results: dict[str, Any] = {}
     run = scenario("tool_call_tags")
     result = await run.agent(model).run(run.prompt)
     results["run"] = parts(result.all_messages())
 
-    streamed = scenario("thinking")
+    streamed = scenario("tool_call_json_fence")
     async with streamed.agent(model).run_stream(streamed.prompt) as stream:
         deltas = [delta async for delta in stream.stream_text(delta=True)]
     results["stream"] = parts(stream.all_messages())
