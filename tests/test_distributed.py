@@ -187,10 +187,7 @@ if model.rank == 1:
             serve(self)
 
         distributed.Follower._mirror_request = serve_once
-    try:
-        model.follow()
-    except distributed.DistributedGroupError as error:
-        print(f"follow: DistributedGroupError: {error}", flush=True)
+    asyncio.run(model.afollow())  # the async twin (the other case's follower is the command line's)
     sys.exit(0)
 
 
