@@ -11,9 +11,10 @@ __version__ = "0.1.0.dev0"
 
 if TYPE_CHECKING:
     from ._cache_dir import DiskCacheWarning
+    from ._distributed import DistributedGroupError
     from .model import MLXModel, MLXModelSettings
 
-__all__ = ["DiskCacheWarning", "MLXModel", "MLXModelSettings", "__version__"]
+__all__ = ["DiskCacheWarning", "DistributedGroupError", "MLXModel", "MLXModelSettings", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -25,4 +26,8 @@ def __getattr__(name: str) -> Any:
         from ._cache_dir import DiskCacheWarning
 
         return DiskCacheWarning
+    if name == "DistributedGroupError":
+        from ._distributed import DistributedGroupError
+
+        return DistributedGroupError
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

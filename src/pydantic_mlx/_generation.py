@@ -14,7 +14,7 @@ import atexit
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -32,6 +32,7 @@ __all__ = [
     "GenerationStream",
     "StopSequenceFilter",
     "start_generation",
+    "stream_tokens",
 ]
 
 FinishReason = Literal["stop", "stop_sequence", "length", "cancelled"]
@@ -237,20 +238,35 @@ def _stop_in_flight_generations() -> None:
         stream.stop()
 
 
-def start_generation(loaded: LoadedModel, prompt: list[int], options: GenerationOptions) -> GenerationStream:
-    """Queue generation of a completion of `prompt` on `loaded`'s thread; returns at once."""
+Generate = Callable[[LoadedModel, list[int], GenerationOptions, GenerationStream], None]
+"""Generates a completion of a prompt into a stream, on the model's thread (the model is held)."""
+
+
+def start_generation(
+    loaded: LoadedModel, prompt: list[int], options: GenerationOptions, *, generate: Generate | None = None
+) -> GenerationStream:
+    """Queue generation of a completion of `prompt` on `loaded`'s thread; returns at once.
+
+    `generate` replaces this module's own generation (a distributed run's rank 0 tells the other
+    processes each step); the queueing, the cancellation and the end of the stream stay the same.
+    """
     stream = GenerationStream(asyncio.get_running_loop())
-    stream._queued = loaded.submit(lambda: _run(loaded, prompt, options, stream))  # pyright: ignore[reportPrivateUsage]
+    run = generate or _generate
+    stream._queued = loaded.submit(lambda: _run(loaded, prompt, options, stream, run))  # pyright: ignore[reportPrivateUsage]
     return stream
 
 
 def _run(
-    loaded: LoadedModel, prompt: list[int], options: GenerationOptions, stream: GenerationStream
+    loaded: LoadedModel,
+    prompt: list[int],
+    options: GenerationOptions,
+    stream: GenerationStream,
+    generate: Generate,
 ) -> None:
     try:
         with loaded.busy:
             if not stream._stop.is_set():  # pyright: ignore[reportPrivateUsage]
-                _generate(loaded, prompt, options, stream)
+                generate(loaded, prompt, options, stream)
             else:
                 stream.stats.finish_reason = "cancelled"
     except BaseException as error:
@@ -312,13 +328,6 @@ def _decode(
     sampler: Callable[[mx.array], mx.array],
     processors: list[Callable[[mx.array, mx.array], mx.array]],
 ) -> FinishReason:
-    stop = out._stop  # pyright: ignore[reportPrivateUsage]
-    stats = out.stats
-    tokenizer = loaded.tokenizer
-    eos = set(tokenizer.eos_token_ids)
-    markers = loaded.marker_tokens
-    detokenizer = tokenizer.detokenizer
-    stops = StopSequenceFilter(options.stop_sequences)
     steps = generate_step(
         mx.array(remaining),
         loaded.model,
@@ -328,11 +337,36 @@ def _decode(
         prompt_cache=cache,
         prefill_step_size=PREFILL_CHUNK,
     )
+    try:
+        return stream_tokens(loaded, (int(token) for token, _ in steps), options, out, started)
+    finally:
+        steps.close()
+
+
+def stream_tokens(
+    loaded: LoadedModel,
+    tokens: Iterable[int],
+    options: GenerationOptions,
+    out: GenerationStream,
+    started: float,
+) -> FinishReason:
+    """Stream the text of `tokens` (sampled one by one) to `out` until one ends the generation.
+
+    Counts them in `out.stats` (`started`: when the request's prefill began); ends at an
+    end-of-sequence token, a stop sequence, a stop asked for by the consumer, or when `tokens`
+    runs out (`"length"`).
+    """
+    stop = out._stop  # pyright: ignore[reportPrivateUsage]
+    stats = out.stats
+    tokenizer = loaded.tokenizer
+    eos = set(tokenizer.eos_token_ids)
+    markers = loaded.marker_tokens
+    detokenizer = tokenizer.detokenizer
+    stops = StopSequenceFilter(options.stop_sequences)
     reason: FinishReason = "length"
     decode_started = started
     try:
-        for step_token, _ in steps:
-            token = int(step_token)
+        for token in tokens:
             if not stats.output_token_ids:
                 decode_started = time.perf_counter()
                 stats.prefill_seconds = decode_started - started
@@ -351,7 +385,6 @@ def _decode(
             if stop.is_set():
                 return "cancelled"
     finally:
-        steps.close()
         stats.decode_seconds = time.perf_counter() - decode_started
     detokenizer.finalize()
     text, stopped = stops.feed(detokenizer.last_segment)
@@ -392,7 +425,14 @@ def _make_sampler(options: GenerationOptions) -> Callable[[mx.array], mx.array]:
     return sample
 
 
-def _make_logits_processors(options: GenerationOptions) -> list[Callable[[mx.array, mx.array], mx.array]]:
+def _make_logits_processors(
+    options: GenerationOptions, *, prompt_tokens_shown: int = 1
+) -> list[Callable[[mx.array, mx.array], mx.array]]:
+    """The penalties and extra processors of `options`, shown the completion's tokens only.
+
+    `prompt_tokens_shown`: how many prompt tokens the decoder shows the processors before the
+    completion (1 for `generate_step`: the token it starts from; 0 for `LoneSequence`).
+    """
     processors = make_logits_processors(
         logit_bias=dict(options.logit_bias) if options.logit_bias else None,
         presence_penalty=options.presence_penalty,
@@ -403,7 +443,7 @@ def _make_logits_processors(options: GenerationOptions) -> list[Callable[[mx.arr
     # generate_step shows the processors the token it was started with (the last prompt token)
     # before the sampled ones; penalties are about the completion only, as in the OpenAI API.
     penalties: list[Callable[[mx.array, mx.array], mx.array]] = [
-        lambda tokens, logits, p=p: p(tokens[1:], logits) for p in processors
+        lambda tokens, logits, p=p: p(tokens[prompt_tokens_shown:], logits) for p in processors
     ]
     return [*penalties, *(make() for make in options.extra_processors)]
 

@@ -25,7 +25,7 @@ import sys
 import threading
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,7 +43,12 @@ T = TypeVar("T")
 ModelSource = str | Path | tuple[Any, Any]
 """A Hugging Face id, a local folder, or an already loaded `(model, tokenizer)` pair."""
 
-_registry: weakref.WeakValueDictionary[tuple[str, str | None], LoadedModel] = weakref.WeakValueDictionary()
+Loader = Callable[[str], tuple[Any, Any]]
+"""Loads `(model, tokenizer)` from a resolved source (a folder or a Hugging Face id)."""
+
+_registry: weakref.WeakValueDictionary[tuple[str, str | None, Hashable], LoadedModel] = (
+    weakref.WeakValueDictionary()
+)
 _registry_lock = threading.Lock()
 
 
@@ -63,9 +68,11 @@ class LoadedModel:
         prompt_cache_bytes: int = DEFAULT_PROMPT_CACHE_BYTES,
         prompt_cache_dir: Path | None = None,
         prompt_cache_disk_bytes: int = DEFAULT_DISK_CACHE_BYTES,
+        loader: Loader | None = None,
     ) -> None:
         self.source = source
         self.adapter_path = adapter_path
+        self._loader = loader
         self.busy = threading.Lock()
         self._prompt_cache_limits = (prompt_cache_entries, prompt_cache_bytes)
         self._disk_cache_settings = (prompt_cache_dir, prompt_cache_disk_bytes)
@@ -156,11 +163,15 @@ class LoadedModel:
         with self._load_lock:
             if self._model is not None:
                 return
-            from mlx_lm import load
-
             assert isinstance(self.source, str)
-            loaded = load(self.source, adapter_path=self.adapter_path)
-            self._install(loaded[0], loaded[1])
+            if self._loader is not None:
+                model, tokenizer = self._loader(self.source)
+            else:
+                from mlx_lm import load
+
+                loaded = load(self.source, adapter_path=self.adapter_path)
+                model, tokenizer = loaded[0], loaded[1]
+            self._install(model, tokenizer)
 
     async def load(self) -> None:
         """Load the weights on the generation thread (once; later calls return at once)."""
@@ -290,12 +301,15 @@ def loaded_model(
     prompt_cache_bytes: int = DEFAULT_PROMPT_CACHE_BYTES,
     prompt_cache_dir: str | Path | None = None,
     prompt_cache_disk_bytes: int = DEFAULT_DISK_CACHE_BYTES,
+    loader: Loader | None = None,
+    variant: Hashable = None,
 ) -> LoadedModel:
     """The shared `LoadedModel` for `source` + `adapter_path` (created, not loaded, if new).
 
     Instances are shared while any `MLXModel` holds them and freed with the last one. The prompt
     cache limits apply when the shared instance is created; other limits asked for later are
-    ignored with a `UserWarning`.
+    ignored with a `UserWarning`. `loader` replaces `mlx_lm.load`; `variant` names what it loads
+    (one process's shard of a distributed model is not the whole model from the same folder).
     """
     if isinstance(source, tuple):
         normalised: str | tuple[Any, Any] = source
@@ -304,7 +318,7 @@ def loaded_model(
         # Checked here, before anything is loaded: a wrong path fails where the MLXModel is made.
         normalised = identity = resolve_model(source)
     adapter = resolve_adapter(adapter_path) if adapter_path is not None else None
-    key = (identity, adapter)
+    key = (identity, adapter, variant)
     folder = Path(prompt_cache_dir).expanduser().resolve() if prompt_cache_dir is not None else None
     with _registry_lock:
         existing = _registry.get(key)
@@ -331,6 +345,7 @@ def loaded_model(
             prompt_cache_bytes=prompt_cache_bytes,
             prompt_cache_dir=folder,
             prompt_cache_disk_bytes=prompt_cache_disk_bytes,
+            loader=loader,
         )
         _registry[key] = created
         return created

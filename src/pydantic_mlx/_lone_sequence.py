@@ -16,10 +16,21 @@ from typing import Any
 import mlx.core as mx
 from mlx_lm.generate import generation_stream
 
-__all__ = ["LoneSequence"]
+__all__ = ["LoneSequence", "feed_prompt_chunk", "next_logits"]
 
 CLEAR_CACHE_EVERY = 256
 """Tokens between two `mx.clear_cache()` calls (as `generate_step`), so MLX's buffer pool stays small."""
+
+
+def feed_prompt_chunk(model: Any, cache: list[Any], tokens: list[int]) -> None:
+    """Compute the KV of prompt tokens whose logits are not needed (only the cache is evaluated)."""
+    model(mx.array(tokens)[None], cache=cache)
+    mx.eval([c.state for c in cache])
+
+
+def next_logits(model: Any, cache: list[Any], fed: mx.array) -> mx.array:
+    """The (lazy) logits of the token after `fed`, whose KV joins the cache."""
+    return model(fed[None], cache=cache)[:, -1, :]
 
 
 class LoneSequence:
@@ -77,8 +88,7 @@ class LoneSequence:
         with mx.stream(generation_stream):
             if len(self._unfed) > 1:
                 n = min(self._prefill_step_size, len(self._unfed) - 1)
-                self._model(mx.array(self._unfed[:n])[None], cache=self._cache)
-                mx.eval([c.state for c in self._cache])
+                self._feed_prompt_chunk(self._unfed[:n])
                 self._unfed = self._unfed[n:]
                 mx.clear_cache()
                 return None
@@ -104,9 +114,17 @@ class LoneSequence:
         assert ahead is not None, "no token was computed ahead"
         return ahead.item()  # pyright: ignore[reportReturnType]
 
+    def _feed_prompt_chunk(self, tokens: list[int]) -> None:
+        """Compute the KV of prompt tokens (a subclass may tell other processes first)."""
+        feed_prompt_chunk(self._model, self._cache, tokens)
+
+    def _forward(self, fed: mx.array) -> mx.array:
+        """The lazy logits after `fed` (a subclass may tell other processes what it feeds first)."""
+        return next_logits(self._model, self._cache, fed)
+
     def _next(self, fed: mx.array, *, sampled: bool) -> mx.array:
         """Queue the forward pass of `fed` and the sampling of the token after it (lazily)."""
-        logits = self._model(fed[None], cache=self._cache)[:, -1, :]
+        logits = self._forward(fed)
         if self._processors:
             if sampled:
                 self._sampled = fed if self._sampled is None else mx.concatenate([self._sampled, fed])

@@ -21,7 +21,8 @@ BROKEN_PIPE = 141
 
 DESCRIPTION = (
     "Run local MLX models as PydanticAI models: try the demo, parse model outputs into tool calls, "
-    "score models side by side, list the short model names, manage the disk prompt cache."
+    "score models side by side, list the short model names, manage the disk prompt cache, follow "
+    "rank 0 of a model split across machines."
 )
 
 DEMO_SCENARIOS = ("tool_call_tags", "tool_call_json_fence", "thinking", "thinking_off")
@@ -153,6 +154,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         "$PYDANTIC_MLX_CACHE)",
     )
     cache.set_defaults(run=run_cache)
+
+    follow = commands.add_parser(
+        "follow",
+        help="on a rank other than 0 of a distributed model: load this rank's shard and follow rank 0",
+        description="Load this rank's shard of MODEL (as MLXModel(MODEL, distributed=True) does on "
+        "rank 0) and run rank 0's forward passes in step with it until rank 0 closes the model or "
+        "exits. Start it as mlx.launch starts a rank (MLX_HOSTFILE and MLX_RANK set); see "
+        "docs/distributed.md.",
+    )
+    follow.add_argument("model", help="Hugging Face id or local folder: the one rank 0 loads")
+    follow.add_argument(
+        "--sharding",
+        choices=("auto", "tensor", "pipeline"),
+        default="auto",
+        help="how the model is split: the same as rank 0's (default: auto)",
+    )
+    follow.add_argument(
+        "--prompt-cache-dir",
+        type=Path,
+        default=None,
+        help="keep this rank's KV of shared prompt prefixes in this folder across runs (as rank 0's "
+        "prompt_cache_dir)",
+    )
+    follow.set_defaults(run=run_follow)
 
     args = parser.parse_args(argv)
     try:
@@ -385,6 +410,43 @@ def _eval_interrupted(report: Path) -> int:
     print(f"{run.note} Report so far: {report} (JSON: {json_path})")
     print("Run the same command with --resume to continue.")
     return EVAL_INTERRUPTED
+
+
+def run_follow(args: argparse.Namespace) -> int:
+    """`pydantic-mlx follow MODEL`: a rank other than 0 of a distributed model."""
+    import mlx.core as mx
+    from pydantic_ai.exceptions import UserError
+
+    from . import MLXModel
+    from ._distributed import DistributedGroupError
+
+    group = mx.distributed.init()
+    if group.size() == 1:
+        print(
+            "error: this process is not a rank of a distributed group: start it with mlx.launch "
+            "(or set MLX_HOSTFILE and MLX_RANK as it does); see docs/distributed.md",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        model = MLXModel(
+            args.model, distributed=group, sharding=args.sharding, prompt_cache_dir=args.prompt_cache_dir
+        )
+    except (UserError, DistributedGroupError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if model.rank == 0:
+        # Its exit releases the other ranks (they have loaded their shards and wait for rank 0).
+        print("error: rank 0 runs the agent; `pydantic-mlx follow` is for the other ranks", file=sys.stderr)
+        return 2
+    print(f"rank {model.rank} of {group.size()}: following rank 0", file=sys.stderr, flush=True)
+    try:
+        model.follow()
+    except DistributedGroupError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"rank {model.rank}: rank 0 closed the model", file=sys.stderr)
+    return 0
 
 
 def run_demo(args: argparse.Namespace) -> int:

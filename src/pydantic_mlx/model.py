@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 import anyio
-from pydantic_ai.exceptions import UserError
+import mlx.core as mx
+from pydantic_ai.exceptions import ModelConnectionError, UserError
 from pydantic_ai.messages import (
     ModelMessage,
     ModelResponse,
@@ -43,6 +44,16 @@ from ._chat import (
     request_instructions,
 )
 from ._disk_cache import DEFAULT_DISK_CACHE_BYTES, default_prompt_cache_dir
+from ._distributed import (
+    SHARDINGS,
+    DistributedGroupError,
+    Follower,
+    Leader,
+    Sharding,
+    ShardLoader,
+    open_session,
+    resolve_group,
+)
 from ._generation import start_generation
 from ._install import install_hint
 from ._loading import LoadedModel, ModelSource, loaded_model
@@ -133,9 +144,22 @@ class MLXModel(Model):
             batching: a request joins the batch when it arrives and leaves when it ends), which
             multiplies the throughput of concurrent agent runs; each keeps its own settings and
             stream. `False` generates one request at a time, in arrival order. See docs/batching.md.
+            Unset (`None`): on, except for a distributed model, which generates one request at a
+            time (`batching=True` with `distributed` raises `UserError`).
         max_batch_size: Requests decoded together at most (per loaded model); more wait their turn.
         max_batch_bytes: Bound on the batch's KV memory (per loaded model), estimated per request
             from its prompt and `max_tokens`; a newcomer waits while it would pass the bound.
+        distributed: Split the model across the processes of an `mx.distributed` group (`True`:
+            `mx.distributed.init()`, the group `mlx.launch` sets up; or a group): every rank runs
+            the same script and makes this `MLXModel`, which loads that rank's shard at once;
+            rank 0 runs the agent, every other rank calls `follow()`, and `close()` on rank 0 (or
+            its exit) releases them. In a group of one process, the whole model. A Hugging Face id
+            downloads only the rank's own files (pipeline sharding); a `(model, tokenizer)` pair
+            is taken as this rank's shard already. See docs/distributed.md.
+        sharding: How a distributed model is split: `"tensor"` (every layer split across the
+            ranks), `"pipeline"` (each rank holds a run of layers) or `"auto"` (tensor where
+            mlx-lm offers it for the architecture, else pipeline). An architecture with neither
+            raises `UserError`.
 
     Settings honoured: `max_tokens`, `temperature`, `top_p`, `top_k`, `seed`, `stop_sequences`,
     `presence_penalty`, `frequency_penalty`, `logit_bias` (token ids as keys), `tool_choice`
@@ -166,9 +190,11 @@ class MLXModel(Model):
         prompt_cache_dir: str | Path | bool | None = None,
         prompt_cache_disk_bytes: int = DEFAULT_DISK_CACHE_BYTES,
         constrained: bool | Literal["auto"] = "auto",
-        batching: bool = True,
+        batching: bool | None = None,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         max_batch_bytes: int | None = None,
+        distributed: bool | mx.distributed.Group = False,
+        sharding: Sharding = "auto",
     ) -> None:
         if not isinstance(constrained, bool) and constrained != "auto":
             raise UserError(f'constrained must be True, False or "auto", not {constrained!r}')
@@ -182,8 +208,13 @@ class MLXModel(Model):
         _check_limit("max_batch_size", max_batch_size, minimum=1)
         if max_batch_bytes is not None:
             _check_limit("max_batch_bytes", max_batch_bytes, minimum=1)
-        if not isinstance(cast(Any, batching), bool):
+        if batching is not None and not isinstance(cast(Any, batching), bool):
             raise UserError(f"batching must be True or False, not {batching!r}")
+        group = _distributed_group(distributed, sharding, batching=batching, adapter_path=adapter_path)
+        if group is not None and isinstance(model, tuple) and sharding != "auto":
+            raise UserError(
+                "sharding applies where MLXModel loads the model; a pair is taken as sharded already"
+            )
         generation_options(settings or {}, vocabulary=None)  # a bad default setting fails here
         if prompt_cache_disk_bytes < 1:
             raise UserError("prompt_cache_disk_bytes must be at least 1")
@@ -197,6 +228,7 @@ class MLXModel(Model):
             raise UserError(
                 "adapter_path applies when MLXModel loads the model; apply it before passing a pair"
             )
+        loader = ShardLoader(group, sharding) if group is not None else None
         self._loaded = loaded_model(
             model,
             adapter_path=adapter_path,
@@ -204,11 +236,22 @@ class MLXModel(Model):
             prompt_cache_bytes=prompt_cache_bytes,
             prompt_cache_dir=prompt_cache_dir,
             prompt_cache_disk_bytes=prompt_cache_disk_bytes,
+            loader=loader,
+            # One rank's shard is not the whole model from the same folder.
+            variant=(sharding, group.rank(), group.size()) if group is not None else None,
         )
+        self._group = group
+        self._session: Leader | Follower | None = None
+        if group is not None:
+            # Every rank loads its shard where the model is made, in step with the others: the
+            # followers need it before they can follow, and rank 0's later collectives need them.
+            self._loaded.load_sync()
+            if group.size() > 1:
+                self._session = open_session(self._loaded, group, loader.chosen if loader else None)
         # One scheduler per loaded model, shared by every MLXModel on it: their requests batch together.
         self._scheduler: BatchScheduler | None = (
             batch_scheduler(self._loaded, max_batch_size=max_batch_size, max_batch_bytes=max_batch_bytes)
-            if batching
+            if (batching if batching is not None else group is None)
             else None
         )
         self._model_name = model_name or _default_name(model)
@@ -263,6 +306,48 @@ class MLXModel(Model):
     async def load(self) -> None:
         """Load the weights now instead of on the first request."""
         await self._loaded.load()
+
+    @property
+    def group(self) -> mx.distributed.Group | None:
+        """The `mx.distributed` group a distributed model is split across (None when not distributed)."""
+        return self._group
+
+    @property
+    def rank(self) -> int:
+        """This process's rank in the distributed group: 0 runs agents, the others `follow()`.
+        0 when the model is not distributed."""
+        return self._group.rank() if self._group is not None else 0
+
+    def follow(self) -> None:
+        """On a rank other than 0 of a distributed model: run the forward passes of rank 0's
+        requests, in step with it, until rank 0 closes the model or exits (blocking).
+
+        Raises `DistributedGroupError` if rank 0 crashes or disconnects (its connection is gone),
+        and `UserError` on rank 0 or for a model that is not distributed.
+        """
+        self._follower().follow()
+
+    async def afollow(self) -> None:
+        """`follow`, awaited: the work runs on the model's own thread and the event loop stays free.
+        Cancelling the awaiting task does not stop the thread, which waits for rank 0's next word."""
+        await self._follower().afollow()
+
+    def close(self) -> None:
+        """On rank 0 of a distributed model: release the followers (their `follow()` returns) once
+        the requests already started have ended; later requests raise `UserError`. Also done at
+        interpreter exit. Every `MLXModel` on the same shard shares the group, so all are closed.
+        Does nothing on other ranks or for a model that is not distributed."""
+        if isinstance(self._session, Leader):
+            self._session.close()
+
+    def _follower(self) -> Follower:
+        if isinstance(self._session, Follower):
+            return self._session
+        if self._group is None:
+            raise UserError("follow() is for distributed models: MLXModel(..., distributed=True)")
+        if self._group.size() == 1:
+            raise UserError("this distributed group has one process: there is no rank 0 to follow")
+        raise UserError("rank 0 runs the agent: follow() is for the other ranks")
 
     @property
     def constrained(self) -> bool:
@@ -334,15 +419,25 @@ class MLXModel(Model):
     ) -> AsyncGenerator[StreamedResponse]:
         """Generate a response, streamed as the tokens arrive. Leaving early stops generation."""
         check_allow_model_requests()
+        if isinstance(self._session, Follower):
+            raise UserError(
+                f"rank {self.rank} of a distributed model follows rank 0: call model.follow() here; "
+                "only rank 0 runs agents"
+            )
         model_settings, model_request_parameters = self.prepare_request(
             model_settings, model_request_parameters
         )
         await self._loaded.load()
         plan = self._plan(messages, model_settings or {}, model_request_parameters)
-        if self._scheduler is not None:
-            generation = self._scheduler.start(plan.prompt, plan.options)
-        else:
-            generation = start_generation(self._loaded, plan.prompt, plan.options)
+        try:
+            if isinstance(self._session, Leader):
+                generation = self._session.start(plan.prompt, plan.options)
+            elif self._scheduler is not None:
+                generation = self._scheduler.start(plan.prompt, plan.options)
+            else:
+                generation = start_generation(self._loaded, plan.prompt, plan.options)
+        except DistributedGroupError as error:
+            raise ModelConnectionError(self._model_name, str(error)) from error
         try:
             yield MLXStreamedResponse(
                 model_request_parameters=model_request_parameters,
@@ -350,6 +445,9 @@ class MLXModel(Model):
                 _plan=plan,
                 _generation=generation,
             )
+        except DistributedGroupError as error:
+            # A lost rank is the local model's lost connection: FallbackModel and retries see it so.
+            raise ModelConnectionError(self._model_name, str(error)) from error
         finally:
             with anyio.CancelScope(shield=True):
                 await generation.aclose()
@@ -456,6 +554,30 @@ class MLXModel(Model):
                 reasoning_allowed=reasoning_allowed,
             )
         )
+
+
+def _distributed_group(
+    distributed: Any, sharding: Any, *, batching: bool | None, adapter_path: Any
+) -> mx.distributed.Group | None:
+    """The group of a distributed model (None if not distributed), once its arguments are checked."""
+    if sharding not in SHARDINGS:
+        raise UserError(f"sharding must be one of {', '.join(map(repr, SHARDINGS))}, not {sharding!r}")
+    if distributed is False:
+        if sharding != "auto":
+            raise UserError("sharding applies to distributed models: MLXModel(..., distributed=True)")
+        return None
+    group = resolve_group(distributed)
+    if batching:
+        raise UserError(
+            "batching is not available for distributed models yet: they generate one request at a "
+            "time, every step mirrored by the other ranks (leave batching unset)"
+        )
+    if adapter_path is not None:
+        raise UserError(
+            "adapter_path cannot be used with distributed (mlx-lm's sharded loading applies no "
+            "adapter): fuse it into the weights first with mlx_lm.fuse"
+        )
+    return group
 
 
 def _check_source(model: Any) -> None:
