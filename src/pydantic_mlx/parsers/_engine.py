@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from . import _untagged
 from ._calls import calls_from_value
 from ._json import ValueScanner, loads_lenient
-from ._markers import FENCE, Dialect, RegionEnd, alternation, quiet_pattern, tail_pattern
+from ._markers import FENCE, Dialect, RegionEnd, alternation, first_characters, quiet_pattern, tail_pattern
 from ._respell import Respeller
 from ._tools import ToolSet
 from ._types import (
@@ -93,10 +93,17 @@ def _escaped(buf: str, j: int) -> bool:
     return (j - k) % 2 == 1
 
 
+_NOT_SPACE = re.compile(r"[^ \t\r\n]")
+_NOT_NAME = re.compile(r"[^\w.-]")  # not in a name (`_NAME`)
+
+
+_SPACES = re.compile(r"[ \t\r\n]*")
+_NAME = re.compile(r"[\w.-]*")  # `\w` is `str.isalnum()` and `_`
+
+
 def _skip_space(buf: str, j: int) -> int:
-    while j < len(buf) and buf[j] in " \t\r\n":
-        j += 1
-    return j
+    found = _SPACES.match(buf, j)
+    return found.end() if found is not None else j
 
 
 @dataclass
@@ -127,6 +134,10 @@ class _Region:
     ends: RegionEnd | None = None  # how it ends, once known (None for a `JsonValue` region)
     unreadable: bool = False  # a `JsonValue` region with no readable value: it runs to the end
     first: int | None = None  # where the body's first non-space character is, once seen
+    # A `JsonValue` region still looking for its value: only text matching `wake` (searched from
+    # `wake_at`) can change what it waits on (`Engine._json_value_start`); None: any text can.
+    wake: re.Pattern[str] | None = None
+    wake_at: int = 0
 
     def in_json_value(self, buf: str, at: int) -> bool:
         """Whether a `"` at `at` may open a JSON string. In a region one format reads, always;
@@ -158,7 +169,10 @@ class _Region:
             return self.scanner.scan(buf) is None and not self.scanner.broken
         ends = self.ends
         if ends is None:
-            return False
+            if self.wake is None or self.wake.search(buf, self.wake_at) is not None:
+                return False
+            self.wake_at = len(buf)
+            return True
         wake = ends.wake if self.quote is None else ends.wake_inner[self.quote.opener]
         if wake.search(buf, self.scan) is None:  # the common case: nothing can even begin
             self.scan = len(buf)
@@ -381,6 +395,8 @@ class Engine:
                 resume = i + 1
             elif marker == FENCE and self._quiet_fences:
                 decision, resume = _untagged.fence_opener_end(buf, i, final=False)
+                if decision is Decision.ACCEPT and self._skip_spaces(resume) >= len(buf):
+                    decision = Decision.WAIT  # a fence opened; what it holds is not written yet
             else:
                 break
             if decision is Decision.WAIT:
@@ -550,11 +566,8 @@ class Engine:
     def _name_end(self, j: int) -> int:
         """The end of the name (letters, digits, `_.-`) that starts at `j`, resumed on each feed
         like `_skip_spaces`."""
-        buf = self._buf
-        k = self._name_runs.get(j, j)
-        while k < len(buf) and (buf[k].isalnum() or buf[k] in "_.-"):
-            k += 1
-        self._name_runs[j] = k
+        found = _NAME.match(self._buf, self._name_runs.get(j, j))
+        k = self._name_runs[j] = found.end() if found is not None else j
         return k
 
     # -- text -------------------------------------------------------------------------------
@@ -837,6 +850,7 @@ class Engine:
         """Index of the first character of the region's JSON value (which the caller checks is
         `{` or `[`), or None while the buffer ends before that is known."""
         buf = self._buf
+        state.wake = None
         j = self._skip_spaces(state.body_start)
         while buf.startswith(state.opener, j):
             # The opener written twice (`[TOOL_CALLS] [TOOL_CALLS] [...]`): one region. (A loop:
@@ -844,7 +858,7 @@ class Engine:
             state.body_start = j + len(state.opener)
             j = self._skip_spaces(state.body_start)
         if j >= len(buf):
-            return None
+            return self._wait_for(state, _NOT_SPACE, len(buf))
         if _could_become(buf, j, state.opener):
             return None
         if buf[j] in "{[":
@@ -852,9 +866,10 @@ class Engine:
             if not starts_marker:
                 return j
         if rule.after_name and (buf[j].isalpha() or buf[j] == "_"):
-            k = self._skip_spaces(self._name_end(j))
+            name_end = self._name_end(j)
+            k = self._skip_spaces(name_end)
             if k >= len(buf):
-                return None
+                return self._wait_for(state, _NOT_NAME if name_end == k else _NOT_SPACE, len(buf))
             if buf[k] != "[":
                 return k  # `{` or `(`: the value; anything else: no value (the caller settles it)
             if k + 1 >= len(buf):
@@ -868,10 +883,16 @@ class Engine:
         if not found:
             longest = max(len(a) for a in rule.after)
             state.scan = max(state.body_start, len(buf) - longest + 1)
-            return None
+            return self._wait_for(state, first_characters(rule.after), state.scan)
         k, marker = min(found)
         k = self._skip_spaces(k + len(marker))
         return k if k < len(buf) else None
+
+    @staticmethod
+    def _wait_for(state: _Region, wake: re.Pattern[str], at: int) -> None:
+        """The region's value is not known yet, and only text matching `wake` from `at` on can
+        change that: until such text comes, a delta needs no step (`_Region.settles_nothing`)."""
+        state.wake, state.wake_at = wake, at
 
     def _after_separator(self, end: int, separator: str) -> int | None:
         """Index of the value after `separator` (spaces allowed), `len(buf)` when there is none,

@@ -18,7 +18,15 @@ from ._untagged import may_open_pattern
 from .formats import Format, get_format
 from .formats._syntax import CallSyntax, Closers, Quote
 
-__all__ = ["FENCE", "Dialect", "RegionEnd", "alternation", "quiet_pattern", "tail_pattern"]
+__all__ = [
+    "FENCE",
+    "Dialect",
+    "RegionEnd",
+    "alternation",
+    "first_characters",
+    "quiet_pattern",
+    "tail_pattern",
+]
 
 FENCE = "```"
 
@@ -74,7 +82,8 @@ def quiet_pattern(markers: frozenset[str], prefixes: frozenset[str], extra: str 
     return re.compile("|".join(alternatives) if alternatives else r"(?!)")
 
 
-def _first_characters(markers: set[str] | frozenset[str]) -> re.Pattern[str]:
+@cache
+def first_characters(markers: frozenset[str] | tuple[str, ...]) -> re.Pattern[str]:
     """Matches any character a marker can begin with: before one, no marker can start."""
     characters = sorted({m[0] for m in markers if m})
     return re.compile(f"[{''.join(re.escape(c) for c in characters)}]" if characters else r"(?!)")
@@ -241,7 +250,7 @@ class RegionEnd:
             # Only a closer can end a quoted span (an escaped one is told by the backslashes
             # before it, `_Region.next_marker`), so a backslash wakes nothing: JSON full of `\\n`
             # streams without a step per escape.
-            wake_inner[q.opener] = _first_characters(set(q.closers))
+            wake_inner[q.opener] = first_characters(q.closers)
             alternatives = [re.escape(c) for c in sorted(q.closers, key=len, reverse=True)]
             inner[q.opener] = re.compile("|".join(alternatives), re.DOTALL)
         reopen = None if opener in closers or opener in quotes else opener
@@ -258,6 +267,6 @@ class RegionEnd:
             reopen,
             complete_at,
             longer,
-            _first_characters(markers),
+            first_characters(frozenset(markers)),
             wake_inner,
         )
