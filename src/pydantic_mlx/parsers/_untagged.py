@@ -69,14 +69,16 @@ def bracket_run_end(buf: str, i: int) -> int:
 def may_open_pattern(*, json: bool, pythonic: bool) -> str:
     """A regex matching each `{` or `[` that may open an untagged call: one that may stand alone
     (`stands_alone_after`: right after a line's start, spaces or sentence punctuation) and that
-    `json_call_start` or `pythonic_call_start` may not reject by what follows it (a quote or a
-    name after spaces, or the text's end: undecided). Any other bracket is text, so the text
+    `json_call_start` or `pythonic_call_start` may not reject by what follows it (a call's first
+    key or a name after spaces, or the text's end: undecided). Any other bracket is text, so the text
     state need not stop there (`"{\\n" * n` or `"<eos>{" * n` cost a step per bracket). A superset
     of what the checks accept (`[^\\W\\d]` holds every letter `str.isalpha` knows); they decide."""
     before = re.escape("".join(sorted(_ALONE_AFTER)))
     alone = f"(?<![^ \\t\\r\\n{before}])"
     ws = f"[ \\t\\r\\n]{{0,{_MAX_WS}}}"
-    key = f"{ws}(?:[\"']|\\Z)"
+    # A first key `json_call_start` reads (in either quote), or one the text's end cuts off.
+    keys = "|".join(re.escape(k) for k in sorted(UNTAGGED_FIRST_KEYS))
+    key = f"{ws}(?:\"(?:{keys})\"|'(?:{keys})'|\"[^\"]{{0,{_MAX_KEY}}}\\Z|'[^']{{0,{_MAX_KEY}}}\\Z|\\Z)"
     alternatives: list[str] = []
     if json:
         alternatives.append(f"{alone}\\{{(?={key})")
