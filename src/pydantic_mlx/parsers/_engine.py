@@ -559,7 +559,10 @@ class Engine:
         spaces (the answer's start, a fence's closer, a trailer, a separator, a JSON value) ask
         again on every feed from the same `j`: resuming where the run was left keeps a long run
         of spaces linear, not quadratic."""
-        end = _skip_space(self._buf, self._space_runs.get(j, j))
+        buf = self._buf
+        if j < len(buf) and buf[j] not in " \t\r\n":
+            return j  # no run here (the common case)
+        end = _skip_space(buf, self._space_runs.get(j, j))
         self._space_runs[j] = end
         return end
 
@@ -604,15 +607,38 @@ class Engine:
         self._emit_text(i)
         end = i + len(marker)
         if marker in d.drop:
-            if marker in d.answer_openers:
-                self._answer_channel = True
-            elif marker in d.answer_closers:
-                self._answer_channel = False
-            return self._goto(_Text(), end)
+            while True:
+                if marker in d.answer_openers:
+                    self._answer_channel = True
+                elif marker in d.answer_closers:
+                    self._answer_channel = False
+                # Markup right after markup (`<eos><eos>...`) is dropped in this step too,
+                # exactly where the steps that would follow would drop it.
+                following = self._drop_follows(end, final)
+                if following is None:
+                    return self._goto(_Text(), end)
+                marker, end = following, end + len(following)
         self._answer_channel = False  # a call or reasoning begins: the answer channel ended
         if marker in d.reasoning:
             return self._goto(self._reasoning_state(d.reasoning[marker]), end)
         return self._goto(_Region(i, end, marker, d.openers[marker], fenced=False, scan=end), i)
+
+    def _drop_follows(self, i: int, final: bool) -> str | None:
+        """The drop marker at `i` that the next step would drop without deciding anything else
+        (no text before it, no start opener or longer marker that may begin there), or None."""
+        d, buf = self._d, self._buf
+        pattern = d.tagged_pattern if self._code_fence or self._answer_channel else d.full_pattern
+        found = pattern.match(buf, i)
+        if found is None or found.group() not in d.drop or self._guarded:
+            return None
+        if not final and self._pending_prefix(i, i, d.proper_prefixes, d.max_marker) is not None:
+            return None
+        if self._answer_start and d.start_openers:
+            if buf[i] in " \t\r\n" or d.start_pattern.match(buf, i):
+                return None
+            if not final and len(buf) - i < d.start_longest and buf[i:] in d.start_prefixes:
+                return None
+        return found.group()
 
     def _step_answer_start(self, final: bool) -> bool | None:
         """At the start of the answer: open an `at_start` region if one begins here (after
@@ -621,7 +647,8 @@ class Engine:
         j = self._skip_spaces(self._pos)
         if j >= len(buf) and not final:
             return False
-        for opener, candidates in d.start_openers.items():
+        # The first start opener (in the dialect's order) that begins here, if any does.
+        for opener, candidates in d.start_openers.items() if d.start_pattern.match(buf, j) else ():
             if buf.startswith(opener, j) and self._is_marker(j, opener):
                 self._answer_start = False
                 self._emit_text(j)

@@ -117,6 +117,7 @@ class Dialect:
     region_ends: dict[str, RegionEnd]  # per call opener whose regions end at closers
     closer_optional: frozenset[str]  # call openers whose every syntax has `closer_optional`
     drop_pattern: re.Pattern[str]  # the drop markers, longest first (`alternation`)
+    start_pattern: re.Pattern[str]  # the `start_openers`, longest first
     start_prefixes: frozenset[str]  # proper prefixes of `start_openers` and `drop`
     start_longest: int  # the longest of `start_openers` and `drop`
 
@@ -195,6 +196,7 @@ class Dialect:
                 o for o, c in {**start_openers, **openers}.items() if all(s.closer_optional for _, s in c)
             ),
             drop_pattern=alternation(drop),
+            start_pattern=alternation(set(start_openers)),
             start_prefixes=frozenset(m[:k] for m in (*start_openers, *drop) for k in range(1, len(m))),
             start_longest=max((len(m) for m in (*start_openers, *drop)), default=0),
         )
