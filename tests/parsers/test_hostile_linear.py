@@ -66,9 +66,12 @@ def streamed(text: str, format: str) -> None:
 
 
 def growth(shape: Shape, run: Callable[[str], object]) -> tuple[float, list[int]]:
-    """`(c(4N) - c(2N)) / (c(2N) - c(N))`, about 2 for linear work (and the counts)."""
-    run(shape.text(N))  # what is built once (patterns for the states it reaches) is not counted
-    counts = [lines_run(lambda n=n: run(shape.text(n))) for n in (N, 2 * N, 4 * N)]
+    """`(c(4n) - c(2n)) / (c(2n) - c(n))`, about 2 for linear work (and the counts). The texts
+    hold whole units, at least `N` characters of them, so their ends are alike."""
+    units = -(-N // len(shape.unit))
+    texts = [shape.prefix + shape.unit * (units * k) for k in (1, 2, 4)]
+    run(texts[0])  # what is built once (patterns for the states it reaches) is not counted
+    counts = [lines_run(lambda text=text: run(text)) for text in texts]
     first, second = counts[1] - counts[0], counts[2] - counts[1]
     # Work that hardly grows at all (a text settled in one search) is linear too.
     return (second / first if first > N else 2.0), counts

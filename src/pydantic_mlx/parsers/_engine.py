@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from . import _untagged
 from ._calls import calls_from_value
 from ._json import ValueScanner, loads_lenient
-from ._markers import FENCE, Dialect, RegionEnd, alternation, quiet_pattern, tail_pattern
+from ._markers import FENCE, Dialect, RegionEnd, alternation, first_characters, quiet_pattern, tail_pattern
 from ._respell import Respeller
 from ._tools import ToolSet
 from ._types import (
@@ -93,10 +93,17 @@ def _escaped(buf: str, j: int) -> bool:
     return (j - k) % 2 == 1
 
 
+_NOT_SPACE = re.compile(r"[^ \t\r\n]")
+_NOT_NAME = re.compile(r"[^\w.-]")  # not in a name (`_NAME`)
+
+
+_SPACES = re.compile(r"[ \t\r\n]*")
+_NAME = re.compile(r"[\w.-]*")  # `\w` is `str.isalnum()` and `_`
+
+
 def _skip_space(buf: str, j: int) -> int:
-    while j < len(buf) and buf[j] in " \t\r\n":
-        j += 1
-    return j
+    found = _SPACES.match(buf, j)
+    return found.end() if found is not None else j
 
 
 @dataclass
@@ -127,6 +134,10 @@ class _Region:
     ends: RegionEnd | None = None  # how it ends, once known (None for a `JsonValue` region)
     unreadable: bool = False  # a `JsonValue` region with no readable value: it runs to the end
     first: int | None = None  # where the body's first non-space character is, once seen
+    # A `JsonValue` region still looking for its value: only text matching `wake` (searched from
+    # `wake_at`) can change what it waits on (`Engine._json_value_start`); None: any text can.
+    wake: re.Pattern[str] | None = None
+    wake_at: int = 0
 
     def in_json_value(self, buf: str, at: int) -> bool:
         """Whether a `"` at `at` may open a JSON string. In a region one format reads, always;
@@ -160,7 +171,10 @@ class _Region:
             return self.scanner.scan(buf) is None and not self.scanner.broken
         ends = self.ends
         if ends is None:
-            return False
+            if self.wake is None or self.wake.search(buf, self.wake_at) is not None:
+                return False
+            self.wake_at = len(buf)
+            return True
         wake = ends.wake if self.quote is None else ends.wake_inner[self.quote.opener]
         if wake.search(buf, self.scan) is None:  # the common case: nothing can even begin
             self.scan = len(buf)
@@ -383,6 +397,8 @@ class Engine:
                 resume = i + 1
             elif marker == FENCE and self._quiet_fences:
                 decision, resume = _untagged.fence_opener_end(buf, i, final=False)
+                if decision is Decision.ACCEPT and self._skip_spaces(resume) >= len(buf):
+                    decision = Decision.WAIT  # a fence opened; what it holds is not written yet
             else:
                 break
             if decision is Decision.WAIT:
@@ -545,18 +561,18 @@ class Engine:
         spaces (the answer's start, a fence's closer, a trailer, a separator, a JSON value) ask
         again on every feed from the same `j`: resuming where the run was left keeps a long run
         of spaces linear, not quadratic."""
-        end = _skip_space(self._buf, self._space_runs.get(j, j))
+        buf = self._buf
+        if j < len(buf) and buf[j] not in " \t\r\n":
+            return j  # no run here (the common case)
+        end = _skip_space(buf, self._space_runs.get(j, j))
         self._space_runs[j] = end
         return end
 
     def _name_end(self, j: int) -> int:
         """The end of the name (letters, digits, `_.-`) that starts at `j`, resumed on each feed
         like `_skip_spaces`."""
-        buf = self._buf
-        k = self._name_runs.get(j, j)
-        while k < len(buf) and (buf[k].isalnum() or buf[k] in "_.-"):
-            k += 1
-        self._name_runs[j] = k
+        found = _NAME.match(self._buf, self._name_runs.get(j, j))
+        k = self._name_runs[j] = found.end() if found is not None else j
         return k
 
     # -- text -------------------------------------------------------------------------------
@@ -593,15 +609,38 @@ class Engine:
         self._emit_text(i)
         end = i + len(marker)
         if marker in d.drop:
-            if marker in d.answer_openers:
-                self._answer_channel = True
-            elif marker in d.answer_closers:
-                self._answer_channel = False
-            return self._goto(_Text(), end)
+            while True:
+                if marker in d.answer_openers:
+                    self._answer_channel = True
+                elif marker in d.answer_closers:
+                    self._answer_channel = False
+                # Markup right after markup (`<eos><eos>...`) is dropped in this step too,
+                # exactly where the steps that would follow would drop it.
+                following = self._drop_follows(end, final)
+                if following is None:
+                    return self._goto(_Text(), end)
+                marker, end = following, end + len(following)
         self._answer_channel = False  # a call or reasoning begins: the answer channel ended
         if marker in d.reasoning:
             return self._goto(self._reasoning_state(d.reasoning[marker]), end)
         return self._goto(_Region(i, end, marker, d.openers[marker], fenced=False, scan=end), i)
+
+    def _drop_follows(self, i: int, final: bool) -> str | None:
+        """The drop marker at `i` that the next step would drop without deciding anything else
+        (no text before it, no start opener or longer marker that may begin there), or None."""
+        d, buf = self._d, self._buf
+        pattern = d.tagged_pattern if self._code_fence or self._answer_channel else d.full_pattern
+        found = pattern.match(buf, i)
+        if found is None or found.group() not in d.drop or self._guarded:
+            return None
+        if not final and self._pending_prefix(i, i, d.proper_prefixes, d.max_marker) is not None:
+            return None
+        if self._answer_start and d.start_openers:
+            if buf[i] in " \t\r\n" or d.start_pattern.match(buf, i):
+                return None
+            if not final and len(buf) - i < d.start_longest and buf[i:] in d.start_prefixes:
+                return None
+        return found.group()
 
     def _step_answer_start(self, final: bool) -> bool | None:
         """At the start of the answer: open an `at_start` region if one begins here (after
@@ -610,7 +649,8 @@ class Engine:
         j = self._skip_spaces(self._pos)
         if j >= len(buf) and not final:
             return False
-        for opener, candidates in d.start_openers.items():
+        # The first start opener (in the dialect's order) that begins here, if any does.
+        for opener, candidates in d.start_openers.items() if d.start_pattern.match(buf, j) else ():
             if buf.startswith(opener, j) and self._is_marker(j, opener):
                 self._answer_start = False
                 self._emit_text(j)
@@ -839,6 +879,7 @@ class Engine:
         """Index of the first character of the region's JSON value (which the caller checks is
         `{` or `[`), or None while the buffer ends before that is known."""
         buf = self._buf
+        state.wake = None
         j = self._skip_spaces(state.body_start)
         while buf.startswith(state.opener, j):
             # The opener written twice (`[TOOL_CALLS] [TOOL_CALLS] [...]`): one region. (A loop:
@@ -846,7 +887,7 @@ class Engine:
             state.body_start = j + len(state.opener)
             j = self._skip_spaces(state.body_start)
         if j >= len(buf):
-            return None
+            return self._wait_for(state, _NOT_SPACE, len(buf))
         if _could_become(buf, j, state.opener):
             return None
         if buf[j] in "{[":
@@ -854,9 +895,10 @@ class Engine:
             if not starts_marker:
                 return j
         if rule.after_name and (buf[j].isalpha() or buf[j] == "_"):
-            k = self._skip_spaces(self._name_end(j))
+            name_end = self._name_end(j)
+            k = self._skip_spaces(name_end)
             if k >= len(buf):
-                return None
+                return self._wait_for(state, _NOT_NAME if name_end == k else _NOT_SPACE, len(buf))
             if buf[k] != "[":
                 return k  # `{` or `(`: the value; anything else: no value (the caller settles it)
             if k + 1 >= len(buf):
@@ -870,10 +912,16 @@ class Engine:
         if not found:
             longest = max(len(a) for a in rule.after)
             state.scan = max(state.body_start, len(buf) - longest + 1)
-            return None
+            return self._wait_for(state, first_characters(rule.after), state.scan)
         k, marker = min(found)
         k = self._skip_spaces(k + len(marker))
         return k if k < len(buf) else None
+
+    @staticmethod
+    def _wait_for(state: _Region, wake: re.Pattern[str], at: int) -> None:
+        """The region's value is not known yet, and only text matching `wake` from `at` on can
+        change that: until such text comes, a delta needs no step (`_Region.settles_nothing`)."""
+        state.wake, state.wake_at = wake, at
 
     def _after_separator(self, end: int, separator: str) -> int | None:
         """Index of the value after `separator` (spaces allowed), `len(buf)` when there is none,

@@ -9,6 +9,7 @@ so prose with braces streams out at once.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from enum import Enum
 
 from ._calls import UNTAGGED_FIRST_KEYS
@@ -69,20 +70,35 @@ def bracket_run_end(buf: str, i: int) -> int:
 def may_open_pattern(*, json: bool, pythonic: bool) -> str:
     """A regex matching each `{` or `[` that may open an untagged call: one that may stand alone
     (`stands_alone_after`: right after a line's start, spaces or sentence punctuation) and that
-    `json_call_start` or `pythonic_call_start` may not reject by what follows it (a quote or a
-    name after spaces, or the text's end: undecided). Any other bracket is text, so the text
+    `json_call_start` or `pythonic_call_start` may not reject by what follows it (a call's first
+    key or a name after spaces, or the text's end: undecided). Any other bracket is text, so the text
     state need not stop there (`"{\\n" * n` or `"<eos>{" * n` cost a step per bracket). A superset
     of what the checks accept (`[^\\W\\d]` holds every letter `str.isalpha` knows); they decide."""
-    before = re.escape("".join(sorted(_ALONE_AFTER)))
-    alone = f"(?<![^ \\t\\r\\n{before}])"
+    # Not right after a character that makes the bracket code (checked after the bracket, so
+    # that every alternative begins with a literal character: `re` then skips to candidates).
+    after = re.escape("".join(sorted(_ALONE_AFTER)))
     ws = f"[ \\t\\r\\n]{{0,{_MAX_WS}}}"
-    key = f"{ws}(?:[\"']|\\Z)"
+
+    def alone(bracket: str) -> str:
+        return f"{bracket}(?<![^ \\t\\r\\n{after}]{bracket})"
+
+    def quoted(keys: Iterable[str]) -> str:
+        words = "|".join(re.escape(k) for k in sorted(keys))
+        return f"(?:\"(?:{words})\"|'(?:{words})')"
+
+    # What `json_call_start` reads after `{`: an envelope key (accepted), a name key then `:` and
+    # a quoted name (or `{` after `function`), or any of that cut off by the text's end.
+    key = (
+        f"{ws}(?:{quoted(UNTAGGED_FIRST_KEYS - _NAME_VALUE_KEYS)}"
+        f"|{quoted(_NAME_VALUE_KEYS)}{ws}(?:\\Z|:{ws}(?:\\Z|[\"'{{]))"
+        f"|\"[^\"]{{0,{_MAX_KEY}}}\\Z|'[^']{{0,{_MAX_KEY}}}\\Z|\\Z)"
+    )
     alternatives: list[str] = []
     if json:
-        alternatives.append(f"{alone}\\{{(?={key})")
+        alternatives.append(f"{alone(re.escape('{'))}(?={key})")
     after_list = ([f"\\{{{key}"] if json else []) + (["[^\\W\\d]"] if pythonic else [])
     if after_list:
-        alternatives.append(f"{alone}\\[(?={ws}(?:\\Z|{'|'.join(after_list)}))")
+        alternatives.append(f"{alone(re.escape('['))}(?={ws}(?:\\Z|{'|'.join(after_list)}))")
     return "|".join(alternatives)
 
 

@@ -12,6 +12,7 @@ bare JSON calls to declared tools and Llama 4's `<|python_start|><|python_end|>{
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from .._calls import calls_from_value
@@ -43,6 +44,9 @@ CALLS = (
 UNTAGGED = frozenset({"pythonic", "json"})
 TEMPLATE_HINTS = ("[func_name1(", "<|python_start|>", "<|tool_call_start|>")
 
+# A body of JSON call objects: an object, or a list of them (JSON allows spaces after the `[`).
+_JSON_START = re.compile(r"\{|\[[ \t\r\n]*\{")
+
 
 def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
     """The calls in a marked region: `[f(a=1), g()]` or a single `f(a=1)`, or JSON call objects
@@ -50,9 +54,10 @@ def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall
 
     Raises `CallSyntaxError` for anything that is not literal-only keyword calls."""
     stripped = body.strip()
-    if syntax.opener == _LLAMA4_JSON_OPENER or stripped.startswith("{") or stripped.startswith("[{"):
+    if syntax.opener == _LLAMA4_JSON_OPENER or _JSON_START.match(stripped):
         # JSON call objects: after Llama 4's empty python block, or inside LFM2's or Llama 4's
-        # markers (a pythonic list never starts with `{` or `[{`).
+        # markers (a pythonic list never starts with `{` or `[{`, nor with `[` and spaces before
+        # the `{`: `[\n  {"name": ...}\n]` is JSON, as llama.cpp and SGLang read LFM2's).
         try:
             value = loads_lenient(stripped)
         except ValueError as exc:
