@@ -37,6 +37,7 @@ import asyncio, json, sys
 tests, path, out = sys.argv[1:4]
 sys.path.insert(0, tests)
 from _distributed_agents import exercise
+from pydantic_ai.exceptions import UserError
 from pydantic_mlx import MLXModel
 from pydantic_mlx._distributed import agreed_prefix, mismatch
 
@@ -53,6 +54,10 @@ for sharding in ("tensor", "pipeline"):
     results[sharding]["layers_here"] = len(shard.layers)
     results[sharding]["heads_here"] = shard.layers[-1].self_attn.n_heads
     if sharding == "tensor":
+        try:  # a second distributed model while this one runs: refused before anything is loaded
+            MLXModel(path, distributed=True, sharding="pipeline")
+        except UserError as error:
+            results[sharding]["second_model"] = str(error)
         model.close()
     # The pipeline model is left open: rank 0's interpreter exit sends SHUTDOWN.
     with open(out, "w") as f:
@@ -157,6 +162,8 @@ def test_two_ranks_answer_as_the_whole_model(
     assert got["cancelled"] is True
     # The repeated run found its prompt in every rank's cache (they agree on what they all hold).
     assert got["after_cancel_cache_read"] > 0
+    if sharding == "tensor":
+        assert "already runs another distributed model" in got["second_model"]
 
 
 def test_followers_are_released_by_close_and_by_exit(launched: tuple[dict[str, Any], str, float]) -> None:

@@ -71,6 +71,7 @@ __all__ = [
     "Leader",
     "ShardLoader",
     "Sharding",
+    "check_no_other_model",
     "open_session",
     "resolve_group",
 ]
@@ -535,6 +536,19 @@ _sessions: dict[LoadedModel, Leader | Follower] = {}
 _sessions_lock = threading.Lock()
 
 
+def check_no_other_model(loaded: LoadedModel) -> None:
+    """Raise `UserError` if this process runs another distributed model than `loaded` (called
+    before `loaded` loads: loading a shard may itself run collectives)."""
+    with _sessions_lock:
+        for ended in [model for model, session in _sessions.items() if _ended(session)]:
+            del _sessions[ended]  # its weights are freed with the last MLXModel on them
+        if _sessions and loaded not in _sessions:
+            raise UserError(
+                "this process already runs another distributed model: close it first "
+                "(MLXModel.close() on rank 0); the processes run one distributed model at a time"
+            )
+
+
 def open_session(loaded: LoadedModel, group: mx.distributed.Group, sharding: str | None) -> Leader | Follower:
     """This rank's side of the distributed model `loaded` (loaded already), made once per model.
 
@@ -542,17 +556,11 @@ def open_session(loaded: LoadedModel, group: mx.distributed.Group, sharding: str
     their distributed `MLXModel`s in the same order). A process holds one open distributed model:
     two would interleave their collectives.
     """
+    check_no_other_model(loaded)
     with _sessions_lock:
         existing = _sessions.get(loaded)
         if existing is not None:
             return existing
-        for ended in [model for model, session in _sessions.items() if _ended(session)]:
-            del _sessions[ended]  # its weights are freed with the last MLXModel on them
-        if _sessions:
-            raise UserError(
-                "this process already runs another distributed model: close it first "
-                "(MLXModel.close() on rank 0); the processes run one distributed model at a time"
-            )
         channel = _Channel(group)
         code = {"tensor": 1, "pipeline": 2}.get(sharding or "", 0)
         channel.check_same_model(_model_signature(loaded), code)
