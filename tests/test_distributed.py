@@ -28,6 +28,7 @@ from pydantic_ai.exceptions import UserError
 
 from _distributed_agents import exercise, parts
 from pydantic_mlx import MLXModel
+from pydantic_mlx._distributed import agreed_prefix, mismatch
 from pydantic_mlx.demo import scenario
 
 SCRIPT = """
@@ -36,7 +37,9 @@ import asyncio, json, sys
 tests, path, out = sys.argv[1:4]
 sys.path.insert(0, tests)
 from _distributed_agents import exercise
+from pydantic_ai.exceptions import UserError
 from pydantic_mlx import MLXModel
+from pydantic_mlx._distributed import agreed_prefix, mismatch
 
 results = {}
 for sharding in ("tensor", "pipeline"):
@@ -51,6 +54,10 @@ for sharding in ("tensor", "pipeline"):
     results[sharding]["layers_here"] = len(shard.layers)
     results[sharding]["heads_here"] = shard.layers[-1].self_attn.n_heads
     if sharding == "tensor":
+        try:  # a second distributed model while this one runs: refused before anything is loaded
+            MLXModel(path, distributed=True, sharding="pipeline")
+        except UserError as error:
+            results[sharding]["second_model"] = str(error)
         model.close()
     # The pipeline model is left open: rank 0's interpreter exit sends SHUTDOWN.
     with open(out, "w") as f:
@@ -155,6 +162,8 @@ def test_two_ranks_answer_as_the_whole_model(
     assert got["cancelled"] is True
     # The repeated run found its prompt in every rank's cache (they agree on what they all hold).
     assert got["after_cancel_cache_read"] > 0
+    if sharding == "tensor":
+        assert "already runs another distributed model" in got["second_model"]
 
 
 def test_followers_are_released_by_close_and_by_exit(launched: tuple[dict[str, Any], str, float]) -> None:
@@ -170,6 +179,7 @@ import pydantic_mlx._distributed as distributed
 from pydantic_ai import Agent
 from pydantic_ai.exceptions import ModelConnectionError
 from pydantic_mlx import MLXModel
+from pydantic_mlx._distributed import agreed_prefix, mismatch
 
 path, dying = sys.argv[1], int(sys.argv[2])
 model = MLXModel(path, distributed=True)
@@ -348,3 +358,27 @@ def test_a_group_of_one_runs_the_whole_model(demo_model_path: Path) -> None:
     alone = asyncio.run(_run(MLXModel(demo_model_path, distributed=True), "tool_call_tags"))
     assert alone == whole
     assert isinstance(whole[-1][1], str) and "README.md says" in whole[-1][1]
+
+
+@pytest.mark.parametrize(
+    ("offers", "agreed"),
+    [
+        ([(120, True), (120, True)], 120),  # caches in step: all of it
+        ([(120, True), (40, True)], 40),  # one rank forgot (other limits, a lost disk file): trim
+        ([(0, True), (300, False)], None),  # a rank that cannot trim to what all hold: start afresh
+        ([(40, False), (120, True), (40, True)], 40),  # the one that cannot trim holds just that
+    ],
+)
+def test_ranks_continue_from_the_prefix_they_all_hold(
+    offers: list[tuple[int, bool]], agreed: int | None
+) -> None:
+    assert agreed_prefix(offers) == agreed
+
+
+def test_ranks_that_loaded_different_models_are_told_so() -> None:
+    assert mismatch([[1, 77, 1], [1, 77, 1]]) is None
+    assert "rank 1 does not run the same model or sharding" in str(mismatch([[1, 77, 1], [1, 78, 1]]))
+    assert "rank 2 does not run the same model or sharding" in str(
+        mismatch([[1, 77, 1], [1, 77, 1], [1, 77, 2]])
+    )
+    assert "rank 1 does not run the same pydantic-mlx version" in str(mismatch([[1, 77, 1], [2, 77, 1]]))

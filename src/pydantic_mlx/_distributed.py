@@ -71,6 +71,7 @@ __all__ = [
     "Leader",
     "ShardLoader",
     "Sharding",
+    "check_no_other_model",
     "open_session",
     "resolve_group",
 ]
@@ -243,37 +244,52 @@ class _Channel:
         return shared
 
     def agree_on_prefix(self, model: Any, lease: CacheLease) -> tuple[KVCache, int]:
-        """The cache every rank continues from, holding the prompt prefix they all hold.
-
-        Each rank's prompt cache decides alone (its limits, its disk); all then take the shortest
-        prefix any of them reused: a longer one is trimmed, or, where a cache cannot be trimmed,
-        every rank starts from an empty cache.
-        """
+        """The cache every rank continues from, holding the prompt prefix they all hold (see
+        `agreed_prefix`): the leased one, trimmed if need be, or an empty one."""
         cache = lease.cache
         mine = mx.array([lease.reused, int(can_trim_prompt_cache(cache))], dtype=mx.int32)
         with mx.stream(generation_stream):
             gathered = cast(list[int], mx.distributed.all_gather(mine, group=self.group).tolist())
-        offers = list(zip(gathered[::2], gathered[1::2], strict=True))
-        agreed = min(reused for reused, _ in offers)
-        if all(reused == agreed or trimmable for reused, trimmable in offers):
-            if lease.reused > agreed:
-                trim_prompt_cache(cache, lease.reused - agreed)
-            return cache, agreed
-        return make_prompt_cache(model), 0
+        agreed = agreed_prefix(list(zip(gathered[::2], map(bool, gathered[1::2]), strict=True)))
+        if agreed is None:
+            return make_prompt_cache(model), 0
+        if lease.reused > agreed:
+            trim_prompt_cache(cache, lease.reused - agreed)
+        return cache, agreed
 
     def check_same_model(self, signature: int, sharding: int) -> None:
         """Every rank loaded the same model the same way, with the same protocol (raises otherwise)."""
         mine = mx.array([PROTOCOL_VERSION, signature, sharding], dtype=mx.int32)
         with mx.stream(generation_stream):
             gathered = cast(list[int], mx.distributed.all_gather(mine, group=self.group).tolist())
-        rows = [gathered[i : i + 3] for i in range(0, len(gathered), 3)]
-        for rank, row in enumerate(rows):
-            if row != rows[0]:
-                what = "pydantic-mlx version" if row[0] != rows[0][0] else "model or sharding"
-                raise DistributedGroupError(
-                    f"rank {rank} does not run the same {what} as rank 0: every rank must load the "
-                    "same weights with the same sharding and the same pydantic-mlx"
-                )
+        problem = mismatch([gathered[i : i + 3] for i in range(0, len(gathered), 3)])
+        if problem is not None:
+            raise DistributedGroupError(problem)
+
+
+def agreed_prefix(offers: list[tuple[int, bool]]) -> int | None:
+    """The prompt prefix all ranks continue from, given each rank's `(reused, trimmable)`: the
+    shortest any of them holds, or None (start from an empty cache) when a rank holding more
+    cannot trim its cache to it.
+
+    Each rank's prompt cache decides alone (its own limits, its own disk), so they may differ.
+    """
+    agreed = min(reused for reused, _ in offers)
+    if all(reused == agreed or trimmable for reused, trimmable in offers):
+        return agreed
+    return None
+
+
+def mismatch(rows: list[list[int]]) -> str | None:
+    """What differs between rank 0's `[protocol, model signature, sharding]` and another rank's."""
+    for rank, row in enumerate(rows):
+        if row != rows[0]:
+            what = "pydantic-mlx version" if row[0] != rows[0][0] else "model or sharding"
+            return (
+                f"rank {rank} does not run the same {what} as rank 0: every rank must load the same "
+                "weights with the same sharding and the same pydantic-mlx"
+            )
+    return None
 
 
 def _model_signature(loaded: LoadedModel) -> int:
@@ -520,6 +536,19 @@ _sessions: dict[LoadedModel, Leader | Follower] = {}
 _sessions_lock = threading.Lock()
 
 
+def check_no_other_model(loaded: LoadedModel) -> None:
+    """Raise `UserError` if this process runs another distributed model than `loaded` (called
+    before `loaded` loads: loading a shard may itself run collectives)."""
+    with _sessions_lock:
+        for ended in [model for model, session in _sessions.items() if _ended(session)]:
+            del _sessions[ended]  # its weights are freed with the last MLXModel on them
+        if _sessions and loaded not in _sessions:
+            raise UserError(
+                "this process already runs another distributed model: close it first "
+                "(MLXModel.close() on rank 0); the processes run one distributed model at a time"
+            )
+
+
 def open_session(loaded: LoadedModel, group: mx.distributed.Group, sharding: str | None) -> Leader | Follower:
     """This rank's side of the distributed model `loaded` (loaded already), made once per model.
 
@@ -527,17 +556,11 @@ def open_session(loaded: LoadedModel, group: mx.distributed.Group, sharding: str
     their distributed `MLXModel`s in the same order). A process holds one open distributed model:
     two would interleave their collectives.
     """
+    check_no_other_model(loaded)
     with _sessions_lock:
         existing = _sessions.get(loaded)
         if existing is not None:
             return existing
-        for ended in [model for model, session in _sessions.items() if _ended(session)]:
-            del _sessions[ended]  # its weights are freed with the last MLXModel on them
-        if _sessions:
-            raise UserError(
-                "this process already runs another distributed model: close it first "
-                "(MLXModel.close() on rank 0); the processes run one distributed model at a time"
-            )
         channel = _Channel(group)
         code = {"tensor": 1, "pipeline": 2}.get(sharding or "", 0)
         channel.check_same_model(_model_signature(loaded), code)

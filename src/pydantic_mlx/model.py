@@ -51,6 +51,7 @@ from ._distributed import (
     Leader,
     Sharding,
     ShardLoader,
+    check_no_other_model,
     open_session,
     resolve_group,
 )
@@ -243,6 +244,8 @@ class MLXModel(Model):
         self._group = group
         self._session: Leader | Follower | None = None
         if group is not None:
+            if group.size() > 1:
+                check_no_other_model(self._loaded)
             # Every rank loads its shard where the model is made, in step with the others: the
             # followers need it before they can follow, and rank 0's later collectives need them.
             self._loaded.load_sync()
