@@ -12,32 +12,26 @@ JSON string (an argument about this format) does not end the list. An empty list
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
 
-from .._calls import call_list_json, calls_from_json
 from .._tools import ToolSet
 from .._types import ToolCall
-from ._syntax import CallSyntax, Closers, Quote
-
-__all__ = ["CALLS", "DROP", "NAME", "REASONING", "TEMPLATE_HINTS", "UNTAGGED", "parse_region", "render"]
+from ._marked_json import MarkedJson
+from ._syntax import CallSyntax
 
 NAME = "nemotron"
 REASONING = (("<think>", "</think>"),)
 DROP = ("<|eot_id|>",)
-_LIST_END = Closers(("</TOOLCALL>",), quotes=(Quote('"', ('"',), backslash=True),))
-CALLS = (CallSyntax("<TOOLCALL>", _LIST_END, may_hold_no_call=True),)
+_CALLS = MarkedJson("<TOOLCALL>", "</TOOLCALL>")
+CALLS = (dataclasses.replace(_CALLS.syntax(), may_hold_no_call=True),)
 UNTAGGED: frozenset[str] = frozenset()
 TEMPLATE_HINTS = ("<TOOLCALL>",)
 
+render = _CALLS.render
+
 
 def parse_region(syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
-    """The calls between `<TOOLCALL>` and `</TOOLCALL>`: a JSON list of call objects (or one), or
-    none for an empty list."""
+    """The calls between `<TOOLCALL>` and `</TOOLCALL>`, or none for an empty list."""
     if "".join(body.split()) == "[]":
         return []
-    return calls_from_json(body.strip(), tools)
-
-
-def render(calls: Sequence[ToolCall]) -> str:
-    """The text Llama-Nemotron's chat template writes for `calls`."""
-    return f"<TOOLCALL>{call_list_json(calls)}</TOOLCALL>"
+    return _CALLS.parse_region(syntax, body, tools)
