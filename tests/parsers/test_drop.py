@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -83,3 +84,17 @@ def test_dropped_text_is_gone_and_calls_still_parse_when_their_markers_are_asked
         assert result.calls == plain.calls
     assert [(c.name, c.arguments) for c in result.calls] == [("read_file", {"path": "a.txt"})]
     assert control not in (result.content or "") + (result.reasoning or "")
+
+
+@pytest.mark.parametrize("format", ["auto", "xlam", "hermes", "pythonic"])
+@pytest.mark.parametrize("cuts", [[], list(range(1, 80))])
+def test_brackets_and_fences_asked_to_drop_after_markup_still_open_calls(
+    format: str, cuts: list[int]
+) -> None:
+    # Markup dropped right after markup is dropped in one step (issue 21); a `{`, `[` or fence
+    # in `drop` is still read as a possible call first, as when each marker took a step.
+    text = '<|im_start|><|im_start|>\n[{"name": "read_file", "arguments": {"path": "a.txt"}}]<|im_start|>'
+    drop = ["<|im_start|>", "\n", "[", "{", "```"]
+    result, events = stream(text, cuts, format=format, drop=drop)
+    assert result.calls == [ToolCall("read_file", {"path": "a.txt"})]
+    assert result == parse(text, format=format, drop=drop) and events_agree(result, events)

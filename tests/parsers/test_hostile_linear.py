@@ -136,13 +136,19 @@ def _seconds(fn: Callable[[], object]) -> float:
 @pytest.mark.parametrize(("format", "shape"), TIMED, ids=[f"{f}-{s.label}" for f, s in TIMED])
 def test_stream_time_grows_linearly(format: str, shape: Shape) -> None:
     # 4x the text, 4-char deltas: linear work takes ~4x, a rescan per delta ~16x (the search in C
-    # on 64k characters is then most of the time). Best of 3, short and long in turns.
+    # on 64k characters is then most of the time). Best of 3, short and long in turns; a ratio
+    # over 8 is measured once more (a busy machine can slow one run, a rescan slows every one).
     short, long = shape.text(16_000), shape.text(64_000)
-    best = [float("inf"), float("inf")]
-    for _ in range(3):
-        for k, text in enumerate((short, long)):
-            best[k] = min(best[k], _seconds(lambda text=text: streamed4(text, format)))
-    assert best[1] < 8 * max(best[0], 1e-3), best
+    ratios: list[float] = []
+    for _ in range(2):
+        best = [float("inf"), float("inf")]
+        for _ in range(3):
+            for k, text in enumerate((short, long)):
+                best[k] = min(best[k], _seconds(lambda text=text: streamed4(text, format)))
+        ratios.append(best[1] / max(best[0], 1e-3))
+        if ratios[-1] < 8:
+            break
+    assert min(ratios) < 8, ratios
 
 
 def streamed4(text: str, format: str) -> None:

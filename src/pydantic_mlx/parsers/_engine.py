@@ -633,6 +633,8 @@ class Engine:
         found = pattern.match(buf, i)
         if found is None or found.group() not in d.drop or self._guarded:
             return None
+        if found.group() in (FENCE, "{", "["):  # (`drop=` text): a step reads these first
+            return None
         if not final and self._pending_prefix(i, i, d.proper_prefixes, d.max_marker) is not None:
             return None
         if self._answer_start and d.start_openers:

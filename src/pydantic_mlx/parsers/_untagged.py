@@ -90,7 +90,8 @@ def may_open_pattern(*, json: bool, pythonic: bool) -> str:
     # a quoted name (or `{` after `function`), or any of that cut off by the text's end.
     key = (
         f"{ws}(?:{quoted(UNTAGGED_FIRST_KEYS - _NAME_VALUE_KEYS)}"
-        f"|{quoted(_NAME_VALUE_KEYS)}{ws}(?:\\Z|:{ws}(?:\\Z|[\"'{{]))"
+        f"|{quoted(_NAME_VALUE_KEYS - {'function'})}{ws}(?:\\Z|:{ws}(?:\\Z|[\"']))"
+        f"|{quoted({'function'})}{ws}(?:\\Z|:{ws}(?:\\Z|[\"'{{]))"
         f"|\"[^\"]{{0,{_MAX_KEY}}}\\Z|'[^']{{0,{_MAX_KEY}}}\\Z|\\Z)"
     )
     alternatives: list[str] = []
