@@ -63,7 +63,7 @@ def test_folder_has_mlx_lm_layout_and_is_small(demo_model_path: Path) -> None:
     config = json.loads((demo_model_path / "config.json").read_text())
     assert {key: config[key] for key in MODEL_CONFIG} == MODEL_CONFIG
     assert config["model_type"] == "qwen2"
-    assert (config["hidden_size"], config["num_hidden_layers"]) == (128, 2)
+    assert (config["hidden_size"], config["num_hidden_layers"]) == (128, 1)
     assert (config["num_attention_heads"], config["num_key_value_heads"]) == (4, 2)
     assert config["tie_word_embeddings"] is True
     assert "chat_template" in json.loads((demo_model_path / "tokenizer_config.json").read_text())

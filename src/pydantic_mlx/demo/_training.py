@@ -1,12 +1,20 @@
 """Train the demo model until greedy decoding reproduces every scripted turn.
 
-The loss is taken on completion tokens only. Prompts are long (the tool schemas) and mostly shared,
-so the training sequences are arranged in a tree of shared prefixes: each step runs every shared
-stretch of tokens once, and the sequences that branch off it attend to its keys and values.
+The loss is taken on completion tokens only, and that decides the work of a training step:
+
+- Prompts are long (the tool schemas) and mostly shared, so the training sequences are arranged in a
+  tree of shared prefixes: each step runs every shared stretch of tokens once, and the sequences
+  that branch off it attend to its keys and values.
+- The last layer's output is used only where a token is trained; every other position gives it
+  keys and values and nothing else. So the last layer computes queries, attention, MLP and logits
+  at the trained positions only. The demo model has one layer: a prompt token costs its key and
+  value projections, a fifth of a full pass.
+- Sibling branches of the tree run on separate CPU streams, which MLX runs in threads of their own.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -37,6 +45,10 @@ class TrainingSettings:
     seed: int = 0
 
 
+KeysValues = tuple[mx.array, mx.array]
+"""One attention layer's keys and values, (batch, kv heads, positions, head size) each."""
+
+
 class _SharedCache:
     """One attention layer's keys and values: those of the shared prefix above, then this forward's own.
 
@@ -44,22 +56,18 @@ class _SharedCache:
     prefix trains the prefix's forward too.
     """
 
-    def __init__(self, above: tuple[mx.array, mx.array] | None, batch: int) -> None:
+    def __init__(self, above: KeysValues | None, batch: int) -> None:
         self._above = above
         self._batch = batch
         self.offset = 0 if above is None else above[0].shape[2]
         self.keys: mx.array | None = None
         self.values: mx.array | None = None
 
-    def update_and_fetch(self, keys: mx.array, values: mx.array) -> tuple[mx.array, mx.array]:
-        if self._above is not None:
-            above_keys, above_values = (mx.broadcast_to(a, (self._batch, *a.shape[1:])) for a in self._above)
-            keys = mx.concatenate([above_keys, keys], axis=2)
-            values = mx.concatenate([above_values, values], axis=2)
-        self.keys, self.values = keys, values
-        return keys, values
+    def update_and_fetch(self, keys: mx.array, values: mx.array) -> KeysValues:
+        self.keys, self.values = _after(self._above, keys, values)
+        return self.keys, self.values
 
-    def fetched(self) -> tuple[mx.array, mx.array]:
+    def fetched(self) -> KeysValues:
         """The keys and values of everything up to and including the last forward."""
         if self.keys is None or self.values is None:
             raise RuntimeError("no forward has run through this cache")
@@ -70,33 +78,51 @@ class _SharedCache:
         return "causal"
 
 
+def _after(above: KeysValues | None, keys: mx.array, values: mx.array) -> KeysValues:
+    """`keys` and `values` of a batch, preceded by the (one-sequence) prefix's."""
+    if above is None:
+        return keys, values
+    batch = keys.shape[0]
+    above_keys, above_values = (mx.broadcast_to(a, (batch, *a.shape[1:])) for a in above)
+    return mx.concatenate([above_keys, keys], axis=2), mx.concatenate([above_values, values], axis=2)
+
+
 @dataclass(frozen=True)
 class _Endings:
-    """The sequences that end below a prefix, as one right-padded batch."""
+    """The sequences that end below a prefix, as one right-padded batch, and their trained positions."""
 
-    inputs: mx.array  # (sequences, longest)
-    positions: mx.array  # flat indices into `inputs` of the positions whose next token is trained
-    targets: mx.array  # the trained next tokens, in the order of `positions`
+    inputs: mx.array  # (sequences, width): the tokens after the prefix, right-padded
+    columns: mx.array  # (sequences, most trained): columns of `inputs` whose next token is trained, 0-padded
+    visible: mx.array  # (sequences, 1, most trained, prefix + width): keys each trained position sees
+    trained: mx.array  # indices into the flattened `columns` of the real (not padding) trained positions
+    targets: mx.array  # the trained next tokens, in the order of `trained`
 
     @classmethod
     def of(cls, members: list[tuple[list[int], int]], start: int) -> _Endings:
         width = max(len(sequence) for sequence, _ in members) - start - 1
+        most = max(len(sequence) - prompt_length for sequence, prompt_length in members)
         inputs: list[list[int]] = []
-        positions: list[int] = []
+        columns: list[list[int]] = []
+        trained: list[int] = []
         targets: list[int] = []
         for row, (sequence, prompt_length) in enumerate(members):
             tail = sequence[start:-1]
             inputs.append(tail + [0] * (width - len(tail)))
-            for column in range(prompt_length - 1 - start, len(tail)):
-                positions.append(row * width + column)
-                targets.append(sequence[start + column + 1])
-        return cls(mx.array(inputs), mx.array(positions), mx.array(targets))
+            row_columns = list(range(prompt_length - 1 - start, len(tail)))
+            columns.append(row_columns + [0] * (most - len(row_columns)))
+            trained.extend(row * most + index for index in range(len(row_columns)))
+            targets.extend(sequence[start + column + 1] for column in row_columns)
+        column_array = mx.array(columns)
+        # Causal: the trained position at column c sees the prefix and its own row up to c.
+        visible = mx.arange(start + width)[None, None, None, :] <= (start + column_array)[:, None, :, None]
+        return cls(mx.array(inputs), column_array, visible, mx.array(trained), mx.array(targets))
 
 
 @dataclass
 class _PrefixNode:
     """A stretch of tokens shared by several sequences, the sequences that end here, and the branches."""
 
+    start: int  # how many tokens precede this stretch
     tokens: list[int]
     endings: _Endings | None
     branches: list[_PrefixNode]
@@ -127,34 +153,128 @@ def _node(members: list[tuple[list[int], int]], start: int) -> _PrefixNode:
         else:
             branches.append(_node(group, end))
     endings = _Endings.of(ending_here, end) if ending_here else None
-    return _PrefixNode(tokens=members[0][0][start:end], endings=endings, branches=branches)
+    return _PrefixNode(start=start, tokens=members[0][0][start:end], endings=endings, branches=branches)
+
+
+def _heads(projected: mx.array, heads: int) -> mx.array:
+    """(batch, positions, heads * size) to (batch, heads, positions, size)."""
+    batch, positions, _ = projected.shape
+    return projected.reshape(batch, positions, heads, -1).transpose(0, 2, 1, 3)
+
+
+def _body(model: nn.Module) -> Any:
+    """mlx_lm's (untyped) `Qwen2Model` inside `model`: embeddings, layers, final norm."""
+    return model.model
+
+
+def _keys_and_values(
+    model: nn.Module, inputs: mx.array, above: list[KeysValues] | None, start: int
+) -> tuple[mx.array, mx.array, list[KeysValues]]:
+    """Run `inputs` (after `start` prefix tokens) up to the last layer's attention.
+
+    Returns the residual stream entering the last layer, its normalized input, and every layer's
+    keys and values from the first token on.
+    """
+    layers = _body(model).layers
+    hidden = _body(model).embed_tokens(inputs)
+    keys_values: list[KeysValues] = []
+    for index, layer in enumerate(layers[:-1]):
+        cache = _SharedCache(above[index] if above else None, inputs.shape[0])
+        hidden = layer(hidden, "causal", cache)
+        keys_values.append(cache.fetched())
+    last = layers[-1]
+    attention = last.self_attn
+    normalized = last.input_layernorm(hidden)
+    keys = attention.rope(_heads(attention.k_proj(normalized), attention.n_kv_heads), offset=start)
+    values = _heads(attention.v_proj(normalized), attention.n_kv_heads)
+    keys_values.append(_after(above[-1] if above else None, keys, values))
+    return hidden, normalized, keys_values
+
+
+def _trained_logits(
+    model: nn.Module, endings: _Endings, above: list[KeysValues] | None, start: int
+) -> mx.array:
+    """The logits at the trained positions of `endings`: the model's forward, with the last layer
+    (mlx_lm's qwen2 `TransformerBlock`) run at those positions only."""
+    hidden, normalized, keys_values = _keys_and_values(model, endings.inputs, above, start)
+    last = _body(model).layers[-1]
+    attention = last.self_attn
+    batch, most = endings.columns.shape
+    at_columns = endings.columns[:, :, None]
+    residual = mx.take_along_axis(hidden, at_columns, axis=1)
+    queries = attention.q_proj(mx.take_along_axis(normalized, at_columns, axis=1))
+    # Each query has a position of its own: rotate them as a batch of one-token sequences.
+    queries = queries.reshape(batch * most, 1, attention.n_heads, -1).transpose(0, 2, 1, 3)
+    queries = attention.rope(queries, offset=(start + endings.columns).reshape(-1))
+    queries = queries.reshape(batch, most, attention.n_heads, -1).transpose(0, 2, 1, 3)
+    keys, values = keys_values[-1]
+    attended = mx.fast.scaled_dot_product_attention(
+        queries, keys, values, scale=attention.scale, mask=endings.visible
+    )
+    residual = residual + attention.o_proj(attended.transpose(0, 2, 1, 3).reshape(batch, most, -1))
+    residual = residual + last.mlp(last.post_attention_layernorm(residual))
+    output = _body(model).norm(residual).reshape(batch * most, -1)[endings.trained]
+    return _logits(model, output).astype(mx.float32)
+
+
+class _Streams:
+    """Hands out CPU streams to the tree's pieces of work, the least loaded first.
+
+    MLX runs each stream in a thread of its own, and an operation's backward pass runs on its
+    stream, so sibling branches train on separate cores. Which stream runs an operation does not
+    change the graph, so the result does not depend on the number of streams.
+    """
+
+    def __init__(self, streams: Sequence[mx.Stream]) -> None:
+        self._streams = streams
+        self._loads = [0] * len(streams)
+
+    @staticmethod
+    def new(count: int) -> list[mx.Stream]:
+        """`count` CPU streams, the default one first (each new one is a thread for the process's life)."""
+        return [mx.default_stream(mx.cpu), *(mx.new_stream(mx.cpu) for _ in range(count - 1))]
+
+    def take(self, work: int) -> mx.Stream:
+        least = self._loads.index(min(self._loads))
+        self._loads[least] += work
+        return self._streams[least]
+
+
+_MOST_STREAMS = 4
+"""The tree has a handful of independent branches; more streams than that only add threads."""
+
+
+def _cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))  # the cores this process may use (Linux)
+    return os.cpu_count() or 1
 
 
 def _tree_losses(
-    model: nn.Module, node: _PrefixNode, above: list[tuple[mx.array, mx.array]] | None, margin: float
+    model: nn.Module,
+    node: _PrefixNode,
+    above: list[KeysValues] | None,
+    margin: float,
+    streams: _Streams,
 ) -> tuple[mx.array, mx.array]:
     """Summed completion loss and count of not-yet-learned tokens for every sequence under `node`."""
-    body = cast(nn.Module, model.model)
-    layers = len(cast(Sequence[nn.Module], model.layers))
     if node.tokens:
-        caches = [_SharedCache(above[i] if above else None, 1) for i in range(layers)]
-        body(mx.array([node.tokens]), cache=caches)  # keys and values only: no logits needed here
-        above = [c.fetched() for c in caches]
+        with mx.stream(streams.take(len(node.tokens))):
+            _, _, above = _keys_and_values(model, mx.array([node.tokens]), above, node.start)
+    start = node.start + len(node.tokens)
     loss, misses = mx.array(0.0), mx.array(0)
     if node.endings is not None:
-        batch = node.endings.inputs.shape[0]
-        caches = [_SharedCache(above[i] if above else None, batch) for i in range(layers)]
-        hidden = body(node.endings.inputs, cache=caches)
-        # Logits only where a completion token is trained: the vocabulary projection is a fifth of the work.
-        trained = hidden.reshape(-1, hidden.shape[-1])[node.endings.positions]
-        logits = _logits(model, trained).astype(mx.float32)
-        targets = node.endings.targets
-        loss = nn.losses.cross_entropy(logits, targets, reduction="sum")
-        chosen = mx.take_along_axis(logits, targets[:, None], axis=-1)[:, 0]
-        runner_up = mx.where(mx.arange(logits.shape[-1]) == targets[:, None], -mx.inf, logits).max(axis=-1)
-        misses = mx.stop_gradient((chosen - runner_up < margin).sum())
+        endings = node.endings
+        with mx.stream(streams.take(endings.inputs.size + 4 * endings.targets.size)):
+            logits = _trained_logits(model, endings, above, start)
+            targets = endings.targets
+            loss = nn.losses.cross_entropy(logits, targets, reduction="sum")
+            chosen = mx.take_along_axis(logits, targets[:, None], axis=-1)[:, 0]
+            others = mx.where(mx.arange(logits.shape[-1]) == targets[:, None], -mx.inf, logits)
+            runner_up = others.max(axis=-1)
+            misses = mx.stop_gradient((chosen - runner_up < margin).sum())
     for branch in node.branches:
-        branch_loss, branch_misses = _tree_losses(model, branch, above, margin)
+        branch_loss, branch_misses = _tree_losses(model, branch, above, margin, streams)
         loss, misses = loss + branch_loss, misses + branch_misses
     return loss, misses
 
@@ -162,7 +282,7 @@ def _tree_losses(
 def _logits(model: nn.Module, hidden: mx.array) -> mx.array:
     if hasattr(model, "lm_head"):
         return cast(nn.Module, model.lm_head)(hidden)
-    return cast(nn.Embedding, cast(nn.Module, model.model).embed_tokens).as_linear(hidden)
+    return _body(model).embed_tokens.as_linear(hidden)
 
 
 def train(
@@ -178,9 +298,10 @@ def train(
     """
     tree = _prefix_tree(examples)
     completion_tokens = sum(len(e.completion_ids) for e in examples)
+    streams = _Streams.new(min(_MOST_STREAMS, _cores()))
 
     def loss_and_misses(model: nn.Module) -> tuple[mx.array, mx.array]:
-        loss, misses = _tree_losses(model, tree, None, settings.margin)
+        loss, misses = _tree_losses(model, tree, None, settings.margin, _Streams(streams))
         return loss / completion_tokens, misses
 
     optimizer = optim.AdamW(learning_rate=settings.learning_rate)
