@@ -8,7 +8,7 @@ The loss is taken on completion tokens only, and that decides the work of a trai
 - The last layer's output is used only where a token is trained; every other position gives it
   keys and values and nothing else. So the last layer computes queries, attention, MLP and logits
   at the trained positions only. The demo model has one layer: a prompt token costs its key and
-  value projections, a fifth of a full pass.
+  value projections, under a tenth of a full pass.
 - Sibling branches of the tree run on separate CPU streams, which MLX runs in threads of their own.
 """
 
@@ -56,9 +56,8 @@ class _SharedCache:
     prefix trains the prefix's forward too.
     """
 
-    def __init__(self, above: KeysValues | None, batch: int) -> None:
+    def __init__(self, above: KeysValues | None) -> None:
         self._above = above
-        self._batch = batch
         self.offset = 0 if above is None else above[0].shape[2]
         self.keys: mx.array | None = None
         self.values: mx.array | None = None
@@ -179,7 +178,7 @@ def _keys_and_values(
     hidden = _body(model).embed_tokens(inputs)
     keys_values: list[KeysValues] = []
     for index, layer in enumerate(layers[:-1]):
-        cache = _SharedCache(above[index] if above else None, inputs.shape[0])
+        cache = _SharedCache(above[index] if above else None)
         hidden = layer(hidden, "causal", cache)
         keys_values.append(cache.fetched())
     last = layers[-1]
