@@ -8,7 +8,7 @@ The loss is taken on completion tokens only, and that decides the work of a trai
 - The last layer's output is used only where a token is trained; every other position gives it
   keys and values and nothing else. So the last layer computes queries, attention, MLP and logits
   at the trained positions only. The demo model has one layer: a prompt token costs its key and
-  value projections, a fifth of a full pass.
+  value projections, under a tenth of a full pass.
 - Sibling branches of the tree run on separate CPU streams, which MLX runs in threads of their own.
 """
 
@@ -56,9 +56,8 @@ class _SharedCache:
     prefix trains the prefix's forward too.
     """
 
-    def __init__(self, above: KeysValues | None, batch: int) -> None:
+    def __init__(self, above: KeysValues | None) -> None:
         self._above = above
-        self._batch = batch
         self.offset = 0 if above is None else above[0].shape[2]
         self.keys: mx.array | None = None
         self.values: mx.array | None = None
@@ -179,7 +178,7 @@ def _keys_and_values(
     hidden = _body(model).embed_tokens(inputs)
     keys_values: list[KeysValues] = []
     for index, layer in enumerate(layers[:-1]):
-        cache = _SharedCache(above[index] if above else None, inputs.shape[0])
+        cache = _SharedCache(above[index] if above else None)
         hidden = layer(hidden, "causal", cache)
         keys_values.append(cache.fetched())
     last = layers[-1]
@@ -240,8 +239,13 @@ class _Streams:
         return self._streams[least]
 
 
+_KEYS_VALUES_WORK = 1
+_TRAINED_WORK = 16
+"""A trained position's work (query, attention, MLP, logits) against a key and value's, roughly."""
+
 _MOST_STREAMS = 4
-"""The tree has a handful of independent branches; more streams than that only add threads."""
+"""Two streams a core (so that a core has work while a stream waits for another's result), up to
+this many: the tree has only a handful of independent branches."""
 
 
 def _cores() -> int:
@@ -259,13 +263,14 @@ def _tree_losses(
 ) -> tuple[mx.array, mx.array]:
     """Summed completion loss and count of not-yet-learned tokens for every sequence under `node`."""
     if node.tokens:
-        with mx.stream(streams.take(len(node.tokens))):
+        with mx.stream(streams.take(len(node.tokens) * _KEYS_VALUES_WORK)):
             _, _, above = _keys_and_values(model, mx.array([node.tokens]), above, node.start)
     start = node.start + len(node.tokens)
     loss, misses = mx.array(0.0), mx.array(0)
     if node.endings is not None:
         endings = node.endings
-        with mx.stream(streams.take(endings.inputs.size + 4 * endings.targets.size)):
+        work = endings.inputs.size * _KEYS_VALUES_WORK + endings.targets.size * _TRAINED_WORK
+        with mx.stream(streams.take(work)):
             logits = _trained_logits(model, endings, above, start)
             targets = endings.targets
             loss = nn.losses.cross_entropy(logits, targets, reduction="sum")
@@ -298,7 +303,7 @@ def train(
     """
     tree = _prefix_tree(examples)
     completion_tokens = sum(len(e.completion_ids) for e in examples)
-    streams = _Streams.new(min(_MOST_STREAMS, _cores()))
+    streams = _Streams.new(min(_MOST_STREAMS, 2 * _cores()))
 
     def loss_and_misses(model: nn.Module) -> tuple[mx.array, mx.array]:
         loss, misses = _tree_losses(model, tree, None, settings.margin, _Streams(streams))
