@@ -64,7 +64,8 @@ __all__ = ["Engine"]
 
 
 _KEEP_BEHIND = 512  # > the untagged look-behind (_untagged._MAX_WS)
-_BRACKETS, _NO_BRACKETS = frozenset("{["), frozenset[str]()
+# In answer text that may hold untagged calls, `_feed_quiet` decides brackets and fences itself.
+_BRACKETS_AND_FENCE, _NOTHING = frozenset({"{", "[", FENCE}), frozenset[str]()
 _TRIM_AT = 8192
 _TRIM_ABOVE = _TRIM_AT + _KEEP_BEHIND
 
@@ -301,8 +302,7 @@ class Engine:
         # Fast paths for the common delta that settles nothing new (see `_prepare_fast_paths`).
         self._quiet: re.Pattern[str] | None = None
         self._quiet_prefixes = dialect.proper_prefixes
-        self._quiet_brackets = _NO_BRACKETS
-        self._quiet_fences = False
+        self._quiet_settles = _NOTHING  # what `_feed_quiet` decides without a step
         self._quiet_pieces = self._content
         self._quiet_event: type[TextDelta] | type[ThinkingDelta] = TextDelta
         self._settles_nothing: Callable[[str], bool] | None = None
@@ -383,24 +383,23 @@ class Engine:
         # (or holds a bracket that may begin a longer marker, `[TOOL_CALLS]`). So is a fence in
         # answer text, as `_on_fence` decides it: text (inline code, a run of backticks), or a
         # wait for its info line; a step opens it.
-        brackets = self._quiet_brackets
-        wait_at = None
-        while found is not None:
-            i, marker = found.start(), found.group()
-            if marker in brackets:
-                if len(buf) - i < self._d.max_marker and buf[i:] in self._quiet_prefixes:
-                    break
-                if _untagged.open_at_end(buf, i, json=self._d.untagged_json):
-                    decision = Decision.WAIT if _untagged.stands_alone_after(buf, i) else Decision.REJECT
-                else:
-                    decision = self._bracket_decision(i, False, fenced=False)[0]
-                resume = i + 1
-            elif marker == FENCE and self._quiet_fences:
+        wait_at = -1
+        while found is not None and found.group() in self._quiet_settles:
+            i = found.start()
+            if buf[i] == "`":
                 decision, resume = _untagged.fence_opener_end(buf, i, final=False)
                 if decision is Decision.ACCEPT and self._skip_spaces(resume) >= len(buf):
                     decision = Decision.WAIT  # a fence opened; what it holds is not written yet
             else:
-                break
+                if len(buf) - i < self._d.max_marker and buf[i:] in self._quiet_prefixes:
+                    break
+                if not _untagged.stands_alone_after(buf, i):
+                    decision = Decision.REJECT  # in code or a sentence: text
+                elif _untagged.open_at_end(buf, i, json=self._d.untagged_json):
+                    decision = Decision.WAIT
+                else:
+                    decision = self._bracket_decision(i, False, fenced=False)[0]
+                resume = i + 1
             if decision is Decision.WAIT:
                 wait_at = i
                 break
@@ -409,10 +408,10 @@ class Engine:
             found = quiet.search(buf, resume)
         # The undecided text holds no marker, or only what may still grow into one at its end:
         # all before that is text (or reasoning) now, exactly what a step would decide.
-        if wait_at is not None:
-            end = wait_at
-        elif found is None:
+        if found is None:
             end = len(buf)
+        elif wait_at >= 0:
+            end = wait_at
         elif found.end() == len(buf) and found.group() in self._quiet_prefixes:
             end = found.start()
         else:
@@ -452,13 +451,12 @@ class Engine:
                 self._quiet = self._d.quiet_code if no_untagged else self._d.quiet_text
                 self._quiet_prefixes = self._d.proper_prefixes
                 untagged = not no_untagged and (self._d.untagged_json or self._d.untagged_pythonic)
-                self._quiet_brackets = _BRACKETS if untagged else _NO_BRACKETS
-                self._quiet_fences = untagged  # a fence opens a call or code (`_on_fence`)
+                self._quiet_settles = _BRACKETS_AND_FENCE if untagged else _NOTHING
                 self._quiet_pieces, self._quiet_event = self._content, TextDelta
         elif isinstance(state, _Reasoning):
             if settled and not self._opener_may_repeat:
                 self._quiet, self._quiet_prefixes = state.quiet, state.prefixes
-                self._quiet_brackets, self._quiet_fences = _NO_BRACKETS, False
+                self._quiet_settles = _NOTHING
                 self._quiet_pieces, self._quiet_event = self._reasoning, ThinkingDelta
         elif isinstance(state, _Region | _Untagged):
             self._settles_nothing = state.settles_nothing
@@ -616,7 +614,7 @@ class Engine:
                     self._answer_channel = False
                 # Markup right after markup (`<eos><eos>...`) is dropped in this step too,
                 # exactly where the steps that would follow would drop it.
-                following = self._drop_follows(end, final)
+                following = self._drop_follows(end, final) if d.drop_pattern.match(buf, end) else None
                 if following is None:
                     return self._goto(_Text(), end)
                 marker, end = following, end + len(following)
