@@ -331,6 +331,74 @@ def test_required_after_reasoning(random_model: tuple[Any, Any]) -> None:
     _assert_valid(result.calls, tools)
 
 
+@pytest.mark.parametrize("required", [True, False])
+def test_a_call_opener_ends_the_reasoning_block_the_prompt_opened(
+    random_model: tuple[Any, Any], required: bool
+) -> None:
+    """hermes' parser reads `<tool_call>` inside a block the prompt opened as the end of the
+    reasoning and the start of a call (as llama.cpp does): the grammar must start there too, or
+    the call would be free. Forced and lazy alike, the call that follows is valid."""
+    tools = TOOL_SETS["weather"]
+    tokenizer = random_model[1]
+    thinking = "the user wants weather\n<tool_call>"
+    for seed in SEEDS:
+        processor = tool_call_processor(tokenizer, "hermes", tools, required=required, in_reasoning=True)
+        text, _ = _generate(
+            random_model,
+            _prompt(tokenizer, tools),
+            [ForceText(tokenizer, thinking), processor],
+            seed=seed,
+            until=lambda p=processor: p.regions == 1 and not p.constraining,
+        )
+        assert processor.regions == 1 and processor.problems == [], (seed, text)
+        result = parse(text, "hermes", tools, in_reasoning=True)
+        assert (result.reasoning or "").strip() == "the user wants weather", text
+        assert len(result.calls) == 1 and not result.errors, (seed, text, result)
+        _assert_valid(result.calls, tools)
+
+
+def test_reasoning_before_native_output_cannot_write_a_call_opener_that_ends_it(
+    random_model: tuple[Any, Any],
+) -> None:
+    """Before a forced native answer, a one-token opener that would end the reasoning block the
+    prompt opened (and start a call the answer cannot be) is masked inside it, as the end of the
+    sequence is. An answer that may be a call may start with it."""
+    tokenizer = random_model[1]
+    schema = Weather.model_json_schema()
+    [opener] = tokenizer.encode("<tool_call>", add_special_tokens=False)
+    [word] = tokenizer.encode("a", add_special_tokens=False)
+    prompt = mx.array(_prompt(tokenizer, None))
+    logits = mx.zeros((1, len(tokenizer.vocab)))
+
+    native = output_processor(tokenizer, schema, tool_format="hermes", in_reasoning=True)
+    masked = native(prompt, logits)
+    assert masked[0, word].item() == 0.0
+    assert masked[0, tokenizer.eos_token_id].item() == -float("inf")
+    assert masked[0, opener].item() == -float("inf")
+
+    tools = [{"type": "function", "function": {"name": "weather", "parameters": schema}}]
+    calls = output_processor(tokenizer, schema, tool_format="hermes", tools=tools, in_reasoning=True)
+    assert calls(prompt, logits)[0, opener].item() == 0.0
+
+
+def test_a_block_the_model_opened_keeps_a_call_opener_as_text(random_model: tuple[Any, Any]) -> None:
+    """hermes' parser ends only a block the prompt opened at `<tool_call>`; in one the model opened
+    itself it may be writing about calls, and the processor leaves that text free as well."""
+    tools = TOOL_SETS["weather"]
+    tokenizer = random_model[1]
+    thinking = "<think>I could write <tool_call> here"
+    processor = tool_call_processor(tokenizer, "hermes", tools)
+    text, _ = _generate(
+        random_model,
+        _prompt(tokenizer, tools),
+        [ForceText(tokenizer, thinking), processor],
+        seed=0,
+        max_tokens=len(tokenizer.encode(thinking, add_special_tokens=False)) + 3,
+    )
+    assert text.startswith(thinking) and processor.regions == 0 and not processor.constraining
+    assert parse(text, "hermes", tools).calls == []
+
+
 # --- grammars: what they accept and refuse, checked token by token -------------------------------
 
 

@@ -255,7 +255,7 @@ class ThinksThenStops:
 
 def _opens_with(tool_format: str, opener: str) -> bool:
     reasoning = _reasoning(tool_format)
-    return reasoning is not None and reasoning[0] == opener
+    return reasoning is not None and reasoning.opener == opener
 
 
 _REASONING_FORMATS = [f for f in FORMATS if _reasoning(f) is not None]
@@ -305,8 +305,17 @@ async def test_a_reasoning_block_the_prompt_opened_closes_before_the_forced_answ
     tokenizer = model.loaded.tokenizer
     reasoning = _reasoning(tool_format)
     assert reasoning is not None
+    opener, closer = reasoning.opener, reasoning.closer
     markers = ReasoningMarkers(
-        *reasoning, tuple(tokenizer.encode(reasoning[0])), tuple(tokenizer.encode(reasoning[1]))
+        opener,
+        closer,
+        tuple(tokenizer.encode(opener)),
+        tuple(tokenizer.encode(closer)),
+        # What else ends the block the prompt opened, for the parser: other closers, call openers.
+        prompt_ender_ids=tuple(
+            tuple(tokenizer.encode(e))
+            for e in sorted({*reasoning.ends(None)[0], *reasoning.ends(None)[1]} - {closer})
+        ),
     )
     prompt = _prompt(tokenizer, None) + list(markers.opener_ids)
     tools = [{"type": "function", "function": {"name": "add_city", "parameters": City.model_json_schema()}}]

@@ -14,7 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pydantic_mlx._chat import render_request
-from pydantic_mlx.demo import MODEL_CONFIG, SCENARIOS, build_random_model, capture_requests
+from pydantic_mlx.demo import (
+    MODEL_CONFIG,
+    RANDOM_MODEL_CONFIG,
+    SCENARIOS,
+    build_random_model,
+    capture_requests,
+)
 
 SCRIPTED_TURNS = [
     pytest.param(case, index, id=f"{case.name}-{index}")
@@ -152,6 +158,10 @@ def test_random_model_loads_and_generates(random_model_path: Path) -> None:
         mlx_lm.stream_generate(model, tokenizer, prompt, max_tokens=5, sampler=make_sampler(0.0))
     )
     assert 1 <= len(responses) <= 5
+    config = json.loads((random_model_path / "config.json").read_text())
+    # Two layers (the demo has one): a two-process pipeline run gives each rank a layer.
+    assert {key: config[key] for key in RANDOM_MODEL_CONFIG} == RANDOM_MODEL_CONFIG
+    assert config["num_hidden_layers"] == 2
 
 
 def test_recipe_changes_with_the_scenarios(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -326,6 +326,46 @@ def test_budget_processor_forces_a_multi_token_closer_then_lets_go() -> None:
     assert processor.closed_by_budget == 2
 
 
+def test_a_call_opener_ends_the_budget_where_the_parser_ends_the_block() -> None:
+    """hermes' parser ends a block the prompt opened at `<tool_call>` (the call is the answer): the
+    budget stops counting there and never forces a closer into the call. In a block the model
+    opened itself the opener is reasoning text, and the budget goes on."""
+    markers = ReasoningMarkers(
+        "<a>", "</a>", opener_ids=(1,), closer_ids=(7,), ender_ids=(), prompt_ender_ids=((6, 9),)
+    )
+    vocabulary = 10
+    logits = mx.zeros((1, vocabulary))
+    everything = list(range(vocabulary))
+
+    def allowed(processor: ThinkingBudgetProcessor, tokens: list[int]) -> list[int]:
+        out = processor(mx.array(tokens), logits)
+        return [i for i in range(vocabulary) if out[0, i].item() > -1e9]
+
+    prompt_opened = ThinkingBudgetProcessor(markers, 3, in_reasoning=True)
+    assert allowed(prompt_opened, [5]) == everything
+    assert allowed(prompt_opened, [5, 3]) == everything
+    assert allowed(prompt_opened, [5, 3, 6]) == everything
+    assert allowed(prompt_opened, [5, 3, 6, 9]) == everything  # the call opened: no closer forced
+    assert allowed(prompt_opened, [5, 3, 6, 9, 4, 4, 4]) == everything
+    assert (prompt_opened.spent, prompt_opened.closed_by_budget) == (1, 0)
+
+    model_opened = ThinkingBudgetProcessor(markers, 3, in_reasoning=False)
+    assert allowed(model_opened, [5]) == everything
+    assert allowed(model_opened, [5, 1, 3, 6]) == everything
+    assert allowed(model_opened, [5, 1, 3, 6, 9]) == [7]  # the opener was text: budget spent
+    assert model_opened.closed_by_budget == 1
+
+
+def test_reasoning_markers_know_the_call_openers_that_end_the_block(demo_model_path: Path) -> None:
+    from mlx_lm import load
+
+    _, tokenizer = load(str(demo_model_path))
+    markers = reasoning_markers(tokenizer.chat_template, "hermes", tokenizer)
+    assert markers is not None
+    assert markers.ender_ids == ()
+    assert markers.prompt_ender_ids == (tuple(tokenizer.encode("<tool_call>", add_special_tokens=False)),)
+
+
 def test_reasoning_markers_come_from_the_family(demo_model_path: Path) -> None:
     from mlx_lm import load
 

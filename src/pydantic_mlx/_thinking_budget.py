@@ -10,11 +10,11 @@ one-at-a-time paths and beside a grammar processor (which leaves reasoning uncon
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import mlx.core as mx
 
-from .parsers.formats import get_format
+from .parsers.formats import get_format, reasoning_enders, reasoning_pairs
 
 __all__ = ["ReasoningMarkers", "ThinkingBudgetProcessor", "reasoning_markers"]
 
@@ -24,12 +24,18 @@ _GENERIC = (("<think>", "</think>"),)
 
 @dataclass(frozen=True)
 class ReasoningMarkers:
-    """A family's reasoning block: its opener and closer as text and as the token ids the model writes."""
+    """A family's reasoning block: its opener and closer as text and as the token ids the model
+    writes, and what else ends the block for the format's parser (as token ids): `ender_ids`, the
+    call openers that end any block the model never closed (`parsers.formats.reasoning_enders`);
+    `prompt_ender_ids`, those that end a block the prompt opened, and the format's other closers
+    (`parsers.formats.reasoning_pairs`), which end it too."""
 
     opener: str
     closer: str
     opener_ids: tuple[int, ...]
     closer_ids: tuple[int, ...]
+    ender_ids: tuple[tuple[int, ...], ...] = field(default=())
+    prompt_ender_ids: tuple[tuple[int, ...], ...] = field(default=())
 
 
 def reasoning_markers(template: str | None, tool_format: str, tokenizer: object) -> ReasoningMarkers | None:
@@ -48,8 +54,21 @@ def reasoning_markers(template: str | None, tool_format: str, tokenizer: object)
             opener_ids = _encode(tokenizer, opener)
             closer_ids = _encode(tokenizer, closer)
             if opener_ids and closer_ids:
-                return ReasoningMarkers(opener, closer, opener_ids, closer_ids)
+                enders, prompt_enders = reasoning_enders(tool_format)
+                closers = {c for _, c in reasoning_pairs(tool_format)} - {closer}
+                return ReasoningMarkers(
+                    opener,
+                    closer,
+                    opener_ids,
+                    closer_ids,
+                    _encode_all(tokenizer, enders),
+                    _encode_all(tokenizer, prompt_enders | closers),
+                )
     return None
+
+
+def _encode_all(tokenizer: object, texts: frozenset[str] | set[str]) -> tuple[tuple[int, ...], ...]:
+    return tuple(ids for ids in (_encode(tokenizer, text) for text in sorted(texts)) if ids)
 
 
 def _encode(tokenizer: object, text: str) -> tuple[int, ...]:
@@ -64,7 +83,8 @@ class ThinkingBudgetProcessor:
     batched path shows none of it, the one-at-a-time path its last token). Reasoning counts from
     the prompt's end when the prompt opened the block (`in_reasoning`), else from the opener the
     model writes. Tokens in every reasoning block of the completion count against one budget: a
-    block opened after it is spent is closed at once.
+    block opened after it is spent is closed at once. A call opener that ends the block (for the
+    parser) ends it here too: the call is the answer, and is not cut by a forced closer.
     """
 
     def __init__(self, markers: ReasoningMarkers, budget: int, *, in_reasoning: bool) -> None:
@@ -72,7 +92,10 @@ class ThinkingBudgetProcessor:
         self._budget = budget
         self._in_reasoning = in_reasoning
         self._recent: list[int] = []
-        self._keep = max(len(markers.opener_ids), len(markers.closer_ids))
+        self._prompt_opened = in_reasoning
+        self._keep = max(
+            len(ids) for ids in (markers.opener_ids, markers.closer_ids, *markers.prompt_ender_ids)
+        )
         self._seen: int | None = None
         self._forcing: int | None = None
         """Index of the closer token to force next, while the closer is being forced."""
@@ -106,14 +129,19 @@ class ThinkingBudgetProcessor:
             return
         self._recent = [*self._recent, token][-self._keep :]
         if self._in_reasoning:
-            if _ends_with(self._recent, self._markers.closer_ids):
+            markers = self._markers
+            enders = markers.prompt_ender_ids if self._prompt_opened else markers.ender_ids
+            ended = next(
+                (ids for ids in (markers.closer_ids, *enders) if _ends_with(self._recent, ids)), None
+            )
+            if ended is not None:
                 self._in_reasoning, self._recent = False, []
-                # The closer's first tokens were counted as reasoning: take them back.
-                self.spent -= len(self._markers.closer_ids) - 1
+                # The marker's first tokens were counted as reasoning: take them back.
+                self.spent -= len(ended) - 1
             else:
                 self.spent += 1
         elif _ends_with(self._recent, self._markers.opener_ids):
-            self._in_reasoning, self._recent = True, []
+            self._in_reasoning, self._prompt_opened, self._recent = True, False, []
 
 
 def _ends_with(tokens: list[int], suffix: tuple[int, ...]) -> bool:

@@ -30,8 +30,15 @@ from typing import TYPE_CHECKING, Any
 
 from .._install import install_hint
 from ..parsers._tools import tool_set
-from ..parsers.formats import get_format
-from ._grammars import GrammarSet, SpecialToken, ToolSchema, answer_grammars, tool_call_grammars
+from ..parsers.formats import get_format, reasoning_enders, reasoning_pairs
+from ._grammars import (
+    GrammarSet,
+    ReasoningBlock,
+    SpecialToken,
+    ToolSchema,
+    answer_grammars,
+    tool_call_grammars,
+)
 
 if TYPE_CHECKING:
     from ._decoding import GrammarLogitsProcessor, GrammarTokenizer
@@ -44,7 +51,6 @@ __all__ = [
     "tool_call_processor",
 ]
 
-_DEFAULT_REASONING = ("<think>", "</think>")
 _GRAMMAR_SETS = 64
 """Grammar sets kept per tokenizer (one per distinct tools / output schema / mode)."""
 
@@ -163,7 +169,7 @@ def _schemas_key(schemas: Sequence[ToolSchema]) -> str:
     return json.dumps([(t.name, t.parameters) for t in schemas])
 
 
-def _format_facts(tool_format: str) -> tuple[bool, tuple[str, str] | None]:
+def _format_facts(tool_format: str) -> tuple[bool, ReasoningBlock | None]:
     """Whether `tool_format` reads untagged JSON calls, and its reasoning block's markers."""
     untagged = tool_format == "auto" or "json" in get_format(tool_format).UNTAGGED
     return untagged, _reasoning(tool_format)
@@ -176,8 +182,9 @@ def _tool_schemas(tools: Iterable[Any]) -> list[ToolSchema]:
     return [ToolSchema(name, dict(schema)) for name, schema in tool_set(given).schemas.items()]
 
 
-def _reasoning(tool_format: str) -> tuple[str, str] | None:
-    if tool_format == "auto":
-        return _DEFAULT_REASONING
-    pairs = get_format(tool_format).REASONING
-    return pairs[0] if pairs else None
+def _reasoning(tool_format: str) -> ReasoningBlock | None:
+    pairs = reasoning_pairs(tool_format)
+    if not pairs:
+        return None
+    enders, prompt_enders = reasoning_enders(tool_format)
+    return ReasoningBlock(pairs, enders=enders, prompt_enders=prompt_enders)

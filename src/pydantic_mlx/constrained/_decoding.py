@@ -7,7 +7,10 @@ starts that region's llguidance matcher on the triggering text and masks every t
 region is complete, then the output is free again. A whole-answer grammar
 (`tool_choice="required"`, native output) masks from the first token after any reasoning block up
 to the end-of-sequence token; inside that reasoning block only the end-of-sequence token is
-masked (the block must close, and the answer follow).
+masked (the block must close, and the answer follow). The block ends where the parser ends it:
+at its closer, or at a call opener that ends it (`ReasoningBlock.enders`), which then starts the
+call's region (or the forced answer); one that cannot start the forced answer (a call opener
+before native output) is masked there when it is one token.
 
 The mask is llguidance's bitmask turned into additive biases with plain `mx` ops (a lookup per
 mask byte), so it runs on every MLX backend (llguidance's own `llguidance.mlx` helper is a Metal
@@ -124,6 +127,7 @@ class GrammarLogitsProcessor:
         self._tokenizer: GrammarTokenizer | None = None
         self._grammars = GrammarSet()
         self._in_reasoning = in_reasoning
+        self._opened_by: str | None = None  # the block's opener (None: the prompt opened it)
         self._matcher: llguidance.LLMatcher | None = None
         self._answer_started = False
         self._window = b""
@@ -133,7 +137,7 @@ class GrammarLogitsProcessor:
         self._seen: int | None = None
         self._words = np.zeros(0, dtype=np.int32)
         self._tables: dict[mx.Dtype, mx.array] = {}
-        self._no_end: dict[tuple[mx.Dtype, int], mx.array] = {}
+        self._no_end: dict[tuple[mx.Dtype, int, str | None], mx.array] = {}
         self._may_open_reasoning: int | None = None
         self.regions = 0
         self.problems: list[str] = []
@@ -150,7 +154,7 @@ class GrammarLogitsProcessor:
             # A thinking model whose prompt did not open its reasoning block may open it itself
             # with its first token (Qwen3 does, by default): that one token is allowed too.
             if reasoning is not None:
-                self._may_open_reasoning = tokenizer.special_token(reasoning[0])
+                self._may_open_reasoning = tokenizer.special_token(reasoning.opener)
 
     def check(self) -> None:
         """Build and compile every grammar of this processor now (call it on the thread that will
@@ -200,6 +204,8 @@ class GrammarLogitsProcessor:
         opener, self._may_open_reasoning = self._may_open_reasoning, None
         if token == opener:
             self._matcher, self._answer_started, self._in_reasoning = None, False, True
+            assert self._grammars.reasoning is not None
+            self._opened_by = self._grammars.reasoning.opener
             self.regions -= 1  # the answer starts after the reasoning block instead
             return
         matcher = self._matcher
@@ -222,12 +228,11 @@ class GrammarLogitsProcessor:
         while True:
             if self._in_reasoning:
                 assert reasoning is not None
-                closer = reasoning[1].encode()
-                end = self._window.find(closer)
-                if end < 0:
+                end = self._reasoning_end()
+                if end is None:
                     return
                 self._in_reasoning = False
-                self._window = self._window[end + len(closer) :]
+                self._window = self._window[end:]
                 self._at_answer_start = True
                 if self._grammars.answer is not None and not self._answer_started:
                     self._start(self._grammars.answer, self._window, answer=True)
@@ -235,12 +240,12 @@ class GrammarLogitsProcessor:
                 continue
             if self._grammars.answer is not None:
                 return
-            opener = self._window.find(reasoning[0].encode()) if reasoning else -1
+            opened = self._reasoning_opened()
             hit = _first_match(self._grammars.triggers, self._window, at_answer_start=self._at_answer_start)
-            if opener >= 0 and (hit is None or opener < hit[0]):
-                assert reasoning is not None
+            if opened is not None and (hit is None or opened[0] < hit[0]):
+                at, self._opened_by = opened
                 self._in_reasoning = True
-                self._window = self._window[opener + len(reasoning[0]) :]
+                self._window = self._window[at + len(self._opened_by.encode()) :]
                 continue
             if hit is None:
                 return
@@ -250,6 +255,31 @@ class GrammarLogitsProcessor:
                 self._window = b""
                 return
             self._window = self._window[start + 1 :]  # not a region after all: look further on
+
+    def _reasoning_opened(self) -> tuple[int, str] | None:
+        """Where a reasoning block opens in `_window` (the earliest opener), and its opener."""
+        reasoning = self._grammars.reasoning
+        if reasoning is None:
+            return None
+        found = [(at, o) for o, _ in reasoning.pairs if (at := self._window.find(o.encode())) >= 0]
+        return min(found, key=lambda f: (f[0], -len(f[1]))) if found else None
+
+    def _reasoning_end(self) -> int | None:
+        """Where the answer starts in `_window` if the reasoning block ended in it: after its
+        closer, or at a call opener that ends it (the opener belongs to the answer); the earliest."""
+        reasoning = self._grammars.reasoning
+        assert reasoning is not None
+        closers, enders = reasoning.ends(self._opened_by)
+        found: list[tuple[int, int]] = []
+        for closer in closers:
+            at = self._window.find(closer.encode())
+            if at >= 0:
+                found.append((at, at + len(closer.encode())))
+        for ender in enders:
+            at = self._window.find(ender.encode())
+            if at >= 0:
+                found.append((at, at))
+        return min(found)[1] if found else None
 
     def _start(self, grammar: str, opening: bytes, *, answer: bool = False) -> bool:
         """Constrain from here with `grammar`, which must accept `opening` (text already written)."""
@@ -297,16 +327,23 @@ class GrammarLogitsProcessor:
 
     def _no_end_bias(self, logits: mx.array) -> mx.array:
         """0 for every token but the end-of-sequence ones, which get -inf (unless one of them is
-        the reasoning block's closer)."""
-        key = (logits.dtype, logits.shape[-1])
+        the reasoning block's closer), and the one-token call openers that would end the block
+        (`_scan`) but cannot start the forced answer (a call before native output)."""
+        key = (logits.dtype, logits.shape[-1], self._opened_by)
         bias = self._no_end.get(key)
         if bias is None:
-            tokenizer, reasoning = self._tokenizer, self._grammars.reasoning
-            assert tokenizer is not None and reasoning is not None
-            closer = tokenizer.special_token(reasoning[1])
+            tokenizer, reasoning, answer = self._tokenizer, self._grammars.reasoning, self._grammars.answer
+            assert tokenizer is not None and reasoning is not None and answer is not None
+            closers, enders = reasoning.ends(self._opened_by)
+            closing = {tokenizer.special_token(closer) for closer in closers}
             width = logits.shape[-1]
+            banned = [t for t in tokenizer.llg.eos_tokens if t not in closing]
+            for ender in enders:
+                ids = tokenizer.llg.tokenize_str(ender, parse_special=True)
+                if len(ids) == 1 and tokenizer.matcher(answer).validate_tokens(ids) == 0:
+                    banned.append(ids[0])
             values = np.zeros(width, dtype=np.float32)
-            values[[t for t in tokenizer.llg.eos_tokens if t < width and t != closer]] = -np.inf
+            values[[t for t in banned if t < width]] = -np.inf
             bias = self._no_end[key] = mx.array(values).astype(logits.dtype)
         return bias
 

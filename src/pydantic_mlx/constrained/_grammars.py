@@ -72,17 +72,48 @@ class Trigger:
 
 
 @dataclass(frozen=True)
+class ReasoningBlock:
+    """A format's reasoning blocks, which grammars leave free, and what ends them: the parser's
+    rules, which the processor must follow or a call could start unconstrained inside one.
+
+    `pairs` are the (opener, closer) pairs the parser reads, the main one first. A block the
+    prompt opened ends at any closer, one the model opened at its opener's. `enders` are call
+    openers that also end any block the model never closed (Kimi-K2's and DeepSeek's special
+    tokens); `prompt_enders` those that end a block the prompt opened (hermes, Qwen3-Coder, GLM:
+    their templates end the prompt with `<think>`). See `CallSyntax.ends_reasoning`.
+    """
+
+    pairs: tuple[tuple[str, str], ...]
+    enders: frozenset[str] = frozenset()
+    prompt_enders: frozenset[str] = frozenset()
+
+    @property
+    def opener(self) -> str:
+        return self.pairs[0][0]
+
+    @property
+    def closer(self) -> str:
+        return self.pairs[0][1]
+
+    def ends(self, opener: str | None) -> tuple[tuple[str, ...], frozenset[str]]:
+        """The closers and the call openers that end the block `opener` opened (None: the prompt)."""
+        if opener is None:
+            return tuple(dict.fromkeys(c for _, c in self.pairs)), self.prompt_enders
+        return tuple(c for o, c in self.pairs if o == opener), self.enders
+
+
+@dataclass(frozen=True)
 class GrammarSet:
     """The grammars of one request.
 
     `answer` constrains the whole answer (after any reasoning block); otherwise the output is
     free and each of `triggers` constrains the region it opens, after which text is free again.
-    `reasoning` is the (opener, closer) pair of the format's reasoning block, which stays free.
+    `reasoning` is the format's reasoning block, which stays free.
     """
 
     triggers: tuple[Trigger, ...] = ()
     answer: str | None = None
-    reasoning: tuple[str, str] | None = None
+    reasoning: ReasoningBlock | None = None
 
 
 def tool_call_grammars(
@@ -92,7 +123,7 @@ def tool_call_grammars(
     required: bool,
     parallel: bool = True,
     untagged_json: bool,
-    reasoning: tuple[str, str] | None,
+    reasoning: ReasoningBlock | None,
     special_token: SpecialToken,
 ) -> GrammarSet | None:
     """The grammars that make every tool call valid for `tools`, in `tool_format`.
@@ -145,7 +176,7 @@ def answer_grammars(
     output_schema: Mapping[str, Any] | None,
     parallel: bool = True,
     untagged_json: bool,
-    reasoning: tuple[str, str] | None,
+    reasoning: ReasoningBlock | None,
     special_token: SpecialToken,
 ) -> GrammarSet | None:
     """The grammar of a whole answer: calls to `tools` (one, or several when `parallel`) in the
@@ -180,7 +211,7 @@ def answer_grammars(
     return GrammarSet(answer="\n".join([start, *rules]), reasoning=reasoning)
 
 
-def output_grammars(schema: Mapping[str, Any], *, reasoning: tuple[str, str] | None) -> GrammarSet:
+def output_grammars(schema: Mapping[str, Any], *, reasoning: ReasoningBlock | None) -> GrammarSet:
     """The grammar of an answer that is one JSON value valid against `schema` (native output)."""
     found = answer_grammars(
         "auto",

@@ -8,7 +8,14 @@ exact conversations: run `scenario.agent(model)` on `scenario.prompt` to replay 
 
 from __future__ import annotations
 
-from ._build import MODEL_CONFIG, VOCAB_SIZE, build_demo_model, build_random_model, default_cache_dir
+from ._build import (
+    MODEL_CONFIG,
+    RANDOM_MODEL_CONFIG,
+    VOCAB_SIZE,
+    build_demo_model,
+    build_random_model,
+    default_cache_dir,
+)
 from ._template import CHAT_TEMPLATE
 from .scenarios import (
     DEMO_SYSTEM_PROMPT,
@@ -31,6 +38,7 @@ __all__ = [
     "DEMO_SYSTEM_PROMPT",
     "DEMO_TOOLS",
     "MODEL_CONFIG",
+    "RANDOM_MODEL_CONFIG",
     "SCENARIOS",
     "VOCAB_SIZE",
     "CapturedRequest",

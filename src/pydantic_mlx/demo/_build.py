@@ -46,6 +46,10 @@ MODEL_CONFIG: dict[str, Any] = {
 One layer learns the script in fewer steps than two here, and makes each step cheap: training runs
 the last layer only where a token is trained (`_training`)."""
 
+RANDOM_MODEL_CONFIG: dict[str, Any] = {**MODEL_CONFIG, "num_hidden_layers": 2}
+"""The untrained models' architecture: two layers, so a two-process run can give each rank one
+(pipeline sharding), and the seeded outputs the constrained-decoding tests were written on stay."""
+
 TRAINING = TrainingSettings()
 
 _RECIPE_LIBRARIES = ("mlx", "mlx-lm", "tokenizers", "transformers")
@@ -66,25 +70,26 @@ def build_demo_model(cache_dir: Path | None = None, *, progress: Progress | None
     `pydantic_mlx.demo.SCENARIOS`. The folder loads with `mlx_lm.load(path)`. It is rebuilt
     whenever its recipe (scenarios, chat template, hyper-parameters, code, library versions) changes.
     """
-    return _cached("demo", _recipe(seed=TRAINING.seed, trained=True), cache_dir, progress)
+    return _cached("demo", _recipe(MODEL_CONFIG, seed=TRAINING.seed, trained=True), cache_dir, progress)
 
 
 def build_random_model(
     cache_dir: Path | None = None, *, seed: int = 0, progress: Progress | None = None
 ) -> Path:
     """A folder with the demo model's tokenizer and chat template but untrained, seeded random weights."""
-    return _cached(f"random{seed}", _recipe(seed=seed, trained=False), cache_dir, progress)
+    recipe = _recipe(RANDOM_MODEL_CONFIG, seed=seed, trained=False)
+    return _cached(f"random{seed}", recipe, cache_dir, progress)
 
 
 def _quiet(message: str) -> None:
     del message
 
 
-def _recipe(*, seed: int, trained: bool) -> dict[str, Any]:
+def _recipe(config: dict[str, Any], *, seed: int, trained: bool) -> dict[str, Any]:
     return {
         "trained": trained,
         "seed": seed,
-        "config": MODEL_CONFIG,
+        "config": config,
         "vocab_size": VOCAB_SIZE,
         "training": asdict(TRAINING) if trained else None,
         "template": CHAT_TEMPLATE,
@@ -177,7 +182,7 @@ def _build(folder: Path, recipe: dict[str, Any], say: Progress) -> None:
     say("Training the tokenizer")
     tokenizer_model = train_tokenizer(_corpus(captured), VOCAB_SIZE)
     eos_id = tokenizer_model.token_to_id(EOS_TOKEN)
-    config = {**MODEL_CONFIG, "vocab_size": tokenizer_model.get_vocab_size(), "eos_token_id": eos_id}
+    config = {**recipe["config"], "vocab_size": tokenizer_model.get_vocab_size(), "eos_token_id": eos_id}
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     save_tokenizer(tokenizer_model, folder)
     tokenizer = load_tokenizer(folder, eos_token_ids=[eos_id])

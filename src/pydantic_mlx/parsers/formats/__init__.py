@@ -49,7 +49,7 @@ from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
 from ._syntax import CallSyntax
 
-__all__ = ["Format", "format_names", "get_format"]
+__all__ = ["Format", "format_names", "get_format", "reasoning_enders", "reasoning_pairs"]
 
 
 class Format(Protocol):
@@ -84,3 +84,29 @@ def get_format(name: str) -> Format:
         )
     module: ModuleType = importlib.import_module(f"{__name__}.{name}")
     return cast(Any, module)
+
+
+_GENERIC_REASONING = ("<think>", "</think>")
+
+
+@cache
+def reasoning_pairs(name: str) -> tuple[tuple[str, str], ...]:
+    """The reasoning blocks format `name`'s parser reads, (opener, closer), its own first; under
+    `"auto"` every format's, `<think>` first. A block the prompt opened ends at any of the
+    closers; one the model opened, at its opener's."""
+    if name != "auto":
+        return get_format(name).REASONING
+    pairs = [_GENERIC_REASONING, *(pair for n in format_names() for pair in get_format(n).REASONING)]
+    return tuple(dict.fromkeys(pairs))
+
+
+@cache
+def reasoning_enders(name: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The call openers that end a reasoning block the model never closed, for format `name`
+    (every format's under `"auto"`): those that end any block (`CallSyntax.ends_reasoning`), and
+    those that end a block the prompt opened (`ends_prompt_reasoning` too). Whatever follows the
+    parser's reasoning state (grammar masks, the thinking budget) must end the block there too."""
+    names = format_names() if name == "auto" else (name,)
+    syntaxes = [syntax for n in names for syntax in get_format(n).CALLS]
+    anywhere = frozenset(s.opener for s in syntaxes if s.ends_reasoning)
+    return anywhere, anywhere | {s.opener for s in syntaxes if s.ends_prompt_reasoning}
