@@ -7,7 +7,20 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ThinkingPart, ToolCallPart
+from pydantic import BaseModel, Field
+from pydantic_ai.direct import model_request, model_request_stream
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    PartDeltaEvent,
+    TextPart,
+    TextPartDelta,
+    ThinkingPart,
+    ToolCallPart,
+)
+from pydantic_ai.models import ModelRequestParameters
+from pydantic_ai.output import OutputObjectDefinition
 
 from pydantic_mlx import MLXModel
 from pydantic_mlx.demo import scenario
@@ -73,4 +86,56 @@ async def exercise(model: MLXModel, constrained_model: MLXModel) -> dict[str, An
     output = scenario("output_tool")
     constrained = await output.agent(constrained_model).run(output.prompt)
     results["constrained"] = parts(constrained.all_messages())
+    return results
+
+
+class Greeting(BaseModel):
+    """A bounded answer, so the grammar ends a random model's output in a few tokens."""
+
+    word: str = Field(max_length=8)
+    count: int = Field(ge=0, le=9)
+
+
+async def exercise_untrained(model: MLXModel, constrained_model: MLXModel) -> dict[str, Any]:
+    """`exercise` for an untrained model, whose answers are noise (and so must be bounded): a
+    request, the same streamed, a cancelled endless stream and the request after it, and a
+    request constrained to native output. What each answered, to compare with the whole model."""
+    prompt: list[ModelMessage] = [ModelRequest.user_text_prompt("Say hello.")]
+    # Sampled with a seed (on rank 0 only, in a distributed run): greedy decoding of random
+    # weights repeats one token; this writes 24 different ones.
+    short: Any = {"max_tokens": 24, "temperature": 1.0, "seed": 1}
+    results: dict[str, Any] = {}
+    response = await model_request(model, prompt, model_settings=short)
+    results["run"] = [*parts([response]), response.finish_reason]
+
+    deltas: list[str] = []
+    async with model_request_stream(model, prompt, model_settings=short) as stream:
+        async for event in stream:
+            if isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
+                deltas.append(event.delta.content_delta)
+    results["stream"] = [*parts([stream.get()]), stream.get().finish_reason]
+    results["stream_deltas"] = "".join(deltas)
+
+    await model.load()
+    eos = model.loaded.tokenizer.eos_token_ids
+    endless: Any = {**short, "max_tokens": 2000, "logit_bias": {str(token): -100.0 for token in eos}}
+    async with model_request_stream(model, prompt, model_settings=endless) as stream:
+        async for _ in stream:
+            break  # leaving the block mid-generation cancels it
+    results["cancelled"] = True
+
+    again = await model_request(model, prompt, model_settings=short)
+    results["after_cancel"] = [*parts([again]), again.finish_reason]
+    results["after_cancel_cache_read"] = again.usage.cache_read_tokens
+
+    native = ModelRequestParameters(
+        output_mode="native",
+        output_object=OutputObjectDefinition(json_schema=Greeting.model_json_schema(), name="Greeting"),
+        allow_text_output=False,
+    )
+    constrained = await model_request(
+        constrained_model, prompt, model_settings={"max_tokens": 200}, model_request_parameters=native
+    )
+    results["constrained"] = [*parts([constrained]), constrained.finish_reason]
+    Greeting.model_validate_json(constrained.text or "")  # the grammar held on the split model too
     return results

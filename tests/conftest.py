@@ -9,6 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis' per-example deadline (200 ms) measures the machine, not the code: on a loaded 2-core
+# runner one example of a model-backed property can take a second, and the test fails as "flaky".
+# Speed is measured in benchmarks/, never by a test.
+settings.register_profile("pydantic-mlx", deadline=None)
+settings.load_profile("pydantic-mlx")
 
 
 @pytest.fixture(scope="session")

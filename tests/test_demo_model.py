@@ -168,10 +168,10 @@ def test_recipe_changes_with_the_scenarios(monkeypatch: pytest.MonkeyPatch) -> N
     from pydantic_mlx.demo import _build
     from pydantic_mlx.demo.scenarios import Scenario, ScriptedTurn
 
-    before = _build._recipe(seed=0, trained=True)  # pyright: ignore[reportPrivateUsage]
+    before = _build._recipe(_build.MODEL_CONFIG, seed=0, trained=True)  # pyright: ignore[reportPrivateUsage]
     extra = Scenario(name="extra", prompt="Hi?", turns=(ScriptedTurn("Hi."),))
     monkeypatch.setattr(_build, "SCENARIOS", (*SCENARIOS, extra))
-    assert _build._recipe(seed=0, trained=True) != before  # pyright: ignore[reportPrivateUsage]
+    assert _build._recipe(_build.MODEL_CONFIG, seed=0, trained=True) != before  # pyright: ignore[reportPrivateUsage]
 
 
 def test_recipe_ignores_the_pydantic_ai_version_but_not_the_prompts(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -180,17 +180,17 @@ def test_recipe_ignores_the_pydantic_ai_version_but_not_the_prompts(monkeypatch:
     from pydantic_mlx.demo import _build
 
     real_version = _build.version
-    before = _build._recipe(seed=0, trained=True)  # pyright: ignore[reportPrivateUsage]
+    before = _build._recipe(_build.MODEL_CONFIG, seed=0, trained=True)  # pyright: ignore[reportPrivateUsage]
     monkeypatch.setattr(
         _build, "version", lambda name: "0.0.1" if name == "pydantic-ai-slim" else real_version(name)
     )
-    assert _build._recipe(seed=0, trained=True) == before  # pyright: ignore[reportPrivateUsage]
+    assert _build._recipe(_build.MODEL_CONFIG, seed=0, trained=True) == before  # pyright: ignore[reportPrivateUsage]
     monkeypatch.setattr(_build, "version", lambda name: "0.0.1" if name == "mlx" else real_version(name))
-    assert _build._recipe(seed=0, trained=True) != before  # pyright: ignore[reportPrivateUsage]
+    assert _build._recipe(_build.MODEL_CONFIG, seed=0, trained=True) != before  # pyright: ignore[reportPrivateUsage]
     # What pydantic-ai contributes, the requests it renders, is in the recipe.
     monkeypatch.setattr(_build, "version", real_version)
     monkeypatch.setattr(_build, "tool_schemas", lambda tools: [{"changed": True}])
-    assert _build._recipe(seed=0, trained=True) != before  # pyright: ignore[reportPrivateUsage]
+    assert _build._recipe(_build.MODEL_CONFIG, seed=0, trained=True) != before  # pyright: ignore[reportPrivateUsage]
 
 
 @pytest.mark.anyio
@@ -199,4 +199,4 @@ async def test_the_recipe_is_computed_inside_a_running_event_loop() -> None:
     # scenarios' requests with pydantic-ai's run_sync, which cannot nest in a running loop.
     from pydantic_mlx.demo import _build
 
-    assert _build._recipe(seed=0, trained=True)["requests"]  # pyright: ignore[reportPrivateUsage]
+    assert _build._recipe(_build.MODEL_CONFIG, seed=0, trained=True)["requests"]  # pyright: ignore[reportPrivateUsage]

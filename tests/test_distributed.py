@@ -1,9 +1,11 @@
-"""A distributed MLXModel: the demo model split across two processes by MLX's ring backend on 127.0.0.1.
+"""A distributed MLXModel: a model split across two processes by MLX's ring backend on 127.0.0.1.
 
 `mlx.launch -n 2 --backend ring` runs one script on two ranks, exactly as on two Macs: rank 0 runs
 agents (non-streamed, streamed, a cancelled run, constrained decoding), rank 1 follows, with
-tensor sharding and then pipeline sharding. Their results must equal the same agents' on the whole
-model in this process. A rank that dies while the other waits for it (between requests, or for the
+tensor sharding of the trained demo model (one layer: each rank holds half its heads) and then
+pipeline sharding of a two-layer untrained model (each rank holds a layer; its requests sample
+with a seed and are bounded). Their results must equal the same requests' on the whole model in
+this process. A rank that dies while the other waits for it (between requests, or for the
 next request) is an error on the survivor, not a hang.
 """
 
@@ -26,7 +28,7 @@ import pytest
 from mlx.utils import tree_flatten
 from pydantic_ai.exceptions import UserError
 
-from _distributed_agents import exercise, parts
+from _distributed_agents import exercise, exercise_untrained, parts
 from pydantic_mlx import MLXModel
 from pydantic_mlx._distributed import agreed_prefix, mismatch
 from pydantic_mlx.demo import scenario
@@ -34,22 +36,22 @@ from pydantic_mlx.demo import scenario
 SCRIPT = """
 import asyncio, json, sys
 
-tests, path, out = sys.argv[1:4]
+tests, demo, untrained, out = sys.argv[1:5]
 sys.path.insert(0, tests)
-from _distributed_agents import exercise
+from _distributed_agents import exercise, exercise_untrained
 from pydantic_ai.exceptions import UserError
 from pydantic_mlx import MLXModel
 from pydantic_mlx._distributed import agreed_prefix, mismatch
 
 results = {}
-for sharding in ("tensor", "pipeline"):
+for sharding, path, runs in (("tensor", demo, exercise), ("pipeline", untrained, exercise_untrained)):
     model = MLXModel(path, distributed=True, sharding=sharding)
     if model.rank != 0:
         model.follow()
         print(f"rank {model.rank} followed {sharding} to its end", flush=True)
         continue
     constrained = MLXModel(path, distributed=True, sharding=sharding, constrained=True)  # the same shard
-    results[sharding] = asyncio.run(exercise(model, constrained))
+    results[sharding] = asyncio.run(runs(model, constrained))
     shard = model.loaded.model
     results[sharding]["layers_here"] = len(shard.layers)
     results[sharding]["heads_here"] = shard.layers[-1].self_attn.n_heads
@@ -103,7 +105,7 @@ def free_ports(count: int) -> list[int]:
 
 @pytest.fixture(scope="module")
 def launched(
-    demo_model_path: Path, tmp_path_factory: pytest.TempPathFactory
+    demo_model_path: Path, random_model_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[dict[str, Any], str, float]:
     """Rank 0's results, both ranks' output and the launch's seconds."""
     folder = tmp_path_factory.mktemp("distributed")
@@ -124,6 +126,7 @@ def launched(
             str(script),
             str(Path(__file__).parent),
             str(demo_model_path),
+            str(random_model_path),
             str(out),
         ],
         stdout=subprocess.PIPE,
@@ -140,9 +143,16 @@ def launched(
 
 
 @pytest.fixture(scope="module")
-def reference(demo_model_path: Path) -> dict[str, Any]:
-    """The same agents on the whole model, in this process."""
-    return asyncio.run(exercise(MLXModel(demo_model_path), MLXModel(demo_model_path, constrained=True)))
+def reference(demo_model_path: Path, random_model_path: Path) -> dict[str, Any]:
+    """The same agents and requests on the whole models, in this process."""
+
+    def whole(path: Path) -> tuple[MLXModel, MLXModel]:
+        return MLXModel(path), MLXModel(path, constrained=True)
+
+    return {
+        "tensor": asyncio.run(exercise(*whole(demo_model_path))),
+        "pipeline": asyncio.run(exercise_untrained(*whole(random_model_path))),
+    }
 
 
 @pytest.mark.parametrize("sharding", ["tensor", "pipeline"])
@@ -154,11 +164,12 @@ def test_two_ranks_answer_as_the_whole_model(
     # Each rank really held half: one of the two layers, or half the attention heads of each.
     if sharding == "pipeline":
         assert got["layers_here"] == 1
+        assert got["stream_deltas"] and got["run"][-1] == "length"  # 24 sampled tokens of text
     else:
-        assert (got["layers_here"], got["heads_here"]) == (2, 2)
+        assert (got["layers_here"], got["heads_here"]) == (1, 2)
+        assert got["run"][0] == ["call", "read_file", {"path": "README.md"}]
     for key in ("run", "stream", "stream_deltas", "after_cancel", "constrained"):
-        assert got[key] == reference[key], key
-    assert got["run"][0] == ["call", "read_file", {"path": "README.md"}]
+        assert got[key] == reference[sharding][key], key
     assert got["cancelled"] is True
     # The repeated run found its prompt in every rank's cache (they agree on what they all hold).
     assert got["after_cancel_cache_read"] > 0
