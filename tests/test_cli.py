@@ -115,3 +115,21 @@ def test_parse_names_the_tools_file_when_it_is_the_problem(
     assert capsys.readouterr().err.startswith("cannot read the --tools file: ")
     assert main(["parse", str(tmp_path / "missing.txt")]) == 2
     assert capsys.readouterr().err.startswith("cannot read the model output: ")
+
+
+def test_parse_names_the_tools_file_that_nests_too_deeply(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "output.txt"
+    output.write_text("hello")
+    tools = tmp_path / "tools.json"
+    tools.write_text("[" * 100_000)
+    assert main(["parse", str(output), "--tools", str(tools)]) == 2
+    assert capsys.readouterr().err == f"the --tools file {tools} nests too deeply to read\n"
+
+
+def test_model_options_name_every_kind_of_model(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("eval", "follow"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "short name" in capsys.readouterr().out, command
