@@ -81,10 +81,26 @@ def test_top_level_help_describes_the_tool_not_the_module(capsys: pytest.Capture
     assert "models" in out
 
 
-def test_models_lists_the_short_names(capsys: pytest.CaptureFixture[str]) -> None:
+def test_models_lists_the_short_names_and_marks_those_downloaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import huggingface_hub.constants
+
+    snapshot = tmp_path / "models--mlx-community--Qwen2.5-Coder-0.5B-Instruct-4bit" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (snapshot / "model.safetensors").write_bytes(b"")
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("abc")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     assert main(["models"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == len(MLXModel.list_aliases())
+    assert lines[0].split() == [
+        "Qwen2.5-Coder-0.5B",
+        "mlx-community/Qwen2.5-Coder-0.5B-Instruct-4bit",
+        "downloaded",
+    ]
     assert lines[1].split() == ["Qwen2.5-Coder-1.5B", "mlx-community/Qwen2.5-Coder-1.5B-Instruct-4bit"]
 
 

@@ -15,7 +15,14 @@ from pathlib import Path
 
 from pydantic_ai.exceptions import UserError
 
-__all__ = ["MODEL_ALIASES", "chat_template_on_disk", "download_error", "resolve_adapter", "resolve_model"]
+__all__ = [
+    "MODEL_ALIASES",
+    "cached_snapshot",
+    "chat_template_on_disk",
+    "download_error",
+    "resolve_adapter",
+    "resolve_model",
+]
 
 MODEL_ALIASES: dict[str, str] = {
     "Qwen2.5-Coder-0.5B": "mlx-community/Qwen2.5-Coder-0.5B-Instruct-4bit",
@@ -115,10 +122,10 @@ def _alias(name: str) -> str:
             f"folder, or a short name from MLXModel.list_aliases(): {', '.join(MODEL_ALIASES)}"
         )
     repo_id = MODEL_ALIASES[_ALIAS_KEYS[key]]
-    return _cached_snapshot(repo_id) or repo_id
+    return cached_snapshot(repo_id) or repo_id
 
 
-def _cached_snapshot(repo_id: str) -> str | None:
+def cached_snapshot(repo_id: str) -> str | None:
     """The local folder of `repo_id` when the Hugging Face cache holds it (so no network is needed)."""
     from huggingface_hub import try_to_load_from_cache
 

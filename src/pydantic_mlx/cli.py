@@ -137,8 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "models",
         help="list the short model names MLXModel accepts and the Hugging Face repo each one loads",
         description="The short names MLXModel(...) and --model accept (case-insensitive, with or without "
-        "-Instruct), and the mlx-community repo each one loads. Any other model is named by its repo id "
-        "or local folder.",
+        "-Instruct), the mlx-community repo each one loads, and 'downloaded' beside those already in the "
+        "Hugging Face cache (they load offline). Any other model is named by its repo id or local folder.",
     )
     models.set_defaults(run=run_models)
 
@@ -195,12 +195,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    """`pydantic-mlx models`: the short-name table."""
-    from ._sources import MODEL_ALIASES
+    """`pydantic-mlx models`: the short-name table, and which of them are downloaded already."""
+    from ._sources import MODEL_ALIASES, cached_snapshot
 
-    width = max(map(len, MODEL_ALIASES))
+    name_width = max(map(len, MODEL_ALIASES))
+    repo_width = max(map(len, MODEL_ALIASES.values()))
     for name, repo in MODEL_ALIASES.items():
-        print(f"{name:<{width}}  {repo}")
+        # Which ones run offline right now (from the Hugging Face cache) and which a first use downloads.
+        where = "downloaded" if cached_snapshot(repo) else ""
+        print(f"{name:<{name_width}}  {repo:<{repo_width}}  {where}".rstrip())
     return 0
 
 
