@@ -19,6 +19,22 @@ def default_model() -> str:
     return str(build_demo_model())
 
 
+SERVER_CLIENT_HINT = (
+    "the mlx_lm.server comparison talks to the server through OpenAIChatModel, which needs openai: "
+    'pip install -e ".[bench]" in your pydantic-mlx checkout, or pass --no-server'
+)
+
+
+def check_server_client(no_server: bool) -> None:
+    """Exit with `SERVER_CLIENT_HINT` before any model loads when the server path cannot run."""
+    if no_server:
+        return
+    try:
+        import openai  # noqa: F401  (imported by the server path later anyway)
+    except ImportError:
+        raise SystemExit(SERVER_CLIENT_HINT) from None
+
+
 def start_server(model: str, port: int) -> subprocess.Popen[bytes]:
     """`mlx_lm.server` for `model` on 127.0.0.1:`port`, once it answers (at most 300 s)."""
     server = subprocess.Popen(

@@ -25,7 +25,7 @@ avoids; this mode measures the paths without that difference.
                                      [--no-server] [--natural-stops]
 
 `--model` defaults to $PYDANTIC_MLX_REAL_MODEL, else the tiny demo model. The server path needs
-`pip install "pydantic-ai-slim[openai]"`; it listens on 127.0.0.1 only and is stopped at the end.
+the bench extra (`pip install -e ".[bench]"`); it listens on 127.0.0.1 only and is stopped at the end.
 On Linux preload OpenBLAS for realistic numbers.
 """
 
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlx.core as mx
-from _shared import default_model, free_port, start_server, stop_server
+from _shared import check_server_client, default_model, free_port, start_server, stop_server
 from mlx_lm.generate import batch_generate
 from mlx_lm.models.cache import BatchKVCache, make_prompt_cache
 from mlx_lm.sample_utils import make_logits_processors
@@ -303,4 +303,5 @@ if __name__ == "__main__":
     parser.add_argument("--no-server", action="store_true")
     parser.add_argument("--natural-stops", action="store_true")
     arguments = parser.parse_args()
+    check_server_client(arguments.no_server)
     asyncio.run(main(arguments.model or default_model(), arguments))

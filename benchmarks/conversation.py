@@ -15,7 +15,7 @@ prefilled per turn by MLXModel and by the server (from their usage) and without 
     python benchmarks/conversation.py [--model PATH] [--tokens 16] [--rounds 2] [--no-server]
 
 `--model` defaults to $PYDANTIC_MLX_REAL_MODEL, else the tiny demo model. The server path needs
-`pip install "pydantic-ai-slim[openai]"`. On Linux preload OpenBLAS for realistic numbers.
+the bench extra (`pip install -e ".[bench]"`). On Linux preload OpenBLAS for realistic numbers.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from _shared import default_model, free_port, start_server, stop_server
+from _shared import check_server_client, default_model, free_port, start_server, stop_server
 from mlx_lm import stream_generate
 from mlx_lm.models.cache import make_prompt_cache, trim_prompt_cache
 from mlx_lm.sample_utils import make_logits_processors
@@ -250,4 +250,5 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--no-server", action="store_true")
     arguments = parser.parse_args()
+    check_server_client(arguments.no_server)
     asyncio.run(main(arguments.model or default_model(), arguments))

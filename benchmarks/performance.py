@@ -12,7 +12,8 @@
 Every path generates the same tokens (end-of-turn suppressed by a logit bias, greedy); paths
 alternate within each round, round 0 warms up at full length, and the medians are printed. The
 same model's per-token overhead weighs most where tokens are fast: run it on Apple silicon or on an
-NVIDIA GPU (`pip install -e ".[cuda]"`); on a CPU, the tiny demo model's ~1 ms tokens are a proxy.
+NVIDIA GPU (MLX's CUDA wheel in place of the CPU one: docs/performance.md, "Running MLX on an NVIDIA
+GPU"); on a CPU, the tiny demo model's ~1 ms tokens are a proxy.
 
     python benchmarks/performance.py [--model PATH] [--tokens 128] [--rounds 5]
 

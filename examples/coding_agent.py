@@ -19,7 +19,7 @@ import argparse
 import subprocess
 from pathlib import Path
 
-from pydantic_ai import Agent, RunContext
+from pydantic_ai import Agent, RunContext, UserError
 from pydantic_ai.messages import ModelRequest, ModelResponse, ToolCallPart, ToolReturnPart
 
 from pydantic_mlx import MLXModel
@@ -112,4 +112,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as error:  # a model name, folder or download you can fix: the sentence, no traceback
+        raise SystemExit(f"error: {error}") from None

@@ -19,7 +19,7 @@ import argparse
 import asyncio
 from datetime import datetime
 
-from pydantic_ai import Agent
+from pydantic_ai import Agent, UserError
 
 from pydantic_mlx import MLXModel
 
@@ -59,4 +59,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except UserError as error:  # a model name, folder or download you can fix: the sentence, no traceback
+        raise SystemExit(f"error: {error}") from None

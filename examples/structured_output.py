@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 
 from pydantic import BaseModel, Field
-from pydantic_ai import Agent, PromptedOutput, ToolOutput
+from pydantic_ai import Agent, PromptedOutput, ToolOutput, UserError
 
 from pydantic_mlx import MLXModel
 
@@ -63,4 +63,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as error:  # a model name, folder or download you can fix: the sentence, no traceback
+        raise SystemExit(f"error: {error}") from None

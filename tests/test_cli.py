@@ -81,10 +81,26 @@ def test_top_level_help_describes_the_tool_not_the_module(capsys: pytest.Capture
     assert "models" in out
 
 
-def test_models_lists_the_short_names(capsys: pytest.CaptureFixture[str]) -> None:
+def test_models_lists_the_short_names_and_marks_those_downloaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import huggingface_hub.constants
+
+    snapshot = tmp_path / "models--mlx-community--Qwen2.5-Coder-0.5B-Instruct-4bit" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (snapshot / "model.safetensors").write_bytes(b"")
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("abc")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     assert main(["models"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == len(MLXModel.list_aliases())
+    assert lines[0].split() == [
+        "Qwen2.5-Coder-0.5B",
+        "mlx-community/Qwen2.5-Coder-0.5B-Instruct-4bit",
+        "downloaded",
+    ]
     assert lines[1].split() == ["Qwen2.5-Coder-1.5B", "mlx-community/Qwen2.5-Coder-1.5B-Instruct-4bit"]
 
 
@@ -115,3 +131,21 @@ def test_parse_names_the_tools_file_when_it_is_the_problem(
     assert capsys.readouterr().err.startswith("cannot read the --tools file: ")
     assert main(["parse", str(tmp_path / "missing.txt")]) == 2
     assert capsys.readouterr().err.startswith("cannot read the model output: ")
+
+
+def test_parse_names_the_tools_file_that_nests_too_deeply(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "output.txt"
+    output.write_text("hello")
+    tools = tmp_path / "tools.json"
+    tools.write_text("[" * 100_000)
+    assert main(["parse", str(output), "--tools", str(tools)]) == 2
+    assert capsys.readouterr().err == f"the --tools file {tools} nests too deeply to read\n"
+
+
+def test_model_options_name_every_kind_of_model(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("eval", "follow"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "short name" in capsys.readouterr().out, command

@@ -434,3 +434,20 @@ def test_resume_keeps_only_finished_runs_of_the_same_case_and_configuration() ->
     assert list(_reusable(config, [first, second, third, fourth], earlier)) == [first.name]
     edited = first.model_copy(update={"prompt": "Something else?"})
     assert _reusable(config, [edited], earlier) == {}
+
+
+def test_a_model_the_hub_cannot_give_is_one_line_saying_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import huggingface_hub.constants
+
+    from pydantic_mlx.cli import main
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    assert main(["eval", "--model", "Qwen2.5-Coder-0.5B", "--report", str(tmp_path / "r.html")]) == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error.startswith(
+        "error: Qwen2.5-Coder-0.5B: cannot load the model: cannot download "
+        "'mlx-community/Qwen2.5-Coder-0.5B-Instruct-4bit': the Hugging Face Hub could not be reached"
+    )

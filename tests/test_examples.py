@@ -62,3 +62,15 @@ def test_an_example_without_a_task_says_what_to_give(
         run_example("coding_agent.py")
     assert exit_info.value.code == 2
     assert "give a task, or --demo" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "task"),
+    [("coding_agent.py", "Add a test"), ("streaming.py", "Hi"), ("structured_output.py", "Hi")],
+)
+def test_an_example_given_a_model_it_cannot_use_says_so_without_a_traceback(
+    run_example: RunExample, name: str, task: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run_example(name, task, "--model", "./no-such-model")
+    assert str(exit_info.value.code).startswith("error: model folder './no-such-model' does not exist; pass")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tomllib
@@ -127,4 +128,36 @@ def test_importing_eval_without_the_extra_says_how_to_install_it() -> None:
     assert last == (
         "ModuleNotFoundError: pydantic_mlx.eval needs pydantic-evals, which the eval extra installs: "
         'pip install -e ".[eval]" (in your pydantic-mlx checkout)'
+    )
+
+
+def test_every_extra_the_files_tell_you_to_install_exists() -> None:
+    # pip installs `.[typo]` with only a warning, so a hint naming an extra that does not exist
+    # leaves the reader without what the hint was for.
+    declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    named: dict[str, str] = {}
+    for path in [ROOT / "README.md", *ROOT.glob("docs/**/*.md"), *ROOT.glob("*/**/*.py")]:
+        if ".venv" in path.parts:
+            continue
+        text = path.read_text(encoding="utf-8")
+        for extras in re.findall(r"""(?:pydantic-mlx|["' ]\.)\[([\w,-]+)\]""", text):
+            for extra in extras.split(","):
+                named.setdefault(extra, str(path.relative_to(ROOT)))
+    assert {"eval", "dev", "bench"} <= set(named)
+    assert {extra: where for extra, where in named.items() if extra not in declared} == {}
+
+
+@pytest.mark.parametrize("script", ["concurrency.py", "conversation.py"])
+def test_a_server_benchmark_without_its_client_says_which_extra_before_loading(script: str) -> None:
+    # Without openai these scripts loaded the model, then stopped on a bare ModuleNotFoundError.
+    code = BLOCKER + (
+        "import runpy, sys\n"
+        f"sys.argv = [{script!r}, '--model', 'no-such-model-folder/x/y']\n"
+        f"sys.path.insert(0, {str(ROOT / 'benchmarks')!r})\n"
+        f"runpy.run_path({str(ROOT / 'benchmarks' / script)!r}, run_name='__main__')\n"
+    )
+    result = run_python(code, "openai")
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(
+        'pip install -e ".[bench]" in your pydantic-mlx checkout, or pass --no-server'
     )

@@ -6,11 +6,15 @@ import json
 import shutil
 from pathlib import Path
 
+import httpx2
 import huggingface_hub.constants
 import pytest
+from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+from pydantic_ai import Agent
 from pydantic_ai.exceptions import UserError
 
 from pydantic_mlx import MLXModel
+from pydantic_mlx._sources import download_error
 
 
 def _model_folder(folder: Path) -> Path:
@@ -135,3 +139,31 @@ def test_tool_format_follows_transformers_reading_of_the_template_files(tmp_path
     assert MLXModel(folder).tool_format == "llama3_json"
     assert MLXModel(folder, tool_format="hermes").tool_format == "hermes"
     assert MLXModel("mlx-community/not-downloaded-4bit").tool_format == "auto"  # known once loaded
+
+
+def test_a_repo_id_that_cannot_be_downloaded_says_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Offline with an empty hub cache: the download fails at the first request (construction cannot
+    # know), and says so in one line instead of a connection traceback from huggingface_hub.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    agent = Agent(MLXModel("Qwen2.5-Coder-0.5B"))
+    with pytest.raises(UserError) as raised:
+        agent.run_sync("hello")
+    repo = "mlx-community/Qwen2.5-Coder-0.5B-Instruct-4bit"
+    assert str(raised.value).startswith(
+        f"cannot download {repo!r}: the Hugging Face Hub could not be reached"
+    )
+    assert f"`hf download {repo}`" in str(raised.value)
+
+
+def test_a_repo_the_hub_refuses_is_named_with_the_fix() -> None:
+    request = httpx2.Request("GET", "https://huggingface.co/api/models/owner/typo")
+    missing = RepositoryNotFoundError("401", response=httpx2.Response(401, request=request))
+    gated = GatedRepoError("403", response=httpx2.Response(403, request=request))
+    assert str(download_error("owner/typo", missing)).startswith(
+        "there is no model 'owner/typo' on the Hugging Face Hub (or it is private"
+    )
+    assert str(download_error("owner/typo", gated)).startswith("'owner/typo' is a gated Hugging Face repo")
+    assert download_error("owner/typo", ValueError("a broken config.json")) is None

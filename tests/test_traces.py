@@ -317,3 +317,23 @@ def test_export_command_writes_jsonl_and_reports_errors(
     assert "--split must be above 0" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "traces"), "--out", str(out), "--model", str(tmp_path)]) == 2
     assert "cannot load the tokenizer" in capsys.readouterr().err
+
+
+def test_export_model_takes_what_mlxmodel_takes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import huggingface_hub.constants
+
+    save_trace(trace("good"), tmp_path / "traces")
+    argv = ["export", str(tmp_path / "traces"), "--out", str(tmp_path / "train.jsonl"), "--model"]
+    assert main([*argv, "Qwen2.5-Coder-1.6B"]) == 2
+    assert "error: unknown model name 'Qwen2.5-Coder-1.6B'. Did you mean" in capsys.readouterr().err
+    assert main([*argv, str(tmp_path / "missing")]) == 2
+    assert "does not exist; pass an MLX model folder" in capsys.readouterr().err
+    # A short name is the repo MLXModel loads; offline and not cached, the error says how to get it.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    assert main([*argv, "Qwen2.5-Coder-0.5B"]) == 2
+    assert (
+        "error: cannot download 'mlx-community/Qwen2.5-Coder-0.5B-Instruct-4bit'" in capsys.readouterr().err
+    )

@@ -34,7 +34,7 @@ from mlx_lm.tokenizer_utils import TokenizerWrapper
 
 from ._disk_cache import DEFAULT_DISK_CACHE_BYTES, DiskPromptCache
 from ._prompt_cache import DEFAULT_PROMPT_CACHE_BYTES, DEFAULT_PROMPT_CACHE_ENTRIES, PromptCache
-from ._sources import resolve_adapter, resolve_model
+from ._sources import download_error, resolve_adapter, resolve_model
 
 __all__ = ["LoadedModel", "ModelSource", "loaded_model", "warn_if_limits_ignored"]
 
@@ -169,7 +169,13 @@ class LoadedModel:
             else:
                 from mlx_lm import load
 
-                loaded = load(self.source, adapter_path=self.adapter_path)
+                try:
+                    loaded = load(self.source, adapter_path=self.adapter_path)
+                except Exception as error:
+                    clear = download_error(self.source, error)
+                    if clear is None:
+                        raise
+                    raise clear from error
                 model, tokenizer = loaded[0], loaded[1]
             self._install(model, tokenizer)
 

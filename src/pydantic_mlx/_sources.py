@@ -15,7 +15,14 @@ from pathlib import Path
 
 from pydantic_ai.exceptions import UserError
 
-__all__ = ["MODEL_ALIASES", "chat_template_on_disk", "resolve_adapter", "resolve_model"]
+__all__ = [
+    "MODEL_ALIASES",
+    "cached_snapshot",
+    "chat_template_on_disk",
+    "download_error",
+    "resolve_adapter",
+    "resolve_model",
+]
 
 MODEL_ALIASES: dict[str, str] = {
     "Qwen2.5-Coder-0.5B": "mlx-community/Qwen2.5-Coder-0.5B-Instruct-4bit",
@@ -115,10 +122,10 @@ def _alias(name: str) -> str:
             f"folder, or a short name from MLXModel.list_aliases(): {', '.join(MODEL_ALIASES)}"
         )
     repo_id = MODEL_ALIASES[_ALIAS_KEYS[key]]
-    return _cached_snapshot(repo_id) or repo_id
+    return cached_snapshot(repo_id) or repo_id
 
 
-def _cached_snapshot(repo_id: str) -> str | None:
+def cached_snapshot(repo_id: str) -> str | None:
     """The local folder of `repo_id` when the Hugging Face cache holds it (so no network is needed)."""
     from huggingface_hub import try_to_load_from_cache
 
@@ -139,6 +146,44 @@ def _check_repo_id(source: str) -> None:
             f"{source!r} is neither an existing folder nor a valid Hugging Face repo id "
             f"('owner/name'): {error}"
         ) from None
+
+
+def download_error(source: str, error: Exception) -> UserError | None:
+    """What to tell the user when loading the repo id `source` failed in the Hugging Face download
+    (`None` when `error` is something else).
+
+    Only a load can find these out (the Hub is asked then, not at construction). Bare, they read as a
+    connection traceback from deep inside huggingface_hub: offline with the model not cached, a repo
+    id that does not exist, a gated or private repo.
+    """
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
+    if Path(source).is_dir():
+        return None
+    or_folder = "or pass a local model folder"
+    if isinstance(error, GatedRepoError):
+        return UserError(
+            f"{source!r} is a gated Hugging Face repo: accept its terms on its Hub page and log in "
+            f"(`hf auth login`), {or_folder}"
+        )
+    not_found = isinstance(error, HfHubHTTPError) and error.response.status_code == 401
+    if isinstance(error, RepositoryNotFoundError) or not_found:
+        return UserError(
+            f"there is no model {source!r} on the Hugging Face Hub (or it is private and you are not "
+            f"logged in): check the repo id, use a short name (MLXModel.list_aliases()) {or_folder}"
+        )
+    if isinstance(error, LocalEntryNotFoundError):
+        return UserError(
+            f"cannot download {source!r}: the Hugging Face Hub could not be reached (no network, or "
+            "HF_HUB_OFFLINE=1) and the local Hugging Face cache does not hold the whole model. Download "
+            f"it once while online (`hf download {source}`), {or_folder}"
+        )
+    return None
 
 
 def chat_template_on_disk(source: str) -> str | None:

@@ -64,7 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--compare variant of it; print the scores per category and tokens/s, and write an HTML report "
         f"with every case's transcript. Needs the eval extra: {install_hint('eval')}.",
     )
-    evaluate.add_argument("--model", required=True, help="Hugging Face id or local folder of an MLX model")
+    evaluate.add_argument(
+        "--model",
+        required=True,
+        help="MLX model: a short name (pydantic-mlx models), a Hugging Face id or a local folder",
+    )
     evaluate.add_argument("--adapter", help="LoRA adapter folder (as written by mlx_lm.lora)")
     evaluate.add_argument("--tool-format", help="tool-call format (default: detected from the chat template)")
     evaluate.add_argument("--constrained", action="store_true", help="use constrained decoding of tool calls")
@@ -133,8 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "models",
         help="list the short model names MLXModel accepts and the Hugging Face repo each one loads",
         description="The short names MLXModel(...) and --model accept (case-insensitive, with or without "
-        "-Instruct), and the mlx-community repo each one loads. Any other model is named by its repo id "
-        "or local folder.",
+        "-Instruct), the mlx-community repo each one loads, and 'downloaded' beside those already in the "
+        "Hugging Face cache (they load offline). Any other model is named by its repo id or local folder.",
     )
     models.set_defaults(run=run_models)
 
@@ -163,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "exits. Start it as mlx.launch starts a rank (MLX_HOSTFILE and MLX_RANK set); see "
         "docs/distributed.md.",
     )
-    follow.add_argument("model", help="Hugging Face id or local folder: the one rank 0 loads")
+    follow.add_argument("model", help="short name, Hugging Face id or local folder: the one rank 0 loads")
     follow.add_argument(
         "--sharding",
         choices=("auto", "tensor", "pipeline"),
@@ -191,12 +195,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    """`pydantic-mlx models`: the short-name table."""
-    from ._sources import MODEL_ALIASES
+    """`pydantic-mlx models`: the short-name table, and which of them are downloaded already."""
+    from ._sources import MODEL_ALIASES, cached_snapshot
 
-    width = max(map(len, MODEL_ALIASES))
+    name_width = max(map(len, MODEL_ALIASES))
+    repo_width = max(map(len, MODEL_ALIASES.values()))
     for name, repo in MODEL_ALIASES.items():
-        print(f"{name:<{width}}  {repo}")
+        # Which ones run offline right now (from the Hugging Face cache) and which a first use downloads.
+        where = "downloaded" if cached_snapshot(repo) else ""
+        print(f"{name:<{name_width}}  {repo:<{repo_width}}  {where}".rstrip())
     return 0
 
 
@@ -264,7 +271,7 @@ def run_parse(args: argparse.Namespace) -> int:
         print(f"the --tools file {args.tools} is not valid JSON: {exc}", file=sys.stderr)
         return 2
     except RecursionError:
-        print("cannot read input: --tools nests too deeply to read", file=sys.stderr)
+        print(f"the --tools file {args.tools} nests too deeply to read", file=sys.stderr)
         return 2
     try:
         text = args.file.read_text(encoding="utf-8") if args.file else sys.stdin.read()
@@ -380,16 +387,26 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def _tokenizer(model: str) -> Any:
-    """The tokenizer (chat template included) of a model folder or Hugging Face id, as mlx-lm loads it."""
+    """The tokenizer (chat template included) of a model as `MLXModel(model)` names it (a short name,
+    a Hugging Face id or a local folder), as mlx-lm loads it."""
     from huggingface_hub import snapshot_download
     from mlx_lm.utils import load_tokenizer
 
+    from ._sources import download_error, resolve_model
+
     path = Path(model).expanduser()
+    # A folder with the tokenizer's files is enough here (no weights needed); anything else is
+    # what MLXModel takes: a UserError for a missing folder or an unknown short name.
+    source = str(path) if path.is_dir() else resolve_model(model)
+    path = Path(source)
     try:
-        if not path.exists():  # the tokenizer's files only, not the weights
-            path = Path(snapshot_download(model, allow_patterns=["*.json", "*.jinja", "*.model", "*.txt"]))
+        if not path.is_dir():  # the tokenizer's files only, not the weights
+            path = Path(snapshot_download(source, allow_patterns=["*.json", "*.jinja", "*.model", "*.txt"]))
         return load_tokenizer(path)
     except Exception as exc:  # whatever transformers or the hub raise: the user needs the reason
+        clear = download_error(source, exc)
+        if clear is not None:
+            raise clear from exc
         raise OSError(f"cannot load the tokenizer of {model}: {type(exc).__name__}: {exc}") from exc
 
 

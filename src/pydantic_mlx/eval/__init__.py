@@ -1,6 +1,6 @@
 """`pydantic-mlx eval`: score local model configurations on agent cases, side by side.
 
-    from pydantic_mlx.eval import EvalConfig, run_eval, write_html_report
+    from pydantic_mlx.eval import EvalConfig, run_eval, summary_table
 
     results = await run_eval(
         [EvalConfig("mlx-community/Qwen2.5-Coder-1.5B-Instruct-4bit")], report=Path("eval-report.html")

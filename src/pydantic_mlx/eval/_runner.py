@@ -54,6 +54,8 @@ async def _loaded(config: EvalConfig) -> MLXModel:
     model = _model(config)
     try:
         await model.load()
+    except UserError as exc:  # a download the Hub refused or could not serve: the message says what to do
+        raise ConfigError(f"{config.label}: cannot load the model: {exc}") from exc
     except Exception as exc:  # whatever mlx-lm or the hub raise, the user needs the message, not a trace
         raise ConfigError(f"{config.label}: cannot load the model: {type(exc).__name__}: {exc}") from exc
     return model
