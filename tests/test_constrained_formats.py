@@ -48,6 +48,7 @@ FORMATS = [
     "pythonic",
     "minimax_m2",
     "seed_oss",
+    "minicpm5",
     "function_gemma",
     "command",
     "longcat",
@@ -90,6 +91,7 @@ SPECIAL_TOKENS = {
     "pythonic": ["<|python_start|>", "<|python_end|>", "<|tool_call_start|>", "<|tool_call_end|>"],
     "minimax_m2": ["<minimax:tool_call>", "</minimax:tool_call>"],
     "seed_oss": ["<seed:tool_call>", "</seed:tool_call>"],
+    "minicpm5": [],  # its tags are ordinary text in its tokenizer
     "function_gemma": ["<start_function_call>", "<end_function_call>", "<escape>"],
     "command": ["<|START_ACTION|>", "<|END_ACTION|>"],
     "longcat": ["<longcat_tool_call>", "</longcat_tool_call>", "<longcat_arg_key>", "</longcat_arg_key>"],
@@ -181,6 +183,10 @@ VARIANTS: dict[str, list[str]] = {
         "<parameter=unit>celsius</parameter>\n</function>\n</seed:tool_call>\n"
         "<seed:tool_call>\n<function=ping>\n</function>\n</seed:tool_call>",
     ],
+    "minicpm5": [
+        '<function name="get_weather"><param name="city"><![CDATA[New\nYork]]></param>'
+        '<param name="unit">celsius</param></function>\n<function name="ping"></function>',
+    ],
     "function_gemma": [
         "<start_function_call>call:get_weather{city:<escape>Oslo<escape>,unit:<escape>celsius<escape>}"
         "<end_function_call><start_function_call>call:ping{}<end_function_call>",
@@ -245,6 +251,7 @@ OPENERS = {
     "pythonic": "<|python_start|>",
     "minimax_m2": "<minimax:tool_call>",
     "seed_oss": "<seed:tool_call>",
+    "minicpm5": '<function name="',
     "function_gemma": "<start_function_call>",
     "command": "<|START_ACTION|>",
     "longcat": "<longcat_tool_call>",
@@ -274,6 +281,7 @@ CLOSERS = {
     "pythonic": "<|python_end|>",
     "minimax_m2": "</minimax:tool_call>",
     "seed_oss": "</seed:tool_call>",
+    "minicpm5": "</function>",
     "function_gemma": "<end_function_call>",
     "command": "<|END_ACTION|>",
     "longcat": "</longcat_tool_call>",
@@ -588,6 +596,7 @@ LAZY_REGIONS: dict[str, list[str]] = {
     ],
     "minimax_m2": VARIANTS["minimax_m2"],
     "seed_oss": VARIANTS["seed_oss"][:1],
+    "minicpm5": VARIANTS["minicpm5"],
     "function_gemma": ["<start_function_call>call:ping{}<end_function_call>"],
     "command": VARIANTS["command"],
     "longcat": VARIANTS["longcat"],

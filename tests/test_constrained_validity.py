@@ -224,6 +224,7 @@ _OPENERS = {
     "nemotron": "<TOOLCALL>",
     "minimax_m2": "<minimax:tool_call>",
     "seed_oss": "<seed:tool_call>",
+    "minicpm5": '<function name="',
     "hunyuan": "<tool_calls>",
     "jamba": "<tool_calls>",
     "internlm2": "<|action_start|><|plugin|>",

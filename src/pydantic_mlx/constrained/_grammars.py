@@ -267,6 +267,7 @@ _CALL_SYNTAXES: dict[str, CallSyntaxBuilder] = {
     "kimi_k2": _either(_json_calls.kimi_k2, _xml_calls.xtml),
     "glm": _xml_calls.glm,
     "minimax_m2": _xml_calls.minimax_m2,
+    "minicpm5": _xml_calls.minicpm5,
     "granite": _json_calls.granite,
     "nemotron": _json_calls.nemotron,
     "phi4_mini": _json_calls.phi4_mini,
