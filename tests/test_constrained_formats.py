@@ -49,6 +49,7 @@ FORMATS = [
     "minimax_m2",
     "seed_oss",
     "minicpm5",
+    "granite_20b_fc",
     "function_gemma",
     "command",
     "longcat",
@@ -92,6 +93,7 @@ SPECIAL_TOKENS = {
     "minimax_m2": ["<minimax:tool_call>", "</minimax:tool_call>"],
     "seed_oss": ["<seed:tool_call>", "</seed:tool_call>"],
     "minicpm5": [],  # its tags are ordinary text in its tokenizer
+    "granite_20b_fc": ["<function_call>"],
     "function_gemma": ["<start_function_call>", "<end_function_call>", "<escape>"],
     "command": ["<|START_ACTION|>", "<|END_ACTION|>"],
     "longcat": ["<longcat_tool_call>", "</longcat_tool_call>", "<longcat_arg_key>", "</longcat_arg_key>"],
@@ -183,6 +185,10 @@ VARIANTS: dict[str, list[str]] = {
         "<parameter=unit>celsius</parameter>\n</function>\n</seed:tool_call>\n"
         "<seed:tool_call>\n<function=ping>\n</function>\n</seed:tool_call>",
     ],
+    "granite_20b_fc": [
+        '<function_call>{"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}'
+        '<function_call> {"name": "ping", "arguments": {}}',
+    ],
     "minicpm5": [
         '<function name="get_weather"><param name="city"><![CDATA[New\nYork]]></param>'
         '<param name="unit">celsius</param></function>\n<function name="ping"></function>',
@@ -252,6 +258,7 @@ OPENERS = {
     "minimax_m2": "<minimax:tool_call>",
     "seed_oss": "<seed:tool_call>",
     "minicpm5": '<function name="',
+    "granite_20b_fc": "<function_call>",
     "function_gemma": "<start_function_call>",
     "command": "<|START_ACTION|>",
     "longcat": "<longcat_tool_call>",
@@ -282,6 +289,7 @@ CLOSERS = {
     "minimax_m2": "</minimax:tool_call>",
     "seed_oss": "</seed:tool_call>",
     "minicpm5": "</function>",
+    "granite_20b_fc": None,
     "function_gemma": "<end_function_call>",
     "command": "<|END_ACTION|>",
     "longcat": "</longcat_tool_call>",
@@ -597,6 +605,7 @@ LAZY_REGIONS: dict[str, list[str]] = {
     "minimax_m2": VARIANTS["minimax_m2"],
     "seed_oss": VARIANTS["seed_oss"][:1],
     "minicpm5": VARIANTS["minicpm5"],
+    "granite_20b_fc": VARIANTS["granite_20b_fc"],
     "function_gemma": ["<start_function_call>call:ping{}<end_function_call>"],
     "command": VARIANTS["command"],
     "longcat": VARIANTS["longcat"],

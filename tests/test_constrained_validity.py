@@ -225,6 +225,7 @@ _OPENERS = {
     "minimax_m2": "<minimax:tool_call>",
     "seed_oss": "<seed:tool_call>",
     "minicpm5": '<function name="',
+    "granite_20b_fc": "<function_call>",
     "hunyuan": "<tool_calls>",
     "jamba": "<tool_calls>",
     "internlm2": "<|action_start|><|plugin|>",

@@ -269,6 +269,7 @@ _CALL_SYNTAXES: dict[str, CallSyntaxBuilder] = {
     "minimax_m2": _xml_calls.minimax_m2,
     "minicpm5": _xml_calls.minicpm5,
     "granite": _json_calls.granite,
+    "granite_20b_fc": _json_calls.granite_20b_fc,
     "nemotron": _json_calls.nemotron,
     "phi4_mini": _json_calls.phi4_mini,
     "xlam": _json_calls.xlam,
