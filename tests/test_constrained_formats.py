@@ -50,6 +50,7 @@ FORMATS = [
     "seed_oss",
     "minicpm5",
     "granite_20b_fc",
+    "hy3",
     "function_gemma",
     "command",
     "longcat",
@@ -94,6 +95,12 @@ SPECIAL_TOKENS = {
     "seed_oss": ["<seed:tool_call>", "</seed:tool_call>"],
     "minicpm5": [],  # its tags are ordinary text in its tokenizer
     "granite_20b_fc": ["<function_call>"],
+    "hy3": [
+        f"<{closing}{word}:opensource>"
+        for word in ("tool_calls", "tool_call", "arg_key", "arg_value")
+        for closing in ("", "/")
+    ]
+    + ["<tool_sep:opensource>"],
     "function_gemma": ["<start_function_call>", "<end_function_call>", "<escape>"],
     "command": ["<|START_ACTION|>", "<|END_ACTION|>"],
     "longcat": ["<longcat_tool_call>", "</longcat_tool_call>", "<longcat_arg_key>", "</longcat_arg_key>"],
@@ -185,6 +192,13 @@ VARIANTS: dict[str, list[str]] = {
         "<parameter=unit>celsius</parameter>\n</function>\n</seed:tool_call>\n"
         "<seed:tool_call>\n<function=ping>\n</function>\n</seed:tool_call>",
     ],
+    "hy3": [
+        "<tool_calls:opensource>\n<tool_call:opensource>get_weather<tool_sep:opensource>"
+        "<arg_key:opensource>city</arg_key:opensource><arg_value:opensource>New\nYork</arg_value:opensource>"
+        "<arg_key:opensource>unit</arg_key:opensource><arg_value:opensource>celsius</arg_value:opensource>"
+        "</tool_call:opensource>\n<tool_call:opensource>ping<tool_sep:opensource>\n</tool_call:opensource>\n"
+        "</tool_calls:opensource>",
+    ],
     "granite_20b_fc": [
         '<function_call>{"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}'
         '<function_call> {"name": "ping", "arguments": {}}',
@@ -259,6 +273,7 @@ OPENERS = {
     "seed_oss": "<seed:tool_call>",
     "minicpm5": '<function name="',
     "granite_20b_fc": "<function_call>",
+    "hy3": "<tool_calls:opensource>",
     "function_gemma": "<start_function_call>",
     "command": "<|START_ACTION|>",
     "longcat": "<longcat_tool_call>",
@@ -290,6 +305,7 @@ CLOSERS = {
     "seed_oss": "</seed:tool_call>",
     "minicpm5": "</function>",
     "granite_20b_fc": None,
+    "hy3": "</tool_calls:opensource>",
     "function_gemma": "<end_function_call>",
     "command": "<|END_ACTION|>",
     "longcat": "</longcat_tool_call>",
@@ -606,6 +622,7 @@ LAZY_REGIONS: dict[str, list[str]] = {
     "seed_oss": VARIANTS["seed_oss"][:1],
     "minicpm5": VARIANTS["minicpm5"],
     "granite_20b_fc": VARIANTS["granite_20b_fc"],
+    "hy3": VARIANTS["hy3"],
     "function_gemma": ["<start_function_call>call:ping{}<end_function_call>"],
     "command": VARIANTS["command"],
     "longcat": VARIANTS["longcat"],

@@ -266,6 +266,7 @@ _CALL_SYNTAXES: dict[str, CallSyntaxBuilder] = {
     "deepseek": _either(_json_calls.deepseek, _xml_calls.dsml),
     "kimi_k2": _either(_json_calls.kimi_k2, _xml_calls.xtml),
     "glm": _xml_calls.glm,
+    "hy3": _xml_calls.hy3,
     "minimax_m2": _xml_calls.minimax_m2,
     "minicpm5": _xml_calls.minicpm5,
     "granite": _json_calls.granite,

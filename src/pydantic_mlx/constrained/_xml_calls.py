@@ -206,10 +206,13 @@ def _arg_pair_calls(
     prefix: str,
     tags: tuple[tuple[str, str], tuple[str, str], tuple[str, str]],
     json_body: bool = False,
+    sep: str | None = None,
+    section: tuple[str, str] | None = None,
 ) -> CallSyntax:
-    """Calls as the parsers' `formats/_arg_pairs.py` reads them: the block's opener, the name,
-    then a key and a value element per argument, then the block's closer; with `json_body`, a
-    JSON call object instead of the name and pairs may fill the block."""
+    """Calls as the parsers' `formats/_arg_pairs.py` reads them: the block's opener, the name
+    (then `sep`), then a key and a value element per argument, then the block's closer; with
+    `json_body`, a JSON call object instead of the name and pairs may fill the block; with
+    `section`, blocks one a line between its tags (one block when parallel calls are off)."""
     (block_open, block_close), (key_open, key_close), value_tags = tags
     opener, closer = marker(block_open, special_token), marker(block_close, special_token)
     key_opening, key_closing = marker(key_open, special_token), marker(key_close, special_token)
@@ -226,7 +229,7 @@ def _arg_pair_calls(
         rules.append(call_json_rule(tools, compact=compact))
     for index, tool in enumerate(tools):
         properties, required, defs = tool_arguments(tool)
-        parts = [json.dumps(tool.name)]
+        parts = [json.dumps(tool.name)] + ([marker(sep, special_token)] if sep else [])
         for key_index, (key, prop) in enumerate(properties.items()):
             pair, value = f"{prefix}_pair_{index}_{key_index}", f"{prefix}_value_{index}_{key_index}"
             parts.append(pair if key in required else f"{pair}?")
@@ -246,7 +249,36 @@ def _arg_pair_calls(
             )
         rules.append(f"{prefix}_function_{index}: " + " ".join(parts))
     one = f"{prefix}_call"
+    if section is not None:
+        start, end = marker(section[0], special_token), marker(section[1], special_token)
+        rules.append(f'{prefix}_one: {start} "\\n" {one} "\\n" {end}')
+        rules.append(f'{prefix}_calls: {start} "\\n" {one} ("\\n" {one})* "\\n" {end}')
+        return CallSyntax(
+            f"{prefix}_one",
+            f"{prefix}_calls",
+            tuple(rules),
+            ((section[0], f"{prefix}_one", f"{prefix}_calls"),),
+        )
     return CallSyntax(one, f'{one} ("\\n" {one})*', tuple(rules), ((block_open, one, one),))
+
+
+def hy3(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """Hunyuan Hy3 (released, `:opensource` tokens): `<tool_calls>` then blocks one a line,
+    `<tool_call>NAME<tool_sep>` and `<arg_key>KEY</arg_key><arg_value>VALUE</arg_value>` pairs
+    a newline apart, `</tool_call>`, then `</tool_calls>`; values as for `glm`."""
+
+    def tag(word: str) -> tuple[str, str]:
+        return f"<{word}:opensource>", f"</{word}:opensource>"
+
+    return _arg_pair_calls(
+        tools,
+        special_token,
+        compact=compact,
+        prefix="hy3",
+        tags=(tag("tool_call"), tag("arg_key"), tag("arg_value")),
+        sep="<tool_sep:opensource>",
+        section=tag("tool_calls"),
+    )
 
 
 def minimax_m2(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
