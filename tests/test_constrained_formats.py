@@ -48,6 +48,9 @@ FORMATS = [
     "pythonic",
     "minimax_m2",
     "seed_oss",
+    "minicpm5",
+    "granite_20b_fc",
+    "hy3",
     "function_gemma",
     "command",
     "longcat",
@@ -90,6 +93,14 @@ SPECIAL_TOKENS = {
     "pythonic": ["<|python_start|>", "<|python_end|>", "<|tool_call_start|>", "<|tool_call_end|>"],
     "minimax_m2": ["<minimax:tool_call>", "</minimax:tool_call>"],
     "seed_oss": ["<seed:tool_call>", "</seed:tool_call>"],
+    "minicpm5": [],  # its tags are ordinary text in its tokenizer
+    "granite_20b_fc": ["<function_call>"],
+    "hy3": [
+        f"<{closing}{word}:opensource>"
+        for word in ("tool_calls", "tool_call", "arg_key", "arg_value")
+        for closing in ("", "/")
+    ]
+    + ["<tool_sep:opensource>"],
     "function_gemma": ["<start_function_call>", "<end_function_call>", "<escape>"],
     "command": ["<|START_ACTION|>", "<|END_ACTION|>"],
     "longcat": ["<longcat_tool_call>", "</longcat_tool_call>", "<longcat_arg_key>", "</longcat_arg_key>"],
@@ -181,6 +192,21 @@ VARIANTS: dict[str, list[str]] = {
         "<parameter=unit>celsius</parameter>\n</function>\n</seed:tool_call>\n"
         "<seed:tool_call>\n<function=ping>\n</function>\n</seed:tool_call>",
     ],
+    "hy3": [
+        "<tool_calls:opensource>\n<tool_call:opensource>get_weather<tool_sep:opensource>"
+        "<arg_key:opensource>city</arg_key:opensource><arg_value:opensource>New\nYork</arg_value:opensource>"
+        "<arg_key:opensource>unit</arg_key:opensource><arg_value:opensource>celsius</arg_value:opensource>"
+        "</tool_call:opensource>\n<tool_call:opensource>ping<tool_sep:opensource>\n</tool_call:opensource>\n"
+        "</tool_calls:opensource>",
+    ],
+    "granite_20b_fc": [
+        '<function_call>{"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}'
+        '<function_call> {"name": "ping", "arguments": {}}',
+    ],
+    "minicpm5": [
+        '<function name="get_weather"><param name="city"><![CDATA[New\nYork]]></param>'
+        '<param name="unit">celsius</param></function>\n<function name="ping"></function>',
+    ],
     "function_gemma": [
         "<start_function_call>call:get_weather{city:<escape>Oslo<escape>,unit:<escape>celsius<escape>}"
         "<end_function_call><start_function_call>call:ping{}<end_function_call>",
@@ -245,6 +271,9 @@ OPENERS = {
     "pythonic": "<|python_start|>",
     "minimax_m2": "<minimax:tool_call>",
     "seed_oss": "<seed:tool_call>",
+    "minicpm5": '<function name="',
+    "granite_20b_fc": "<function_call>",
+    "hy3": "<tool_calls:opensource>",
     "function_gemma": "<start_function_call>",
     "command": "<|START_ACTION|>",
     "longcat": "<longcat_tool_call>",
@@ -274,6 +303,9 @@ CLOSERS = {
     "pythonic": "<|python_end|>",
     "minimax_m2": "</minimax:tool_call>",
     "seed_oss": "</seed:tool_call>",
+    "minicpm5": "</function>",
+    "granite_20b_fc": None,
+    "hy3": "</tool_calls:opensource>",
     "function_gemma": "<end_function_call>",
     "command": "<|END_ACTION|>",
     "longcat": "</longcat_tool_call>",
@@ -588,6 +620,9 @@ LAZY_REGIONS: dict[str, list[str]] = {
     ],
     "minimax_m2": VARIANTS["minimax_m2"],
     "seed_oss": VARIANTS["seed_oss"][:1],
+    "minicpm5": VARIANTS["minicpm5"],
+    "granite_20b_fc": VARIANTS["granite_20b_fc"],
+    "hy3": VARIANTS["hy3"],
     "function_gemma": ["<start_function_call>call:ping{}<end_function_call>"],
     "command": VARIANTS["command"],
     "longcat": VARIANTS["longcat"],

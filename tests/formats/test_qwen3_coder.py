@@ -328,6 +328,27 @@ def test_detected_from_the_chat_template() -> None:
     assert detect_format(template) == "qwen3_coder"
 
 
+def test_stepfun_3_7_is_detected_and_read_as_qwen3_coder() -> None:
+    # StepFun 3.7-Flash's template (llama.cpp models/templates, excerpt): Qwen3-Coder's calls,
+    # `<think>` opened by the generation prompt. vLLM's step3p5 parser reads the same shape.
+    template = (
+        '{{- "If you choose to call a function ONLY reply in the following format with NO suffix:\\n\\n'
+        "<tool_call>\\n<function=example_function_name>\\n<parameter=example_parameter_1>\\nvalue_1\\n"
+        '</parameter>\\n</function>\\n</tool_call>" }}'
+        "{{- '<tool_call>\\n<function=' + tool_call.name + '>\\n' }}"
+        "{{- '<parameter=' + args_name + '>\\n' }}{{- args_value }}{{- '\\n</parameter>\\n' }}"
+        "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n<think>\\n' }}{%- endif %}"
+    )
+    assert detect_format(template) == "qwen3_coder"
+    text = (
+        "The user wants the weather.\n</think>\n<tool_call>\n<function=get_weather>\n<parameter=city>\n"
+        "Paris\n</parameter>\n</function>\n</tool_call>"
+    )
+    result = parse(text, format="qwen3_coder", in_reasoning=True)
+    assert (result.reasoning, result.content, result.errors) == ("The user wants the weather.\n", None, [])
+    assert result.calls == [ToolCall("get_weather", {"city": "Paris"})]
+
+
 # ---- properties -------------------------------------------------------------------------
 
 SOUP = soup(

@@ -29,6 +29,7 @@ __all__ = [
     "deepseek",
     "gigachat",
     "granite",
+    "granite_20b_fc",
     "harmony",
     "hermes",
     "hunyuan",
@@ -163,6 +164,19 @@ def jamba(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: 
         call_json_rule(tools, compact=True),
     )
     return CallSyntax("jamba_one", "jamba_calls", rules, ((tags[0], "jamba_one", "jamba_calls"),))
+
+
+def granite_20b_fc(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """Granite-20B-FunctionCalling: `<function_call> {"name": ..., "arguments": {...}}` per call,
+    calls back to back (the space after the marker may be left out, as the parser reads it)."""
+    opener = marker("<function_call>", special_token)
+    rules = (f'granite_fc_call: {opener} " "? call_json', call_json_rule(tools, compact=compact))
+    return CallSyntax(
+        "granite_fc_call",
+        "granite_fc_call+",
+        rules,
+        (("<function_call>", "granite_fc_call", "granite_fc_call+"),),
+    )
 
 
 def internlm2(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:

@@ -33,7 +33,18 @@ from ._lark import (
     tool_arguments,
 )
 
-__all__ = ["auto", "dsml", "gcml", "glm", "longcat", "minimax_m2", "qwen3_coder", "seed_oss", "xtml"]
+__all__ = [
+    "auto",
+    "dsml",
+    "gcml",
+    "glm",
+    "longcat",
+    "minicpm5",
+    "minimax_m2",
+    "qwen3_coder",
+    "seed_oss",
+    "xtml",
+]
 
 
 def qwen3_coder(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
@@ -101,11 +112,12 @@ def _bare_value_rule(
     length: Callable[[int, int | None], str],
     end: str,
     text_end: str = "",
+    closer: str = "</parameter>",
 ) -> str:
-    """One value written bare before `</parameter>`: a string-only value is raw text whose
-    `length` regex bounds it as the parser reads it back (lazy: it ends at the first
-    `</parameter>`, as there), then `text_end`; an `enum` is one of its values; any other value
-    is JSON valid against its schema, then `end` (a Lark literal holding `</parameter>`)."""
+    """One value written bare before `closer`: a string-only value is raw text whose `length`
+    regex bounds it as the parser reads it back (lazy: it ends at the first `closer`, as
+    there), then `text_end`; an `enum` is one of its values; any other value is JSON valid
+    against its schema, then `end` (a Lark literal holding `closer`)."""
     prop = resolve_ref(prop, defs)
 
     def text_rules(name: str, text: Mapping[str, Any]) -> str:
@@ -116,7 +128,8 @@ def _bare_value_rule(
         low, high = text.get("minLength"), text.get("maxLength")
         low = low if isinstance(low, int) else 0
         high = high if isinstance(high, int) else None
-        return f"{name}: {name}_text{text_end}\n{name}_text[lazy]: /(?s:{length(low, high)})<\\/parameter>/"
+        ends = closer.replace("/", "\\/")
+        return f"{name}: {name}_text{text_end}\n{name}_text[lazy]: /(?s:{length(low, high)}){ends}/"
 
     if is_plain_string(prop):
         return text_rules(rule, prop)
@@ -193,10 +206,13 @@ def _arg_pair_calls(
     prefix: str,
     tags: tuple[tuple[str, str], tuple[str, str], tuple[str, str]],
     json_body: bool = False,
+    sep: str | None = None,
+    section: tuple[str, str] | None = None,
 ) -> CallSyntax:
-    """Calls as the parsers' `formats/_arg_pairs.py` reads them: the block's opener, the name,
-    then a key and a value element per argument, then the block's closer; with `json_body`, a
-    JSON call object instead of the name and pairs may fill the block."""
+    """Calls as the parsers' `formats/_arg_pairs.py` reads them: the block's opener, the name
+    (then `sep`), then a key and a value element per argument, then the block's closer; with
+    `json_body`, a JSON call object instead of the name and pairs may fill the block; with
+    `section`, blocks one a line between its tags (one block when parallel calls are off)."""
     (block_open, block_close), (key_open, key_close), value_tags = tags
     opener, closer = marker(block_open, special_token), marker(block_close, special_token)
     key_opening, key_closing = marker(key_open, special_token), marker(key_close, special_token)
@@ -213,7 +229,7 @@ def _arg_pair_calls(
         rules.append(call_json_rule(tools, compact=compact))
     for index, tool in enumerate(tools):
         properties, required, defs = tool_arguments(tool)
-        parts = [json.dumps(tool.name)]
+        parts = [json.dumps(tool.name)] + ([marker(sep, special_token)] if sep else [])
         for key_index, (key, prop) in enumerate(properties.items()):
             pair, value = f"{prefix}_pair_{index}_{key_index}", f"{prefix}_value_{index}_{key_index}"
             parts.append(pair if key in required else f"{pair}?")
@@ -233,7 +249,36 @@ def _arg_pair_calls(
             )
         rules.append(f"{prefix}_function_{index}: " + " ".join(parts))
     one = f"{prefix}_call"
+    if section is not None:
+        start, end = marker(section[0], special_token), marker(section[1], special_token)
+        rules.append(f'{prefix}_one: {start} "\\n" {one} "\\n" {end}')
+        rules.append(f'{prefix}_calls: {start} "\\n" {one} ("\\n" {one})* "\\n" {end}')
+        return CallSyntax(
+            f"{prefix}_one",
+            f"{prefix}_calls",
+            tuple(rules),
+            ((section[0], f"{prefix}_one", f"{prefix}_calls"),),
+        )
     return CallSyntax(one, f'{one} ("\\n" {one})*', tuple(rules), ((block_open, one, one),))
+
+
+def hy3(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """Hunyuan Hy3 (released, `:opensource` tokens): `<tool_calls>` then blocks one a line,
+    `<tool_call>NAME<tool_sep>` and `<arg_key>KEY</arg_key><arg_value>VALUE</arg_value>` pairs
+    a newline apart, `</tool_call>`, then `</tool_calls>`; values as for `glm`."""
+
+    def tag(word: str) -> tuple[str, str]:
+        return f"<{word}:opensource>", f"</{word}:opensource>"
+
+    return _arg_pair_calls(
+        tools,
+        special_token,
+        compact=compact,
+        prefix="hy3",
+        tags=(tag("tool_call"), tag("arg_key"), tag("arg_value")),
+        sep="<tool_sep:opensource>",
+        section=tag("tool_calls"),
+    )
 
 
 def minimax_m2(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
@@ -281,6 +326,54 @@ def _tagged_block(
     elements, tags one per line, a string-only value raw text up to `</parameter>`, any other
     value JSON valid against its schema."""
     opener, closer = marker(block[0], special_token), marker(block[1], special_token)
+    rules = _tagged_functions(
+        tools,
+        prefix,
+        function,
+        (*parameter, "</parameter>"),
+        compact=compact,
+        newline="\n",
+        length=_text_in_layout,
+    )
+    one, many = f"{prefix}_call", f"{prefix}_calls"
+    rules.append(f'{one}: {opener} "\\n" {prefix}_function "\\n" {closer}')
+    if one_block_per_call:
+        rules.append(f'{many}: {one} ("\\n" {one})*')
+    else:
+        rules.append(f'{many}: {opener} "\\n" {prefix}_function ("\\n" {prefix}_function)* "\\n" {closer}')
+    return CallSyntax(one, many, tuple(rules), ((block[0], one, many),))
+
+
+def minicpm5(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """MiniCPM5: bare `<function name="NAME">` elements, one a line, each argument
+    `<param name="KEY">VALUE</param>` with nothing between tags. A string-only value is text
+    without `<` or a newline, or a CDATA section (the template's spelling of a value holding
+    them); any other value JSON valid against its schema."""
+    function, parameter = ('<function name="', '">', "</function>"), ('<param name="', '">', "</param>")
+    rules = _tagged_functions(
+        tools, "minicpm5", function, parameter, compact=compact, newline="", length=_inline_or_cdata
+    )
+    rules.append('minicpm5_calls: minicpm5_function ("\\n" minicpm5_function)*')
+    return CallSyntax(
+        "minicpm5_function",
+        "minicpm5_calls",
+        tuple(rules),
+        ((function[0], "minicpm5_function", "minicpm5_calls"),),
+    )
+
+
+def _tagged_functions(
+    tools: Sequence[ToolSchema],
+    prefix: str,
+    function: tuple[str, str, str],
+    parameter: tuple[str, str, str],
+    *,
+    compact: bool,
+    newline: str,
+    length: Callable[[int, int | None], str],
+) -> list[str]:
+    """`{prefix}_function`: one function element of a declared tool, one parameter element per
+    argument in schema order (required ones always), `newline` before each tag after the first."""
     rules = [f"{prefix}_function: " + " | ".join(f"{prefix}_function_{i}" for i in range(len(tools)))]
     for index, tool in enumerate(tools):
         properties, required, defs = tool_arguments(tool)
@@ -290,21 +383,24 @@ def _tagged_block(
             parts.append(pair if key in required else f"{pair}?")
             # The newline is in the tag's lexeme: a lone newline lexeme beside the closer's
             # "\n</invoke>" would need the lexer to back up two bytes once `<p` follows.
-            tag = json.dumps("\n" + parameter[0] + key + parameter[1])
+            tag = json.dumps(newline + parameter[0] + key + parameter[1])
             rules.append(f"{pair}: {tag} {value}")
-            layout = _text_in_layout
+            end = json.dumps(parameter[2])
             rules.append(
-                _bare_value_rule(value, prop, defs, compact=compact, length=layout, end='"</parameter>"')
+                _bare_value_rule(
+                    value, prop, defs, compact=compact, length=length, end=end, closer=parameter[2]
+                )
             )
-        parts.append(json.dumps(f"\n{function[2]}"))
+        parts.append(json.dumps(newline + function[2]))
         rules.append(f"{prefix}_function_{index}: " + " ".join(parts))
-    one, many = f"{prefix}_call", f"{prefix}_calls"
-    rules.append(f'{one}: {opener} "\\n" {prefix}_function "\\n" {closer}')
-    if one_block_per_call:
-        rules.append(f'{many}: {one} ("\\n" {one})*')
-    else:
-        rules.append(f'{many}: {opener} "\\n" {prefix}_function ("\\n" {prefix}_function)* "\\n" {closer}')
-    return CallSyntax(one, many, tuple(rules), ((block[0], one, many),))
+    return rules
+
+
+def _inline_or_cdata(low: int, high: int | None) -> str:
+    """A regex for a value of `low` to `high` characters as MiniCPM5's template writes it:
+    inline without `<` or a newline, or any text in a CDATA section, which the parser unwraps."""
+    most = "" if high is None else str(high)
+    return f"(?:[^<\\n]{{{low},{most}}}|<!\\[CDATA\\[.{{{low},{most}}}\\]\\]>)"
 
 
 def _marked_value(

@@ -1,5 +1,5 @@
-"""Calls that write a name, then each argument as a key tag and a value tag, the shape GLM and
-LongCat share::
+"""Calls that write a name, then each argument as a key tag and a value tag, the shape GLM,
+LongCat and Hunyuan Hy3 share::
 
     <tool_call>get_weather                     <longcat_tool_call>get_weather
     <arg_key>city</arg_key>                    <longcat_arg_key>city</longcat_arg_key>
@@ -17,17 +17,21 @@ and the last value's closer left out right before the block's closer (GLM-4.7). 
 syntax keeps the block's closer at the end of the body (`closer_in_body`), so a value cut off by
 the end of the output is told apart. When the model left out a block's closer, the body holds
 the next block too: each block is one call.
+
+Hy3 writes a separator after the name (`<tool_call>NAME<tool_sep>`) and all of a turn's blocks
+in one section (`<tool_calls>...</tool_calls>`), which is then the region.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from .._calls import arguments_from_json, calls_from_value
 from .._json import loads_lenient
-from .._scan import ForwardFinder, text_until
+from .._scan import ForwardFinder, skip_space, text_until
 from .._schema import coerce_arguments
 from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
@@ -46,21 +50,24 @@ class ArgPairCalls:
     block: tuple[str, str]
     key: tuple[str, str]
     value: tuple[str, str]
+    sep: str = ""
+    """What the template writes right after a call's name (Hy3's `<tool_sep>`)."""
+    section: tuple[str, str] | None = None
+    """The tags around all of a turn's blocks (Hy3's `<tool_calls>`), then the region."""
 
-    def syntax(self, *, ends_prompt_reasoning: bool = False) -> CallSyntax:
-        """The block's syntax: it ends at its closer, which a value may hold, and which stays at
-        the end of the body (`closer_in_body`)."""
+    def syntax(self, **options: Any) -> CallSyntax:
+        """The region's syntax: a block (or section) ends at its closer, which a value may hold,
+        and which stays at the end of the body (`closer_in_body`). `options` are more
+        `CallSyntax` fields."""
+        opener, closer = self.section or self.block
         value_quote = Quote(self.value[0], (self.value[1],))
-        return CallSyntax(
-            self.block[0],
-            Closers((self.block[1],), quotes=(value_quote,)),
-            closer_in_body=True,
-            ends_prompt_reasoning=ends_prompt_reasoning,
-        )
+        return CallSyntax(opener, Closers((closer,), quotes=(value_quote,)), closer_in_body=True, **options)
 
     def parse_region(self, syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
-        """The calls in a block's `body` (which ends with the block's closer when that ended it).
-        Raises `CallSyntaxError` for anything else."""
+        """The calls in a block's `body` (which ends with the block's closer when that ended it),
+        or in a section's: blocks and spaces. Raises `CallSyntaxError` for anything else."""
+        if self.section is not None:
+            return self._section(syntax, body.removesuffix(self.section[1]), tools)
         closed = body.endswith(self.block[1])
         if closed:
             body = body[: -len(self.block[1])]
@@ -72,12 +79,12 @@ class ArgPairCalls:
         while True:
             key, block = keys.next(start), blocks.next(start)
             if key >= 0 and (block < 0 or key < block):
-                name = _name(body[start:key])
+                name = _name(self._head(body[start:key]))
                 raw, end = self._pairs(body, key, closed=closed)
                 calls.append(ToolCall(name=name, arguments=coerce_arguments(name, raw, tools)))
             else:
                 end = block if block >= 0 else len(body)
-                head = body[start:end]
+                head = self._head(body[start:end])
                 calls.append(_name_and_json(head) if "{" in head else ToolCall(_name(head), {}))
             if end == len(body):
                 return calls
@@ -85,15 +92,46 @@ class ArgPairCalls:
 
     def render(self, calls: Sequence[ToolCall]) -> str:
         """The blocks GLM-4.5's chat template writes for `calls`, one per call (LongCat-Flash-
-        Thinking's too, in its tags)."""
+        Thinking's too, in its tags); with a section, Hy3's: a newline after each tag."""
         blocks: list[str] = []
         for call in calls:
-            lines = [f"{self.block[0]}{call.name}"]
+            lines = [f"{self.block[0]}{call.name}{self.sep}"]
             for key, value in call.arguments.items():
                 text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
                 lines += [f"{self.key[0]}{key}{self.key[1]}", f"{self.value[0]}{text}{self.value[1]}"]
-            blocks.append("\n".join(lines) + self.block[1])
-        return "\n".join(blocks)
+            if self.section is None:
+                blocks.append("\n".join(lines) + self.block[1])
+            else:
+                blocks.append("\n".join([*lines, self.block[1]]))
+        if self.section is None:
+            return "\n".join(blocks)
+        return "\n".join([self.section[0], *blocks, self.section[1]])
+
+    def _head(self, text: str) -> str:
+        """A call's name as written before its first key: the separator after it removed."""
+        head = text.strip()
+        return head.removesuffix(self.sep).rstrip() if self.sep else head
+
+    def _section(self, syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
+        """The blocks of a section's body, each a call, spaces between them; a block's closer
+        inside a value does not end it."""
+        opener, closer = self.block
+        blocks = replace(self, section=None)
+        calls: list[ToolCall] = []
+        pos = skip_space(body, 0)
+        while pos < len(body):
+            if not body.startswith(opener, pos):
+                raise CallSyntaxError(f"expected {opener} in a call section, got {body[pos : pos + 20]!r}")
+            end = body.find(closer, pos)
+            while end >= 0 and body.count(self.value[0], pos, end) > body.count(self.value[1], pos, end):
+                end = body.find(closer, end + 1)  # that closer is inside a value
+            if end < 0:
+                raise CallSyntaxError(f"{opener} never closed")
+            calls += blocks.parse_region(syntax, body[pos + len(opener) : end + len(closer)], tools)
+            pos = skip_space(body, end + len(closer))
+        if not calls:
+            raise CallSyntaxError(f"a call section without {opener}")
+        return calls
 
     def _pairs(self, body: str, pos: int, *, closed: bool) -> tuple[dict[str, str], int]:
         """Key and value pairs from `pos` to the end of `body` or to the next block, and where

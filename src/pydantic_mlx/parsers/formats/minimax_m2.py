@@ -30,7 +30,7 @@ _CALLS = TaggedCalls(
 )
 CALLS = (_CALLS.syntax(),)
 UNTAGGED: frozenset[str] = frozenset()
-TEMPLATE_HINTS = (_CALLS.block[0],)
+TEMPLATE_HINTS = (CALLS[0].opener,)
 
 parse_region = _CALLS.parse_region
 render = _CALLS.render
