@@ -337,3 +337,20 @@ def test_export_model_takes_what_mlxmodel_takes(
     assert (
         "error: cannot download 'mlx-community/Qwen2.5-Coder-0.5B-Instruct-4bit'" in capsys.readouterr().err
     )
+
+
+def test_export_of_only_failed_traces_says_there_is_nothing_to_train_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real model's first loop: no case passed, and `--only-passed` wrote nothing. Say so and why."""
+    for name in ("read_file", "read_config"):
+        save_trace(trace(name, passed=False), tmp_path / "traces")
+    out = tmp_path / "data" / "train.jsonl"
+    assert main(["export", str(tmp_path / "traces"), "--out", str(out), "--only-passed"]) == 1
+    printed = capsys.readouterr()
+    assert "0 of 2 traces exported" in printed.out
+    assert "none of the 2 traces passed, so there is nothing to train on" in printed.err
+    assert "without --only-passed" in printed.err
+    # Without --only-passed the same traces are exported, and nothing is said about verdicts.
+    assert main(["export", str(tmp_path / "traces"), "--out", str(out)]) == 0
+    assert "nothing to train on" not in capsys.readouterr().err

@@ -383,6 +383,14 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"{summary.train_records} records -> {summary.train_path}")
     if summary.valid_path is not None:
         print(f"{summary.valid_records} records -> {summary.valid_path}")
+    if args.only_passed and summary.traces and not any(trace.passed is True for trace in traces):
+        # What the real Qwen2.5-Coder-0.5B gave on the built-in read cases: say why, and what to try.
+        print(
+            f"error: none of the {summary.traces} traces passed, so there is nothing to train on: capture "
+            "runs that pass (a variant that does, e.g. --compare tool_format=auto or a suite whose prompts "
+            "name the tool), or export without --only-passed",
+            file=sys.stderr,
+        )
     return 0 if summary.train_records else 1
 
 
