@@ -140,10 +140,10 @@ def test_concurrent_builds_leave_one_complete_folder(tmp_path: Path) -> None:
     code += "print(build_random_model(Path(sys.argv[1]), seed=3))"
     builders = [
         subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
-        for _ in range(3)
+        for _ in range(2)
     ]
     paths = {builder.communicate(timeout=300)[0].strip() for builder in builders}
-    assert [builder.returncode for builder in builders] == [0, 0, 0]
+    assert [builder.returncode for builder in builders] == [0, 0]
     assert len(paths) == 1
     assert [path.name for path in tmp_path.iterdir()] == [Path(paths.pop()).name]  # no half-built leftovers
 
