@@ -173,12 +173,17 @@ class _Region:
             return True
         if self.scanner is not None:
             return self.scanner.scan(buf) is None and not self.scanner.broken
-        ends = self.ends
-        if ends is None:
+        if self.ends is None:
             if self.wake is None or self.wake.search(buf, self.wake_at) is not None:
                 return False
             self.wake_at = len(buf)
             return True
+        return self.no_end_yet(buf)
+
+    def no_end_yet(self, buf: str) -> bool:
+        """`settles_nothing` for a region that ends at closers (`ends` known)."""
+        ends = self.ends
+        assert ends is not None
         wake = ends.wake if self.quote is None else ends.wake_inner[self.quote.opener]
         if wake.search(buf, self.scan) is None:  # the common case: nothing can even begin
             self.scan = len(buf)
@@ -342,7 +347,10 @@ class Engine:
             raise RuntimeError("feed() after close(): make a new StreamParser for a new output")
         if not text:
             return []
-        buf = self._append(text)
+        buf = self._buf  # (`_append`, inlined)
+        self._buf = ""
+        buf += text
+        self._buf = buf
         settles_nothing = self._settles_nothing
         if settles_nothing is not None and settles_nothing(buf):
             return []
@@ -477,6 +485,8 @@ class Engine:
                 self._quiet, self._quiet_prefixes = state.quiet, state.prefixes
                 self._quiet_settles = _NOTHING
                 self._quiet_pieces, self._quiet_event = self._reasoning, ThinkingDelta
+        elif isinstance(state, _Region) and state.ends is not None:
+            self._settles_nothing = state.no_end_yet  # (the common region: one check less)
         elif isinstance(state, _Region | _Untagged):
             self._settles_nothing = state.settles_nothing
 
@@ -608,7 +618,7 @@ class Engine:
         pattern = d.tagged_pattern if self._code_fence or self._answer_channel else d.full_pattern
         match = pattern.search(buf, self._scan)
         stop = match.start() if match else len(buf) - 1
-        if not final:
+        if not final and stop > len(buf) - d.max_marker:  # (else no marker may start from here)
             pending = self._pending_prefix(self._scan, stop, d.proper_prefixes, d.max_marker)
             if pending is not None:
                 self._emit_text(pending)
@@ -852,7 +862,7 @@ class Engine:
             body = buf[state.body_start : match.start()]  # the opener again
             if body.strip():
                 self._resolve_region(state, body, match.start(), closed=False, interrupted=True)
-                self._settle_repeats(state, ends, match.start(), final)
+                self._settle_repeats(state, ends, match.start())
                 return True
             # A doubled opener: part of this region's body (the format reads past it).
             state.scan = match.end()
@@ -871,44 +881,40 @@ class Engine:
         state.scan = max(state.scan, len(buf) - ends.longest + 1)
         return False
 
-    def _settle_repeats(self, state: _Region, ends: RegionEnd, end: int, final: bool) -> None:
+    def _settle_repeats(self, state: _Region, ends: RegionEnd, end: int) -> None:
         """After a region that its own opener interrupted was settled as unread (`<tool_call>{`
-        then `<tool_call>` again): while the same opener and body come again, each repeat would
-        be opened, interrupted and settled by the same steps, exactly as this one was (the same
-        text before its end, a body with no character that may begin a marker, the same opener
-        after it), so its `UnreadCall` is written here without them. A hostile output repeating
-        a call opener costs a comparison per repeat, not a region and a format parse."""
+        then `<tool_call>` again): while the same text comes again, each repeat would be opened,
+        walked, interrupted and settled by the same steps as this one, so its `UnreadCall` is
+        written here without them. A region's steps read its text and, past its end, at most
+        `ahead` characters (the longest marker that may begin there), and start from a fresh
+        region state: the same text over that window, repeated, is the same outcome. A hostile
+        output repeating a call opener costs a comparison per repeat, not a region and a parse."""
         buf, opener, d = self._buf, state.opener, self._d
         size = end - state.start
-        limit = len(buf) if final else len(buf) - max(d.max_marker, ends.longest)
-        if end + size > limit or not isinstance(self._state, _Text) or self._pos != end or not self._events:
+        ahead = max(d.max_marker, ends.longest)
+        if end + size + ahead > len(buf) or not isinstance(self._state, _Text) or self._pos != end:
             return  # (streamed, the next repeat is rarely all there yet: the common exit)
-        last = self._events[-1]
-        unit = buf[state.start : end]
+        last = self._events[-1] if self._events else None
+        window = buf[state.start : end + ahead]
         if (
             not isinstance(last, UnreadCall)
-            or last.problem.text != unit
+            or last.problem.text != window[:size]
             or state.at_start
             or state.fenced
             or (self._answer_start and d.start_openers)
-            or opener in self._guarded
-            or state.body_start != state.start + len(opener)
-            or unit[-1] == "`"  # the next opener would be inline code (`_in_inline_code`)
-            or ends.wake.search(unit, len(opener)) is not None  # the body may hold a marker
+            or self._guarded  # (where a marker counts depends on where special tokens came)
+            or window[size - 1] == "`"  # the next opener would be inline code (`_in_inline_code`)
         ):
             return
         pattern = d.tagged_pattern if self._code_fence or self._answer_channel else d.full_pattern
-        k = end
-        problem = last.problem
+        problem, unit = last.problem, window[:size]
         again = type(problem)
         problems: list[MalformedCall | TruncatedCall] = []
+        k = end
         while (
-            k + size <= limit
-            and buf.startswith(unit, k)
+            buf.startswith(window, k)
             and (found := pattern.match(buf, k)) is not None
             and found.group() == opener  # the text state opens the same region here
-            and (after := ends.outer.match(buf, k + size)) is not None
-            and after.group() == opener  # and the same opener interrupts it
         ):
             problems.append(again(problem.message, unit, problem.format, problem.name))
             k += size
