@@ -323,8 +323,10 @@ class Engine:
 
     def feed(self, text: str, *, special: bool = False) -> list[Event]:
         respeller = self._respeller
-        if special or (respeller is not None and (respeller.held or respeller.begins in text)):
-            text = self._respell_and_mark(text, special)
+        if special:
+            text = self._respell_and_mark(text)
+        elif respeller is not None and (respeller.held or respeller.begins in text):
+            text = respeller.feed(text)
         quiet = self._quiet  # None once closed
         if quiet is not None and text:
             # `_append`, inlined: this path runs once per token of ordinary text.
@@ -357,10 +359,10 @@ class Engine:
         self._run(final=False)
         return self._take_events()
 
-    def _respell_and_mark(self, text: str, special: bool) -> str:
-        """`text` with spaced tag markers respelled; a guarded special token fed as that token is
-        noted where it begins (`_special_at`)."""
-        token = text if special and not self._closed and text in self._guarded else None
+    def _respell_and_mark(self, text: str) -> str:
+        """`text`, fed as one special token, with spaced tag markers respelled; a guarded token
+        is noted where it begins (`_special_at`)."""
+        token = text if not self._closed and text in self._guarded else None
         respeller = self._respeller
         if respeller is not None and (respeller.held or respeller.begins in text):
             text = respeller.feed(text)
