@@ -39,6 +39,27 @@ def test_a_run_of_brackets_is_a_few_steps(unit: str, monkeypatch: pytest.MonkeyP
     assert steps < 20  # was one step per bracket: 100,000
 
 
+@pytest.mark.parametrize("unit", ["[ARGS]\n", "[ARGS] ", "[x]\n", "[a.b-c_d] x\n"])
+def test_a_bracketed_word_on_every_line_is_a_few_steps(unit: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A `[` alone on its line may open a pythonic call list (`[f(a=1)]`), but only when a name
+    # and then `(` follow it: `[ARGS]` on every line cost a step per line (1 MB: 1.5 s).
+    steps = 0
+    step_text = Engine._step_text  # pyright: ignore[reportPrivateUsage]
+
+    def counted(self: Engine, final: bool) -> bool:
+        nonlocal steps
+        steps += 1
+        return step_text(self, final)
+
+    monkeypatch.setattr(Engine, "_step_text", counted)
+    text = unit * 5_000
+    for format in ("auto", "pythonic"):
+        steps = 0
+        result = parse(text, format, tools=TOOLS)
+        assert (result.content, result.calls, result.errors) == (text, [], [])
+        assert steps < 20  # was one step per line: 5,000
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     brackets=st.text(alphabet="{[", min_size=1, max_size=6),
