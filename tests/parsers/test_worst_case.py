@@ -7,12 +7,17 @@ benchmarks/parsers.py (`--worst-case`); here, the number of steps and the result
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pydantic_mlx.parsers import StreamParser, parse
+from pydantic_mlx.parsers import Event, StreamParser, _dialect, parse
 from pydantic_mlx.parsers._engine import Engine
+
+from .test_hostile_linear import lines_run
 
 TOOLS = [{"type": "function", "function": {"name": "read_file", "parameters": {"type": "object"}}}]
 
@@ -32,6 +37,27 @@ def test_a_run_of_brackets_is_a_few_steps(unit: str, monkeypatch: pytest.MonkeyP
     result = parse(text, "auto", tools=TOOLS)
     assert result.content == text and not result.calls
     assert steps < 20  # was one step per bracket: 100,000
+
+
+@pytest.mark.parametrize("unit", ["[ARGS]\n", "[ARGS] ", "[x]\n", "[a.b-c_d] x\n"])
+def test_a_bracketed_word_on_every_line_is_a_few_steps(unit: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A `[` alone on its line may open a pythonic call list (`[f(a=1)]`), but only when a name
+    # and then `(` follow it: `[ARGS]` on every line cost a step per line (1 MB: 1.5 s).
+    steps = 0
+    step_text = Engine._step_text  # pyright: ignore[reportPrivateUsage]
+
+    def counted(self: Engine, final: bool) -> bool:
+        nonlocal steps
+        steps += 1
+        return step_text(self, final)
+
+    monkeypatch.setattr(Engine, "_step_text", counted)
+    text = unit * 5_000
+    for format in ("auto", "pythonic"):
+        steps = 0
+        result = parse(text, format, tools=TOOLS)
+        assert (result.content, result.calls, result.errors) == (text, [], [])
+        assert steps < 20  # was one step per line: 5,000
 
 
 @settings(max_examples=60, deadline=None)
@@ -75,3 +101,111 @@ def test_an_opener_repeated_thousands_of_times_is_one_unread_region(opener: str)
         streamed.feed(text[i : i + 16])
     streamed.close()
     assert streamed.result() == parse(text, "auto", tools=TOOLS)
+
+
+REPEATED_CALLS = [
+    ("auto", "<tool_call>{"),
+    ("hermes", "<tool_call>{"),
+    ("auto", "<TOOLCALL>{"),
+    ("nemotron", "<TOOLCALL>{"),
+    ("auto", "<function={"),
+    ("qwen3_coder", "<function={"),
+]
+
+
+@pytest.mark.parametrize(("format", "unit"), REPEATED_CALLS)
+def test_a_repeated_broken_call_costs_a_few_lines_per_repeat(format: str, unit: str) -> None:
+    # Each repeat is a region its own opener interrupts, unread: it was opened, searched and
+    # parsed by every format sharing the opener (130-210 lines of the parser per repeat); the
+    # repeats after the first are now settled by one comparison each. Counted, not timed.
+    parse(unit * 10, format, tools=TOOLS)  # patterns built once are not counted
+    short, long = (lines_run(lambda n=n: parse(unit * n, format, tools=TOOLS)) for n in (300, 1200))
+    assert (long - short) / 900 < 30
+    result = parse(unit * 1200, format, tools=TOOLS)
+    assert (result.content, result.calls) == (None, [])
+    assert [e.text for e in result.errors] == [unit] * 1200
+    assert len({e.message for e in result.errors}) == 1
+
+
+@pytest.mark.parametrize(("format", "unit"), REPEATED_CALLS)
+def test_a_repeated_broken_call_streamed_is_read_by_the_formats_once(
+    format: str, unit: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Streamed, each repeat settles on its own delta; the formats' verdict on a body they
+    # already failed to read is remembered (it was one parse per format per repeat), and the
+    # buffer is trimmed between the regions (it grew for the whole output: each delta appended
+    # could copy all of it).
+    reads = 0
+    for module in {fmt for fmt, _ in _candidates(format, unit)}:
+        read = module.parse_region
+
+        def counted(*args: Any, read: Callable[..., Any] = read) -> Any:
+            nonlocal reads
+            reads += 1
+            return read(*args)
+
+        monkeypatch.setattr(module, "parse_region", counted)
+    parser = StreamParser(format, tools=TOOLS)
+    text = unit * 3000
+    sizes: list[int] = []
+    for i in range(0, len(text), 4):
+        parser.feed(text[i : i + 4])
+        sizes.append(len(parser._engine._buf))  # pyright: ignore[reportPrivateUsage]
+    parser.close()
+    assert parser.result() == parse(text, format, tools=TOOLS)
+    assert reads < 10  # was 3000 per format sharing the opener
+    assert max(sizes) < 10_000  # was the whole text
+
+
+def _candidates(format: str, unit: str) -> tuple[tuple[Any, Any], ...]:
+    """The (format module, syntax) pairs that read the regions `unit`'s opener opens."""
+    dialect = _dialect(format)  # pyright: ignore[reportPrivateUsage]
+    opener = next(o for o in dialect.openers if unit.startswith(o))
+    return dialect.openers[opener]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    format=st.sampled_from(["auto", "hermes", "nemotron", "qwen3_coder", "glm", "mistral"]),
+    opener=st.sampled_from(["<tool_call>", "<TOOLCALL>", "<function=", "[TOOL_CALLS]", "<|python_tag|>"]),
+    body=st.sampled_from(
+        [
+            "{",
+            "x",
+            " {",
+            "{\n",
+            "`",
+            '"',
+            "<",
+            "}",
+            "\\",
+            "[",
+            "```",
+            "a=1",
+            '{"a": 1}',
+            '{"a": "',
+            "</",
+            "<tool_call>",
+        ]
+    ),
+    repeats=st.integers(1, 12),
+    before=st.sampled_from(["", "hi ", "`", "\n", "<think>x</think>"]),
+    after=st.sampled_from(["", "x", "<tool_call>", "</tool_call>", "</TOOLCALL>", "{", "`"]),
+    step=st.integers(1, 13),
+)
+def test_a_repeated_call_settles_as_each_repeat_would(
+    format: str, opener: str, body: str, repeats: int, before: str, after: str, step: int
+) -> None:
+    # The repeats settled at once give what the steps give one region at a time: streamed in
+    # small deltas (where the next repeat is rarely all there, so each is a step) == parse.
+    text = before + (opener + body) * repeats + after
+    whole = parse(text, format, tools=TOOLS)
+    streamed = StreamParser(format, tools=TOOLS)
+    events: list[Event] = []
+    for i in range(0, len(text), step):
+        events += streamed.feed(text[i : i + step])
+    events += streamed.close()
+    assert streamed.result() == whole
+    assert [type(e).__name__ for e in events].count("UnreadCall") == len(
+        [e for e in whole.errors if type(e).__name__ != "UnknownTool"]
+    )

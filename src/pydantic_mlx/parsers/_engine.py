@@ -68,6 +68,9 @@ _KEEP_BEHIND = 512  # > the untagged look-behind (_untagged._MAX_WS)
 _BRACKETS_AND_FENCE, _NOTHING = frozenset({"{", "[", FENCE}), frozenset[str]()
 _TRIM_AT = 8192
 _TRIM_ABOVE = _TRIM_AT + _KEEP_BEHIND
+# Bodies no format could read, remembered with the problem (`Engine._unread_bodies`): a hostile
+# output repeats a broken call, and each repeat would raise in every format that shares it.
+_REMEMBER_BODY, _REMEMBER_BODIES = 256, 64
 
 
 def _could_become(buf: str, j: int, marker: str) -> bool:
@@ -170,12 +173,17 @@ class _Region:
             return True
         if self.scanner is not None:
             return self.scanner.scan(buf) is None and not self.scanner.broken
-        ends = self.ends
-        if ends is None:
+        if self.ends is None:
             if self.wake is None or self.wake.search(buf, self.wake_at) is not None:
                 return False
             self.wake_at = len(buf)
             return True
+        return self.no_end_yet(buf)
+
+    def no_end_yet(self, buf: str) -> bool:
+        """`settles_nothing` for a region that ends at closers (`ends` known)."""
+        ends = self.ends
+        assert ends is not None
         wake = ends.wake if self.quote is None else ends.wake_inner[self.quote.opener]
         if wake.search(buf, self.scan) is None:  # the common case: nothing can even begin
             self.scan = len(buf)
@@ -291,6 +299,9 @@ class Engine:
         # Where each run of spaces or name skipped so far ends, by its start (`_skip_spaces`).
         self._space_runs: dict[int, int] = {}
         self._name_runs: dict[int, int] = {}
+        # The problem of each short region body that every candidate format failed to read, by
+        # (opener, at_start, body, closer): the same body fails the same way (formats are pure).
+        self._unread_bodies: dict[tuple[str, bool, str, str], str] = {}
         # With `in_reasoning`, some models still write the opener the prompt already wrote.
         self._opener_may_repeat = in_reasoning
         # Where the answer begins (output start, or after reasoning), `at_start` openers count.
@@ -311,16 +322,18 @@ class Engine:
     # -- public -----------------------------------------------------------------------------
 
     def feed(self, text: str, *, special: bool = False) -> list[Event]:
-        token = text if special and not self._closed and text in self._guarded else None
         respeller = self._respeller
-        if respeller is not None and (respeller.held or respeller.begins in text):
+        if special:
+            text = self._respell_and_mark(text)
+        elif respeller is not None and (respeller.held or respeller.begins in text):
             text = respeller.feed(text)
-        if token is not None and text.endswith(token):  # (a respelled marker took it otherwise)
-            start = len(self._buf) + len(text) - len(token)
-            self._special_at[start] = start + len(token)
         quiet = self._quiet  # None once closed
         if quiet is not None and text:
-            buf = self._append(text)
+            # `_append`, inlined: this path runs once per token of ordinary text.
+            buf = self._buf
+            self._buf = ""
+            buf += text
+            self._buf = buf
             pos = self._pos
             found = quiet.search(buf, pos)
             if found is None:  # the common case, kept short: the undecided text is all text
@@ -336,11 +349,27 @@ class Engine:
             raise RuntimeError("feed() after close(): make a new StreamParser for a new output")
         if not text:
             return []
-        buf = self._append(text)
-        if self._settles_nothing is not None and self._settles_nothing(buf):
+        buf = self._buf  # (`_append`, inlined)
+        self._buf = ""
+        buf += text
+        self._buf = buf
+        settles_nothing = self._settles_nothing
+        if settles_nothing is not None and settles_nothing(buf):
             return []
         self._run(final=False)
         return self._take_events()
+
+    def _respell_and_mark(self, text: str) -> str:
+        """`text`, fed as one special token, with spaced tag markers respelled; a guarded token
+        is noted where it begins (`_special_at`)."""
+        token = text if not self._closed and text in self._guarded else None
+        respeller = self._respeller
+        if respeller is not None and (respeller.held or respeller.begins in text):
+            text = respeller.feed(text)
+        if token is not None and text.endswith(token):  # (a respelled marker took it otherwise)
+            start = len(self._buf) + len(text) - len(token)
+            self._special_at[start] = start + len(token)
+        return text
 
     def close(self, *, truncated: bool) -> list[Event]:
         if not self._closed:
@@ -458,6 +487,8 @@ class Engine:
                 self._quiet, self._quiet_prefixes = state.quiet, state.prefixes
                 self._quiet_settles = _NOTHING
                 self._quiet_pieces, self._quiet_event = self._reasoning, ThinkingDelta
+        elif isinstance(state, _Region) and state.ends is not None:
+            self._settles_nothing = state.no_end_yet  # (the common region: one check less)
         elif isinstance(state, _Region | _Untagged):
             self._settles_nothing = state.settles_nothing
 
@@ -576,6 +607,11 @@ class Engine:
     # -- text -------------------------------------------------------------------------------
 
     def _step_text(self, final: bool) -> bool:
+        if self._pos > _TRIM_ABOVE:
+            # Calls or markup back to back (`<tool_call>{` repeated) leave the text state within
+            # one run, so the trim after the run would never see it: without this, the buffer
+            # grew for the whole output and each delta appended to it could copy all of it.
+            self._trim()
         if self._answer_start and self._d.start_openers:
             settled = self._step_answer_start(final)
             if settled is not None:
@@ -584,7 +620,7 @@ class Engine:
         pattern = d.tagged_pattern if self._code_fence or self._answer_channel else d.full_pattern
         match = pattern.search(buf, self._scan)
         stop = match.start() if match else len(buf) - 1
-        if not final:
+        if not final and stop > len(buf) - d.max_marker:  # (else no marker may start from here)
             pending = self._pending_prefix(self._scan, stop, d.proper_prefixes, d.max_marker)
             if pending is not None:
                 self._emit_text(pending)
@@ -827,7 +863,9 @@ class Engine:
                 return self._resolve_region(state, body, match.end(), closed=True, closer=match.group())
             body = buf[state.body_start : match.start()]  # the opener again
             if body.strip():
-                return self._resolve_region(state, body, match.start(), closed=False, interrupted=True)
+                self._resolve_region(state, body, match.start(), closed=False, interrupted=True)
+                self._settle_repeats(state, ends, match.start())
+                return True
             # A doubled opener: part of this region's body (the format reads past it).
             state.scan = match.end()
         if final and state.quote is not None:
@@ -844,6 +882,48 @@ class Engine:
             return self._resolve_region(state, buf[state.body_start :], len(buf), closed=False)
         state.scan = max(state.scan, len(buf) - ends.longest + 1)
         return False
+
+    def _settle_repeats(self, state: _Region, ends: RegionEnd, end: int) -> None:
+        """After a region that its own opener interrupted was settled as unread (`<tool_call>{`
+        then `<tool_call>` again): while the same text comes again, each repeat would be opened,
+        walked, interrupted and settled by the same steps as this one, so its `UnreadCall` is
+        written here without them. A region's steps read its text and, past its end, at most
+        `ahead` characters (the longest marker that may begin there), and start from a fresh
+        region state: the same text over that window, repeated, is the same outcome. A hostile
+        output repeating a call opener costs a comparison per repeat, not a region and a parse."""
+        buf, opener, d = self._buf, state.opener, self._d
+        size = end - state.start
+        ahead = max(d.max_marker, ends.longest)
+        if end + size + ahead > len(buf) or not isinstance(self._state, _Text) or self._pos != end:
+            return  # (streamed, the next repeat is rarely all there yet: the common exit)
+        last = self._events[-1] if self._events else None
+        window = buf[state.start : end + ahead]
+        if (
+            not isinstance(last, UnreadCall)
+            or last.problem.text != window[:size]
+            or state.at_start
+            or state.fenced
+            or (self._answer_start and d.start_openers)
+            or self._guarded  # (where a marker counts depends on where special tokens came)
+            or window[size - 1] == "`"  # the next opener would be inline code (`_in_inline_code`)
+        ):
+            return
+        pattern = d.tagged_pattern if self._code_fence or self._answer_channel else d.full_pattern
+        problem, unit = last.problem, window[:size]
+        again = type(problem)
+        problems: list[MalformedCall | TruncatedCall] = []
+        k = end
+        while (
+            buf.startswith(window, k)
+            and (found := pattern.match(buf, k)) is not None
+            and found.group() == opener  # the text state opens the same region here
+        ):
+            problems.append(again(problem.message, unit, problem.format, problem.name))
+            k += size
+        if problems:
+            self.errors.extend(problems)
+            self._events.extend(map(UnreadCall, problems))
+            self._pos = self._scan = k
 
     def _region_json(self, state: _Region, rule: JsonValue, final: bool) -> bool:
         buf = self._buf
@@ -978,8 +1058,9 @@ class Engine:
                 return self._region_as_text(state, end)
             cut = TruncatedCall("the call was cut off before its end marker", raw, fmt_name)
             return self._region_as_text(state, end, cut)
-        problem = ""
-        for fmt, syntax in state.candidates:
+        key = (state.opener, state.at_start, body, closer)
+        problem = self._unread_bodies.get(key, "")
+        for fmt, syntax in () if problem else state.candidates:
             try:
                 calls = fmt.parse_region(
                     syntax, body + closer if syntax.closer_in_body else body, self._tools
@@ -1004,6 +1085,10 @@ class Engine:
             if syntax.echoed and body.strip():  # the body written again is dropped like a trailer
                 return self._goto(_Trailer(body.strip()), end)
             return self._goto(_Text(), end)
+        if problem and len(body) <= _REMEMBER_BODY:
+            if len(self._unread_bodies) >= _REMEMBER_BODIES:
+                self._unread_bodies.clear()
+            self._unread_bodies[key] = problem
         if not closed and self._complete_calls_of_section(state, body, end):
             return True
         if state.may_be_prose(body) or self._in_inline_code(state):

@@ -97,7 +97,10 @@ def may_open_pattern(*, json: bool, pythonic: bool) -> str:
     alternatives: list[str] = []
     if json:
         alternatives.append(f"{alone(re.escape('{'))}(?={key})")
-    after_list = ([f"\\{{{key}"] if json else []) + (["[^\\W\\d]"] if pythonic else [])
+    # What `pythonic_call_start` reads after `[`: a name (a letter first), then `(` after spaces,
+    # or the text's end (`[ARGS]` on every line cost a step per line). Possessive: no backtracking.
+    name = f"[^\\W\\d][\\w.-]*+(?:\\Z|{ws}(?:\\Z|\\())"
+    after_list = ([f"\\{{{key}"] if json else []) + ([name] if pythonic else [])
     if after_list:
         alternatives.append(f"{alone(re.escape('['))}(?={ws}(?:\\Z|{'|'.join(after_list)}))")
     return "|".join(alternatives)
