@@ -270,15 +270,13 @@ class GrammarLogitsProcessor:
         reasoning = self._grammars.reasoning
         assert reasoning is not None
         closers, enders = reasoning.ends(self._opened_by)
-        found: list[tuple[int, int]] = []
-        for closer in closers:
-            at = self._window.find(closer.encode())
-            if at >= 0:
-                found.append((at, at + len(closer.encode())))
-        for ender in enders:
-            at = self._window.find(ender.encode())
-            if at >= 0:
-                found.append((at, at))
+        # (marker, whether it is the block's: a closer is, a call opener starts the answer)
+        markers = [(c.encode(), True) for c in closers] + [(e.encode(), False) for e in enders]
+        found = [
+            (at, at + len(marker) if own else at)
+            for marker, own in markers
+            if (at := self._window.find(marker)) >= 0
+        ]
         return min(found)[1] if found else None
 
     def _start(self, grammar: str, opening: bytes, *, answer: bool = False) -> bool:

@@ -15,7 +15,7 @@ from functools import cache
 from typing import Any
 
 from ._untagged import may_open_pattern
-from .formats import Format, get_format
+from .formats import Format, call_enders, get_format
 from .formats._syntax import CallSyntax, Closers, Quote
 
 __all__ = [
@@ -172,6 +172,7 @@ class Dialect:
         text_pattern = alternation(literal).pattern + (f"|{brackets}" if brackets else "")
         code_markers = tagged | ({FENCE} if untagged else set())
         prefixes = frozenset(m[:k] for m in markers for k in range(1, len(m)))
+        enders, prompt_enders = call_enders(formats)
         return cls(
             name=name,
             formats=formats,
@@ -179,12 +180,8 @@ class Dialect:
             drop=frozenset(drop),
             openers={k: tuple(v) for k, v in openers.items()},
             start_openers={k: tuple(v) for k, v in start_openers.items()},
-            reasoning_enders=frozenset(o for o, c in openers.items() if any(s.ends_reasoning for _, s in c)),
-            prompt_reasoning_enders=frozenset(
-                o
-                for o, c in openers.items()
-                if any(s.ends_reasoning or s.ends_prompt_reasoning for _, s in c)
-            ),
+            reasoning_enders=enders,
+            prompt_reasoning_enders=prompt_enders,
             untagged_json=untagged_json,
             untagged_pythonic=untagged_pythonic,
             # Optional in a format module: `ANSWER = (openers, closers)`, its explicit answer channel.

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cache
 from types import ModuleType
 from typing import Any, Protocol, cast
@@ -49,7 +49,7 @@ from .._tools import ToolSet
 from .._types import CallSyntaxError, ToolCall
 from ._syntax import CallSyntax
 
-__all__ = ["Format", "format_names", "get_format", "reasoning_enders", "reasoning_pairs"]
+__all__ = ["Format", "call_enders", "format_names", "get_format", "reasoning_enders", "reasoning_pairs"]
 
 
 class Format(Protocol):
@@ -102,11 +102,16 @@ def reasoning_pairs(name: str) -> tuple[tuple[str, str], ...]:
 
 @cache
 def reasoning_enders(name: str) -> tuple[frozenset[str], frozenset[str]]:
-    """The call openers that end a reasoning block the model never closed, for format `name`
-    (every format's under `"auto"`): those that end any block (`CallSyntax.ends_reasoning`), and
-    those that end a block the prompt opened (`ends_prompt_reasoning` too). Whatever follows the
-    parser's reasoning state (grammar masks, the thinking budget) must end the block there too."""
-    names = format_names() if name == "auto" else (name,)
-    syntaxes = [syntax for n in names for syntax in get_format(n).CALLS]
+    """`call_enders` of format `name` (every format's under `"auto"`), for what must follow the
+    parser's reasoning state outside it (grammar masks, the thinking budget)."""
+    return call_enders([get_format(n) for n in (format_names() if name == "auto" else (name,))])
+
+
+def call_enders(formats: Iterable[Format]) -> tuple[frozenset[str], frozenset[str]]:
+    """The call openers that end a reasoning block the model never closed: those that end any
+    block (`CallSyntax.ends_reasoning`), and those that end a block the prompt opened
+    (`ends_prompt_reasoning` too). `at_start` openers count only where the answer begins, never
+    inside a block."""
+    syntaxes = [syntax for fmt in formats for syntax in fmt.CALLS if not syntax.at_start]
     anywhere = frozenset(s.opener for s in syntaxes if s.ends_reasoning)
     return anywhere, anywhere | {s.opener for s in syntaxes if s.ends_prompt_reasoning}
