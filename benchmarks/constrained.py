@@ -29,10 +29,13 @@ LD_PRELOAD=/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +43,7 @@ import mlx.core as mx
 from mlx_lm import load
 from mlx_lm.generate import generate_step
 
+from pydantic_mlx.constrained import _decoding as decoding
 from pydantic_mlx.constrained import tool_call_processor
 from pydantic_mlx.constrained._decoding import GrammarLogitsProcessor, grammar_tokenizer
 from pydantic_mlx.parsers import available_formats
@@ -123,6 +127,8 @@ def main() -> None:
     parser.add_argument("--format", default="hermes", choices=available_formats())
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline", default=None, help="an older _decoding.py to time beside this one")
+    parser.add_argument("--probes", action="store_true", help="also time parts of a processor alone")
     args = parser.parse_args()
     call_format: str = args.format
     source = args.model or default_model()
@@ -130,6 +136,8 @@ def main() -> None:
     EOS.update(tokenizer.eos_token_ids)
     vocab = len(tokenizer.get_vocab())
     print(f"model: {source} (vocabulary {vocab} tokens), call format: {call_format}")
+    packages = ", ".join(f"{name} {version(name)}" for name in ("mlx", "mlx-lm", "llguidance"))
+    print(f"{packages}; device {mx.default_device()}")
 
     started = time.perf_counter()
     grammar_tokenizer(tokenizer)
@@ -141,27 +149,53 @@ def main() -> None:
     call_prompt = tokenizer.apply_chat_template(
         [{"role": "user", "content": CALL_PROMPT}], tools=TOOLS, add_generation_prompt=True
     )
-    eos_bias = mx.array([-1e9 if i in EOS else 0.0 for i in range(model.args.vocab_size)])
+    width = model.args.vocab_size
+    eos_bias = mx.array([-1e9 if i in EOS else 0.0 for i in range(width)])
 
     def suppress_eos(_tokens: mx.array, logits: mx.array) -> mx.array:
         return logits + eos_bias.astype(logits.dtype)
 
-    def lazy() -> list[Processor]:
-        return [suppress_eos, tool_call_processor(tokenizer, call_format, TOOLS)]
+    def processor(*, required: bool, module: Any = None, **switches: Any) -> GrammarLogitsProcessor:
+        """A processor of this release (or of `module`, an older `_decoding.py`), switched as asked."""
+        current = decoding.GrammarLogitsProcessor
+        if module is not None:  # the class `tool_call_processor` makes
+            decoding.GrammarLogitsProcessor = module.GrammarLogitsProcessor
+        try:
+            if required:
+                made = tool_call_processor(tokenizer, call_format, TOOLS, required=True, parallel=False)
+            else:
+                made = tool_call_processor(tokenizer, call_format, TOOLS)
+        finally:
+            decoding.GrammarLogitsProcessor = current
+        for name, value in switches.items():
+            setattr(made, name, value)
+        return made
 
-    def required() -> list[Processor]:
-        return [tool_call_processor(tokenizer, call_format, TOOLS, required=True, parallel=False)]
+    def lazy(**switches: Any) -> Callable[[], list[Processor]]:
+        return lambda: [suppress_eos, processor(required=False, **switches)]
+
+    def forced(**switches: Any) -> Callable[[], list[Processor]]:
+        return lambda: [processor(required=True, **switches)]
 
     started = time.perf_counter()
-    first = required()[0]
-    first(mx.array(call_prompt), mx.zeros((1, model.args.vocab_size)))  # compiles the grammar
+    forced()()[0](mx.array(call_prompt), mx.zeros((1, width)))  # compiles the grammar
     print(f"grammar compile (first use of this tool set): {time.perf_counter() - started:.3f} s")
 
     paths: dict[str, tuple[list[int], Callable[[], list[Processor]]]] = {
         "free": (free_prompt, lambda: [suppress_eos]),
-        "lazy": (free_prompt, lazy),
-        "constrained": (call_prompt, required),
+        "lazy": (free_prompt, lazy()),
+        "forced": (call_prompt, forced()),
+        "forced, masks from the host": (call_prompt, forced(device_masks=0)),
+        "EXP lazy late": (free_prompt, lazy(forward_first=False)),
+        "EXP forced late": (call_prompt, forced(forward_first=False)),
     }
+    if args.baseline:
+        older = load_baseline(args.baseline)
+        paths["lazy, baseline"] = (free_prompt, lazy(module=older))
+        paths["forced, baseline"] = (call_prompt, forced(module=older))
+        forced(module=older)()[0](mx.array(call_prompt), mx.zeros((1, width)))  # its tokenizer, grammar
+    if args.probes:
+        paths.update(probes(free_prompt, width, suppress_eos))
     rates: dict[str, list[float]] = {name: [] for name in paths}
     run(model, free_prompt, 8, [])  # warm up
     for _ in range(args.rounds):
@@ -169,26 +203,73 @@ def main() -> None:
             made = processors()
             seconds, count = run(model, prompt, args.tokens, made)
             rates[name].append(1000 * seconds / max(count, 1))
-            if name == "constrained":
-                grammar = made[0]
-                assert isinstance(grammar, GrammarLogitsProcessor) and not grammar.problems
+            if name.startswith("forced"):
+                assert not getattr(made[0], "problems", None), made[0]
     free = statistics.median(rates["free"])
+    print(f"median of {args.rounds} rounds, alternating; 'paired' is the median of each round's ratio")
     for name, values in rates.items():
         ms = statistics.median(values)
-        print(f"{name:12s} {ms:8.2f} ms/token   ratio to free: {ms / free:.3f}")
+        paired = statistics.median(v / f for v, f in zip(values, rates["free"], strict=True))
+        print(f"{name:28s} {ms:8.3f} ms/token   ratio to free: {ms / free:.3f}   paired: {paired:.3f}")
 
-    width = model.args.vocab_size
-    constrained_tokens = replay_tokens(model, call_prompt, args.tokens, required)
+    constrained_tokens = replay_tokens(model, call_prompt, args.tokens, forced())
     free_tokens = replay_tokens(model, free_prompt, args.tokens, lambda: [suppress_eos])
     for name, prompt, sequence, make in (
-        ("lazy", free_prompt, free_tokens, lambda: tool_call_processor(tokenizer, call_format, TOOLS)),
-        ("constrained", call_prompt, constrained_tokens, lambda: required()[0]),
+        ("lazy", free_prompt, free_tokens, lambda: processor(required=False)),
+        ("forced", call_prompt, constrained_tokens, lambda: processor(required=True)),
     ):
         per_token = replay(make(), prompt, sequence, width)
         print(
             f"{name} processor alone: {1000 * per_token:.3f} ms/token over {len(sequence)} tokens "
             f"= {100 * per_token * 1000 / free:.2f}% of a free token"
         )
+
+
+def probes(
+    prompt: list[int], width: int, suppress_eos: Processor
+) -> dict[str, tuple[list[int], Callable[[], list[Processor]]]]:
+    """Free decoding plus one part of a forced processor each, to say where its cost lies: reading
+    each sampled token (queued before the forward pass, or read before it is queued), and adding a
+    fixed bias kept on the device (what a step whose mask is cached costs beyond llguidance)."""
+    allowed = mx.array([-1e9 if i in EOS else 0.0 for i in range(width)])
+
+    def read(*, forward_first: bool) -> Processor:
+        seen: list[int] = []
+
+        def processor(tokens: mx.array, logits: mx.array) -> mx.array:
+            if seen:
+                fresh = tokens[seen[0] :]
+                if forward_first:
+                    mx.async_eval(fresh)
+                    mx.async_eval(logits)
+                fresh.tolist()
+            seen[:] = [tokens.shape[-1]]
+            return suppress_eos(tokens, logits)
+
+        return processor
+
+    def cached_bias(_tokens: mx.array, logits: mx.array) -> mx.array:
+        return logits + allowed.astype(logits.dtype)
+
+    def read_and_bias(*, forward_first: bool) -> Processor:
+        reader = read(forward_first=forward_first)
+        return lambda tokens, logits: cached_bias(tokens, reader(tokens, logits))
+
+    return {
+        "probe read, forward first": (prompt, lambda: [read(forward_first=True)]),
+        "probe read+bias, fwd first": (prompt, lambda: [read_and_bias(forward_first=True)]),
+        "probe read+bias, fwd after": (prompt, lambda: [read_and_bias(forward_first=False)]),
+    }
+
+
+def load_baseline(path: str) -> Any:
+    """An older copy of `_decoding.py`, loaded beside this one (its relative imports resolve)."""
+    spec = importlib.util.spec_from_file_location("pydantic_mlx.constrained._decoding_baseline", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 if __name__ == "__main__":

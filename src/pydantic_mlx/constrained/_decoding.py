@@ -14,7 +14,9 @@ before native output) is masked there when it is one token.
 
 The mask is llguidance's bitmask turned into additive biases with plain `mx` ops (a lookup per
 mask byte), so it runs on every MLX backend (llguidance's own `llguidance.mlx` helper is a Metal
-kernel and fails on Linux).
+kernel and fails on Linux). The biases of the last few distinct masks stay on the device, keyed by
+the mask's bytes: inside a JSON string or free text the mask repeats token after token, so most
+masked steps are one add, with no copy from the host.
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ _COMPILED_GRAMMARS = 64
 _PROBLEM_CHARS = 300
 """Characters of an llguidance error kept: its message, not the parser state and grammar it
 appends (tens of kB for a few dozen tools, carried in every response's `provider_details`)."""
+
+_DEVICE_MASKS = 16
+"""Distinct masks whose biases a processor keeps on the device (least recently used dropped): one
+per kind of position a call's grammar has (inside a string, after a key, ...), a few hundred kB
+each for a 150k vocabulary."""
 
 _WINDOW = 512
 """Bytes of free text kept for trigger matching (longer than any trigger can match: the longest,
@@ -113,6 +120,13 @@ class GrammarLogitsProcessor:
     trigger could not be constrained (the text it opened stayed free).
     """
 
+    device_masks: int = _DEVICE_MASKS
+    """How many distinct masks' biases stay on the device (0: every step's is built from the host's
+    bitmask, as before 2026-12-07; `benchmarks/constrained.py` compares the two)."""
+
+    forward_first: bool = True
+    """EXPERIMENT: queue the forward pass before reading the sampled token."""
+
     def __init__(
         self,
         tokenizer: Any,
@@ -139,6 +153,7 @@ class GrammarLogitsProcessor:
         self._tables: dict[mx.Dtype, mx.array] = {}
         self._no_end: dict[tuple[mx.Dtype, int, str | None], mx.array] = {}
         self._may_open_reasoning: int | None = None
+        self._biases: OrderedDict[tuple[mx.Dtype, int, bytes], mx.array] = OrderedDict()
         self.regions = 0
         self.problems: list[str] = []
 
@@ -182,8 +197,10 @@ class GrammarLogitsProcessor:
         fresh: mx.array | None = None
         if self._seen is not None and tokens.shape[-1] > self._seen:
             fresh = tokens[self._seen :]
-            mx.async_eval(fresh)
-        mx.async_eval(logits)
+            if self.forward_first:
+                mx.async_eval(fresh)
+        if self.forward_first:
+            mx.async_eval(logits)
         if self._seen is None:
             self._setup()
             self._seen = tokens.shape[-1]
@@ -310,18 +327,28 @@ class GrammarLogitsProcessor:
         if matcher.is_error():
             self._give_up(matcher)
             return logits
-        # Each mask byte looks up its 8 additive biases (0 allowed, -inf not): one gather and one
-        # add on the logits, measured ~3x cheaper on the CPU backend than `mx.where` on a bool mask.
-        table = self._bias_table(logits.dtype)
-        bias = mx.take(table, mx.array(words.view(np.uint8)), axis=0).reshape(-1)
-        width = logits.shape[-1]
-        if bias.shape[0] >= width:
-            bias = bias[:width]
-        else:  # the model has more logits than the tokenizer has tokens: those are never valid
-            bias = mx.concatenate([bias, mx.full((width - bias.shape[0],), -mx.inf, dtype=bias.dtype)])
-        if self._may_open_reasoning is not None and self._may_open_reasoning < width:
-            bias = mx.where(mx.arange(width) == self._may_open_reasoning, 0.0, bias).astype(bias.dtype)
+        if self._may_open_reasoning is not None:
+            token = self._may_open_reasoning
+            words.view(np.uint32)[token // 32] |= np.uint32(1 << (token % 32))
+        key = (logits.dtype, logits.shape[-1], words.tobytes())
+        bias = self._biases.get(key)
+        if bias is None:
+            bias = self._biases[key] = self._bias(words, logits.dtype, logits.shape[-1])
+            while len(self._biases) > self.device_masks:
+                self._biases.popitem(last=False)
+        else:
+            self._biases.move_to_end(key)
         return logits + bias
+
+    def _bias(self, words: np.ndarray[Any, np.dtype[np.int32]], dtype: mx.Dtype, width: int) -> mx.array:
+        """The additive biases of bitmask `words` for `width` logits: 0 where a token is allowed,
+        -inf elsewhere, and past the tokenizer's vocabulary (padding rows of the embedding)."""
+        # Each mask byte looks up its 8 biases: one gather, measured ~3x cheaper on the CPU backend
+        # than `mx.where` on a bool mask. Lazy: it is computed with the step that first uses it.
+        bias = mx.take(self._bias_table(dtype), mx.array(words.view(np.uint8)), axis=0).reshape(-1)
+        if bias.shape[0] >= width:
+            return bias[:width]
+        return mx.concatenate([bias, mx.full((width - bias.shape[0],), -mx.inf, dtype=bias.dtype)])
 
     def _no_end_bias(self, logits: mx.array) -> mx.array:
         """0 for every token but the end-of-sequence ones, which get -inf (unless one of them is
