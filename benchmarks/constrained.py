@@ -2,19 +2,33 @@
 
 Same model and prompt (a chat with a `write_file` tool), greedy decoding, runs alternating:
 
-- free:        no logits processor (the end-of-turn token suppressed, so every run is N tokens);
+- free:        no grammar;
 - lazy:        the lazy tool-call processor, on output that never opens a call (the same tokens
                as `free`): what watching for triggers costs;
-- constrained: `tool_choice="required"`: every token masked by the call grammar (the model
-               writes a file into the `content` string), up to N tokens or the end of the call.
+- forced:      `tool_choice="required"`: every token masked by the call grammar (the model
+               writes a file into the `content` string).
 
-Prints ms/token per path and the ratios to `free` (target: constrained <= 1.05 on a 100k+
-vocabulary), plus the one-off costs: building llguidance's tokenizer and compiling the grammar.
-On a busy machine end-to-end ratios are noisy, so the processors' own cost is also measured by
-replaying the constrained run's tokens through a fresh processor on logits of the model's width
-(mask computed, applied and evaluated per token), and printed as a share of a free token's time.
+Every path also suppresses the end-of-turn tokens and the tokens that hold a `"` (one add, before
+the grammar, which still forces the quotes its syntax needs: the bias is finite, the mask -inf),
+so every run is N tokens: a random model would otherwise close the `content` string within a few
+dozen tokens and the forced figures would cover only the call's opening.
+
+Prints ms/token per path and the ratios to `free` (target: forced <= 1.05 on a 100k+
+vocabulary): of the medians, and `paired`, the median of each round's ratio to that round's free
+run (steadier where the machine's speed drifts), plus the one-off costs: building llguidance's
+tokenizer and compiling the grammar. On a busy machine end-to-end ratios are noisy, so the
+processors' own cost is also measured by replaying the forced run's tokens through a fresh
+processor on logits of the model's width (mask computed, applied and evaluated per token), and
+printed as a share of a free token's time.
+
+`forced, masks from the host` is this release with no masks kept on the device
+(`device_masks = 0`). `--baseline PATH` times an older `_decoding.py` beside this one, in the same
+rounds (e.g. main's, from a checkout: `git show main:src/pydantic_mlx/constrained/_decoding.py`
+saved to a file). `--probes` adds free decoding plus parts of a processor alone: the read of each
+sampled token, and that plus a fixed bias kept on the device.
 
     python benchmarks/constrained.py [--model PATH] [--format hermes] [--tokens 64] [--rounds 3]
+        [--baseline PATH] [--probes]
 
 `--format` picks the call grammar (any parser format): with `required` the model is forced to
 write the call in that format's syntax whatever its chat template says, so the figures are the
@@ -150,10 +164,12 @@ def main() -> None:
         [{"role": "user", "content": CALL_PROMPT}], tools=TOOLS, add_generation_prompt=True
     )
     width = model.args.vocab_size
-    eos_bias = mx.array([-1e9 if i in EOS else 0.0 for i in range(width)])
+    quoted = {i for token, i in tokenizer.get_vocab().items() if '"' in token}
+    steer_bias = mx.array([-1e9 if i in EOS or i in quoted else 0.0 for i in range(width)])
 
-    def suppress_eos(_tokens: mx.array, logits: mx.array) -> mx.array:
-        return logits + eos_bias.astype(logits.dtype)
+    def steer(_tokens: mx.array, logits: mx.array) -> mx.array:
+        """No end of turn, and no `"` unless the grammar demands one: every run is N tokens."""
+        return logits + steer_bias.astype(logits.dtype)
 
     def processor(*, required: bool, module: Any = None, **switches: Any) -> GrammarLogitsProcessor:
         """A processor of this release (or of `module`, an older `_decoding.py`), switched as asked."""
@@ -172,30 +188,29 @@ def main() -> None:
         return made
 
     def lazy(**switches: Any) -> Callable[[], list[Processor]]:
-        return lambda: [suppress_eos, processor(required=False, **switches)]
+        return lambda: [steer, processor(required=False, **switches)]
 
     def forced(**switches: Any) -> Callable[[], list[Processor]]:
-        return lambda: [processor(required=True, **switches)]
+        return lambda: [steer, processor(required=True, **switches)]
 
     started = time.perf_counter()
-    forced()()[0](mx.array(call_prompt), mx.zeros((1, width)))  # compiles the grammar
+    forced()()[-1](mx.array(call_prompt), mx.zeros((1, width)))  # compiles the grammar
     print(f"grammar compile (first use of this tool set): {time.perf_counter() - started:.3f} s")
 
     paths: dict[str, tuple[list[int], Callable[[], list[Processor]]]] = {
-        "free": (free_prompt, lambda: [suppress_eos]),
+        "free": (free_prompt, lambda: [steer]),
         "lazy": (free_prompt, lazy()),
         "forced": (call_prompt, forced()),
         "forced, masks from the host": (call_prompt, forced(device_masks=0)),
-        "EXP lazy late": (free_prompt, lazy(forward_first=False)),
-        "EXP forced late": (call_prompt, forced(forward_first=False)),
     }
+    older: Any = None
     if args.baseline:
         older = load_baseline(args.baseline)
         paths["lazy, baseline"] = (free_prompt, lazy(module=older))
         paths["forced, baseline"] = (call_prompt, forced(module=older))
-        forced(module=older)()[0](mx.array(call_prompt), mx.zeros((1, width)))  # its tokenizer, grammar
+        forced(module=older)()[-1](mx.array(call_prompt), mx.zeros((1, width)))  # its tokenizer, grammar
     if args.probes:
-        paths.update(probes(free_prompt, width, suppress_eos))
+        paths.update(probes(free_prompt, width, steer))
     rates: dict[str, list[float]] = {name: [] for name in paths}
     run(model, free_prompt, 8, [])  # warm up
     for _ in range(args.rounds):
@@ -204,7 +219,7 @@ def main() -> None:
             seconds, count = run(model, prompt, args.tokens, made)
             rates[name].append(1000 * seconds / max(count, 1))
             if name.startswith("forced"):
-                assert not getattr(made[0], "problems", None), made[0]
+                assert not getattr(made[-1], "problems", None), made[-1]
     free = statistics.median(rates["free"])
     print(f"median of {args.rounds} rounds, alternating; 'paired' is the median of each round's ratio")
     for name, values in rates.items():
@@ -213,11 +228,28 @@ def main() -> None:
         print(f"{name:28s} {ms:8.3f} ms/token   ratio to free: {ms / free:.3f}   paired: {paired:.3f}")
 
     constrained_tokens = replay_tokens(model, call_prompt, args.tokens, forced())
-    free_tokens = replay_tokens(model, free_prompt, args.tokens, lambda: [suppress_eos])
-    for name, prompt, sequence, make in (
+    free_tokens = replay_tokens(model, free_prompt, args.tokens, lambda: [steer])
+    replays: list[tuple[str, list[int], list[int], Callable[[], Processor]]] = [
         ("lazy", free_prompt, free_tokens, lambda: processor(required=False)),
         ("forced", call_prompt, constrained_tokens, lambda: processor(required=True)),
-    ):
+        (
+            "forced, masks from the host",
+            call_prompt,
+            constrained_tokens,
+            lambda: processor(required=True, device_masks=0),
+        ),
+    ]
+    if older is not None:
+        replays += [
+            ("lazy, baseline", free_prompt, free_tokens, lambda: processor(required=False, module=older)),
+            (
+                "forced, baseline",
+                call_prompt,
+                constrained_tokens,
+                lambda: processor(required=True, module=older),
+            ),
+        ]
+    for name, prompt, sequence, make in replays:
         per_token = replay(make(), prompt, sequence, width)
         print(
             f"{name} processor alone: {1000 * per_token:.3f} ms/token over {len(sequence)} tokens "
@@ -226,39 +258,34 @@ def main() -> None:
 
 
 def probes(
-    prompt: list[int], width: int, suppress_eos: Processor
+    prompt: list[int], width: int, steer: Processor
 ) -> dict[str, tuple[list[int], Callable[[], list[Processor]]]]:
     """Free decoding plus one part of a forced processor each, to say where its cost lies: reading
-    each sampled token (queued before the forward pass, or read before it is queued), and adding a
-    fixed bias kept on the device (what a step whose mask is cached costs beyond llguidance)."""
-    allowed = mx.array([-1e9 if i in EOS else 0.0 for i in range(width)])
+    each sampled token (queued before the forward pass, as the processor does), and that plus adding
+    a fixed bias kept on the device (a step whose mask is kept, without llguidance's work)."""
+    fixed = mx.array([-1e9 if i in EOS else 0.0 for i in range(width)])
 
-    def read(*, forward_first: bool) -> Processor:
+    def read() -> Processor:
         seen: list[int] = []
 
         def processor(tokens: mx.array, logits: mx.array) -> mx.array:
             if seen:
                 fresh = tokens[seen[0] :]
-                if forward_first:
-                    mx.async_eval(fresh)
-                    mx.async_eval(logits)
+                mx.async_eval(fresh)
+                mx.async_eval(logits)
                 fresh.tolist()
             seen[:] = [tokens.shape[-1]]
-            return suppress_eos(tokens, logits)
+            return steer(tokens, logits)
 
         return processor
 
-    def cached_bias(_tokens: mx.array, logits: mx.array) -> mx.array:
-        return logits + allowed.astype(logits.dtype)
-
-    def read_and_bias(*, forward_first: bool) -> Processor:
-        reader = read(forward_first=forward_first)
-        return lambda tokens, logits: cached_bias(tokens, reader(tokens, logits))
+    def read_and_bias() -> Processor:
+        reader = read()
+        return lambda tokens, logits: reader(tokens, logits) + fixed.astype(logits.dtype)
 
     return {
-        "probe read, forward first": (prompt, lambda: [read(forward_first=True)]),
-        "probe read+bias, fwd first": (prompt, lambda: [read_and_bias(forward_first=True)]),
-        "probe read+bias, fwd after": (prompt, lambda: [read_and_bias(forward_first=False)]),
+        "probe: read": (prompt, lambda: [read()]),
+        "probe: read + kept bias": (prompt, lambda: [read_and_bias()]),
     }
 
 

@@ -124,9 +124,6 @@ class GrammarLogitsProcessor:
     """How many distinct masks' biases stay on the device (0: every step's is built from the host's
     bitmask, as before 2026-12-07; `benchmarks/constrained.py` compares the two)."""
 
-    forward_first: bool = True
-    """EXPERIMENT: queue the forward pass before reading the sampled token."""
-
     def __init__(
         self,
         tokenizer: Any,
@@ -197,10 +194,8 @@ class GrammarLogitsProcessor:
         fresh: mx.array | None = None
         if self._seen is not None and tokens.shape[-1] > self._seen:
             fresh = tokens[self._seen :]
-            if self.forward_first:
-                mx.async_eval(fresh)
-        if self.forward_first:
-            mx.async_eval(logits)
+            mx.async_eval(fresh)
+        mx.async_eval(logits)
         if self._seen is None:
             self._setup()
             self._seen = tokens.shape[-1]
