@@ -122,7 +122,7 @@ class GrammarLogitsProcessor:
 
     device_masks: int = _DEVICE_MASKS
     """How many distinct masks' biases stay on the device (0: every step's is built from the host's
-    bitmask, as before 2026-12-07; `benchmarks/constrained.py` compares the two)."""
+    bitmask, as in the release before; `benchmarks/constrained.py` compares the two)."""
 
     def __init__(
         self,
@@ -322,8 +322,8 @@ class GrammarLogitsProcessor:
         if matcher.is_error():
             self._give_up(matcher)
             return logits
-        if self._may_open_reasoning is not None:
-            token = self._may_open_reasoning
+        token = self._may_open_reasoning
+        if token is not None and token < 32 * words.size:  # allowed too: set its bit
             words.view(np.uint32)[token // 32] |= np.uint32(1 << (token % 32))
         key = (logits.dtype, logits.shape[-1], words.tobytes())
         bias = self._biases.get(key)
