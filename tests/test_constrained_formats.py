@@ -60,6 +60,7 @@ FORMATS = [
     "nemotron",
     "phi4_mini",
     "hunyuan",
+    "apriel",
     "jamba",
     "internlm2",
     "ernie",
@@ -110,6 +111,7 @@ SPECIAL_TOKENS = {
     "nemotron": ["<TOOLCALL>", "</TOOLCALL>"],
     "phi4_mini": [],
     "hunyuan": ["<tool_calls>", "</tool_calls>"],
+    "apriel": [],  # hunyuan's
     "jamba": [],  # hunyuan's
     "internlm2": ["<|action_start|>", "<|plugin|>", "<|action_end|>"],
     "ernie": [],  # hermes' <tool_call>, already one
@@ -135,6 +137,7 @@ REQUIRED_OPENERS = {
     "granite": ("<|tool_call|>",),
     "nemotron": ("<TOOLCALL>",),
     "hunyuan": ("<tool_calls>",),
+    "apriel": ("<tool_calls>",),
     "jamba": ("<tool_calls>",),
     "internlm2": ("<|action_start|>",),
 }
@@ -241,6 +244,10 @@ VARIANTS: dict[str, list[str]] = {
         '<tool_calls>[{"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}, '
         '{"name": "ping", "arguments": {}}]</tool_calls>'
     ],
+    "apriel": [
+        '<tool_calls>[{"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}, '
+        '{"name": "ping", "arguments": {}}]</tool_calls>'
+    ],
     "jamba": [
         '<tool_calls>[\n    {"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}},\n    '
         '{"name": "ping", "arguments": {}}\n]</tool_calls>'
@@ -283,6 +290,7 @@ OPENERS = {
     "nemotron": "<TOOLCALL>",
     "phi4_mini": 'functools[{"name"',
     "hunyuan": "<tool_calls>",
+    "apriel": "<tool_calls>",
     "jamba": "<tool_calls>",
     "internlm2": "<|action_start|><|plugin|>",
     "ernie": "<tool_call>",
@@ -315,6 +323,7 @@ CLOSERS = {
     "nemotron": "</TOOLCALL>",
     "phi4_mini": None,
     "hunyuan": "</tool_calls>",
+    "apriel": "</tool_calls>",
     "jamba": "</tool_calls>",
     "internlm2": "<|action_end|>",
     "ernie": "</tool_call>",
@@ -632,6 +641,7 @@ LAZY_REGIONS: dict[str, list[str]] = {
     "nemotron": VARIANTS["nemotron"],
     "phi4_mini": VARIANTS["phi4_mini"],
     "hunyuan": VARIANTS["hunyuan"],
+    "apriel": VARIANTS["hunyuan"],
     "jamba": [*VARIANTS["jamba"], '<tool_calls>[{"name": "ping", "arguments": {}}]</tool_calls>'],
     "internlm2": ['<|action_start|><|plugin|>\n{"name": "ping", "arguments": {}}<|action_end|>'],
     "ernie": ['<tool_call>\n{"name": "ping", "arguments": {}}\n</tool_call>'],  # a region is one call

@@ -228,6 +228,7 @@ _OPENERS = {
     "granite_20b_fc": "<function_call>",
     "hy3": "<tool_calls:opensource>",
     "hunyuan": "<tool_calls>",
+    "apriel": "<tool_calls>",
     "jamba": "<tool_calls>",
     "internlm2": "<|action_start|><|plugin|>",
     "olmo3": "<function_calls>",

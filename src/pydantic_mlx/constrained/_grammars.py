@@ -285,6 +285,7 @@ _CALL_SYNTAXES: dict[str, CallSyntaxBuilder] = {
     "pythonic": _literal_calls.pythonic,
     "ernie": _json_calls.hermes,
     "hunyuan": _json_calls.hunyuan,
+    "apriel": _json_calls.hunyuan,
     "internlm2": _json_calls.internlm2,
     "jamba": _json_calls.jamba,
     "olmo3": _literal_calls.olmo3,
