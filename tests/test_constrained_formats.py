@@ -51,6 +51,7 @@ FORMATS = [
     "minicpm5",
     "granite_20b_fc",
     "hy3",
+    "solar_open",
     "function_gemma",
     "command",
     "longcat",
@@ -102,6 +103,13 @@ SPECIAL_TOKENS = {
         for closing in ("", "/")
     ]
     + ["<tool_sep:opensource>"],
+    "solar_open": [
+        "<|tool_call:start|>",
+        "<|tool_call:end|>",
+        "<|tool_arg:start|>",
+        "<|tool_arg:value|>",
+        "<|tool_arg:end|>",
+    ],
     "function_gemma": ["<start_function_call>", "<end_function_call>", "<escape>"],
     "command": ["<|START_ACTION|>", "<|END_ACTION|>"],
     "longcat": ["<longcat_tool_call>", "</longcat_tool_call>", "<longcat_arg_key>", "</longcat_arg_key>"],
@@ -137,6 +145,7 @@ REQUIRED_OPENERS = {
     "granite": ("<|tool_call|>",),
     "nemotron": ("<TOOLCALL>",),
     "hunyuan": ("<tool_calls>",),
+    "solar_open": ("<|tool_call:start|>",),
     "apriel": ("<tool_calls>",),
     "jamba": ("<tool_calls>",),
     "internlm2": ("<|action_start|>",),
@@ -201,6 +210,13 @@ VARIANTS: dict[str, list[str]] = {
         "<arg_key:opensource>unit</arg_key:opensource><arg_value:opensource>celsius</arg_value:opensource>"
         "</tool_call:opensource>\n<tool_call:opensource>ping<tool_sep:opensource>\n</tool_call:opensource>\n"
         "</tool_calls:opensource>",
+    ],
+    "solar_open": [
+        "<|tool_call:start|>get_weather\n<|tool_arg:start|>city<|tool_arg:value|>New\nYork<|tool_arg:end|>\n"
+        "<|tool_arg:start|>unit<|tool_arg:value|>celsius<|tool_arg:end|>\n<|tool_call:end|>",
+        "<|tool_call:start|>get_weather<|tool_arg:start|>city<|tool_arg:value|> Oslo <|tool_arg:end|>"
+        "<|tool_arg:start|>unit<|tool_arg:value|>celsius<|tool_arg:end|><|tool_call:end|>",
+        "<|tool_call:start|>ping<|tool_call:end|>",
     ],
     "granite_20b_fc": [
         '<function_call>{"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}'
@@ -281,6 +297,7 @@ OPENERS = {
     "minicpm5": '<function name="',
     "granite_20b_fc": "<function_call>",
     "hy3": "<tool_calls:opensource>",
+    "solar_open": "<|tool_call:start|>",
     "function_gemma": "<start_function_call>",
     "command": "<|START_ACTION|>",
     "longcat": "<longcat_tool_call>",
@@ -314,6 +331,7 @@ CLOSERS = {
     "minicpm5": "</function>",
     "granite_20b_fc": None,
     "hy3": "</tool_calls:opensource>",
+    "solar_open": "<|tool_call:end|>",
     "function_gemma": "<end_function_call>",
     "command": "<|END_ACTION|>",
     "longcat": "</longcat_tool_call>",
@@ -632,6 +650,7 @@ LAZY_REGIONS: dict[str, list[str]] = {
     "minicpm5": VARIANTS["minicpm5"],
     "granite_20b_fc": VARIANTS["granite_20b_fc"],
     "hy3": VARIANTS["hy3"],
+    "solar_open": VARIANTS["solar_open"],
     "function_gemma": ["<start_function_call>call:ping{}<end_function_call>"],
     "command": VARIANTS["command"],
     "longcat": VARIANTS["longcat"],

@@ -227,6 +227,7 @@ _OPENERS = {
     "minicpm5": '<function name="',
     "granite_20b_fc": "<function_call>",
     "hy3": "<tool_calls:opensource>",
+    "solar_open": "<|tool_call:start|>",
     "hunyuan": "<tool_calls>",
     "apriel": "<tool_calls>",
     "jamba": "<tool_calls>",
