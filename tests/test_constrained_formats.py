@@ -66,6 +66,7 @@ FORMATS = [
     "internlm2",
     "ernie",
     "olmo3",
+    "minicpm3",
 ]
 
 SPECIAL_TOKENS = {
@@ -124,6 +125,7 @@ SPECIAL_TOKENS = {
     "internlm2": ["<|action_start|>", "<|plugin|>", "<|action_end|>"],
     "ernie": [],  # hermes' <tool_call>, already one
     "olmo3": [],
+    "minicpm3": ["<|thought_start|>", "<|thought_end|>"],  # its call tokens are pythonic's
 }
 # The markers a `required` answer holds, one of each tuple (llama3_json's and pythonic's are
 # optional): a DeepSeek answer is a V3/V3.1 section or a DSML block, a Kimi one a K2 section or a
@@ -280,6 +282,9 @@ VARIANTS: dict[str, list[str]] = {
     "olmo3": [
         "<function_calls>\nget_weather(city='Oslo', unit=\"celsius\")\nping()\n</function_calls>",
     ],
+    "minicpm3": [
+        '<|tool_call_start|>\n```python\nget_weather(city="Oslo",unit="celsius")\nping()\n```\n<|tool_call_end|>',
+    ],
 }
 
 # What opens a call in each format (the lazy triggers), as the model would write it.
@@ -312,6 +317,7 @@ OPENERS = {
     "internlm2": "<|action_start|><|plugin|>",
     "ernie": "<tool_call>",
     "olmo3": "<function_calls>",
+    "minicpm3": "<|tool_call_start|>",
 }
 # Text before a call: none where the opener counts only where the answer begins (`functools` is
 # Python's module too, so Phi-4-mini's calls are read only there).
@@ -346,6 +352,7 @@ CLOSERS = {
     "internlm2": "<|action_end|>",
     "ernie": "</tool_call>",
     "olmo3": "</function_calls>",
+    "minicpm3": "<|tool_call_end|>",
 }
 
 
@@ -668,6 +675,7 @@ LAZY_REGIONS: dict[str, list[str]] = {
         *VARIANTS["olmo3"],
         "<function_calls>\nget_weather(city = 'Oslo',unit='celsius')\n</function_calls>",
     ],
+    "minicpm3": VARIANTS["minicpm3"],
 }
 
 

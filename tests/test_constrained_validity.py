@@ -233,6 +233,7 @@ _OPENERS = {
     "jamba": "<tool_calls>",
     "internlm2": "<|action_start|><|plugin|>",
     "olmo3": "<function_calls>",
+    "minicpm3": "<|tool_call_start|>",
 }
 # Formats whose calls the model cannot open mid-text: read only where the answer begins
 # (phi4_mini's `functools[`), or with no marker at all (xlam's bare list is the whole answer).

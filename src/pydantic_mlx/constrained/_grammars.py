@@ -290,6 +290,7 @@ _CALL_SYNTAXES: dict[str, CallSyntaxBuilder] = {
     "internlm2": _json_calls.internlm2,
     "jamba": _json_calls.jamba,
     "olmo3": _literal_calls.olmo3,
+    "minicpm3": _literal_calls.minicpm3,
 }
 """Each format's call grammar builder (the module of its family)."""
 
