@@ -51,6 +51,7 @@ FORMATS = [
     "minicpm5",
     "granite_20b_fc",
     "hy3",
+    "solar_open",
     "function_gemma",
     "command",
     "longcat",
@@ -60,10 +61,12 @@ FORMATS = [
     "nemotron",
     "phi4_mini",
     "hunyuan",
+    "apriel",
     "jamba",
     "internlm2",
     "ernie",
     "olmo3",
+    "minicpm3",
 ]
 
 SPECIAL_TOKENS = {
@@ -101,6 +104,13 @@ SPECIAL_TOKENS = {
         for closing in ("", "/")
     ]
     + ["<tool_sep:opensource>"],
+    "solar_open": [
+        "<|tool_call:start|>",
+        "<|tool_call:end|>",
+        "<|tool_arg:start|>",
+        "<|tool_arg:value|>",
+        "<|tool_arg:end|>",
+    ],
     "function_gemma": ["<start_function_call>", "<end_function_call>", "<escape>"],
     "command": ["<|START_ACTION|>", "<|END_ACTION|>"],
     "longcat": ["<longcat_tool_call>", "</longcat_tool_call>", "<longcat_arg_key>", "</longcat_arg_key>"],
@@ -110,10 +120,12 @@ SPECIAL_TOKENS = {
     "nemotron": ["<TOOLCALL>", "</TOOLCALL>"],
     "phi4_mini": [],
     "hunyuan": ["<tool_calls>", "</tool_calls>"],
+    "apriel": [],  # hunyuan's
     "jamba": [],  # hunyuan's
     "internlm2": ["<|action_start|>", "<|plugin|>", "<|action_end|>"],
     "ernie": [],  # hermes' <tool_call>, already one
     "olmo3": [],
+    "minicpm3": ["<|thought_start|>", "<|thought_end|>"],  # its call tokens are pythonic's
 }
 # The markers a `required` answer holds, one of each tuple (llama3_json's and pythonic's are
 # optional): a DeepSeek answer is a V3/V3.1 section or a DSML block, a Kimi one a K2 section or a
@@ -135,6 +147,8 @@ REQUIRED_OPENERS = {
     "granite": ("<|tool_call|>",),
     "nemotron": ("<TOOLCALL>",),
     "hunyuan": ("<tool_calls>",),
+    "solar_open": ("<|tool_call:start|>",),
+    "apriel": ("<tool_calls>",),
     "jamba": ("<tool_calls>",),
     "internlm2": ("<|action_start|>",),
 }
@@ -199,6 +213,13 @@ VARIANTS: dict[str, list[str]] = {
         "</tool_call:opensource>\n<tool_call:opensource>ping<tool_sep:opensource>\n</tool_call:opensource>\n"
         "</tool_calls:opensource>",
     ],
+    "solar_open": [
+        "<|tool_call:start|>get_weather\n<|tool_arg:start|>city<|tool_arg:value|>New\nYork<|tool_arg:end|>\n"
+        "<|tool_arg:start|>unit<|tool_arg:value|>celsius<|tool_arg:end|>\n<|tool_call:end|>",
+        "<|tool_call:start|>get_weather<|tool_arg:start|>city<|tool_arg:value|> Oslo <|tool_arg:end|>"
+        "<|tool_arg:start|>unit<|tool_arg:value|>celsius<|tool_arg:end|><|tool_call:end|>",
+        "<|tool_call:start|>ping<|tool_call:end|>",
+    ],
     "granite_20b_fc": [
         '<function_call>{"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}'
         '<function_call> {"name": "ping", "arguments": {}}',
@@ -241,6 +262,10 @@ VARIANTS: dict[str, list[str]] = {
         '<tool_calls>[{"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}, '
         '{"name": "ping", "arguments": {}}]</tool_calls>'
     ],
+    "apriel": [
+        '<tool_calls>[{"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}, '
+        '{"name": "ping", "arguments": {}}]</tool_calls>'
+    ],
     "jamba": [
         '<tool_calls>[\n    {"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}},\n    '
         '{"name": "ping", "arguments": {}}\n]</tool_calls>'
@@ -256,6 +281,9 @@ VARIANTS: dict[str, list[str]] = {
     ],
     "olmo3": [
         "<function_calls>\nget_weather(city='Oslo', unit=\"celsius\")\nping()\n</function_calls>",
+    ],
+    "minicpm3": [
+        '<|tool_call_start|>\n```python\nget_weather(city="Oslo",unit="celsius")\nping()\n```\n<|tool_call_end|>',
     ],
 }
 
@@ -274,6 +302,7 @@ OPENERS = {
     "minicpm5": '<function name="',
     "granite_20b_fc": "<function_call>",
     "hy3": "<tool_calls:opensource>",
+    "solar_open": "<|tool_call:start|>",
     "function_gemma": "<start_function_call>",
     "command": "<|START_ACTION|>",
     "longcat": "<longcat_tool_call>",
@@ -283,10 +312,12 @@ OPENERS = {
     "nemotron": "<TOOLCALL>",
     "phi4_mini": 'functools[{"name"',
     "hunyuan": "<tool_calls>",
+    "apriel": "<tool_calls>",
     "jamba": "<tool_calls>",
     "internlm2": "<|action_start|><|plugin|>",
     "ernie": "<tool_call>",
     "olmo3": "<function_calls>",
+    "minicpm3": "<|tool_call_start|>",
 }
 # Text before a call: none where the opener counts only where the answer begins (`functools` is
 # Python's module too, so Phi-4-mini's calls are read only there).
@@ -306,6 +337,7 @@ CLOSERS = {
     "minicpm5": "</function>",
     "granite_20b_fc": None,
     "hy3": "</tool_calls:opensource>",
+    "solar_open": "<|tool_call:end|>",
     "function_gemma": "<end_function_call>",
     "command": "<|END_ACTION|>",
     "longcat": "</longcat_tool_call>",
@@ -315,10 +347,12 @@ CLOSERS = {
     "nemotron": "</TOOLCALL>",
     "phi4_mini": None,
     "hunyuan": "</tool_calls>",
+    "apriel": "</tool_calls>",
     "jamba": "</tool_calls>",
     "internlm2": "<|action_end|>",
     "ernie": "</tool_call>",
     "olmo3": "</function_calls>",
+    "minicpm3": "<|tool_call_end|>",
 }
 
 
@@ -623,6 +657,7 @@ LAZY_REGIONS: dict[str, list[str]] = {
     "minicpm5": VARIANTS["minicpm5"],
     "granite_20b_fc": VARIANTS["granite_20b_fc"],
     "hy3": VARIANTS["hy3"],
+    "solar_open": VARIANTS["solar_open"],
     "function_gemma": ["<start_function_call>call:ping{}<end_function_call>"],
     "command": VARIANTS["command"],
     "longcat": VARIANTS["longcat"],
@@ -632,6 +667,7 @@ LAZY_REGIONS: dict[str, list[str]] = {
     "nemotron": VARIANTS["nemotron"],
     "phi4_mini": VARIANTS["phi4_mini"],
     "hunyuan": VARIANTS["hunyuan"],
+    "apriel": VARIANTS["hunyuan"],
     "jamba": [*VARIANTS["jamba"], '<tool_calls>[{"name": "ping", "arguments": {}}]</tool_calls>'],
     "internlm2": ['<|action_start|><|plugin|>\n{"name": "ping", "arguments": {}}<|action_end|>'],
     "ernie": ['<tool_call>\n{"name": "ping", "arguments": {}}\n</tool_call>'],  # a region is one call
@@ -639,6 +675,7 @@ LAZY_REGIONS: dict[str, list[str]] = {
         *VARIANTS["olmo3"],
         "<function_calls>\nget_weather(city = 'Oslo',unit='celsius')\n</function_calls>",
     ],
+    "minicpm3": VARIANTS["minicpm3"],
 }
 
 

@@ -227,10 +227,13 @@ _OPENERS = {
     "minicpm5": '<function name="',
     "granite_20b_fc": "<function_call>",
     "hy3": "<tool_calls:opensource>",
+    "solar_open": "<|tool_call:start|>",
     "hunyuan": "<tool_calls>",
+    "apriel": "<tool_calls>",
     "jamba": "<tool_calls>",
     "internlm2": "<|action_start|><|plugin|>",
     "olmo3": "<function_calls>",
+    "minicpm3": "<|tool_call_start|>",
 }
 # Formats whose calls the model cannot open mid-text: read only where the answer begins
 # (phi4_mini's `functools[`), or with no marker at all (xlam's bare list is the whole answer).

@@ -18,6 +18,7 @@ from ._generation import GenerationOptions
 from ._request_settings import integer_setting
 from ._thinking import ThinkingSwitch
 from ._thinking_budget import ReasoningMarkers, ThinkingBudgetProcessor
+from .parsers.formats import reasoning_pairs
 
 
 @dataclass
@@ -79,6 +80,14 @@ class Budget:
             "spent": processor.spent if processor is not None else 0,
             "closed_by_budget": bool(processor is not None and processor.closed_by_budget),
         }
+
+
+def prompt_opens_reasoning(prompt_tail: str, tool_format: str) -> bool:
+    """Whether the prompt (its last tokens' text, trailing spaces removed) ends inside a reasoning
+    block the parser of `tool_format` reads: `<think>`, or an opener of the format's own
+    (Apriel's `Here are my reasoning steps:`). Then the output starts inside reasoning."""
+    openers = {"<think>", *(opener.rstrip() for opener, _ in reasoning_pairs(tool_format))}
+    return prompt_tail.endswith(tuple(openers))
 
 
 def opens_reasoning(prompt_tail: str, markers: ReasoningMarkers | None) -> bool:

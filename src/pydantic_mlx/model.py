@@ -66,6 +66,7 @@ from ._request_plan import (
     demands_calls,
     offered_tools,
     opens_reasoning,
+    prompt_opens_reasoning,
     thinking_budget,
 )
 from ._request_settings import (
@@ -86,10 +87,6 @@ from .parsers import (
 )
 
 __all__ = ["DEFAULT_MAX_TOKENS", "MLXModel", "MLXModelSettings", "MLXStreamedResponse"]
-
-
-_REASONING_OPENERS = ("<think>",)
-"""Prompt endings that mean the template already opened the model's reasoning block."""
 
 
 class MLXModelSettings(ModelSettings, total=False):
@@ -475,7 +472,7 @@ class MLXModel(Model):
             find_shared_prefix=self._loaded.prompt_cache.disk is not None,
         )
         tail = tokenizer.decode(prompt[-8:]).rstrip() if prompt else ""
-        in_reasoning = tail.endswith(_REASONING_OPENERS)
+        in_reasoning = prompt_opens_reasoning(tail, self.tool_format)
         budget_plan = None
         if budget is not None:
             markers = reasoning_markers(template, self.tool_format, tokenizer)

@@ -143,13 +143,20 @@ def reads_back(render: Callable[[list[ToolCall]], str]) -> Rendering:
 
 
 def assert_reads(
-    text: str, format: str, tools: Any, content: str | None, reasoning: str | None, calls: list[ToolCall]
+    text: str,
+    format: str,
+    tools: Any,
+    content: str | None,
+    reasoning: str | None,
+    calls: list[ToolCall],
+    *,
+    in_reasoning: bool = False,
 ) -> None:
     """`text` parses to exactly this content, reasoning and calls, with no problem, and streamed
     one character at a time it gives the same result and events that rebuild it."""
-    result = parse(text, format=format, tools=tools)
+    result = parse(text, format=format, tools=tools, in_reasoning=in_reasoning)
     assert (result.content, result.reasoning, result.calls, result.errors) == (content, reasoning, calls, [])
-    streamed, events = stream(text, range(len(text)), format=format, tools=tools)
+    streamed, events = stream(text, range(len(text)), format=format, tools=tools, in_reasoning=in_reasoning)
     assert streamed == result
     assert events_agree(result, events)
 

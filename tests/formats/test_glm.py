@@ -295,3 +295,28 @@ def test_ling3_template_is_detected_as_glm() -> None:
         "</tool_call>"
     )
     assert detect_format(template) == "glm"
+
+
+def test_poolside_laguna_template_is_detected_and_read_as_glm() -> None:
+    # Poolside Laguna XS.2's template (its tools instructions, as PrimeIntellect-ai/renderers
+    # renderers/laguna_xs2.py mirrors them) asks for GLM-4.5's calls; vLLM's poolside_v1 parser
+    # reads that shape. The generation prompt is `<assistant>\n<think>`: a call ends the reasoning.
+    template = (
+        "Wrap your thinking in '<think>', '</think>' tags, followed by a function call. For each function "
+        "call, return an unescaped XML-like object with function name and arguments within '<tool_call>' "
+        "and '</tool_call>' tags, like here:\n<think> your thoughts here </think>\n<tool_call>function-name\n"
+        "<arg_key>argument-key</arg_key>\n<arg_value>value-of-argument-key</arg_value>\n</tool_call>"
+    )
+    assert detect_format(template) == "glm"
+    text = (
+        " The user wants the weather. </think>\n<tool_call>get_weather\n<arg_key>city</arg_key>\n"
+        "<arg_value>Paris</arg_value>\n<arg_key>days</arg_key>\n<arg_value>3</arg_value>\n</tool_call>"
+    )
+    for format in ("glm", "auto"):
+        result = parse(text, format=format, tools=TOOLS, in_reasoning=True)
+        assert (result.reasoning, result.content, result.errors) == (
+            " The user wants the weather. ",
+            None,
+            [],
+        )
+        assert result.calls == [ToolCall("get_weather", {"city": "Paris", "days": 3})]

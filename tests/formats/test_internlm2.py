@@ -91,6 +91,21 @@ def test_detected_from_the_chat_template() -> None:
     assert detect_format(template) == "internlm2"
 
 
+@pytest.mark.parametrize("format", ["internlm2", "auto"])
+def test_intern_s1_reasons_in_think_then_acts(format: str) -> None:
+    # Intern-S1's thinking mode (vLLM's and LMDeploy's intern-s1 parsers): `<think>` reasoning, then
+    # actions as InternLM2 writes them; vLLM's tests show the spaced opener and text after the actions.
+    text = (
+        "<think>\nThe user wants Tokyo's weather, then the time.\n</think>\n\n"
+        '<|action_start|> <|plugin|>\n{"name": "get_current_weather", "parameters": {"location": "Tokyo"}}\n'
+        '<|action_end|>\n<|action_start|><|plugin|>{"name": "get_time", "parameters": {}}<|action_end|>\n'
+        "Visible answer.<|im_end|>"
+    )
+    calls = [ToolCall("get_current_weather", {"location": "Tokyo"}), ToolCall("get_time", {})]
+    reasoning = "\nThe user wants Tokyo's weather, then the time.\n"
+    assert_reads(text, format, TOOLS, "\n\n\n\nVisible answer.", reasoning, calls)
+
+
 CASE = FormatCase(
     name="internlm2",
     soup=marked(
@@ -100,6 +115,8 @@ CASE = FormatCase(
             "<|interpreter|>",
             "<|action_end|>",
             "<|im_end|>",
+            "<think>",
+            "</think>",
             '{"name": "f", "parameters": {}}',
             " ",
         ]

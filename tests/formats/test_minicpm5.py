@@ -217,3 +217,17 @@ CASE = FormatCase(
     renderings={"template": reads_back(minicpm5.render)},
     joiner="\n",
 )
+
+
+@pytest.mark.parametrize("format", ["minicpm5", "auto"])
+def test_minicpm4_xml_calls_are_read_as_minicpm5(format: str) -> None:
+    # SGLang's minicpm4_xml detector (MiniCPM4/4.1's template) documents the same elements.
+    text = (
+        '<function name="get_weather"><param name="city">北京</param><param name="days">2</param></function>\n'
+        '<function name="get_weather"><param name="city"><![CDATA[多行\n文本]]></param></function>'
+    )
+    calls = [
+        ToolCall("get_weather", {"city": "北京", "days": 2}),
+        ToolCall("get_weather", {"city": "多行\n文本"}),
+    ]
+    assert parse(text, format=format, tools=TOOLS).calls == calls

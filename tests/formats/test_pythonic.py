@@ -443,3 +443,14 @@ def test_detected_from_pythonic_templates(template: str) -> None:
     from pydantic_mlx.parsers import detect_format
 
     assert detect_format(template) == FORMAT
+
+
+@pytest.mark.parametrize("format", ["pythonic", "auto"])
+def test_openpangu_v2_json_lists_are_read_in_lfm2s_markers(format: str) -> None:
+    # openPangu V2 (vLLM openpangu_v2) writes a JSON call list between LFM2's tokens.
+    text = (
+        'Thought: I need to check weather.<|tool_call_start|>[{"name": "get_weather", "arguments": '
+        '{"city": "Beijing"}}, {"name": "search", "arguments": {"query": "weather forecast"}}]<|tool_call_end|>'
+    )
+    calls = [ToolCall("get_weather", {"city": "Beijing"}), ToolCall("search", {"query": "weather forecast"})]
+    assert_reads(text, format, None, "Thought: I need to check weather.", None, calls)

@@ -349,6 +349,27 @@ def test_stepfun_3_7_is_detected_and_read_as_qwen3_coder() -> None:
     assert result.calls == [ToolCall("get_weather", {"city": "Paris"})]
 
 
+@pytest.mark.parametrize("format", ["qwen3_coder", "auto"])
+def test_mimo_and_iquest_coder_calls_are_read_as_qwen3_coder(format: str) -> None:
+    # MiMo-V2-Flash (vLLM mimo / mimov2_flash, SGLang mimo) and IQuest-Coder (vLLM iquest_coder)
+    # write Qwen3-Coder's markup with values inline; a multi-line value is kept exactly (vLLM's
+    # MiMo-V2-Flash tests), a function without parameters has no arguments, and the newlines the
+    # IQuest template puts between calls are no content.
+    text = (
+        "Here is the result:\n<tool_call>\n<function=execute_code>\n<parameter=language>python</parameter>\n"
+        '<parameter=code>print("hello")</parameter>\n</function>\n</tool_call>\n<tool_call>\n<function=note>\n'
+        "<parameter=text>This is the value\nthat can span\nmultiple lines</parameter>\n</function>\n</tool_call>\n"
+        "<tool_call>\n<function=noop>\n</function>\n</tool_call>"
+    )
+    result = parse(text, format=format)
+    assert (result.content, result.errors) == ("Here is the result:\n\n\n", [])
+    assert result.calls == [
+        ToolCall("execute_code", {"language": "python", "code": 'print("hello")'}),
+        ToolCall("note", {"text": "This is the value\nthat can span\nmultiple lines"}),
+        ToolCall("noop", {}),
+    ]
+
+
 # ---- properties -------------------------------------------------------------------------
 
 SOUP = soup(

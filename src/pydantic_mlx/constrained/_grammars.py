@@ -267,6 +267,7 @@ _CALL_SYNTAXES: dict[str, CallSyntaxBuilder] = {
     "kimi_k2": _either(_json_calls.kimi_k2, _xml_calls.xtml),
     "glm": _xml_calls.glm,
     "hy3": _xml_calls.hy3,
+    "solar_open": _xml_calls.solar_open,
     "minimax_m2": _xml_calls.minimax_m2,
     "minicpm5": _xml_calls.minicpm5,
     "granite": _json_calls.granite,
@@ -285,9 +286,11 @@ _CALL_SYNTAXES: dict[str, CallSyntaxBuilder] = {
     "pythonic": _literal_calls.pythonic,
     "ernie": _json_calls.hermes,
     "hunyuan": _json_calls.hunyuan,
+    "apriel": _json_calls.hunyuan,
     "internlm2": _json_calls.internlm2,
     "jamba": _json_calls.jamba,
     "olmo3": _literal_calls.olmo3,
+    "minicpm3": _literal_calls.minicpm3,
 }
 """Each format's call grammar builder (the module of its family)."""
 

@@ -27,7 +27,7 @@ from ._lark import (
     tool_arguments,
 )
 
-__all__ = ["gemma4", "olmo3", "pythonic"]
+__all__ = ["gemma4", "minicpm3", "olmo3", "pythonic"]
 
 
 @dataclass(frozen=True)
@@ -327,19 +327,51 @@ def olmo3(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: 
     """OLMo 3: `<function_calls>\\nNAME(KEY=VALUE, ...)\\n...\\n</function_calls>`, one call a
     line, strings quoted as in Python and the rest as the template writes it: `null`, `true`,
     `false` and JSON."""
+    return _call_lines(
+        tools, special_token, "olmo", ("<function_calls>", "</function_calls>"), ("", ""), compact=compact
+    )
+
+
+def minicpm3(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax | None:
+    """MiniCPM3: `<|tool_call_start|>\\n```python\\n`, one `NAME(KEY=VALUE, ...)` line per call,
+    then `\\n```\\n<|tool_call_end|>`; values as for `olmo3` (the template's `tojson`)."""
+    tags = ("<|tool_call_start|>", "<|tool_call_end|>")
+    fence = ("```python\\n", "\\n```")
+    # The template writes `k=v,k2=v2` (no space) but JSON values with `, ` inside: either.
+    return _call_lines(tools, special_token, "minicpm3", tags, fence, compact=compact, comma='"," " "?')
+
+
+def _call_lines(
+    tools: Sequence[ToolSchema],
+    special_token: SpecialToken,
+    prefix: str,
+    tags: tuple[str, str],
+    fence: tuple[str, str],
+    *,
+    compact: bool,
+    comma: str = '", "',
+) -> CallSyntax | None:
+    """Python-style calls one a line between `tags` (each on its own line), inside `fence`'s
+    opening and closing text where the template writes one; `comma` separates arguments and
+    items in the template's own (compact) layout."""
     notation = dataclasses.replace(_pythonic_notation(compact), true='"true"', false='"false"', null='"null"')
-    values = LiteralValues(notation, "olmo")
+    if compact:
+        notation = dataclasses.replace(notation, item_separator=comma)
+    values = LiteralValues(notation, prefix)
     calls, _ = _keyword_calls(tools, values, compact=compact)
     if not calls:
         return None
-    opener, closer = marker("<function_calls>", special_token), marker("</function_calls>", special_token)
+    opener, closer = marker(tags[0], special_token), marker(tags[1], special_token)
+    head, tail = (f'"\\n{fence[0]}"', f'"{fence[1]}\\n"')
     rules = (
-        "olmo_call: " + " | ".join(calls),
-        f'olmo_one: {opener} "\\n" olmo_call "\\n" {closer}',
-        f'olmo_calls: {opener} "\\n" olmo_call ("\\n" olmo_call)* "\\n" {closer}',
+        f"{prefix}_call: " + " | ".join(calls),
+        f"{prefix}_one: {opener} {head} {prefix}_call {tail} {closer}",
+        f'{prefix}_calls: {opener} {head} {prefix}_call ("\\n" {prefix}_call)* {tail} {closer}',
         *values.rules,
     )
-    return CallSyntax("olmo_one", "olmo_calls", rules, (("<function_calls>", "olmo_one", "olmo_calls"),))
+    return CallSyntax(
+        f"{prefix}_one", f"{prefix}_calls", rules, ((tags[0], f"{prefix}_one", f"{prefix}_calls"),)
+    )
 
 
 # --- gemma4 -------------------------------------------------------------------------------------------

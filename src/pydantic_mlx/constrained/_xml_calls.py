@@ -214,10 +214,11 @@ def _arg_pair_calls(
     `json_body`, a JSON call object instead of the name and pairs may fill the block; with
     `section`, blocks one a line between its tags (one block when parallel calls are off)."""
     (block_open, block_close), (key_open, key_close), value_tags = tags
+    gap = '"\\n"?'
     opener, closer = marker(block_open, special_token), marker(block_close, special_token)
     key_opening, key_closing = marker(key_open, special_token), marker(key_close, special_token)
-    value_open = marker(value_tags[0], special_token)
-    gap = '"\\n"?'
+    # A value the key's closer opens (Solar Open) starts right after it; else at its own tag.
+    value_open = f"{gap} {marker(value_tags[0], special_token)} " if value_tags[0] else ""
     body = f"{prefix}_function {gap}"
     if json_body:
         body = f'({body} | "\\n" call_json "\\n")'
@@ -233,15 +234,13 @@ def _arg_pair_calls(
         for key_index, (key, prop) in enumerate(properties.items()):
             pair, value = f"{prefix}_pair_{index}_{key_index}", f"{prefix}_value_{index}_{key_index}"
             parts.append(pair if key in required else f"{pair}?")
-            rules.append(
-                f"{pair}: {gap} {key_opening} {json.dumps(key)} {key_closing} {gap} {value_open} {value}"
-            )
+            rules.append(f"{pair}: {gap} {key_opening} {json.dumps(key)} {key_closing} {value_open}{value}")
             rules.append(
                 text_value_rule(
                     value,
                     prop,
                     defs,
-                    opener=value_tags[0],
+                    opener=value_tags[0] or key_open,
                     closer=value_tags[1],
                     special_token=special_token,
                     compact=compact,
@@ -279,6 +278,18 @@ def hy3(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bo
         sep="<tool_sep:opensource>",
         section=tag("tool_calls"),
     )
+
+
+def solar_open(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """Upstage Solar Open: `<|tool_call:start|>NAME`, then per argument
+    `<|tool_arg:start|>KEY<|tool_arg:value|>VALUE<|tool_arg:end|>` (a newline before each
+    optional), then `<|tool_call:end|>`; calls one per line; values as for `glm`."""
+    tags = (
+        ("<|tool_call:start|>", "<|tool_call:end|>"),
+        ("<|tool_arg:start|>", "<|tool_arg:value|>"),
+        ("", "<|tool_arg:end|>"),
+    )
+    return _arg_pair_calls(tools, special_token, compact=compact, prefix="solar", tags=tags)
 
 
 def minimax_m2(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:

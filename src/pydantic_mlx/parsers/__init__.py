@@ -75,6 +75,7 @@ _DETECT_FIRST = (
     "qwen3_coder",
     "gemma4",
     "mistral",
+    "minicpm3",
     "pythonic",
 )
 _DETECT_LAST = ("llama3_json", "hermes")

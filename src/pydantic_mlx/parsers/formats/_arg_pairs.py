@@ -19,7 +19,9 @@ the end of the output is told apart. When the model left out a block's closer, t
 the next block too: each block is one call.
 
 Hy3 writes a separator after the name (`<tool_call>NAME<tool_sep>`) and all of a turn's blocks
-in one section (`<tool_calls>...</tool_calls>`), which is then the region.
+in one section (`<tool_calls>...</tool_calls>`), which is then the region. Solar Open writes a
+value with no tag of its own: the key's closer opens it (`<|tool_arg:start|>city<|tool_arg:value|>
+Paris<|tool_arg:end|>`), so nothing between them is layout.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class ArgPairCalls:
     block: tuple[str, str]
     key: tuple[str, str]
     value: tuple[str, str]
+    """The value's tags; an empty opener means the key's closer opens the value (Solar Open)."""
     sep: str = ""
     """What the template writes right after a call's name (Hy3's `<tool_sep>`)."""
     section: tuple[str, str] | None = None
@@ -60,7 +63,7 @@ class ArgPairCalls:
         and which stays at the end of the body (`closer_in_body`). `options` are more
         `CallSyntax` fields."""
         opener, closer = self.section or self.block
-        value_quote = Quote(self.value[0], (self.value[1],))
+        value_quote = Quote(self.value[0] or self.key[1], (self.value[1],))
         return CallSyntax(opener, Closers((closer,), quotes=(value_quote,)), closer_in_body=True, **options)
 
     def parse_region(self, syntax: CallSyntax, body: str, tools: ToolSet) -> list[ToolCall]:
@@ -98,7 +101,8 @@ class ArgPairCalls:
             lines = [f"{self.block[0]}{call.name}{self.sep}"]
             for key, value in call.arguments.items():
                 text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-                lines += [f"{self.key[0]}{key}{self.key[1]}", f"{self.value[0]}{text}{self.value[1]}"]
+                pair = (f"{self.key[0]}{key}{self.key[1]}", f"{self.value[0]}{text}{self.value[1]}")
+                lines += pair if self.value[0] else ["".join(pair)]
             if self.section is None:
                 blocks.append("\n".join(lines) + self.block[1])
             else:
@@ -146,7 +150,10 @@ class ArgPairCalls:
             key = key.strip()
             if not key:
                 raise CallSyntaxError(f"an empty {self.key[0]}")
-            value, pos = self._value(body, _skip_separator(body, pos), closed=closed)
+            # A value the key's closer opens starts right there: its spaces are its own.
+            value, pos = self._value(
+                body, _skip_separator(body, pos) if self.value[0] else pos, closed=closed
+            )
             if key in raw:  # which value did the model mean? It must say again
                 raise CallSyntaxError(f"argument {key!r} given twice")
             raw[key] = value
@@ -155,13 +162,15 @@ class ArgPairCalls:
         """A value element at `pos`, or, in a closed block, the last one left open (its text up
         to the block's closer, less the newline GLM-4.5's template writes before that)."""
         opener, closer = self.value
+        # What may not stand inside a value: its own opener, else the next argument's key.
+        forbidden = opener or self.key[0]
         if not closed or closer in body[pos:] or self.block[0] in body[pos:]:
-            return _element(body, pos, self.value)
+            return _element(body, pos, self.value, forbidden)
         if not body.startswith(opener, pos):
             raise CallSyntaxError(f"expected {opener}")
         text = body[pos + len(opener) :]
-        if opener in text:
-            raise CallSyntaxError(f"{opener} opened twice")
+        if forbidden in text:
+            raise CallSyntaxError(f"{forbidden} inside a value left open")
         return text.removesuffix("\n"), len(body)
 
 
@@ -194,11 +203,11 @@ def _name_and_json(body: str) -> ToolCall:
     return ToolCall(name=name, arguments=arguments_from_json("{" + tail, name))
 
 
-def _element(body: str, pos: int, tags: tuple[str, str]) -> tuple[str, int]:
+def _element(body: str, pos: int, tags: tuple[str, str], forbidden: str = "") -> tuple[str, int]:
     opener, closer = tags
     if not body.startswith(opener, pos):
         raise CallSyntaxError(f"expected {opener}")
-    return text_until(body, pos + len(opener), closer, opener)
+    return text_until(body, pos + len(opener), closer, forbidden or opener)
 
 
 def _skip_separator(body: str, pos: int) -> int:

@@ -1,4 +1,4 @@
-"""InternLM2 / InternLM2.5 / InternLM3 calls: one JSON call object per `<|action_start|><|plugin|>`.
+"""InternLM2 / 2.5 / 3 and Intern-S1 calls: one JSON call object per `<|action_start|><|plugin|>`.
 
 InternLM's chat format declares tools in a `<|im_start|>system name=<|plugin|>` message and
 writes each call as an action to the plugin, after any text::
@@ -8,8 +8,9 @@ writes each call as an action to the plugin, after any text::
 
 `"arguments"` is read as well as `"parameters"` (vLLM's template writes it), and a space between
 the two opening tokens too (SGLang writes one). An action to `<|interpreter|>`, InternLM's
-built-in code interpreter, is no function call: it is reported, not read. `<|im_end|>` ends the
-turn.
+built-in code interpreter, is no function call: it is reported, not read. Intern-S1 (and -mini)
+writes the same actions after reasoning in `<think>...</think>` (its default thinking mode, read
+as vLLM's and LMDeploy's intern-s1 parsers read it). `<|im_end|>` ends the turn.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ._marked_json import MarkedJson
 from ._syntax import CallSyntax, Closers
 
 NAME = "internlm2"
-REASONING: tuple[tuple[str, str], ...] = ()
+REASONING = (("<think>", "</think>"),)
 DROP = ("<|im_end|>",)
 _START, _END = "<|action_start|>", "<|action_end|>"
 _PLUGIN = tuple(MarkedJson(f"{_START}{space}<|plugin|>", _END) for space in ("", " "))
