@@ -19,7 +19,7 @@ from .test_properties import SETTINGS, TOOLS_CHOICES, marked_text
 FORMATS = available_formats()
 
 
-def _without_fast_paths(parser: StreamParser) -> StreamParser:
+def without_fast_paths(parser: StreamParser) -> StreamParser:
     """`parser` with every delta stepped through the state machine."""
     engine: Any = parser._engine  # pyright: ignore[reportPrivateUsage]
     engine._prepare_fast_paths = lambda: None
@@ -41,7 +41,7 @@ def test_fast_paths_emit_the_same_events_as_stepping(
 ) -> None:
     cuts = data.draw(st.lists(st.integers(0, max(len(text), 1)), max_size=30))
     fast = StreamParser(format, tools, in_reasoning)
-    slow = _without_fast_paths(StreamParser(format, tools, in_reasoning))
+    slow = without_fast_paths(StreamParser(format, tools, in_reasoning))
     assert feed_in_pieces(fast, text, cuts, truncated) == feed_in_pieces(slow, text, cuts, truncated)
     assert fast.result() == slow.result()
 
@@ -51,7 +51,7 @@ def test_fast_paths_emit_the_same_events_as_stepping(
 def test_fast_paths_one_character_at_a_time(text: str, format: str, in_reasoning: bool) -> None:
     cuts = list(range(len(text)))
     fast = StreamParser(format, None, in_reasoning)
-    slow = _without_fast_paths(StreamParser(format, None, in_reasoning))
+    slow = without_fast_paths(StreamParser(format, None, in_reasoning))
     assert feed_in_pieces(fast, text, cuts, False) == feed_in_pieces(slow, text, cuts, False)
 
 

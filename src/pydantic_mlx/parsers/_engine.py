@@ -88,6 +88,17 @@ def _fence_run_end(buf: str, i: int) -> int:
     return i
 
 
+def _walk_ends_in_unit(unit: str, ends: RegionEnd) -> bool:
+    """Whether a marker (or a quote's closer) that may begin in `unit`'s last characters could
+    run past the opener that follows it: a region's walk could then wait on text after that
+    opener, and settle later than the opener alone says (`Engine._settle_streamed_repeats`)."""
+    reach = ends.longest - 1 - len(ends.reopen or "")  # past the opener's end
+    if reach <= 0:
+        return False
+    tail = unit[-reach:]
+    return ends.wake.search(tail) is not None or any(w.search(tail) for w in ends.wake_inner.values())
+
+
 def _escaped(buf: str, j: int) -> bool:
     """Whether the character at `j` is escaped: an odd run of backslashes stands before it (a
     quoted span's own opener ends the run, so the walk stays inside the span)."""
@@ -261,6 +272,27 @@ class _Trailer:
 _State = _Text | _Reasoning | _Region | _Untagged | _FenceTail | _Separator | _Trailer
 
 
+@dataclass
+class _Repeat:
+    """A region its own opener interrupted, settled unread, whose text may come again where it
+    ended (`Engine._settle_repeats`): streamed, each repeat is settled from this one's outcome."""
+
+    unit: str  # the region's text (opener and body), up to where its opener came again
+    opener: str
+    ends: RegionEnd
+    event: UnreadCall  # its event, which each repeat emits again
+    start: int  # where the next repeat would begin
+    text_pattern: re.Pattern[str]  # what the text state looks for (`Engine._step_text`)
+    candidates: tuple[tuple[Format, CallSyntax], ...]  # the formats that read the opener's regions
+    matched: int = 0  # how many characters from `start` on are known to equal `unit`'s
+    longer: tuple[str, ...] = field(init=False)  # the markers the opener begins (`RegionEnd.longer`)
+    expected: str = field(init=False)  # the unit and the opener that interrupts it
+
+    def __post_init__(self) -> None:
+        self.longer = self.ends.longer[self.opener]
+        self.expected = self.unit + self.opener
+
+
 class Engine:
     """Incremental parser state for one model output. See `StreamParser` for the public face."""
 
@@ -302,6 +334,8 @@ class Engine:
         # The problem of each short region body that every candidate format failed to read, by
         # (opener, at_start, body, closer): the same body fails the same way (formats are pure).
         self._unread_bodies: dict[tuple[str, bool, str, str], str] = {}
+        # The last region settled unread whose text may come again (`_settle_streamed_repeats`).
+        self._repeat: _Repeat | None = None
         # With `in_reasoning`, some models still write the opener the prompt already wrote.
         self._opener_may_repeat = in_reasoning
         # Where the answer begins (output start, or after reasoning), `at_start` openers count.
@@ -326,7 +360,7 @@ class Engine:
         if special:
             text = self._respell_and_mark(text)
         elif respeller is not None and (respeller.held or respeller.begins in text):
-            text = respeller.feed(text)
+            text = text if not respeller.held and respeller.passes(text) else respeller.feed(text)
         quiet = self._quiet  # None once closed
         if quiet is not None and text:
             # `_append`, inlined: this path runs once per token of ordinary text.
@@ -355,7 +389,8 @@ class Engine:
         self._buf = buf
         settles_nothing = self._settles_nothing
         if settles_nothing is not None and settles_nothing(buf):
-            return []
+            # (Only repeats of an unread region are settled without a step: `_settle_streamed_repeats`.)
+            return self._take_events() if self._events else []
         self._run(final=False)
         return self._take_events()
 
@@ -488,7 +523,11 @@ class Engine:
                 self._quiet_settles = _NOTHING
                 self._quiet_pieces, self._quiet_event = self._reasoning, ThinkingDelta
         elif isinstance(state, _Region) and state.ends is not None:
-            self._settles_nothing = state.no_end_yet  # (the common region: one check less)
+            repeat = self._repeat
+            if repeat is not None and repeat.start == state.start and repeat.opener == state.opener:
+                self._settles_nothing = self._settle_streamed_repeats
+            else:
+                self._settles_nothing = state.no_end_yet  # (the common region: one check less)
         elif isinstance(state, _Region | _Untagged):
             self._settles_nothing = state.settles_nothing
 
@@ -571,6 +610,8 @@ class Engine:
             self._buf = self._buf[cut:]
             self._pos -= cut
             self._scan -= cut
+            if self._repeat is not None:
+                self._repeat.start -= cut  # (it begins at `_pos` or later)
 
     def _goto(self, state: _State, pos: int) -> bool:
         self._state = state
@@ -890,40 +931,109 @@ class Engine:
         written here without them. A region's steps read its text and, past its end, at most
         `ahead` characters (the longest marker that may begin there), and start from a fresh
         region state: the same text over that window, repeated, is the same outcome. A hostile
-        output repeating a call opener costs a comparison per repeat, not a region and a parse."""
+        output repeating a call opener costs a comparison per repeat, not a region and a parse.
+
+        Streamed, the next repeat is rarely all there yet: the region is kept (`_repeat`), and the
+        repeats that come later are settled from it as they arrive (`_settle_streamed_repeats`)."""
+        self._repeat = None
         buf, opener, d = self._buf, state.opener, self._d
         size = end - state.start
-        ahead = max(d.max_marker, ends.longest)
-        if end + size + ahead > len(buf) or not isinstance(self._state, _Text) or self._pos != end:
-            return  # (streamed, the next repeat is rarely all there yet: the common exit)
+        if not isinstance(self._state, _Text) or self._pos != end:
+            return
         last = self._events[-1] if self._events else None
-        window = buf[state.start : end + ahead]
         if (
             not isinstance(last, UnreadCall)
-            or last.problem.text != window[:size]
+            or last.problem.text != buf[state.start : end]
             or state.at_start
             or state.fenced
             or (self._answer_start and d.start_openers)
             or self._guarded  # (where a marker counts depends on where special tokens came)
-            or window[size - 1] == "`"  # the next opener would be inline code (`_in_inline_code`)
+            or buf[end - 1] == "`"  # the next opener would be inline code (`_in_inline_code`)
+            or opener in d.reasoning  # (the text state would open reasoning there)
         ):
             return
+        problem, unit = last.problem, buf[state.start : end]
         pattern = d.tagged_pattern if self._code_fence or self._answer_channel else d.full_pattern
-        problem, unit = last.problem, window[:size]
-        again = type(problem)
-        problems: list[MalformedCall | TruncatedCall] = []
-        k = end
-        while (
-            buf.startswith(window, k)
-            and (found := pattern.match(buf, k)) is not None
-            and found.group() == opener  # the text state opens the same region here
-        ):
-            problems.append(again(problem.message, unit, problem.format, problem.name))
-            k += size
-        if problems:
-            self.errors.extend(problems)
-            self._events.extend(map(UnreadCall, problems))
-            self._pos = self._scan = k
+        ahead = max(d.max_marker, ends.longest)
+        if end + size + ahead <= len(buf):
+            window = buf[state.start : end + ahead]
+            k = end
+            while (
+                buf.startswith(window, k)
+                and (found := pattern.match(buf, k)) is not None
+                and found.group() == opener  # the text state opens the same region here
+            ):
+                k += size
+            if k > end:  # each repeat has the same problem (frozen, equal values: the same object)
+                repeats = (k - end) // size
+                self.errors.extend([problem] * repeats)
+                self._events.extend([last] * repeats)
+                self._pos = self._scan = end = k
+        if not _walk_ends_in_unit(unit, ends):
+            self._repeat = _Repeat(unit, opener, ends, last, end, pattern, d.openers[opener])
+
+    def _settle_streamed_repeats(self, buf: str) -> bool:
+        """`settles_nothing` for a region that began where a region settled unread ended, with the
+        same opener (`_repeat`): while its text is that region's text so far, no step can settle
+        anything; once the opener comes again at the same place, the steps would settle it as
+        they settled that region, exactly on this delta: the text it holds decides it the same
+        way (`_walk_ends_in_unit`), and its outcome depends on its text alone. Each repeat is then
+        settled here, with the text state's next step (opening the same region) done here too;
+        anything else goes to the steps. Emits what it settles into `_events`."""
+        repeat = self._repeat
+        assert repeat is not None
+        # The common delta, kept short: the text so far is the region's text (and part of the
+        # opener after it), and the steps would wait for more.
+        expected = repeat.expected
+        if len(buf) < repeat.start + len(expected):
+            matched = repeat.matched
+            if expected.startswith(buf[repeat.start + matched :], matched):
+                repeat.matched = len(buf) - repeat.start
+                return True
+            self._repeat = None
+            return False  # another text: the steps read it
+        unit, opener, ends = repeat.unit, repeat.opener, repeat.ends
+        size = len(unit)
+        while True:
+            start = repeat.start
+            matched = repeat.matched
+            end = start + len(expected)
+            if not expected.startswith(buf[start + matched : end], matched):
+                break  # another text: the steps read it
+            if len(buf) < end:
+                repeat.matched = len(buf) - start
+                return True
+            repeat.matched = len(expected)
+            at = start + size
+            found = ends.outer.match(buf, at)
+            if found is None or found.group() != opener:
+                break  # a longer marker there
+            if repeat.longer and any(_could_become(buf, at, m) for m in repeat.longer):
+                return True  # a longer marker may still be forming there: the region waits
+            # The region settles as the last one did (the same problem: frozen, equal values).
+            self.errors.append(repeat.event.problem)
+            self._events.append(repeat.event)
+            # The text state's step at `at`, as `_step_text` takes it: it opens the same region
+            # there, unless a longer marker may still be forming (or is there).
+            self._pos = self._scan = at
+            if at > _TRIM_ABOVE:
+                self._state = _Text()
+                self._trim()
+                buf, at = self._buf, self._pos
+            repeat.start, repeat.matched = at, 0
+            found = repeat.text_pattern.match(buf, at)
+            if (
+                found is None
+                or found.group() != opener
+                or (len(buf) - at < self._d.max_marker and buf[at:] in self._d.proper_prefixes)
+            ):
+                self._goto(_Text(), at)
+                return False  # it waits or reads something else: the steps go on from there
+            self._state = _Region(
+                at, at + len(opener), opener, repeat.candidates, fenced=False, scan=at + len(opener)
+            )
+        self._repeat = None
+        return False
 
     def _region_json(self, state: _Region, rule: JsonValue, final: bool) -> bool:
         buf = self._buf
