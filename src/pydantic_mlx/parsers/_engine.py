@@ -328,9 +328,10 @@ class Engine:
         self.errors: list[ParseProblem] = []
         self._closed = False
         self._truncated = False
-        # Where each run of spaces or name skipped so far ends, by its start (`_skip_spaces`).
-        self._space_runs: dict[int, int] = {}
-        self._name_runs: dict[int, int] = {}
+        # Where each run of spaces skipped so far ends, by its start (`_skip_spaces`), and each
+        # name, by `~start` (`_name_end`). (One dict: an Engine keeps at most 29 attributes, past
+        # which CPython 3.11 gives up its compact instance layout and every attribute read slows.)
+        self._runs: dict[int, int] = {}
         # The problem of each short region body that every candidate format failed to read, by
         # (opener, at_start, body, closer): the same body fails the same way (formats are pure).
         self._unread_bodies: dict[tuple[str, bool, str, str], str] = {}
@@ -461,8 +462,12 @@ class Engine:
                     decision = Decision.REJECT  # in code or a sentence: text
                 elif _untagged.open_at_end(buf, i, json=self._d.untagged_json):
                     decision = Decision.WAIT
+                elif buf[i] == "[" and self._d.untagged_pythonic and not _untagged.list_of_objects(buf, i):
+                    # `json_call_start` rejects it (no `{` after it): only a pythonic list may open
+                    # here (`[ARGS]` on every line, streamed, was decided by both on every line).
+                    decision = _untagged.pythonic_call_start(buf, i, self._tools, final=False)[0]
                 else:
-                    decision = self._bracket_decision(i, False, fenced=False)[0]
+                    decision = self._bracket_decision(i, False, fenced=False, alone=True)[0]
                 resume = i + 1
             if decision is Decision.WAIT:
                 wait_at = i
@@ -603,8 +608,7 @@ class Engine:
         buffer offsets."""
         cut = self._pos - _KEEP_BEHIND
         if cut > _TRIM_AT and isinstance(self._state, _Text | _Reasoning):
-            self._space_runs.clear()  # their offsets are the untrimmed buffer's
-            self._name_runs.clear()
+            self._runs.clear()  # their offsets are the untrimmed buffer's
             if self._special_at:
                 self._special_at = {i - cut: j - cut for i, j in self._special_at.items() if i >= cut}
             self._buf = self._buf[cut:]
@@ -617,8 +621,7 @@ class Engine:
         self._state = state
         self._pos = pos
         self._scan = pos
-        self._space_runs.clear()
-        self._name_runs.clear()
+        self._runs.clear()
         return True
 
     def _is_marker(self, i: int, marker: str) -> bool:
@@ -634,15 +637,15 @@ class Engine:
         buf = self._buf
         if j < len(buf) and buf[j] not in " \t\r\n":
             return j  # no run here (the common case)
-        end = _skip_space(buf, self._space_runs.get(j, j))
-        self._space_runs[j] = end
+        end = _skip_space(buf, self._runs.get(j, j))
+        self._runs[j] = end
         return end
 
     def _name_end(self, j: int) -> int:
         """The end of the name (letters, digits, `_.-`) that starts at `j`, resumed on each feed
         like `_skip_spaces`."""
-        found = _NAME.match(self._buf, self._name_runs.get(j, j))
-        k = self._name_runs[j] = found.end() if found is not None else j
+        found = _NAME.match(self._buf, self._runs.get(~j, j))
+        k = self._runs[~j] = found.end() if found is not None else j
         return k
 
     # -- text -------------------------------------------------------------------------------
@@ -820,12 +823,15 @@ class Engine:
         self._emit_text(start)
         return self._goto(_Untagged(start, i, kind, fence_start is not None, name), start)
 
-    def _bracket_decision(self, i: int, final: bool, *, fenced: bool) -> tuple[Decision, str, str | None]:
+    def _bracket_decision(
+        self, i: int, final: bool, *, fenced: bool, alone: bool = False
+    ) -> tuple[Decision, str, str | None]:
         """Whether the `{` or `[` at `i` opens an untagged call: the decision, the kind of call
-        ("json" or "pythonic") and its name, if read."""
+        ("json" or "pythonic") and its name, if read. `alone`: the caller found that it stands
+        alone (`_untagged.stands_alone_after`)."""
         d, buf = self._d, self._buf
         # Inside code or a sentence (`x = {...}`, `print([f()])`, `` `{...}` ``) it is text.
-        if not (fenced or _untagged.stands_alone_after(buf, i)):
+        if not (fenced or alone or _untagged.stands_alone_after(buf, i)):
             return Decision.REJECT, "json", None
         decision, name = Decision.REJECT, None
         if d.untagged_json:
