@@ -237,8 +237,9 @@ REPEATED_BODIES = [
     body=st.sampled_from(REPEATED_BODIES),
     repeats=st.integers(1, 10),
     other=st.one_of(st.none(), st.tuples(st.integers(0, 9), st.sampled_from(REPEATED_BODIES))),
-    before=st.sampled_from(["", "hi ", "`", "\n"]),
+    before=st.sampled_from(["", "hi ", "`", "\n", "<think>x</think>", "```\n", "ok\n\n"]),
     after=st.sampled_from(["", "x", "<tool_call>", "</tool_call>", "</TOOLCALL>", "{", "`", "<tool_"]),
+    in_reasoning=st.booleans(),
     data=st.data(),
 )
 def test_repeats_streamed_settle_on_the_delta_a_step_would(
@@ -249,6 +250,7 @@ def test_repeats_streamed_settle_on_the_delta_a_step_would(
     other: tuple[int, str] | None,
     before: str,
     after: str,
+    in_reasoning: bool,
     data: st.DataObject,
 ) -> None:
     # Streamed, the repeats of a region settled unread are settled from its outcome as they
@@ -261,11 +263,11 @@ def test_repeats_streamed_settle_on_the_delta_a_step_would(
     text = before + "".join(units) + after
     cuts = sorted(set(data.draw(st.lists(st.integers(1, max(len(text) - 1, 1)), max_size=60))))
     deltas = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
-    fast = StreamParser(format, tools=TOOLS)
-    stepped = without_fast_paths(StreamParser(format, tools=TOOLS))
+    fast = StreamParser(format, tools=TOOLS, in_reasoning=in_reasoning)
+    stepped = without_fast_paths(StreamParser(format, tools=TOOLS, in_reasoning=in_reasoning))
     assert [fast.feed(d) for d in deltas] == [stepped.feed(d) for d in deltas]
     assert fast.close() == stepped.close()
-    assert fast.result() == stepped.result() == parse(text, format, tools=TOOLS)
+    assert fast.result() == stepped.result() == parse(text, format, tools=TOOLS, in_reasoning=in_reasoning)
 
 
 @pytest.mark.parametrize(("format", "unit"), [*REPEATED_CALLS, ("auto", "<tool_call>")])
