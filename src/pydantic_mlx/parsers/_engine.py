@@ -88,7 +88,7 @@ def _fence_run_end(buf: str, i: int) -> int:
     return i
 
 
-def _walk_ends_in_unit(unit: str, ends: RegionEnd) -> bool:
+def _may_wait_past_opener(unit: str, ends: RegionEnd) -> bool:
     """Whether a marker (or a quote's closer) that may begin in `unit`'s last characters could
     run past the opener that follows it: a region's walk could then wait on text after that
     opener, and settle later than the opener alone says (`Engine._settle_streamed_repeats`)."""
@@ -615,7 +615,7 @@ class Engine:
             self._pos -= cut
             self._scan -= cut
             if self._repeat is not None:
-                self._repeat.start -= cut  # (it begins at `_pos` or later)
+                self._repeat.start -= cut  # (one left behind stays before `_pos`: no region opens there)
 
     def _goto(self, state: _State, pos: int) -> bool:
         self._state = state
@@ -975,7 +975,7 @@ class Engine:
                 self.errors.extend([problem] * repeats)
                 self._events.extend([last] * repeats)
                 self._pos = self._scan = end = k
-        if not _walk_ends_in_unit(unit, ends):
+        if not _may_wait_past_opener(unit, ends):
             self._repeat = _Repeat(unit, opener, ends, last, end, pattern, d.openers[opener])
 
     def _settle_streamed_repeats(self, buf: str) -> bool:
@@ -983,9 +983,10 @@ class Engine:
         same opener (`_repeat`): while its text is that region's text so far, no step can settle
         anything; once the opener comes again at the same place, the steps would settle it as
         they settled that region, exactly on this delta: the text it holds decides it the same
-        way (`_walk_ends_in_unit`), and its outcome depends on its text alone. Each repeat is then
-        settled here, with the text state's next step (opening the same region) done here too;
-        anything else goes to the steps. Emits what it settles into `_events`."""
+        way (a region whose walk `_may_wait_past_opener` is not kept), and its outcome depends on
+        its text alone. Each repeat is then settled here, with the text state's next step
+        (opening the same region) taken here too; anything else goes to the steps. Emits what it
+        settles into `_events`."""
         repeat = self._repeat
         assert repeat is not None
         # The common delta, kept short: the text so far is the region's text (and part of the
