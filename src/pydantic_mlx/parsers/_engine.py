@@ -272,25 +272,20 @@ class _Trailer:
 _State = _Text | _Reasoning | _Region | _Untagged | _FenceTail | _Separator | _Trailer
 
 
-@dataclass
+@dataclass(slots=True)
 class _Repeat:
     """A region its own opener interrupted, settled unread, whose text may come again where it
-    ended (`Engine._settle_repeats`): streamed, each repeat is settled from this one's outcome."""
+    ended (`Engine._settle_repeats`): streamed, each repeat is settled from this one's outcome.
+    Made for every such region (`parse` too), so it is kept light: the rest is worked out when a
+    repeat first reaches the opener after it (`Engine._settle_streamed_repeats`)."""
 
-    unit: str  # the region's text (opener and body), up to where its opener came again
+    event: UnreadCall  # its event, which each repeat emits again (its problem's text is the region's)
     opener: str
     ends: RegionEnd
-    event: UnreadCall  # its event, which each repeat emits again
     start: int  # where the next repeat would begin
-    text_pattern: re.Pattern[str]  # what the text state looks for (`Engine._step_text`)
-    candidates: tuple[tuple[Format, CallSyntax], ...]  # the formats that read the opener's regions
-    matched: int = 0  # how many characters from `start` on are known to equal `unit`'s
-    longer: tuple[str, ...] = field(init=False)  # the markers the opener begins (`RegionEnd.longer`)
-    expected: str = field(init=False)  # the unit and the opener that interrupts it
-
-    def __post_init__(self) -> None:
-        self.longer = self.ends.longer[self.opener]
-        self.expected = self.unit + self.opener
+    matched: int = 0  # how many characters from `start` on are known to equal `expected`'s
+    expected: str = ""  # the region's text and the opener after it, once needed
+    may_wait: bool | None = None  # whether the steps must settle its repeats, once needed
 
 
 class Engine:
@@ -335,8 +330,9 @@ class Engine:
         # The problem of each short region body that every candidate format failed to read, by
         # (opener, at_start, body, closer): the same body fails the same way (formats are pure).
         self._unread_bodies: dict[tuple[str, bool, str, str], str] = {}
-        # The last region settled unread whose text may come again (`_settle_streamed_repeats`).
-        self._repeat: _Repeat | None = None
+        # The last region settled unread whose text may come again (`_settle_streamed_repeats`):
+        # its event until its text has come twice in a row, then a `_Repeat`.
+        self._repeat: _Repeat | UnreadCall | None = None
         # With `in_reasoning`, some models still write the opener the prompt already wrote.
         self._opener_may_repeat = in_reasoning
         # Where the answer begins (output start, or after reasoning), `at_start` openers count.
@@ -529,7 +525,7 @@ class Engine:
                 self._quiet_pieces, self._quiet_event = self._reasoning, ThinkingDelta
         elif isinstance(state, _Region) and state.ends is not None:
             repeat = self._repeat
-            if repeat is not None and repeat.start == state.start and repeat.opener == state.opener:
+            if isinstance(repeat, _Repeat) and repeat.start == state.start and repeat.opener == state.opener:
                 self._settles_nothing = self._settle_streamed_repeats
             else:
                 self._settles_nothing = state.no_end_yet  # (the common region: one check less)
@@ -614,7 +610,7 @@ class Engine:
             self._buf = self._buf[cut:]
             self._pos -= cut
             self._scan -= cut
-            if self._repeat is not None:
+            if isinstance(self._repeat, _Repeat):
                 self._repeat.start -= cut  # (one left behind stays before `_pos`: no region opens there)
 
     def _goto(self, state: _State, pos: int) -> bool:
@@ -941,27 +937,18 @@ class Engine:
 
         Streamed, the next repeat is rarely all there yet: the region is kept (`_repeat`), and the
         repeats that come later are settled from it as they arrive (`_settle_streamed_repeats`)."""
-        self._repeat = None
-        buf, opener, d = self._buf, state.opener, self._d
-        size = end - state.start
-        if not isinstance(self._state, _Text) or self._pos != end:
+        previous, self._repeat = self._repeat, None
+        if not isinstance(self._state, _Text) or self._pos != end or state.at_start or state.fenced:
             return
         last = self._events[-1] if self._events else None
-        if (
-            not isinstance(last, UnreadCall)
-            or last.problem.text != buf[state.start : end]
-            or state.at_start
-            or state.fenced
-            or (self._answer_start and d.start_openers)
-            or self._guarded  # (where a marker counts depends on where special tokens came)
-            or buf[end - 1] == "`"  # the next opener would be inline code (`_in_inline_code`)
-            or opener in d.reasoning  # (the text state would open reasoning there)
-        ):
+        buf, opener, d = self._buf, state.opener, self._d
+        if not isinstance(last, UnreadCall) or last.problem.text != buf[state.start : end]:
             return
-        problem, unit = last.problem, buf[state.start : end]
-        pattern = d.tagged_pattern if self._code_fence or self._answer_channel else d.full_pattern
+        size = end - state.start
         ahead = max(d.max_marker, ends.longest)
-        if end + size + ahead <= len(buf):
+        if end + size + ahead <= len(buf) and self._repeats_read_alike(last.problem.text, opener):
+            problem = last.problem
+            pattern = d.tagged_pattern if self._code_fence or self._answer_channel else d.full_pattern
             window = buf[state.start : end + ahead]
             k = end
             while (
@@ -975,8 +962,26 @@ class Engine:
                 self.errors.extend([problem] * repeats)
                 self._events.extend([last] * repeats)
                 self._pos = self._scan = end = k
-        if not _may_wait_past_opener(unit, ends):
-            self._repeat = _Repeat(unit, opener, ends, last, end, pattern, d.openers[opener])
+        # Kept once its text came twice in a row (texts that alternate cost nothing more here).
+        unit = last.problem.text
+        if isinstance(previous, _Repeat) and previous.event.problem.text == unit:
+            previous.start, previous.matched = end, 0  # (what it worked out holds)
+            self._repeat = previous
+        elif isinstance(previous, UnreadCall) and previous.problem.text == unit:
+            self._repeat = _Repeat(last, opener, ends, end)
+        else:
+            self._repeat = last
+
+    def _repeats_read_alike(self, unit: str, opener: str) -> bool:
+        """Whether the text state would open the next repeat of a region of `unit` as it opened
+        that region, and read it the same way (checked once a repeat is there)."""
+        d = self._d
+        return not (
+            (self._answer_start and d.start_openers)
+            or self._guarded  # (where a marker counts depends on where special tokens came)
+            or unit[-1] == "`"  # the next opener would be inline code (`_in_inline_code`)
+            or opener in d.reasoning  # (the text state would open reasoning there)
+        )
 
     def _settle_streamed_repeats(self, buf: str) -> bool:
         """`settles_nothing` for a region that began where a region settled unread ended, with the
@@ -988,25 +993,31 @@ class Engine:
         (opening the same region) taken here too; anything else goes to the steps. Emits what it
         settles into `_events`."""
         repeat = self._repeat
-        assert repeat is not None
+        assert isinstance(repeat, _Repeat)
         # The common delta, kept short: the text so far is the region's text (and part of the
         # opener after it), and the steps would wait for more.
-        expected = repeat.expected
+        expected = repeat.expected or self._expect(repeat)
         if len(buf) < repeat.start + len(expected):
             matched = repeat.matched
             if expected.startswith(buf[repeat.start + matched :], matched):
                 repeat.matched = len(buf) - repeat.start
                 return True
-            self._repeat = None
-            return False  # another text: the steps read it
-        unit, opener, ends = repeat.unit, repeat.opener, repeat.ends
-        size = len(unit)
+            return self._stop_repeating(buf)  # another text
+        opener, ends = repeat.opener, repeat.ends
+        size = len(expected) - len(opener)
+        if repeat.may_wait is None:
+            unit = expected[:size]
+            repeat.may_wait = _may_wait_past_opener(unit, ends) or not self._repeats_read_alike(unit, opener)
+        if repeat.may_wait:
+            return False  # the steps settle it (the region is kept: its verdict holds for the next)
+        longer = ends.longer[opener]
+        d = self._d
         while True:
             start = repeat.start
             matched = repeat.matched
             end = start + len(expected)
             if not expected.startswith(buf[start + matched : end], matched):
-                break  # another text: the steps read it
+                break  # another text
             if len(buf) < end:
                 repeat.matched = len(buf) - start
                 return True
@@ -1015,7 +1026,7 @@ class Engine:
             found = ends.outer.match(buf, at)
             if found is None or found.group() != opener:
                 break  # a longer marker there
-            if repeat.longer and any(_could_become(buf, at, m) for m in repeat.longer):
+            if longer and any(_could_become(buf, at, m) for m in longer):
                 return True  # a longer marker may still be forming there: the region waits
             # The region settles as the last one did (the same problem: frozen, equal values).
             self.errors.append(repeat.event.problem)
@@ -1028,19 +1039,38 @@ class Engine:
                 self._trim()
                 buf, at = self._buf, self._pos
             repeat.start, repeat.matched = at, 0
-            found = repeat.text_pattern.match(buf, at)
+            pattern = d.tagged_pattern if self._code_fence or self._answer_channel else d.full_pattern
+            found = pattern.match(buf, at)
             if (
                 found is None
                 or found.group() != opener
-                or (len(buf) - at < self._d.max_marker and buf[at:] in self._d.proper_prefixes)
+                or (len(buf) - at < d.max_marker and buf[at:] in d.proper_prefixes)
             ):
                 self._goto(_Text(), at)
                 return False  # it waits or reads something else: the steps go on from there
             self._state = _Region(
-                at, at + len(opener), opener, repeat.candidates, fenced=False, scan=at + len(opener)
+                at,
+                at + len(opener),
+                opener,
+                d.openers[opener],
+                fenced=False,
+                scan=at + len(opener),
+                ends=ends,
             )
+        return self._stop_repeating(buf)
+
+    def _stop_repeating(self, buf: str) -> bool:
+        """The region is not a repeat after all: it is read as any region (`_Region.no_end_yet`)."""
         self._repeat = None
-        return False
+        state = self._state
+        assert isinstance(state, _Region)
+        self._settles_nothing = state.no_end_yet
+        return state.no_end_yet(buf)
+
+    @staticmethod
+    def _expect(repeat: _Repeat) -> str:
+        repeat.expected = repeat.event.problem.text + repeat.opener
+        return repeat.expected
 
     def _region_json(self, state: _Region, rule: JsonValue, final: bool) -> bool:
         buf = self._buf
