@@ -278,7 +278,7 @@ def test_a_repeated_broken_call_streamed_costs_a_few_lines_per_delta(
     # Streamed, a repeat is rarely all there when the region before it settles: each repeat was
     # still a region of its own (opened, walked, settled: 67-83 lines of the parser per 4-char
     # delta, 36-40 per 1-char delta). Each is now settled from the last one's outcome on the
-    # delta that completes it: 31-36 and about 26 lines per delta. Counted, not timed.
+    # delta that completes it: 33-40 and 25-27 lines per delta. Counted, not timed.
     def streamed(n: int) -> None:
         parser = StreamParser(format, tools=TOOLS)
         text = unit * n
