@@ -184,6 +184,7 @@ class GenerationStream:
             with self._lock:
                 self._pending.append(text)
                 if self._wake_scheduled:
+                    self._stop_if_reader_gone()
                     return False
                 self._wake_scheduled = True
                 return True
@@ -198,9 +199,22 @@ class GenerationStream:
             self._pending += pieces
             self._markers_pending += sum(type(piece) is MarkerText for piece in pieces)
             if self._wake_scheduled:
+                self._stop_if_reader_gone()
                 return False
             self._wake_scheduled = True
             return True
+
+    def _stop_if_reader_gone(self) -> None:
+        """Stop generating when the consumer's event loop has closed, with a wake-up already queued.
+
+        Waking a closed loop raises, and that stops the generation (`_call_soon`, `_wake`); but a
+        wake-up queued while the loop was stopped and not yet closed (its reader returned after
+        one chunk, then the loop was closed) never runs and never fails, and no other is tried
+        while it is pending: without this check the generation went on to `max_tokens`, holding
+        the model (and every request queued behind it) all that time.
+        """
+        if self._loop.is_closed():
+            self._stop.set()
 
     def _finish(self, error: BaseException | None = None) -> None:
         with self._lock:

@@ -116,4 +116,5 @@ CASE = FormatCase(
     renderings={"template": reads_back(granite_20b_fc.render)},
     read_without_tools=("template",),
     round_trips=100,
+    regions_without_calls=True,  # `{"name": "no_function"}`: the model's answer that it calls nothing
 )

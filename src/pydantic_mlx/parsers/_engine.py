@@ -88,6 +88,17 @@ def _fence_run_end(buf: str, i: int) -> int:
     return i
 
 
+def _may_wait_past_opener(unit: str, ends: RegionEnd) -> bool:
+    """Whether a marker (or a quote's closer) that may begin in `unit`'s last characters could
+    run past the opener that follows it: a region's walk could then wait on text after that
+    opener, and settle later than the opener alone says (`Engine._settle_streamed_repeats`)."""
+    reach = ends.longest - 1 - len(ends.reopen or "")  # past the opener's end
+    if reach <= 0:
+        return False
+    tail = unit[-reach:]
+    return ends.wake.search(tail) is not None or any(w.search(tail) for w in ends.wake_inner.values())
+
+
 def _escaped(buf: str, j: int) -> bool:
     """Whether the character at `j` is escaped: an odd run of backslashes stands before it (a
     quoted span's own opener ends the run, so the walk stays inside the span)."""
@@ -261,6 +272,22 @@ class _Trailer:
 _State = _Text | _Reasoning | _Region | _Untagged | _FenceTail | _Separator | _Trailer
 
 
+@dataclass(slots=True)
+class _Repeat:
+    """A region its own opener interrupted, settled unread, whose text may come again where it
+    ended (`Engine._settle_repeats`): streamed, each repeat is settled from this one's outcome.
+    Made for every such region (`parse` too), so it is kept light: the rest is worked out when a
+    repeat first reaches the opener after it (`Engine._settle_streamed_repeats`)."""
+
+    event: UnreadCall  # its event, which each repeat emits again (its problem's text is the region's)
+    opener: str
+    ends: RegionEnd
+    start: int  # where the next repeat would begin
+    matched: int = 0  # how many characters from `start` on are known to equal `expected`'s
+    expected: str = ""  # the region's text and the opener after it, once needed
+    may_wait: bool | None = None  # whether the steps must settle its repeats, once needed
+
+
 class Engine:
     """Incremental parser state for one model output. See `StreamParser` for the public face."""
 
@@ -296,12 +323,16 @@ class Engine:
         self.errors: list[ParseProblem] = []
         self._closed = False
         self._truncated = False
-        # Where each run of spaces or name skipped so far ends, by its start (`_skip_spaces`).
-        self._space_runs: dict[int, int] = {}
-        self._name_runs: dict[int, int] = {}
+        # Where each run of spaces skipped so far ends, by its start (`_skip_spaces`), and each
+        # name, by `~start` (`_name_end`). (One dict: an Engine keeps at most 29 attributes, past
+        # which CPython 3.11 gives up its compact instance layout and every attribute read slows.)
+        self._runs: dict[int, int] = {}
         # The problem of each short region body that every candidate format failed to read, by
         # (opener, at_start, body, closer): the same body fails the same way (formats are pure).
         self._unread_bodies: dict[tuple[str, bool, str, str], str] = {}
+        # The last region settled unread whose text may come again (`_settle_streamed_repeats`):
+        # its event until its text has come twice in a row, then a `_Repeat`.
+        self._repeat: _Repeat | UnreadCall | None = None
         # With `in_reasoning`, some models still write the opener the prompt already wrote.
         self._opener_may_repeat = in_reasoning
         # Where the answer begins (output start, or after reasoning), `at_start` openers count.
@@ -326,7 +357,7 @@ class Engine:
         if special:
             text = self._respell_and_mark(text)
         elif respeller is not None and (respeller.held or respeller.begins in text):
-            text = respeller.feed(text)
+            text = text if not respeller.held and respeller.passes(text) else respeller.feed(text)
         quiet = self._quiet  # None once closed
         if quiet is not None and text:
             # `_append`, inlined: this path runs once per token of ordinary text.
@@ -355,7 +386,8 @@ class Engine:
         self._buf = buf
         settles_nothing = self._settles_nothing
         if settles_nothing is not None and settles_nothing(buf):
-            return []
+            # (Only repeats of an unread region are settled without a step: `_settle_streamed_repeats`.)
+            return self._take_events() if self._events else []
         self._run(final=False)
         return self._take_events()
 
@@ -426,8 +458,12 @@ class Engine:
                     decision = Decision.REJECT  # in code or a sentence: text
                 elif _untagged.open_at_end(buf, i, json=self._d.untagged_json):
                     decision = Decision.WAIT
+                elif buf[i] == "[" and self._d.untagged_pythonic and not _untagged.list_of_objects(buf, i):
+                    # `json_call_start` rejects it (no `{` after it): only a pythonic list may open
+                    # here (`[ARGS]` on every line, streamed, was decided by both on every line).
+                    decision = _untagged.pythonic_call_start(buf, i, self._tools, final=False)[0]
                 else:
-                    decision = self._bracket_decision(i, False, fenced=False)[0]
+                    decision = self._bracket_decision(i, False, fenced=False, alone=True)[0]
                 resume = i + 1
             if decision is Decision.WAIT:
                 wait_at = i
@@ -488,7 +524,11 @@ class Engine:
                 self._quiet_settles = _NOTHING
                 self._quiet_pieces, self._quiet_event = self._reasoning, ThinkingDelta
         elif isinstance(state, _Region) and state.ends is not None:
-            self._settles_nothing = state.no_end_yet  # (the common region: one check less)
+            repeat = self._repeat
+            if isinstance(repeat, _Repeat) and repeat.start == state.start and repeat.opener == state.opener:
+                self._settles_nothing = self._settle_streamed_repeats
+            else:
+                self._settles_nothing = state.no_end_yet  # (the common region: one check less)
         elif isinstance(state, _Region | _Untagged):
             self._settles_nothing = state.settles_nothing
 
@@ -564,20 +604,20 @@ class Engine:
         buffer offsets."""
         cut = self._pos - _KEEP_BEHIND
         if cut > _TRIM_AT and isinstance(self._state, _Text | _Reasoning):
-            self._space_runs.clear()  # their offsets are the untrimmed buffer's
-            self._name_runs.clear()
+            self._runs.clear()  # their offsets are the untrimmed buffer's
             if self._special_at:
                 self._special_at = {i - cut: j - cut for i, j in self._special_at.items() if i >= cut}
             self._buf = self._buf[cut:]
             self._pos -= cut
             self._scan -= cut
+            if isinstance(self._repeat, _Repeat):
+                self._repeat.start -= cut  # (one left behind stays before `_pos`: no region opens there)
 
     def _goto(self, state: _State, pos: int) -> bool:
         self._state = state
         self._pos = pos
         self._scan = pos
-        self._space_runs.clear()
-        self._name_runs.clear()
+        self._runs.clear()
         return True
 
     def _is_marker(self, i: int, marker: str) -> bool:
@@ -593,15 +633,15 @@ class Engine:
         buf = self._buf
         if j < len(buf) and buf[j] not in " \t\r\n":
             return j  # no run here (the common case)
-        end = _skip_space(buf, self._space_runs.get(j, j))
-        self._space_runs[j] = end
+        end = _skip_space(buf, self._runs.get(j, j))
+        self._runs[j] = end
         return end
 
     def _name_end(self, j: int) -> int:
         """The end of the name (letters, digits, `_.-`) that starts at `j`, resumed on each feed
         like `_skip_spaces`."""
-        found = _NAME.match(self._buf, self._name_runs.get(j, j))
-        k = self._name_runs[j] = found.end() if found is not None else j
+        found = _NAME.match(self._buf, self._runs.get(~j, j))
+        k = self._runs[~j] = found.end() if found is not None else j
         return k
 
     # -- text -------------------------------------------------------------------------------
@@ -779,12 +819,15 @@ class Engine:
         self._emit_text(start)
         return self._goto(_Untagged(start, i, kind, fence_start is not None, name), start)
 
-    def _bracket_decision(self, i: int, final: bool, *, fenced: bool) -> tuple[Decision, str, str | None]:
+    def _bracket_decision(
+        self, i: int, final: bool, *, fenced: bool, alone: bool = False
+    ) -> tuple[Decision, str, str | None]:
         """Whether the `{` or `[` at `i` opens an untagged call: the decision, the kind of call
-        ("json" or "pythonic") and its name, if read."""
+        ("json" or "pythonic") and its name, if read. `alone`: the caller found that it stands
+        alone (`_untagged.stands_alone_after`)."""
         d, buf = self._d, self._buf
         # Inside code or a sentence (`x = {...}`, `print([f()])`, `` `{...}` ``) it is text.
-        if not (fenced or _untagged.stands_alone_after(buf, i)):
+        if not (fenced or alone or _untagged.stands_alone_after(buf, i)):
             return Decision.REJECT, "json", None
         decision, name = Decision.REJECT, None
         if d.untagged_json:
@@ -890,40 +933,144 @@ class Engine:
         written here without them. A region's steps read its text and, past its end, at most
         `ahead` characters (the longest marker that may begin there), and start from a fresh
         region state: the same text over that window, repeated, is the same outcome. A hostile
-        output repeating a call opener costs a comparison per repeat, not a region and a parse."""
+        output repeating a call opener costs a comparison per repeat, not a region and a parse.
+
+        Streamed, the next repeat is rarely all there yet: the region is kept (`_repeat`), and the
+        repeats that come later are settled from it as they arrive (`_settle_streamed_repeats`)."""
+        previous, self._repeat = self._repeat, None
+        if not isinstance(self._state, _Text) or self._pos != end or state.at_start or state.fenced:
+            return
+        last = self._events[-1] if self._events else None
         buf, opener, d = self._buf, state.opener, self._d
+        if not isinstance(last, UnreadCall) or last.problem.text != buf[state.start : end]:
+            return
         size = end - state.start
         ahead = max(d.max_marker, ends.longest)
-        if end + size + ahead > len(buf) or not isinstance(self._state, _Text) or self._pos != end:
-            return  # (streamed, the next repeat is rarely all there yet: the common exit)
-        last = self._events[-1] if self._events else None
-        window = buf[state.start : end + ahead]
-        if (
-            not isinstance(last, UnreadCall)
-            or last.problem.text != window[:size]
-            or state.at_start
-            or state.fenced
-            or (self._answer_start and d.start_openers)
+        if end + size + ahead <= len(buf) and self._repeats_read_alike(last.problem.text, opener):
+            problem = last.problem
+            pattern = d.tagged_pattern if self._code_fence or self._answer_channel else d.full_pattern
+            window = buf[state.start : end + ahead]
+            k = end
+            while (
+                buf.startswith(window, k)
+                and (found := pattern.match(buf, k)) is not None
+                and found.group() == opener  # the text state opens the same region here
+            ):
+                k += size
+            if k > end:  # each repeat has the same problem (frozen, equal values: the same object)
+                repeats = (k - end) // size
+                self.errors.extend([problem] * repeats)
+                self._events.extend([last] * repeats)
+                self._pos = self._scan = end = k
+        # Kept once its text came twice in a row (texts that alternate cost nothing more here).
+        unit = last.problem.text
+        if isinstance(previous, _Repeat) and previous.event.problem.text == unit:
+            previous.start, previous.matched = end, 0  # (what it worked out holds)
+            self._repeat = previous
+        elif isinstance(previous, UnreadCall) and previous.problem.text == unit:
+            self._repeat = _Repeat(last, opener, ends, end)
+        else:
+            self._repeat = last
+
+    def _repeats_read_alike(self, unit: str, opener: str) -> bool:
+        """Whether the text state would open the next repeat of a region of `unit` as it opened
+        that region, and read it the same way (checked once a repeat is there)."""
+        d = self._d
+        return not (
+            (self._answer_start and d.start_openers)
             or self._guarded  # (where a marker counts depends on where special tokens came)
-            or window[size - 1] == "`"  # the next opener would be inline code (`_in_inline_code`)
-        ):
-            return
-        pattern = d.tagged_pattern if self._code_fence or self._answer_channel else d.full_pattern
-        problem, unit = last.problem, window[:size]
-        again = type(problem)
-        problems: list[MalformedCall | TruncatedCall] = []
-        k = end
-        while (
-            buf.startswith(window, k)
-            and (found := pattern.match(buf, k)) is not None
-            and found.group() == opener  # the text state opens the same region here
-        ):
-            problems.append(again(problem.message, unit, problem.format, problem.name))
-            k += size
-        if problems:
-            self.errors.extend(problems)
-            self._events.extend(map(UnreadCall, problems))
-            self._pos = self._scan = k
+            or unit[-1] == "`"  # the next opener would be inline code (`_in_inline_code`)
+            or opener in d.reasoning  # (the text state would open reasoning there)
+        )
+
+    def _settle_streamed_repeats(self, buf: str) -> bool:
+        """`settles_nothing` for a region that began where a region settled unread ended, with the
+        same opener (`_repeat`): while its text is that region's text so far, no step can settle
+        anything; once the opener comes again at the same place, the steps would settle it as
+        they settled that region, exactly on this delta: the text it holds decides it the same
+        way (a region whose walk `_may_wait_past_opener` is not kept), and its outcome depends on
+        its text alone. Each repeat is then settled here, with the text state's next step
+        (opening the same region) taken here too; anything else goes to the steps. Emits what it
+        settles into `_events`."""
+        repeat = self._repeat
+        assert isinstance(repeat, _Repeat)
+        # The common delta, kept short: the text so far is the region's text (and part of the
+        # opener after it), and the steps would wait for more.
+        expected = repeat.expected or self._expect(repeat)
+        if len(buf) < repeat.start + len(expected):
+            matched = repeat.matched
+            if expected.startswith(buf[repeat.start + matched :], matched):
+                repeat.matched = len(buf) - repeat.start
+                return True
+            return self._stop_repeating(buf)  # another text
+        opener, ends = repeat.opener, repeat.ends
+        size = len(expected) - len(opener)
+        if repeat.may_wait is None:
+            unit = expected[:size]
+            repeat.may_wait = _may_wait_past_opener(unit, ends) or not self._repeats_read_alike(unit, opener)
+        if repeat.may_wait:
+            return False  # the steps settle it (the region is kept: its verdict holds for the next)
+        longer = ends.longer[opener]
+        d = self._d
+        while True:
+            start = repeat.start
+            matched = repeat.matched
+            end = start + len(expected)
+            if not expected.startswith(buf[start + matched : end], matched):
+                break  # another text
+            if len(buf) < end:
+                repeat.matched = len(buf) - start
+                return True
+            repeat.matched = len(expected)
+            at = start + size
+            found = ends.outer.match(buf, at)
+            if found is None or found.group() != opener:
+                break  # a longer marker there
+            if longer and any(_could_become(buf, at, m) for m in longer):
+                return True  # a longer marker may still be forming there: the region waits
+            # The region settles as the last one did (the same problem: frozen, equal values).
+            self.errors.append(repeat.event.problem)
+            self._events.append(repeat.event)
+            # The text state's step at `at`, as `_step_text` takes it: it opens the same region
+            # there, unless a longer marker may still be forming (or is there).
+            self._pos = self._scan = at
+            if at > _TRIM_ABOVE:
+                self._state = _Text()
+                self._trim()
+                buf, at = self._buf, self._pos
+            repeat.start, repeat.matched = at, 0
+            pattern = d.tagged_pattern if self._code_fence or self._answer_channel else d.full_pattern
+            found = pattern.match(buf, at)
+            if (
+                found is None
+                or found.group() != opener
+                or (len(buf) - at < d.max_marker and buf[at:] in d.proper_prefixes)
+            ):
+                self._goto(_Text(), at)
+                return False  # it waits or reads something else: the steps go on from there
+            self._state = _Region(
+                at,
+                at + len(opener),
+                opener,
+                d.openers[opener],
+                fenced=False,
+                scan=at + len(opener),
+                ends=ends,
+            )
+        return self._stop_repeating(buf)
+
+    def _stop_repeating(self, buf: str) -> bool:
+        """The region is not a repeat after all: it is read as any region (`_Region.no_end_yet`)."""
+        self._repeat = None
+        state = self._state
+        assert isinstance(state, _Region)
+        self._settles_nothing = state.no_end_yet
+        return state.no_end_yet(buf)
+
+    @staticmethod
+    def _expect(repeat: _Repeat) -> str:
+        repeat.expected = repeat.event.problem.text + repeat.opener
+        return repeat.expected
 
     def _region_json(self, state: _Region, rule: JsonValue, final: bool) -> bool:
         buf = self._buf

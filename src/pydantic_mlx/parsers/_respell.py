@@ -39,7 +39,9 @@ def _proper_prefixes(marker: str) -> str:
 class Respeller:
     """Streams text through, spaced tag markers respelled plain. `held` is the suffix kept back
     (it may still grow into a marker); `begins` is the character every marker begins with, so a
-    delta without it (and nothing held) passes unchanged without a call."""
+    delta without it (and nothing held) passes unchanged without a call; `lead` is what every
+    marker begins with (`<|`): a delta that holds it nowhere and does not end with a part of it
+    passes unchanged too (`passes`)."""
 
     def __init__(self, tags: Sequence[SpacedTags]) -> None:
         alternatives: list[str] = []
@@ -61,6 +63,14 @@ class Respeller:
         if len(first) != 1:  # one character to look for keeps the common delta cheap
             raise ValueError("spaced tag openers must all begin with the same character")
         self.begins = first.pop()
+        openers = [o for tag in tags for o in tag.openers]
+        lead = openers[0]
+        for opener in openers:
+            while not opener.startswith(lead):
+                lead = lead[:-1]
+        self.lead = lead
+        # A delta ending with one of these may be followed by the rest of `lead`.
+        self._lead_starts = tuple(lead[:k] for k in range(1, len(lead)))
         # From the first `begins` on which the rest of the text may still grow into a marker.
         self._partial = re.compile(f"(?={re.escape(self.begins)})(?:{'|'.join(partial)})\\Z")
         # The longest text that may still grow into a marker: opener, spaces, word, spaces, and
@@ -69,6 +79,12 @@ class Respeller:
         longest_closer = max(len(tag.closer) for tag in tags)
         self._longest = longest_opener + 2 * _MAX_SPACES + _MAX_WORD + max(longest_closer, _MAX_WORD + 1)
         self.held = ""
+
+    def passes(self, text: str) -> bool:
+        """Whether `text` (with nothing held) holds no marker and no start of one: it would
+        come out of `feed` as it is. (Cheaper than `feed` for text full of `<`, HTML or markup
+        of other formats: no marker begins without `lead`.)"""
+        return self.lead not in text and not text.endswith(self._lead_starts)
 
     def feed(self, text: str) -> str:
         """The text that is settled now, respelled; the rest is held."""

@@ -107,6 +107,8 @@ def may_open_pattern(*, json: bool, pythonic: bool) -> str:
 
 
 _WS_RUN = f"[ \\t\\r\\n]{{0,{_MAX_WS}}}"
+_WS = re.compile(_WS_RUN)
+_NAME_CHARS = re.compile(r"[\w.-]*")
 _OPEN_AT_END = {  # by whether JSON calls are read
     True: re.compile(f"(?:\\{{|\\[(?:{_WS_RUN}\\{{)?){_WS_RUN}\\Z"),
     False: re.compile(f"\\[{_WS_RUN}\\Z"),
@@ -134,11 +136,17 @@ def stands_alone_before(buf: str, end: int, *, final: bool) -> Decision:
     return Decision.ACCEPT if buf[end] in _ALONE_BEFORE else Decision.REJECT
 
 
+def list_of_objects(buf: str, i: int) -> bool:
+    """Whether the `[` at `i` is followed (after spaces) by `{` or the text's end: only then may
+    `json_call_start` read a call list there."""
+    j = _skip_ws(buf, i + 1)
+    return j >= len(buf) or buf[j] == "{"
+
+
 def _skip_ws(buf: str, j: int) -> int:
-    end = min(len(buf), j + _MAX_WS)
-    while j < end and buf[j] in " \t\r\n":
-        j += 1
-    return j
+    """The index after at most `_MAX_WS` spaces from `j` on."""
+    found = _WS.match(buf, j)
+    return found.end() if found is not None else j
 
 
 def _name_limit(tools: ToolSet) -> int:
@@ -200,11 +208,11 @@ def pythonic_call_start(buf: str, i: int, tools: ToolSet, *, final: bool) -> tup
     if not (buf[j].isalpha() or buf[j] == "_"):
         return Decision.REJECT, None
     limit = _name_limit(tools)
-    k = j
-    while k < len(buf) and (buf[k].isalnum() or buf[k] in "_.-"):
-        k += 1
-        if k - j > limit:
-            return Decision.REJECT, None
+    # The name's characters (`\w` is `str.isalnum()` and `_`), one more than a name may have at most.
+    found = _NAME_CHARS.match(buf, j, j + limit + 1)
+    k = found.end() if found is not None else j
+    if k - j > limit:
+        return Decision.REJECT, None
     if k >= len(buf):
         return undecided
     name = buf[j:k]
