@@ -100,7 +100,9 @@ class Loop:
             command = [*command, "--time-limit", f"{limit:.0f}"]
         self.say(f"== {phase} (budget {budget:.0f} s): {' '.join(command)}")
         started = time.monotonic()
-        process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.work)
+        process = subprocess.Popen(
+            command, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.work, preexec_fn=_interruptible
+        )
         stopped = False
         try:
             returncode = process.wait(timeout=budget + 20)
@@ -122,6 +124,12 @@ class Loop:
         print(line, flush=True)
         self.log.write(line + "\n")
         self.log.flush()
+
+
+def _interruptible() -> None:
+    """Ctrl-C ends the child, even when this loop runs where it is ignored (a shell's background
+    job ignores SIGINT, and so would the eval, which could then not be stopped at its budget)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def results(report: Path) -> list[ConfigResult]:

@@ -380,7 +380,10 @@ def test_the_html_report_has_the_grid_times_settings_and_versions(tmp_path: Path
     other = ConfigResult(EvalConfig("models/qwen", tool_format="auto"), [_finished(first)], 3.0)
     run_so_far = EvalRun("finished", 4, 256, [base, other], versions={"python": "3.11.7", "mlx": "0.32.4"})
     page = write_report(run_so_far, tmp_path / "r.html")[0].read_text(encoding="utf-8")
-    assert '<p class="kind">Run: max tokens per request 256, greedy decoding, python 3.11.7, mlx 0.32.4</p>' in page
+    assert (
+        '<p class="kind">Run: max tokens per request 256, greedy decoding, python 3.11.7, mlx 0.32.4</p>'
+        in page
+    )
     # The summary has the run's time; the grid is the command's, one row per case, a column per configuration.
     assert "<th>time</th>" in page and "<td>12 s</td>" in page
     grid = re.search(r'<table class="grid">(.*?)</table>', page)

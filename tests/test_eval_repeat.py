@@ -120,3 +120,33 @@ def test_bad_sampling_settings_are_refused_before_any_model_loads(
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not report.exists()
+
+
+def test_a_time_limit_starts_no_run_after_it_and_resume_runs_the_rest(
+    demo_model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "r.html"
+    argv = [
+        "eval",
+        "--model",
+        str(demo_model_path),
+        "--suite",
+        str(_suite(tmp_path)),
+        "--report",
+        str(report),
+    ]
+    argv += ["--repeat", "30", "--temperature", "0.7"]
+    assert main([*argv, "--time-limit", "1"]) == 0
+    out = capsys.readouterr().out
+    run = read_report(report.with_suffix(".json"))
+    finished = run.finished_cases
+    assert 1 <= finished < 60 and run.status == "out_of_time"
+    assert f"Stopped at the time limit: {finished} of 60 runs finished (--resume runs the rest)" in out
+    assert f"Stopped at the time limit after {finished} of 60 cases." in report.read_text(encoding="utf-8")
+    # Runs go repeat by repeat: no case is more than one run ahead of another.
+    counts = [runs for _, runs in run.results[0].pass_counts().values()]
+    assert max(counts) - min(counts) <= 1
+    assert main([*argv, "--resume"]) == 0
+    assert f"{finished}/60 kept from the report" in capsys.readouterr().err
+    run = read_report(report.with_suffix(".json"))
+    assert (run.status, run.finished_cases) == ("finished", 60)

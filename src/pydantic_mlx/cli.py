@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--time-limit",
         type=float,
         metavar="SECONDS",
-        help="start no run of a configuration later than SECONDS after its first; runs in flight "
+        help="start no run of a configuration later than SECONDS after its runs began; runs in flight "
         "finish, the rest are left out (--resume runs them)",
     )
     evaluate.add_argument(

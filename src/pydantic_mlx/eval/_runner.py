@@ -174,8 +174,8 @@ async def run_eval(
     repeat, are kept and not run again (`ReportError` if it cannot be read or used other
     `max_tokens`, `temperature` or `seed`).
 
-    With `time_limit` (seconds), each configuration starts no run later than that after its first
-    run started; the runs in flight finish, the others are left out (the report says "stopped at
+    With `time_limit` (seconds), each configuration starts no run later than that after its runs
+    began (its model loaded); the runs in flight finish, the others are left out (the report says "stopped at
     the time limit", and `resume` runs them), so configurations compared get the same time.
 
     With `save_traces` (a folder), each finished run's trace (its message history, the tools
