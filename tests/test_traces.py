@@ -83,13 +83,16 @@ def history(answer: str = "README.md says: Demo.", tool_result: str = "# Demo") 
     ]
 
 
-def trace(name: str = "docs", passed: bool | None = True, **changes: Any) -> Trace:
+def trace(
+    name: str = "docs", passed: bool | None = True, metadata: dict[str, Any] | None = None, **changes: Any
+) -> Trace:
     return Trace(
         name=name,
         messages=history(**changes),
         tools=[READ_FILE],
         instructions="Be brief.",
         passed=passed,
+        metadata=metadata or {},
     )
 
 
@@ -206,6 +209,28 @@ def test_export_keeps_passed_traces_and_splits_whole_conversations(tmp_path: Pat
     # Two traces still give one on each side; no split writes no valid.jsonl.
     assert export_traces(traces[1:3], out, split=0.9).valid_records == 1
     assert export_traces(traces, tmp_path / "all.jsonl").valid_path is None
+
+
+def test_the_split_keeps_every_run_of_an_eval_case_on_one_side(tmp_path: Path) -> None:
+    # Repeats of a case (`eval --repeat`) share its prompt: validating on one of them would
+    # measure a prompt the adapter was trained on.
+    traces = [
+        trace(f"{case}.r{k}", answer=f"{case} {k}", metadata={"case": case, "repeat": k})
+        for case in ("a", "b", "c", "d")
+        for k in (1, 2, 3)
+    ]
+    out = tmp_path / "train.jsonl"
+    for seed in range(5):
+        summary = export_traces(traces, out, split=0.5, seed=seed)
+        assert (summary.train_records, summary.valid_records) == (6, 6)
+        train = {
+            json.loads(line)["messages"][-1]["content"].split()[0] for line in out.read_text().splitlines()
+        }
+        valid = {
+            json.loads(line)["messages"][-1]["content"].split()[0]
+            for line in (tmp_path / "valid.jsonl").read_text().splitlines()
+        }
+        assert len(train) == len(valid) == 2 and not train & valid
 
 
 def test_bad_export_arguments_are_user_errors(tmp_path: Path) -> None:
