@@ -62,6 +62,14 @@ def _assistant_positions(chat: list[Record]) -> list[int]:
 
 
 def _record(chat: list[Record], tools: list[Record]) -> Record:
+    """A record whose last message, the response it trains, does not open with line breaks: the
+    template writes a response's text right after the generation prompt (`...assistant\n`), and
+    tokenized whole, as `mlx_lm.lora` tokenizes a record, the two would merge into one token
+    (`"\n\n"`) inside the masked prompt, a prompt the model is never given."""
+    last = chat[-1]
+    content = last.get("content")
+    if isinstance(content, str) and content[:1] in ("\n", "\r"):
+        chat = [*chat[:-1], {**last, "content": content.lstrip("\r\n")}]
     return {"messages": chat, "tools": tools} if tools else {"messages": chat}
 
 
@@ -97,9 +105,11 @@ def training_records(
 
 def round_trip_problems(trace: Trace, tokenizer: ChatTokenizer, *, per_request: bool = False) -> list[str]:
     """What differs between training on the trace's records and the run: empty when, for every
-    record and every response in it, the template's tokens of the record (`apply_chat_template`,
+    record and every response it trains, the template's tokens of the record (`apply_chat_template`,
     as `mlx_lm.lora` tokenizes it) start with exactly the prompt `MLXModel` renders before that
-    response, and the prompt alone (`--mask-prompt`'s offset) is that prompt too."""
+    response, and the prompt alone (`--mask-prompt`'s offset) is that prompt too. A conversation
+    record trains every response in it; a `per_request` record (trained with `--mask-prompt`) its
+    last one, the earlier ones being its prompt, as the model saw them."""
     problems: list[str] = []
     responses = _responses(trace.messages)
     try:
@@ -109,7 +119,8 @@ def round_trip_problems(trace: Trace, tokenizer: ChatTokenizer, *, per_request: 
     for number, record in enumerate(records, 1):
         chat, tools = record["messages"], record.get("tools")
         whole = list(tokenizer.apply_chat_template(chat, tools=tools, return_dict=False))
-        for turn, position in enumerate(_assistant_positions(chat)):
+        positions = list(enumerate(_assistant_positions(chat)))
+        for turn, position in positions[-1:] if per_request else positions:
             ours = render_prompt(
                 tokenizer, trace.messages[: responses[turn]], trace.tools, instructions=trace.instructions
             )
