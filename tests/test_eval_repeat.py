@@ -110,6 +110,7 @@ def test_a_seed_makes_a_sampled_run_again_and_another_seed_does_not(demo_model_p
         (["--concurrency", "0"], "concurrency must be at least 1, not 0"),
         (["--temperature", "-1"], "temperature must be 0 (greedy) or above, not -1.0"),
         (["--temperature", "nan"], "temperature must be 0 (greedy) or above, not nan"),
+        (["--time-limit", "0"], "time limit must be above 0 seconds, not 0.0"),
     ],
 )
 def test_bad_sampling_settings_are_refused_before_any_model_loads(
