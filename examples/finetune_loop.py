@@ -229,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop.say(f"model {model}; work folder {work}; budget {args.budget:.0f} s")
 
         # 1. Capture: sampled runs of the trained cases on the base model, with their traces.
-        loop.run(
+        code = loop.run(
             "capture",
             [
                 *eval_base,
@@ -238,6 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             ],
             evals=1,
         )  # fmt: skip
+        if code == 2:  # the eval could not start: a model it cannot load, a bad option
+            loop.say(f"   the eval could not start: see {args.outdir / 'log.txt'}")
+            return 2
         capture = results(work / "capture.html")
 
         # 2. Export the passing runs, one record per response, round-trip checked.

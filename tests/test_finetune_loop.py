@@ -83,3 +83,11 @@ def test_the_table_counts_passes_out_of_runs_per_case_and_per_set(loop: ModuleTy
     assert rows["write_file"] == "| write_file | trained | - | - |"
     assert rows["**all trained**"] == "| **all trained** | trained | **1/2** | **-** |"
     assert rows["**all held-out**"] == "| **all held-out** | held-out | **1/1** | **-** |"
+
+
+def test_a_model_the_eval_cannot_load_stops_the_loop_at_once(loop: ModuleType, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert loop.main([str(tmp_path / "no-such-model"), str(out), "--work", str(tmp_path / "work")]) == 2
+    log = (out / "log.txt").read_text(encoding="utf-8")
+    assert "model folder" in log and "does not exist" in log
+    assert "== export" not in log and "== train" not in log
