@@ -380,7 +380,10 @@ def test_the_html_report_has_the_grid_times_settings_and_versions(tmp_path: Path
     other = ConfigResult(EvalConfig("models/qwen", tool_format="auto"), [_finished(first)], 3.0)
     run_so_far = EvalRun("finished", 4, 256, [base, other], versions={"python": "3.11.7", "mlx": "0.32.4"})
     page = write_report(run_so_far, tmp_path / "r.html")[0].read_text(encoding="utf-8")
-    assert '<p class="kind">Run: max tokens per request 256, python 3.11.7, mlx 0.32.4</p>' in page
+    assert (
+        '<p class="kind">Run: max tokens per request 256, greedy decoding, python 3.11.7, mlx 0.32.4</p>'
+        in page
+    )
     # The summary has the run's time; the grid is the command's, one row per case, a column per configuration.
     assert "<th>time</th>" in page and "<td>12 s</td>" in page
     grid = re.search(r'<table class="grid">(.*?)</table>', page)
@@ -431,9 +434,12 @@ def test_resume_keeps_only_finished_runs_of_the_same_case_and_configuration() ->
         ),
         ConfigResult(config.varied("tool_format=auto"), [_finished(fourth)], 1.0),
     ]
-    assert list(_reusable(config, [first, second, third, fourth], earlier)) == [first.name]
+    runs = [(case, 1) for case in (first, second, third, fourth)]
+    assert list(_reusable(config, runs, earlier)) == [(first.name, 1)]
     edited = first.model_copy(update={"prompt": "Something else?"})
-    assert _reusable(config, [edited], earlier) == {}
+    assert _reusable(config, [(edited, 1)], earlier) == {}
+    # With repeats, a run is kept only for the repeat it was: repeat 2 of `first` never ran.
+    assert list(_reusable(config, [(first, 1), (first, 2)], earlier)) == [(first.name, 1)]
 
 
 def test_a_model_the_hub_cannot_give_is_one_line_saying_how_to_get_it(

@@ -83,13 +83,16 @@ def history(answer: str = "README.md says: Demo.", tool_result: str = "# Demo") 
     ]
 
 
-def trace(name: str = "docs", passed: bool | None = True, **changes: Any) -> Trace:
+def trace(
+    name: str = "docs", passed: bool | None = True, metadata: dict[str, Any] | None = None, **changes: Any
+) -> Trace:
     return Trace(
         name=name,
         messages=history(**changes),
         tools=[READ_FILE],
         instructions="Be brief.",
         passed=passed,
+        metadata=metadata or {},
     )
 
 
@@ -206,6 +209,28 @@ def test_export_keeps_passed_traces_and_splits_whole_conversations(tmp_path: Pat
     # Two traces still give one on each side; no split writes no valid.jsonl.
     assert export_traces(traces[1:3], out, split=0.9).valid_records == 1
     assert export_traces(traces, tmp_path / "all.jsonl").valid_path is None
+
+
+def test_the_split_keeps_every_run_of_an_eval_case_on_one_side(tmp_path: Path) -> None:
+    # Repeats of a case (`eval --repeat`) share its prompt: validating on one of them would
+    # measure a prompt the adapter was trained on.
+    traces = [
+        trace(f"{case}.r{k}", answer=f"{case} {k}", metadata={"case": case, "repeat": k})
+        for case in ("a", "b", "c", "d")
+        for k in (1, 2, 3)
+    ]
+    out = tmp_path / "train.jsonl"
+    for seed in range(5):
+        summary = export_traces(traces, out, split=0.5, seed=seed)
+        assert (summary.train_records, summary.valid_records) == (6, 6)
+        train = {
+            json.loads(line)["messages"][-1]["content"].split()[0] for line in out.read_text().splitlines()
+        }
+        valid = {
+            json.loads(line)["messages"][-1]["content"].split()[0]
+            for line in (tmp_path / "valid.jsonl").read_text().splitlines()
+        }
+        assert len(train) == len(valid) == 2 and not train & valid
 
 
 def test_bad_export_arguments_are_user_errors(tmp_path: Path) -> None:
@@ -354,3 +379,42 @@ def test_export_of_only_failed_traces_says_there_is_nothing_to_train_on(
     # Without --only-passed the same traces are exported, and nothing is said about verdicts.
     assert main(["export", str(tmp_path / "traces"), "--out", str(out)]) == 0
     assert "nothing to train on" not in capsys.readouterr().err
+
+
+def _opening_newlines() -> Trace:
+    """A run whose responses open their text with a line break, as sampled Qwen2.5 runs do: text
+    after calls (`<tool_call>…</tool_call>\\n{...}`) and an answer starting on a new line."""
+    messages = history(answer="\nREADME.md says: Demo.")
+    calls = messages[3]
+    assert isinstance(calls, ModelResponse)
+    messages[3] = ModelResponse(parts=[*calls.parts, TextPart('\n{"response": "# Demo"}')])
+    return Trace(name="newlines", messages=messages, tools=[READ_FILE], instructions="Be brief.", passed=True)
+
+
+def test_a_trained_response_does_not_open_with_line_breaks_but_the_prompt_keeps_them() -> None:
+    # The template writes a response's text right after `<|im_start|>assistant\n`; tokenized whole
+    # (as mlx_lm.lora does), Qwen2.5's tokenizer merges the two newlines into one token of the
+    # masked prompt, a prompt MLXModel never gives the model.
+    calls, answer = training_records(_opening_newlines(), per_request=True)
+    assert calls["messages"][-1]["content"] == '{"response": "# Demo"}'
+    assert answer["messages"][-1]["content"] == "README.md says: Demo."
+    # In the answer's record, the earlier response is prompt: the text the model saw, unchanged.
+    assert answer["messages"][4]["content"] == '\n{"response": "# Demo"}'
+    [whole] = training_records(_opening_newlines())
+    assert whole["messages"][-1]["content"] == "README.md says: Demo."
+
+
+def test_responses_opening_with_a_newline_round_trip_on_qwen25_when_trained_one_at_a_time(
+    real_model_path: Path,
+) -> None:
+    from mlx_lm.utils import load_tokenizer
+
+    qwen = load_tokenizer(real_model_path)
+    assert len(qwen.encode("\n\n")) == 1  # what makes the opening newline merge
+    traced = _opening_newlines()
+    assert round_trip_problems(traced, qwen, per_request=True) == []
+    # A conversation record trains the earlier response too, whose opening newline merges with the
+    # generation prompt's in the record: that trace is rightly left out.
+    [problem] = round_trip_problems(traced, qwen)
+    assert problem.startswith("record 1, response 2: the record's tokens differently")
+    assert "(ids 271 vs 198)" in problem  # "\n\n" where the model was given "\n"

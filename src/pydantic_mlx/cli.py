@@ -98,6 +98,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     evaluate.add_argument("--max-tokens", type=int, default=512, help="token limit per model request")
     evaluate.add_argument(
+        "--temperature",
+        type=float,
+        default=0.0,
+        help="sampling temperature of every request (default 0: greedy decoding)",
+    )
+    evaluate.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run each case N times (repeat k samples from seed --seed + k - 1); cases are scored as "
+        "passes out of N",
+    )
+    evaluate.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="sampling seed of the first repeat, with --temperature (default 0)",
+    )
+    evaluate.add_argument(
+        "--time-limit",
+        type=float,
+        metavar="SECONDS",
+        help="start no run of a configuration later than SECONDS after its runs began; runs in flight "
+        "finish, the rest are left out (--resume runs them)",
+    )
+    evaluate.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        metavar="K",
+        help="run K cases of a configuration at once, their requests batched (default 1; tokens/s is "
+        "then per request, not throughput)",
+    )
+    evaluate.add_argument(
         "--save-traces",
         type=Path,
         metavar="DIR",
@@ -322,7 +357,8 @@ def run_eval(args: argparse.Namespace) -> int:
     try:
         configs = [base, *(base.varied(spec) for spec in args.compare)]
         cases = evals.load_suite(args.suite) if args.suite else evals.builtin_suite()
-        print(f"Loading {len(configs)} configuration(s), then {len(cases)} cases each...", file=sys.stderr)
+        runs = f"{len(cases)} cases × {args.repeat} runs" if args.repeat > 1 else f"{len(cases)} cases"
+        print(f"Loading {len(configs)} configuration(s), then {runs} each...", file=sys.stderr)
         results = asyncio.run(
             evals.run_eval(
                 configs,
@@ -332,6 +368,11 @@ def run_eval(args: argparse.Namespace) -> int:
                 report=args.report,
                 resume=args.resume,
                 save_traces=args.save_traces,
+                repeat=args.repeat,
+                temperature=args.temperature,
+                seed=args.seed,
+                concurrency=args.concurrency,
+                time_limit=args.time_limit,
             )
         )
     except (evals.ConfigError, evals.SuiteError, evals.ReportError, TraceError) as exc:
@@ -342,6 +383,9 @@ def run_eval(args: argparse.Namespace) -> int:
     print(evals.summary_table(results), end="\n\n")
     print(evals.case_table(results), end="\n\n")
     print(f"Report with every transcript: {args.report} (JSON: {evals.json_report_path(args.report)})")
+    finished, asked = sum(r.count() for r in results), len(results) * len(cases) * args.repeat
+    if finished < asked:
+        print(f"Stopped at the time limit: {finished} of {asked} runs finished (--resume runs the rest)")
     if args.save_traces is not None:
         print(f"Traces: {args.save_traces} (pydantic-mlx export {args.save_traces} --out train.jsonl)")
     return 0

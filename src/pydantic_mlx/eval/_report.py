@@ -62,9 +62,15 @@ class EvalRun:
 
     status: RunStatus
     total_cases: int
-    """Cases the run was asked for: configurations × suite cases."""
+    """Runs the eval was asked for: configurations × suite cases × repeats."""
     max_tokens: int
     results: list[ConfigResult]
+    temperature: float = 0.0
+    """0: greedy decoding."""
+    repeat: int = 1
+    """Runs of each case per configuration."""
+    seed: int = 0
+    """Repeat k of a case sampled from seed `seed + k - 1` (when `temperature` is above 0)."""
     versions: dict[str, str] = field(default_factory=runtime_versions)
     """What ran the cases (`runtime_versions()` when the report was written)."""
 
@@ -78,6 +84,8 @@ class EvalRun:
         done = f"{self.finished_cases} of {self.total_cases} cases"
         if self.status == "interrupted":
             return f"Interrupted after {done}."
+        if self.status == "out_of_time":
+            return f"Stopped at the time limit after {done}."
         if self.status == "running":
             return f"Partial: {done} finished; the run had not ended when this was written."
         return None
@@ -104,14 +112,24 @@ def _score(result: ConfigResult, category: str | None = None) -> str:
 
 
 def summary_table(results: Sequence[ConfigResult]) -> str:
-    """One row per configuration: overall and per-category scores, generated tokens/s, wall time."""
+    """One row per configuration: overall and per-category scores (runs passed), with repeats the
+    cases that passed at least once, generated tokens/s, wall time."""
     categories = _categories(results)
-    header = ["configuration", "overall", *categories, "tokens/s", "time"]
+    repeated = _repeated(results)
+    header = [
+        "configuration",
+        "overall",
+        *categories,
+        *(["cases passed once+"] if repeated else []),
+        "tokens/s",
+        "time",
+    ]
     rows = [
         [
             r.config.label,
             _score(r),
             *(_score(r, c) for c in categories),
+            *([_any_passed(r)] if repeated else []),
             f"{r.tokens_per_second:.1f}",
             f"{r.seconds:.0f} s",
         ]
@@ -120,16 +138,34 @@ def summary_table(results: Sequence[ConfigResult]) -> str:
     return _grid(header, rows)
 
 
+def _any_passed(result: ConfigResult) -> str:
+    """Cases with at least one passing run, out of the cases run (what rejection sampling can keep)."""
+    counts = result.pass_counts().values()
+    return f"{sum(passed > 0 for passed, _ in counts)}/{len(counts)}"
+
+
+def _repeated(results: Sequence[ConfigResult]) -> bool:
+    """Whether some case ran more than once under a configuration (an eval with `repeat`)."""
+    return any(r.repeat > 1 for result in results for r in result.cases)
+
+
+def _tally(counts: tuple[int, int] | None, repeated: bool) -> str:
+    """A case's cell: pass/FAIL for one run, passes out of runs (`2/4`) for repeats, `-` for none."""
+    if counts is None:
+        return "-"
+    passed, runs = counts
+    return f"{passed}/{runs}" if repeated else "pass" if passed else "FAIL"
+
+
 def case_table(results: Sequence[ConfigResult]) -> str:
-    """One row per case, one column per configuration: pass, fail, or `-` for a case that did not run."""
-    verdicts = [{c.case.name: c.passed for c in r.cases} for r in results]
+    """One row per case, one column per configuration: pass, fail, or `-` for a case that did not
+    run; with repeats, the runs that passed out of those made (`3/8`)."""
+    tallies = [r.pass_counts() for r in results]
+    repeated = _repeated(results)
     cases = {c.case.name: c.case for r in results for c in r.cases}.values()
     header = ["case", *(r.config.label for r in results)]
     rows = [
-        [
-            f"{case.category}/{case.name}",
-            *("-" if case.name not in v else "pass" if v[case.name] else "FAIL" for v in verdicts),
-        ]
+        [f"{case.category}/{case.name}", *(_tally(t.get(case.name), repeated) for t in tallies)]
         for case in cases
     ]
     return _grid(header, rows) if rows else ""
@@ -188,8 +224,9 @@ def _verdict(passed: bool) -> str:
     return '<span class="pass">pass</span>' if passed else '<span class="fail">FAIL</span>'
 
 
-def _case_details(result: CaseResult) -> str:
-    parts = [f"<summary>{_e(result.case.name)} — {_verdict(result.passed)}</summary><ul>"]
+def _case_details(result: CaseResult, repeated: bool) -> str:
+    which = f" #{result.repeat}" if repeated else ""
+    parts = [f"<summary>{_e(result.case.name)}{which} — {_verdict(result.passed)}</summary><ul>"]
     parts += [
         f"<li>{_e(c.name)}: {_verdict(c.passed)}{' — ' + _e(c.reason) if c.reason else ''}</li>"
         for c in result.checks
@@ -219,24 +256,38 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, classes
 
 
 def _case_grid(results: Sequence[ConfigResult]) -> str:
-    """`case_table` as HTML: one row per case, pass/FAIL (or `-`, not run) per configuration."""
-    verdicts = [{c.case.name: c for c in r.cases} for r in results]
+    """`case_table` as HTML: one row per case, pass/FAIL (or `-`, not run) per configuration, with
+    each run's time; with repeats, passes out of runs and their total time."""
+    runs = [{name: [c for c in r.cases if c.case.name == name] for name in r.pass_counts()} for r in results]
+    repeated = _repeated(results)
     cases = {c.case.name: c.case for r in results for c in r.cases}.values()
 
-    def cell(result: CaseResult | None) -> str:
-        if result is None:
+    def cell(chosen: list[CaseResult] | None) -> str:
+        if not chosen:
             return "-"
-        seconds = f' <span class="kind">{result.outcome.seconds:.1f} s</span>' if result.outcome else ""
-        return _verdict(result.passed) + seconds
+        spent = sum(c.outcome.seconds for c in chosen if c.outcome)
+        seconds = f' <span class="kind">{spent:.1f} s</span>' if any(c.outcome for c in chosen) else ""
+        passed = sum(c.passed for c in chosen)
+        if repeated:
+            shown = f"{passed}/{len(chosen)}"
+            return (
+                f'<span class="pass">{shown}</span>' if passed else f'<span class="fail">{shown}</span>'
+            ) + seconds
+        return _verdict(chosen[0].passed) + seconds
 
-    rows = [
-        [_e(f"{case.category}/{case.name}"), *(cell(v.get(case.name)) for v in verdicts)] for case in cases
-    ]
+    rows = [[_e(f"{case.category}/{case.name}"), *(cell(r.get(case.name)) for r in runs)] for case in cases]
     return _html_table(["case", *(_e(r.config.label) for r in results)], rows, classes="grid") if rows else ""
 
 
-def _run_settings(max_tokens: int | None, versions: dict[str, str] | None) -> str:
+def _run_settings(
+    max_tokens: int | None, versions: dict[str, str] | None, sampling: tuple[float, int, int] | None
+) -> str:
     items = [f"max tokens per request {max_tokens}"] if max_tokens is not None else []
+    if sampling is not None:
+        temperature, repeat, seed = sampling
+        items.append(f"temperature {temperature:g}, seed {seed}" if temperature > 0 else "greedy decoding")
+        if repeat > 1:
+            items.append(f"{repeat} runs per case")
     items += [f"{name} {value}" for name, value in (versions or {}).items()]
     return f'<p class="kind">Run: {_e(", ".join(items))}</p>' if items else ""
 
@@ -248,17 +299,21 @@ def render_html_report(
     note: str | None = None,
     max_tokens: int | None = None,
     versions: dict[str, str] | None = None,
+    sampling: tuple[float, int, int] | None = None,
 ) -> str:
-    """A self-contained HTML page: the run's settings and versions, the summary table (scores,
+    """A self-contained HTML page: the run's settings (`sampling`: temperature, repeats per case,
+    seed) and versions, the summary table (scores,
     tokens/s, time), the pass/fail grid of every case per configuration (as the command prints it,
     with each run's time), then every case with each configuration's checks and full transcript
     (prompts, calls, tool results, answers); `note` is shown above all."""
     categories = _categories(results)
+    repeated = _repeated(results)
     summary = [
         [
             _e(r.config.label),
             _e(_score(r)),
             *(_e(_score(r, c)) for c in categories),
+            *([_any_passed(r)] if repeated else []),
             f"{r.tokens_per_second:.1f}",
             f"{r.seconds:.0f} s",
         ]
@@ -267,8 +322,15 @@ def render_html_report(
     body = [f"<h1>{_e(title)}</h1>"]
     if note:
         body.append(f'<p class="note">{_e(note)}</p>')
-    body.append(_run_settings(max_tokens, versions))
-    header = ["configuration", "overall", *map(_e, categories), "tokens/s", "time"]
+    body.append(_run_settings(max_tokens, versions, sampling))
+    header = [
+        "configuration",
+        "overall",
+        *map(_e, categories),
+        *(["cases passed once+"] if repeated else []),
+        "tokens/s",
+        "time",
+    ]
     body.append(_html_table(header, summary))
     body.append(_case_grid(results))
     for r in results:
@@ -281,7 +343,7 @@ def render_html_report(
         body.append(f'<h2>{_e(config.label)}</h2><p class="kind">{_e(settings)}</p>')
         for category in r.categories:
             body.append(f"<h3>{_e(category)} — {_e(_score(r, category))}</h3>")
-            body += [_case_details(c) for c in r.cases if c.case.category == category]
+            body += [_case_details(c, repeated) for c in r.cases if c.case.category == category]
     return (
         f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{_e(title)}</title>'
         f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>\n"
@@ -311,20 +373,29 @@ def write_report(run: EvalRun, report: Path, title: str = "pydantic-mlx eval") -
 
     Each file is replaced whole (written aside, then renamed), so an interruption while writing
     leaves the previous version, never half a file. The JSON holds everything `read_report` needs
-    to resume, plus `passed` per case and per configuration for scripts.
+    to resume, plus `passed` per run and per configuration and `case_passes` (each case's passes
+    and runs, `{name: {"passed": k, "runs": n}}`) for scripts.
     """
     json_path = json_report_path(report)
     data: dict[str, Any] = _RUN.dump_python(run, mode="json")
     data["finished_cases"] = run.finished_cases
     for result, dumped in zip(run.results, data["results"], strict=True):
         dumped["passed"], dumped["count"] = result.passed(), result.count()
+        dumped["case_passes"] = {
+            name: {"passed": passed, "runs": runs} for name, (passed, runs) in result.pass_counts().items()
+        }
         for case, dumped_case in zip(result.cases, dumped["cases"], strict=True):
             dumped_case["passed"] = case.passed
     _replace(json_path, json.dumps(data, ensure_ascii=False, indent=1))
     _replace(
         report,
         render_html_report(
-            run.results, title, note=run.note, max_tokens=run.max_tokens, versions=run.versions
+            run.results,
+            title,
+            note=run.note,
+            max_tokens=run.max_tokens,
+            versions=run.versions,
+            sampling=(run.temperature, run.repeat, run.seed),
         ),
     )
     return report, json_path

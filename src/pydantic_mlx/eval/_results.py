@@ -96,6 +96,8 @@ class CaseResult:
     outcome: CaseOutcome | None
     error: str | None = None
     """An error of the eval itself (a crashed task or evaluator), not of the model."""
+    repeat: int = 1
+    """Which run of the case this is (1 to the eval's `repeat`), when each case ran several times."""
 
     @property
     def passed(self) -> bool:
@@ -115,7 +117,8 @@ class ConfigResult:
         return list(dict.fromkeys(result.case.category for result in self.cases))
 
     def score(self, category: str | None = None) -> float:
-        """Share of cases passed (0 to 1), overall or in one category."""
+        """Share of runs passed (0 to 1), overall or in one category; a run is one case, or one
+        repeat of a case when the eval ran each several times."""
         chosen = [r for r in self.cases if category is None or r.case.category == category]
         return sum(r.passed for r in chosen) / len(chosen) if chosen else 0.0
 
@@ -124,6 +127,14 @@ class ConfigResult:
 
     def count(self, category: str | None = None) -> int:
         return sum(1 for r in self.cases if category is None or r.case.category == category)
+
+    def pass_counts(self) -> dict[str, tuple[int, int]]:
+        """Each case's runs passed and runs made, `{name: (passed, runs)}`, in the suite's order."""
+        counts: dict[str, tuple[int, int]] = {}
+        for result in self.cases:
+            passed, runs = counts.get(result.case.name, (0, 0))
+            counts[result.case.name] = (passed + result.passed, runs + 1)
+        return counts
 
     @property
     def output_tokens(self) -> int:
@@ -140,4 +151,4 @@ class ReportError(ValueError):
     """A report to resume that cannot be read or was run with other settings."""
 
 
-RunStatus = Literal["running", "finished", "interrupted"]
+RunStatus = Literal["running", "finished", "interrupted", "out_of_time"]

@@ -62,6 +62,14 @@ def _assistant_positions(chat: list[Record]) -> list[int]:
 
 
 def _record(chat: list[Record], tools: list[Record]) -> Record:
+    """A record whose last message, the response it trains, does not open with line breaks: the
+    template writes a response's text right after the generation prompt (`...assistant\n`), and
+    tokenized whole, as `mlx_lm.lora` tokenizes a record, the two would merge into one token
+    (`"\n\n"`) inside the masked prompt, a prompt the model is never given."""
+    last = chat[-1]
+    content = last.get("content")
+    if isinstance(content, str) and content[:1] in ("\n", "\r"):
+        chat = [*chat[:-1], {**last, "content": content.lstrip("\r\n")}]
     return {"messages": chat, "tools": tools} if tools else {"messages": chat}
 
 
@@ -97,9 +105,11 @@ def training_records(
 
 def round_trip_problems(trace: Trace, tokenizer: ChatTokenizer, *, per_request: bool = False) -> list[str]:
     """What differs between training on the trace's records and the run: empty when, for every
-    record and every response in it, the template's tokens of the record (`apply_chat_template`,
+    record and every response it trains, the template's tokens of the record (`apply_chat_template`,
     as `mlx_lm.lora` tokenizes it) start with exactly the prompt `MLXModel` renders before that
-    response, and the prompt alone (`--mask-prompt`'s offset) is that prompt too."""
+    response, and the prompt alone (`--mask-prompt`'s offset) is that prompt too. A conversation
+    record trains every response in it; a `per_request` record (trained with `--mask-prompt`) its
+    last one, the earlier ones being its prompt, as the model saw them."""
     problems: list[str] = []
     responses = _responses(trace.messages)
     try:
@@ -109,7 +119,8 @@ def round_trip_problems(trace: Trace, tokenizer: ChatTokenizer, *, per_request: 
     for number, record in enumerate(records, 1):
         chat, tools = record["messages"], record.get("tools")
         whole = list(tokenizer.apply_chat_template(chat, tools=tools, return_dict=False))
-        for turn, position in enumerate(_assistant_positions(chat)):
+        positions = list(enumerate(_assistant_positions(chat)))
+        for turn, position in positions[-1:] if per_request else positions:
             ours = render_prompt(
                 tokenizer, trace.messages[: responses[turn]], trace.tools, instructions=trace.instructions
             )
@@ -168,9 +179,11 @@ def export_traces(
     `only_passed` keeps the traces whose verdict is a pass. With `split` (a share between 0 and 1),
     that share of the traces, shuffled with `seed`, goes to `out` and the rest to `valid.jsonl`
     beside it (whole traces, so no conversation is on both sides; at least one on each side
-    when there are two or more). With `tokenizer`, a trace whose records fail the round-trip check
-    (`round_trip_problems`) is left out and listed in `skipped`. Raises `UserError` for a bad
-    `split` or an `out` named valid.jsonl while splitting.
+    when there are two or more). Traces of the same eval case (`metadata["case"]`: its repeats,
+    its configurations) go to the same side, so validation never sees a prompt trained on. With
+    `tokenizer`, a trace whose records fail the round-trip check (`round_trip_problems`) is left
+    out and listed in `skipped`. Raises `UserError` for a bad `split` or an `out` named
+    valid.jsonl while splitting.
     """
     if split is not None and not 0 < split <= 1:
         raise UserError(f"split must be above 0 and at most 1, not {split}")
@@ -179,6 +192,7 @@ def export_traces(
         raise UserError(f"{out}: the validation records go to valid.jsonl beside --out; name --out otherwise")
     skipped: list[str] = []
     kept: list[list[Record]] = []
+    groups: list[str] = []  # each kept trace's case, which decides its side of the split
     for trace in traces:
         if only_passed and trace.passed is not True:
             continue
@@ -192,14 +206,20 @@ def export_traces(
             skipped.append(f"{trace.name}: no model response to learn")
             continue
         kept.append(records)
+        case = trace.metadata.get("case")
+        groups.append(f"case:{case}" if isinstance(case, str) else f"trace:{trace.name}:{len(kept)}")
     train, valid = kept, []
     if split is not None and split < 1:
-        order = list(range(len(kept)))
+        members: dict[str, list[list[Record]]] = {}
+        for records, group in zip(kept, groups, strict=True):
+            members.setdefault(group, []).append(records)
+        order = list(members)
         random.Random(seed).shuffle(order)
-        cut = round(len(kept) * split)
-        if len(kept) >= 2:
-            cut = min(max(cut, 1), len(kept) - 1)
-        train, valid = [kept[i] for i in order[:cut]], [kept[i] for i in order[cut:]]
+        cut = round(len(order) * split)
+        if len(order) >= 2:
+            cut = min(max(cut, 1), len(order) - 1)
+        train = [records for group in order[:cut] for records in members[group]]
+        valid = [records for group in order[cut:] for records in members[group]]
     train_count = _write(out, train)
     valid_count = _write(valid_path, valid) if valid_path is not None else 0
     return ExportSummary(
