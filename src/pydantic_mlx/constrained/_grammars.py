@@ -267,6 +267,7 @@ _CALL_SYNTAXES: dict[str, CallSyntaxBuilder] = {
     "kimi_k2": _either(_json_calls.kimi_k2, _xml_calls.xtml),
     "glm": _xml_calls.glm,
     "hy3": _xml_calls.hy3,
+    "hy4": _xml_calls.hy4,
     "solar_open": _xml_calls.solar_open,
     "minimax_m2": _xml_calls.minimax_m2,
     "minicpm5": _xml_calls.minicpm5,

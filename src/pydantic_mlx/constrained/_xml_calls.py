@@ -261,23 +261,44 @@ def _arg_pair_calls(
     return CallSyntax(one, f'{one} ("\\n" {one})*', tuple(rules), ((block_open, one, one),))
 
 
-def hy3(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
-    """Hunyuan Hy3 (released, `:opensource` tokens): `<tool_calls>` then blocks one a line,
-    `<tool_call>NAME<tool_sep>` and `<arg_key>KEY</arg_key><arg_value>VALUE</arg_value>` pairs
-    a newline apart, `</tool_call>`, then `</tool_calls>`; values as for `glm`."""
-
-    def tag(word: str) -> tuple[str, str]:
-        return f"<{word}:opensource>", f"</{word}:opensource>"
-
+def _hunyuan_calls(
+    tools: Sequence[ToolSchema],
+    special_token: SpecialToken,
+    *,
+    compact: bool,
+    prefix: str,
+    suffix: str,
+    sep: str,
+) -> CallSyntax:
+    """Hunyuan's section of blocks, each tag spelled with the checkpoint's token suffix."""
+    tag = {
+        word: (f"<{word}{suffix}>", f"</{word}{suffix}>")
+        for word in ("tool_calls", "tool_call", "arg_key", "arg_value")
+    }
     return _arg_pair_calls(
         tools,
         special_token,
         compact=compact,
-        prefix="hy3",
-        tags=(tag("tool_call"), tag("arg_key"), tag("arg_value")),
-        sep="<tool_sep:opensource>",
-        section=tag("tool_calls"),
+        prefix=prefix,
+        tags=(tag["tool_call"], tag["arg_key"], tag["arg_value"]),
+        sep=sep,
+        section=tag["tool_calls"],
     )
+
+
+def hy3(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """Hunyuan Hy3 (released, `:opensource` tokens): `<tool_calls>` then blocks one a line,
+    `<tool_call>NAME<tool_sep>` and `<arg_key>KEY</arg_key><arg_value>VALUE</arg_value>` pairs
+    a newline apart, `</tool_call>`, then `</tool_calls>`; values as for `glm`."""
+    return _hunyuan_calls(
+        tools, special_token, compact=compact, prefix="hy3", suffix=":opensource", sep="<tool_sep:opensource>"
+    )
+
+
+def hy4(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
+    """Tencent Hy4-preview (`:6124c78e` tokens): Hy3's section and pairs, the name followed by
+    no separator."""
+    return _hunyuan_calls(tools, special_token, compact=compact, prefix="hy4", suffix=":6124c78e", sep="")
 
 
 def solar_open(tools: Sequence[ToolSchema], special_token: SpecialToken, *, compact: bool) -> CallSyntax:
