@@ -8,15 +8,14 @@ are stopped within one token and the generation threads then refuse new work.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-# The parent imports everything once, then forks each run: a child is a fresh process that
-# exits through the normal interpreter shutdown (falling off the end of the script), without
-# paying for the imports again. Nothing MLX has computed before the fork (that would deadlock).
+from _forked_runs import run_forked
+
+# Run in forked processes (tests/_forked_runs.py): each child starts the runs and falls off the
+# end of the script while they are generating.
 EXIT_MID_GENERATION = """
-import asyncio, os, sys, threading
+import asyncio, sys, threading
 from mlx_lm import load
 from pydantic_ai import Agent
 from pydantic_mlx import MLXModel
@@ -45,17 +44,7 @@ def start_runs_then_exit(path):
         threading.Thread(target=run, args=(model,), daemon=True).start()
     generating.wait()  # every run has streamed and is still generating (a broken run: an error, not a hang)
 
-path, runs = sys.argv[1], int(sys.argv[2])
-assert threading.active_count() == 1, threading.enumerate()
-codes = []
-for _ in range(runs):
-    pid = os.fork()
-    if pid == 0:
-        start_runs_then_exit(path)
-        break
-    codes.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
-else:
-    print(codes)
+start_runs_then_exit(sys.argv[1])
 """
 
 RUNS = int(os.environ.get("PYDANTIC_MLX_EXIT_RUNS", "5"))
@@ -65,16 +54,8 @@ RUNS = int(os.environ.get("PYDANTIC_MLX_EXIT_RUNS", "5"))
 
 def test_exiting_mid_generation_never_aborts(random_model_path: Path) -> None:
     # Untrained weights, their end-of-sequence tokens biased away: every run is still generating
-    # at exit. Without
-    # OpenBLAS preloaded, as users mostly run (it changes the timing of the abort).
-    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-    done = subprocess.run(
-        [sys.executable, "-c", EXIT_MID_GENERATION, str(random_model_path), str(RUNS)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "terminate called" not in done.stderr
-    assert done.stdout.strip() == str([0] * RUNS), done.stderr[-2000:]
+    # at exit.
+    runs = run_forked(EXIT_MID_GENERATION, str(random_model_path), runs=RUNS, timeout=600)
+    assert runs.returncode == 0, runs.stderr[-2000:]
+    assert "terminate called" not in runs.stderr
+    assert runs.exit_codes == str([0] * RUNS), runs.stderr[-2000:]

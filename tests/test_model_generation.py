@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from _forked_runs import run_forked
 from pydantic_mlx._generation import GenerationOptions, StopSequenceFilter, start_generation
 from pydantic_mlx._loading import LoadedModel, loaded_model
 from pydantic_mlx._prompt_cache import PromptCache
@@ -252,27 +250,6 @@ asyncio.run(main())
 """
 
 
-# Imports once, then forks each run: a child is a fresh process that runs the script and exits
-# through the normal interpreter shutdown (falling off its end), without paying for the imports
-# again (as tests/test_exit_during_generation.py does). Nothing MLX computes happens before a fork.
-FORKED_RUNS = """
-import os, sys
-import pydantic_ai, pydantic_mlx, pydantic_mlx.demo
-
-script, path, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
-codes = []
-for _ in range(runs):
-    pid = os.fork()
-    if pid == 0:
-        sys.argv = ["-c", path]
-        exec(compile(script, "<script>", "exec"), globals())  # its globals live until exit, as a script's
-        break
-    codes.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
-else:
-    print(codes)
-"""
-
-
 @pytest.mark.parametrize("script", [EXIT_SCRIPT, EXIT_SCRIPT_LOCAL_MODEL], ids=["global", "local"])
 def test_the_process_exits_cleanly_after_generating(demo_model_path: Path, script: str) -> None:
     # The generation thread used MLX's compiled functions, whose per-thread cache takes the GIL
@@ -280,17 +257,9 @@ def test_the_process_exits_cleanly_after_generating(demo_model_path: Path, scrip
     # ("terminate called without an active exception") in about a third of the runs (fewer with
     # OpenBLAS preloaded, which changes the timing, so the children run without it). A model
     # collected at exit used to end its thread just then (1 run in 5 of the "local" script).
-    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     runs = 6
-    done = subprocess.run(
-        [sys.executable, "-c", FORKED_RUNS, script, str(demo_model_path), str(runs)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    done = run_forked(script, str(demo_model_path), runs=runs, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "terminate called" not in done.stderr
-    *answers, codes = done.stdout.strip().splitlines()
-    assert codes == str([0] * runs), done.stderr[-2000:]
-    assert answers == ["README.md says: Demo, a tiny project."] * runs
+    assert done.exit_codes == str([0] * runs), done.stderr[-2000:]
+    assert done.output == ["README.md says: Demo, a tiny project."] * runs
