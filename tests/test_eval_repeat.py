@@ -28,19 +28,16 @@ def _suite(tmp_path: Path) -> Path:
     return suite
 
 
+def _eval_argv(model: Path, tmp_path: Path, report: Path) -> list[str]:
+    """`pydantic-mlx eval` of the two-case suite on `model`, reporting to `report`."""
+    return ["eval", "--model", str(model), "--suite", str(_suite(tmp_path)), "--report", str(report)]
+
+
 def test_each_case_runs_n_times_from_its_own_seed_with_a_trace_per_run(
     demo_model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     report, traces = tmp_path / "r.html", tmp_path / "traces"
-    argv = [
-        "eval",
-        "--model",
-        str(demo_model_path),
-        "--suite",
-        str(_suite(tmp_path)),
-        "--report",
-        str(report),
-    ]
+    argv = _eval_argv(demo_model_path, tmp_path, report)
     argv += ["--save-traces", str(traces), "--repeat", "3", "--temperature", "0.7", "--seed", "5"]
     assert main([*argv, "--concurrency", "3"]) == 0
     out = capsys.readouterr().out
@@ -127,15 +124,7 @@ def test_a_time_limit_starts_no_run_after_it_and_resume_runs_the_rest(
     demo_model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     report = tmp_path / "r.html"
-    argv = [
-        "eval",
-        "--model",
-        str(demo_model_path),
-        "--suite",
-        str(_suite(tmp_path)),
-        "--report",
-        str(report),
-    ]
+    argv = _eval_argv(demo_model_path, tmp_path, report)
     argv += ["--repeat", "30", "--temperature", "0.7"]
     assert main([*argv, "--time-limit", "1"]) == 0
     out = capsys.readouterr().out

@@ -23,42 +23,39 @@ from .test_hostile_linear import lines_run
 TOOLS = [{"type": "function", "function": {"name": "read_file", "parameters": {"type": "object"}}}]
 
 
-@pytest.mark.parametrize("unit", ["{", "[", "[{", "{["])
-def test_a_run_of_brackets_is_a_few_steps(unit: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    steps = 0
+def count_text_steps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the text state's steps (`Engine._step_text`) into the one-item list it returns."""
+    steps = [0]
     step_text = Engine._step_text  # pyright: ignore[reportPrivateUsage]
 
     def counted(self: Engine, final: bool) -> bool:
-        nonlocal steps
-        steps += 1
+        steps[0] += 1
         return step_text(self, final)
 
     monkeypatch.setattr(Engine, "_step_text", counted)
+    return steps
+
+
+@pytest.mark.parametrize("unit", ["{", "[", "[{", "{["])
+def test_a_run_of_brackets_is_a_few_steps(unit: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    steps = count_text_steps(monkeypatch)
     text = unit * 50_000
     result = parse(text, "auto", tools=TOOLS)
     assert result.content == text and not result.calls
-    assert steps < 20  # was one step per bracket: 100,000
+    assert steps[0] < 20  # was one step per bracket: 100,000
 
 
 @pytest.mark.parametrize("unit", ["[ARGS]\n", "[ARGS] ", "[x]\n", "[a.b-c_d] x\n"])
 def test_a_bracketed_word_on_every_line_is_a_few_steps(unit: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # A `[` alone on its line may open a pythonic call list (`[f(a=1)]`), but only when a name
     # and then `(` follow it: `[ARGS]` on every line cost a step per line (1 MB: 1.5 s).
-    steps = 0
-    step_text = Engine._step_text  # pyright: ignore[reportPrivateUsage]
-
-    def counted(self: Engine, final: bool) -> bool:
-        nonlocal steps
-        steps += 1
-        return step_text(self, final)
-
-    monkeypatch.setattr(Engine, "_step_text", counted)
+    steps = count_text_steps(monkeypatch)
     text = unit * 5_000
     for format in ("auto", "pythonic"):
-        steps = 0
+        steps[0] = 0
         result = parse(text, format, tools=TOOLS)
         assert (result.content, result.calls, result.errors) == (text, [], [])
-        assert steps < 20  # was one step per line: 5,000
+        assert steps[0] < 20  # was one step per line: 5,000
 
 
 @settings(max_examples=60, deadline=None)
