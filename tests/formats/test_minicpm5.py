@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from parsers.conftest import stream
 from pydantic_mlx.parsers import MalformedCall, ToolCall, TruncatedCall, detect_format, parse
 from pydantic_mlx.parsers._tools import tool_set
 from pydantic_mlx.parsers._types import CallSyntaxError
@@ -98,9 +97,7 @@ def test_calls(
 def test_a_call_ends_reasoning_the_prompt_opened(format: str) -> None:
     # With thinking on, the generation prompt ends with `<think>\n`.
     text = "The user wants weather.\n" + TEMPLATE_CALL
-    result = parse(text, format=format, tools=TOOLS, in_reasoning=True)
-    assert (result.reasoning, result.content, result.calls) == ("The user wants weather.\n", None, [PARIS])
-    assert stream(text, range(len(text)), format=format, tools=TOOLS, in_reasoning=True)[0] == result
+    assert_reads(text, format, TOOLS, None, "The user wants weather.\n", [PARIS], in_reasoning=True)
 
 
 def test_values_without_tools_are_typed_only_when_obvious() -> None:
