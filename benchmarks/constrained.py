@@ -14,13 +14,17 @@ so every run is N tokens: a random model would otherwise close the `content` str
 dozen tokens and the forced figures would cover only the call's opening.
 
 Prints ms/token per path and the ratios to `free` (target: forced <= 1.05 on a 100k+
-vocabulary): of the medians, and `paired`, the median of each round's ratio to that round's free
-run (steadier where the machine's speed drifts), plus the one-off costs: building llguidance's
-tokenizer and compiling the grammar. On a busy machine end-to-end ratios are noisy, so the
-processors' own cost is also measured by replaying the forced run's tokens through a fresh
-processor on logits of the model's width (mask computed, applied and evaluated per token), and
-printed as a share of a free token's time.
+vocabulary): of the medians, `paired`, the median of each round's ratio to that round's free
+run (steadier where the machine's speed drifts), and `step`, the median of every token's own
+time over all rounds (steadiest: a pause between two tokens moves one token, not a run), plus
+the one-off costs: building llguidance's tokenizer and compiling the grammar. On a busy machine
+end-to-end ratios are noisy, so the processors' own cost is also measured by replaying the
+forced run's tokens through a fresh processor on logits of the model's width (mask computed,
+applied and evaluated per token), and printed as a share of a free token's time.
 
+The processors are told each sampled token (`sampled`), as `MLXModel`'s decoders tell them, so
+the grammar's work runs on a worker thread; `forced, read on this thread` is the same processor
+not told (it reads the tokens it is shown and computes the mask itself, as before the hook).
 `forced, masks from the host` is this release with no masks kept on the device
 (`device_masks = 0`). `--baseline PATH` times an older `_decoding.py` beside this one, in the same
 rounds (e.g. main's, from a checkout: `git show main:src/pydantic_mlx/constrained/_decoding.py`
@@ -57,6 +61,7 @@ import mlx.core as mx
 from mlx_lm import load
 from mlx_lm.generate import generate_step
 
+from pydantic_mlx._generation import sampled_hooks, with_sampled_hooks
 from pydantic_mlx.constrained import _decoding as decoding
 from pydantic_mlx.constrained import tool_call_processor
 from pydantic_mlx.constrained._decoding import GrammarLogitsProcessor, grammar_tokenizer
@@ -93,17 +98,32 @@ def default_model() -> str:
 Processor = Callable[[mx.array, mx.array], mx.array]
 
 
-def run(model: Any, prompt: list[int], tokens: int, processors: list[Processor]) -> tuple[float, int]:
-    """Seconds spent decoding (after the first token, so prefill is excluded) and tokens decoded."""
-    steps = generate_step(mx.array(prompt), model, max_tokens=tokens, logits_processors=processors)
-    count, started = 0, 0.0
-    for token, _ in steps:
-        count += 1
-        if count == 1:
-            started = time.perf_counter()
+def greedy(logprobs: mx.array) -> mx.array:
+    return mx.argmax(logprobs, axis=-1)
+
+
+def run(
+    model: Any, prompt: list[int], tokens: int, processors: list[Processor], *, told: bool = True
+) -> tuple[float, list[float]]:
+    """Seconds spent decoding (after the first token, so prefill is excluded) and each token's
+    seconds. `told`: processors with a `sampled` hook are told each token, as `MLXModel`'s
+    decoders tell them (else they read it from the tokens they are shown)."""
+    sampler = with_sampled_hooks(greedy, sampled_hooks(processors) if told else [])
+    steps = generate_step(
+        mx.array(prompt), model, max_tokens=tokens, sampler=sampler, logits_processors=processors
+    )
+    intervals: list[float] = []
+    started = last = 0.0
+    for count, (token, _) in enumerate(steps):
+        now = time.perf_counter()
+        if count == 0:
+            started = now
+        else:
+            intervals.append(now - last)
+        last = now
         if token in EOS:
             break
-    return time.perf_counter() - started, count - 1
+    return last - started, intervals
 
 
 EOS: set[int] = set()
@@ -113,7 +133,11 @@ def replay_tokens(
     model: Any, prompt: list[int], tokens: int, make: Callable[[], list[Processor]]
 ) -> list[int]:
     out: list[int] = []
-    for token, _ in generate_step(mx.array(prompt), model, max_tokens=tokens, logits_processors=make()):
+    made = make()
+    sampler = with_sampled_hooks(greedy, sampled_hooks(made))
+    for token, _ in generate_step(
+        mx.array(prompt), model, max_tokens=tokens, sampler=sampler, logits_processors=made
+    ):
         out.append(int(token))
         if token in EOS:
             break
@@ -201,6 +225,7 @@ def main() -> None:
         "free": (free_prompt, lambda: [steer]),
         "lazy": (free_prompt, lazy()),
         "forced": (call_prompt, forced()),
+        "forced, read on this thread": (call_prompt, forced()),
         "forced, masks from the host": (call_prompt, forced(device_masks=0)),
     }
     older: Any = None
@@ -212,20 +237,35 @@ def main() -> None:
     if args.probes:
         paths.update(probes(free_prompt, width, steer))
     rates: dict[str, list[float]] = {name: [] for name in paths}
+    steps: dict[str, list[float]] = {name: [] for name in paths}
     run(model, free_prompt, 8, [])  # warm up
-    for _ in range(args.rounds):
-        for name, (prompt, processors) in paths.items():
+    for round_ in range(args.rounds):
+        # Each round in another order (rotated), so no path always follows the same one.
+        names = list(paths)
+        names = names[round_ % len(names) :] + names[: round_ % len(names)]
+        for name in names:
+            prompt, processors = paths[name]
             made = processors()
-            seconds, count = run(model, prompt, args.tokens, made)
-            rates[name].append(1000 * seconds / max(count, 1))
+            seconds, intervals = run(model, prompt, args.tokens, made, told="read on this thread" not in name)
+            rates[name].append(1000 * seconds / max(len(intervals), 1))
+            steps[name].extend(1000 * i for i in intervals)
             if name.startswith("forced"):
                 assert not getattr(made[-1], "problems", None), made[-1]
     free = statistics.median(rates["free"])
-    print(f"median of {args.rounds} rounds, alternating; 'paired' is the median of each round's ratio")
+    free_step = statistics.median(steps["free"])
+    print(
+        f"{args.rounds} rounds, paths in rotated order; 'paired' is the median of each round's ratio; "
+        "'step' is the median of every token's own time over all rounds (pauses between tokens, "
+        "a collection or a busy neighbour, fall out of it)"
+    )
     for name, values in rates.items():
         ms = statistics.median(values)
         paired = statistics.median(v / f for v, f in zip(values, rates["free"], strict=True))
-        print(f"{name:28s} {ms:8.3f} ms/token   ratio to free: {ms / free:.3f}   paired: {paired:.3f}")
+        step = statistics.median(steps[name])
+        print(
+            f"{name:28s} {ms:8.3f} ms/token   ratio to free: {ms / free:.3f}   paired: {paired:.3f}   "
+            f"step: {step:.3f} ms, ratio {step / free_step:.3f}"
+        )
 
     constrained_tokens = replay_tokens(model, call_prompt, args.tokens, forced())
     free_tokens = replay_tokens(model, free_prompt, args.tokens, lambda: [steer])

@@ -41,9 +41,11 @@ from ._generation import (
     FinishReason,
     GenerationOptions,
     GenerationStream,
+    SampledHook,
     StopSequenceFilter,
     _cache_length,  # pyright: ignore[reportPrivateUsage]
     _make_sampler,  # pyright: ignore[reportPrivateUsage]
+    sampled_hooks,
     start_generation,
 )
 from ._loading import LoadedModel, warn_if_limits_ignored
@@ -82,6 +84,8 @@ class _Request:
     sampler: Sampler = field(default=lambda logprobs: mx.argmax(logprobs, axis=-1))
     """Made when it joins (shared by the requests with the same settings)."""
     processors: list[LogitsProcessor] = field(default_factory=lambda: list[LogitsProcessor]())
+    sampled_hooks: list[SampledHook] = field(default_factory=lambda: list[SampledHook]())
+    """Its processors' `sampled` hooks (told each token while it is alone; the batch does not)."""
     context_start: int = 0
     """Where the completion starts in the tokens its processors are shown: the batch shows them
     the whole prompt first, a lone sequence the completion alone."""
@@ -359,7 +363,7 @@ class _BatchRun:
         # Made before the cache is leased: one that fails (a grammar that does not compile, say)
         # must not cost the conversation its cached prefix.
         request.sampler = self._sampler(options)
-        request.processors = _logits_processors(request)
+        request.processors, request.sampled_hooks = _logits_processors(request)
         lease = self._loaded.prompt_cache.lease(prompt, shared_prefix=options.shared_prefix)
         stats.prompt_tokens = len(prompt)
         stats.cached_tokens = lease.reused
@@ -378,6 +382,7 @@ class _BatchRun:
                 request.sampler,
                 request.processors,
                 self._scheduler.prefill_step_size,
+                request.sampled_hooks,
             )
         except Exception:
             self._keep_cache(request.prompt[: lease.reused], lease.cache)
@@ -630,8 +635,9 @@ def _with_bias(sampler: Sampler, bias: tuple[tuple[int, float], ...], *, renorma
     return sample
 
 
-def _logits_processors(request: _Request) -> list[LogitsProcessor]:
-    """The request's penalties and extra processors (its logit bias is in its sampler).
+def _logits_processors(request: _Request) -> tuple[list[LogitsProcessor], list[SampledHook]]:
+    """The request's penalties and extra processors (its logit bias is in its sampler), and their
+    `sampled` hooks.
 
     They run inside the batch's shared step: one that raises would fail every request in the
     batch, so the error is kept on its own request (which leaves the batch after the step) and
@@ -663,7 +669,18 @@ def _logits_processors(request: _Request) -> list[LogitsProcessor]:
 
         return process
 
-    return [guarded(p) for p in processors]
+    def guarded_hook(hook: SampledHook) -> SampledHook:
+        def tell(token: mx.array) -> None:
+            if request.error is not None:
+                return
+            try:
+                hook(token)
+            except Exception as error:
+                request.error = error
+
+        return tell
+
+    return [guarded(p) for p in processors], [guarded_hook(h) for h in sampled_hooks(processors)]
 
 
 _schedulers: weakref.WeakKeyDictionary[LoadedModel, BatchScheduler] = weakref.WeakKeyDictionary()

@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import mlx.core as mx
 from mlx_lm.generate import generate_step, generation_stream
@@ -297,8 +297,8 @@ def _generate(
     model = loaded.model
     # Made before the cache is leased: one that fails (a grammar that does not compile, say)
     # must not cost the conversation its cached prefix.
-    sampler = _make_sampler(options)
     processors = _make_logits_processors(options)
+    sampler = with_sampled_hooks(_make_sampler(options), sampled_hooks(processors))
     lease = loaded.prompt_cache.lease(prompt, shared_prefix=options.shared_prefix)
     cache = lease.cache
     stats.prompt_tokens = len(prompt)
@@ -435,6 +435,37 @@ def _make_sampler(options: GenerationOptions) -> Callable[[mx.array], mx.array]:
         # A private key chain: a seeded request is reproducible whatever else runs meanwhile.
         key, subkey = mx.random.split(key)
         return mx.random.categorical(logprobs * inverse_temperature, key=subkey)
+
+    return sample
+
+
+SampledHook = Callable[[mx.array], None]
+"""Told each token a decoder samples (still lazy), before the decoder shows it to the processors."""
+
+
+def sampled_hooks(processors: Iterable[object]) -> list[SampledHook]:
+    """The `sampled` methods of the processors that have one (the grammar's: it follows the token
+    on a worker thread while the next step is prepared, see `constrained._decoding`)."""
+    hooks: list[SampledHook] = []
+    for processor in processors:
+        hook = getattr(processor, "sampled", None)
+        if callable(hook):
+            hooks.append(cast(SampledHook, hook))
+    return hooks
+
+
+def with_sampled_hooks(
+    sampler: Callable[[mx.array], mx.array], hooks: Sequence[SampledHook]
+) -> Callable[[mx.array], mx.array]:
+    """`sampler`, telling `hooks` each token it samples (for a decoder of one sequence)."""
+    if not hooks:
+        return sampler
+
+    def sample(logprobs: mx.array) -> mx.array:
+        token = sampler(logprobs)
+        for hook in hooks:
+            hook(token)
+        return token
 
     return sample
 

@@ -12,6 +12,12 @@ at its closer, or at a call opener that ends it (`ReasoningBlock.enders`), which
 call's region (or the forced answer); one that cannot start the forced answer (a call opener
 before native output) is masked there when it is one token.
 
+Where the decoder tells the processor each token it samples (`sampled`, as `with_sampled_hooks`
+in `_generation` does), reading that token, following it and computing the next mask run on a
+worker thread while the host prepares and launches the next forward pass: where tokens are fast
+the host, not the device, sets the pace, so the grammar's work is off its path. Without the hook
+the processor reads the tokens it is shown and does that work itself.
+
 The mask is llguidance's bitmask turned into additive biases with plain `mx` ops (a lookup per
 mask byte), so it runs on every MLX backend (llguidance's own `llguidance.mlx` helper is a Metal
 kernel and fails on Linux). The biases of the last few distinct masks stay on the device, keyed by
@@ -26,6 +32,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import llguidance
@@ -48,6 +55,9 @@ _DEVICE_MASKS = 16
 """Distinct masks whose biases a processor keeps on the device (least recently used dropped): one
 per kind of position a call's grammar has (inside a string, after a key, ...), a few hundred kB
 each for a 150k vocabulary."""
+
+_WORKERS = 4
+"""Threads that follow sampled tokens and compute masks (one job per generation at a time)."""
 
 _WINDOW = 512
 """Bytes of free text kept for trigger matching (longer than any trigger can match: the longest,
@@ -151,8 +161,23 @@ class GrammarLogitsProcessor:
         self._no_end: dict[tuple[mx.Dtype, int, str | None], mx.array] = {}
         self._may_open_reasoning: int | None = None
         self._biases: OrderedDict[tuple[mx.Dtype, int, bytes], mx.array] = OrderedDict()
-        self.regions = 0
-        self.problems: list[str] = []
+        self._mask_key: bytes | None = None  # the bytes of the mask in `_words`, if one is ready
+        # The worker's job following the last sampled token (`sampled`), joined by the next call.
+        self._pending: Future[None] | None = None
+        self._regions = 0
+        self._problems: list[str] = []
+
+    @property
+    def regions(self) -> int:
+        """Constrained regions started so far."""
+        self._settle()
+        return self._regions
+
+    @property
+    def problems(self) -> list[str]:
+        """Why a trigger could not be constrained, or a region was given up, in order."""
+        self._settle()
+        return self._problems
 
     def _setup(self) -> None:
         tokenizer = self._tokenizer = grammar_tokenizer(self._source)
@@ -182,35 +207,74 @@ class GrammarLogitsProcessor:
     @property
     def constraining(self) -> bool:
         """Whether the next token is masked."""
+        self._settle()
         return self._matcher is not None
 
+    def sampled(self, token: mx.array) -> None:
+        """Told by the decoder the token it has just sampled (lazy, shape `(1,)`), before the next
+        call: a worker thread waits for it, follows it and computes the next mask while this thread
+        goes on to prepare and launch the next forward pass. The decoder must show the token in the
+        `tokens` of that call (every sampled token, in order, as mlx-lm's decoders do)."""
+        if self._seen is None:
+            return  # not set up yet: the next call reads the token itself
+        self._settle()
+        # The worker waits on its own node, never on `token`: this thread goes on using `token`
+        # (the next forward pass reads it), and MLX arrays are not safe to wait on from two threads.
+        probe = token + 0
+        mx.async_eval(token, probe)
+        self._pending = _workers().submit(self._follow_sampled, probe)
+
     def __call__(self, tokens: mx.array, logits: mx.array) -> mx.array:
-        # Reading the tokens just sampled waits for the step that sampled them. Queue their read
-        # (`tokens` is a lazy concatenation) and then this step's forward pass, which needs those
-        # tokens as arrays, not their values: the device goes on from one step to the next while
-        # this thread reads the token, scans it and computes the mask (as vLLM and SGLang overlap
-        # them), instead of idling until the mask is ready. Queued the other way round, the read
-        # would wait for the forward pass too.
+        # Reading the tokens just sampled waits for the step that sampled them, so this step's
+        # forward pass, which needs those tokens as arrays, not their values, is queued first: the
+        # device goes on from one step to the next while the token is read, scanned and the mask
+        # computed (as vLLM and SGLang overlap them), on the worker (`sampled`) or on this thread.
         fresh: mx.array | None = None
-        if self._seen is not None and tokens.shape[-1] > self._seen:
+        if self._seen is not None and self._pending is None and tokens.shape[-1] > self._seen:
             fresh = tokens[self._seen :]
-            mx.async_eval(fresh)
+            mx.async_eval(fresh)  # queued before the forward pass, so its read does not wait for it
         mx.async_eval(logits)
         if self._seen is None:
             self._setup()
             self._seen = tokens.shape[-1]
+            self._compute_mask()
+        elif self._pending is not None:
+            self._settle()
+            if tokens.shape[-1] != self._seen:
+                raise RuntimeError(
+                    f"the decoder showed {tokens.shape[-1]} tokens, but sampled {self._seen}: "
+                    "every sampled token must be shown to the next call"
+                )
         elif fresh is not None:
             self._seen = tokens.shape[-1]
-            new: list[int] = fresh.tolist()  # type: ignore[assignment]
-            for token in new:
-                self._advance(token)
+            self._follow(fresh.tolist())  # type: ignore[arg-type]
         if self._matcher is None:
             if self._in_reasoning and self._grammars.answer is not None:
                 # The answer is forced and has not begun: the reasoning must close first, so the
                 # end of the sequence may not come inside it (the output would hold no answer).
                 return logits + self._no_end_bias(logits)
             return logits
-        return self._mask(self._matcher, logits)
+        return logits + self._mask_bias(logits)
+
+    def _settle(self) -> None:
+        """Wait for the worker's job, if one is running (it raises what the job raised)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def _follow_sampled(self, probe: mx.array) -> None:
+        """The worker's job: wait for the sampled token, follow it and compute the next mask."""
+        mx.eval(probe)  # lets go of the GIL while it waits
+        new: list[int] = probe.tolist()  # type: ignore[assignment]
+        assert self._seen is not None
+        self._seen += len(new)
+        self._follow(new)
+
+    def _follow(self, tokens: list[int]) -> None:
+        """Follow `tokens`, then compute the mask of the next token if it is masked."""
+        for token in tokens:
+            self._advance(token)
+        self._compute_mask()
 
     def _advance(self, token: int) -> None:
         opener, self._may_open_reasoning = self._may_open_reasoning, None
@@ -218,7 +282,7 @@ class GrammarLogitsProcessor:
             self._matcher, self._answer_started, self._in_reasoning = None, False, True
             assert self._grammars.reasoning is not None
             self._opened_by = self._grammars.reasoning.opener
-            self.regions -= 1  # the answer starts after the reasoning block instead
+            self._regions -= 1  # the answer starts after the reasoning block instead
             return
         matcher = self._matcher
         if matcher is not None:
@@ -298,42 +362,55 @@ class GrammarLogitsProcessor:
         try:
             matcher = self._tokenizer.matcher(grammar)
         except ValueError as error:
-            self.problems.append(str(error))
+            self._problems.append(str(error))
             return False
         if opening and not matcher.consume_tokens(
             self._tokenizer.llg.tokenize_bytes(opening, parse_special=True)
         ):
-            self.problems.append(f"the grammar does not accept the opening {opening[:80]!r}")
+            self._problems.append(f"the grammar does not accept the opening {opening[:80]!r}")
             return False
-        self.regions += 1
+        self._regions += 1
         # One token may open a region and end it (`()]` after `[ping`): then the text is free again.
         self._matcher = None if matcher.is_stopped() and not answer else matcher
         return True
 
     def _give_up(self, matcher: llguidance.LLMatcher) -> None:
         # Only a token outside the mask gets here (another processor or sampler overrode it).
-        self.problems.append(_summary(matcher.get_error()) or "a token outside the grammar was sampled")
+        self._problems.append(_summary(matcher.get_error()) or "a token outside the grammar was sampled")
         self._matcher = None
         self._window = b""
 
-    def _mask(self, matcher: llguidance.LLMatcher, logits: mx.array) -> mx.array:
+    def _compute_mask(self) -> None:
+        """Compute the next token's mask into `_words` (and its bytes, `_mask_key`), if one is
+        masked; a matcher in error is given up (the text is free again)."""
+        self._mask_key = None
+        matcher = self._matcher
+        if matcher is None:
+            return
         words = self._words
         matcher.unsafe_compute_mask_ptr(words.ctypes.data, words.nbytes)
         if matcher.is_error():
             self._give_up(matcher)
-            return logits
+            return
         token = self._may_open_reasoning
         if token is not None and token < 32 * words.size:  # allowed too: set its bit
             words.view(np.uint32)[token // 32] |= np.uint32(1 << (token % 32))
-        key = (logits.dtype, logits.shape[-1], words.tobytes())
+        key = words.tobytes()
+        hash(key)  # bytes keep their hash: the lookup on the next call does not compute it
+        self._mask_key = key
+
+    def _mask_bias(self, logits: mx.array) -> mx.array:
+        """The biases of the mask computed for this step, kept on the device if seen lately."""
+        assert self._mask_key is not None
+        key = (logits.dtype, logits.shape[-1], self._mask_key)
         bias = self._biases.get(key)
         if bias is None:
-            bias = self._biases[key] = self._bias(words, logits.dtype, logits.shape[-1])
+            bias = self._biases[key] = self._bias(self._words, logits.dtype, logits.shape[-1])
             while len(self._biases) > self.device_masks:
                 self._biases.popitem(last=False)
         else:
             self._biases.move_to_end(key)
-        return logits + bias
+        return bias
 
     def _bias(self, words: np.ndarray[Any, np.dtype[np.int32]], dtype: mx.Dtype, width: int) -> mx.array:
         """The additive biases of bitmask `words` for `width` logits: 0 where a token is allowed,
@@ -374,6 +451,21 @@ class GrammarLogitsProcessor:
             table = mx.array(np.where(bits == 1, 0.0, -np.inf).astype(np.float32)).astype(dtype)
             self._tables[dtype] = table
         return table
+
+
+_workers_pool: ThreadPoolExecutor | None = None
+_workers_lock = threading.Lock()
+
+
+def _workers() -> ThreadPoolExecutor:
+    """The threads that follow sampled tokens and compute masks while forward passes launch."""
+    global _workers_pool
+    with _workers_lock:
+        if _workers_pool is None:
+            _workers_pool = ThreadPoolExecutor(
+                max_workers=_WORKERS, thread_name_prefix="pydantic-mlx-grammar"
+            )
+        return _workers_pool
 
 
 def _first_match(
