@@ -28,8 +28,6 @@ import hashlib
 import json
 import os
 import struct
-import time
-import uuid
 import warnings
 from array import array
 from dataclasses import dataclass
@@ -41,7 +39,7 @@ import mlx.core as mx
 from mlx.utils import tree_flatten
 from mlx_lm.models.cache import KVCache, load_prompt_cache, make_prompt_cache, save_prompt_cache
 
-from ._cache_dir import DiskCacheWarning, cache_root
+from ._cache_dir import TEMP_MARK, DiskCacheWarning, cache_root, remove_stale_temps, write_cache_file
 
 __all__ = [
     "DEFAULT_DISK_CACHE_BYTES",
@@ -61,9 +59,6 @@ FORMAT = "1"
 """Version of what this module writes (metadata keys, file names); other versions are not read."""
 
 SUFFIX = ".safetensors"
-TEMP_MARK = ".tmp-"
-"""In the names of files being written (never read; stale ones are removed after `STALE_TEMP_SECONDS`)."""
-STALE_TEMP_SECONDS = 3600.0
 
 SAMPLES_PER_PARAMETER = 64
 """Values read from each parameter for the fingerprint, evenly spaced through it."""
@@ -270,28 +265,21 @@ class DiskPromptCache:
         optimisation, and the response that made it was already delivered.
         """
         path = self._path(tokens)
-        temp = path.with_name(f"{path.stem}{TEMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}{SUFFIX}")
         metadata = {
             "format": FORMAT,
             "fingerprint": self.fingerprint,
             "tokens": json.dumps(tokens),
             "model": self.model_name,
         }
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            save_prompt_cache(str(temp), cache, metadata)
-            if temp.stat().st_size > self.max_bytes:
-                temp.unlink()
-                return
-            os.replace(temp, path)
-        except OSError as error:
-            warnings.warn(
-                f"could not write the prompt-cache file {path}: {error}", DiskCacheWarning, stacklevel=2
-            )
-            with contextlib.suppress(OSError):
-                temp.unlink()
-            return
-        evict(self.folder, self.max_bytes, keep=path)
+        written = write_cache_file(
+            path,
+            lambda temp: save_prompt_cache(str(temp), cache, metadata),
+            what="the prompt-cache file",
+            fits=lambda temp: temp.stat().st_size <= self.max_bytes,  # larger than the whole bound
+            stacklevel=2,
+        )
+        if written:
+            evict(self.folder, self.max_bytes, keep=path)
 
 
 def _header_problem(path: Path) -> str | None:
@@ -368,17 +356,14 @@ def clear_cache_dir(folder: str | Path) -> int:
 def evict(folder: Path, max_bytes: int, *, keep: Path | None = None) -> None:
     """Delete the least recently used files until the folder's cache files fit in `max_bytes`
     (and temporary files left by a crashed writer)."""
-    now = time.time()
+    remove_stale_temps(folder, SUFFIX)
     files: list[tuple[float, int, Path]] = []
     for path in folder.glob(f"*{SUFFIX}"):
+        if TEMP_MARK in path.name:
+            continue
         try:
             stat = path.stat()
         except OSError:
-            continue
-        if TEMP_MARK in path.name:
-            if now - stat.st_mtime > STALE_TEMP_SECONDS:
-                with contextlib.suppress(OSError):
-                    path.unlink()
             continue
         files.append((stat.st_mtime, stat.st_size, path))
     files.sort(key=lambda f: (f[2] == keep, f[0]))  # the file just written goes last
