@@ -30,6 +30,7 @@ import os
 import struct
 import warnings
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata as distributions
 from pathlib import Path
@@ -311,16 +312,22 @@ def _read_metadata(path: Path) -> dict[str, str] | None:
     return {key[2:]: value for key, value in flat.items() if key.startswith("0.")}
 
 
-def list_cache_dir(folder: str | Path) -> list[DiskCacheEntry]:
-    """The prompt-cache files in `folder`, most recently used first (temporary files left out)."""
-    entries: list[DiskCacheEntry] = []
-    for path in Path(folder).expanduser().glob(f"*{SUFFIX}"):
+def _finished_files(folder: Path) -> Iterator[tuple[Path, os.stat_result]]:
+    """The prompt-cache files in `folder` and their status, temporary ones and vanished ones left out."""
+    for path in folder.glob(f"*{SUFFIX}"):
         if TEMP_MARK in path.name:
             continue
         try:
             stat = path.stat()
         except OSError:
-            continue
+            continue  # removed meanwhile by another process
+        yield path, stat
+
+
+def list_cache_dir(folder: str | Path) -> list[DiskCacheEntry]:
+    """The prompt-cache files in `folder`, most recently used first (temporary files left out)."""
+    entries: list[DiskCacheEntry] = []
+    for path, stat in _finished_files(Path(folder).expanduser()):
         metadata = _read_metadata(path) or {}
         try:
             tokens: int | None = len(json.loads(metadata["tokens"]))
@@ -357,15 +364,7 @@ def evict(folder: Path, max_bytes: int, *, keep: Path | None = None) -> None:
     """Delete the least recently used files until the folder's cache files fit in `max_bytes`
     (and temporary files left by a crashed writer)."""
     remove_stale_temps(folder, SUFFIX)
-    files: list[tuple[float, int, Path]] = []
-    for path in folder.glob(f"*{SUFFIX}"):
-        if TEMP_MARK in path.name:
-            continue
-        try:
-            stat = path.stat()
-        except OSError:
-            continue
-        files.append((stat.st_mtime, stat.st_size, path))
+    files = [(stat.st_mtime, stat.st_size, path) for path, stat in _finished_files(folder)]
     files.sort(key=lambda f: (f[2] == keep, f[0]))  # the file just written goes last
     total = sum(size for _, size, _ in files)
     for _, size, path in files:
