@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from pydantic_mlx import DiskCacheWarning
-from pydantic_mlx._cache_dir import STALE_TEMP_SECONDS, TEMP_MARK, remove_stale_temps, write_cache_file
+from pydantic_mlx._cache_dir import (
+    STALE_TEMP_SECONDS,
+    TEMP_MARK,
+    discard_unusable,
+    remove_stale_temps,
+    write_cache_file,
+)
 
 
 def _temps(folder: Path) -> list[Path]:
@@ -88,3 +94,16 @@ def test_only_stale_temporary_files_with_the_suffix_are_removed(tmp_path: Path) 
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in (fresh, other_kind, kept))
     remove_stale_temps(tmp_path)
     assert not other_kind.exists() and kept.exists() and fresh.exists()
+
+
+def test_an_unusable_file_is_warned_about_at_the_callers_line_and_deleted(tmp_path: Path) -> None:
+    path = tmp_path / "key.tokens"
+    path.write_bytes(b"not a table")
+    with pytest.warns(DiskCacheWarning) as caught:
+        discard_unusable(path, ValueError("bad magic"), what="the token table")
+    assert str(caught[0].message) == (
+        f"ignoring the token table {path} (bad magic); it is deleted and will be written again"
+    )
+    assert caught[0].filename == __file__ and not path.exists()
+    with pytest.warns(DiskCacheWarning, match="truncated"):
+        discard_unusable(path, "truncated", what="the prompt-cache file")  # already gone: no error

@@ -21,6 +21,7 @@ __all__ = [
     "TEMP_MARK",
     "DiskCacheWarning",
     "cache_root",
+    "discard_unusable",
     "remove_stale_temps",
     "write_cache_file",
 ]
@@ -73,6 +74,19 @@ def write_cache_file(
     finally:
         with contextlib.suppress(OSError):
             temp.unlink(missing_ok=True)
+
+
+def discard_unusable(path: Path, problem: object, *, what: str, stacklevel: int = 1) -> None:
+    """Warn that the cache file `path` cannot be used (`problem` says why) and delete it, so that it
+    is built and written again. The warning is a `DiskCacheWarning` naming `what`, at `stacklevel`
+    as `warnings.warn` counts it from the caller."""
+    warnings.warn(
+        f"ignoring {what} {path} ({problem}); it is deleted and will be written again",
+        DiskCacheWarning,
+        stacklevel=stacklevel + 1,
+    )
+    with contextlib.suppress(OSError):
+        path.unlink()
 
 
 def remove_stale_temps(folder: Path, suffix: str = "") -> None:

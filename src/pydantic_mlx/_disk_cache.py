@@ -28,7 +28,6 @@ import hashlib
 import json
 import os
 import struct
-import warnings
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,7 +39,14 @@ import mlx.core as mx
 from mlx.utils import tree_flatten
 from mlx_lm.models.cache import KVCache, load_prompt_cache, make_prompt_cache, save_prompt_cache
 
-from ._cache_dir import TEMP_MARK, DiskCacheWarning, cache_root, remove_stale_temps, write_cache_file
+from ._cache_dir import (
+    TEMP_MARK,
+    DiskCacheWarning,
+    cache_root,
+    discard_unusable,
+    remove_stale_temps,
+    write_cache_file,
+)
 
 __all__ = [
     "DEFAULT_DISK_CACHE_BYTES",
@@ -194,13 +200,7 @@ class DiskPromptCache:
         except Exception as error:  # whatever a damaged file makes the readers raise
             cache, problem = None, f"{type(error).__name__}: {error}"
         if cache is None:
-            warnings.warn(
-                f"ignoring the prompt-cache file {path} ({problem}); it is deleted and will be written again",
-                DiskCacheWarning,
-                stacklevel=2,
-            )
-            with contextlib.suppress(OSError):
-                path.unlink()
+            discard_unusable(path, problem, what="the prompt-cache file", stacklevel=2)
             return None
         with contextlib.suppress(OSError):
             os.utime(path)  # least recently used goes first: this one was just used

@@ -26,7 +26,6 @@ matchers only ever need the bytes right.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import re
@@ -40,7 +39,7 @@ import llguidance
 import llguidance.hf
 import numpy as np
 
-from .._cache_dir import DiskCacheWarning, cache_root, remove_stale_temps, write_cache_file
+from .._cache_dir import DiskCacheWarning, cache_root, discard_unusable, remove_stale_temps, write_cache_file
 
 __all__ = ["FOLDER_NAME", "TokenTable", "default_folder", "from_table", "llg_tokenizer", "table_key"]
 
@@ -219,13 +218,7 @@ def _read(path: Path, key: str) -> TokenTable | None:
     try:
         return TokenTable.from_bytes(data, key)
     except (ValueError, KeyError, TypeError, IndexError) as error:
-        warnings.warn(
-            f"ignoring the token table {path} ({error}); it is deleted and will be written again",
-            DiskCacheWarning,
-            stacklevel=3,
-        )
-        with contextlib.suppress(OSError):
-            path.unlink()
+        discard_unusable(path, error, what="the token table", stacklevel=3)
         return None
 
 
