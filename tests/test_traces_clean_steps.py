@@ -236,3 +236,19 @@ def test_the_export_command_lists_and_counts_what_clean_steps_drop(
     with pytest.raises(SystemExit):
         main(["export", "--help"])
     assert "--clean-steps" in capsys.readouterr().out
+
+
+def test_clean_records_round_trip_on_qwen25(tmp_path: Path, real_model_path: Path) -> None:
+    """The shapes the real model's passing runs have (a call loop; a right call after a retry) on its
+    own template and tokenizer: every clean record is exactly what MLXModel rendered."""
+    from mlx_lm.utils import load_tokenizer
+
+    qwen = load_tokenizer(real_model_path)
+    summary = export_traces(
+        [_looping_run(tmp_path / "traces"), trace("docs")],
+        tmp_path / "train.jsonl",
+        clean_steps=True,
+        tokenizer=qwen,
+    )
+    assert (summary.exported, summary.skipped, summary.train_records) == (2, [], 4)
+    assert summary.dropped_counts() == {"sent back for a retry": 1, "answers a retry": 1, "repeats a call": 2}
