@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic_ai import Agent
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import (
+    ModelMessage,
     ModelRequest,
     ModelResponse,
+    RetryFeedbackPart,
+    RetryInfo,
     TextPart,
     ToolCallPart,
     ToolReturnPart,
@@ -252,3 +258,88 @@ def test_clean_records_round_trip_on_qwen25(tmp_path: Path, real_model_path: Pat
     )
     assert (summary.exported, summary.skipped, summary.train_records) == (2, [], 4)
     assert summary.dropped_counts() == {"sent back for a retry": 1, "answers a retry": 1, "repeats a call": 2}
+
+
+_POOL = [
+    ("read_file", {"path": "README.md"}),
+    ("read_file", {"path": "setup.cfg"}),
+    ("list_files", {"directory": "."}),
+]
+
+
+@st.composite
+def _runs(draw: st.DrawFn) -> tuple[list[ModelMessage], list[tuple[list[int], bool]]]:
+    """A run of call steps (calls from a small pool, so repeats are common; each sent back for a retry
+    or not), text steps sent back for a retry, and a final answer; and the steps as drawn."""
+    steps = draw(
+        st.lists(
+            st.one_of(
+                st.tuples(st.lists(st.integers(0, len(_POOL) - 1), min_size=1, max_size=3), st.booleans()),
+                st.just(([], True)),  # an answer sent back (an empty or unusable one)
+            ),
+            max_size=6,
+        )
+    )
+    messages: list[ModelMessage] = [ModelRequest(parts=[UserPromptPart("Go.")])]
+    for number, (calls, retried) in enumerate(steps):
+        if not calls:
+            messages.append(ModelResponse(parts=[TextPart(f"text {number}")]))
+            feedback = RetryFeedbackPart(
+                "Please return text or call a tool.", retry=RetryInfo(cause="no_output")
+            )
+            messages.append(ModelRequest(parts=[feedback]))
+            continue
+        ids = [f"call_{number}_{j}" for j in range(len(calls))]
+        messages.append(
+            ModelResponse(
+                parts=[
+                    ToolCallPart(_POOL[c][0], dict(_POOL[c][1]), tool_call_id=i)
+                    for c, i in zip(calls, ids, strict=True)
+                ]
+            )
+        )
+        returns = [
+            ToolReturnPart(
+                _POOL[c][0], "ok", tool_call_id=i, outcome="retried" if retried and j == 0 else "success"
+            )
+            for j, (c, i) in enumerate(zip(calls, ids, strict=True))
+        ]
+        messages.append(ModelRequest(parts=list(returns)))
+    messages.append(ModelResponse(parts=[TextPart("The answer.")]))
+    return messages, [*steps, ([], False)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(_runs())
+def test_every_response_is_trained_or_dropped_for_the_reason_its_run_shows(
+    run: tuple[list[ModelMessage], list[tuple[list[int], bool]]],
+) -> None:
+    messages, steps = run
+    traced = Trace(name="run", messages=messages, tools=[READ_FILE])
+    summary = export_traces([traced], Path(os.devnull), clean_steps=True)
+    expected: list[DroppedStep] = []
+    made: set[int] = set()
+    for number, (calls, retried) in enumerate(steps, 1):
+        repeats = any(call in made or calls.index(call) < j for j, call in enumerate(calls))
+        made.update(calls)
+        if retried:
+            expected.append(DroppedStep("run", number, "sent back for a retry"))
+        elif number > 1 and steps[number - 2][1]:
+            expected.append(DroppedStep("run", number, "answers a retry"))
+        elif repeats:
+            expected.append(DroppedStep("run", number, "repeats a call"))
+    assert summary.dropped == expected
+    assert summary.train_records + len(summary.dropped) == len(steps)  # none lost, none invented
+    per_request = training_records(traced, per_request=True)
+    assert len(per_request) == len(steps) - sum(retried for _, retried in steps)
+    clean = training_records(traced, clean_steps=True)
+    assert all(record in per_request for record in clean)
+    for record in clean:  # a trained response never makes a call the conversation already has
+        *before, last = record["messages"]
+        earlier = [
+            (c["function"]["name"], c["function"]["arguments"])
+            for m in before
+            for c in m.get("tool_calls", [])
+        ]
+        mine = [(c["function"]["name"], c["function"]["arguments"]) for c in last.get("tool_calls", [])]
+        assert not any(call in earlier or mine.index(call) < j for j, call in enumerate(mine))
