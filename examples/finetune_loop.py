@@ -8,7 +8,8 @@ on the trained cases and on held-out ones.
    run `--repeat` times each at `--temperature`, `--concurrency` at once; the eval stops at its
    share of the budget, keeping the runs that finished (rejection sampling: only the runs that
    pass become training data).
-2. Export: the passing runs, one record per response, round-trip checked on MODEL's template.
+2. Export: the passing runs, one record per response (`--clean-steps`: per clean response),
+   round-trip checked on MODEL's template.
 3. Train: `mlx_lm.lora`, a fixed number of steps, `--mask-prompt`; stopped at its share of the
    budget, keeping the last checkpoint.
 4. Compare: base and adapter on every case (trained and held-out), greedy, then sampled.
@@ -69,6 +70,14 @@ def write_suite(cases: Sequence[EvalCase], path: Path) -> Path:
     dumped = [case.model_dump(mode="json", exclude_defaults=True) for case in cases]
     path.write_text(json.dumps({"cases": dumped}, indent=1), encoding="utf-8")
     return path
+
+
+def export_arguments(traces: Sequence[str], model: str, *, clean_steps: bool) -> list[str]:
+    """`pydantic_mlx export`'s arguments: the passing runs, one record per response (or per clean
+    response), round-trip checked on `model`'s template, to data/train.jsonl."""
+    per_response = "--clean-steps" if clean_steps else "--per-request"
+    out = ["--out", "data/train.jsonl"]
+    return ["pydantic_mlx", "export", *traces, *out, "--only-passed", per_response, "--model", model]
 
 
 class Loop:
@@ -205,6 +214,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=4, help="LoRA records per step")
     parser.add_argument("--num-layers", type=int, default=8, help="layers (from the top) given a LoRA")
     parser.add_argument("--learning-rate", type=float, default=1e-4, help="LoRA learning rate")
+    parser.add_argument(
+        "--clean-steps",
+        action="store_true",
+        help="export only the passing runs' clean responses (docs/finetune.md: Clean steps)",
+    )
     parser.add_argument("--work", type=Path, help="keep the working files here (default: a temporary folder)")
     args = parser.parse_args(argv)
 
@@ -249,13 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         traces = [str(p) for p in sorted((work / "traces").glob("*")) if p.is_dir()]
         records = 0
         if traces:
-            loop.run(
-                "export",
-                [
-                    *python, "pydantic_mlx", "export", *traces, "--out", "data/train.jsonl",
-                    "--only-passed", "--per-request", "--model", model,
-                ],
-            )  # fmt: skip
+            loop.run("export", [*python, *export_arguments(traces, model, clean_steps=args.clean_steps)])
             train = data / "train.jsonl"
             records = len(train.read_text(encoding="utf-8").splitlines()) if train.is_file() else 0
         else:
@@ -322,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             summary_table,
             "",
             f"- capture: {cell(tally(pick(capture, 0), [c.name for c in trained]))} sampled runs passed; "
-            f"{records} training records exported",
+            f"{records} training records exported{' (clean steps)' if args.clean_steps else ''}",
             f"- LoRA: {args.iters} steps, batch {min(args.batch_size, max(records, 1))}, "
             f"{args.num_layers} layers, rank 8, lr {args.learning_rate:g}, --mask-prompt; "
             f"train loss {losses['train'][:1]} -> {losses['train'][-1:]}, val loss {losses['valid']}"

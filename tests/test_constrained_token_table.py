@@ -20,6 +20,7 @@ from mlx_lm.tokenizer_utils import load as load_tokenizer
 from tokenizers import AddedToken
 
 from pydantic_mlx import DiskCacheWarning
+from pydantic_mlx._cache_dir import STALE_TEMP_SECONDS, TEMP_MARK
 from pydantic_mlx.constrained import _token_table
 from pydantic_mlx.constrained._token_table import SUFFIX, TokenTable, from_table, llg_tokenizer, table_key
 
@@ -203,14 +204,18 @@ def test_an_unwritable_folder_is_warned_about_and_the_tokenizer_still_built(
 
 
 def test_temporary_files_a_crashed_writer_left_are_removed(tokenizer: Any, tmp_path: Path) -> None:
-    stale = tmp_path / f"x{SUFFIX}.tmp-1-deadbeef"
-    fresh = tmp_path / f"y{SUFFIX}.tmp-2-cafebabe"
-    for temp in (stale, fresh):
+    stale = tmp_path / f"x{SUFFIX}.tmp-1-deadbeef"  # as versions before the shared writer named them
+    stale_now = tmp_path / f"z.tmp-3-0badf00d{SUFFIX}"  # as `write_cache_file` names them
+    fresh = tmp_path / f"y.tmp-2-cafebabe{SUFFIX}"
+    for temp in (stale, stale_now, fresh):
         temp.write_bytes(b"half a table")
-    old = time.time() - 2 * _token_table.STALE_TEMP_SECONDS
-    os.utime(stale, (old, old))
-    _table_written(tokenizer, tmp_path)
-    assert not stale.exists() and fresh.exists()  # a fresh one may be another writer's, mid-write
+    old = time.time() - 2 * STALE_TEMP_SECONDS
+    for temp in (stale, stale_now):
+        os.utime(temp, (old, old))
+    llg_tokenizer(tokenizer._tokenizer, _eos(tokenizer), folder=tmp_path)
+    assert not stale.exists() and not stale_now.exists()
+    assert fresh.exists()  # a fresh one may be another writer's, mid-write
+    assert len([p for p in tmp_path.glob(f"*{SUFFIX}") if TEMP_MARK not in p.name]) == 1
 
 
 def test_the_key_names_the_tokenizer_its_ends_and_llguidance(

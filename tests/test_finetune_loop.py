@@ -91,3 +91,20 @@ def test_a_model_the_eval_cannot_load_stops_the_loop_at_once(loop: ModuleType, t
     log = (out / "log.txt").read_text(encoding="utf-8")
     assert "model folder" in log and "does not exist" in log
     assert "== export" not in log and "== train" not in log
+
+
+def test_the_loop_exports_clean_steps_when_asked(
+    loop: ModuleType, tmp_path: Path, random_model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pydantic_mlx.cli import main
+    from pydantic_mlx.traces import save_trace
+    from test_traces import trace
+
+    # A passing run whose right call answered a retry: per response it gives 2 records, clean 1.
+    save_trace(trace("docs"), tmp_path / "traces" / "base")
+    monkeypatch.chdir(tmp_path)
+    for clean_steps, records in ((False, 2), (True, 1)):
+        argv = loop.export_arguments(["traces/base"], str(random_model_path), clean_steps=clean_steps)
+        assert argv[:2] == ["pydantic_mlx", "export"]
+        assert main(argv[1:]) == 0
+        assert len((tmp_path / "data" / "train.jsonl").read_text().splitlines()) == records

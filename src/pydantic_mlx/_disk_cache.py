@@ -28,10 +28,8 @@ import hashlib
 import json
 import os
 import struct
-import time
-import uuid
-import warnings
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata as distributions
 from pathlib import Path
@@ -41,7 +39,14 @@ import mlx.core as mx
 from mlx.utils import tree_flatten
 from mlx_lm.models.cache import KVCache, load_prompt_cache, make_prompt_cache, save_prompt_cache
 
-from ._cache_dir import DiskCacheWarning, cache_root
+from ._cache_dir import (
+    TEMP_MARK,
+    DiskCacheWarning,
+    cache_root,
+    discard_unusable,
+    remove_stale_temps,
+    write_cache_file,
+)
 
 __all__ = [
     "DEFAULT_DISK_CACHE_BYTES",
@@ -61,9 +66,6 @@ FORMAT = "1"
 """Version of what this module writes (metadata keys, file names); other versions are not read."""
 
 SUFFIX = ".safetensors"
-TEMP_MARK = ".tmp-"
-"""In the names of files being written (never read; stale ones are removed after `STALE_TEMP_SECONDS`)."""
-STALE_TEMP_SECONDS = 3600.0
 
 SAMPLES_PER_PARAMETER = 64
 """Values read from each parameter for the fingerprint, evenly spaced through it."""
@@ -198,13 +200,7 @@ class DiskPromptCache:
         except Exception as error:  # whatever a damaged file makes the readers raise
             cache, problem = None, f"{type(error).__name__}: {error}"
         if cache is None:
-            warnings.warn(
-                f"ignoring the prompt-cache file {path} ({problem}); it is deleted and will be written again",
-                DiskCacheWarning,
-                stacklevel=2,
-            )
-            with contextlib.suppress(OSError):
-                path.unlink()
+            discard_unusable(path, problem, what="the prompt-cache file", stacklevel=2)
             return None
         with contextlib.suppress(OSError):
             os.utime(path)  # least recently used goes first: this one was just used
@@ -270,28 +266,21 @@ class DiskPromptCache:
         optimisation, and the response that made it was already delivered.
         """
         path = self._path(tokens)
-        temp = path.with_name(f"{path.stem}{TEMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}{SUFFIX}")
         metadata = {
             "format": FORMAT,
             "fingerprint": self.fingerprint,
             "tokens": json.dumps(tokens),
             "model": self.model_name,
         }
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            save_prompt_cache(str(temp), cache, metadata)
-            if temp.stat().st_size > self.max_bytes:
-                temp.unlink()
-                return
-            os.replace(temp, path)
-        except OSError as error:
-            warnings.warn(
-                f"could not write the prompt-cache file {path}: {error}", DiskCacheWarning, stacklevel=2
-            )
-            with contextlib.suppress(OSError):
-                temp.unlink()
-            return
-        evict(self.folder, self.max_bytes, keep=path)
+        written = write_cache_file(
+            path,
+            lambda temp: save_prompt_cache(str(temp), cache, metadata),
+            what="the prompt-cache file",
+            fits=lambda temp: temp.stat().st_size <= self.max_bytes,  # larger than the whole bound
+            stacklevel=2,
+        )
+        if written:
+            evict(self.folder, self.max_bytes, keep=path)
 
 
 def _header_problem(path: Path) -> str | None:
@@ -323,16 +312,22 @@ def _read_metadata(path: Path) -> dict[str, str] | None:
     return {key[2:]: value for key, value in flat.items() if key.startswith("0.")}
 
 
-def list_cache_dir(folder: str | Path) -> list[DiskCacheEntry]:
-    """The prompt-cache files in `folder`, most recently used first (temporary files left out)."""
-    entries: list[DiskCacheEntry] = []
-    for path in Path(folder).expanduser().glob(f"*{SUFFIX}"):
+def _finished_files(folder: Path) -> Iterator[tuple[Path, os.stat_result]]:
+    """The prompt-cache files in `folder` and their status, temporary ones and vanished ones left out."""
+    for path in folder.glob(f"*{SUFFIX}"):
         if TEMP_MARK in path.name:
             continue
         try:
             stat = path.stat()
         except OSError:
-            continue
+            continue  # removed meanwhile by another process
+        yield path, stat
+
+
+def list_cache_dir(folder: str | Path) -> list[DiskCacheEntry]:
+    """The prompt-cache files in `folder`, most recently used first (temporary files left out)."""
+    entries: list[DiskCacheEntry] = []
+    for path, stat in _finished_files(Path(folder).expanduser()):
         metadata = _read_metadata(path) or {}
         try:
             tokens: int | None = len(json.loads(metadata["tokens"]))
@@ -368,19 +363,8 @@ def clear_cache_dir(folder: str | Path) -> int:
 def evict(folder: Path, max_bytes: int, *, keep: Path | None = None) -> None:
     """Delete the least recently used files until the folder's cache files fit in `max_bytes`
     (and temporary files left by a crashed writer)."""
-    now = time.time()
-    files: list[tuple[float, int, Path]] = []
-    for path in folder.glob(f"*{SUFFIX}"):
-        try:
-            stat = path.stat()
-        except OSError:
-            continue
-        if TEMP_MARK in path.name:
-            if now - stat.st_mtime > STALE_TEMP_SECONDS:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-            continue
-        files.append((stat.st_mtime, stat.st_size, path))
+    remove_stale_temps(folder, SUFFIX)
+    files = [(stat.st_mtime, stat.st_size, path) for path, stat in _finished_files(folder)]
     files.sort(key=lambda f: (f[2] == keep, f[0]))  # the file just written goes last
     total = sum(size for _, size, _ in files)
     for _, size, path in files:

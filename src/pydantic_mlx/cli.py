@@ -159,7 +159,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     export.add_argument(
         "--per-request",
         action="store_true",
-        help="one record per model response (train with --mask-prompt), not one per conversation",
+        help="one record per model response (train with --mask-prompt), not one per conversation; "
+        "responses sent back for a retry are left out and counted",
+    )
+    export.add_argument(
+        "--clean-steps",
+        action="store_true",
+        help="one record per clean response (implies --per-request): also leave out the answers to a "
+        "retry (an echoed retry prompt included) and responses that repeat a call the run already made "
+        "(same tool and arguments); the first call and the final answer stay. Every response left out is "
+        "counted and listed",
     )
     export.add_argument(
         "--model",
@@ -410,6 +419,7 @@ def run_export(args: argparse.Namespace) -> int:
             only_passed=args.only_passed,
             split=args.split,
             per_request=args.per_request,
+            clean_steps=args.clean_steps,
             tokenizer=tokenizer,
             seed=args.seed,
         )
@@ -418,12 +428,17 @@ def run_export(args: argparse.Namespace) -> int:
         return 2
     for line in summary.skipped:
         print(f"  left out {line}", file=sys.stderr)
+    for step in summary.dropped:
+        print(f"  not trained: {step.trace}, response {step.response} ({step.reason})", file=sys.stderr)
     chosen = "passed " if args.only_passed else ""
     print(
         f"{summary.exported} of {summary.traces} traces exported ({chosen}and round-trip checked)"
         if summary.checked
         else f"{summary.exported} of {summary.traces} traces exported"
     )
+    if summary.dropped:
+        reasons = ", ".join(f"{reason}: {count}" for reason, count in summary.dropped_counts().items())
+        print(f"{len(summary.dropped)} responses not trained ({reasons})")
     print(f"{summary.train_records} records -> {summary.train_path}")
     if summary.valid_path is not None:
         print(f"{summary.valid_records} records -> {summary.valid_path}")

@@ -26,13 +26,9 @@ matchers only ever need the bytes right.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import re
-import time
-import uuid
 import warnings
 from collections.abc import Sequence
 from importlib import metadata as distributions
@@ -43,7 +39,7 @@ import llguidance
 import llguidance.hf
 import numpy as np
 
-from .._cache_dir import DiskCacheWarning, cache_root
+from .._cache_dir import DiskCacheWarning, cache_root, discard_unusable, remove_stale_temps, write_cache_file
 
 __all__ = ["FOLDER_NAME", "TokenTable", "default_folder", "from_table", "llg_tokenizer", "table_key"]
 
@@ -52,8 +48,6 @@ FORMAT = 1
 """Version of the files written here; files of another version are not read."""
 MAGIC = b"PMLX-LLG-TOKENS\n"
 SUFFIX = ".tokens"
-TEMP_MARK = ".tmp-"
-STALE_TEMP_SECONDS = 3600.0
 _DIGEST_BYTES = 32
 
 
@@ -198,7 +192,9 @@ def llg_tokenizer(
     if table is None:
         # The expensive part of llguidance's own build, without its slices (they are built below).
         table = TokenTable.of(llguidance.hf.from_tokenizer(hf_tokenizer, eos_token=list(eos), slices=[]))
-        _write(path, table.to_bytes(key, eos))
+        data = table.to_bytes(key, eos)
+        if write_cache_file(path, lambda temp: temp.write_bytes(data), what="the token table", stacklevel=2):
+            remove_stale_temps(path.parent)
     return from_table(hf_tokenizer.backend_tokenizer, table, eos)
 
 
@@ -222,39 +218,8 @@ def _read(path: Path, key: str) -> TokenTable | None:
     try:
         return TokenTable.from_bytes(data, key)
     except (ValueError, KeyError, TypeError, IndexError) as error:
-        warnings.warn(
-            f"ignoring the token table {path} ({error}); it is deleted and will be written again",
-            DiskCacheWarning,
-            stacklevel=3,
-        )
-        with contextlib.suppress(OSError):
-            path.unlink()
+        discard_unusable(path, error, what="the token table", stacklevel=3)
         return None
-
-
-def _write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically; a failure is warned about, never raised (the table is an
-    optimisation)."""
-    temp = path.with_name(f"{path.name}{TEMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp.write_bytes(data)
-        os.replace(temp, path)
-    except OSError as error:
-        warnings.warn(f"could not write the token table {path}: {error}", DiskCacheWarning, stacklevel=3)
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        return
-    _remove_stale_temps(path.parent)
-
-
-def _remove_stale_temps(folder: Path) -> None:
-    """Delete temporary files a writer that crashed left behind."""
-    now = time.time()
-    for temp in folder.glob(f"*{TEMP_MARK}*"):
-        with contextlib.suppress(OSError):
-            if now - temp.stat().st_mtime > STALE_TEMP_SECONDS:
-                temp.unlink()
 
 
 def _llguidance_version() -> str:

@@ -14,12 +14,21 @@ Importable without MLX (an export checked against a tokenizer loads one).
 
 from __future__ import annotations
 
-from ._export import ExportSummary, export_traces, round_trip_problems, training_records
+from ._export import (
+    DroppedStep,
+    DropReason,
+    ExportSummary,
+    export_traces,
+    round_trip_problems,
+    training_records,
+)
 from ._recorder import TraceRecorder
 from ._trace import TRACE_SUFFIX, Trace, TraceError, load_trace, load_traces, save_trace
 
 __all__ = [
     "TRACE_SUFFIX",
+    "DropReason",
+    "DroppedStep",
     "ExportSummary",
     "Trace",
     "TraceError",

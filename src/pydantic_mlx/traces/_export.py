@@ -16,7 +16,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import (
@@ -25,29 +25,87 @@ from pydantic_ai.messages import (
     ModelResponse,
     RetryFeedbackPart,
     RetryPromptPart,  # pyright: ignore[reportDeprecated]
+    ToolCallPart,
     ToolReturnPart,
 )
 
 from .._chat import ChatTokenizer, chat_messages, render_prompt, template_conversation, tool_schemas
 from ._trace import Trace
 
-__all__ = ["ExportSummary", "export_traces", "round_trip_problems", "training_records"]
+__all__ = [
+    "DropReason",
+    "DroppedStep",
+    "ExportSummary",
+    "export_traces",
+    "round_trip_problems",
+    "training_records",
+]
 
 Record = dict[str, Any]
+
+DropReason = Literal["sent back for a retry", "answers a retry", "repeats a call"]
+"""Why a model response is not trained: it was sent back to the model for a retry (a wrong call or
+answer); it is the model's answer to such a retry (`clean_steps` only); or it makes a call the run
+already made, same tool and same arguments (`clean_steps` only)."""
+
+
+@dataclass(frozen=True)
+class DroppedStep:
+    """A model response of an exported trace that no record trains, and why."""
+
+    trace: str
+    """The trace's name."""
+    response: int
+    """Which response of the trace, counting from 1."""
+    reason: DropReason
 
 
 def _responses(messages: Sequence[ModelMessage]) -> list[int]:
     return [i for i, message in enumerate(messages) if isinstance(message, ModelResponse)]
 
 
-def _retried(messages: Sequence[ModelMessage], index: int) -> bool:
-    """Whether the response at `index` was sent back to the model for a retry (a wrong call or answer)."""
-    after = messages[index + 1] if index + 1 < len(messages) else None
-    return isinstance(after, ModelRequest) and any(
+def _carries_retry(message: ModelMessage | None) -> bool:
+    """Whether `message` is a request that sends a response back for a retry (a wrong call or answer)."""
+    return isinstance(message, ModelRequest) and any(
         isinstance(part, RetryFeedbackPart | RetryPromptPart)  # pyright: ignore[reportDeprecated]
         or (isinstance(part, ToolReturnPart) and part.outcome == "retried")
-        for part in after.parts
+        for part in message.parts
     )
+
+
+def _call_key(part: ToolCallPart) -> str:
+    """A call as a loop repeats it: its tool and its arguments, however the model spaced or ordered them."""
+    return json.dumps([part.tool_name, part.args_as_dict()], sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _drop_reasons(messages: Sequence[ModelMessage], *, clean_steps: bool) -> list[DropReason | None]:
+    """For each response of `messages`, in order, why it is not trained (`None`: it is).
+
+    Always: a response sent back for a retry. With `clean_steps`, also a response whose request
+    carries a retry (the model's answer to its failed call or answer, an echo of the retry prompt
+    included) and one that makes a call already made in the run (same tool, same arguments: a
+    call loop, within one response or across responses; the first of them is kept)."""
+    made: set[str] = set()
+    reasons: list[DropReason | None] = []
+    for index, response in enumerate(messages):
+        if not isinstance(response, ModelResponse):
+            continue
+        repeats = False
+        for part in response.parts:
+            if isinstance(part, ToolCallPart):
+                key = _call_key(part)
+                repeats |= key in made
+                made.add(key)
+        following = messages[index + 1] if index + 1 < len(messages) else None
+        if _carries_retry(following):
+            reasons.append("sent back for a retry")
+        elif clean_steps and index > 0 and _carries_retry(messages[index - 1]):
+            reasons.append("answers a retry")
+        elif clean_steps and repeats:
+            reasons.append("repeats a call")
+        else:
+            reasons.append(None)
+    return reasons
 
 
 def _conversation(trace: Trace, tokenizer: ChatTokenizer | None) -> tuple[list[Record], list[Record]]:
@@ -77,6 +135,7 @@ def training_records(
     trace: Trace,
     *,
     per_request: bool = False,
+    clean_steps: bool = False,
     include_retried: bool = False,
     tokenizer: ChatTokenizer | None = None,
 ) -> list[Record]:
@@ -86,20 +145,26 @@ def training_records(
     a run that failed, have no answer to learn). With `per_request`, one record per response: the
     conversation up to and including it, so `mlx_lm.lora --mask-prompt` trains each response once,
     on exactly its prompt; responses the agent sent back for a retry are left out unless
-    `include_retried`. With `tokenizer`, the chat is fitted to its template as `MLXModel` fits it
+    `include_retried`. `clean_steps` (records per response, as `per_request`) keeps only the
+    clean responses: it also leaves out the answers to a retry and the responses that repeat a
+    call the run already made (see `DropReason`); the records' prompts stay the conversation as
+    the model saw it. With `tokenizer`, the chat is fitted to its template as `MLXModel` fits it
     (tool-call ids of the length it checks, later system messages as user turns if it refuses them).
+    Raises `UserError` for `clean_steps` with `include_retried`, which would keep every response.
     """
+    if clean_steps and include_retried:
+        raise UserError("clean_steps leaves out retried responses; include_retried keeps them: choose one")
     chat, tools = _conversation(trace, tokenizer)
     positions = _assistant_positions(chat)
     if not positions:
         return []
-    if not per_request:
+    if not (per_request or clean_steps):
         return [_record(chat[: positions[-1] + 1], tools)]
-    responses = _responses(trace.messages)
+    reasons = _drop_reasons(trace.messages, clean_steps=clean_steps)
     return [
         _record(chat[: position + 1], tools)
-        for position, response in zip(positions, responses, strict=True)
-        if include_retried or not _retried(trace.messages, response)
+        for position, reason in zip(positions, reasons, strict=True)
+        if include_retried or reason is None
     ]
 
 
@@ -162,6 +227,17 @@ class ExportSummary:
     """One line per trace left out, and why."""
     checked: bool = False
     """Whether every written record passed the round-trip check against a tokenizer."""
+    dropped: list[DroppedStep] = field(default_factory=list[DroppedStep])
+    """Every response of the traces read for records (passed ones, with `only_passed`, that the
+    round trip kept) that no record trains, and why. Only per-response records drop responses."""
+
+    def dropped_counts(self) -> dict[DropReason, int]:
+        """How many responses were dropped for each reason, in `DropReason`'s order (reasons that
+        dropped none are absent)."""
+        counts = {
+            reason: sum(step.reason == reason for step in self.dropped) for reason in get_args(DropReason)
+        }
+        return {reason: count for reason, count in counts.items() if count}
 
 
 def export_traces(
@@ -171,6 +247,7 @@ def export_traces(
     only_passed: bool = False,
     split: float | None = None,
     per_request: bool = False,
+    clean_steps: bool = False,
     tokenizer: ChatTokenizer | None = None,
     seed: int = 0,
 ) -> ExportSummary:
@@ -182,15 +259,18 @@ def export_traces(
     when there are two or more). Traces of the same eval case (`metadata["case"]`: its repeats,
     its configurations) go to the same side, so validation never sees a prompt trained on. With
     `tokenizer`, a trace whose records fail the round-trip check (`round_trip_problems`) is left
-    out and listed in `skipped`. Raises `UserError` for a bad `split` or an `out` named
-    valid.jsonl while splitting.
+    out and listed in `skipped`. `per_request` and `clean_steps` are `training_records`'; every
+    response they leave out is listed in the summary's `dropped`. Raises `UserError` for a bad
+    `split` or an `out` named valid.jsonl while splitting.
     """
     if split is not None and not 0 < split <= 1:
         raise UserError(f"split must be above 0 and at most 1, not {split}")
     valid_path = out.with_name("valid.jsonl") if split is not None else None
     if valid_path is not None and out.name == valid_path.name:
         raise UserError(f"{out}: the validation records go to valid.jsonl beside --out; name --out otherwise")
+    per_request = per_request or clean_steps
     skipped: list[str] = []
+    dropped: list[DroppedStep] = []
     kept: list[list[Record]] = []
     groups: list[str] = []  # each kept trace's case, which decides its side of the split
     for trace in traces:
@@ -201,9 +281,19 @@ def export_traces(
         ):
             skipped.append(f"{trace.name}: {problems[0]}")
             continue
-        records = training_records(trace, per_request=per_request, tokenizer=tokenizer)
+        records = training_records(
+            trace, per_request=per_request, clean_steps=clean_steps, tokenizer=tokenizer
+        )
+        if per_request:
+            reasons = _drop_reasons(trace.messages, clean_steps=clean_steps)
+            dropped.extend(
+                DroppedStep(trace.name, number, reason)
+                for number, reason in enumerate(reasons, 1)
+                if reason is not None
+            )
         if not records:
-            skipped.append(f"{trace.name}: no model response to learn")
+            left = "every response dropped" if _responses(trace.messages) else "no model response to learn"
+            skipped.append(f"{trace.name}: {left}")
             continue
         kept.append(records)
         case = trace.metadata.get("case")
@@ -231,6 +321,7 @@ def export_traces(
         valid_records=valid_count,
         skipped=skipped,
         checked=tokenizer is not None,
+        dropped=dropped,
     )
 
 
