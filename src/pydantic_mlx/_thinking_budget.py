@@ -108,7 +108,13 @@ class ThinkingBudgetProcessor:
         if self._seen is None:
             self._seen = tokens.shape[-1]
         elif tokens.shape[-1] > self._seen:
-            new: list[int] = tokens[self._seen :].tolist()  # type: ignore[assignment]
+            # Reading the token waits for the step that sampled it: queue the read, then this
+            # step's forward pass (it needs the token as an array, not its value), so the device
+            # runs the model meanwhile instead of idling until the read is done.
+            fresh = tokens[self._seen :]
+            mx.async_eval(fresh)
+            mx.async_eval(logits)
+            new: list[int] = fresh.tolist()  # type: ignore[assignment]
             self._seen = tokens.shape[-1]
             for token in new:
                 self._advance(token)
