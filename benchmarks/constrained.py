@@ -25,9 +25,11 @@ applied and evaluated per token), and printed as a share of a free token's time.
 The processors are told each sampled token (`sampled`), as `MLXModel`'s decoders tell them, so
 the grammar's work runs on a worker thread; `forced, read on this thread` is the same processor
 not told (it reads the tokens it is shown and computes the mask itself, as before the hook).
-`forced, masks from the host` is this release with no masks kept on the device
-(`device_masks = 0`). `--baseline PATH` times an older `_decoding.py` beside this one, in the same
-rounds (e.g. main's, from a checkout: `git show main:src/pydantic_mlx/constrained/_decoding.py`
+`--lone` adds free and forced decoding through `LoneSequence`, the decoder `MLXModel` uses for a
+request alone in its batch (the default). `forced, masks from the host` is this release with no
+masks kept on the device (`device_masks = 0`). `--baseline PATH` times an older `_decoding.py`
+beside this one, in the same rounds (e.g. main's, from a checkout: `git show
+main:src/pydantic_mlx/constrained/_decoding.py`
 saved to a file). `--probes` adds free decoding plus parts of a processor alone: the read of each
 sampled token, and that plus a fixed bias kept on the device.
 
@@ -60,8 +62,10 @@ from typing import Any
 import mlx.core as mx
 from mlx_lm import load
 from mlx_lm.generate import generate_step
+from mlx_lm.models.cache import make_prompt_cache
 
 from pydantic_mlx._generation import sampled_hooks, with_sampled_hooks
+from pydantic_mlx._lone_sequence import LoneSequence
 from pydantic_mlx.constrained import _decoding as decoding
 from pydantic_mlx.constrained import tool_call_processor
 from pydantic_mlx.constrained._decoding import GrammarLogitsProcessor, grammar_tokenizer
@@ -126,6 +130,32 @@ def run(
     return last - started, intervals
 
 
+def run_lone(
+    model: Any, prompt: list[int], tokens: int, processors: list[Processor]
+) -> tuple[float, list[float]]:
+    """As `run`, through `LoneSequence`: how `MLXModel` decodes a request alone in its batch
+    (the default), its processors told each token."""
+    sequence = LoneSequence(
+        model, make_prompt_cache(model), list(prompt), greedy, processors, 2048, sampled_hooks(processors)
+    )
+    intervals: list[float] = []
+    started = last = 0.0
+    count = 0
+    while count < tokens:
+        token = sequence.step(last=count == tokens - 1)
+        if token is None:
+            continue  # a prefill chunk
+        now = time.perf_counter()
+        if count == 0:
+            started = now
+        else:
+            intervals.append(now - last)
+        last, count = now, count + 1
+        if token in EOS:
+            break
+    return last - started, intervals
+
+
 EOS: set[int] = set()
 
 
@@ -167,6 +197,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--baseline", default=None, help="an older _decoding.py to time beside this one")
     parser.add_argument("--probes", action="store_true", help="also time parts of a processor alone")
+    parser.add_argument(
+        "--lone", action="store_true", help="also free and forced through LoneSequence (MLXModel's default)"
+    )
     args = parser.parse_args()
     call_format: str = args.format
     source = args.model or default_model()
@@ -236,6 +269,9 @@ def main() -> None:
         forced(module=older)()[-1](mx.array(call_prompt), mx.zeros((1, width)))  # its tokenizer, grammar
     if args.probes:
         paths.update(probes(free_prompt, width, steer))
+    if args.lone:
+        paths["free, lone sequence"] = (free_prompt, lambda: [steer])
+        paths["forced, lone sequence"] = (call_prompt, forced())
     rates: dict[str, list[float]] = {name: [] for name in paths}
     steps: dict[str, list[float]] = {name: [] for name in paths}
     run(model, free_prompt, 8, [])  # warm up
@@ -246,7 +282,12 @@ def main() -> None:
         for name in names:
             prompt, processors = paths[name]
             made = processors()
-            seconds, intervals = run(model, prompt, args.tokens, made, told="read on this thread" not in name)
+            if "lone sequence" in name:
+                seconds, intervals = run_lone(model, prompt, args.tokens, made)
+            else:
+                seconds, intervals = run(
+                    model, prompt, args.tokens, made, told="read on this thread" not in name
+                )
             rates[name].append(1000 * seconds / max(len(intervals), 1))
             steps[name].extend(1000 * i for i in intervals)
             if name.startswith("forced"):

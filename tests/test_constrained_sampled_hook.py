@@ -47,6 +47,12 @@ def tokenizer(random_model_path: Path) -> Any:
     return load(str(random_model_path))[1]
 
 
+@pytest.fixture(autouse=True)
+def on_a_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Told tokens go to the worker here too (by default only where the model runs on a GPU)."""
+    monkeypatch.setattr(GrammarLogitsProcessor, "worker", True)
+
+
 def _outputs(
     processor: GrammarLogitsProcessor, tokens: list[int], width: int, *, told: bool
 ) -> list[list[float]]:
@@ -104,6 +110,22 @@ def test_the_told_token_is_followed_off_the_decoding_thread_and_counted_without_
     # No step follows the last token (generation ended there): reading the results waits for it.
     assert processor.regions == 1 and processor.constraining and processor.problems == []
     assert threads and threading.get_ident() not in threads
+
+
+def test_on_the_cpu_backend_a_told_token_is_read_by_the_next_call(
+    tokenizer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(GrammarLogitsProcessor, "worker", None)
+    assert mx.default_device() == mx.cpu  # (this suite runs on MLX's CPU backend)
+    processor = tool_call_processor(tokenizer, "hermes", [NOTE], required=False, parallel=False)
+    opening = tokenizer.encode("Sure.\n<tool_call>", add_special_tokens=False)
+    logits = mx.zeros((1, len(tokenizer.get_vocab())))
+    processor(mx.array([1]), logits)
+    for i, token in enumerate(opening):
+        processor.sampled(mx.array([token]))
+        assert processor._pending is None  # pyright: ignore[reportPrivateUsage]
+        processor(mx.array([1, *opening[: i + 1]]), logits)
+    assert processor.regions == 1 and processor.constraining
 
 
 def test_a_decoder_that_shows_fewer_tokens_than_it_told_is_refused(tokenizer: Any) -> None:

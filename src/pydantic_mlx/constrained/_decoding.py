@@ -210,6 +210,11 @@ class GrammarLogitsProcessor:
         self._settle()
         return self._matcher is not None
 
+    worker: bool | None = None
+    """Whether told tokens (`sampled`) are followed on a worker thread; None: where the model runs
+    on a GPU. On the CPU backend the forward pass already runs on MLX's own thread while this one
+    computes the mask, and the cores are the model's: a worker would only compete for them."""
+
     def sampled(self, token: mx.array) -> None:
         """Told by the decoder the token it has just sampled (lazy, shape `(1,)`), before the next
         call: a worker thread waits for it, follows it and computes the next mask while this thread
@@ -217,6 +222,9 @@ class GrammarLogitsProcessor:
         `tokens` of that call (every sampled token, in order, as mlx-lm's decoders do)."""
         if self._seen is None:
             return  # not set up yet: the next call reads the token itself
+        worker = self.worker
+        if not (worker if worker is not None else mx.default_device() == mx.gpu):
+            return  # the next call reads the token itself
         self._settle()
         # The worker waits on its own node, never on `token`: this thread goes on using `token`
         # (the next forward pass reads it), and MLX arrays are not safe to wait on from two threads.
