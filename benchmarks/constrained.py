@@ -28,13 +28,14 @@ not told (it reads the tokens it is shown and computes the mask itself, as befor
 `--lone` adds free and forced decoding through `LoneSequence`, the decoder `MLXModel` uses for a
 request alone in its batch (the default). `forced, masks from the host` is this release with no
 masks kept on the device (`device_masks = 0`). `--baseline PATH` times an older `_decoding.py`
-beside this one, in the same rounds (e.g. main's, from a checkout: `git show
-main:src/pydantic_mlx/constrained/_decoding.py`
-saved to a file). `--probes` adds free decoding plus parts of a processor alone: the read of each
-sampled token, and that plus a fixed bias kept on the device.
+beside this one, in the same rounds (e.g. main's, saved from a checkout with
+`git show main:src/pydantic_mlx/constrained/_decoding.py`). `--probes` adds free decoding plus
+parts of a processor alone: the read of each sampled token, and that plus a fixed bias kept on
+the device. Told tokens go to a worker thread only where the model runs on a GPU (on MLX's CPU
+backend the processor reads them itself: `GrammarLogitsProcessor.worker`).
 
     python benchmarks/constrained.py [--model PATH] [--format hermes] [--tokens 64] [--rounds 3]
-        [--baseline PATH] [--probes]
+        [--baseline PATH] [--probes] [--lone]
 
 `--format` picks the call grammar (any parser format): with `required` the model is forced to
 write the call in that format's syntax whatever its chat template says, so the figures are the
