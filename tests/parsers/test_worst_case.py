@@ -287,3 +287,78 @@ def test_a_repeated_broken_call_streamed_costs_a_few_lines_per_delta(
     short, long = (lines_run(lambda n=n: streamed(n)) for n in (100, 400))
     deltas = 300 * len(unit) / step
     assert (long - short) / deltas < (50 if step == 4 else 32)
+
+
+CYCLE_BODIES = [
+    *REPEATED_BODIES,
+    "x",
+    "a",
+    "read_file",
+    '{"name": "read_file", "arguments": {}}',
+    "<function=f>",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    format=st.sampled_from(["auto", "hermes", "nemotron", "qwen3_coder", "glm", "mistral"]),
+    opener=st.sampled_from(["<tool_call>", "<TOOLCALL>", "<function=", "[TOOL_CALLS]"]),
+    cycle=st.lists(st.sampled_from(CYCLE_BODIES), min_size=1, max_size=4),
+    repeats=st.integers(1, 6),
+    other=st.one_of(st.none(), st.tuples(st.integers(0, 20), st.sampled_from(CYCLE_BODIES))),
+    before=st.sampled_from(["", "hi ", "`", "\n", "<think>x</think>"]),
+    after=st.sampled_from(["", "x", "<tool_call>", "</tool_call>", "{", "`", "<tool_"]),
+    tools=st.sampled_from([None, TOOLS]),
+    data=st.data(),
+)
+def test_cycles_of_regions_settle_on_the_delta_a_step_would(
+    format: str,
+    opener: str,
+    cycle: list[str],
+    repeats: int,
+    other: tuple[int, str] | None,
+    before: str,
+    after: str,
+    tools: Any,
+    data: st.DataObject,
+) -> None:
+    # Regions whose bodies alternate (`<tool_call>{a<tool_call>{b` repeated: a cycle of two; or
+    # a broken region, then one read as a call or as text) are settled from the cycle's outcomes
+    # once it came twice in a row, at once or streamed: each region's events (calls numbered on)
+    # must come on the very delta the steps give them, and the steps must take over where the
+    # text leaves the cycle.
+    units = [opener + body for body in cycle] * repeats
+    if other is not None and other[0] < len(units):
+        units[other[0]] = opener + other[1]
+    text = before + "".join(units) + after
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, max(len(text) - 1, 1)), max_size=80))))
+    deltas = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+    fast = StreamParser(format, tools=tools)
+    stepped = without_repeats(StreamParser(format, tools=tools))
+    assert [fast.feed(d) for d in deltas] == [stepped.feed(d) for d in deltas]
+    assert fast.close() == stepped.close()
+    assert fast.result() == stepped.result() == parse(text, format, tools=tools)
+
+
+def without_repeats(parser: StreamParser) -> StreamParser:
+    """`parser` with every delta stepped, and every region too (no cycle of regions is kept)."""
+    engine: Any = without_fast_paths(parser)._engine  # pyright: ignore[reportPrivateUsage]
+    engine._settle_repeats = lambda *_: None
+    return parser
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ["<tool_call>{<tool_call>x", "<tool_call>{a<tool_call>{b", "<tool_call>{a<tool_call>{b<tool_call>c"],
+)
+def test_a_cycle_of_regions_costs_a_few_lines_per_region(unit: str) -> None:
+    # A broken region, then one read as a call (or as text), repeated: each was compared with
+    # the one before it only, so none was ever a repeat (150 lines of the parser per region;
+    # 1 MB parsed: 1.1-1.4 s). Counted, not timed.
+    parse(unit * 10, "auto", tools=TOOLS)
+    short, long = (lines_run(lambda n=n: parse(unit * n, "auto", tools=TOOLS)) for n in (100, 400))
+    assert (long - short) / (300 * unit.count("<tool_call>")) < 30
+    stepped = without_repeats(StreamParser("auto", tools=TOOLS))
+    stepped.feed(unit * 400)
+    stepped.close()
+    assert parse(unit * 400, "auto", tools=TOOLS) == stepped.result()

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import _untagged
 from ._calls import calls_from_value
@@ -272,20 +272,61 @@ class _Trailer:
 _State = _Text | _Reasoning | _Region | _Untagged | _FenceTail | _Separator | _Trailer
 
 
+_MAX_PERIOD = 4  # the most regions a cycle of repeats may hold (`_Repeat.find_period`)
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What settling one region emitted (a region its own opener interrupted: unread, its text as
+    content, or its calls). Its text in the same place settles the same way. A call's event is
+    kept with its index counted from the region's first call (`Engine._replay`)."""
+
+    text: str
+    events: tuple[Event, ...]
+    errors: tuple[ParseProblem, ...]
+    content: tuple[str, ...]
+    calls: tuple[ToolCall, ...]
+
+
 @dataclass(slots=True)
 class _Repeat:
-    """A region its own opener interrupted, settled unread, whose text may come again where it
-    ended (`Engine._settle_repeats`): streamed, each repeat is settled from this one's outcome.
-    Made for every such region (`parse` too), so it is kept light: the rest is worked out when a
-    repeat first reaches the opener after it (`Engine._settle_streamed_repeats`)."""
+    """The regions settled back to back, each interrupted by the next one's opener (one opener,
+    so they differ only in their bodies), kept to find a cycle (`Engine._settle_repeats`): once
+    the last `period` regions came twice in a row, the text that follows is expected to repeat
+    them, and each region that does is settled from its outcome, at once where its text is all
+    there, streamed on the delta the steps would settle it (`Engine._settle_streamed_repeats`).
+    `<tool_call>{` repeated is a cycle of one region; `<tool_call>{a<tool_call>{b`, of two."""
 
-    event: UnreadCall  # its event, which each repeat emits again (its problem's text is the region's)
+    units: list[_Outcome]  # no period yet: the recent regions, in order; then the cycle
     opener: str
     ends: RegionEnd
-    start: int  # where the next repeat would begin
+    start: int  # where the next region begins (where the last one ended)
+    period: int = 0  # the cycle's length in regions, once found (0: none yet)
+    index: int = 0  # the cycle's region expected at `start`
     matched: int = 0  # how many characters from `start` on are known to equal `expected`'s
-    expected: str = ""  # the region's text and the opener after it, once needed
-    may_wait: bool | None = None  # whether the steps must settle its repeats, once needed
+    expected: str = ""  # that region's text and the opener after it (with a period)
+    may_wait: bool | None = None  # whether the steps must settle its regions, once needed
+    windows: tuple[str, ...] = ()  # each region's text and what its steps may read past it
+
+    def find_period(self) -> None:
+        """Keep the shortest cycle the recent regions repeat twice in a row, if any."""
+        units = self.units
+        for period in range(1, min(_MAX_PERIOD, len(units) // 2) + 1):
+            if units[-2 * period : -period] == units[-period:]:
+                self.units, self.period = units[-period:], period
+                self.expected = self.units[0].text + self.opener
+                return
+        del units[: -2 * _MAX_PERIOD]
+
+    def advance(self, start: int) -> None:
+        """The region expected at `start` settled as expected: the cycle's next one follows."""
+        self.index = (self.index + 1) % self.period
+        self.start, self.matched = start, 0
+        self.expected = self.units[self.index].text + self.opener
+
+    def recent(self) -> list[_Outcome]:
+        """The recent regions, in the order they came."""
+        return self.units[self.index :] + self.units[: self.index] if self.period else self.units
 
 
 class Engine:
@@ -330,9 +371,9 @@ class Engine:
         # The problem of each short region body that every candidate format failed to read, by
         # (opener, at_start, body, closer): the same body fails the same way (formats are pure).
         self._unread_bodies: dict[tuple[str, bool, str, str], str] = {}
-        # The last region settled unread whose text may come again (`_settle_streamed_repeats`):
-        # its event until its text has come twice in a row, then a `_Repeat`.
-        self._repeat: _Repeat | UnreadCall | None = None
+        # The regions settled back to back, and the cycle they repeat once one is found
+        # (`_settle_repeats`, `_settle_streamed_repeats`).
+        self._repeat: _Repeat | None = None
         # With `in_reasoning`, some models still write the opener the prompt already wrote.
         self._opener_may_repeat = in_reasoning
         # Where the answer begins (output start, or after reasoning), `at_start` openers count.
@@ -525,7 +566,12 @@ class Engine:
                 self._quiet_pieces, self._quiet_event = self._reasoning, ThinkingDelta
         elif isinstance(state, _Region) and state.ends is not None:
             repeat = self._repeat
-            if isinstance(repeat, _Repeat) and repeat.start == state.start and repeat.opener == state.opener:
+            if (
+                repeat is not None
+                and repeat.period
+                and repeat.start == state.start
+                and repeat.opener == state.opener
+            ):
                 self._settles_nothing = self._settle_streamed_repeats
             else:
                 self._settles_nothing = state.no_end_yet  # (the common region: one check less)
@@ -610,7 +656,7 @@ class Engine:
             self._buf = self._buf[cut:]
             self._pos -= cut
             self._scan -= cut
-            if isinstance(self._repeat, _Repeat):
+            if self._repeat is not None:
                 self._repeat.start -= cut  # (one left behind stays before `_pos`: no region opens there)
 
     def _goto(self, state: _State, pos: int) -> bool:
@@ -906,8 +952,9 @@ class Engine:
                 return self._resolve_region(state, body, match.end(), closed=True, closer=match.group())
             body = buf[state.body_start : match.start()]  # the opener again
             if body.strip():
+                marks = len(self._events), len(self.errors), len(self._content), len(self.calls)
                 self._resolve_region(state, body, match.start(), closed=False, interrupted=True)
-                self._settle_repeats(state, ends, match.start())
+                self._settle_repeats(state, ends, match.start(), marks)
                 return True
             # A doubled opener: part of this region's body (the format reads past it).
             state.scan = match.end()
@@ -926,51 +973,116 @@ class Engine:
         state.scan = max(state.scan, len(buf) - ends.longest + 1)
         return False
 
-    def _settle_repeats(self, state: _Region, ends: RegionEnd, end: int) -> None:
-        """After a region that its own opener interrupted was settled as unread (`<tool_call>{`
-        then `<tool_call>` again): while the same text comes again, each repeat would be opened,
-        walked, interrupted and settled by the same steps as this one, so its `UnreadCall` is
-        written here without them. A region's steps read its text and, past its end, at most
-        `ahead` characters (the longest marker that may begin there), and start from a fresh
-        region state: the same text over that window, repeated, is the same outcome. A hostile
-        output repeating a call opener costs a comparison per repeat, not a region and a parse.
+    def _settle_repeats(
+        self, state: _Region, ends: RegionEnd, end: int, marks: tuple[int, int, int, int]
+    ) -> None:
+        """After a region that its own opener interrupted was settled (unread: `<tool_call>{` then
+        `<tool_call>` again; or as text, or as calls), found from `marks` (the lengths of
+        the events, errors, content and calls before it): kept with the regions settled back to
+        back before it, to find a cycle they repeat (`_Repeat`). While the text that follows
+        repeats the cycle, each region would be opened, walked, interrupted and settled by the same
+        steps as the one it repeats, so its events are written here without them. A region's
+        steps read its text and, past its end, at most `ahead` characters (the longest marker that
+        may begin there), start from a fresh region state, and look behind it only at the
+        character before it (`_in_inline_code`): the same text over that window, in a cycle seen
+        twice in a row (so each region was preceded by the region before it in the cycle), is the
+        same outcome. A hostile output repeating a call opener costs a comparison per repeat, not
+        a region and a parse.
 
-        Streamed, the next repeat is rarely all there yet: the region is kept (`_repeat`), and the
-        repeats that come later are settled from it as they arrive (`_settle_streamed_repeats`)."""
+        Streamed, the next region is rarely all there yet: the cycle is kept (`_repeat`), and
+        the regions that come later are settled from it as they arrive
+        (`_settle_streamed_repeats`)."""
         previous, self._repeat = self._repeat, None
+        n_events, n_errors, n_content, n_calls = marks
         if not isinstance(self._state, _Text) or self._pos != end or state.at_start or state.fenced:
             return
-        last = self._events[-1] if self._events else None
-        buf, opener, d = self._buf, state.opener, self._d
-        if not isinstance(last, UnreadCall) or last.problem.text != buf[state.start : end]:
-            return
-        size = end - state.start
-        ahead = max(d.max_marker, ends.longest)
-        if end + size + ahead <= len(buf) and self._repeats_read_alike(last.problem.text, opener):
-            problem = last.problem
-            pattern = d.tagged_pattern if self._code_fence or self._answer_channel else d.full_pattern
-            window = buf[state.start : end + ahead]
-            k = end
-            while (
-                buf.startswith(window, k)
-                and (found := pattern.match(buf, k)) is not None
-                and found.group() == opener  # the text state opens the same region here
-            ):
-                k += size
-            if k > end:  # each repeat has the same problem (frozen, equal values: the same object)
-                repeats = (k - end) // size
-                self.errors.extend([problem] * repeats)
-                self._events.extend([last] * repeats)
-                self._pos = self._scan = end = k
-        # Kept once its text came twice in a row (texts that alternate cost nothing more here).
-        unit = last.problem.text
-        if isinstance(previous, _Repeat) and previous.event.problem.text == unit:
-            previous.start, previous.matched = end, 0  # (what it worked out holds)
-            self._repeat = previous
-        elif isinstance(previous, UnreadCall) and previous.problem.text == unit:
-            self._repeat = _Repeat(last, opener, ends, end)
+        events = self._events[n_events:]
+        if len(self.calls) > n_calls:
+            events = [
+                replace(e, index=e.index - n_calls) if isinstance(e, ToolCallDelta) else e for e in events
+            ]
+        outcome = _Outcome(
+            self._buf[state.start : end],
+            tuple(events),
+            tuple(self.errors[n_errors:]),
+            tuple(self._content[n_content:]),
+            tuple(self.calls[n_calls:]),
+        )
+        if previous is None or previous.start != state.start or previous.opener != state.opener:
+            repeat = _Repeat([outcome], state.opener, ends, end)
+        elif previous.period and previous.units[previous.index] == outcome:
+            repeat = previous  # the steps settled the cycle's next region as expected
+            repeat.advance(end)
         else:
-            self._repeat = last
+            repeat = _Repeat([*previous.recent(), outcome], state.opener, ends, end)
+            repeat.find_period()
+        self._repeat = repeat
+        if repeat.period:
+            self._settle_cycle_at_once(repeat)
+
+    def _settle_cycle_at_once(self, repeat: _Repeat) -> None:
+        """Settle the cycle's regions whose text (and what their steps read past it) is all in the
+        buffer, from `repeat.start` on, without their steps."""
+        units, opener, period = repeat.units, repeat.opener, repeat.period
+        if not all(self._repeats_read_alike(unit.text, opener) for unit in units):
+            return
+        d, buf = self._d, self._buf
+        windows = repeat.windows or self._windows(repeat)
+        pattern = d.tagged_pattern if self._code_fence or self._answer_channel else d.full_pattern
+        k = start = repeat.start
+        first = i = repeat.index
+        count = 0
+        while (
+            buf.startswith(windows[i], k)
+            and (found := pattern.match(buf, k)) is not None
+            and found.group() == opener  # the text state opens the same region here
+        ):
+            k += len(units[i].text)
+            i = (i + 1) % period
+            count += 1
+        if k == start:
+            return
+        # Each region emits what the one it repeats emitted (frozen, equal values: the same objects).
+        order = units[first:] + units[:first]
+        if any(unit.calls for unit in units):
+            for j in range(count):
+                self._replay(order[j % period])
+        else:
+            cycles, rest = divmod(count, period)
+            for part, times in ((order, cycles), (order[:rest], 1)):
+                if times:
+                    self._events.extend([e for unit in part for e in unit.events] * times)
+                    self.errors.extend([e for unit in part for e in unit.errors] * times)
+                    self._content.extend([c for unit in part for c in unit.content] * times)
+        repeat.start, repeat.index, repeat.matched = k, i, 0
+        repeat.expected = units[i].text + opener
+        self._pos = self._scan = k
+
+    def _replay(self, unit: _Outcome) -> None:
+        """Emit what the region `unit` describes emitted, its calls numbered on from the last."""
+        self.errors.extend(unit.errors)
+        self._content.extend(unit.content)
+        if not unit.calls:
+            self._events.extend(unit.events)
+            return
+        first = len(self.calls)
+        self._events.extend(
+            replace(e, index=e.index + first) if isinstance(e, ToolCallDelta) else e for e in unit.events
+        )
+        self.calls.extend(unit.calls)
+
+    def _windows(self, repeat: _Repeat) -> tuple[str, ...]:
+        """Each of the cycle's regions' text and the characters its steps may read past it."""
+        ahead = max(self._d.max_marker, repeat.ends.longest)
+        cycle = "".join(unit.text for unit in repeat.units)
+        periodic = cycle * (ahead // len(cycle) + 2)
+        windows: list[str] = []
+        at = 0
+        for unit in repeat.units:
+            windows.append(periodic[at : at + len(unit.text) + ahead])
+            at += len(unit.text)
+        repeat.windows = tuple(windows)
+        return repeat.windows
 
     def _repeats_read_alike(self, unit: str, opener: str) -> bool:
         """Whether the text state would open the next repeat of a region of `unit` as it opened
@@ -984,19 +1096,19 @@ class Engine:
         )
 
     def _settle_streamed_repeats(self, buf: str) -> bool:
-        """`settles_nothing` for a region that began where a region settled unread ended, with the
-        same opener (`_repeat`): while its text is that region's text so far, no step can settle
-        anything; once the opener comes again at the same place, the steps would settle it as
-        they settled that region, exactly on this delta: the text it holds decides it the same
-        way (a region whose walk `_may_wait_past_opener` is not kept), and its outcome depends on
-        its text alone. Each repeat is then settled here, with the text state's next step
-        (opening the same region) taken here too; anything else goes to the steps. Emits what it
-        settles into `_events`."""
+        """`settles_nothing` for a region that began where the last region of a cycle (`_repeat`)
+        ended, with the same opener: while its text is the cycle's next region's text so far, no
+        step can settle anything; once the opener comes again at its end, the steps would settle
+        it as they settled the region it repeats, exactly on this delta: the text it holds decides
+        it the same way (a region whose walk `_may_wait_past_opener` is not settled here), and its
+        outcome depends on its text (and the region before it) alone. Each such region is then
+        settled here, with the text state's next step (opening the next region) taken here too;
+        anything else goes to the steps. Emits what it settles into `_events`."""
         repeat = self._repeat
-        assert isinstance(repeat, _Repeat)
+        assert repeat is not None
         # The common delta, kept short: the text so far is the region's text (and part of the
         # opener after it), and the steps would wait for more.
-        expected = repeat.expected or self._expect(repeat)
+        expected = repeat.expected
         if len(buf) < repeat.start + len(expected):
             matched = repeat.matched
             if expected.startswith(buf[repeat.start + matched :], matched):
@@ -1004,17 +1116,17 @@ class Engine:
                 return True
             return self._stop_repeating(buf)  # another text
         opener, ends = repeat.opener, repeat.ends
-        size = len(expected) - len(opener)
         if repeat.may_wait is None:
-            unit = expected[:size]
-            repeat.may_wait = _may_wait_past_opener(unit, ends) or not self._repeats_read_alike(unit, opener)
+            repeat.may_wait = any(
+                _may_wait_past_opener(unit.text, ends) or not self._repeats_read_alike(unit.text, opener)
+                for unit in repeat.units
+            )
         if repeat.may_wait:
-            return False  # the steps settle it (the region is kept: its verdict holds for the next)
+            return False  # the steps settle it (the cycle is kept: its outcomes hold for the next)
         longer = ends.longer[opener]
         d = self._d
         while True:
-            start = repeat.start
-            matched = repeat.matched
+            start, matched, expected = repeat.start, repeat.matched, repeat.expected
             end = start + len(expected)
             if not expected.startswith(buf[start + matched : end], matched):
                 break  # another text
@@ -1022,15 +1134,14 @@ class Engine:
                 repeat.matched = len(buf) - start
                 return True
             repeat.matched = len(expected)
-            at = start + size
+            at = end - len(opener)
             found = ends.outer.match(buf, at)
             if found is None or found.group() != opener:
                 break  # a longer marker there
             if longer and any(_could_become(buf, at, m) for m in longer):
                 return True  # a longer marker may still be forming there: the region waits
-            # The region settles as the last one did (the same problem: frozen, equal values).
-            self.errors.append(repeat.event.problem)
-            self._events.append(repeat.event)
+            # The region settles as the one it repeats did (frozen, equal values: the same objects).
+            self._replay(repeat.units[repeat.index])
             # The text state's step at `at`, as `_step_text` takes it: it opens the same region
             # there, unless a longer marker may still be forming (or is there).
             self._pos = self._scan = at
@@ -1038,7 +1149,7 @@ class Engine:
                 self._state = _Text()
                 self._trim()
                 buf, at = self._buf, self._pos
-            repeat.start, repeat.matched = at, 0
+            repeat.advance(at)
             pattern = d.tagged_pattern if self._code_fence or self._answer_channel else d.full_pattern
             found = pattern.match(buf, at)
             if (
@@ -1066,11 +1177,6 @@ class Engine:
         assert isinstance(state, _Region)
         self._settles_nothing = state.no_end_yet
         return state.no_end_yet(buf)
-
-    @staticmethod
-    def _expect(repeat: _Repeat) -> str:
-        repeat.expected = repeat.event.problem.text + repeat.opener
-        return repeat.expected
 
     def _region_json(self, state: _Region, rule: JsonValue, final: bool) -> bool:
         buf = self._buf
