@@ -154,6 +154,15 @@ class _Region:
     wake: re.Pattern[str] | None = None
     wake_at: int = 0
 
+    def restart(self, start: int) -> None:
+        """This region's state, fresh, for its opener written again at `start` (a repeat of it:
+        `Engine._settle_streamed_repeats`), without building a new one."""
+        self.start = start
+        self.body_start = self.scan = start + len(self.opener)
+        self.scanner = self.value_end = self.quote = self.first = self.wake = None
+        self.wake_at = 0
+        self.unreadable = False
+
     def in_json_value(self, buf: str, at: int) -> bool:
         """Whether a `"` at `at` may open a JSON string. In a region one format reads, always;
         where formats share the opener (`auto`'s `<tool_call>`: hermes JSON, GLM and Qwen3-Coder
@@ -305,6 +314,7 @@ class _Repeat:
     index: int = 0  # the cycle's region expected at `start`
     matched: int = 0  # how many characters from `start` on are known to equal `expected`'s
     expected: str = ""  # that region's text and the opener after it (with a period)
+    expecteds: tuple[str, ...] = ()  # each region's `expected`
     may_wait: bool | None = None  # whether the steps must settle its regions, once needed
     windows: tuple[str, ...] = ()  # each region's text and what its steps may read past it
 
@@ -314,15 +324,15 @@ class _Repeat:
         for period in range(1, min(_MAX_PERIOD, len(units) // 2) + 1):
             if units[-2 * period : -period] == units[-period:]:
                 self.units, self.period = units[-period:], period
-                self.expected = self.units[0].text + self.opener
+                self.expecteds = tuple(unit.text + self.opener for unit in self.units)
+                self.expected = self.expecteds[0]
                 return
         del units[: -2 * _MAX_PERIOD]
 
     def advance(self, start: int) -> None:
         """The region expected at `start` settled as expected: the cycle's next one follows."""
-        self.index = (self.index + 1) % self.period
-        self.start, self.matched = start, 0
-        self.expected = self.units[self.index].text + self.opener
+        self.index = index = (self.index + 1) % self.period
+        self.start, self.matched, self.expected = start, 0, self.expecteds[index]
 
     def recent(self) -> list[_Outcome]:
         """The recent regions, in the order they came."""
@@ -393,12 +403,14 @@ class Engine:
 
     # -- public -----------------------------------------------------------------------------
 
-    def feed(self, text: str, *, special: bool = False) -> list[Event]:
+    def feed(self, delta: str, special: bool = False) -> list[Event]:
+        # (`StreamParser.feed` is this method itself: one call less on every delta.)
+        text = delta
         respeller = self._respeller
         if special:
             text = self._respell_and_mark(text)
         elif respeller is not None and (respeller.held or respeller.begins in text):
-            text = text if not respeller.held and respeller.passes(text) else respeller.feed(text)
+            text = respeller.feed(text)
         quiet = self._quiet  # None once closed
         if quiet is not None and text:
             # `_append`, inlined: this path runs once per token of ordinary text.
@@ -1054,8 +1066,7 @@ class Engine:
                     self._events.extend([e for unit in part for e in unit.events] * times)
                     self.errors.extend([e for unit in part for e in unit.errors] * times)
                     self._content.extend([c for unit in part for c in unit.content] * times)
-        repeat.start, repeat.index, repeat.matched = k, i, 0
-        repeat.expected = units[i].text + opener
+        repeat.start, repeat.index, repeat.matched, repeat.expected = k, i, 0, repeat.expecteds[i]
         self._pos = self._scan = k
 
     def _replay(self, unit: _Outcome) -> None:
@@ -1125,6 +1136,8 @@ class Engine:
             return False  # the steps settle it (the cycle is kept: its outcomes hold for the next)
         longer = ends.longer[opener]
         d = self._d
+        state = self._state
+        assert isinstance(state, _Region)
         while True:
             start, matched, expected = repeat.start, repeat.matched, repeat.expected
             end = start + len(expected)
@@ -1159,15 +1172,8 @@ class Engine:
             ):
                 self._goto(_Text(), at)
                 return False  # it waits or reads something else: the steps go on from there
-            self._state = _Region(
-                at,
-                at + len(opener),
-                opener,
-                d.openers[opener],
-                fenced=False,
-                scan=at + len(opener),
-                ends=ends,
-            )
+            state.restart(at)
+            self._state = state
         return self._stop_repeating(buf)
 
     def _stop_repeating(self, buf: str) -> bool:
