@@ -362,3 +362,61 @@ def test_a_cycle_of_regions_costs_a_few_lines_per_region(unit: str) -> None:
     stepped.feed(unit * 400)
     stepped.close()
     assert parse(unit * 400, "auto", tools=TOOLS) == stepped.result()
+
+
+@pytest.mark.parametrize(
+    ("format", "unit", "step", "most"),
+    [
+        # A JSON-value opener written again and again: each 1-char delta of it was a step (the
+        # region waited on the opener's next characters with nothing to search): 64-76 lines.
+        ("auto", "[TOOL_CALLS]", 1, 30),
+        ("mistral", "[TOOL_CALLS]", 1, 30),
+        ("auto", "<|python_tag|>", 1, 30),
+        ("auto", "[TOOL_CALLS]", 4, 30),
+        # A bracketed word cut by the deltas: `[A`, `[AR`, ... each ran both call readers: 42-45.
+        ("auto", "[ARGS]\n", 1, 40),
+        ("pythonic", "[ARGS]\n", 1, 41),
+        ("auto", "[ARGS]\n", 4, 41),
+    ],
+)
+def test_a_wait_streamed_costs_a_few_lines_per_delta(format: str, unit: str, step: int, most: int) -> None:
+    # Counted, not timed (the per-MB figures are in benchmarks/parsers.py --named-only).
+    def streamed(n: int) -> None:
+        parser = StreamParser(format, tools=TOOLS)
+        text = unit * n
+        for i in range(0, len(text), step):
+            parser.feed(text[i : i + step])
+        parser.close()
+
+    streamed(10)  # patterns built once are not counted
+    short, long = (lines_run(lambda n=n: streamed(n)) for n in (100, 400))
+    assert (long - short) / (300 * len(unit) / step) < most
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    format=st.sampled_from(["auto", "mistral", "llama3_json", "pythonic", "hermes"]),
+    pieces=st.lists(
+        st.sampled_from(
+            ["[TOOL_CALLS]", "<|python_tag|>", "[TOOL_", "<|python", " ", "\n", "[", "[ARGS", "]", "x"]
+        ),
+        max_size=12,
+    ),
+    tail=st.sampled_from(
+        ["", '{"name": "read_file", "arguments": {}}', '[{"name": "read_file"}]', "read_file("]
+    ),
+    data=st.data(),
+)
+def test_waits_on_openers_and_names_settle_as_steps_do(
+    format: str, pieces: list[str], tail: str, data: st.DataObject
+) -> None:
+    # A JSON-value region waiting on its opener written again, and a `[` waiting on a name, are
+    # settled without a step while they wait: every delta's events equal the stepped engine's.
+    text = "".join(pieces) + tail
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, max(len(text) - 1, 1)), max_size=40))))
+    deltas = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+    fast = StreamParser(format, tools=TOOLS)
+    stepped = without_repeats(StreamParser(format, tools=TOOLS))
+    assert [fast.feed(d) for d in deltas] == [stepped.feed(d) for d in deltas]
+    assert fast.close() == stepped.close()
+    assert fast.result() == stepped.result() == parse(text, format, tools=TOOLS)

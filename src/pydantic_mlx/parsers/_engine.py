@@ -153,6 +153,9 @@ class _Region:
     # `wake_at`) can change what it waits on (`Engine._json_value_start`); None: any text can.
     wake: re.Pattern[str] | None = None
     wake_at: int = 0
+    # A `JsonValue` region whose body from here is its opener written again, or part of it
+    # (`[TOOL_CALLS]` repeated): it waits on nothing else (`opener_again`); -1: not so.
+    again: int = -1
 
     def restart(self, start: int) -> None:
         """This region's state, fresh, for its opener written again at `start` (a repeat of it:
@@ -161,6 +164,7 @@ class _Region:
         self.body_start = self.scan = start + len(self.opener)
         self.scanner = self.value_end = self.quote = self.first = self.wake = None
         self.wake_at = 0
+        self.again = -1
         self.unreadable = False
 
     def in_json_value(self, buf: str, at: int) -> bool:
@@ -194,11 +198,22 @@ class _Region:
         if self.scanner is not None:
             return self.scanner.scan(buf) is None and not self.scanner.broken
         if self.ends is None:
+            if self.again >= 0:
+                return self.opener_again(buf)
             if self.wake is None or self.wake.search(buf, self.wake_at) is not None:
                 return False
             self.wake_at = len(buf)
             return True
         return self.no_end_yet(buf)
+
+    def opener_again(self, buf: str) -> bool:
+        """`settles_nothing` for a region whose body from `again` is its opener written again:
+        each whole one is skipped (moving `body_start`, as `Engine._json_value_start` skips
+        it); while the rest is still part of one, the value has not begun."""
+        opener, at = self.opener, self.again
+        while buf.startswith(opener, at):
+            at = self.body_start = self.again = at + len(opener)
+        return len(buf) - at < len(opener) and opener.startswith(buf[at:])
 
     def no_end_yet(self, buf: str) -> bool:
         """`settles_nothing` for a region that ends at closers (`ends` known)."""
@@ -510,6 +525,14 @@ class Engine:
                 if not _untagged.stands_alone_after(buf, i):
                     decision = Decision.REJECT  # in code or a sentence: text
                 elif _untagged.open_at_end(buf, i, json=self._d.untagged_json):
+                    decision = Decision.WAIT
+                elif (
+                    buf[i] == "["
+                    and self._d.untagged_pythonic
+                    and _untagged.name_waits(self._tools).match(buf, i)
+                ):
+                    # A name that runs to the text's end (`[ARGS` of `[ARGS]\n`, in 1-char deltas):
+                    # `pythonic_call_start` waits for what follows it. One match, not the readers.
                     decision = Decision.WAIT
                 elif buf[i] == "[" and self._d.untagged_pythonic and not _untagged.list_of_objects(buf, i):
                     # `json_call_start` rejects it (no `{` after it): only a pythonic list may open
@@ -1218,17 +1241,18 @@ class Engine:
         """Index of the first character of the region's JSON value (which the caller checks is
         `{` or `[`), or None while the buffer ends before that is known."""
         buf = self._buf
-        state.wake = None
+        state.wake, state.again = None, -1
         j = self._skip_spaces(state.body_start)
         while buf.startswith(state.opener, j):
             # The opener written twice (`[TOOL_CALLS] [TOOL_CALLS] [...]`): one region. (A loop:
             # a hostile output repeats it without end, and a recursion per repeat overflowed.)
             state.body_start = j + len(state.opener)
             j = self._skip_spaces(state.body_start)
+        if j == state.body_start == len(buf) or _could_become(buf, j, state.opener):
+            state.again = j  # the opener again, or the start of it, may follow
+            return None
         if j >= len(buf):
             return self._wait_for(state, _NOT_SPACE, len(buf))
-        if _could_become(buf, j, state.opener):
-            return None
         if buf[j] in "{[":
             starts_marker = any(buf.startswith(a, j) or _could_become(buf, j, a) for a in rule.after)
             if not starts_marker:
