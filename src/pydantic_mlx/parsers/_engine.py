@@ -420,42 +420,44 @@ class Engine:
 
     def feed(self, delta: str, special: bool = False) -> list[Event]:
         # (`StreamParser.feed` is this method itself: one call less on every delta.)
-        text = delta
         respeller = self._respeller
         if special:
-            text = self._respell_and_mark(text)
-        elif respeller is not None and (respeller.held or respeller.begins in text):
-            text = respeller.feed(text)
+            delta = self._respell_and_mark(delta)
+        elif respeller is not None and (respeller.held or respeller.begins in delta):
+            delta = respeller.feed(delta)
         quiet = self._quiet  # None once closed
-        if quiet is not None and text:
+        if quiet is not None and delta:
             # `_append`, inlined: this path runs once per token of ordinary text.
             buf = self._buf
             self._buf = ""
-            buf += text
+            buf += delta
             self._buf = buf
             pos = self._pos
             found = quiet.search(buf, pos)
             if found is None:  # the common case, kept short: the undecided text is all text
                 end = len(buf)
                 self._pos = self._scan = end
-                piece = text if end - len(text) == pos else buf[pos:]
+                piece = delta if end - len(delta) == pos else buf[pos:]
                 self._quiet_pieces.append(piece)
                 if end > _TRIM_ABOVE:
                     self._trim()
                 return [self._quiet_event(piece)]
             return self._feed_quiet(found)
+        settles_nothing = self._settles_nothing  # None once closed
+        if settles_nothing is not None and delta:
+            buf = self._buf  # (`_append`, inlined)
+            self._buf = ""
+            buf += delta
+            self._buf = buf
+            if settles_nothing(buf):  # (what it settles itself, it puts in `_events`)
+                return self._take_events() if self._events else []
+            self._run(final=False)
+            return self._take_events()
         if self._closed:
             raise RuntimeError("feed() after close(): make a new StreamParser for a new output")
-        if not text:
+        if not delta:
             return []
-        buf = self._buf  # (`_append`, inlined)
-        self._buf = ""
-        buf += text
-        self._buf = buf
-        settles_nothing = self._settles_nothing
-        if settles_nothing is not None and settles_nothing(buf):
-            # (Only repeats of an unread region are settled without a step: `_settle_streamed_repeats`.)
-            return self._take_events() if self._events else []
+        self._append(delta)
         self._run(final=False)
         return self._take_events()
 
@@ -587,7 +589,9 @@ class Engine:
         state = self._state
         settled = self._scan == self._pos  # the next step would search from `_pos`
         if isinstance(state, _Text):
-            if settled and not (self._answer_start and self._d.start_openers):
+            if self._answer_start and self._d.start_openers:
+                self._settles_nothing = self._answer_start_waits
+            elif settled:
                 no_untagged = self._code_fence or self._answer_channel
                 self._quiet = self._d.quiet_code if no_untagged else self._d.quiet_text
                 self._quiet_prefixes = self._d.proper_prefixes
@@ -825,6 +829,20 @@ class Engine:
         if not dropped:
             self._answer_start = False
         return None
+
+    def _answer_start_waits(self, buf: str) -> bool:
+        """`settles_nothing` where the answer begins: while the text from `_pos` is spaces, then
+        at most a part of a start opener or of dropped markup (none whole), `_step_answer_start`
+        waits (dropped markup repeated at the output's start, `<eos><eos>...` in 1-char deltas,
+        was a step per delta)."""
+        d, j = self._d, self._pos
+        if buf[j] in " \t\r\n" and (j := self._skip_spaces(j)) >= len(buf):
+            return True
+        return (
+            len(buf) - j < d.start_longest
+            and buf[j:] in d.start_prefixes
+            and not d.start_pattern.match(buf, j)
+        )
 
     def _on_fence(self, i: int, final: bool) -> bool:
         if self._code_fence:
