@@ -378,6 +378,9 @@ def test_a_cycle_of_regions_costs_a_few_lines_per_region(unit: str) -> None:
         ("auto", "<eos>", 1, 45),
         ("gemma4", "<eos>", 1, 45),
         ("auto", "<|im_end|>\n", 1, 42),
+        # A call head cut by the deltas (`{"na`, `{"name": "re`): each ran the JSON reader: 63.
+        ("auto", '{"name": ', 1, 55),
+        ("hermes", '{"name": ', 1, 55),
         # A bracketed word cut by the deltas: `[A`, `[AR`, ... each ran both call readers: 42-45.
         ("auto", "[ARGS]\n", 1, 40),
         ("pythonic", "[ARGS]\n", 1, 41),
@@ -398,14 +401,32 @@ def test_a_wait_streamed_costs_a_few_lines_per_delta(format: str, unit: str, ste
     assert (long - short) / (300 * len(unit) / step) < most
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(
-    format=st.sampled_from(["auto", "mistral", "llama3_json", "pythonic", "hermes"]),
+    format=st.sampled_from(["auto", "mistral", "llama3_json", "pythonic", "hermes", "gemma4"]),
     pieces=st.lists(
         st.sampled_from(
-            ["[TOOL_CALLS]", "<|python_tag|>", "[TOOL_", "<|python", " ", "\n", "[", "[ARGS", "]", "x"]
+            [
+                *["[TOOL_CALLS]", "<|python_tag|>", "[TOOL_", "<|python", " ", "\n", "[", "[ARGS", "]", "x"],
+                *[
+                    "{",
+                    '"',
+                    "'",
+                    "name",
+                    "function",
+                    ": ",
+                    ":",
+                    '"read_file"',
+                    '"rea',
+                    ",",
+                    "}",
+                    "(",
+                    "<eos>",
+                    "<e",
+                ],
+            ]
         ),
-        max_size=12,
+        max_size=14,
     ),
     tail=st.sampled_from(
         ["", '{"name": "read_file", "arguments": {}}', '[{"name": "read_file"}]', "read_file("]
@@ -415,8 +436,9 @@ def test_a_wait_streamed_costs_a_few_lines_per_delta(format: str, unit: str, ste
 def test_waits_on_openers_and_names_settle_as_steps_do(
     format: str, pieces: list[str], tail: str, data: st.DataObject
 ) -> None:
-    # A JSON-value region waiting on its opener written again, and a `[` waiting on a name, are
-    # settled without a step while they wait: every delta's events equal the stepped engine's.
+    # A JSON-value region waiting on its opener written again, a `[` waiting on a name, a `{` on
+    # a call head and dropped markup where the answer begins are settled without a step (or with
+    # one match) while they wait: every delta's events equal the stepped engine's.
     text = "".join(pieces) + tail
     cuts = sorted(set(data.draw(st.lists(st.integers(1, max(len(text) - 1, 1)), max_size=40))))
     deltas = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]

@@ -529,6 +529,14 @@ class Engine:
                 elif _untagged.open_at_end(buf, i, json=self._d.untagged_json):
                     decision = Decision.WAIT
                 elif (
+                    buf[i] == "{"
+                    and self._d.untagged_json
+                    and _untagged.head_waits(self._tools).match(buf, i)
+                ):
+                    # A call head that runs to the text's end (`{"name": "rea`, in 1-char deltas):
+                    # `json_call_start` waits for what follows it. One match, not the reader.
+                    decision = Decision.WAIT
+                elif (
                     buf[i] == "["
                     and self._d.untagged_pythonic
                     and _untagged.name_waits(self._tools).match(buf, i)
