@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from . import _untagged
 from ._calls import calls_from_value
@@ -97,6 +97,11 @@ def _may_wait_past_opener(unit: str, ends: RegionEnd) -> bool:
         return False
     tail = unit[-reach:]
     return ends.wake.search(tail) is not None or any(w.search(tail) for w in ends.wake_inner.values())
+
+
+def _renumbered(event: ToolCallDelta, shift: int) -> ToolCallDelta:
+    """`event` for the call `shift` places further on (`dataclasses.replace`, without its cost)."""
+    return ToolCallDelta(event.index + shift, event.name, event.args_delta, event.id)
 
 
 def _escaped(buf: str, j: int) -> bool:
@@ -1059,9 +1064,7 @@ class Engine:
             return
         events = self._events[n_events:]
         if len(self.calls) > n_calls:
-            events = [
-                replace(e, index=e.index - n_calls) if isinstance(e, ToolCallDelta) else e for e in events
-            ]
+            events = [_renumbered(e, -n_calls) if isinstance(e, ToolCallDelta) else e for e in events]
         outcome = _Outcome(
             self._buf[state.start : end],
             tuple(events),
@@ -1126,9 +1129,7 @@ class Engine:
             self._events.extend(unit.events)
             return
         first = len(self.calls)
-        self._events.extend(
-            replace(e, index=e.index + first) if isinstance(e, ToolCallDelta) else e for e in unit.events
-        )
+        self._events.extend(_renumbered(e, first) if isinstance(e, ToolCallDelta) else e for e in unit.events)
         self.calls.extend(unit.calls)
 
     def _windows(self, repeat: _Repeat) -> tuple[str, ...]:
