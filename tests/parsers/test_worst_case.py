@@ -378,6 +378,8 @@ def test_a_cycle_of_regions_costs_a_few_lines_per_region(unit: str) -> None:
         ("auto", "<eos>", 1, 45),
         ("gemma4", "<eos>", 1, 45),
         ("auto", "<|im_end|>\n", 1, 42),
+        ("auto", "<eos>", 4, 60),  # (whole markers, each a step: 96)
+        ("auto", "[e~[", 4, 60),  # (104)
         # A call head cut by the deltas (`{"na`, `{"name": "re`): each ran the JSON reader: 63.
         ("auto", '{"name": ', 1, 55),
         ("hermes", '{"name": ', 1, 55),
@@ -424,6 +426,15 @@ def test_a_wait_streamed_costs_a_few_lines_per_delta(format: str, unit: str, ste
                     "<eos>",
                     "<e",
                 ],
+                *[
+                    "<think>",
+                    "</think>",
+                    "<|im_end|>",
+                    "[e~[",
+                    "<|channel|>",
+                    "<start_of_turn>",
+                    "<tool_call>",
+                ],
             ]
         ),
         max_size=14,
@@ -440,7 +451,7 @@ def test_waits_on_openers_and_names_settle_as_steps_do(
     # a call head and dropped markup where the answer begins are settled without a step (or with
     # one match) while they wait: every delta's events equal the stepped engine's.
     text = "".join(pieces) + tail
-    cuts = sorted(set(data.draw(st.lists(st.integers(1, max(len(text) - 1, 1)), max_size=40))))
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, max(len(text) - 1, 1)), max_size=60))))
     deltas = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
     fast = StreamParser(format, tools=TOOLS)
     stepped = without_repeats(StreamParser(format, tools=TOOLS))

@@ -847,10 +847,24 @@ class Engine:
         """`settles_nothing` where the answer begins: while the text from `_pos` is spaces, then
         at most a part of a start opener or of dropped markup (none whole), `_step_answer_start`
         waits (dropped markup repeated at the output's start, `<eos><eos>...` in 1-char deltas,
-        was a step per delta)."""
+        was a step per delta). Whole dropped markup right at `_pos` is dropped here first, as
+        the text state's step drops it (`_drop_follows`: what it drops deciding nothing else;
+        the answer still begins after it); none of it is an event."""
         d, j = self._d, self._pos
-        if buf[j] in " \t\r\n" and (j := self._skip_spaces(j)) >= len(buf):
-            return True
+        if buf[j] in " \t\r\n":
+            if (j := self._skip_spaces(j)) >= len(buf):
+                return True
+        elif self._scan == j and (marker := self._drop_follows(j, False)) is not None:
+            while marker is not None and marker not in d.answer_openers and marker not in d.answer_closers:
+                j += len(marker)
+                marker = self._drop_follows(j, False) if j < len(buf) else None
+            if j > self._pos:
+                self._goto(_Text(), j)
+                if j > _TRIM_ABOVE:
+                    self._trim()
+                    buf, j = self._buf, self._pos
+                if j >= len(buf):
+                    return True
         return (
             len(buf) - j < d.start_longest
             and buf[j:] in d.start_prefixes
@@ -1188,6 +1202,7 @@ class Engine:
         d = self._d
         state = self._state
         assert isinstance(state, _Region)
+        pattern = d.tagged_pattern if self._code_fence or self._answer_channel else d.full_pattern
         while True:
             start, matched, expected = repeat.start, repeat.matched, repeat.expected
             end = start + len(expected)
@@ -1196,15 +1211,21 @@ class Engine:
             if len(buf) < end:
                 repeat.matched = len(buf) - start
                 return True
-            repeat.matched = len(expected)
             at = end - len(opener)
             found = ends.outer.match(buf, at)
             if found is None or found.group() != opener:
                 break  # a longer marker there
             if longer and any(_could_become(buf, at, m) for m in longer):
+                repeat.matched = len(expected)
                 return True  # a longer marker may still be forming there: the region waits
             # The region settles as the one it repeats did (frozen, equal values: the same objects).
-            self._replay(repeat.units[repeat.index])
+            unit = repeat.units[repeat.index]
+            if unit.calls:
+                self._replay(unit)
+            else:
+                self._events += unit.events
+                self.errors += unit.errors
+                self._content += unit.content
             # The text state's step at `at`, as `_step_text` takes it: it opens the same region
             # there, unless a longer marker may still be forming (or is there).
             self._pos = self._scan = at
@@ -1212,8 +1233,8 @@ class Engine:
                 self._state = _Text()
                 self._trim()
                 buf, at = self._buf, self._pos
+                self._state = state
             repeat.advance(at)
-            pattern = d.tagged_pattern if self._code_fence or self._answer_channel else d.full_pattern
             found = pattern.match(buf, at)
             if (
                 found is None
@@ -1223,7 +1244,6 @@ class Engine:
                 self._goto(_Text(), at)
                 return False  # it waits or reads something else: the steps go on from there
             state.restart(at)
-            self._state = state
         return self._stop_repeating(buf)
 
     def _stop_repeating(self, buf: str) -> bool:
