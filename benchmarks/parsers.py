@@ -150,6 +150,10 @@ NAMED = {  # the shapes issue 21 measured, always shown
     "bracketed words": Shape("", "[ARGS]\n"),
     "python tags": Shape("", "<|python_tag|>"),
     "plain text": Shape("", "x"),
+    # Dropped markup repeated where the answer begins (the answer still begins after it).
+    "end-of-turn tokens": Shape("", "<eos>"),
+    "minimax markers": Shape("", "[e~["),
+    "chatml ends": Shape("", "<|im_end|>\n"),
     # Regions whose bodies alternate: a cycle of two or three regions, not one repeated.
     "alternating bodies": Shape("", "<tool_call>{a<tool_call>{b"),
     "broken call, then a call": Shape("", "<tool_call>{<tool_call>x"),
