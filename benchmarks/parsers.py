@@ -15,19 +15,27 @@ search rounds grow the costliest into costlier ones, and the worst are measured 
 and streamed in 1-, 4- and 8-char deltas, against the 1 s per MB target (`--worst-case 0` skips it;
 `--worst-formats auto hermes ...` picks the formats, `auto` by default).
 
+`--named-only` measures just the named shapes (issue 21's, the call regions repeated and regions
+whose bodies alternate), and `--baseline SRC` (another checkout's `src` folder, e.g. one made with
+`git worktree add` or `git archive`) imports that version's parsers beside this one and times both
+in turns, printing `before -> after` for each shape and mode.
+
 Run: python benchmarks/parsers.py [--repeat N] [--format NAME ...] [--sizes 1 4 16 64] [--worst-case CHARS]
      [--worst-formats FORMAT ...] [--screen-size CHARS] [--top K] [--search ROUNDS]
+     [--named-only] [--baseline SRC]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import random
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 from pydantic_mlx.parsers import StreamParser, ToolCall, available_formats, parse, render_calls
 from pydantic_mlx.parsers._pythonic import render_pythonic_calls
@@ -85,11 +93,27 @@ def _format_output(name: str, size: int, seed: int = 0) -> str:
     return "".join(parts)[:size]
 
 
-def _stream(text: str, format: str, step: int) -> None:
-    parser = StreamParser(format, tools=TOOLS)
+def _stream(text: str, format: str, step: int, parsers: ModuleType | None = None) -> None:
+    parser = (StreamParser if parsers is None else parsers.StreamParser)(format, tools=TOOLS)
+    feed = parser.feed
     for i in range(0, len(text), step):
-        parser.feed(text[i : i + step])
+        feed(text[i : i + step])
     parser.close()
+
+
+def _load_parsers(src: Path) -> ModuleType:
+    """The `pydantic_mlx.parsers` package of another checkout's `src` folder, imported beside
+    this one under another name (the package imports only itself, relatively)."""
+    folder = src / "pydantic_mlx" / "parsers"
+    spec = importlib.util.spec_from_file_location(
+        "baseline_parsers", folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"--baseline: no parsers package under {src}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _best_of(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
@@ -118,14 +142,56 @@ NAMED = {  # the shapes issue 21 measured, always shown
     "open braces": Shape("", "{"),
     "quotes": Shape("", '"'),
     "backslashes": Shape("", "\\"),
+    # A call opener repeated, each a region its own opener interrupts, and a bracketed word on
+    # every line (the issue-21 follow-ups); plain text, the floor of a delta's cost.
+    "broken hermes calls": Shape("", "<tool_call>{"),
+    "broken nemotron calls": Shape("", "<TOOLCALL>{"),
+    "broken qwen3-coder calls": Shape("", "<function={"),
+    "bracketed words": Shape("", "[ARGS]\n"),
+    "python tags": Shape("", "<|python_tag|>"),
+    "plain text": Shape("", "x"),
+    # Dropped markup repeated where the answer begins (the answer still begins after it).
+    "end-of-turn tokens": Shape("", "<eos>"),
+    "minimax markers": Shape("", "[e~["),
+    "chatml ends": Shape("", "<|im_end|>\n"),
+    # Regions whose bodies alternate: a cycle of two or three regions, not one repeated.
+    "alternating bodies": Shape("", "<tool_call>{a<tool_call>{b"),
+    "broken call, then a call": Shape("", "<tool_call>{<tool_call>x"),
+    "three bodies": Shape("", "<tool_call>{a<tool_call>{b<tool_call>{c"),
+    "three openers": Shape("", "<tool_call>{<TOOLCALL>{<function={"),
 }
 WORST_CASE_MODES = ("parse", "1", "4", "8")  # `parse`, then streams in deltas of 1, 4, 8 chars
 
 
-def _cost(format: str, text: str, mode: str) -> Callable[[], object]:
+def _cost(format: str, text: str, mode: str, parsers: ModuleType | None = None) -> Callable[[], object]:
     if mode == "parse":
-        return lambda: parse(text, format, tools=TOOLS)
-    return lambda: _stream(text, format, int(mode))
+        parse_with = parse if parsers is None else parsers.parse
+        return lambda: parse_with(text, format, tools=TOOLS)
+    return lambda: _stream(text, format, int(mode), parsers)
+
+
+def _named_side_by_side(size: int, repeat: int, formats: list[str], baseline: ModuleType | None) -> None:
+    """The named shapes at `size` chars, CPU s per MB, each mode of the baseline and this
+    checkout timed in turns (best of `repeat`), printed as `before -> after`."""
+    print(f"\nnamed shapes, {size / 1e6:.1f} MB each; CPU s per MB, best of {repeat}; target < 1 s per MB")
+    if baseline is not None:
+        print("(before -> after: the --baseline checkout, then this one, timed in turns)")
+    head = "".join(f" {('stream ' + m) if m != 'parse' else 'parse':>15}" for m in WORST_CASE_MODES)
+    print(f"{'format':<12} {'text':<46}{head}")
+    for format in formats:
+        for shape in NAMED.values():
+            text = shape.text(size)
+            fns: dict[str, Callable[[], object]] = {}
+            for mode in WORST_CASE_MODES:
+                if baseline is not None:
+                    fns["before " + mode] = _cost(format, text, mode, baseline)
+                fns[mode] = _cost(format, text, mode)
+            best = {key: t / size * 1e6 for key, t in _best_of(fns, repeat).items()}
+            cells = [
+                f"{best['before ' + m]:.2f} -> {best[m]:.2f}" if baseline is not None else f"{best[m]:.3f}"
+                for m in WORST_CASE_MODES
+            ]
+            print(f"{format:<12} {shape.label[:46]:<46}" + "".join(f" {c:>15}" for c in cells), flush=True)
 
 
 def _screen(format: str, shapes: list[Shape], size: int) -> list[tuple[float, Shape]]:
@@ -205,7 +271,15 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=20_000)
     ap.add_argument("--format", nargs="*", default=available_formats())
     ap.add_argument("--sizes", type=int, nargs="*", default=[1, 4, 16, 64])  # ~4 chars: one token
+    ap.add_argument(
+        "--named-only", action="store_true", help="only the named hostile shapes, at --worst-case"
+    )
+    ap.add_argument("--baseline", type=Path, metavar="SRC", help="another checkout's src/, timed in turns")
     args = ap.parse_args()
+    if args.named_only:
+        baseline = _load_parsers(args.baseline) if args.baseline else None
+        _named_side_by_side(args.worst_case, args.repeat, args.worst_formats, baseline)
+        return
     steps: list[int] = args.sizes
     header = f"{'format':<12} {'calls':>5} {'parse ms':>8} {'M ch/s':>6}"
     header += "".join(f" {f'{s}ch us/d':>10} {'x parse':>7}" for s in steps)

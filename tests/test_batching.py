@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import threading
 import time
 import warnings
@@ -347,6 +348,24 @@ async def test_cancelling_one_leaves_the_others_correct(
     assert not loaded.busy.locked()
 
 
+async def test_a_dropped_stream_leaves_the_batch(loaded: LoadedModel, prompts: list[list[int]]) -> None:
+    # Its consumer stops reading and drops it, without `aclose`, while its event loop lives on:
+    # the batch holds only the stream's output side, so the stream is collected and its request
+    # leaves the batch within a few steps. It was decoded to `max_tokens`, holding the model.
+    scheduler = BatchScheduler(loaded)
+    eos = next(iter(loaded.tokenizer.eos_token_ids))
+    endless = scheduler.start(prompts[12], GenerationOptions(max_tokens=3000, logit_bias={eos: -1000.0}))
+    async for _ in endless:
+        break
+    stats = endless.stats
+    at_drop = stats.output_tokens
+    del endless
+    gc.collect()
+    assert await until_the_model_is_free(loaded, 30)
+    assert stats.finish_reason == "cancelled"
+    assert stats.output_tokens - at_drop < 64
+
+
 async def until_the_model_is_free(loaded: LoadedModel, seconds: float) -> bool:
     deadline = time.perf_counter() + seconds
     while loaded.busy.locked() and time.perf_counter() < deadline:
@@ -416,7 +435,7 @@ async def test_a_request_whose_loop_closed_with_a_wake_up_pending_is_dropped(
         loop.run_until_complete(read_one())
         stream = abandoned[0]
         deadline = time.perf_counter() + 30
-        while not stream._wake_scheduled and time.perf_counter() < deadline:  # pyright: ignore[reportPrivateUsage]
+        while not stream.output._wake_scheduled and time.perf_counter() < deadline:  # pyright: ignore[reportPrivateUsage]
             time.sleep(0.005)
         loop.close()
 
@@ -424,7 +443,7 @@ async def test_a_request_whose_loop_closed_with_a_wake_up_pending_is_dropped(
     thread.start()
     await asyncio.to_thread(thread.join)
     try:
-        assert abandoned[0]._wake_scheduled  # pyright: ignore[reportPrivateUsage]
+        assert abandoned[0].output._wake_scheduled  # pyright: ignore[reportPrivateUsage]
         assert await until_the_model_is_free(loaded, 10)
     finally:
         abandoned[0].stop()  # (on a failure: the next tests get the model back, not a hang)
@@ -451,9 +470,11 @@ async def test_a_request_cancelled_while_the_queue_is_read_is_never_lost(
     from pydantic_mlx._batching import _Request  # pyright: ignore[reportPrivateUsage]
 
     scheduler = BatchScheduler(loaded)
-    requests = [_Request(prompts[i], GREEDY, GenerationStream(asyncio.get_running_loop())) for i in range(3)]
-    requests[0].stream.stop()  # cancelled before: the queue is filtered
-    requests[1].stream._stop = StopSetMeanwhile()  # type: ignore[assignment]  # pyright: ignore[reportPrivateUsage, reportAttributeAccessIssue]
+    requests = [
+        _Request(prompts[i], GREEDY, GenerationStream(asyncio.get_running_loop()).output) for i in range(3)
+    ]
+    requests[0].output.stop()  # cancelled before: the queue is filtered
+    requests[1].output._stop = StopSetMeanwhile()  # type: ignore[assignment]  # pyright: ignore[reportPrivateUsage, reportAttributeAccessIssue]
     scheduler._waiting.extend(requests)  # pyright: ignore[reportPrivateUsage]
     cancelled = scheduler._take_cancelled()  # pyright: ignore[reportPrivateUsage]
     still_waiting = list(scheduler._waiting)  # pyright: ignore[reportPrivateUsage]

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from pydantic_ai import Agent, NativeOutput, capture_run_messages
-from pydantic_ai.direct import model_request
+from pydantic_ai.direct import model_request, model_request_stream
 from pydantic_ai.exceptions import IncompleteToolCall, UnexpectedModelBehavior, UsageLimitExceeded, UserError
 from pydantic_ai.messages import (
     ModelMessage,
@@ -563,6 +564,33 @@ async def test_cancelling_a_stream_frees_the_model(model: MLXModel) -> None:
     # The model serves the next request at once, correctly.
     again = await sc.agent(model).run(sc.prompt)
     assert again.output == _EXPECTED["plain_answer"]
+
+
+async def test_a_dropped_streamed_response_frees_the_model(model: MLXModel) -> None:
+    # A stream entered and read, then dropped without leaving its block or closing it (a caller
+    # that keeps `__aenter__`'s result and lets it go): its generation stops within a few tokens.
+    # (asyncio closes the abandoned `request_stream` generator, which closes the generation; the
+    # stream's own collection stops it too: test_model_generation.py drops a bare stream.)
+    await model.load()
+    eos = next(iter(model.loaded.tokenizer.eos_token_ids))
+    endless: ModelSettings = {"logit_bias": {str(eos): -1000}, "max_tokens": 3_000}
+    messages: list[ModelMessage] = [ModelRequest.user_text_prompt("Say hello.")]
+    entered = model_request_stream(model, messages, model_settings=endless)
+    response = await entered.__aenter__()
+    async for _ in response:
+        break
+    stats = cast(Any, response)._generation.stats
+    at_drop = stats.output_tokens
+    del entered, response
+    gc.collect()
+    deadline = time.perf_counter() + 30
+    while stats.finish_reason != "cancelled" and time.perf_counter() < deadline:
+        await asyncio.sleep(0.01)
+    assert stats.finish_reason == "cancelled"
+    assert stats.output_tokens - at_drop < 64
+    while model.loaded.busy.locked() and time.perf_counter() < deadline:
+        await asyncio.sleep(0.01)
+    assert not model.loaded.busy.locked()
 
 
 async def test_cancelling_the_task_frees_the_model(model: MLXModel) -> None:

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from _forked_runs import run_forked
-from pydantic_mlx._generation import GenerationOptions, StopSequenceFilter, start_generation
+from pydantic_mlx._generation import GenerationOptions, GenerationStats, StopSequenceFilter, start_generation
 from pydantic_mlx._loading import LoadedModel, loaded_model
 from pydantic_mlx._prompt_cache import PromptCache
 
@@ -169,6 +169,32 @@ async def test_generation_stops_within_a_token_when_closed(loaded: LoadedModel) 
     assert not loaded.busy.locked()
     assert stream.stats.finish_reason == "cancelled"
     assert stream.stats.output_tokens < 1000
+
+
+async def _endless_stream_dropped(loaded: LoadedModel) -> tuple[GenerationStats, int]:
+    """Starts a generation that never ends by itself, reads one chunk and drops the stream (no
+    `aclose`): its stats, and the tokens it had sampled when it was dropped."""
+    prompt = prompt_of(loaded, "<|im_start|>user\nSay hello.<|im_end|>\n<|im_start|>assistant\n")
+    eos = next(iter(loaded.tokenizer.eos_token_ids))
+    stream = start_generation(loaded, prompt, GenerationOptions(max_tokens=3000, logit_bias={eos: -1000.0}))
+    async for _ in stream:
+        break
+    stats = stream.stats
+    at_drop = stats.output_tokens
+    del stream
+    return stats, at_drop
+
+
+async def test_a_dropped_stream_stops_its_generation(loaded: LoadedModel) -> None:
+    # A consumer that stops reading and drops the stream, without `aclose`, while its event loop
+    # lives on: the stream is collected (the generation thread holds only its output side), and
+    # its generation stops within a few tokens. It went on to `max_tokens`, holding the model.
+    stats, at_drop = await _endless_stream_dropped(loaded)
+    gc.collect()
+    after = start_generation(loaded, prompt_of(loaded, "Hello"), GenerationOptions(max_tokens=1))
+    _ = [t async for t in after]  # (generations run one at a time: the dropped one has ended)
+    assert stats.finish_reason == "cancelled"
+    assert stats.output_tokens - at_drop < 64
 
 
 async def test_a_queued_generation_is_cancelled_without_waiting_for_the_queue(loaded: LoadedModel) -> None:

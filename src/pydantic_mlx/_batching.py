@@ -40,6 +40,7 @@ from ._generation import (
     PREFILL_CHUNK,
     FinishReason,
     GenerationOptions,
+    GenerationOutput,
     GenerationStream,
     SampledHook,
     StopSequenceFilter,
@@ -73,7 +74,8 @@ class _Request:
 
     prompt: list[int]
     options: GenerationOptions
-    stream: GenerationStream
+    output: GenerationOutput
+    """Its stream's output side (never the stream: a stream dropped unread is collected and stops)."""
     uid: int = -1
     admitted: float = 0.0
     first_token: float = 0.0
@@ -94,7 +96,7 @@ class _Request:
 
     @property
     def stop_requested(self) -> bool:
-        return self.stream._stop.is_set()  # pyright: ignore[reportPrivateUsage]
+        return self.output._stop.is_set()  # pyright: ignore[reportPrivateUsage]
 
 
 class BatchScheduler:
@@ -144,7 +146,7 @@ class BatchScheduler:
         if not self._can_batch(loaded):
             return start_generation(loaded, prompt, options)
         stream = GenerationStream(asyncio.get_running_loop())
-        request = _Request(prompt, options, stream)
+        request = _Request(prompt, options, stream.output)
         with self._lock:
             self._waiting.append(request)
             if self._running:
@@ -177,7 +179,7 @@ class BatchScheduler:
             with self._lock:
                 waiting, self._waiting = list(self._waiting), deque()
                 self._running = False
-            _end_streams([(request.stream, error) for request in waiting])
+            _end_streams([(request.output, error) for request in waiting])
             if not isinstance(error, Exception):
                 raise
             return
@@ -256,8 +258,8 @@ class _BatchRun:
         """The request decoded alone, outside the batch (then `_active` is empty)."""
         self._samplers: dict[tuple[Any, ...], Sampler] = {}
         # Streams with new text in this step, by event loop: each loop is woken once per step.
-        self._to_wake: dict[asyncio.AbstractEventLoop, list[GenerationStream]] = {}
-        self._ended: list[tuple[GenerationStream, BaseException | None]] = []
+        self._to_wake: dict[asyncio.AbstractEventLoop, list[GenerationOutput]] = {}
+        self._ended: list[tuple[GenerationOutput, BaseException | None]] = []
         self._generator: BatchGenerator | None = None
         """Made when a second request comes: a lone request never needs it."""
 
@@ -289,7 +291,7 @@ class _BatchRun:
             # A failed step leaves the batch's caches in an unknown state: every request in it
             # ends with the error, and nothing is kept for reuse.
             running = [*self._active.values(), *([self._lone] if self._lone is not None else [])]
-            self._ended.extend((request.stream, error) for request in running)
+            self._ended.extend((request.output, error) for request in running)
             self._active.clear()
             self._lone = None
             if not self._scheduler._stop_if_idle():  # pyright: ignore[reportPrivateUsage]
@@ -339,7 +341,7 @@ class _BatchRun:
                     self._hand_lone_to_batch()
                     self._insert(request)
             except Exception as error:  # e.g. an empty prompt: this request fails, not the batch
-                self._ended.append((request.stream, error))
+                self._ended.append((request.output, error))
 
     def _fits(self, request: _Request) -> bool:
         """Whether the batch's KV memory stays under the limit with `request` in it (estimated
@@ -359,7 +361,7 @@ class _BatchRun:
 
     def _prepare(self, request: _Request) -> CacheLease:
         """Make the request's sampler and processors, and lease it the cache of its longest known prefix."""
-        prompt, options, stats = request.prompt, request.options, request.stream.stats
+        prompt, options, stats = request.prompt, request.options, request.output.stats
         # Made before the cache is leased: one that fails (a grammar that does not compile, say)
         # must not cost the conversation its cached prefix.
         request.sampler = self._sampler(options)
@@ -420,7 +422,7 @@ class _BatchRun:
         batch = self._batch()  # before anything moves: a batch that cannot be made fails the newcomer
         self._lone = None
         request.lone = None
-        prompt, stats = request.prompt, request.stream.stats
+        prompt, stats = request.prompt, request.output.stats
         if lone.prefilling:
             unfed, max_tokens = lone.unfed, request.options.max_tokens
             held = prompt[: len(prompt) - len(unfed)]
@@ -449,14 +451,14 @@ class _BatchRun:
                 stop_sequences=[self._eos],
             )
         except Exception as error:  # it is in neither place now: it ends, rather than never ending
-            self._ended.append((request.stream, error))
+            self._ended.append((request.output, error))
             return
         self._active[request.uid] = request
 
     def _lone_step(self, request: _Request) -> None:
         lone = request.lone
         assert lone is not None
-        last = request.stream.stats.output_tokens + 1 >= request.options.max_tokens
+        last = request.output.stats.output_tokens + 1 >= request.options.max_tokens
         token = lone.step(last=last)
         if token is None:
             return  # a prefill chunk
@@ -464,7 +466,7 @@ class _BatchRun:
         reason = self._deliver(request, token, finish)
         if request.error is not None:  # a processor raised: what it computed is dropped
             self._lone = request.lone = None
-            self._ended.append((request.stream, request.error))
+            self._ended.append((request.output, request.error))
         elif reason is not None:
             self._end_lone(request, lone, reason)
         _wake(self._to_wake)
@@ -474,9 +476,9 @@ class _BatchRun:
         self._lone = request.lone = None
         computed = _cache_length(lone.cache)
         if computed:  # None: a cache that cannot say what it holds; 0: nothing to keep
-            self._keep_cache((request.prompt + request.stream.stats.output_token_ids)[:computed], lone.cache)
-        request.stream.stats.finish_reason = reason
-        self._ended.append((request.stream, None))
+            self._keep_cache((request.prompt + request.output.stats.output_token_ids)[:computed], lone.cache)
+        request.output.stats.finish_reason = reason
+        self._ended.append((request.output, None))
 
     def _sampler(self, options: GenerationOptions) -> Sampler:
         """The request's sampler, which also applies its logit bias.
@@ -520,7 +522,7 @@ class _BatchRun:
 
     def _deliver(self, request: _Request, token: int, finish: str | None) -> FinishReason | None:
         """Count the token and stream its text; the reason the request ends here, if it does."""
-        stats = request.stream.stats
+        stats = request.output.stats
         now = time.perf_counter()
         if not stats.output_token_ids:
             request.first_token = now
@@ -538,7 +540,7 @@ class _BatchRun:
         self._batch().remove(broken)
         for uid in broken:
             request = self._active.pop(uid)
-            self._ended.append((request.stream, request.error))
+            self._ended.append((request.output, request.error))
 
     def _emit(self, request: _Request, token: int, finish: str | None) -> FinishReason | None:
         """Stream the token's text; the reason the request ends here, if it does."""
@@ -550,7 +552,7 @@ class _BatchRun:
         text, stopped = request.stops.feed(detokenizer.last_segment)
         if finish is not None and not stopped:
             text += request.stops.flush()
-        stream = request.stream
+        stream = request.output
         marker = self._markers.get(token) if finish != "stop" else None
         if (text or marker is not None) and stream._add(text, marker):  # pyright: ignore[reportPrivateUsage]
             self._to_wake.setdefault(stream._loop, []).append(stream)  # pyright: ignore[reportPrivateUsage]
@@ -562,8 +564,8 @@ class _BatchRun:
 
     def _drop_cancelled(self) -> None:
         for request in self._scheduler._take_cancelled():  # pyright: ignore[reportPrivateUsage]
-            request.stream.stats.finish_reason = "cancelled"
-            self._ended.append((request.stream, None))
+            request.output.stats.finish_reason = "cancelled"
+            self._ended.append((request.output, None))
         lone = self._lone
         if lone is not None and lone.stop_requested and lone.lone is not None:
             self._end_lone(lone, lone.lone, "cancelled")
@@ -589,17 +591,17 @@ class _BatchRun:
         self._loaded.prompt_cache.store(list(tokens), cache)
 
     def _end(self, request: _Request, reason: FinishReason) -> None:
-        request.stream.stats.finish_reason = reason
+        request.output.stats.finish_reason = reason
         self._active.pop(request.uid, None)
-        self._ended.append((request.stream, None))
+        self._ended.append((request.output, None))
 
-    def take_ended(self) -> list[tuple[GenerationStream, BaseException | None]]:
+    def take_ended(self) -> list[tuple[GenerationOutput, BaseException | None]]:
         """The streams of the requests that ended since the last call (to finish, in order)."""
         ended, self._ended = self._ended, []
         return ended
 
 
-def _wake(streams_by_loop: dict[asyncio.AbstractEventLoop, list[GenerationStream]]) -> None:
+def _wake(streams_by_loop: dict[asyncio.AbstractEventLoop, list[GenerationOutput]]) -> None:
     # One thread-safe call per loop, not per stream: each wakes the loop's selector, and the
     # event loop's thread takes the GIL (and a core) from generation every time.
     for loop, streams in streams_by_loop.items():
@@ -610,12 +612,12 @@ def _wake(streams_by_loop: dict[asyncio.AbstractEventLoop, list[GenerationStream
                 stream.stop()
 
 
-def _wake_streams(streams: list[GenerationStream]) -> None:
+def _wake_streams(streams: list[GenerationOutput]) -> None:
     for stream in streams:
         stream._wake()  # pyright: ignore[reportPrivateUsage]
 
 
-def _end_streams(ended: list[tuple[GenerationStream, BaseException | None]]) -> None:
+def _end_streams(ended: list[tuple[GenerationOutput, BaseException | None]]) -> None:
     for stream, error in ended:
         stream._finish(error)  # pyright: ignore[reportPrivateUsage]
 

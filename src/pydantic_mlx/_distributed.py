@@ -52,6 +52,7 @@ from pydantic_ai.exceptions import UserError
 from ._generation import (
     PREFILL_CHUNK,
     GenerationOptions,
+    GenerationOutput,
     GenerationStream,
     _cache_length,  # pyright: ignore[reportPrivateUsage]
     _make_logits_processors,  # pyright: ignore[reportPrivateUsage]
@@ -368,7 +369,7 @@ class Leader:
 
     # On the generation thread, with the model held.
     def _generate(
-        self, loaded: LoadedModel, prompt: list[int], options: GenerationOptions, out: GenerationStream
+        self, loaded: LoadedModel, prompt: list[int], options: GenerationOptions, out: GenerationOutput
     ) -> None:
         if self._broken is not None:
             raise self._broken

@@ -28,6 +28,7 @@ from ._token_markers import MarkerSplitter, MarkerText, overlap
 
 __all__ = [
     "GenerationOptions",
+    "GenerationOutput",
     "GenerationStats",
     "GenerationStream",
     "StopSequenceFilter",
@@ -83,14 +84,10 @@ class GenerationStats:
         return self.prompt_tokens - self.cached_tokens
 
 
-class GenerationStream:
-    """Decoded text of one generation, as it arrives. Iterate with `async for`; stop with `aclose()`.
-
-    Each item is all the text decoded since the previous one (several tokens if the consumer was
-    slower than the model), except that the text of a marker token (an added or special token
-    the tokenizer holds whole, `<tool_call>`) comes as a `MarkerText` item of its own, so the
-    parser can tell it from the same characters written as ordinary tokens. `stats` is complete
-    once iteration has ended.
+class GenerationOutput:
+    """The generation thread's side of a `GenerationStream`: where it hands over the text, and
+    its stop flag and stats. It holds no reference to the stream, so a stream its consumer drops
+    without `aclose` is collected, and its collection stops the generation (`GenerationStream`).
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -108,66 +105,10 @@ class GenerationStream:
         self._error: BaseException | None = None
         self._ready = asyncio.Event()
         self._done = asyncio.Event()
-        self._queued: Future[None] | None = None
-        """The job on the generation thread's queue, for one-at-a-time generation."""
-        _in_flight.add(self)
-
-    def __aiter__(self) -> GenerationStream:
-        return self
-
-    async def __anext__(self) -> str:
-        while True:
-            with self._lock:
-                if self._markers_pending:
-                    text = self._take_up_to_marker()
-                else:
-                    text, self._pending = "".join(self._pending), []
-                finished = self._finished
-                if not self._pending:
-                    self._ready.clear()
-            if text:
-                return text
-            if finished:
-                if self._error is not None:
-                    error, self._error = self._error, None
-                    raise error
-                raise StopAsyncIteration
-            await self._ready.wait()
-
-    def _take_up_to_marker(self) -> str:
-        """The pending text before the first marker, or that marker alone (under `_lock`)."""
-        pending = self._pending
-        first = next(i for i, piece in enumerate(pending) if type(piece) is MarkerText)
-        if first == 0:
-            self._markers_pending -= 1
-            self._pending = pending[1:]
-            return pending[0]
-        self._pending = pending[first:]
-        return "".join(pending[:first])
 
     def stop(self) -> None:
-        """Ask the generation thread to stop after the token it is computing (non-blocking).
-
-        A generation still queued behind others is taken out of the queue at once.
-        """
+        """Ask the generation thread to stop after the token it is computing (non-blocking)."""
         self._stop.set()
-        if self._queued is not None and self._queued.cancel():
-            self.stats.finish_reason = "cancelled"
-            self._finish()
-
-    async def aclose(self) -> None:
-        """Stop generating and wait until the model is released."""
-        self.stop()
-        cancelled: asyncio.CancelledError | None = None
-        while not self._done.is_set():
-            try:
-                await self._done.wait()
-            except asyncio.CancelledError as error:
-                # Keep waiting (one token at most): returning now would leave the model busy
-                # after the caller believes the request is gone.
-                cancelled = error
-        if cancelled is not None:
-            raise cancelled
 
     # Called from the generation thread.
     def _emit(self, text: str, marker: str | None = None) -> None:
@@ -237,6 +178,94 @@ class GenerationStream:
             self._wake_scheduled = False
         self._ready.set()
 
+    def _take(self) -> tuple[str, bool]:
+        """The text to hand the consumer next (see `GenerationStream`), and whether the output
+        had ended when it was taken."""
+        with self._lock:
+            if self._markers_pending:
+                text = self._take_up_to_marker()
+            else:
+                text, self._pending = "".join(self._pending), []
+            if not self._pending:
+                self._ready.clear()
+            return text, self._finished
+
+    def _take_up_to_marker(self) -> str:
+        """The pending text before the first marker, or that marker alone (under `_lock`)."""
+        pending = self._pending
+        first = next(i for i, piece in enumerate(pending) if type(piece) is MarkerText)
+        if first == 0:
+            self._markers_pending -= 1
+            self._pending = pending[1:]
+            return pending[0]
+        self._pending = pending[first:]
+        return "".join(pending[:first])
+
+
+class GenerationStream:
+    """Decoded text of one generation, as it arrives. Iterate with `async for`; stop with `aclose()`.
+
+    Each item is all the text decoded since the previous one (several tokens if the consumer was
+    slower than the model), except that the text of a marker token (an added or special token
+    the tokenizer holds whole, `<tool_call>`) comes as a `MarkerText` item of its own, so the
+    parser can tell it from the same characters written as ordinary tokens. `stats` is complete
+    once iteration has ended.
+
+    A stream dropped without `aclose` (its consumer stopped reading and let it go) stops its
+    generation when it is collected, within a token, as `stop()` does: the generation thread
+    writes into the stream's `output` and never refers to the stream itself.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.output = output = GenerationOutput(loop)
+        self.stats = output.stats
+        self._queued: Future[None] | None = None
+        """The job on the generation thread's queue, for one-at-a-time generation."""
+        # (`atexit` off: `_stop_in_flight_generations` stops the live ones, in its own order.)
+        weakref.finalize(self, output.stop).atexit = False
+        _in_flight.add(self)
+
+    def __aiter__(self) -> GenerationStream:
+        return self
+
+    async def __anext__(self) -> str:
+        output = self.output
+        while True:
+            text, finished = output._take()  # pyright: ignore[reportPrivateUsage]
+            if text:
+                return text
+            if finished:
+                if output._error is not None:  # pyright: ignore[reportPrivateUsage]
+                    error, output._error = output._error, None  # pyright: ignore[reportPrivateUsage]
+                    raise error
+                raise StopAsyncIteration
+            await output._ready.wait()  # pyright: ignore[reportPrivateUsage]
+
+    def stop(self) -> None:
+        """Ask the generation thread to stop after the token it is computing (non-blocking).
+
+        A generation still queued behind others is taken out of the queue at once.
+        """
+        self.output.stop()
+        if self._queued is not None and self._queued.cancel():
+            self.stats.finish_reason = "cancelled"
+            self.output._finish()  # pyright: ignore[reportPrivateUsage]
+
+    async def aclose(self) -> None:
+        """Stop generating and wait until the model is released."""
+        self.stop()
+        done = self.output._done  # pyright: ignore[reportPrivateUsage]
+        cancelled: asyncio.CancelledError | None = None
+        while not done.is_set():
+            try:
+                await done.wait()
+            except asyncio.CancelledError as error:
+                # Keep waiting (one token at most): returning now would leave the model busy
+                # after the caller believes the request is gone.
+                cancelled = error
+        if cancelled is not None:
+            raise cancelled
+
 
 _in_flight: weakref.WeakSet[GenerationStream] = weakref.WeakSet()
 """Every stream not yet collected, so that interpreter exit can stop the ones still generating."""
@@ -252,7 +281,7 @@ def _stop_in_flight_generations() -> None:
         stream.stop()
 
 
-Generate = Callable[[LoadedModel, list[int], GenerationOptions, GenerationStream], None]
+Generate = Callable[[LoadedModel, list[int], GenerationOptions, GenerationOutput], None]
 """Generates a completion of a prompt into a stream, on the model's thread (the model is held)."""
 
 
@@ -266,7 +295,8 @@ def start_generation(
     """
     stream = GenerationStream(asyncio.get_running_loop())
     run = generate or _generate
-    stream._queued = loaded.submit(lambda: _run(loaded, prompt, options, stream, run))  # pyright: ignore[reportPrivateUsage]
+    output = stream.output  # (the job holds the output alone: a dropped stream is collected)
+    stream._queued = loaded.submit(lambda: _run(loaded, prompt, options, output, run))  # pyright: ignore[reportPrivateUsage]
     return stream
 
 
@@ -274,7 +304,7 @@ def _run(
     loaded: LoadedModel,
     prompt: list[int],
     options: GenerationOptions,
-    stream: GenerationStream,
+    stream: GenerationOutput,
     generate: Generate,
 ) -> None:
     try:
@@ -290,7 +320,7 @@ def _run(
 
 
 def _generate(
-    loaded: LoadedModel, prompt: list[int], options: GenerationOptions, out: GenerationStream
+    loaded: LoadedModel, prompt: list[int], options: GenerationOptions, out: GenerationOutput
 ) -> None:
     stop = out._stop  # pyright: ignore[reportPrivateUsage]
     stats = out.stats
@@ -337,7 +367,7 @@ def _decode(
     remaining: list[int],
     options: GenerationOptions,
     cache: list[Any],
-    out: GenerationStream,
+    out: GenerationOutput,
     started: float,
     sampler: Callable[[mx.array], mx.array],
     processors: list[Callable[[mx.array, mx.array], mx.array]],
@@ -361,7 +391,7 @@ def stream_tokens(
     loaded: LoadedModel,
     tokens: Iterable[int],
     options: GenerationOptions,
-    out: GenerationStream,
+    out: GenerationOutput,
     started: float,
 ) -> FinishReason:
     """Stream the text of `tokens` (sampled one by one) to `out` until one ends the generation.

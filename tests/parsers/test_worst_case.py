@@ -287,3 +287,174 @@ def test_a_repeated_broken_call_streamed_costs_a_few_lines_per_delta(
     short, long = (lines_run(lambda n=n: streamed(n)) for n in (100, 400))
     deltas = 300 * len(unit) / step
     assert (long - short) / deltas < (50 if step == 4 else 32)
+
+
+CYCLE_BODIES = [
+    *REPEATED_BODIES,
+    "x",
+    "a",
+    "read_file",
+    '{"name": "read_file", "arguments": {}}',
+    "<function=f>",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    format=st.sampled_from(["auto", "hermes", "nemotron", "qwen3_coder", "glm", "mistral"]),
+    opener=st.sampled_from(["<tool_call>", "<TOOLCALL>", "<function=", "[TOOL_CALLS]"]),
+    cycle=st.lists(st.sampled_from(CYCLE_BODIES), min_size=1, max_size=4),
+    repeats=st.integers(1, 6),
+    other=st.one_of(st.none(), st.tuples(st.integers(0, 20), st.sampled_from(CYCLE_BODIES))),
+    before=st.sampled_from(["", "hi ", "`", "\n", "<think>x</think>"]),
+    after=st.sampled_from(["", "x", "<tool_call>", "</tool_call>", "{", "`", "<tool_"]),
+    tools=st.sampled_from([None, TOOLS]),
+    data=st.data(),
+)
+def test_cycles_of_regions_settle_on_the_delta_a_step_would(
+    format: str,
+    opener: str,
+    cycle: list[str],
+    repeats: int,
+    other: tuple[int, str] | None,
+    before: str,
+    after: str,
+    tools: Any,
+    data: st.DataObject,
+) -> None:
+    # Regions whose bodies alternate (`<tool_call>{a<tool_call>{b` repeated: a cycle of two; or
+    # a broken region, then one read as a call or as text) are settled from the cycle's outcomes
+    # once it came twice in a row, at once or streamed: each region's events (calls numbered on)
+    # must come on the very delta the steps give them, and the steps must take over where the
+    # text leaves the cycle.
+    units = [opener + body for body in cycle] * repeats
+    if other is not None and other[0] < len(units):
+        units[other[0]] = opener + other[1]
+    text = before + "".join(units) + after
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, max(len(text) - 1, 1)), max_size=80))))
+    deltas = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+    fast = StreamParser(format, tools=tools)
+    stepped = without_repeats(StreamParser(format, tools=tools))
+    assert [fast.feed(d) for d in deltas] == [stepped.feed(d) for d in deltas]
+    assert fast.close() == stepped.close()
+    assert fast.result() == stepped.result() == parse(text, format, tools=tools)
+
+
+def without_repeats(parser: StreamParser) -> StreamParser:
+    """`parser` with every delta stepped, and every region too (no cycle of regions is kept)."""
+    engine: Any = without_fast_paths(parser)._engine  # pyright: ignore[reportPrivateUsage]
+    engine._settle_repeats = lambda *_: None
+    return parser
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ["<tool_call>{<tool_call>x", "<tool_call>{a<tool_call>{b", "<tool_call>{a<tool_call>{b<tool_call>c"],
+)
+def test_a_cycle_of_regions_costs_a_few_lines_per_region(unit: str) -> None:
+    # A broken region, then one read as a call (or as text), repeated: each was compared with
+    # the one before it only, so none was ever a repeat (150 lines of the parser per region;
+    # 1 MB parsed: 1.1-1.4 s). Counted, not timed.
+    parse(unit * 10, "auto", tools=TOOLS)
+    short, long = (lines_run(lambda n=n: parse(unit * n, "auto", tools=TOOLS)) for n in (100, 400))
+    assert (long - short) / (300 * unit.count("<tool_call>")) < 30
+    stepped = without_repeats(StreamParser("auto", tools=TOOLS))
+    stepped.feed(unit * 400)
+    stepped.close()
+    assert parse(unit * 400, "auto", tools=TOOLS) == stepped.result()
+
+
+@pytest.mark.parametrize(
+    ("format", "unit", "step", "most"),
+    [
+        # A JSON-value opener written again and again: each 1-char delta of it was a step (the
+        # region waited on the opener's next characters with nothing to search): 64-76 lines.
+        ("auto", "[TOOL_CALLS]", 1, 30),
+        ("mistral", "[TOOL_CALLS]", 1, 30),
+        ("auto", "<|python_tag|>", 1, 30),
+        ("auto", "[TOOL_CALLS]", 4, 30),
+        # Dropped markup repeated where the answer begins: the answer still begins after it, and
+        # each delta of a part of it was a step: 50-61 lines.
+        ("auto", "<eos>", 1, 45),
+        ("gemma4", "<eos>", 1, 45),
+        ("auto", "<|im_end|>\n", 1, 42),
+        ("auto", "<eos>", 4, 60),  # (whole markers, each a step: 96)
+        ("auto", "[e~[", 4, 60),  # (104)
+        # A call head cut by the deltas (`{"na`, `{"name": "re`): each ran the JSON reader: 63.
+        ("auto", '{"name": ', 1, 55),
+        ("hermes", '{"name": ', 1, 55),
+        # A bracketed word cut by the deltas: `[A`, `[AR`, ... each ran both call readers: 42-45.
+        ("auto", "[ARGS]\n", 1, 40),
+        ("pythonic", "[ARGS]\n", 1, 41),
+        ("auto", "[ARGS]\n", 4, 41),
+    ],
+)
+def test_a_wait_streamed_costs_a_few_lines_per_delta(format: str, unit: str, step: int, most: int) -> None:
+    # Counted, not timed (the per-MB figures are in benchmarks/parsers.py --named-only).
+    def streamed(n: int) -> None:
+        parser = StreamParser(format, tools=TOOLS)
+        text = unit * n
+        for i in range(0, len(text), step):
+            parser.feed(text[i : i + step])
+        parser.close()
+
+    streamed(10)  # patterns built once are not counted
+    short, long = (lines_run(lambda n=n: streamed(n)) for n in (100, 400))
+    assert (long - short) / (300 * len(unit) / step) < most
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    format=st.sampled_from(["auto", "mistral", "llama3_json", "pythonic", "hermes", "gemma4"]),
+    pieces=st.lists(
+        st.sampled_from(
+            [
+                *["[TOOL_CALLS]", "<|python_tag|>", "[TOOL_", "<|python", " ", "\n", "[", "[ARGS", "]", "x"],
+                *[
+                    "{",
+                    '"',
+                    "'",
+                    "name",
+                    "function",
+                    ": ",
+                    ":",
+                    '"read_file"',
+                    '"rea',
+                    ",",
+                    "}",
+                    "(",
+                    "<eos>",
+                    "<e",
+                ],
+                *[
+                    "<think>",
+                    "</think>",
+                    "<|im_end|>",
+                    "[e~[",
+                    "<|channel|>",
+                    "<start_of_turn>",
+                    "<tool_call>",
+                ],
+            ]
+        ),
+        max_size=14,
+    ),
+    tail=st.sampled_from(
+        ["", '{"name": "read_file", "arguments": {}}', '[{"name": "read_file"}]', "read_file("]
+    ),
+    data=st.data(),
+)
+def test_waits_on_openers_and_names_settle_as_steps_do(
+    format: str, pieces: list[str], tail: str, data: st.DataObject
+) -> None:
+    # A JSON-value region waiting on its opener written again, a `[` waiting on a name, a `{` on
+    # a call head and dropped markup where the answer begins are settled without a step (or with
+    # one match) while they wait: every delta's events equal the stepped engine's.
+    text = "".join(pieces) + tail
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, max(len(text) - 1, 1)), max_size=60))))
+    deltas = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+    fast = StreamParser(format, tools=TOOLS)
+    stepped = without_repeats(StreamParser(format, tools=TOOLS))
+    assert [fast.feed(d) for d in deltas] == [stepped.feed(d) for d in deltas]
+    assert fast.close() == stepped.close()
+    assert fast.result() == stepped.result() == parse(text, format, tools=TOOLS)

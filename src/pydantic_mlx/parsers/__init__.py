@@ -132,11 +132,15 @@ class StreamParser:
         self._engine = Engine(
             dialect, tool_set(tools), in_reasoning=in_reasoning, special_tokens=special, respeller=respeller
         )
+        # The engine's own method, bound here: a Python call less per delta (about 6% of the
+        # cost of a 1-character delta of ordinary text).
+        self.feed = self._engine.feed
 
     def feed(self, delta: str, special: bool = False) -> list[Event]:
         """Add model text; returns the events it settles. `special=True` says `delta` is exactly
-        one special token's text (see `special_tokens`)."""
-        return self._engine.feed(delta, special=special)
+        one special token's text (see `special_tokens`). (Replaced by the engine's own `feed` on
+        each instance; this is its documentation.)"""
+        return self._engine.feed(delta, special)
 
     def close(self, truncated: bool = False) -> list[Event]:
         """End of output. `truncated=True` when generation hit its token limit: then a call

@@ -99,6 +99,11 @@ def _may_wait_past_opener(unit: str, ends: RegionEnd) -> bool:
     return ends.wake.search(tail) is not None or any(w.search(tail) for w in ends.wake_inner.values())
 
 
+def _renumbered(event: ToolCallDelta, shift: int) -> ToolCallDelta:
+    """`event` for the call `shift` places further on (`dataclasses.replace`, without its cost)."""
+    return ToolCallDelta(event.index + shift, event.name, event.args_delta, event.id)
+
+
 def _escaped(buf: str, j: int) -> bool:
     """Whether the character at `j` is escaped: an odd run of backslashes stands before it (a
     quoted span's own opener ends the run, so the walk stays inside the span)."""
@@ -153,6 +158,19 @@ class _Region:
     # `wake_at`) can change what it waits on (`Engine._json_value_start`); None: any text can.
     wake: re.Pattern[str] | None = None
     wake_at: int = 0
+    # A `JsonValue` region whose body from here is its opener written again, or part of it
+    # (`[TOOL_CALLS]` repeated): it waits on nothing else (`opener_again`); -1: not so.
+    again: int = -1
+
+    def restart(self, start: int) -> None:
+        """This region's state, fresh, for its opener written again at `start` (a repeat of it:
+        `Engine._settle_streamed_repeats`), without building a new one."""
+        self.start = start
+        self.body_start = self.scan = start + len(self.opener)
+        self.scanner = self.value_end = self.quote = self.first = self.wake = None
+        self.wake_at = 0
+        self.again = -1
+        self.unreadable = False
 
     def in_json_value(self, buf: str, at: int) -> bool:
         """Whether a `"` at `at` may open a JSON string. In a region one format reads, always;
@@ -185,11 +203,22 @@ class _Region:
         if self.scanner is not None:
             return self.scanner.scan(buf) is None and not self.scanner.broken
         if self.ends is None:
+            if self.again >= 0:
+                return self.opener_again(buf)
             if self.wake is None or self.wake.search(buf, self.wake_at) is not None:
                 return False
             self.wake_at = len(buf)
             return True
         return self.no_end_yet(buf)
+
+    def opener_again(self, buf: str) -> bool:
+        """`settles_nothing` for a region whose body from `again` is its opener written again:
+        each whole one is skipped (moving `body_start`, as `Engine._json_value_start` skips
+        it); while the rest is still part of one, the value has not begun."""
+        opener, at = self.opener, self.again
+        while buf.startswith(opener, at):
+            at = self.body_start = self.again = at + len(opener)
+        return len(buf) - at < len(opener) and opener.startswith(buf[at:])
 
     def no_end_yet(self, buf: str) -> bool:
         """`settles_nothing` for a region that ends at closers (`ends` known)."""
@@ -272,20 +301,62 @@ class _Trailer:
 _State = _Text | _Reasoning | _Region | _Untagged | _FenceTail | _Separator | _Trailer
 
 
+_MAX_PERIOD = 4  # the most regions a cycle of repeats may hold (`_Repeat.find_period`)
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What settling one region emitted (a region its own opener interrupted: unread, its text as
+    content, or its calls). Its text in the same place settles the same way. A call's event is
+    kept with its index counted from the region's first call (`Engine._replay`)."""
+
+    text: str
+    events: tuple[Event, ...]
+    errors: tuple[ParseProblem, ...]
+    content: tuple[str, ...]
+    calls: tuple[ToolCall, ...]
+
+
 @dataclass(slots=True)
 class _Repeat:
-    """A region its own opener interrupted, settled unread, whose text may come again where it
-    ended (`Engine._settle_repeats`): streamed, each repeat is settled from this one's outcome.
-    Made for every such region (`parse` too), so it is kept light: the rest is worked out when a
-    repeat first reaches the opener after it (`Engine._settle_streamed_repeats`)."""
+    """The regions settled back to back, each interrupted by the next one's opener (one opener,
+    so they differ only in their bodies), kept to find a cycle (`Engine._settle_repeats`): once
+    the last `period` regions came twice in a row, the text that follows is expected to repeat
+    them, and each region that does is settled from its outcome, at once where its text is all
+    there, streamed on the delta the steps would settle it (`Engine._settle_streamed_repeats`).
+    `<tool_call>{` repeated is a cycle of one region; `<tool_call>{a<tool_call>{b`, of two."""
 
-    event: UnreadCall  # its event, which each repeat emits again (its problem's text is the region's)
+    units: list[_Outcome]  # no period yet: the recent regions, in order; then the cycle
     opener: str
     ends: RegionEnd
-    start: int  # where the next repeat would begin
+    start: int  # where the next region begins (where the last one ended)
+    period: int = 0  # the cycle's length in regions, once found (0: none yet)
+    index: int = 0  # the cycle's region expected at `start`
     matched: int = 0  # how many characters from `start` on are known to equal `expected`'s
-    expected: str = ""  # the region's text and the opener after it, once needed
-    may_wait: bool | None = None  # whether the steps must settle its repeats, once needed
+    expected: str = ""  # that region's text and the opener after it (with a period)
+    expecteds: tuple[str, ...] = ()  # each region's `expected`
+    may_wait: bool | None = None  # whether the steps must settle its regions, once needed
+    windows: tuple[str, ...] = ()  # each region's text and what its steps may read past it
+
+    def find_period(self) -> None:
+        """Keep the shortest cycle the recent regions repeat twice in a row, if any."""
+        units = self.units
+        for period in range(1, min(_MAX_PERIOD, len(units) // 2) + 1):
+            if units[-2 * period : -period] == units[-period:]:
+                self.units, self.period = units[-period:], period
+                self.expecteds = tuple(unit.text + self.opener for unit in self.units)
+                self.expected = self.expecteds[0]
+                return
+        del units[: -2 * _MAX_PERIOD]
+
+    def advance(self, start: int) -> None:
+        """The region expected at `start` settled as expected: the cycle's next one follows."""
+        self.index = index = (self.index + 1) % self.period
+        self.start, self.matched, self.expected = start, 0, self.expecteds[index]
+
+    def recent(self) -> list[_Outcome]:
+        """The recent regions, in the order they came."""
+        return self.units[self.index :] + self.units[: self.index] if self.period else self.units
 
 
 class Engine:
@@ -330,9 +401,9 @@ class Engine:
         # The problem of each short region body that every candidate format failed to read, by
         # (opener, at_start, body, closer): the same body fails the same way (formats are pure).
         self._unread_bodies: dict[tuple[str, bool, str, str], str] = {}
-        # The last region settled unread whose text may come again (`_settle_streamed_repeats`):
-        # its event until its text has come twice in a row, then a `_Repeat`.
-        self._repeat: _Repeat | UnreadCall | None = None
+        # The regions settled back to back, and the cycle they repeat once one is found
+        # (`_settle_repeats`, `_settle_streamed_repeats`).
+        self._repeat: _Repeat | None = None
         # With `in_reasoning`, some models still write the opener the prompt already wrote.
         self._opener_may_repeat = in_reasoning
         # Where the answer begins (output start, or after reasoning), `at_start` openers count.
@@ -352,42 +423,46 @@ class Engine:
 
     # -- public -----------------------------------------------------------------------------
 
-    def feed(self, text: str, *, special: bool = False) -> list[Event]:
+    def feed(self, delta: str, special: bool = False) -> list[Event]:
+        # (`StreamParser.feed` is this method itself: one call less on every delta.)
         respeller = self._respeller
         if special:
-            text = self._respell_and_mark(text)
-        elif respeller is not None and (respeller.held or respeller.begins in text):
-            text = text if not respeller.held and respeller.passes(text) else respeller.feed(text)
+            delta = self._respell_and_mark(delta)
+        elif respeller is not None and (respeller.held or respeller.begins in delta):
+            delta = respeller.feed(delta)
         quiet = self._quiet  # None once closed
-        if quiet is not None and text:
+        if quiet is not None and delta:
             # `_append`, inlined: this path runs once per token of ordinary text.
             buf = self._buf
             self._buf = ""
-            buf += text
+            buf += delta
             self._buf = buf
             pos = self._pos
             found = quiet.search(buf, pos)
             if found is None:  # the common case, kept short: the undecided text is all text
                 end = len(buf)
                 self._pos = self._scan = end
-                piece = text if end - len(text) == pos else buf[pos:]
+                piece = delta if end - len(delta) == pos else buf[pos:]
                 self._quiet_pieces.append(piece)
                 if end > _TRIM_ABOVE:
                     self._trim()
                 return [self._quiet_event(piece)]
             return self._feed_quiet(found)
+        settles_nothing = self._settles_nothing  # None once closed
+        if settles_nothing is not None and delta:
+            buf = self._buf  # (`_append`, inlined)
+            self._buf = ""
+            buf += delta
+            self._buf = buf
+            if settles_nothing(buf):  # (what it settles itself, it puts in `_events`)
+                return self._take_events() if self._events else []
+            self._run(final=False)
+            return self._take_events()
         if self._closed:
             raise RuntimeError("feed() after close(): make a new StreamParser for a new output")
-        if not text:
+        if not delta:
             return []
-        buf = self._buf  # (`_append`, inlined)
-        self._buf = ""
-        buf += text
-        self._buf = buf
-        settles_nothing = self._settles_nothing
-        if settles_nothing is not None and settles_nothing(buf):
-            # (Only repeats of an unread region are settled without a step: `_settle_streamed_repeats`.)
-            return self._take_events() if self._events else []
+        self._append(delta)
         self._run(final=False)
         return self._take_events()
 
@@ -458,6 +533,22 @@ class Engine:
                     decision = Decision.REJECT  # in code or a sentence: text
                 elif _untagged.open_at_end(buf, i, json=self._d.untagged_json):
                     decision = Decision.WAIT
+                elif (
+                    buf[i] == "{"
+                    and self._d.untagged_json
+                    and _untagged.head_waits(self._tools).match(buf, i)
+                ):
+                    # A call head that runs to the text's end (`{"name": "rea`, in 1-char deltas):
+                    # `json_call_start` waits for what follows it. One match, not the reader.
+                    decision = Decision.WAIT
+                elif (
+                    buf[i] == "["
+                    and self._d.untagged_pythonic
+                    and _untagged.name_waits(self._tools).match(buf, i)
+                ):
+                    # A name that runs to the text's end (`[ARGS` of `[ARGS]\n`, in 1-char deltas):
+                    # `pythonic_call_start` waits for what follows it. One match, not the readers.
+                    decision = Decision.WAIT
                 elif buf[i] == "[" and self._d.untagged_pythonic and not _untagged.list_of_objects(buf, i):
                     # `json_call_start` rejects it (no `{` after it): only a pythonic list may open
                     # here (`[ARGS]` on every line, streamed, was decided by both on every line).
@@ -511,7 +602,9 @@ class Engine:
         state = self._state
         settled = self._scan == self._pos  # the next step would search from `_pos`
         if isinstance(state, _Text):
-            if settled and not (self._answer_start and self._d.start_openers):
+            if self._answer_start and self._d.start_openers:
+                self._settles_nothing = self._answer_start_waits
+            elif settled:
                 no_untagged = self._code_fence or self._answer_channel
                 self._quiet = self._d.quiet_code if no_untagged else self._d.quiet_text
                 self._quiet_prefixes = self._d.proper_prefixes
@@ -525,7 +618,12 @@ class Engine:
                 self._quiet_pieces, self._quiet_event = self._reasoning, ThinkingDelta
         elif isinstance(state, _Region) and state.ends is not None:
             repeat = self._repeat
-            if isinstance(repeat, _Repeat) and repeat.start == state.start and repeat.opener == state.opener:
+            if (
+                repeat is not None
+                and repeat.period
+                and repeat.start == state.start
+                and repeat.opener == state.opener
+            ):
                 self._settles_nothing = self._settle_streamed_repeats
             else:
                 self._settles_nothing = state.no_end_yet  # (the common region: one check less)
@@ -610,7 +708,7 @@ class Engine:
             self._buf = self._buf[cut:]
             self._pos -= cut
             self._scan -= cut
-            if isinstance(self._repeat, _Repeat):
+            if self._repeat is not None:
                 self._repeat.start -= cut  # (one left behind stays before `_pos`: no region opens there)
 
     def _goto(self, state: _State, pos: int) -> bool:
@@ -744,6 +842,34 @@ class Engine:
         if not dropped:
             self._answer_start = False
         return None
+
+    def _answer_start_waits(self, buf: str) -> bool:
+        """`settles_nothing` where the answer begins: while the text from `_pos` is spaces, then
+        at most a part of a start opener or of dropped markup (none whole), `_step_answer_start`
+        waits (dropped markup repeated at the output's start, `<eos><eos>...` in 1-char deltas,
+        was a step per delta). Whole dropped markup right at `_pos` is dropped here first, as
+        the text state's step drops it (`_drop_follows`: what it drops deciding nothing else;
+        the answer still begins after it); none of it is an event."""
+        d, j = self._d, self._pos
+        if buf[j] in " \t\r\n":
+            if (j := self._skip_spaces(j)) >= len(buf):
+                return True
+        elif self._scan == j and (marker := self._drop_follows(j, False)) is not None:
+            while marker is not None and marker not in d.answer_openers and marker not in d.answer_closers:
+                j += len(marker)
+                marker = self._drop_follows(j, False) if j < len(buf) else None
+            if j > self._pos:
+                self._goto(_Text(), j)
+                if j > _TRIM_ABOVE:
+                    self._trim()
+                    buf, j = self._buf, self._pos
+                if j >= len(buf):
+                    return True
+        return (
+            len(buf) - j < d.start_longest
+            and buf[j:] in d.start_prefixes
+            and not d.start_pattern.match(buf, j)
+        )
 
     def _on_fence(self, i: int, final: bool) -> bool:
         if self._code_fence:
@@ -906,8 +1032,9 @@ class Engine:
                 return self._resolve_region(state, body, match.end(), closed=True, closer=match.group())
             body = buf[state.body_start : match.start()]  # the opener again
             if body.strip():
+                marks = len(self._events), len(self.errors), len(self._content), len(self.calls)
                 self._resolve_region(state, body, match.start(), closed=False, interrupted=True)
-                self._settle_repeats(state, ends, match.start())
+                self._settle_repeats(state, ends, match.start(), marks)
                 return True
             # A doubled opener: part of this region's body (the format reads past it).
             state.scan = match.end()
@@ -926,51 +1053,111 @@ class Engine:
         state.scan = max(state.scan, len(buf) - ends.longest + 1)
         return False
 
-    def _settle_repeats(self, state: _Region, ends: RegionEnd, end: int) -> None:
-        """After a region that its own opener interrupted was settled as unread (`<tool_call>{`
-        then `<tool_call>` again): while the same text comes again, each repeat would be opened,
-        walked, interrupted and settled by the same steps as this one, so its `UnreadCall` is
-        written here without them. A region's steps read its text and, past its end, at most
-        `ahead` characters (the longest marker that may begin there), and start from a fresh
-        region state: the same text over that window, repeated, is the same outcome. A hostile
-        output repeating a call opener costs a comparison per repeat, not a region and a parse.
+    def _settle_repeats(
+        self, state: _Region, ends: RegionEnd, end: int, marks: tuple[int, int, int, int]
+    ) -> None:
+        """After a region that its own opener interrupted was settled (unread: `<tool_call>{` then
+        `<tool_call>` again; or as text, or as calls), found from `marks` (the lengths of
+        the events, errors, content and calls before it): kept with the regions settled back to
+        back before it, to find a cycle they repeat (`_Repeat`). While the text that follows
+        repeats the cycle, each region would be opened, walked, interrupted and settled by the same
+        steps as the one it repeats, so its events are written here without them. A region's
+        steps read its text and, past its end, at most `ahead` characters (the longest marker that
+        may begin there), start from a fresh region state, and look behind it only at the
+        character before it (`_in_inline_code`): the same text over that window, in a cycle seen
+        twice in a row (so each region was preceded by the region before it in the cycle), is the
+        same outcome. A hostile output repeating a call opener costs a comparison per repeat, not
+        a region and a parse.
 
-        Streamed, the next repeat is rarely all there yet: the region is kept (`_repeat`), and the
-        repeats that come later are settled from it as they arrive (`_settle_streamed_repeats`)."""
+        Streamed, the next region is rarely all there yet: the cycle is kept (`_repeat`), and
+        the regions that come later are settled from it as they arrive
+        (`_settle_streamed_repeats`)."""
         previous, self._repeat = self._repeat, None
+        n_events, n_errors, n_content, n_calls = marks
         if not isinstance(self._state, _Text) or self._pos != end or state.at_start or state.fenced:
             return
-        last = self._events[-1] if self._events else None
-        buf, opener, d = self._buf, state.opener, self._d
-        if not isinstance(last, UnreadCall) or last.problem.text != buf[state.start : end]:
-            return
-        size = end - state.start
-        ahead = max(d.max_marker, ends.longest)
-        if end + size + ahead <= len(buf) and self._repeats_read_alike(last.problem.text, opener):
-            problem = last.problem
-            pattern = d.tagged_pattern if self._code_fence or self._answer_channel else d.full_pattern
-            window = buf[state.start : end + ahead]
-            k = end
-            while (
-                buf.startswith(window, k)
-                and (found := pattern.match(buf, k)) is not None
-                and found.group() == opener  # the text state opens the same region here
-            ):
-                k += size
-            if k > end:  # each repeat has the same problem (frozen, equal values: the same object)
-                repeats = (k - end) // size
-                self.errors.extend([problem] * repeats)
-                self._events.extend([last] * repeats)
-                self._pos = self._scan = end = k
-        # Kept once its text came twice in a row (texts that alternate cost nothing more here).
-        unit = last.problem.text
-        if isinstance(previous, _Repeat) and previous.event.problem.text == unit:
-            previous.start, previous.matched = end, 0  # (what it worked out holds)
-            self._repeat = previous
-        elif isinstance(previous, UnreadCall) and previous.problem.text == unit:
-            self._repeat = _Repeat(last, opener, ends, end)
+        events = self._events[n_events:]
+        if len(self.calls) > n_calls:
+            events = [_renumbered(e, -n_calls) if isinstance(e, ToolCallDelta) else e for e in events]
+        outcome = _Outcome(
+            self._buf[state.start : end],
+            tuple(events),
+            tuple(self.errors[n_errors:]),
+            tuple(self._content[n_content:]),
+            tuple(self.calls[n_calls:]),
+        )
+        if previous is None or previous.start != state.start or previous.opener != state.opener:
+            repeat = _Repeat([outcome], state.opener, ends, end)
+        elif previous.period and previous.units[previous.index] == outcome:
+            repeat = previous  # the steps settled the cycle's next region as expected
+            repeat.advance(end)
         else:
-            self._repeat = last
+            repeat = _Repeat([*previous.recent(), outcome], state.opener, ends, end)
+            repeat.find_period()
+        self._repeat = repeat
+        if repeat.period:
+            self._settle_cycle_at_once(repeat)
+
+    def _settle_cycle_at_once(self, repeat: _Repeat) -> None:
+        """Settle the cycle's regions whose text (and what their steps read past it) is all in the
+        buffer, from `repeat.start` on, without their steps."""
+        units, opener, period = repeat.units, repeat.opener, repeat.period
+        if not all(self._repeats_read_alike(unit.text, opener) for unit in units):
+            return
+        d, buf = self._d, self._buf
+        windows = repeat.windows or self._windows(repeat)
+        pattern = d.tagged_pattern if self._code_fence or self._answer_channel else d.full_pattern
+        k = start = repeat.start
+        first = i = repeat.index
+        count = 0
+        while (
+            buf.startswith(windows[i], k)
+            and (found := pattern.match(buf, k)) is not None
+            and found.group() == opener  # the text state opens the same region here
+        ):
+            k += len(units[i].text)
+            i = (i + 1) % period
+            count += 1
+        if k == start:
+            return
+        # Each region emits what the one it repeats emitted (frozen, equal values: the same objects).
+        order = units[first:] + units[:first]
+        if any(unit.calls for unit in units):
+            for j in range(count):
+                self._replay(order[j % period])
+        else:
+            cycles, rest = divmod(count, period)
+            for part, times in ((order, cycles), (order[:rest], 1)):
+                if times:
+                    self._events.extend([e for unit in part for e in unit.events] * times)
+                    self.errors.extend([e for unit in part for e in unit.errors] * times)
+                    self._content.extend([c for unit in part for c in unit.content] * times)
+        repeat.start, repeat.index, repeat.matched, repeat.expected = k, i, 0, repeat.expecteds[i]
+        self._pos = self._scan = k
+
+    def _replay(self, unit: _Outcome) -> None:
+        """Emit what the region `unit` describes emitted, its calls numbered on from the last."""
+        self.errors.extend(unit.errors)
+        self._content.extend(unit.content)
+        if not unit.calls:
+            self._events.extend(unit.events)
+            return
+        first = len(self.calls)
+        self._events.extend(_renumbered(e, first) if isinstance(e, ToolCallDelta) else e for e in unit.events)
+        self.calls.extend(unit.calls)
+
+    def _windows(self, repeat: _Repeat) -> tuple[str, ...]:
+        """Each of the cycle's regions' text and the characters its steps may read past it."""
+        ahead = max(self._d.max_marker, repeat.ends.longest)
+        cycle = "".join(unit.text for unit in repeat.units)
+        periodic = cycle * (ahead // len(cycle) + 2)
+        windows: list[str] = []
+        at = 0
+        for unit in repeat.units:
+            windows.append(periodic[at : at + len(unit.text) + ahead])
+            at += len(unit.text)
+        repeat.windows = tuple(windows)
+        return repeat.windows
 
     def _repeats_read_alike(self, unit: str, opener: str) -> bool:
         """Whether the text state would open the next repeat of a region of `unit` as it opened
@@ -984,19 +1171,19 @@ class Engine:
         )
 
     def _settle_streamed_repeats(self, buf: str) -> bool:
-        """`settles_nothing` for a region that began where a region settled unread ended, with the
-        same opener (`_repeat`): while its text is that region's text so far, no step can settle
-        anything; once the opener comes again at the same place, the steps would settle it as
-        they settled that region, exactly on this delta: the text it holds decides it the same
-        way (a region whose walk `_may_wait_past_opener` is not kept), and its outcome depends on
-        its text alone. Each repeat is then settled here, with the text state's next step
-        (opening the same region) taken here too; anything else goes to the steps. Emits what it
-        settles into `_events`."""
+        """`settles_nothing` for a region that began where the last region of a cycle (`_repeat`)
+        ended, with the same opener: while its text is the cycle's next region's text so far, no
+        step can settle anything; once the opener comes again at its end, the steps would settle
+        it as they settled the region it repeats, exactly on this delta: the text it holds decides
+        it the same way (a region whose walk `_may_wait_past_opener` is not settled here), and its
+        outcome depends on its text (and the region before it) alone. Each such region is then
+        settled here, with the text state's next step (opening the next region) taken here too;
+        anything else goes to the steps. Emits what it settles into `_events`."""
         repeat = self._repeat
-        assert isinstance(repeat, _Repeat)
+        assert repeat is not None
         # The common delta, kept short: the text so far is the region's text (and part of the
         # opener after it), and the steps would wait for more.
-        expected = repeat.expected or self._expect(repeat)
+        expected = repeat.expected
         if len(buf) < repeat.start + len(expected):
             matched = repeat.matched
             if expected.startswith(buf[repeat.start + matched :], matched):
@@ -1004,33 +1191,41 @@ class Engine:
                 return True
             return self._stop_repeating(buf)  # another text
         opener, ends = repeat.opener, repeat.ends
-        size = len(expected) - len(opener)
         if repeat.may_wait is None:
-            unit = expected[:size]
-            repeat.may_wait = _may_wait_past_opener(unit, ends) or not self._repeats_read_alike(unit, opener)
+            repeat.may_wait = any(
+                _may_wait_past_opener(unit.text, ends) or not self._repeats_read_alike(unit.text, opener)
+                for unit in repeat.units
+            )
         if repeat.may_wait:
-            return False  # the steps settle it (the region is kept: its verdict holds for the next)
+            return False  # the steps settle it (the cycle is kept: its outcomes hold for the next)
         longer = ends.longer[opener]
         d = self._d
+        state = self._state
+        assert isinstance(state, _Region)
+        pattern = d.tagged_pattern if self._code_fence or self._answer_channel else d.full_pattern
         while True:
-            start = repeat.start
-            matched = repeat.matched
+            start, matched, expected = repeat.start, repeat.matched, repeat.expected
             end = start + len(expected)
             if not expected.startswith(buf[start + matched : end], matched):
                 break  # another text
             if len(buf) < end:
                 repeat.matched = len(buf) - start
                 return True
-            repeat.matched = len(expected)
-            at = start + size
+            at = end - len(opener)
             found = ends.outer.match(buf, at)
             if found is None or found.group() != opener:
                 break  # a longer marker there
             if longer and any(_could_become(buf, at, m) for m in longer):
+                repeat.matched = len(expected)
                 return True  # a longer marker may still be forming there: the region waits
-            # The region settles as the last one did (the same problem: frozen, equal values).
-            self.errors.append(repeat.event.problem)
-            self._events.append(repeat.event)
+            # The region settles as the one it repeats did (frozen, equal values: the same objects).
+            unit = repeat.units[repeat.index]
+            if unit.calls:
+                self._replay(unit)
+            else:
+                self._events += unit.events
+                self.errors += unit.errors
+                self._content += unit.content
             # The text state's step at `at`, as `_step_text` takes it: it opens the same region
             # there, unless a longer marker may still be forming (or is there).
             self._pos = self._scan = at
@@ -1038,8 +1233,8 @@ class Engine:
                 self._state = _Text()
                 self._trim()
                 buf, at = self._buf, self._pos
-            repeat.start, repeat.matched = at, 0
-            pattern = d.tagged_pattern if self._code_fence or self._answer_channel else d.full_pattern
+                self._state = state
+            repeat.advance(at)
             found = pattern.match(buf, at)
             if (
                 found is None
@@ -1048,15 +1243,7 @@ class Engine:
             ):
                 self._goto(_Text(), at)
                 return False  # it waits or reads something else: the steps go on from there
-            self._state = _Region(
-                at,
-                at + len(opener),
-                opener,
-                d.openers[opener],
-                fenced=False,
-                scan=at + len(opener),
-                ends=ends,
-            )
+            state.restart(at)
         return self._stop_repeating(buf)
 
     def _stop_repeating(self, buf: str) -> bool:
@@ -1066,11 +1253,6 @@ class Engine:
         assert isinstance(state, _Region)
         self._settles_nothing = state.no_end_yet
         return state.no_end_yet(buf)
-
-    @staticmethod
-    def _expect(repeat: _Repeat) -> str:
-        repeat.expected = repeat.event.problem.text + repeat.opener
-        return repeat.expected
 
     def _region_json(self, state: _Region, rule: JsonValue, final: bool) -> bool:
         buf = self._buf
@@ -1106,17 +1288,18 @@ class Engine:
         """Index of the first character of the region's JSON value (which the caller checks is
         `{` or `[`), or None while the buffer ends before that is known."""
         buf = self._buf
-        state.wake = None
+        state.wake, state.again = None, -1
         j = self._skip_spaces(state.body_start)
         while buf.startswith(state.opener, j):
             # The opener written twice (`[TOOL_CALLS] [TOOL_CALLS] [...]`): one region. (A loop:
             # a hostile output repeats it without end, and a recursion per repeat overflowed.)
             state.body_start = j + len(state.opener)
             j = self._skip_spaces(state.body_start)
+        if j == state.body_start == len(buf) or _could_become(buf, j, state.opener):
+            state.again = j  # the opener again, or the start of it, may follow
+            return None
         if j >= len(buf):
             return self._wait_for(state, _NOT_SPACE, len(buf))
-        if _could_become(buf, j, state.opener):
-            return None
         if buf[j] in "{[":
             starts_marker = any(buf.startswith(a, j) or _could_become(buf, j, a) for a in rule.after)
             if not starts_marker:

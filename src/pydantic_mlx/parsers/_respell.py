@@ -90,6 +90,11 @@ class Respeller:
         """The text that is settled now, respelled; the rest is held."""
         if self.held:
             text, self.held = self.held + text, ""
+        if self.lead not in text and not text.endswith(self._lead_starts):  # `passes`, inlined:
+            return text  # (`<` and then not `|`: a delta cut after a `<` is decided here)
+        if text in self._lead_starts:  # the start of a marker, alone: nothing to search
+            self.held = text
+            return ""
         cut = self._undecided(text)
         text, self.held = text[:cut], text[cut:]
         return self._marker.sub(self._plain, text)

@@ -115,6 +115,41 @@ _OPEN_AT_END = {  # by whether JSON calls are read
 }
 
 
+_NAME_WAITS: dict[int, re.Pattern[str]] = {}  # `name_waits`, by the longest name
+
+
+def name_waits(tools: ToolSet) -> re.Pattern[str]:
+    """Texts from a `[` on which `pythonic_call_start` waits with a name begun: `[`, spaces, a
+    name no longer than a tool's may be, spaces, the text's end (matched from the `[`: one
+    match instead of the readers, on every delta of a name cut by the deltas). Only part of
+    what it waits on (a name's first letter in ASCII), so a match is always a wait."""
+    limit = _name_limit(tools)
+    pattern = _NAME_WAITS.get(limit)
+    if pattern is None:
+        name = f"[A-Za-z_][\\w.-]{{0,{limit - 1}}}" if limit > 0 else "(?!)"
+        pattern = _NAME_WAITS[limit] = re.compile(f"\\[{_WS_RUN}{name}{_WS_RUN}\\Z")
+    return pattern
+
+
+_HEAD_WAITS: dict[int, re.Pattern[str]] = {}  # `head_waits`, by the longest name
+
+
+def head_waits(tools: ToolSet) -> re.Pattern[str]:
+    """Texts from a `{` on which `json_call_start` waits: `{`, spaces, and a key not closed yet,
+    or a name key (`"name"`), spaces, `:`, spaces and a name no longer than a tool's may be, not
+    closed yet, each to the text's end (matched from the `{`: one match instead of the reader,
+    on every delta of a call head cut by the deltas). Only part of what it waits on (keys and
+    names in double quotes), so a match is always a wait."""
+    limit = _name_limit(tools)
+    pattern = _HEAD_WAITS.get(limit)
+    if pattern is None:
+        keys = "|".join(re.escape(k) for k in sorted(_NAME_VALUE_KEYS & UNTAGGED_FIRST_KEYS))
+        name = f'"[^"]{{0,{limit}}}'
+        key = f'"(?:[^"]{{0,{_MAX_KEY}}}|(?:{keys})"{_WS_RUN}(?::{_WS_RUN}(?:{name})?)?)'
+        pattern = _HEAD_WAITS[limit] = re.compile(f"\\{{{_WS_RUN}{key}\\Z")
+    return pattern
+
+
 def open_at_end(buf: str, i: int, *, json: bool) -> bool:
     """Whether the bracket at `i` is followed by nothing but what `json_call_start` (when `json`)
     and `pythonic_call_start` skip before they can decide (spaces, and the `{` after a `[`):
