@@ -237,14 +237,11 @@ class GrammarLogitsProcessor:
         # forward pass, which needs those tokens as arrays, not their values, is queued first: the
         # device goes on from one step to the next while the token is read, scanned and the mask
         # computed (as vLLM and SGLang overlap them), on the worker (`sampled`) or on this thread.
-        # When the worker is already done (the host, not the device, sets the pace), nothing is
-        # waited for: the forward pass, the mask and the sampling then go to the device together.
         fresh: mx.array | None = None
-        if self._pending is None or not self._pending.done():
-            if self._seen is not None and self._pending is None and tokens.shape[-1] > self._seen:
-                fresh = tokens[self._seen :]
-                mx.async_eval(fresh)  # queued before the forward pass, so its read does not wait for it
-            mx.async_eval(logits)
+        if self._seen is not None and self._pending is None and tokens.shape[-1] > self._seen:
+            fresh = tokens[self._seen :]
+            mx.async_eval(fresh)  # queued before the forward pass, so its read does not wait for it
+        mx.async_eval(logits)
         if self._seen is None:
             self._setup()
             self._seen = tokens.shape[-1]
