@@ -136,9 +136,8 @@ def run_lone(
 ) -> tuple[float, list[float]]:
     """As `run`, through `LoneSequence`: how `MLXModel` decodes a request alone in its batch
     (the default), its processors told each token."""
-    sequence = LoneSequence(
-        model, make_prompt_cache(model), list(prompt), greedy, processors, 2048, sampled_hooks(processors)
-    )
+    sampler = with_sampled_hooks(greedy, sampled_hooks(processors))
+    sequence = LoneSequence(model, make_prompt_cache(model), list(prompt), sampler, processors, 2048)
     intervals: list[float] = []
     started = last = 0.0
     count = 0

@@ -48,6 +48,7 @@ from ._generation import (
     _make_sampler,  # pyright: ignore[reportPrivateUsage]
     sampled_hooks,
     start_generation,
+    with_sampled_hooks,
 )
 from ._loading import LoadedModel, warn_if_limits_ignored
 from ._lone_sequence import LoneSequence
@@ -381,10 +382,10 @@ class _BatchRun:
                 self._loaded.model,
                 lease.cache,
                 request.prompt[lease.reused :],
-                request.sampler,
+                # Only while alone: the sampler is shared in the batch, which does not tell hooks.
+                with_sampled_hooks(request.sampler, request.sampled_hooks),
                 request.processors,
                 self._scheduler.prefill_step_size,
-                request.sampled_hooks,
             )
         except Exception:
             self._keep_cache(request.prompt[: lease.reused], lease.cache)

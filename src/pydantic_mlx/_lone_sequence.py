@@ -42,7 +42,6 @@ class LoneSequence:
         unfed: The prompt tokens not in the cache yet (at least one).
         sampler: `logprobs (1, vocabulary) -> token (1,)`.
         processors: mlx-lm logits processors, shown the sampled tokens only (not the prompt).
-        sampled_hooks: Told each token sampled, before it is queued (`_generation.SampledHook`).
         prefill_step_size: Prompt tokens per model call while prefilling.
     """
 
@@ -54,7 +53,6 @@ class LoneSequence:
         sampler: Callable[[mx.array], mx.array],
         processors: Sequence[Callable[[mx.array, mx.array], mx.array]],
         prefill_step_size: int,
-        sampled_hooks: Sequence[Callable[[mx.array], None]] = (),
     ) -> None:
         if not unfed:
             raise ValueError("a sequence needs at least one token to feed")
@@ -63,7 +61,6 @@ class LoneSequence:
         self._unfed = unfed
         self._sampler = sampler
         self._processors = list(processors)
-        self._sampled_hooks = list(sampled_hooks)
         self._prefill_step_size = prefill_step_size
         self._sampled: mx.array | None = None  # the tokens fed since the prompt, for the processors
         self._ahead: mx.array | None = None
@@ -134,7 +131,4 @@ class LoneSequence:
             context = self._sampled if self._sampled is not None else mx.array([], dtype=mx.uint32)
             for processor in self._processors:
                 logits = processor(context, logits)
-        token = self._sampler(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
-        for hook in self._sampled_hooks:
-            hook(token)
-        return token
+        return self._sampler(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
