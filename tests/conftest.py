@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -50,6 +51,14 @@ def random_model_path(model_cache_dir: Path | None) -> Path:
     from pydantic_mlx.demo import build_random_model
 
     return build_random_model(model_cache_dir)
+
+
+@pytest.fixture(scope="session")
+def random_tokenizer(random_model_path: Path) -> Any:
+    """The random model's mlx-lm tokenizer (the demo model's), loaded once."""
+    from mlx_lm import load
+
+    return load(str(random_model_path))[1]
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ and compares what they return, step by step, on logits wider than the vocabulary
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,13 +48,6 @@ NOTE_CALL = (
 COUNT_CALL = '<tool_call>\n{"name": "count", "arguments": {"n": 12, "unit": "pears"}}\n</tool_call>'
 
 
-@pytest.fixture(scope="module")
-def tokenizer(random_model_path: Path) -> Any:
-    from mlx_lm import load
-
-    return load(str(random_model_path))[1]
-
-
 def _forced(
     tokenizer: Any, tools: list[dict[str, Any]], device_masks: int | None = None
 ) -> GrammarLogitsProcessor:
@@ -89,10 +81,10 @@ def _width(tokenizer: Any) -> int:
     return len(tokenizer.get_vocab()) + 40  # padding rows past the vocabulary: never allowed
 
 
-def test_a_kept_mask_equals_one_built_fresh_and_repeated_masks_are_kept_once(tokenizer: Any) -> None:
-    width = _width(tokenizer)
-    kept = _Feed(tokenizer, _forced(tokenizer, [NOTE]), NOTE_CALL, width)
-    fresh = _Feed(tokenizer, _forced(tokenizer, [NOTE], device_masks=0), NOTE_CALL, width)
+def test_a_kept_mask_equals_one_built_fresh_and_repeated_masks_are_kept_once(random_tokenizer: Any) -> None:
+    width = _width(random_tokenizer)
+    kept = _Feed(random_tokenizer, _forced(random_tokenizer, [NOTE]), NOTE_CALL, width)
+    fresh = _Feed(random_tokenizer, _forced(random_tokenizer, [NOTE], device_masks=0), NOTE_CALL, width)
     kept_outputs, fresh_outputs = kept.all(), fresh.all()
     assert kept_outputs == fresh_outputs
     # Every step was masked, the sampled token allowed and the padding rows not.
@@ -105,10 +97,10 @@ def test_a_kept_mask_equals_one_built_fresh_and_repeated_masks_are_kept_once(tok
     assert fresh.processor._biases == {}  # pyright: ignore[reportPrivateUsage]
 
 
-def test_the_kept_masks_are_bounded_and_the_least_recently_used_go_first(tokenizer: Any) -> None:
-    width = _width(tokenizer)
-    kept = _Feed(tokenizer, _forced(tokenizer, [NOTE], device_masks=3), NOTE_CALL, width)
-    fresh = _Feed(tokenizer, _forced(tokenizer, [NOTE], device_masks=0), NOTE_CALL, width)
+def test_the_kept_masks_are_bounded_and_the_least_recently_used_go_first(random_tokenizer: Any) -> None:
+    width = _width(random_tokenizer)
+    kept = _Feed(random_tokenizer, _forced(random_tokenizer, [NOTE], device_masks=3), NOTE_CALL, width)
+    fresh = _Feed(random_tokenizer, _forced(random_tokenizer, [NOTE], device_masks=0), NOTE_CALL, width)
     biases = kept.processor._biases  # pyright: ignore[reportPrivateUsage]
     distinct: list[bytes] = []
     for i in range(len(kept.tokens)):
@@ -122,13 +114,15 @@ def test_the_kept_masks_are_bounded_and_the_least_recently_used_go_first(tokeniz
     assert len(distinct) > 3  # the call had more distinct masks than are kept: some were dropped
 
 
-def test_processors_of_different_tool_sets_keep_their_own_masks(tokenizer: Any) -> None:
+def test_processors_of_different_tool_sets_keep_their_own_masks(random_tokenizer: Any) -> None:
     # Interleaved on one thread, as a batch steps its sequences: each gets its own grammar's masks.
-    width = _width(tokenizer)
-    note = _Feed(tokenizer, _forced(tokenizer, [NOTE]), NOTE_CALL, width)
-    count = _Feed(tokenizer, _forced(tokenizer, [COUNT]), COUNT_CALL, width)
-    note_fresh = _Feed(tokenizer, _forced(tokenizer, [NOTE], device_masks=0), NOTE_CALL, width)
-    count_fresh = _Feed(tokenizer, _forced(tokenizer, [COUNT], device_masks=0), COUNT_CALL, width)
+    width = _width(random_tokenizer)
+    note = _Feed(random_tokenizer, _forced(random_tokenizer, [NOTE]), NOTE_CALL, width)
+    count = _Feed(random_tokenizer, _forced(random_tokenizer, [COUNT]), COUNT_CALL, width)
+    note_fresh = _Feed(random_tokenizer, _forced(random_tokenizer, [NOTE], device_masks=0), NOTE_CALL, width)
+    count_fresh = _Feed(
+        random_tokenizer, _forced(random_tokenizer, [COUNT], device_masks=0), COUNT_CALL, width
+    )
     for i in range(max(len(note.tokens), len(count.tokens))):
         if i < len(note.tokens):
             assert note.step(i) == note_fresh.step(i)
@@ -142,10 +136,10 @@ def test_processors_of_different_tool_sets_keep_their_own_masks(tokenizer: Any) 
     assert note.processor.problems == [] and count.processor.problems == []
 
 
-def test_a_kept_mask_follows_the_logits_dtype(tokenizer: Any) -> None:
-    width = _width(tokenizer)
-    processor = _forced(tokenizer, [COUNT])
-    tokens = tokenizer.encode(COUNT_CALL, add_special_tokens=False)
+def test_a_kept_mask_follows_the_logits_dtype(random_tokenizer: Any) -> None:
+    width = _width(random_tokenizer)
+    processor = _forced(random_tokenizer, [COUNT])
+    tokens = random_tokenizer.encode(COUNT_CALL, add_special_tokens=False)
     prompt = [1, 2, 3]
     processor(mx.array(prompt), mx.zeros((1, width), dtype=mx.float32))
     halves = processor(mx.array(prompt + tokens[:1]), mx.zeros((1, width), dtype=mx.float16))

@@ -22,29 +22,12 @@ import mlx.core as mx
 from pydantic_mlx._generation import sampled_hooks, with_sampled_hooks
 from pydantic_mlx.constrained import tool_call_processor
 from pydantic_mlx.constrained._decoding import GrammarLogitsProcessor
+from test_constrained_device_masks import NOTE
 
-NOTE = {
-    "type": "function",
-    "function": {
-        "name": "write_note",
-        "parameters": {
-            "type": "object",
-            "properties": {"title": {"type": "string"}, "body": {"type": "string"}},
-            "required": ["title", "body"],
-        },
-    },
-}
 TEXT_THEN_CALL = (
     'Sure, I will write it down.\n<tool_call>\n{"name": "write_note", "arguments": '
     '{"title": "plumber", "body": "call about the sink"}}\n</tool_call>'
 )
-
-
-@pytest.fixture(scope="module")
-def tokenizer(random_model_path: Path) -> Any:
-    from mlx_lm import load
-
-    return load(str(random_model_path))[1]
 
 
 @pytest.fixture(autouse=True)
@@ -70,14 +53,14 @@ def _outputs(
 
 @pytest.mark.parametrize("required", [True, False], ids=["forced", "lazy"])
 def test_told_tokens_give_the_same_masks_as_tokens_read_from_the_context(
-    tokenizer: Any, required: bool
+    random_tokenizer: Any, required: bool
 ) -> None:
     text = TEXT_THEN_CALL.split("\n", 1)[1] if required else TEXT_THEN_CALL
-    tokens = [*tokenizer.encode(text, add_special_tokens=False), tokenizer.eos_token_id]
-    width = len(tokenizer.get_vocab()) + 8
+    tokens = [*random_tokenizer.encode(text, add_special_tokens=False), random_tokenizer.eos_token_id]
+    width = len(random_tokenizer.get_vocab()) + 8
 
     def make() -> GrammarLogitsProcessor:
-        return tool_call_processor(tokenizer, "hermes", [NOTE], required=required, parallel=False)
+        return tool_call_processor(random_tokenizer, "hermes", [NOTE], required=required, parallel=False)
 
     read, told = make(), make()
     expected = _outputs(read, tokens, width, told=False)
@@ -91,9 +74,9 @@ def test_told_tokens_give_the_same_masks_as_tokens_read_from_the_context(
 
 
 def test_the_told_token_is_followed_off_the_decoding_thread_and_counted_without_a_next_step(
-    tokenizer: Any, monkeypatch: pytest.MonkeyPatch
+    random_tokenizer: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    processor = tool_call_processor(tokenizer, "hermes", [NOTE], required=False, parallel=False)
+    processor = tool_call_processor(random_tokenizer, "hermes", [NOTE], required=False, parallel=False)
     threads: set[int] = set()
     follow = GrammarLogitsProcessor._follow  # pyright: ignore[reportPrivateUsage]
 
@@ -102,8 +85,8 @@ def test_the_told_token_is_followed_off_the_decoding_thread_and_counted_without_
         follow(self, tokens)
 
     monkeypatch.setattr(GrammarLogitsProcessor, "_follow", recording)
-    opening = tokenizer.encode("Sure.\n<tool_call>", add_special_tokens=False)
-    logits = mx.zeros((1, len(tokenizer.get_vocab())))
+    opening = random_tokenizer.encode("Sure.\n<tool_call>", add_special_tokens=False)
+    logits = mx.zeros((1, len(random_tokenizer.get_vocab())))
     for i, token in enumerate(opening):
         processor(mx.array([1, *opening[:i]]), logits)
         processor.sampled(mx.array([token]))
@@ -113,13 +96,13 @@ def test_the_told_token_is_followed_off_the_decoding_thread_and_counted_without_
 
 
 def test_on_the_cpu_backend_a_told_token_is_read_by_the_next_call(
-    tokenizer: Any, monkeypatch: pytest.MonkeyPatch
+    random_tokenizer: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(GrammarLogitsProcessor, "worker", None)
     assert mx.default_device() == mx.cpu  # (this suite runs on MLX's CPU backend)
-    processor = tool_call_processor(tokenizer, "hermes", [NOTE], required=False, parallel=False)
-    opening = tokenizer.encode("Sure.\n<tool_call>", add_special_tokens=False)
-    logits = mx.zeros((1, len(tokenizer.get_vocab())))
+    processor = tool_call_processor(random_tokenizer, "hermes", [NOTE], required=False, parallel=False)
+    opening = random_tokenizer.encode("Sure.\n<tool_call>", add_special_tokens=False)
+    logits = mx.zeros((1, len(random_tokenizer.get_vocab())))
     processor(mx.array([1]), logits)
     for i, token in enumerate(opening):
         processor.sampled(mx.array([token]))
@@ -128,17 +111,17 @@ def test_on_the_cpu_backend_a_told_token_is_read_by_the_next_call(
     assert processor.regions == 1 and processor.constraining
 
 
-def test_a_decoder_that_shows_fewer_tokens_than_it_told_is_refused(tokenizer: Any) -> None:
-    processor = tool_call_processor(tokenizer, "hermes", [NOTE], required=True, parallel=False)
-    logits = mx.zeros((1, len(tokenizer.get_vocab())))
+def test_a_decoder_that_shows_fewer_tokens_than_it_told_is_refused(random_tokenizer: Any) -> None:
+    processor = tool_call_processor(random_tokenizer, "hermes", [NOTE], required=True, parallel=False)
+    logits = mx.zeros((1, len(random_tokenizer.get_vocab())))
     processor(mx.array([1, 2]), logits)
-    processor.sampled(mx.array([tokenizer.encode("<tool_call>", add_special_tokens=False)[0]]))
+    processor.sampled(mx.array([random_tokenizer.encode("<tool_call>", add_special_tokens=False)[0]]))
     with pytest.raises(RuntimeError, match="every sampled token must be shown"):
         processor(mx.array([1, 2]), logits)
 
 
 def test_generation_with_told_tokens_samples_what_it_samples_without(
-    tokenizer: Any, random_model_path: Path
+    random_tokenizer: Any, random_model_path: Path
 ) -> None:
     """Real generation (random weights, temperature 1, mlx-lm's generate_step): the same seed gives
     the same tokens whether the processor is told each token or reads it, and the call is valid."""
@@ -146,10 +129,10 @@ def test_generation_with_told_tokens_samples_what_it_samples_without(
     from mlx_lm.generate import generate_step
 
     model, _ = load(str(random_model_path))
-    prompt = mx.array(tokenizer.encode("Write a note.", add_special_tokens=False))
+    prompt = mx.array(random_tokenizer.encode("Write a note.", add_special_tokens=False))
 
     def generate(told: bool, seed: int) -> tuple[list[int], GrammarLogitsProcessor]:
-        processor = tool_call_processor(tokenizer, "hermes", [NOTE], required=True, parallel=False)
+        processor = tool_call_processor(random_tokenizer, "hermes", [NOTE], required=True, parallel=False)
         key = mx.random.key(seed)
 
         def sample(logprobs: mx.array) -> mx.array:
